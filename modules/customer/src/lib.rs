@@ -1,0 +1,151 @@
+//! The customer data module: registers customers and keeps their details. It is the only place
+//! that holds customer data, so that it can be erased.
+
+use customer_contract::{CustomerCommand, CustomerEvent, CustomerId};
+use serde::{Deserialize, Serialize};
+use tramline::runtime::{CommandGateway, RuntimeError};
+use tramline::{Aggregate, App};
+
+pub use customer_contract as contract;
+
+/// One customer.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    details: Option<Details>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Details {
+    name: String,
+    email: String,
+}
+
+/// Why the customer module rejects a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomerError {
+    /// Register for an ID that is taken.
+    #[error("customer {0} is already registered")]
+    AlreadyRegistered(CustomerId),
+    /// A command for a customer that does not exist.
+    #[error("customer {0} does not exist")]
+    Unknown(CustomerId),
+    /// An e-mail address without `@` or with spaces.
+    #[error("`{0}` is not an e-mail address")]
+    InvalidEmail(String),
+    /// A blank name.
+    #[error("a customer's name cannot be blank")]
+    BlankName,
+    /// Update with neither a name nor an e-mail.
+    #[error("update of {0} changes nothing: give a name or an e-mail")]
+    NothingToUpdate(CustomerId),
+}
+
+fn valid_name(name: &str) -> Result<(), CustomerError> {
+    if name.trim().is_empty() { Err(CustomerError::BlankName) } else { Ok(()) }
+}
+
+fn valid_email(email: &str) -> Result<(), CustomerError> {
+    let well_formed = matches!(email.split_once('@'), Some((user, domain)) if !user.is_empty() && domain.contains('.'))
+        && !email.contains(char::is_whitespace);
+    if well_formed { Ok(()) } else { Err(CustomerError::InvalidEmail(email.to_owned())) }
+}
+
+impl Aggregate for Customer {
+    type Command = CustomerCommand;
+    type Event = CustomerEvent;
+    type Error = CustomerError;
+    type Services = ();
+
+    fn decide(&self, command: &CustomerCommand, _: &()) -> Result<Vec<CustomerEvent>, CustomerError> {
+        match (command, &self.details) {
+            (CustomerCommand::Register { customer_id, .. }, Some(_)) => Err(CustomerError::AlreadyRegistered(*customer_id)),
+            (CustomerCommand::Register { customer_id, name, email }, None) => {
+                valid_name(name)?;
+                valid_email(email)?;
+                Ok(vec![CustomerEvent::Registered { customer_id: *customer_id, name: name.clone(), email: email.clone() }])
+            }
+            (CustomerCommand::Update { customer_id, .. }, None) => Err(CustomerError::Unknown(*customer_id)),
+            (CustomerCommand::Update { customer_id, name: None, email: None }, Some(_)) => {
+                Err(CustomerError::NothingToUpdate(*customer_id))
+            }
+            (CustomerCommand::Update { customer_id, name, email }, Some(current)) => {
+                let name = name.clone().unwrap_or_else(|| current.name.clone());
+                let email = email.clone().unwrap_or_else(|| current.email.clone());
+                valid_name(&name)?;
+                valid_email(&email)?;
+                Ok(vec![CustomerEvent::Updated { customer_id: *customer_id, name, email }])
+            }
+        }
+    }
+
+    fn evolve(&mut self, event: &CustomerEvent) {
+        match event {
+            CustomerEvent::Registered { name, email, .. } | CustomerEvent::Updated { name, email, .. } => {
+                self.details = Some(Details { name: name.clone(), email: email.clone() });
+            }
+        }
+    }
+}
+
+/// Adds the customer module to an app.
+pub async fn register(app: &mut App) -> Result<CommandGateway<Customer>, RuntimeError> {
+    app.aggregate::<Customer>(()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tramline::ReferenceId;
+    use tramline::testing::AggregateTest;
+
+    fn registered(id: CustomerId) -> CustomerEvent {
+        CustomerEvent::Registered { customer_id: id, name: "Ada".into(), email: "ada@example.org".into() }
+    }
+
+    #[test]
+    fn registers_a_new_customer() {
+        let id = CustomerId::generate();
+        AggregateTest::<Customer>::new()
+            .when(CustomerCommand::Register { customer_id: id, name: "Ada".into(), email: "ada@example.org".into() })
+            .then_events([registered(id)]);
+    }
+
+    #[test]
+    fn rejects_a_second_registration() {
+        let id = CustomerId::generate();
+        AggregateTest::<Customer>::new()
+            .given([registered(id)])
+            .when(CustomerCommand::Register { customer_id: id, name: "Bo".into(), email: "bo@example.org".into() })
+            .then_rejected_with(CustomerError::AlreadyRegistered(id));
+    }
+
+    #[test]
+    fn rejects_bad_details() {
+        let id = CustomerId::generate();
+        AggregateTest::<Customer>::new()
+            .when(CustomerCommand::Register { customer_id: id, name: "Ada".into(), email: "ada at home".into() })
+            .then_rejected_with(CustomerError::InvalidEmail("ada at home".into()));
+        AggregateTest::<Customer>::new()
+            .when(CustomerCommand::Register { customer_id: id, name: "  ".into(), email: "a@b.c".into() })
+            .then_rejected_with(CustomerError::BlankName);
+    }
+
+    #[test]
+    fn updates_keep_unchanged_fields() {
+        let id = CustomerId::generate();
+        AggregateTest::<Customer>::new()
+            .given([registered(id)])
+            .when(CustomerCommand::Update { customer_id: id, name: None, email: Some("ada@new.org".into()) })
+            .then_events([CustomerEvent::Updated { customer_id: id, name: "Ada".into(), email: "ada@new.org".into() }])
+            .and_when(CustomerCommand::Update { customer_id: id, name: None, email: None })
+            .then_rejected_with(CustomerError::NothingToUpdate(id));
+    }
+
+    #[test]
+    fn cannot_update_an_unknown_customer() {
+        let id = CustomerId::generate();
+        AggregateTest::<Customer>::new()
+            .when(CustomerCommand::Update { customer_id: id, name: Some("X".into()), email: None })
+            .then_rejected_with(CustomerError::Unknown(id));
+    }
+}

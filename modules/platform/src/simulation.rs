@@ -1,0 +1,324 @@
+//! A seeded simulation of the ticket shop: customers, products, and orders whose payments the
+//! simulated payment service provider approves or declines. The same seed makes the same
+//! customers, orders and decisions, so the ground truth is known and the summary checks it.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use customer_contract::{CustomerCommand, CustomerId};
+use futures::StreamExt;
+use order_contract::OrderId;
+use payment::{Charge, ChargeDecision, PaymentProvider, ProviderError};
+use payment_contract::PaymentId;
+use product_contract::{Money, ProductCommand, ProductId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reserve::Request;
+use serde::Serialize;
+use ticket::{MailError, MailSender, TicketMail};
+use tramline::ReferenceId;
+use tramline::runtime::RuntimeError;
+use uuid::Uuid;
+
+use crate::Platform;
+
+/// The shape of a simulated run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Simulation {
+    /// Everything random derives from it.
+    pub seed: u64,
+    /// How many customers register.
+    pub customers: usize,
+    /// How many orders they place.
+    pub orders: usize,
+    /// How many reservations are in flight at once.
+    pub concurrency: usize,
+    /// The share of payments the provider declines, in percent.
+    pub decline_percent: u64,
+}
+
+impl Default for Simulation {
+    fn default() -> Self {
+        Simulation { seed: 1, customers: 100, orders: 1000, concurrency: 256, decline_percent: 10 }
+    }
+}
+
+/// The range on sale: name and price in cents.
+const PRODUCTS: [(&str, i64); 5] =
+    [("Single ride", 250), ("Day pass", 800), ("Airport shuttle", 1_200), ("Week pass", 2_900), ("Month pass", 9_900)];
+
+/// A payment service provider that declines a fixed, seeded share of payments, decided by the
+/// payment ID alone: the simulation knows in advance which ones.
+#[derive(Debug, Clone, Copy)]
+pub struct SimulatedProvider {
+    seed: u64,
+    decline_percent: u64,
+}
+
+impl SimulatedProvider {
+    /// Whether this payment will be declined.
+    pub fn declines(&self, payment_id: &PaymentId) -> bool {
+        let id = payment_id.as_uuid().as_u128();
+        splitmix64((id as u64) ^ ((id >> 64) as u64) ^ self.seed) % 100 < self.decline_percent
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[async_trait]
+impl PaymentProvider for SimulatedProvider {
+    async fn charge(&self, charge: &Charge) -> Result<ChargeDecision, ProviderError> {
+        Ok(match self.declines(&charge.payment_id) {
+            true => ChargeDecision::Declined { reason: "card declined (simulated)".into() },
+            false => ChargeDecision::Approved,
+        })
+    }
+}
+
+/// A mail service that counts distinct mails by idempotency key.
+#[derive(Debug, Default)]
+pub struct CountingMailer {
+    keys: Mutex<HashSet<Uuid>>,
+    attempts: AtomicU64,
+}
+
+impl CountingMailer {
+    /// Distinct mails sent.
+    pub fn sent(&self) -> u64 {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).len() as u64
+    }
+
+    /// Calls, repeats included.
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl MailSender for CountingMailer {
+    async fn send(&self, mail: &TicketMail) -> Result<(), MailError> {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).insert(mail.idempotency_key);
+        Ok(())
+    }
+}
+
+/// What a run produced, with the ground truth it is checked against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Orders the simulation placed successfully.
+    pub reservations: u64,
+    /// Reservations refused by a module.
+    pub reservations_rejected: u64,
+    /// OrderPlaced events.
+    pub orders_placed: u64,
+    /// PaymentCompleted events.
+    pub payments_completed: u64,
+    /// PaymentCancelled events.
+    pub payments_cancelled: u64,
+    /// Payments the provider was set to decline (ground truth).
+    pub payments_declined_expected: u64,
+    /// OrderConfirmed events.
+    pub orders_confirmed: u64,
+    /// OrderCancelled events.
+    pub orders_cancelled: u64,
+    /// TicketIssued events.
+    pub tickets_issued: u64,
+    /// Orders with more than one ticket (must be 0).
+    pub orders_with_several_tickets: u64,
+    /// Distinct ticket mails.
+    pub tickets_mailed: u64,
+    /// Revenue in accounting, which joined after the run (cents).
+    pub accounting_revenue: i64,
+    /// The sum of the totals of confirmed orders, from order history (cents).
+    pub confirmed_revenue: i64,
+    /// Records in dead-letter topics (must be 0).
+    pub dead_letters: u64,
+    /// Seconds from the first order until every module was quiet.
+    pub elapsed_s: f64,
+    /// Orders through the whole chain per second.
+    pub orders_per_s: f64,
+}
+
+/// One checked property of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invariant {
+    /// What must hold.
+    pub name: &'static str,
+    /// Whether it held.
+    pub holds: bool,
+    /// The figures compared.
+    pub detail: String,
+}
+
+impl Summary {
+    /// The invariants of a run.
+    pub fn invariants(&self) -> Vec<Invariant> {
+        let check = |name, holds, detail: String| Invariant { name, holds, detail };
+        vec![
+            check(
+                "tickets issued = orders confirmed = payments completed",
+                self.tickets_issued == self.orders_confirmed && self.orders_confirmed == self.payments_completed,
+                format!("{} = {} = {}", self.tickets_issued, self.orders_confirmed, self.payments_completed),
+            ),
+            check(
+                "accounting revenue = sum of confirmed orders",
+                self.accounting_revenue == self.confirmed_revenue,
+                format!("{} = {}", Money::cents(self.accounting_revenue), Money::cents(self.confirmed_revenue)),
+            ),
+            check(
+                "orders placed = reservations",
+                self.orders_placed == self.reservations,
+                format!("{} = {}", self.orders_placed, self.reservations),
+            ),
+            check(
+                "payments cancelled = orders cancelled = declines expected",
+                self.payments_cancelled == self.orders_cancelled
+                    && self.orders_cancelled == self.payments_declined_expected,
+                format!("{} = {} = {}", self.payments_cancelled, self.orders_cancelled, self.payments_declined_expected),
+            ),
+            check(
+                "every order settled (confirmed + cancelled = placed)",
+                self.orders_confirmed + self.orders_cancelled == self.orders_placed,
+                format!("{} + {} = {}", self.orders_confirmed, self.orders_cancelled, self.orders_placed),
+            ),
+            check(
+                "no order has two tickets",
+                self.orders_with_several_tickets == 0,
+                format!("{}", self.orders_with_several_tickets),
+            ),
+            check(
+                "one mail per ticket",
+                self.tickets_mailed == self.tickets_issued,
+                format!("{} = {}", self.tickets_mailed, self.tickets_issued),
+            ),
+            check("no dead letters", self.dead_letters == 0, format!("{}", self.dead_letters)),
+        ]
+    }
+
+    /// Whether every invariant holds.
+    pub fn holds(&self) -> bool {
+        self.invariants().iter().all(|i| i.holds)
+    }
+}
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// Setting up customers or products failed.
+    #[error("setting up the simulation failed: {0}")]
+    Setup(String),
+}
+
+fn seeded_id<I: ReferenceId>(rng: &mut StdRng) -> I {
+    I::from_uuid(uuid::Builder::from_random_bytes(rng.random()).into_uuid())
+}
+
+impl Simulation {
+    /// The payment service provider of this simulation.
+    pub fn provider(&self) -> SimulatedProvider {
+        SimulatedProvider { seed: self.seed, decline_percent: self.decline_percent }
+    }
+
+    /// Runs the simulation on a started platform: registers customers and products, places the
+    /// orders, waits until every module is quiet, then adds accounting (which replays the log
+    /// from the beginning) and summarises. `progress` is called with each finished reservation.
+    pub async fn run(
+        &self,
+        platform: &mut Platform,
+        mailer: &CountingMailer,
+        progress: impl Fn(u64),
+    ) -> Result<Summary, SimulationError> {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let customers: Vec<CustomerId> = (0..self.customers.max(1)).map(|_| seeded_id(&mut rng)).collect();
+        let products: Vec<ProductId> = PRODUCTS.iter().map(|_| seeded_id(&mut rng)).collect();
+        self.set_up(platform, &customers, &products).await?;
+
+        let requests: Vec<Request> = (0..self.orders)
+            .map(|_| Request {
+                order_id: seeded_id::<OrderId>(&mut rng),
+                payment_id: seeded_id::<PaymentId>(&mut rng),
+                customer_id: customers[rng.random_range(0..customers.len())],
+                product_id: products[rng.random_range(0..products.len())],
+                quantity: rng.random_range(1..=4),
+            })
+            .collect();
+        let provider = self.provider();
+        let started = Instant::now();
+        let reserve = &platform.reserve;
+        let mut summary = Summary::default();
+        let mut done = 0;
+        let mut results = futures::stream::iter(requests)
+            .map(|request| async move {
+                let declined = provider.declines(&request.payment_id);
+                (reserve.reserve(request).await, declined)
+            })
+            .buffer_unordered(self.concurrency.max(1));
+        while let Some((result, declined)) = results.next().await {
+            match result {
+                Ok(_) => {
+                    summary.reservations += 1;
+                    summary.payments_declined_expected += u64::from(declined);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "reservation refused");
+                    summary.reservations_rejected += 1;
+                }
+            }
+            done += 1;
+            progress(done);
+        }
+        drop(results);
+        platform.app.settle().await?;
+        let elapsed = started.elapsed();
+
+        let accounting = platform.add_accounting().await?;
+        accounting.caught_up().await?;
+        summary.accounting_revenue = accounting.read(|books| books.total().revenue.as_cents());
+        summary.confirmed_revenue = platform.history.read(|history| history.confirmed_revenue().as_cents());
+        platform.statistics.read(|stats| {
+            summary.orders_placed = stats.orders_placed;
+            summary.payments_completed = stats.payments_completed;
+            summary.payments_cancelled = stats.payments_cancelled;
+            summary.orders_confirmed = stats.orders_confirmed;
+            summary.orders_cancelled = stats.orders_cancelled;
+            summary.tickets_issued = stats.tickets_issued;
+            summary.orders_with_several_tickets = stats.orders_with_several_tickets() as u64;
+        });
+        summary.tickets_mailed = mailer.sent();
+        summary.dead_letters = platform.app.dead_letters().await?;
+        summary.elapsed_s = elapsed.as_secs_f64();
+        summary.orders_per_s = self.orders as f64 / elapsed.max(Duration::from_micros(1)).as_secs_f64();
+        Ok(summary)
+    }
+
+    async fn set_up(&self, platform: &Platform, customers: &[CustomerId], products: &[ProductId]) -> Result<(), SimulationError> {
+        let registrations = customers.iter().enumerate().map(|(i, customer_id)| {
+            platform.customers.send(CustomerCommand::Register {
+                customer_id: *customer_id,
+                name: format!("Customer {i}"),
+                email: format!("customer{i}@example.org"),
+            })
+        });
+        for result in futures::stream::iter(registrations).buffer_unordered(self.concurrency.max(1)).collect::<Vec<_>>().await {
+            result.map_err(|e| SimulationError::Setup(e.to_string()))?;
+        }
+        for ((name, cents), product_id) in PRODUCTS.iter().zip(products) {
+            let create = ProductCommand::Create { product_id: *product_id, name: (*name).into(), price: Money::cents(*cents) };
+            platform.products.send(create).await.map_err(|e| SimulationError::Setup(e.to_string()))?;
+        }
+        platform.reserve.catalog().caught_up().await?;
+        Ok(())
+    }
+}

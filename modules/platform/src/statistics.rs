@@ -1,0 +1,71 @@
+//! Counts of what happened on the platform, for the summary and its invariants.
+
+use std::collections::HashMap;
+
+use order_contract::{OrderEvent, OrderId};
+use payment_contract::PaymentEvent;
+use product_contract::Money;
+use ticket_contract::TicketEvent;
+use tramline::{Envelope, Handle, Projection};
+
+/// Counts of events by type, and tickets per order.
+#[derive(Debug, Default, Projection)]
+#[projection(name = "platform-statistics", subscribe(OrderEvent, PaymentEvent, TicketEvent))]
+pub struct Statistics {
+    /// OrderPlaced events.
+    pub orders_placed: u64,
+    /// OrderConfirmed events.
+    pub orders_confirmed: u64,
+    /// OrderCancelled events.
+    pub orders_cancelled: u64,
+    /// PaymentCreated events.
+    pub payments_created: u64,
+    /// PaymentCompleted events.
+    pub payments_completed: u64,
+    /// PaymentCancelled events.
+    pub payments_cancelled: u64,
+    /// TicketIssued events.
+    pub tickets_issued: u64,
+    /// The sum of the totals of OrderConfirmed events.
+    pub confirmed_revenue: Money,
+    /// Tickets issued per order.
+    pub tickets_per_order: HashMap<OrderId, u32>,
+}
+
+impl Statistics {
+    /// Orders that got more than one ticket.
+    pub fn orders_with_several_tickets(&self) -> usize {
+        self.tickets_per_order.values().filter(|n| **n > 1).count()
+    }
+}
+
+impl Handle<OrderEvent> for Statistics {
+    fn handle(&mut self, event: &Envelope<OrderEvent>) {
+        match event.payload {
+            OrderEvent::Placed { .. } => self.orders_placed += 1,
+            OrderEvent::Confirmed { total, .. } => {
+                self.orders_confirmed += 1;
+                self.confirmed_revenue += total;
+            }
+            OrderEvent::Cancelled { .. } => self.orders_cancelled += 1,
+        }
+    }
+}
+
+impl Handle<PaymentEvent> for Statistics {
+    fn handle(&mut self, event: &Envelope<PaymentEvent>) {
+        match event.payload {
+            PaymentEvent::Created { .. } => self.payments_created += 1,
+            PaymentEvent::Completed { .. } => self.payments_completed += 1,
+            PaymentEvent::Cancelled { .. } => self.payments_cancelled += 1,
+        }
+    }
+}
+
+impl Handle<TicketEvent> for Statistics {
+    fn handle(&mut self, event: &Envelope<TicketEvent>) {
+        let TicketEvent::Issued { order_id, .. } = event.payload;
+        self.tickets_issued += 1;
+        *self.tickets_per_order.entry(order_id).or_default() += 1;
+    }
+}

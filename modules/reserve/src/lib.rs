@@ -1,0 +1,162 @@
+//! Reserve, a function module: one call that checks the customer and the product, places the
+//! order and starts its payment, and says clearly which step refused.
+//!
+//! It owns no entities. It knows customers and prices from its own read model ([`Catalog`]),
+//! folded from the customer and product modules' events, and sends commands to the order and
+//! payment modules.
+
+use std::collections::{HashMap, HashSet};
+
+use customer_contract::{CustomerEvent, CustomerId};
+use order::{Order, OrderError};
+use order_contract::{OrderCommand, OrderId};
+use payment::{PaymentError, Payments};
+use payment_contract::PaymentId;
+use product_contract::{Money, ProductEvent, ProductId};
+use tramline::runtime::{CommandError, CommandGateway, ProjectionHandle, RuntimeError};
+use tramline::{App, Envelope, Handle, Projection, ReferenceId};
+
+/// The customers and prices reserve knows.
+#[derive(Debug, Default, Projection)]
+#[projection(name = "reserve-catalog", subscribe(CustomerEvent, ProductEvent))]
+pub struct Catalog {
+    customers: HashSet<CustomerId>,
+    prices: HashMap<ProductId, Money>,
+}
+
+impl Handle<CustomerEvent> for Catalog {
+    fn handle(&mut self, event: &Envelope<CustomerEvent>) {
+        if let CustomerEvent::Registered { customer_id, .. } = event.payload {
+            self.customers.insert(customer_id);
+        }
+    }
+}
+
+impl Handle<ProductEvent> for Catalog {
+    fn handle(&mut self, event: &Envelope<ProductEvent>) {
+        match event.payload {
+            ProductEvent::Created { product_id, price, .. } | ProductEvent::Priced { product_id, price } => {
+                self.prices.insert(product_id, price);
+            }
+        }
+    }
+}
+
+/// A request to reserve tickets. The IDs are the caller's, so that a retry is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The order to place.
+    pub order_id: OrderId,
+    /// Its payment.
+    pub payment_id: PaymentId,
+    /// Who.
+    pub customer_id: CustomerId,
+    /// What.
+    pub product_id: ProductId,
+    /// How many.
+    pub quantity: u32,
+}
+
+impl Request {
+    /// A request with new order and payment IDs.
+    pub fn new(customer_id: CustomerId, product_id: ProductId, quantity: u32) -> Self {
+        Request { order_id: OrderId::generate(), payment_id: PaymentId::generate(), customer_id, product_id, quantity }
+    }
+}
+
+/// A reservation whose payment has started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// The placed order.
+    pub order_id: OrderId,
+    /// Its payment, waiting for the payment service provider.
+    pub payment_id: PaymentId,
+    /// What it costs.
+    pub total: Money,
+}
+
+/// Which step refused a reservation.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    /// The customer is not registered.
+    #[error("cannot reserve: customer {0} is not registered")]
+    UnknownCustomer(CustomerId),
+    /// The product is not on sale.
+    #[error("cannot reserve: product {0} is not on sale")]
+    UnknownProduct(ProductId),
+    /// The order module refused the order.
+    #[error("cannot reserve: the order was not placed: {0}")]
+    Order(CommandError<OrderError>),
+    /// The payment module refused the payment; the order stays unpaid.
+    #[error("cannot reserve: order {order_id} was placed but its payment was not started: {error}")]
+    Payment {
+        /// The order that was placed.
+        order_id: OrderId,
+        /// Why the payment was refused.
+        error: CommandError<PaymentError>,
+    },
+}
+
+/// The reserve function.
+#[derive(Debug, Clone)]
+pub struct Reserve {
+    catalog: ProjectionHandle<Catalog>,
+    orders: CommandGateway<Order>,
+    payments: Payments,
+}
+
+impl Reserve {
+    /// Reserves: checks, places the order, starts the payment.
+    pub async fn reserve(&self, request: Request) -> Result<Reservation, ReserveError> {
+        let Request { order_id, payment_id, customer_id, product_id, quantity } = request;
+        let price = self.catalog.read(|catalog| {
+            if !catalog.customers.contains(&customer_id) {
+                return Err(ReserveError::UnknownCustomer(customer_id));
+            }
+            catalog.prices.get(&product_id).copied().ok_or(ReserveError::UnknownProduct(product_id))
+        })?;
+        let place = OrderCommand::Place { order_id, customer_id, product_id, quantity, unit_price: price };
+        let placed = self.orders.send(place).await.map_err(ReserveError::Order)?;
+        let total = price * quantity;
+        self.payments
+            .start(payment_id, order_id, total, &placed.positions())
+            .await
+            .map_err(|error| ReserveError::Payment { order_id, error })?;
+        Ok(Reservation { order_id, payment_id, total })
+    }
+
+    /// The read model of customers and prices.
+    pub fn catalog(&self) -> &ProjectionHandle<Catalog> {
+        &self.catalog
+    }
+}
+
+/// Adds reserve to an app, on top of the order and payment modules.
+pub async fn register(
+    app: &mut App,
+    orders: CommandGateway<Order>,
+    payments: Payments,
+) -> Result<Reserve, RuntimeError> {
+    let catalog = app.projection(Catalog::default()).await?;
+    Ok(Reserve { catalog, orders, payments })
+}
+
+#[cfg(test)]
+mod tests {
+    use tramline::testing::ProjectionTest;
+
+    use super::*;
+
+    #[test]
+    fn the_catalog_knows_registered_customers_and_current_prices() {
+        let (customer_id, product_id) = (CustomerId::generate(), ProductId::generate());
+        ProjectionTest::new(Catalog::default())
+            .given(CustomerEvent::Registered { customer_id, name: "Ada".into(), email: "ada@example.org".into() })
+            .given(ProductEvent::Created { product_id, name: "Ride".into(), price: Money::cents(300) })
+            .given(ProductEvent::Priced { product_id, price: Money::cents(350) })
+            .then(|catalog| {
+                assert!(catalog.customers.contains(&customer_id));
+                assert_eq!(catalog.prices[&product_id], Money::cents(350));
+            });
+    }
+}

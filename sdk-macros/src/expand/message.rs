@@ -1,0 +1,63 @@
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::ext::IdentExt;
+
+use crate::ast::Message;
+
+/// `Message`, and the `Event` or `Command` marker.
+pub fn message(input: &Message) -> TokenStream {
+    let Message {
+        ident, module, key, ..
+    } = input;
+    let name = ident.unraw().to_string();
+    let topic = format!("{}.{}s", module.value(), input.kind.attr());
+    let version = input.version.unwrap_or(1);
+    let marker = format_ident!("{}", input.kind.derive());
+    // Validated: every variant has the key, of one type.
+    let key_ty = input
+        .variants
+        .iter()
+        .find_map(|variant| variant.field(key))
+        .map(|field| &field.ty);
+    let variants = input
+        .variants
+        .iter()
+        .map(|variant| &variant.ident)
+        .collect::<Vec<_>>();
+    let variant_names = input
+        .variants
+        .iter()
+        .map(|variant| variant.ident.unraw().to_string());
+    let type_names = input
+        .variants
+        .iter()
+        .map(|variant| input.type_name(variant))
+        .collect::<Vec<_>>();
+    quote! {
+        impl ::tramline::Message for #ident {
+            const MODULE: &'static str = #module;
+            const TOPIC: &'static str = #topic;
+            const NAME: &'static str = #name;
+            const VERSION: u32 = #version;
+            const TYPES: &'static [::tramline::MessageType] = &[
+                #(::tramline::MessageType { name: #type_names, variant: #variant_names },)*
+            ];
+
+            type Key = #key_ty;
+
+            fn type_name(&self) -> &'static str {
+                match self {
+                    #(Self::#variants { .. } => #type_names,)*
+                }
+            }
+
+            fn key(&self) -> &Self::Key {
+                match self {
+                    #(Self::#variants { #key, .. } => #key,)*
+                }
+            }
+        }
+
+        impl ::tramline::#marker for #ident {}
+    }
+}

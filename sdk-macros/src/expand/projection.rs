@@ -1,0 +1,53 @@
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::{processor_name, subscriptions};
+use crate::ast::Projection;
+
+/// `Projection`, whose `apply` decodes a record with the event enum of its topic and calls that
+/// enum's `Handle` impl.
+pub fn projection(projection: &Projection) -> TokenStream {
+    let ident = &projection.ident;
+    let name = processor_name(projection.name.as_ref(), ident);
+    let subscriptions = subscriptions(&projection.subscribe);
+    // Spanned at the event enum, so that a missing `Handle` impl is reported at `subscribe(...)`.
+    let branches = projection.subscribe.events.iter().map(|event| {
+        quote_spanned! {event.span()=>
+            if &*record.topic == ::tramline::Subscription::of::<#event>().topic {
+                return handle::<Self, #event>(self, record);
+            }
+        }
+    });
+    quote! {
+        impl ::tramline::Projection for #ident {
+            const NAME: &'static str = #name;
+
+            fn subscriptions() -> ::std::vec::Vec<::tramline::Subscription> {
+                #subscriptions
+            }
+
+            fn apply(
+                &mut self,
+                record: &::tramline::log::Record,
+            ) -> ::core::result::Result<(), ::tramline::codec::DecodeError> {
+                // Generic, so that a subscribed type that is not an event is reported by the
+                // `Event` trait's message rather than by every use of `Message` items.
+                fn handle<P: ::tramline::Handle<E>, E: ::tramline::Event>(
+                    projection: &mut P,
+                    record: &::tramline::log::Record,
+                ) -> ::core::result::Result<(), ::tramline::codec::DecodeError> {
+                    let envelope = ::tramline::codec::decode::<E>(record)?;
+                    <P as ::tramline::Handle<E>>::handle(projection, &envelope);
+                    ::core::result::Result::Ok(())
+                }
+
+                #(#branches)*
+                ::core::result::Result::Err(::tramline::codec::DecodeError::NotSubscribed {
+                    position: ::tramline::codec::position_of(record),
+                    processor: #name,
+                })
+            }
+        }
+    }
+}

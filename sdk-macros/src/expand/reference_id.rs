@@ -1,0 +1,95 @@
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ext::IdentExt;
+
+use crate::ast::ReferenceId;
+
+/// `ReferenceId`, and the text form everywhere: `Display`, `Debug`, `FromStr`, serde (a string)
+/// and JSON Schema (a string with the prefix's pattern).
+pub fn reference_id(id: &ReferenceId) -> TokenStream {
+    let ReferenceId { ident, prefix, .. } = id;
+    let name = ident.unraw().to_string();
+    let expecting = format!(
+        "a {name}: `{}_` followed by 32 lowercase hex digits",
+        prefix.value()
+    );
+    let serde = quote!(::tramline::__private::serde);
+    let schemars = quote!(::tramline::__private::schemars);
+    quote! {
+        impl ::tramline::ReferenceId for #ident {
+            const PREFIX: &'static str = #prefix;
+            const NAME: &'static str = #name;
+
+            fn from_uuid(uuid: ::tramline::__private::uuid::Uuid) -> Self {
+                Self(uuid)
+            }
+
+            fn as_uuid(&self) -> &::tramline::__private::uuid::Uuid {
+                &self.0
+            }
+        }
+
+        impl ::core::fmt::Display for #ident {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                ::tramline::__private::format_id(#prefix, &self.0, f)
+            }
+        }
+
+        impl ::core::fmt::Debug for #ident {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                ::core::fmt::Display::fmt(self, f)
+            }
+        }
+
+        impl ::core::str::FromStr for #ident {
+            type Err = ::tramline::ParseIdError;
+
+            fn from_str(s: &str) -> ::core::result::Result<Self, ::tramline::ParseIdError> {
+                ::tramline::__private::parse_id(#name, #prefix, s).map(Self)
+            }
+        }
+
+        impl #serde::Serialize for #ident {
+            fn serialize<S: #serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> #serde::Deserialize<'de> for #ident {
+            fn deserialize<D: #serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                // A visitor borrows the text where the format allows, instead of allocating a String.
+                struct Visitor;
+
+                impl #serde::de::Visitor<'_> for Visitor {
+                    type Value = #ident;
+
+                    fn expecting(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                        f.write_str(#expecting)
+                    }
+
+                    fn visit_str<E: #serde::de::Error>(self, text: &str) -> ::core::result::Result<#ident, E> {
+                        ::core::str::FromStr::from_str(text).map_err(E::custom)
+                    }
+                }
+
+                deserializer.deserialize_str(Visitor)
+            }
+        }
+
+        impl #schemars::JsonSchema for #ident {
+            fn schema_name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(#name)
+            }
+
+            // Qualified by the module, as schemars' own derive does, so that two IDs of the same
+            // name in different modules are different schemas.
+            fn schema_id() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(::core::concat!(::core::module_path!(), "::", #name))
+            }
+
+            fn json_schema(_: &mut #schemars::SchemaGenerator) -> #schemars::Schema {
+                ::tramline::__private::id_schema(#name, #prefix)
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The rules of each derive. Every broken rule is reported, each at the token that breaks it.
+
+use std::fmt::Display;
+
+use quote::ToTokens;
+use syn::{Error, Fields, Generics, Ident, LitStr, Type};
+
+use crate::ast::{Message, Projection, Reaction, ReferenceId};
+use crate::attr::Subscribe;
+
+pub fn reference_id(id: &ReferenceId) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    errors.no_generics(&id.generics, "ReferenceId");
+    let prefix = id.prefix.value();
+    let valid = (1..=8).contains(&prefix.len())
+        && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !valid {
+        let message = "a prefix is 1 to 8 lowercase letters or digits, starting with a letter (`ord`, `pay`, `tk2`)";
+        errors.at(&id.prefix, message);
+    }
+    errors.finish()
+}
+
+pub fn message(input: &Message) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    errors.no_generics(&input.generics, input.kind.derive());
+    errors.lowercase_name(&input.module, "a module name");
+    if input.variants.is_empty() {
+        let (name, attr) = (&input.ident, input.kind.attr());
+        errors.at(
+            name,
+            format!("`{name}` has no variants: it needs one variant per {attr} type"),
+        );
+    }
+    errors.serde(input);
+    errors.keys(input);
+    errors.type_names(input);
+    errors.finish()
+}
+
+pub fn reaction(reaction: &Reaction) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    errors.no_generics(&reaction.generics, "Reaction");
+    errors.lowercase_name(&reaction.module, "a module name");
+    if let Some(name) = &reaction.name {
+        errors.lowercase_name(name, "a reaction name");
+    }
+    errors.subscriptions(&reaction.subscribe);
+    errors.finish()
+}
+
+pub fn projection(projection: &Projection) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    errors.no_generics(&projection.generics, "Projection");
+    if let Some(name) = &projection.name {
+        errors.lowercase_name(name, "a projection name");
+    }
+    errors.subscriptions(&projection.subscribe);
+    errors.finish()
+}
+
+fn same_tokens(a: &impl ToTokens, b: &impl ToTokens) -> bool {
+    a.to_token_stream().to_string() == b.to_token_stream().to_string()
+}
+
+/// The errors found so far.
+#[derive(Default)]
+struct Errors(Option<Error>);
+
+impl Errors {
+    fn at(&mut self, tokens: impl ToTokens, message: impl Display) {
+        self.push(Error::new_spanned(tokens, message));
+    }
+
+    fn push(&mut self, error: Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+
+    fn no_generics(&mut self, generics: &Generics, derive: &str) {
+        if !generics.params.is_empty() {
+            self.at(
+                generics,
+                format!("derive({derive}) does not support generic parameters"),
+            );
+        }
+    }
+
+    /// serde must name each variant by its Rust name and write its fields only, as the codec
+    /// expects.
+    fn serde(&mut self, input: &Message) {
+        let attr = input.kind.attr();
+        let on_enum = input.serde.iter().filter(|key| {
+            ["rename_all", "tag", "content", "untagged"]
+                .iter()
+                .any(|k| key.is_ident(k))
+        });
+        let on_variants = input
+            .variants
+            .iter()
+            .flat_map(|variant| &variant.serde)
+            .filter(|key| key.is_ident("rename"));
+        for key in on_enum.chain(on_variants) {
+            let message = format!(
+                "`#[serde({})]` does not apply to a tramline {attr}: the type name on the log comes from the \
+                 variant name and travels in a header, the payload being the variant's fields; to choose the \
+                 type name, write `#[{attr}(rename = \"...\")]` on the variant",
+                key.to_token_stream()
+            );
+            self.at(key, message);
+        }
+    }
+
+    /// Every variant has named fields, among them the key, of one type in all variants.
+    fn keys(&mut self, input: &Message) {
+        let (key, attr, name) = (&input.key, input.kind.attr(), &input.ident);
+        let mut first: Option<(&Type, &Ident)> = None;
+        for variant in &input.variants {
+            let ident = &variant.ident;
+            match (&variant.fields, variant.field(key)) {
+                (Fields::Named(_), Some(field)) => match first {
+                    None => first = Some((&field.ty, ident)),
+                    Some((ty, first)) if !same_tokens(ty, &field.ty) => {
+                        let (ty, here) = (ty.to_token_stream(), field.ty.to_token_stream());
+                        let message = format!(
+                            "the key `{key}` has type `{here}` here but `{ty}` in `{first}`; \
+                             every {attr} of `{name}` is keyed by one reference ID type"
+                        );
+                        self.at(&field.ty, message);
+                    }
+                    Some(_) => {}
+                },
+                (Fields::Named(_), None) => {
+                    self.at(
+                        ident,
+                        format!("variant `{ident}` has no field `{key}`, the key of every {attr}"),
+                    );
+                }
+                (fields, _) => {
+                    let message = format!(
+                        "variant `{ident}` must have named fields, one of them the key: `{ident} {{ {key}: ..., ... }}`"
+                    );
+                    match fields {
+                        Fields::Unit => self.at(ident, message),
+                        _ => self.at(fields, message),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Type names are unique, each reported at its `rename` or else at its variant.
+    fn type_names(&mut self, input: &Message) {
+        let attr = input.kind.attr();
+        let mut seen: Vec<(String, &Ident)> = Vec::new();
+        for variant in &input.variants {
+            let type_name = input.type_name(variant);
+            let at = match &variant.rename {
+                Some(rename) => rename.to_token_stream(),
+                None => variant.ident.to_token_stream(),
+            };
+            if type_name.is_empty() {
+                self.at(at, "a type name cannot be empty");
+            } else if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == type_name) {
+                let message = format!(
+                    "variant `{first}` already has the type name `{type_name}`; \
+                     give this one another with `#[{attr}(rename = \"...\")]`"
+                );
+                self.at(at, message);
+            }
+            seen.push((type_name, &variant.ident));
+        }
+    }
+
+    /// Module and processor names end up in topic and consumer group names.
+    fn lowercase_name(&mut self, name: &LitStr, what: &str) {
+        let value = name.value();
+        let valid = value.starts_with(|c: char| c.is_ascii_lowercase())
+            && value
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            let message = format!(
+                "{what} is a lowercase letter, then lowercase letters, digits or `-` (`gift-card`)"
+            );
+            self.at(name, message);
+        }
+    }
+
+    fn subscriptions(&mut self, subscribe: &Subscribe) {
+        if subscribe.events.is_empty() {
+            let message =
+                "`subscribe()` names no event enum: `subscribe(PaymentEvent, OrderEvent)`";
+            self.push(Error::new(subscribe.span, message));
+        }
+        for (i, event) in subscribe.events.iter().enumerate() {
+            if subscribe.events[..i]
+                .iter()
+                .any(|earlier| same_tokens(earlier, event))
+            {
+                let event_name = event.to_token_stream();
+                self.at(event, format!("`{event_name}` is subscribed to twice"));
+            }
+        }
+    }
+}

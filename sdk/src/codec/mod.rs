@@ -1,0 +1,274 @@
+//! Envelopes to records and back: the JSON payload of the message type, and CloudEvents
+//! headers (Kafka protocol binding, binary mode).
+//!
+//! The record's value is the JSON of the variant's fields only (`{"payment_id": "pay_…"}`); the
+//! type travels in `ce_type`, the key in the record key and `ce_subject`.
+
+mod variant;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use uuid::Uuid;
+
+use crate::log::{Header, OutRecord, Record};
+use crate::model::{Envelope, Message, Position};
+
+/// CloudEvents and tramline header names.
+pub mod headers {
+    /// CloudEvents spec version (`1.0`).
+    pub const SPEC_VERSION: &str = "ce_specversion";
+    /// The message id (UUIDv7).
+    pub const ID: &str = "ce_id";
+    /// The owning module.
+    pub const SOURCE: &str = "ce_source";
+    /// The message type (`PaymentCompleted`).
+    pub const TYPE: &str = "ce_type";
+    /// Event time, RFC 3339.
+    pub const TIME: &str = "ce_time";
+    /// The key: the reference ID of the entity.
+    pub const SUBJECT: &str = "ce_subject";
+    /// Schema version of the payload (extension attribute).
+    pub const SCHEMA_VERSION: &str = "ce_schemaversion";
+    /// Correlation id (extension attribute).
+    pub const CORRELATION_ID: &str = "ce_correlationid";
+    /// Causation id (extension attribute).
+    pub const CAUSATION_ID: &str = "ce_causationid";
+    /// W3C trace context (CloudEvents distributed tracing extension).
+    pub const TRACEPARENT: &str = "traceparent";
+    /// Payload media type.
+    pub const CONTENT_TYPE: &str = "content-type";
+}
+
+/// Why a record could not be decoded into an envelope. Names the record's position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A required header is missing or not valid text of the right form.
+    #[error("record {position}: header `{header}` {problem}")]
+    Header {
+        /// The record.
+        position: Position,
+        /// The header name.
+        header: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The type in `ce_type` is not one of the enum's types.
+    #[error("record {position}: unknown {expected} type `{found}`; known types: {known}")]
+    UnknownType {
+        /// The record.
+        position: Position,
+        /// The enum expected on this topic.
+        expected: &'static str,
+        /// The type found.
+        found: String,
+        /// The known types, comma-separated.
+        known: String,
+    },
+    /// The record was written by a newer schema version than this program knows.
+    #[error(
+        "record {position}: `{message_type}` has schema version {found}, this program knows up to {known}; upgrade the reader"
+    )]
+    UnknownVersion {
+        /// The record.
+        position: Position,
+        /// The message type.
+        message_type: String,
+        /// The version on the record.
+        found: u32,
+        /// The newest version known.
+        known: u32,
+    },
+    /// The record has no value (a tombstone) where a message was expected.
+    #[error("record {position}: no value (tombstone) where a message was expected")]
+    Tombstone {
+        /// The record.
+        position: Position,
+    },
+    /// The value is not the JSON of the message type.
+    #[error("record {position}: payload of `{message_type}` is not valid: {problem}")]
+    Payload {
+        /// The record.
+        position: Position,
+        /// The message type.
+        message_type: String,
+        /// The JSON error.
+        problem: String,
+    },
+    /// The record's topic is not one the processor subscribes to.
+    #[error("record {position}: topic is not subscribed by {processor}")]
+    NotSubscribed {
+        /// The record.
+        position: Position,
+        /// The processor that received it.
+        processor: &'static str,
+    },
+}
+
+impl DecodeError {
+    /// Where the record that failed sits.
+    pub fn position(&self) -> &Position {
+        match self {
+            DecodeError::Header { position, .. }
+            | DecodeError::UnknownType { position, .. }
+            | DecodeError::UnknownVersion { position, .. }
+            | DecodeError::Tombstone { position }
+            | DecodeError::Payload { position, .. }
+            | DecodeError::NotSubscribed { position, .. } => position,
+        }
+    }
+}
+
+fn header(name: &'static str, value: impl Into<Bytes>) -> Header {
+    Header { key: Cow::Borrowed(name), value: value.into() }
+}
+
+/// Encodes an envelope as a record for `M::TOPIC`, keyed by the message's reference ID.
+pub fn encode<M: Message>(envelope: &Envelope<M>) -> OutRecord {
+    encode_to(envelope, Arc::from(M::TOPIC))
+}
+
+/// Encodes an envelope as a record for the given topic.
+pub fn encode_to<M: Message>(envelope: &Envelope<M>, topic: Arc<str>) -> OutRecord {
+    let key = Bytes::from(envelope.payload.key().to_string());
+    let value = variant::to_json(&envelope.payload).unwrap_or_else(|error| {
+        // Serialising a derived Serialize into a Vec only fails on a custom impl that errors:
+        // a programming error of the message type, not bad input.
+        panic!("cannot serialise {} as JSON: {error}", M::NAME)
+    });
+    let mut headers = Vec::with_capacity(11);
+    headers.push(header(headers::SPEC_VERSION, Bytes::from_static(b"1.0")));
+    headers.push(header(headers::ID, envelope.id.to_string()));
+    headers.push(header(headers::SOURCE, Bytes::from_static(M::MODULE.as_bytes())));
+    headers.push(header(headers::TYPE, Bytes::from_static(envelope.payload.type_name().as_bytes())));
+    headers.push(header(headers::TIME, envelope.time.to_string()));
+    headers.push(header(headers::SUBJECT, key.clone()));
+    headers.push(header(headers::SCHEMA_VERSION, envelope.version.to_string()));
+    headers.push(header(headers::CORRELATION_ID, envelope.correlation_id.to_string()));
+    if let Some(causation) = envelope.causation_id {
+        headers.push(header(headers::CAUSATION_ID, causation.to_string()));
+    }
+    headers.push(header(headers::CONTENT_TYPE, Bytes::from_static(b"application/json")));
+    OutRecord {
+        topic,
+        partition: None,
+        key: Some(key),
+        value: Some(Bytes::from(value)),
+        headers,
+        timestamp: Some(envelope.time.as_millisecond()),
+    }
+}
+
+/// The position of a record, for errors and envelopes.
+pub fn position_of(record: &Record) -> Position {
+    Position { topic: record.topic.clone(), partition: record.partition, offset: record.offset }
+}
+
+fn text_header<'r>(record: &'r Record, name: &'static str) -> Result<&'r str, DecodeError> {
+    let value = record.header(name).ok_or_else(|| DecodeError::Header {
+        position: position_of(record),
+        header: name,
+        problem: "is missing".into(),
+    })?;
+    std::str::from_utf8(value).map_err(|_| DecodeError::Header {
+        position: position_of(record),
+        header: name,
+        problem: "is not UTF-8".into(),
+    })
+}
+
+fn parsed_header<T: std::str::FromStr>(record: &Record, name: &'static str) -> Result<T, DecodeError>
+where
+    T::Err: std::fmt::Display,
+{
+    let text = text_header(record, name)?;
+    text.parse().map_err(|error: T::Err| DecodeError::Header {
+        position: position_of(record),
+        header: name,
+        problem: format!("`{text}` does not parse: {error}"),
+    })
+}
+
+/// The message type named by a record's `ce_type` header, if it has one.
+pub fn type_of(record: &Record) -> Option<&str> {
+    record.header(headers::TYPE).and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Decodes a record into an envelope of `M`.
+pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
+    let type_name = text_header(record, headers::TYPE)?;
+    let message_type = M::message_type(type_name).ok_or_else(|| DecodeError::UnknownType {
+        position: position_of(record),
+        expected: M::NAME,
+        found: type_name.to_owned(),
+        known: M::TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
+    })?;
+    let version: u32 = match record.header(headers::SCHEMA_VERSION) {
+        Some(_) => parsed_header(record, headers::SCHEMA_VERSION)?,
+        None => 1,
+    };
+    if version > M::VERSION {
+        return Err(DecodeError::UnknownVersion {
+            position: position_of(record),
+            message_type: type_name.to_owned(),
+            found: version,
+            known: M::VERSION,
+        });
+    }
+    let value = record.value.as_ref().ok_or_else(|| DecodeError::Tombstone { position: position_of(record) })?;
+    let payload: M = variant::from_json(message_type.variant, value).map_err(|error| DecodeError::Payload {
+        position: position_of(record),
+        message_type: type_name.to_owned(),
+        problem: error.to_string(),
+    })?;
+    let id: Uuid = parsed_header(record, headers::ID)?;
+    let time: Timestamp = parsed_header(record, headers::TIME)?;
+    let correlation_id = match record.header(headers::CORRELATION_ID) {
+        Some(_) => parsed_header(record, headers::CORRELATION_ID)?,
+        None => id,
+    };
+    let causation_id = match record.header(headers::CAUSATION_ID) {
+        Some(_) => Some(parsed_header(record, headers::CAUSATION_ID)?),
+        None => None,
+    };
+    Ok(Envelope {
+        id,
+        time,
+        version,
+        correlation_id,
+        causation_id,
+        position: Some(position_of(record)),
+        payload,
+    })
+}
+
+/// The payload of a message as JSON text: the fields of its variant.
+pub fn payload_json<M: Message>(message: &M) -> serde_json::Result<Vec<u8>> {
+    variant::to_json(message)
+}
+
+/// A message of type `variant` from the JSON of its fields.
+pub fn payload_from_json<M: Message>(variant: &'static str, json: &[u8]) -> serde_json::Result<M> {
+    variant::from_json(variant, json)
+}
+
+/// The identity of a message on a record, read from its headers without decoding the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lineage {
+    /// The message id (`ce_id`).
+    pub id: Uuid,
+    /// Its correlation id (its own id when the header is absent).
+    pub correlation_id: Uuid,
+}
+
+/// The id and correlation id of the message on a record, if its headers carry them.
+pub fn lineage(record: &Record) -> Option<Lineage> {
+    let id: Uuid = std::str::from_utf8(record.header(headers::ID)?).ok()?.parse().ok()?;
+    let correlation_id = record
+        .header(headers::CORRELATION_ID)
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(id);
+    Some(Lineage { id, correlation_id })
+}

@@ -1,0 +1,203 @@
+//! The log port: one trait with Kafka's semantics, so that every backend behaves the same.
+//!
+//! Topics have a fixed number of partitions; a key always lands on the same partition (Kafka's
+//! murmur2); consumer groups keep committed positions; and [`GroupMember::commit`] writes output
+//! records together with the input positions they were computed from, atomically.
+
+pub mod memory;
+mod partitioner;
+mod record;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use partitioner::{murmur2, partition_for};
+pub use record::{Header, OutRecord, Record};
+
+use crate::model::Position;
+
+/// How a topic discards old records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cleanup {
+    /// Records are kept forever (event topics: the source of truth).
+    Keep,
+    /// Only the latest record per key is guaranteed to be kept (state snapshots).
+    Compact,
+}
+
+/// A topic's name, partition count and cleanup policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicSpec {
+    /// The name (`payment.events`).
+    pub name: String,
+    /// The number of partitions, fixed at creation.
+    pub partitions: u32,
+    /// What happens to old records.
+    pub cleanup: Cleanup,
+}
+
+impl TopicSpec {
+    /// A topic that keeps every record.
+    pub fn keep(name: impl Into<String>, partitions: u32) -> Self {
+        TopicSpec { name: name.into(), partitions, cleanup: Cleanup::Keep }
+    }
+
+    /// A compacted topic.
+    pub fn compact(name: impl Into<String>, partitions: u32) -> Self {
+        TopicSpec { name: name.into(), partitions, cleanup: Cleanup::Compact }
+    }
+}
+
+/// One partition of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    /// A topic partition.
+    pub fn new(topic: impl Into<Arc<str>>, partition: u32) -> Self {
+        TopicPartition { topic: topic.into(), partition }
+    }
+
+    /// The position of `offset` in this partition.
+    pub fn at(&self, offset: u64) -> Position {
+        Position { topic: self.topic.clone(), partition: self.partition, offset }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// Where a consumer group starts on a partition it has no committed position for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StartFrom {
+    /// The first record still on the log.
+    Beginning,
+    /// The next record appended after joining.
+    End,
+}
+
+/// What a poll returned: assignment changes first, then records of assigned partitions.
+#[derive(Debug, Default)]
+pub struct Polled {
+    /// Partitions taken from this member since the last poll. Their state must be dropped.
+    pub revoked: Vec<TopicPartition>,
+    /// Partitions given to this member since the last poll. Their state must be restored
+    /// before their records are processed.
+    pub assigned: Vec<TopicPartition>,
+    /// Records, in offset order per partition.
+    pub records: Vec<Record>,
+}
+
+/// Errors of the log port. Each names the topic or group concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The topic does not exist.
+    #[error("topic `{0}` does not exist; create it (runtime start creates the topics it owns)")]
+    UnknownTopic(String),
+    /// A partition outside the topic's range.
+    #[error("topic `{topic}` has {partitions} partitions; partition {partition} does not exist")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The requested partition.
+        partition: u32,
+        /// The topic's partition count.
+        partitions: u32,
+    },
+    /// An existing topic has another partition count than requested.
+    #[error("topic `{topic}` exists with {existing} partitions, but {requested} were requested")]
+    PartitionMismatch {
+        /// The topic.
+        topic: String,
+        /// Its partition count.
+        existing: u32,
+        /// The requested count.
+        requested: u32,
+    },
+    /// This member lost partitions to another one (a rebalance) or left the group: the write was
+    /// not applied.
+    #[error("group `{group}`: this member was fenced ({reason}); nothing of the write was applied")]
+    Fenced {
+        /// The consumer group.
+        group: String,
+        /// Why.
+        reason: String,
+    },
+    /// The backend failed (I/O, broker, database).
+    #[error("log backend failed: {0}")]
+    Backend(String),
+    /// The log was closed.
+    #[error("the log is closed")]
+    Closed,
+}
+
+/// The event log: topics, appends, and consumer groups.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Creates a topic, or checks that an existing one has the requested partition count.
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError>;
+
+    /// The partition count of a topic, or `None` when it does not exist.
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError>;
+
+    /// Appends records outside any consumer group. Records without a partition go to the
+    /// partition of their key. Returns each record's position, in order.
+    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError>;
+
+    /// Reads up to `max` records of one partition from `offset` on, outside any group.
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError>;
+
+    /// The offset the next record appended to the partition will get (the high watermark).
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError>;
+
+    /// The position committed by a group for a partition, if any.
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError>;
+
+    /// Joins a consumer group subscribed to `topics`. Partitions are shared among the group's
+    /// members; each is read from the group's committed position, or from `start`.
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError>;
+}
+
+/// A member of a consumer group.
+#[async_trait]
+pub trait GroupMember: Send {
+    /// Waits up to `timeout` for records (at most `max`) or for an assignment change.
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError>;
+
+    /// The partitions currently assigned to this member.
+    fn assignment(&self) -> Vec<TopicPartition>;
+
+    /// Whether the group has handed this member its assignment yet (possibly an empty one).
+    fn has_assignment(&self) -> bool;
+
+    /// The offset of the next record this member will receive from an assigned partition.
+    fn position(&self, partition: &TopicPartition) -> Option<u64>;
+
+    /// Moves every assigned partition back to the group's committed position (or the start),
+    /// after a write that failed: the records since then will be received again.
+    async fn rewind(&mut self) -> Result<(), LogError>;
+
+    /// Appends `outputs` and commits `positions` (the next offset to read, per partition) as one
+    /// atomic write: all become visible together or none does. Returns the outputs' positions.
+    async fn commit(
+        &mut self,
+        outputs: Vec<OutRecord>,
+        positions: Vec<(TopicPartition, u64)>,
+    ) -> Result<Vec<Position>, LogError>;
+
+    /// Leaves the group; its partitions go to the remaining members.
+    async fn leave(self: Box<Self>) -> Result<(), LogError>;
+}
+
+/// A shared handle to any log.
+pub type SharedLog = Arc<dyn EventLog>;

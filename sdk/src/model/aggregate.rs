@@ -1,0 +1,35 @@
+//! The write side of a data module: `decide` and `evolve`, pure and synchronous.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Command, Event, Message};
+
+/// The state of one entity of a data module and the rules that change it.
+///
+/// `decide` turns a command into events (or a rejection) without changing anything; `evolve`
+/// applies an event. Both are pure: no I/O, no clock, no log. The runtime keeps one writer per
+/// entity, so `decide` always sees the latest state.
+///
+/// `Services` is what `decide` may consult besides the entity (a read model of another module's
+/// references, say); use `()` when there is nothing.
+pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The commands the module accepts.
+    type Command: Command;
+    /// The events the module publishes, keyed by the same reference ID as its commands.
+    type Event: Event<Key = <Self::Command as Message>::Key>;
+    /// Why a command is rejected.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Read-only context for `decide`.
+    type Services: Send + Sync + 'static;
+
+    /// Decides what happens when `command` arrives at this entity in its current state.
+    fn decide(
+        &self,
+        command: &Self::Command,
+        services: &Self::Services,
+    ) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Applies an event that happened to this entity.
+    fn evolve(&mut self, event: &Self::Event);
+}

@@ -1,0 +1,106 @@
+//! Events and commands: enums whose variants are message types, each keyed by a reference ID.
+
+use std::fmt::Debug;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::ReferenceId;
+
+/// One message type of a message enum: `PaymentCompleted` is the variant `Completed` of
+/// `PaymentEvent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageType {
+    /// The type name on the log (the CloudEvents `type`): `PaymentCompleted`.
+    pub name: &'static str,
+    /// The enum variant it is carried by: `Completed`.
+    pub variant: &'static str,
+}
+
+/// What events and commands have in common: an enum of message types owned by one module,
+/// carried on one topic, each message keyed by the reference ID of the entity it is about.
+///
+/// Implemented by `#[derive(Event)]` and `#[derive(Command)]`; not written by hand.
+pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+    /// The owning module (`payment`).
+    const MODULE: &'static str;
+    /// The topic the messages are carried on (`payment.events`, `payment.commands`).
+    const TOPIC: &'static str;
+    /// The Rust name of the enum (`PaymentEvent`), for messages and diagrams.
+    const NAME: &'static str;
+    /// The schema version written with every message; raised when the payload changes shape.
+    const VERSION: u32;
+    /// Every message type of the enum, in declaration order.
+    const TYPES: &'static [MessageType];
+
+    /// The reference ID that keys the messages (and so picks their partition).
+    type Key: ReferenceId;
+
+    /// The type name of this message (`PaymentCompleted`).
+    fn type_name(&self) -> &'static str;
+
+    /// The entity this message is about.
+    fn key(&self) -> &Self::Key;
+
+    /// The message type with this name, if the enum has one.
+    fn message_type(name: &str) -> Option<&'static MessageType> {
+        Self::TYPES.iter().find(|t| t.name == name)
+    }
+}
+
+/// An immutable fact, in the past tense, owned by one module and published on
+/// `<module>.events`.
+///
+/// ```
+/// use tramline::{Event, ReferenceId};
+/// # use serde::{Deserialize, Serialize};
+/// # use schemars::JsonSchema;
+/// #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// #[reference(prefix = "pay")]
+/// pub struct PaymentId(uuid::Uuid);
+///
+/// #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+/// #[event(module = "payment", key = payment_id)]
+/// pub enum PaymentEvent {
+///     Completed { payment_id: PaymentId },
+///     #[event(rename = "PaymentVoided")]
+///     Cancelled { payment_id: PaymentId, reason: String },
+/// }
+///
+/// use tramline::Message;
+/// let id = PaymentId::generate();
+/// assert_eq!(PaymentEvent::Completed { payment_id: id }.type_name(), "PaymentCompleted");
+/// assert_eq!(PaymentEvent::TOPIC, "payment.events");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tramline event, so nothing publishes it",
+    note = "derive it on the owning module's event enum: `#[derive(tramline::Event)] #[event(module = \"...\", key = id_field)]`"
+)]
+pub trait Event: Message {}
+
+/// A request to a module to change one entity, sent on `<module>.commands`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tramline command",
+    note = "derive it on the module's command enum: `#[derive(tramline::Command)] #[command(module = \"...\", key = id_field)]`"
+)]
+pub trait Command: Message {}
+
+/// A processor's declared interest in one event enum, hence one topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subscription {
+    /// The module that publishes the events.
+    pub module: &'static str,
+    /// The topic they are carried on.
+    pub topic: &'static str,
+    /// The Rust name of the event enum.
+    pub event: &'static str,
+    /// The event types of the enum.
+    pub types: &'static [MessageType],
+}
+
+impl Subscription {
+    /// The subscription to every event type of `E`.
+    pub fn of<E: Event>() -> Self {
+        Subscription { module: E::MODULE, topic: E::TOPIC, event: E::NAME, types: E::TYPES }
+    }
+}

@@ -1,0 +1,105 @@
+//! Typed references to entities: `ord_0193…` for an `OrderId`.
+
+use std::fmt;
+use std::hash::Hash;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// A typed ID of an entity, owned by one module and referenced by others.
+///
+/// Derive it on a newtype over [`Uuid`]: `#[derive(ReferenceId)] #[reference(prefix = "ord")]`.
+/// The text form is the prefix, an underscore and the UUID as 32 lowercase hex digits
+/// (`ord_0193b1a2c3d47e8f9a0b1c2d3e4f5a6b`); it is the record key on the log, the serde form and
+/// the `Display`/`FromStr` form.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a reference ID",
+    note = "derive it on a newtype over a Uuid: `#[derive(tramline::ReferenceId)] #[reference(prefix = \"abc\")]`"
+)]
+pub trait ReferenceId:
+    Clone
+    + Eq
+    + Hash
+    + fmt::Display
+    + fmt::Debug
+    + FromStr<Err = ParseIdError>
+    + Serialize
+    + DeserializeOwned
+    + JsonSchema
+    + Send
+    + Sync
+    + 'static
+{
+    /// The prefix of the text form, without the underscore (`ord`).
+    const PREFIX: &'static str;
+    /// The Rust name of the ID type, for messages (`OrderId`).
+    const NAME: &'static str;
+
+    /// Wraps an existing UUID.
+    fn from_uuid(uuid: Uuid) -> Self;
+
+    /// The UUID inside.
+    fn as_uuid(&self) -> &Uuid;
+
+    /// A new, time-ordered ID (UUIDv7).
+    fn generate() -> Self {
+        Self::from_uuid(Uuid::now_v7())
+    }
+
+    /// The ID of this type that corresponds one-to-one to another entity's ID (the ticket of an
+    /// order): same UUID, this type's prefix. Deterministic, so a retried reaction targets the
+    /// same entity.
+    fn derived_from<R: ReferenceId>(other: &R) -> Self {
+        Self::from_uuid(*other.as_uuid())
+    }
+}
+
+/// A string that is not a valid reference ID of the expected type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {id_type} `{input}`: {problem}; expected `{prefix}_` followed by 32 lowercase hex digits")]
+pub struct ParseIdError {
+    /// The ID type that was expected (`OrderId`).
+    pub id_type: &'static str,
+    /// The expected prefix (`ord`).
+    pub prefix: &'static str,
+    /// The text that failed to parse.
+    pub input: String,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+/// Writes `prefix_hex`; used by the derived `Display`.
+#[doc(hidden)]
+pub fn format_id(prefix: &str, uuid: &Uuid, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut buf = Uuid::encode_buffer();
+    f.write_str(prefix)?;
+    f.write_str("_")?;
+    f.write_str(uuid.simple().encode_lower(&mut buf))
+}
+
+/// Parses `prefix_hex`; used by the derived `FromStr`.
+#[doc(hidden)]
+pub fn parse_id(id_type: &'static str, prefix: &'static str, input: &str) -> Result<Uuid, ParseIdError> {
+    let error = |problem| ParseIdError { id_type, prefix, input: input.to_owned(), problem };
+    let rest = input
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .ok_or_else(|| error("wrong or missing prefix"))?;
+    if rest.len() != 32 || !rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(error("the part after the prefix is not 32 lowercase hex digits"));
+    }
+    Uuid::try_parse(rest).map_err(|_| error("the part after the prefix is not a UUID"))
+}
+
+/// The JSON Schema of a reference ID: a string with its pattern.
+#[doc(hidden)]
+pub fn id_schema(id_type: &str, prefix: &str) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": format!("^{prefix}_[0-9a-f]{{32}}$"),
+        "description": format!("A reference to an entity: {id_type}"),
+    })
+}

@@ -1,0 +1,185 @@
+//! How a caller sends a command to a data module and gets its outcome: accepted with its events
+//! (and their positions on the log), or rejected with the module's error. Outcomes are revealed
+//! only after the module's atomic write has been committed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::codec;
+use crate::log::{EventLog, LogError};
+use crate::model::{Aggregate, Clock, Envelope, Message};
+
+/// A command the module accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted<E> {
+    /// The events it produced, with their positions on the log. Empty for a duplicate.
+    pub events: Vec<Envelope<E>>,
+    /// The command id had been applied before; nothing was applied again.
+    pub duplicate: bool,
+}
+
+impl<E> Accepted<E> {
+    /// The positions of the events, for "wait until caught up" on a projection.
+    pub fn positions(&self) -> Vec<crate::model::Position> {
+        self.events.iter().filter_map(|e| e.position.clone()).collect()
+    }
+}
+
+/// Why a command did not lead to an accepted outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E> {
+    /// The module rejected the command; nothing was applied.
+    #[error("rejected: {0}")]
+    Rejected(E),
+    /// The command could not be written to the log.
+    #[error("command not sent: {0}")]
+    Log(#[from] LogError),
+    /// No outcome arrived in time.
+    #[error("no outcome for command {id} on `{topic}` within {timeout:?}: is the `{module}` module running?")]
+    Timeout {
+        /// The command id.
+        id: Uuid,
+        /// The commands topic.
+        topic: &'static str,
+        /// The module.
+        module: &'static str,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+    /// The module's processor stopped before answering.
+    #[error("the `{module}` module stopped before answering command {id}")]
+    Stopped {
+        /// The command id.
+        id: Uuid,
+        /// The module.
+        module: &'static str,
+    },
+    /// The command could not be processed (it is in the module's dead-letter topic).
+    #[error("command {id} failed: {reason}; it was dead-lettered")]
+    Failed {
+        /// The command id.
+        id: Uuid,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl<E> CommandError<E> {
+    /// The module's error, when the command was rejected.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            CommandError::Rejected(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of one command.
+pub type Outcome<A> =
+    Result<Accepted<<A as Aggregate>::Event>, CommandError<<A as Aggregate>::Error>>;
+
+/// Callers waiting for outcomes, by command id. Shared by the gateways and the processor.
+pub(crate) struct Replies<A: Aggregate> {
+    waiting: Mutex<HashMap<Uuid, oneshot::Sender<Outcome<A>>>>,
+}
+
+impl<A: Aggregate> Replies<A> {
+    pub(crate) fn new() -> Self {
+        Replies { waiting: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, oneshot::Sender<Outcome<A>>>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn expect(&self, id: Uuid) -> oneshot::Receiver<Outcome<A>> {
+        let (sender, receiver) = oneshot::channel();
+        self.lock().insert(id, sender);
+        receiver
+    }
+
+    fn forget(&self, id: &Uuid) {
+        self.lock().remove(id);
+    }
+
+    /// Hands an outcome to its caller, if one is waiting in this process.
+    pub(crate) fn reply(&self, id: &Uuid, outcome: impl FnOnce() -> Outcome<A>) {
+        if let Some(sender) = self.lock().remove(id) {
+            let _ = sender.send(outcome());
+        }
+    }
+}
+
+/// Sends commands to one data module. Cheap to clone.
+pub struct CommandGateway<A: Aggregate> {
+    replies: Arc<Replies<A>>,
+    log: Arc<dyn EventLog>,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+}
+
+impl<A: Aggregate> Clone for CommandGateway<A> {
+    fn clone(&self) -> Self {
+        CommandGateway {
+            replies: self.replies.clone(),
+            log: self.log.clone(),
+            clock: self.clock.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl<A: Aggregate> std::fmt::Debug for CommandGateway<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandGateway").field("topic", &<A::Command as Message>::TOPIC).finish()
+    }
+}
+
+impl<A: Aggregate> CommandGateway<A> {
+    pub(crate) fn new(
+        replies: Arc<Replies<A>>,
+        log: Arc<dyn EventLog>,
+        clock: Arc<dyn Clock>,
+        timeout: Duration,
+    ) -> Self {
+        CommandGateway { replies, log, clock, timeout }
+    }
+
+    /// Sends a command that starts a new flow and waits for its outcome.
+    pub async fn send(&self, command: A::Command) -> Outcome<A> {
+        self.send_envelope(Envelope::new(command, self.clock.now())).await
+    }
+
+    /// Sends a command caused by another message (same correlation id) and waits for its outcome.
+    pub async fn send_caused_by<C>(&self, command: A::Command, cause: &Envelope<C>) -> Outcome<A> {
+        self.send_envelope(Envelope::caused_by(command, cause, self.clock.now())).await
+    }
+
+    /// Sends a command in its envelope (its id is the deduplication key) and waits for its
+    /// outcome. Sending the same envelope twice applies it once.
+    pub async fn send_envelope(&self, envelope: Envelope<A::Command>) -> Outcome<A> {
+        let id = envelope.id;
+        let outcome = self.replies.expect(id);
+        if let Err(error) = self.log.append(vec![codec::encode(&envelope)]).await {
+            self.replies.forget(&id);
+            return Err(CommandError::Log(error));
+        }
+        match tokio::time::timeout(self.timeout, outcome).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(CommandError::Stopped { id, module: <A::Command as Message>::MODULE }),
+            Err(_) => {
+                self.replies.forget(&id);
+                Err(CommandError::Timeout {
+                    id,
+                    topic: <A::Command as Message>::TOPIC,
+                    module: <A::Command as Message>::MODULE,
+                    timeout: self.timeout,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! The runtime: processors that connect modules to a log.
+//!
+//! An [`App`] registers data modules ([`App::aggregate`]), reactions ([`App::reaction`]) and
+//! projections ([`App::projection`]); [`App::start`] checks that every subscription has a
+//! publisher and runs each as a task of the one processor loop (see `processor.rs`).
+
+mod aggregate;
+pub mod dead_letter;
+mod gateway;
+mod processor;
+mod progress;
+mod projection;
+mod reaction;
+mod topology;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub use gateway::{Accepted, CommandError, CommandGateway, Outcome};
+pub use projection::ProjectionHandle;
+pub use topology::{ProcessorInfo, ProcessorKind, Topology};
+
+use crate::log::{EventLog, LogError, TopicPartition, TopicSpec};
+use crate::model::{Aggregate, Clock, Message, Position, Projection, Reaction, Subscription, SystemClock};
+use progress::ProgressBoard;
+
+/// Tuning of the runtime. The defaults suit one machine.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Partitions of the topics the app creates.
+    pub partitions: u32,
+    /// The most records a processor handles in one batch (one atomic write).
+    pub batch_size: usize,
+    /// How long a poll waits for records.
+    pub poll_timeout: Duration,
+    /// How often a failing handler is tried before its record is dead-lettered.
+    pub handler_attempts: u32,
+    /// The pause between attempts (multiplied by the attempt number).
+    pub retry_backoff: Duration,
+    /// How long a caller waits for a command's outcome.
+    pub command_timeout: Duration,
+    /// How many command ids an entity remembers to recognise repeats.
+    pub seen_commands: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            partitions: 4,
+            batch_size: 2048,
+            poll_timeout: Duration::from_millis(200),
+            handler_attempts: 3,
+            retry_backoff: Duration::from_millis(20),
+            command_timeout: Duration::from_secs(30),
+            seen_commands: 32,
+        }
+    }
+}
+
+/// Errors of the runtime. Each says which processor, topic or record.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A processor subscribes to events whose topic nobody created.
+    #[error(
+        "`{processor}` subscribes to {event} of module `{module}`, but topic `{topic}` does not exist: register that module (App::aggregate) in this app or start the process that runs it first"
+    )]
+    NoPublisher {
+        /// The subscribing processor.
+        processor: String,
+        /// The event enum.
+        event: &'static str,
+        /// Its module.
+        module: &'static str,
+        /// Its topic.
+        topic: &'static str,
+    },
+    /// An aggregate's command and event enums belong to different modules.
+    #[error("aggregate `{aggregate}`: commands belong to module `{commands}` but events to `{events}`; both must name the same module")]
+    ModuleMismatch {
+        /// The aggregate type.
+        aggregate: &'static str,
+        /// The commands' module.
+        commands: &'static str,
+        /// The events' module.
+        events: &'static str,
+    },
+    /// A data module was registered twice in one app.
+    #[error("module `{0}` is registered twice in this app")]
+    DuplicateModule(&'static str),
+    /// A partition's state could not be restored.
+    #[error("cannot restore state from {position}: {reason}")]
+    Restore {
+        /// The record that failed.
+        position: Position,
+        /// Why.
+        reason: String,
+    },
+    /// A processor's task panicked.
+    #[error("processor `{0}` panicked")]
+    Panicked(String),
+    /// A processor stopped.
+    #[error("processor `{name}` stopped: {source}")]
+    Processor {
+        /// Its consumer group.
+        name: String,
+        /// Why.
+        source: Box<RuntimeError>,
+    },
+}
+
+type Spawn = Box<dyn FnOnce(&App) -> Started + Send>;
+type Task = JoinHandle<Result<(), RuntimeError>>;
+/// A spawned processor and the signal that it has its partitions.
+type Started = (Task, oneshot::Receiver<()>);
+
+/// Modules wired to a log: registers processors, starts them, waits for them to settle, and
+/// shuts them down without losing anything.
+pub struct App {
+    log: Arc<dyn EventLog>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    board: Arc<ProgressBoard>,
+    shutdown: watch::Sender<bool>,
+    /// Processors registered but not started, with their subscriptions to check.
+    waiting: Vec<(String, Vec<Subscription>, Spawn)>,
+    running: Vec<(String, Task)>,
+    /// Consumer group -> topics it reads, for `settle`.
+    reads: HashMap<String, Vec<&'static str>>,
+    topology: Topology,
+    /// The dead-letter topics of the registered processors.
+    dead_letter_topics: Vec<String>,
+    started: bool,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("settings", &self.settings)
+            .field("processors", &self.topology.processors.len())
+            .field("started", &self.started)
+            .finish()
+    }
+}
+
+impl App {
+    /// An app on `log`, with the system clock and default settings.
+    pub fn new(log: Arc<dyn EventLog>) -> Self {
+        App {
+            log,
+            clock: Arc::new(SystemClock),
+            settings: Settings::default(),
+            board: Arc::default(),
+            shutdown: watch::channel(false).0,
+            waiting: Vec::new(),
+            running: Vec::new(),
+            reads: HashMap::new(),
+            topology: Topology::default(),
+            dead_letter_topics: Vec::new(),
+            started: false,
+        }
+    }
+
+    /// Uses another clock (virtual time in tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses other settings.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The log the app runs on.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// The clock the app stamps messages with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The processors registered so far and the flows between them.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    async fn create(&self, spec: TopicSpec) -> Result<(), RuntimeError> {
+        Ok(self.log.create_topic(&spec).await?)
+    }
+
+    async fn create_dead_letters(&mut self, owner: &str) -> Result<(), RuntimeError> {
+        let topic = dead_letter::topic_of(owner);
+        self.create(TopicSpec::keep(topic.clone(), self.settings.partitions)).await?;
+        if !self.dead_letter_topics.contains(&topic) {
+            self.dead_letter_topics.push(topic);
+        }
+        Ok(())
+    }
+
+    /// How many records sit in the dead-letter topics of this app's processors.
+    pub async fn dead_letters(&self) -> Result<u64, RuntimeError> {
+        let mut count = 0;
+        for topic in &self.dead_letter_topics {
+            for partition in 0..self.log.partition_count(topic).await?.unwrap_or(0) {
+                count += self.log.end_offset(&TopicPartition::new(topic.as_str(), partition)).await?;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Registers a data module: creates its topics (`.commands`, `.events`, `.state`, and the
+    /// dead-letter topic) and returns a gateway to send it commands. `services` is what its
+    /// `decide` may consult.
+    pub async fn aggregate<A: Aggregate>(&mut self, services: A::Services) -> Result<CommandGateway<A>, RuntimeError> {
+        let module = <A::Command as Message>::MODULE;
+        if module != <A::Event as Message>::MODULE {
+            return Err(RuntimeError::ModuleMismatch {
+                aggregate: std::any::type_name::<A>(),
+                commands: module,
+                events: <A::Event as Message>::MODULE,
+            });
+        }
+        let group = aggregate::group_of(module);
+        if self.reads.contains_key(&group) {
+            return Err(RuntimeError::DuplicateModule(module));
+        }
+        let partitions = self.settings.partitions;
+        self.create(TopicSpec::keep(<A::Command as Message>::TOPIC, partitions)).await?;
+        self.create(TopicSpec::keep(<A::Event as Message>::TOPIC, partitions)).await?;
+        self.create(TopicSpec::compact(aggregate::state_topic(module), partitions)).await?;
+        self.create_dead_letters(&group).await?;
+        self.check_co_partitioned(module, &[<A::Command as Message>::TOPIC, <A::Event as Message>::TOPIC]).await?;
+
+        let replies = Arc::new(gateway::Replies::new());
+        let gateway =
+            CommandGateway::new(replies.clone(), self.log.clone(), self.clock.clone(), self.settings.command_timeout);
+        let services = Arc::new(services);
+        self.topology.processors.push(ProcessorInfo {
+            kind: ProcessorKind::Aggregate,
+            module: module.to_owned(),
+            name: group.clone(),
+            reads: Vec::new(),
+            commands: None,
+        });
+        self.reads.insert(group.clone(), vec![<A::Command as Message>::TOPIC]);
+        let spawn: Spawn = Box::new(move |app: &App| {
+            let processor =
+                aggregate::AggregateProcessor::<A>::new(services, replies, app.clock.clone(), app.settings.clone());
+            app.spawn(processor)
+        });
+        self.register(group, Vec::new(), spawn).await?;
+        Ok(gateway)
+    }
+
+    /// Registers a reaction. It starts with the app (or at once, if the app runs already).
+    pub async fn reaction<R: Reaction>(&mut self, reaction: R) -> Result<(), RuntimeError> {
+        let group = reaction::group_of::<R>();
+        self.create_dead_letters(&group).await?;
+        let subscriptions = R::subscriptions();
+        let writes_commands = !<R::Command as Message>::TYPES.is_empty();
+        self.topology.processors.push(ProcessorInfo {
+            kind: ProcessorKind::Reaction,
+            module: R::MODULE.to_owned(),
+            name: R::NAME.to_owned(),
+            reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
+            commands: writes_commands.then(|| <R::Command as Message>::MODULE.to_owned()),
+        });
+        self.reads.insert(group.clone(), subscriptions.iter().map(|s| s.topic).collect());
+        let spawn: Spawn = Box::new(move |app: &App| {
+            app.spawn(reaction::ReactionProcessor::new(reaction, app.clock.clone(), app.settings.clone()))
+        });
+        self.register(group, subscriptions, spawn).await
+    }
+
+    /// Registers a projection and returns a handle to read it. It starts with the app (or at
+    /// once, if the app runs already) and reads its topics from the beginning.
+    pub async fn projection<P: Projection>(&mut self, projection: P) -> Result<ProjectionHandle<P>, RuntimeError> {
+        // Each instance reads every partition: a group of its own.
+        let group = format!("{}@{}", P::NAME, Uuid::now_v7().simple());
+        self.create_dead_letters(P::NAME).await?;
+        let subscriptions = P::subscriptions();
+        let topics: Vec<&'static str> = subscriptions.iter().map(|s| s.topic).collect();
+        let state = Arc::new(RwLock::new(projection));
+        let handle = ProjectionHandle {
+            state: state.clone(),
+            group: group.clone(),
+            topics: topics.clone(),
+            board: self.board.clone(),
+            log: self.log.clone(),
+        };
+        self.topology.processors.push(ProcessorInfo {
+            kind: ProcessorKind::Projection,
+            module: P::NAME.to_owned(),
+            name: P::NAME.to_owned(),
+            reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
+            commands: None,
+        });
+        self.reads.insert(group.clone(), topics);
+        let processor_group = group.clone();
+        let spawn: Spawn =
+            Box::new(move |app: &App| app.spawn(projection::ProjectionProcessor::new(state, processor_group)));
+        self.register(group, subscriptions, spawn).await?;
+        Ok(handle)
+    }
+
+    async fn register(&mut self, group: String, subscriptions: Vec<Subscription>, spawn: Spawn) -> Result<(), RuntimeError> {
+        if self.started {
+            self.check_publishers(&group, &subscriptions).await?;
+            let started = spawn(self);
+            self.run(group, started).await?;
+        } else {
+            self.waiting.push((group, subscriptions, spawn));
+        }
+        Ok(())
+    }
+
+    /// Every subscription's topic must exist: a subscription nobody publishes is an error,
+    /// never silence.
+    async fn check_publishers(&self, processor: &str, subscriptions: &[Subscription]) -> Result<(), RuntimeError> {
+        for subscription in subscriptions {
+            if self.log.partition_count(subscription.topic).await?.is_none() {
+                return Err(RuntimeError::NoPublisher {
+                    processor: processor.to_owned(),
+                    event: subscription.event,
+                    module: subscription.module,
+                    topic: subscription.topic,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_co_partitioned(&self, module: &str, topics: &[&str]) -> Result<(), RuntimeError> {
+        let mut counts = Vec::new();
+        for topic in topics {
+            counts.push((topic, self.log.partition_count(topic).await?.unwrap_or(0)));
+        }
+        if let Some((topic, count)) = counts.iter().find(|(_, c)| *c != counts[0].1) {
+            return Err(LogError::PartitionMismatch {
+                topic: format!("{topic} (module {module}, co-partitioned with {})", counts[0].0),
+                existing: *count,
+                requested: counts[0].1,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn spawn<P: processor::Processor>(&self, processor: P) -> Started {
+        let (ready, is_ready) = oneshot::channel();
+        let task = tokio::spawn(processor::run(
+            processor,
+            self.log.clone(),
+            self.settings.clone(),
+            self.board.clone(),
+            self.shutdown.subscribe(),
+            ready,
+        ));
+        (task, is_ready)
+    }
+
+    /// Runs a spawned processor and waits until it holds its partitions, so that nothing
+    /// written after this returns escapes it.
+    async fn run(&mut self, group: String, (task, is_ready): Started) -> Result<(), RuntimeError> {
+        let ready = is_ready.await.is_ok();
+        if !ready {
+            // The task ended before it was assigned: report why.
+            let error = match task.await {
+                Ok(Err(error)) => error,
+                Ok(Ok(())) | Err(_) => RuntimeError::Panicked(group.clone()),
+            };
+            return Err(RuntimeError::Processor { name: group, source: Box::new(error) });
+        }
+        self.running.push((group, task));
+        Ok(())
+    }
+
+    /// Checks every subscription and starts every registered processor.
+    pub async fn start(&mut self) -> Result<(), RuntimeError> {
+        for (group, subscriptions, _) in &self.waiting {
+            self.check_publishers(group, subscriptions).await?;
+        }
+        let started: Vec<_> =
+            std::mem::take(&mut self.waiting).into_iter().map(|(group, _, spawn)| (group, spawn(self))).collect();
+        for (group, started) in started {
+            self.run(group, started).await?;
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    /// Waits until every running processor has processed everything on its topics, including
+    /// what the others wrote meanwhile: the app is quiet. Fails if a processor stopped.
+    pub async fn settle(&self) -> Result<(), RuntimeError> {
+        loop {
+            let ends = self.end_offsets().await?;
+            let mut stopped = None;
+            self.board
+                .wait_until(|board| {
+                    stopped = self.running.iter().find(|(_, task)| task.is_finished()).map(|(g, _)| g.clone());
+                    stopped.is_some()
+                        || ends.iter().all(|(group, tp, end)| {
+                            *end == 0 || board.position(group, tp).is_some_and(|next| next >= *end)
+                        })
+                })
+                .await;
+            if let Some(group) = stopped {
+                return Err(RuntimeError::Processor {
+                    source: Box::new(RuntimeError::Panicked(group.clone())),
+                    name: group,
+                });
+            }
+            if self.end_offsets().await? == ends {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn end_offsets(&self) -> Result<Vec<(String, TopicPartition, u64)>, RuntimeError> {
+        let mut ends = Vec::new();
+        for (group, _) in &self.running {
+            for topic in self.reads.get(group).into_iter().flatten() {
+                let partitions = self.log.partition_count(topic).await?.unwrap_or(0);
+                for partition in 0..partitions {
+                    let tp = TopicPartition::new(*topic, partition);
+                    let end = self.log.end_offset(&tp).await?;
+                    ends.push((group.clone(), tp, end));
+                }
+            }
+        }
+        Ok(ends)
+    }
+
+    /// Stops every processor: each finishes its batch, commits and leaves its group. Returns
+    /// the first error a processor stopped with.
+    pub async fn shutdown(mut self) -> Result<(), RuntimeError> {
+        let _ = self.shutdown.send(true);
+        let mut first_error = None;
+        for (group, task) in self.running.drain(..) {
+            let result = match task.await {
+                Ok(result) => result,
+                Err(_) => Err(RuntimeError::Panicked(group.clone())),
+            };
+            if let Err(error) = result {
+                tracing::error!(group, %error, "processor stopped with an error");
+                first_error.get_or_insert(RuntimeError::Processor { name: group, source: Box::new(error) });
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

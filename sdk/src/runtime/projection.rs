@@ -1,0 +1,126 @@
+//! The projection processor and the handle that reads a projection.
+//!
+//! A projection's state lives in memory and is rebuilt from the beginning of the log when the
+//! process starts: each instance uses a consumer group of its own and reads every partition.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::processor::Processor;
+use super::progress::ProgressBoard;
+use super::{RuntimeError, dead_letter};
+use crate::log::{EventLog, OutRecord, Record, StartFrom, TopicPartition};
+use crate::model::{Position, Projection};
+
+pub(crate) struct ProjectionProcessor<P: Projection> {
+    state: Arc<RwLock<P>>,
+    group: String,
+    dead_letters: Arc<str>,
+}
+
+impl<P: Projection> ProjectionProcessor<P> {
+    pub(crate) fn new(state: Arc<RwLock<P>>, group: String) -> Self {
+        ProjectionProcessor { state, group, dead_letters: Arc::from(dead_letter::topic_of(P::NAME)) }
+    }
+}
+
+impl<P: Projection> Processor for ProjectionProcessor<P> {
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        P::subscriptions().iter().map(|s| s.topic).collect()
+    }
+
+    fn start(&self) -> StartFrom {
+        StartFrom::Beginning
+    }
+
+    async fn assigned(&mut self, _: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
+    fn revoked(&mut self, _: &[TopicPartition]) {}
+
+    async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        for record in records {
+            if let Err(error) = state.apply(record) {
+                outputs.push(dead_letter::letter(&self.dead_letters, P::NAME, record, &error));
+            }
+        }
+    }
+
+    fn committed(&mut self, _: Vec<Position>) {}
+}
+
+/// Read access to a running projection, and "wait until caught up".
+pub struct ProjectionHandle<P> {
+    pub(crate) state: Arc<RwLock<P>>,
+    pub(crate) group: String,
+    pub(crate) topics: Vec<&'static str>,
+    pub(crate) board: Arc<ProgressBoard>,
+    pub(crate) log: Arc<dyn EventLog>,
+}
+
+impl<P> Clone for ProjectionHandle<P> {
+    fn clone(&self) -> Self {
+        ProjectionHandle {
+            state: self.state.clone(),
+            group: self.group.clone(),
+            topics: self.topics.clone(),
+            board: self.board.clone(),
+            log: self.log.clone(),
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for ProjectionHandle<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionHandle").field("group", &self.group).finish()
+    }
+}
+
+impl<P: Projection> ProjectionHandle<P> {
+    /// Reads the projection's current state.
+    pub fn read<T>(&self, read: impl FnOnce(&P) -> T) -> T {
+        read(&self.state.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits until the projection has processed every record up to and including these
+    /// positions (read-your-writes after a command: pass `accepted.positions()`). Positions
+    /// of topics the projection does not read are ignored.
+    pub async fn wait_for(&self, positions: &[Position]) {
+        let wanted: Vec<&Position> =
+            positions.iter().filter(|p| self.topics.iter().any(|t| **t == *p.topic)).collect();
+        self.board
+            .wait_until(|board| {
+                wanted.iter().all(|p| {
+                    let tp = TopicPartition { topic: p.topic.clone(), partition: p.partition };
+                    board.position(&self.group, &tp).is_some_and(|next| next > p.offset)
+                })
+            })
+            .await;
+    }
+
+    /// Waits until the projection has processed everything on its topics at the time of the
+    /// call.
+    pub async fn caught_up(&self) -> Result<(), RuntimeError> {
+        let mut ends = HashMap::new();
+        for topic in &self.topics {
+            let partitions = self.log.partition_count(topic).await?.unwrap_or(0);
+            for partition in 0..partitions {
+                let tp = TopicPartition::new(*topic, partition);
+                let end = self.log.end_offset(&tp).await?;
+                ends.insert(tp, end);
+            }
+        }
+        self.board
+            .wait_until(|board| {
+                ends.iter().all(|(tp, end)| *end == 0 || board.position(&self.group, tp).is_some_and(|p| p >= *end))
+            })
+            .await;
+        Ok(())
+    }
+}
