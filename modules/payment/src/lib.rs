@@ -15,8 +15,9 @@ use order_contract::OrderId;
 use payment_contract::{PaymentCommand, PaymentEvent, PaymentId};
 use product_contract::Money;
 use serde::{Deserialize, Serialize};
-use tramline::runtime::{CommandGateway, Outcome, ProjectionHandle, RuntimeError};
-use tramline::{Aggregate, App, Envelope, Position, React, Reaction};
+use tramline::runtime::{CommandError, CommandGateway, Outcome, ProjectionHandle, RuntimeError};
+use tramline::{Aggregate, App, Envelope, Position, React, Reaction, ReferenceId};
+use uuid::Uuid;
 
 pub use orders_to_pay::{KnownOrder, OrderLookup, OrderStatus, OrdersToPay};
 pub use payment_contract as contract;
@@ -170,11 +171,28 @@ pub struct Payments {
 }
 
 impl Payments {
-    /// Starts the payment of an order placed at `placed` (the positions of its events): waits
-    /// until this module has seen the order, then creates the payment.
-    pub async fn start(&self, payment_id: PaymentId, order_id: OrderId, amount: Money, placed: &[Position]) -> Outcome<Payment> {
-        self.orders.wait_for(placed).await;
-        self.gateway.send(PaymentCommand::Create { payment_id, order_id, amount }).await
+    /// Starts the payment of an order whose events sit at `placed`, as part of the flow of
+    /// `cause`: waits until this module has seen the order, then creates the payment. The
+    /// command's id derives from the payment and the order, so starting the same payment of the
+    /// same order again is recognised as a repeat (and the same payment ID for another order
+    /// is refused).
+    pub async fn start<C>(
+        &self,
+        payment_id: PaymentId,
+        order_id: OrderId,
+        amount: Money,
+        cause: &Envelope<C>,
+        placed: &[Position],
+    ) -> Outcome<Payment> {
+        if placed.is_empty() {
+            // A repeated placement carries no positions: wait for everything on the log.
+            self.orders.caught_up().await.map_err(|e| CommandError::Failed { id: cause.id, reason: e.to_string() })?;
+        } else {
+            self.orders.wait_for(placed).await;
+        }
+        let create = PaymentCommand::Create { payment_id, order_id, amount };
+        let id = Uuid::new_v5(payment_id.as_uuid(), order_id.as_uuid().as_bytes());
+        self.gateway.send_envelope(self.gateway.envelope(create).with_id(id).in_flow_of(cause)).await
     }
 
     /// Sends any payment command.

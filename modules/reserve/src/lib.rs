@@ -15,6 +15,7 @@ use payment_contract::PaymentId;
 use product_contract::{Money, ProductEvent, ProductId};
 use tramline::runtime::{CommandError, CommandGateway, ProjectionHandle, RuntimeError};
 use tramline::{App, Envelope, Handle, Projection, ReferenceId};
+use uuid::Uuid;
 
 /// The customers and prices reserve knows.
 #[derive(Debug, Default, Projection)]
@@ -97,6 +98,16 @@ pub enum ReserveError {
     },
 }
 
+/// The id of a request's place command: the same request gives the same id, another request
+/// for the same order ID another one (which the order module then refuses).
+fn request_id(request: &Request) -> Uuid {
+    let mut name = Vec::with_capacity(36);
+    name.extend_from_slice(request.customer_id.as_uuid().as_bytes());
+    name.extend_from_slice(request.product_id.as_uuid().as_bytes());
+    name.extend_from_slice(&request.quantity.to_le_bytes());
+    Uuid::new_v5(request.order_id.as_uuid(), &name)
+}
+
 /// The reserve function.
 #[derive(Debug, Clone)]
 pub struct Reserve {
@@ -106,7 +117,8 @@ pub struct Reserve {
 }
 
 impl Reserve {
-    /// Reserves: checks, places the order, starts the payment.
+    /// Reserves: checks, places the order, starts the payment. The commands' ids derive from
+    /// the request's IDs, so a retried request is recognised and answers the same reservation.
     pub async fn reserve(&self, request: Request) -> Result<Reservation, ReserveError> {
         let Request { order_id, payment_id, customer_id, product_id, quantity } = request;
         let price = self.catalog.read(|catalog| {
@@ -116,10 +128,11 @@ impl Reserve {
             catalog.prices.get(&product_id).copied().ok_or(ReserveError::UnknownProduct(product_id))
         })?;
         let place = OrderCommand::Place { order_id, customer_id, product_id, quantity, unit_price: price };
-        let placed = self.orders.send(place).await.map_err(ReserveError::Order)?;
+        let place = self.orders.envelope(place).with_id(request_id(&request));
+        let placed = self.orders.send_envelope(place.clone()).await.map_err(ReserveError::Order)?;
         let total = price * quantity;
         self.payments
-            .start(payment_id, order_id, total, &placed.positions())
+            .start(payment_id, order_id, total, &place, &placed.positions())
             .await
             .map_err(|error| ReserveError::Payment { order_id, error })?;
         Ok(Reservation { order_id, payment_id, total })

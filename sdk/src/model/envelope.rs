@@ -63,14 +63,18 @@ impl<M: Message> Envelope<M> {
 
     /// A new envelope caused by another message: same correlation id, causation = its id.
     pub fn caused_by<C>(payload: M, cause: &Envelope<C>, time: Timestamp) -> Self {
-        Envelope {
-            correlation_id: cause.correlation_id,
-            causation_id: Some(cause.id),
-            ..Envelope::new(payload, time)
-        }
+        Envelope::new(payload, time).in_flow_of(cause)
     }
 
-    /// Sets the id (commands derived deterministically from their cause).
+    /// Makes this message part of the flow of `cause`: its correlation id, caused by its id.
+    pub fn in_flow_of<C>(mut self, cause: &Envelope<C>) -> Self {
+        self.correlation_id = cause.correlation_id;
+        self.causation_id = Some(cause.id);
+        self
+    }
+
+    /// Sets the id, for a message whose id derives from something stable (a command that must
+    /// be recognised when repeated). A message that starts a flow is its own correlation id.
     pub fn with_id(mut self, id: Uuid) -> Self {
         if self.causation_id.is_none() {
             self.correlation_id = id;

@@ -291,8 +291,16 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
                 Pending::Duplicate { id } => {
                     self.replies.reply(&id, || Ok(Accepted { events: Vec::new(), duplicate: true }));
                 }
-                Pending::Rejected { id, error } => self.replies.reply(&id, || Err(CommandError::Rejected(error))),
-                Pending::Failed { id, reason } => self.replies.reply(&id, || Err(CommandError::Failed { id, reason })),
+                Pending::Rejected { id, error } => {
+                    // A command nobody waits for (a reaction's) is rejected in silence otherwise.
+                    let message = error.to_string();
+                    if !self.replies.reply(&id, || Err(CommandError::Rejected(error))) {
+                        tracing::info!(group = self.group, command = %id, reason = message, "command rejected");
+                    }
+                }
+                Pending::Failed { id, reason } => {
+                    self.replies.reply(&id, || Err(CommandError::Failed { id, reason }));
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 //! (and their positions on the log), or rejected with the module's error. Outcomes are revealed
 //! only after the module's atomic write has been committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,34 +83,60 @@ pub type Outcome<A> =
     Result<Accepted<<A as Aggregate>::Event>, CommandError<<A as Aggregate>::Error>>;
 
 /// Callers waiting for outcomes, by command id. Shared by the gateways and the processor.
+///
+/// Several callers may wait on one id (the same envelope sent twice): each record of the
+/// command answers the oldest caller still waiting, so the first hears the outcome and the
+/// repeat hears that it was a duplicate.
 pub(crate) struct Replies<A: Aggregate> {
-    waiting: Mutex<HashMap<Uuid, oneshot::Sender<Outcome<A>>>>,
+    waiting: Mutex<Waiting<A>>,
+}
+
+struct Waiting<A: Aggregate> {
+    next_ticket: u64,
+    by_command: HashMap<Uuid, VecDeque<(u64, oneshot::Sender<Outcome<A>>)>>,
 }
 
 impl<A: Aggregate> Replies<A> {
     pub(crate) fn new() -> Self {
-        Replies { waiting: Mutex::new(HashMap::new()) }
+        Replies { waiting: Mutex::new(Waiting { next_ticket: 0, by_command: HashMap::new() }) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, oneshot::Sender<Outcome<A>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting<A>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn expect(&self, id: Uuid) -> oneshot::Receiver<Outcome<A>> {
+    /// Registers a caller; the ticket identifies it for [`Replies::forget`].
+    fn expect(&self, id: Uuid) -> (u64, oneshot::Receiver<Outcome<A>>) {
         let (sender, receiver) = oneshot::channel();
-        self.lock().insert(id, sender);
-        receiver
+        let mut waiting = self.lock();
+        let ticket = waiting.next_ticket;
+        waiting.next_ticket += 1;
+        waiting.by_command.entry(id).or_default().push_back((ticket, sender));
+        (ticket, receiver)
     }
 
-    fn forget(&self, id: &Uuid) {
-        self.lock().remove(id);
-    }
-
-    /// Hands an outcome to its caller, if one is waiting in this process.
-    pub(crate) fn reply(&self, id: &Uuid, outcome: impl FnOnce() -> Outcome<A>) {
-        if let Some(sender) = self.lock().remove(id) {
-            let _ = sender.send(outcome());
+    /// Removes one caller that gave up, and no other.
+    fn forget(&self, id: &Uuid, ticket: u64) {
+        let mut waiting = self.lock();
+        if let Some(callers) = waiting.by_command.get_mut(id) {
+            callers.retain(|(t, _)| *t != ticket);
+            if callers.is_empty() {
+                waiting.by_command.remove(id);
+            }
         }
+    }
+
+    /// Hands an outcome to the oldest caller still waiting for this command in this process.
+    /// Returns whether there was one.
+    pub(crate) fn reply(&self, id: &Uuid, outcome: impl FnOnce() -> Outcome<A>) -> bool {
+        let mut waiting = self.lock();
+        let Some(callers) = waiting.by_command.get_mut(id) else { return false };
+        let caller = std::iter::from_fn(|| callers.pop_front()).find(|(_, sender)| !sender.is_closed());
+        if callers.is_empty() {
+            waiting.by_command.remove(id);
+        }
+        drop(waiting);
+        caller.map(|(_, sender)| sender.send(outcome())).is_some()
     }
 }
 
@@ -151,28 +177,35 @@ impl<A: Aggregate> CommandGateway<A> {
 
     /// Sends a command that starts a new flow and waits for its outcome.
     pub async fn send(&self, command: A::Command) -> Outcome<A> {
-        self.send_envelope(Envelope::new(command, self.clock.now())).await
+        self.send_envelope(self.envelope(command)).await
     }
 
     /// Sends a command caused by another message (same correlation id) and waits for its outcome.
     pub async fn send_caused_by<C>(&self, command: A::Command, cause: &Envelope<C>) -> Outcome<A> {
-        self.send_envelope(Envelope::caused_by(command, cause, self.clock.now())).await
+        self.send_envelope(self.envelope(command).in_flow_of(cause)).await
+    }
+
+    /// A new envelope for a command, stamped with the app's clock, to adjust
+    /// ([`Envelope::with_id`], [`Envelope::in_flow_of`]) and send with
+    /// [`CommandGateway::send_envelope`].
+    pub fn envelope(&self, command: A::Command) -> Envelope<A::Command> {
+        Envelope::new(command, self.clock.now())
     }
 
     /// Sends a command in its envelope (its id is the deduplication key) and waits for its
     /// outcome. Sending the same envelope twice applies it once.
     pub async fn send_envelope(&self, envelope: Envelope<A::Command>) -> Outcome<A> {
         let id = envelope.id;
-        let outcome = self.replies.expect(id);
+        let (ticket, outcome) = self.replies.expect(id);
         if let Err(error) = self.log.append(vec![codec::encode(&envelope)]).await {
-            self.replies.forget(&id);
+            self.replies.forget(&id, ticket);
             return Err(CommandError::Log(error));
         }
         match tokio::time::timeout(self.timeout, outcome).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => Err(CommandError::Stopped { id, module: <A::Command as Message>::MODULE }),
             Err(_) => {
-                self.replies.forget(&id);
+                self.replies.forget(&id, ticket);
                 Err(CommandError::Timeout {
                     id,
                     topic: <A::Command as Message>::TOPIC,

@@ -106,6 +106,9 @@ pub enum RuntimeError {
     /// A processor's task panicked.
     #[error("processor `{0}` panicked")]
     Panicked(String),
+    /// A processor stopped while others waited for it.
+    #[error("processor `{0}` stopped; App::shutdown returns its error")]
+    Stopped(String),
     /// A processor stopped.
     #[error("processor `{name}` stopped: {source}")]
     Processor {
@@ -117,6 +120,18 @@ pub enum RuntimeError {
 }
 
 type Spawn = Box<dyn FnOnce(&App) -> Started + Send>;
+
+/// A processor to start, with what the app records about it.
+struct Registration {
+    group: String,
+    subscriptions: Vec<Subscription>,
+    info: ProcessorInfo,
+    /// The topics it reads, for `settle`.
+    reads: Vec<&'static str>,
+    /// Whose dead-letter topic it writes to.
+    dead_letters: String,
+    spawn: Spawn,
+}
 type Task = JoinHandle<Result<(), RuntimeError>>;
 /// A spawned processor and the signal that it has its partitions.
 type Started = (Task, oneshot::Receiver<()>);
@@ -129,8 +144,8 @@ pub struct App {
     settings: Settings,
     board: Arc<ProgressBoard>,
     shutdown: watch::Sender<bool>,
-    /// Processors registered but not started, with their subscriptions to check.
-    waiting: Vec<(String, Vec<Subscription>, Spawn)>,
+    /// Processors registered but not started.
+    waiting: Vec<(String, ProcessorKind, Vec<Subscription>, Spawn)>,
     running: Vec<(String, Task)>,
     /// Consumer group -> topics it reads, for `settle`.
     reads: HashMap<String, Vec<&'static str>>,
@@ -232,55 +247,63 @@ impl App {
             });
         }
         let group = aggregate::group_of(module);
-        if self.reads.contains_key(&group) {
+        if self.reads.contains_key(&group) || self.waiting.iter().any(|(g, ..)| *g == group) {
             return Err(RuntimeError::DuplicateModule(module));
         }
         let partitions = self.settings.partitions;
         self.create(TopicSpec::keep(<A::Command as Message>::TOPIC, partitions)).await?;
         self.create(TopicSpec::keep(<A::Event as Message>::TOPIC, partitions)).await?;
         self.create(TopicSpec::compact(aggregate::state_topic(module), partitions)).await?;
-        self.create_dead_letters(&group).await?;
         self.check_co_partitioned(module, &[<A::Command as Message>::TOPIC, <A::Event as Message>::TOPIC]).await?;
 
         let replies = Arc::new(gateway::Replies::new());
         let gateway =
             CommandGateway::new(replies.clone(), self.log.clone(), self.clock.clone(), self.settings.command_timeout);
         let services = Arc::new(services);
-        self.topology.processors.push(ProcessorInfo {
-            kind: ProcessorKind::Aggregate,
-            module: module.to_owned(),
-            name: group.clone(),
-            reads: Vec::new(),
-            commands: None,
-        });
-        self.reads.insert(group.clone(), vec![<A::Command as Message>::TOPIC]);
-        let spawn: Spawn = Box::new(move |app: &App| {
-            let processor =
-                aggregate::AggregateProcessor::<A>::new(services, replies, app.clock.clone(), app.settings.clone());
-            app.spawn(processor)
-        });
-        self.register(group, Vec::new(), spawn).await?;
+        self.register(Registration {
+            group: group.clone(),
+            subscriptions: Vec::new(),
+            info: ProcessorInfo {
+                kind: ProcessorKind::Aggregate,
+                module: module.to_owned(),
+                name: group.clone(),
+                reads: Vec::new(),
+                commands: None,
+            },
+            reads: vec![<A::Command as Message>::TOPIC],
+            dead_letters: group,
+            spawn: Box::new(move |app: &App| {
+                let processor =
+                    aggregate::AggregateProcessor::<A>::new(services, replies, app.clock.clone(), app.settings.clone());
+                app.spawn(processor)
+            }),
+        })
+        .await?;
         Ok(gateway)
     }
 
     /// Registers a reaction. It starts with the app (or at once, if the app runs already).
     pub async fn reaction<R: Reaction>(&mut self, reaction: R) -> Result<(), RuntimeError> {
         let group = reaction::group_of::<R>();
-        self.create_dead_letters(&group).await?;
         let subscriptions = R::subscriptions();
         let writes_commands = !<R::Command as Message>::TYPES.is_empty();
-        self.topology.processors.push(ProcessorInfo {
-            kind: ProcessorKind::Reaction,
-            module: R::MODULE.to_owned(),
-            name: R::NAME.to_owned(),
-            reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
-            commands: writes_commands.then(|| <R::Command as Message>::MODULE.to_owned()),
-        });
-        self.reads.insert(group.clone(), subscriptions.iter().map(|s| s.topic).collect());
-        let spawn: Spawn = Box::new(move |app: &App| {
-            app.spawn(reaction::ReactionProcessor::new(reaction, app.clock.clone(), app.settings.clone()))
-        });
-        self.register(group, subscriptions, spawn).await
+        self.register(Registration {
+            group: group.clone(),
+            info: ProcessorInfo {
+                kind: ProcessorKind::Reaction,
+                module: R::MODULE.to_owned(),
+                name: R::NAME.to_owned(),
+                reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
+                commands: writes_commands.then(|| <R::Command as Message>::MODULE.to_owned()),
+            },
+            reads: subscriptions.iter().map(|s| s.topic).collect(),
+            subscriptions,
+            dead_letters: group,
+            spawn: Box::new(move |app: &App| {
+                app.spawn(reaction::ReactionProcessor::new(reaction, app.clock.clone(), app.settings.clone()))
+            }),
+        })
+        .await
     }
 
     /// Registers a projection and returns a handle to read it. It starts with the app (or at
@@ -288,7 +311,6 @@ impl App {
     pub async fn projection<P: Projection>(&mut self, projection: P) -> Result<ProjectionHandle<P>, RuntimeError> {
         // Each instance reads every partition: a group of its own.
         let group = format!("{}@{}", P::NAME, Uuid::now_v7().simple());
-        self.create_dead_letters(P::NAME).await?;
         let subscriptions = P::subscriptions();
         let topics: Vec<&'static str> = subscriptions.iter().map(|s| s.topic).collect();
         let state = Arc::new(RwLock::new(projection));
@@ -299,28 +321,44 @@ impl App {
             board: self.board.clone(),
             log: self.log.clone(),
         };
-        self.topology.processors.push(ProcessorInfo {
-            kind: ProcessorKind::Projection,
-            module: P::NAME.to_owned(),
-            name: P::NAME.to_owned(),
-            reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
-            commands: None,
-        });
-        self.reads.insert(group.clone(), topics);
         let processor_group = group.clone();
-        let spawn: Spawn =
-            Box::new(move |app: &App| app.spawn(projection::ProjectionProcessor::new(state, processor_group)));
-        self.register(group, subscriptions, spawn).await?;
+        self.register(Registration {
+            group,
+            info: ProcessorInfo {
+                kind: ProcessorKind::Projection,
+                module: P::NAME.to_owned(),
+                name: P::NAME.to_owned(),
+                reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
+                commands: None,
+            },
+            reads: topics,
+            subscriptions,
+            dead_letters: P::NAME.to_owned(),
+            spawn: Box::new(move |app: &App| app.spawn(projection::ProjectionProcessor::new(state, processor_group))),
+        })
+        .await?;
         Ok(handle)
     }
 
-    async fn register(&mut self, group: String, subscriptions: Vec<Subscription>, spawn: Spawn) -> Result<(), RuntimeError> {
+    /// Records a processor and starts it if the app runs already. Nothing is recorded when its
+    /// subscriptions cannot be served.
+    async fn register(&mut self, registration: Registration) -> Result<(), RuntimeError> {
+        let Registration { group, subscriptions, info, reads, dead_letters, spawn } = registration;
         if self.started {
             self.check_publishers(&group, &subscriptions).await?;
+        }
+        self.create_dead_letters(&dead_letters).await?;
+        let kind = info.kind;
+        self.topology.processors.push(info);
+        self.reads.insert(group.clone(), reads);
+        if self.started {
             let started = spawn(self);
-            self.run(group, started).await?;
+            self.run(group.clone(), started).await?;
+            if kind == ProcessorKind::Projection {
+                self.catch_up(&[group]).await?;
+            }
         } else {
-            self.waiting.push((group, subscriptions, spawn));
+            self.waiting.push((group, kind, subscriptions, spawn));
         }
         Ok(())
     }
@@ -386,15 +424,23 @@ impl App {
         Ok(())
     }
 
-    /// Checks every subscription and starts every registered processor.
+    /// Checks every subscription and starts every registered processor: projections first,
+    /// which catch up with the log before reactions and data modules start (as Kafka Streams
+    /// restores its state stores before processing), so that `decide` never consults a read
+    /// model that has not yet seen what is on the log.
     pub async fn start(&mut self) -> Result<(), RuntimeError> {
-        for (group, subscriptions, _) in &self.waiting {
+        for (group, _, subscriptions, _) in &self.waiting {
             self.check_publishers(group, subscriptions).await?;
         }
-        let started: Vec<_> =
-            std::mem::take(&mut self.waiting).into_iter().map(|(group, _, spawn)| (group, spawn(self))).collect();
-        for (group, started) in started {
-            self.run(group, started).await?;
+        let (projections, others): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(|(_, kind, ..)| *kind == ProcessorKind::Projection);
+        for batch in [projections, others] {
+            let started: Vec<_> = batch.into_iter().map(|(group, _, _, spawn)| (group, spawn(self))).collect();
+            let groups: Vec<String> = started.iter().map(|(group, _)| group.clone()).collect();
+            for (group, started) in started {
+                self.run(group, started).await?;
+            }
+            self.catch_up(&groups).await?;
         }
         self.started = true;
         Ok(())
@@ -403,33 +449,42 @@ impl App {
     /// Waits until every running processor has processed everything on its topics, including
     /// what the others wrote meanwhile: the app is quiet. Fails if a processor stopped.
     pub async fn settle(&self) -> Result<(), RuntimeError> {
+        let groups: Vec<String> = self.running.iter().map(|(group, _)| group.clone()).collect();
         loop {
-            let ends = self.end_offsets().await?;
-            let mut stopped = None;
-            self.board
-                .wait_until(|board| {
-                    stopped = self.running.iter().find(|(_, task)| task.is_finished()).map(|(g, _)| g.clone());
-                    stopped.is_some()
-                        || ends.iter().all(|(group, tp, end)| {
-                            *end == 0 || board.position(group, tp).is_some_and(|next| next >= *end)
-                        })
-                })
-                .await;
-            if let Some(group) = stopped {
-                return Err(RuntimeError::Processor {
-                    source: Box::new(RuntimeError::Panicked(group.clone())),
-                    name: group,
-                });
-            }
-            if self.end_offsets().await? == ends {
+            let ends = self.end_offsets(&groups).await?;
+            self.wait_for_positions(&ends).await?;
+            if self.end_offsets(&groups).await? == ends {
                 return Ok(());
             }
         }
     }
 
-    async fn end_offsets(&self) -> Result<Vec<(String, TopicPartition, u64)>, RuntimeError> {
+    /// Waits until these processors have processed what is on their topics now.
+    async fn catch_up(&self, groups: &[String]) -> Result<(), RuntimeError> {
+        let ends = self.end_offsets(groups).await?;
+        self.wait_for_positions(&ends).await
+    }
+
+    async fn wait_for_positions(&self, ends: &[(String, TopicPartition, u64)]) -> Result<(), RuntimeError> {
+        let mut stopped = None;
+        self.board
+            .wait_until(|board| {
+                stopped = self.running.iter().find(|(_, task)| task.is_finished()).map(|(g, _)| g.clone());
+                stopped.is_some()
+                    || ends
+                        .iter()
+                        .all(|(group, tp, end)| *end == 0 || board.position(group, tp).is_some_and(|next| next >= *end))
+            })
+            .await;
+        match stopped {
+            Some(group) => Err(RuntimeError::Stopped(group)),
+            None => Ok(()),
+        }
+    }
+
+    async fn end_offsets(&self, groups: &[String]) -> Result<Vec<(String, TopicPartition, u64)>, RuntimeError> {
         let mut ends = Vec::new();
-        for (group, _) in &self.running {
+        for group in groups {
             for topic in self.reads.get(group).into_iter().flatten() {
                 let partitions = self.log.partition_count(topic).await?.unwrap_or(0);
                 for partition in 0..partitions {

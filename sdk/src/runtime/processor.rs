@@ -60,7 +60,11 @@ pub(crate) async fn run<P: Processor>(
         }
         let polled = tokio::select! {
             polled = member.poll(settings.batch_size, settings.poll_timeout) => polled?,
-            _ = shutdown.changed() => continue,
+            // A dropped App stops its processors as a shutdown does.
+            changed = shutdown.changed() => match changed {
+                Ok(()) => continue,
+                Err(_) => break,
+            },
         };
         if !polled.revoked.is_empty() {
             processor.revoked(&polled.revoked);

@@ -18,7 +18,11 @@ pub(crate) struct ProgressBoard {
 impl ProgressBoard {
     pub(crate) fn advance(&self, group: &str, partition: TopicPartition, next: u64) {
         let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = positions.entry(group.to_owned()).or_default().entry(partition).or_default();
+        let group = match positions.get_mut(group) {
+            Some(group) => group,
+            None => positions.entry(group.to_owned()).or_default(),
+        };
+        let slot = group.entry(partition).or_default();
         *slot = (*slot).max(next);
         drop(positions);
         self.changed.notify_waiters();
