@@ -9,8 +9,7 @@ mod variant;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use jiff::Timestamp;
+use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
 use crate::log::{Header, OutRecord, Record};
@@ -121,10 +120,6 @@ impl DecodeError {
     }
 }
 
-fn header(name: &'static str, value: impl Into<Bytes>) -> Header {
-    Header { key: Cow::Borrowed(name), value: value.into() }
-}
-
 /// Encodes an envelope as a record for `M::TOPIC`, keyed by the message's reference ID.
 pub fn encode<M: Message>(envelope: &Envelope<M>) -> OutRecord {
     encode_to(envelope, Arc::from(M::TOPIC))
@@ -132,33 +127,57 @@ pub fn encode<M: Message>(envelope: &Envelope<M>) -> OutRecord {
 
 /// Encodes an envelope as a record for the given topic.
 pub fn encode_to<M: Message>(envelope: &Envelope<M>, topic: Arc<str>) -> OutRecord {
-    let key = Bytes::from(envelope.payload.key().to_string());
     let value = variant::to_json(&envelope.payload).unwrap_or_else(|error| {
         // Serialising a derived Serialize into a Vec only fails on a custom impl that errors:
         // a programming error of the message type, not bad input.
         panic!("cannot serialise {} as JSON: {error}", M::NAME)
     });
-    let mut headers = Vec::with_capacity(11);
+    // Every variable header value is written into one buffer and sliced: one allocation
+    // instead of one per header.
+    let mut text = BytesMut::with_capacity(192);
+    let field = |text: &mut BytesMut, write: &dyn Fn(&mut BytesMut)| {
+        let start = text.len();
+        write(text);
+        start..text.len()
+    };
+    let key = field(&mut text, &|t| write_display(t, envelope.payload.key()));
+    let id = field(&mut text, &|t| write_uuid(t, &envelope.id));
+    let time = field(&mut text, &|t| write_display(t, &envelope.time));
+    let version = field(&mut text, &|t| write_display(t, &envelope.version));
+    let correlation = field(&mut text, &|t| write_uuid(t, &envelope.correlation_id));
+    let causation = envelope.causation_id.map(|c| field(&mut text, &|t| write_uuid(t, &c)));
+    let text = text.freeze();
+    let header = |name: &'static str, value: Bytes| Header { key: Cow::Borrowed(name), value };
+    let mut headers = Vec::with_capacity(10);
     headers.push(header(headers::SPEC_VERSION, Bytes::from_static(b"1.0")));
-    headers.push(header(headers::ID, envelope.id.to_string()));
+    headers.push(header(headers::ID, text.slice(id)));
     headers.push(header(headers::SOURCE, Bytes::from_static(M::MODULE.as_bytes())));
     headers.push(header(headers::TYPE, Bytes::from_static(envelope.payload.type_name().as_bytes())));
-    headers.push(header(headers::TIME, envelope.time.to_string()));
-    headers.push(header(headers::SUBJECT, key.clone()));
-    headers.push(header(headers::SCHEMA_VERSION, envelope.version.to_string()));
-    headers.push(header(headers::CORRELATION_ID, envelope.correlation_id.to_string()));
-    if let Some(causation) = envelope.causation_id {
-        headers.push(header(headers::CAUSATION_ID, causation.to_string()));
+    headers.push(header(headers::TIME, text.slice(time)));
+    headers.push(header(headers::SUBJECT, text.slice(key.clone())));
+    headers.push(header(headers::SCHEMA_VERSION, text.slice(version)));
+    headers.push(header(headers::CORRELATION_ID, text.slice(correlation)));
+    if let Some(causation) = causation {
+        headers.push(header(headers::CAUSATION_ID, text.slice(causation)));
     }
     headers.push(header(headers::CONTENT_TYPE, Bytes::from_static(b"application/json")));
     OutRecord {
         topic,
         partition: None,
-        key: Some(key),
+        key: Some(text.slice(key)),
         value: Some(Bytes::from(value)),
         headers,
         timestamp: Some(envelope.time.as_millisecond()),
     }
+}
+
+fn write_display(text: &mut BytesMut, value: &dyn std::fmt::Display) {
+    use std::fmt::Write;
+    write!(text, "{value}").expect("writing to memory cannot fail");
+}
+
+fn write_uuid(text: &mut BytesMut, uuid: &Uuid) {
+    text.extend_from_slice(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()).as_bytes());
 }
 
 /// The position of a record, for errors and envelopes.
@@ -166,30 +185,31 @@ pub fn position_of(record: &Record) -> Position {
     Position { topic: record.topic.clone(), partition: record.partition, offset: record.offset }
 }
 
-fn text_header<'r>(record: &'r Record, name: &'static str) -> Result<&'r str, DecodeError> {
-    let value = record.header(name).ok_or_else(|| DecodeError::Header {
+fn required_header<'r>(record: &'r Record, name: &'static str) -> Result<&'r [u8], DecodeError> {
+    record.header(name).ok_or_else(|| DecodeError::Header {
         position: position_of(record),
         header: name,
         problem: "is missing".into(),
-    })?;
-    std::str::from_utf8(value).map_err(|_| DecodeError::Header {
-        position: position_of(record),
-        header: name,
-        problem: "is not UTF-8".into(),
     })
 }
 
-fn parsed_header<T: std::str::FromStr>(record: &Record, name: &'static str) -> Result<T, DecodeError>
-where
-    T::Err: std::fmt::Display,
-{
-    let text = text_header(record, name)?;
-    text.parse().map_err(|error: T::Err| DecodeError::Header {
+fn header_error(record: &Record, name: &'static str, value: &[u8], error: &dyn std::fmt::Display) -> DecodeError {
+    DecodeError::Header {
         position: position_of(record),
         header: name,
-        problem: format!("`{text}` does not parse: {error}"),
-    })
+        problem: format!("`{}` does not parse: {error}", String::from_utf8_lossy(value)),
+    }
 }
+
+fn uuid_header(record: &Record, name: &'static str) -> Result<Option<Uuid>, DecodeError> {
+    record
+        .header(name)
+        .map(|value| Uuid::try_parse_ascii(value).map_err(|error| header_error(record, name, value, &error)))
+        .transpose()
+}
+
+/// Parses `ce_time` from bytes, without a UTF-8 pass or an allocation.
+static TIME_PARSER: jiff::fmt::temporal::DateTimeParser = jiff::fmt::temporal::DateTimeParser::new();
 
 /// The message type named by a record's `ce_type` header, if it has one.
 pub fn type_of(record: &Record) -> Option<&str> {
@@ -198,21 +218,26 @@ pub fn type_of(record: &Record) -> Option<&str> {
 
 /// Decodes a record into an envelope of `M`.
 pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
-    let type_name = text_header(record, headers::TYPE)?;
-    let message_type = M::message_type(type_name).ok_or_else(|| DecodeError::UnknownType {
-        position: position_of(record),
-        expected: M::NAME,
-        found: type_name.to_owned(),
-        known: M::TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
+    let type_name = required_header(record, headers::TYPE)?;
+    let message_type = M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| {
+        DecodeError::UnknownType {
+            position: position_of(record),
+            expected: M::NAME,
+            found: String::from_utf8_lossy(type_name).into_owned(),
+            known: M::TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
+        }
     })?;
-    let version: u32 = match record.header(headers::SCHEMA_VERSION) {
-        Some(_) => parsed_header(record, headers::SCHEMA_VERSION)?,
+    let version = match record.header(headers::SCHEMA_VERSION) {
         None => 1,
+        Some(value) => std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| header_error(record, headers::SCHEMA_VERSION, value, &"not a whole number"))?,
     };
     if version > M::VERSION {
         return Err(DecodeError::UnknownVersion {
             position: position_of(record),
-            message_type: type_name.to_owned(),
+            message_type: message_type.name.to_owned(),
             found: version,
             known: M::VERSION,
         });
@@ -220,25 +245,19 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
     let value = record.value.as_ref().ok_or_else(|| DecodeError::Tombstone { position: position_of(record) })?;
     let payload: M = variant::from_json(message_type.variant, value).map_err(|error| DecodeError::Payload {
         position: position_of(record),
-        message_type: type_name.to_owned(),
+        message_type: message_type.name.to_owned(),
         problem: error.to_string(),
     })?;
-    let id: Uuid = parsed_header(record, headers::ID)?;
-    let time: Timestamp = parsed_header(record, headers::TIME)?;
-    let correlation_id = match record.header(headers::CORRELATION_ID) {
-        Some(_) => parsed_header(record, headers::CORRELATION_ID)?,
-        None => id,
-    };
-    let causation_id = match record.header(headers::CAUSATION_ID) {
-        Some(_) => Some(parsed_header(record, headers::CAUSATION_ID)?),
-        None => None,
-    };
+    let id = required_header(record, headers::ID)?;
+    let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
+    let time = required_header(record, headers::TIME)?;
+    let time = TIME_PARSER.parse_timestamp(time).map_err(|error| header_error(record, headers::TIME, time, &error))?;
     Ok(Envelope {
         id,
         time,
         version,
-        correlation_id,
-        causation_id,
+        correlation_id: uuid_header(record, headers::CORRELATION_ID)?.unwrap_or(id),
+        causation_id: uuid_header(record, headers::CAUSATION_ID)?,
         position: Some(position_of(record)),
         payload,
     })
@@ -265,10 +284,8 @@ pub struct Lineage {
 
 /// The id and correlation id of the message on a record, if its headers carry them.
 pub fn lineage(record: &Record) -> Option<Lineage> {
-    let id: Uuid = std::str::from_utf8(record.header(headers::ID)?).ok()?.parse().ok()?;
-    let correlation_id = record
-        .header(headers::CORRELATION_ID)
-        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-        .unwrap_or(id);
+    let id = Uuid::try_parse_ascii(record.header(headers::ID)?).ok()?;
+    let correlation_id =
+        record.header(headers::CORRELATION_ID).and_then(|v| Uuid::try_parse_ascii(v).ok()).unwrap_or(id);
     Some(Lineage { id, correlation_id })
 }
