@@ -21,6 +21,10 @@ pub struct MessageType {
 /// carried on one topic, each message keyed by the reference ID of the entity it is about.
 ///
 /// Implemented by `#[derive(Event)]` and `#[derive(Command)]`; not written by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tramline message (an event or command enum)",
+    note = "derive `tramline::Event` or `tramline::Command` on the module's message enum"
+)]
 pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
     /// The owning module (`payment`).
     const MODULE: &'static str;

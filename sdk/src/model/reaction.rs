@@ -89,6 +89,7 @@ pub enum NoCommand {}
 #[reference(prefix = "none")]
 pub struct NoKey(uuid::Uuid);
 
+#[diagnostic::do_not_recommend]
 impl Message for NoCommand {
     const MODULE: &'static str = "none";
     const TOPIC: &'static str = "none.commands";
@@ -104,4 +105,5 @@ impl Message for NoCommand {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl Command for NoCommand {}

@@ -88,10 +88,14 @@ pub fn parse_id(id_type: &'static str, prefix: &'static str, input: &str) -> Res
         .strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('_'))
         .ok_or_else(|| error("wrong or missing prefix"))?;
-    if rest.len() != 32 || !rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(error("the part after the prefix is not 32 lowercase hex digits"));
+    if rest.len() != 32 {
+        return Err(error("the part after the prefix is not 32 characters long"));
     }
-    Uuid::try_parse(rest).map_err(|_| error("the part after the prefix is not a UUID"))
+    if !rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(error("the part after the prefix has characters other than 0-9 and a-f"));
+    }
+    // 32 lowercase hex digits are always a UUID.
+    Ok(Uuid::try_parse(rest).expect("32 hex digits parse as a UUID"))
 }
 
 /// The JSON Schema of a reference ID: a string with its pattern.
