@@ -59,6 +59,7 @@ pub struct Reaction {
 pub struct Projection {
     pub ident: Ident,
     pub generics: Generics,
+    pub module: Option<LitStr>,
     pub name: Option<LitStr>,
     pub subscribe: Subscribe,
 }
@@ -229,7 +230,7 @@ impl Projection {
             let message = "derive(Projection) goes on the struct of the read model";
             return Err(Error::new(keyword(&input.data), message));
         }
-        let attrs = attr::processor(&input.attrs, "projection", &["name", "subscribe"])?;
+        let attrs = attr::processor(&input.attrs, "projection", &["module", "name", "subscribe"])?;
         let Some(subscribe) = attrs.subscribe else {
             let write = "`#[projection(subscribe(OrderEvent))]`, naming the event enums it folds";
             return Err(missing(
@@ -243,6 +244,7 @@ impl Projection {
         Ok(Projection {
             ident: input.ident.clone(),
             generics: input.generics.clone(),
+            module: attrs.module,
             name: attrs.name,
             subscribe,
         })

@@ -16,7 +16,8 @@ pub struct MessageAttrs {
     pub version: Option<u32>,
 }
 
-/// `#[reaction(...)]` or `#[projection(...)]`; a projection accepts `name` and `subscribe` only.
+/// `#[reaction(...)]` or `#[projection(...)]`; a projection accepts `module`, `name` and
+/// `subscribe` only.
 #[derive(Default)]
 pub struct ProcessorAttrs {
     pub module: Option<LitStr>,

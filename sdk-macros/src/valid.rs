@@ -55,6 +55,9 @@ pub fn reaction(reaction: &Reaction) -> syn::Result<()> {
 pub fn projection(projection: &Projection) -> syn::Result<()> {
     let mut errors = Errors::default();
     errors.no_generics(&projection.generics, "Projection");
+    if let Some(module) = &projection.module {
+        errors.lowercase_name(module, "a module name");
+    }
     if let Some(name) = &projection.name {
         errors.lowercase_name(name, "a projection name");
     }

@@ -120,9 +120,9 @@ impl Handle<PaymentEvent> for OrderHistory {
     }
 }
 
-/// A projection named after its type.
+/// A projection named after its type, inside the `sales` module.
 #[derive(Projection, Default)]
-#[projection(subscribe(Order))]
+#[projection(module = "sales", subscribe(Order))]
 pub struct PlacedOrders(u64);
 
 impl Handle<Order> for PlacedOrders {
@@ -470,6 +470,7 @@ async fn reaction_dispatch_errors() {
 #[test]
 fn projection_constants_and_subscriptions() {
     assert_eq!(OrderHistory::NAME, "order-history");
+    assert_eq!(OrderHistory::MODULE, "order-history", "without a module, its own function module");
     assert_eq!(
         OrderHistory::subscriptions(),
         [
@@ -477,7 +478,7 @@ fn projection_constants_and_subscriptions() {
             Subscription::of::<PaymentEvent>()
         ]
     );
-    assert_eq!(PlacedOrders::NAME, "placed-orders");
+    assert_eq!((PlacedOrders::MODULE, PlacedOrders::NAME), ("sales", "placed-orders"));
     assert_eq!(PlacedOrders::subscriptions(), [Subscription::of::<Order>()]);
 }
 

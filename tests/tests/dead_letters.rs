@@ -237,7 +237,7 @@ async fn poison_events_are_dead_lettered_by_every_subscriber_and_the_flow_goes_o
     for group in [
         "order.follow-payments",
         "payment.charge-payments",
-        "platform-statistics",
+        "platform.statistics",
     ] {
         assert_dead_lettered(&*log, group, &poisoned).await;
     }

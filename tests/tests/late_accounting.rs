@@ -41,9 +41,9 @@ const TOPICS: [&str; 28] = [
     "ticket.issue-tickets.dlq",
     "ticket.mail-tickets.dlq",
     "order-history.dlq",
-    "platform-statistics.dlq",
-    "payment-orders.dlq",
-    "reserve-catalog.dlq",
+    "platform.statistics.dlq",
+    "payment.orders.dlq",
+    "reserve.catalog.dlq",
 ];
 
 /// The consumer groups of the platform's aggregates and reactions.

@@ -37,7 +37,7 @@ pub trait OrderLookup: Send + Sync + 'static {
 
 /// The orders the payment module has seen.
 #[derive(Debug, Default, Projection)]
-#[projection(name = "payment-orders", subscribe(OrderEvent))]
+#[projection(module = "payment", name = "orders", subscribe(OrderEvent))]
 pub struct OrdersToPay {
     orders: HashMap<OrderId, KnownOrder>,
 }

@@ -10,7 +10,7 @@ use tramline::{Envelope, Handle, Projection};
 
 /// Counts of events by type, and tickets per order.
 #[derive(Debug, Default, Projection)]
-#[projection(name = "platform-statistics", subscribe(OrderEvent, PaymentEvent, TicketEvent))]
+#[projection(module = "platform", name = "statistics", subscribe(OrderEvent, PaymentEvent, TicketEvent))]
 pub struct Statistics {
     /// OrderPlaced events.
     pub orders_placed: u64,

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 /// The customers and prices reserve knows.
 #[derive(Debug, Default, Projection)]
-#[projection(name = "reserve-catalog", subscribe(CustomerEvent, ProductEvent))]
+#[projection(module = "reserve", name = "catalog", subscribe(CustomerEvent, ProductEvent))]
 pub struct Catalog {
     customers: HashSet<CustomerId>,
     prices: HashMap<ProductId, Money>,

@@ -1,5 +1,6 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
+use syn::LitStr;
 use syn::spanned::Spanned;
 
 use super::{processor_name, subscriptions};
@@ -10,6 +11,8 @@ use crate::ast::Projection;
 pub fn projection(projection: &Projection) -> TokenStream {
     let ident = &projection.ident;
     let name = processor_name(projection.name.as_ref(), ident);
+    // A projection without a module is a function module of its own name.
+    let module = projection.module.as_ref().map_or_else(|| name.clone(), LitStr::value);
     let subscriptions = subscriptions(&projection.subscribe);
     // Spanned at the event enum, so that a missing `Handle` impl is reported at `subscribe(...)`.
     let branches = projection.subscribe.events.iter().map(|event| {
@@ -22,6 +25,7 @@ pub fn projection(projection: &Projection) -> TokenStream {
     quote! {
         impl ::tramline::Projection for #ident {
             const NAME: &'static str = #name;
+            const MODULE: &'static str = #module;
 
             fn subscriptions() -> ::std::vec::Vec<::tramline::Subscription> {
                 #subscriptions

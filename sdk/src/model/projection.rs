@@ -28,8 +28,11 @@ use crate::log::Record;
 /// }
 /// ```
 pub trait Projection: Send + Sync + 'static {
-    /// The projection's name; also its consumer group.
+    /// The projection's name, unique within its module.
     const NAME: &'static str;
+    /// The module it belongs to (`#[projection(module = "payment")]`); a projection declared
+    /// without one is a function module of its own name (`order-history`).
+    const MODULE: &'static str;
 
     /// The event enums it folds.
     fn subscriptions() -> Vec<Subscription>;

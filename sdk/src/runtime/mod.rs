@@ -310,7 +310,8 @@ impl App {
     /// once, if the app runs already) and reads its topics from the beginning.
     pub async fn projection<P: Projection>(&mut self, projection: P) -> Result<ProjectionHandle<P>, RuntimeError> {
         // Each instance reads every partition: a group of its own.
-        let group = format!("{}@{}", P::NAME, Uuid::now_v7().simple());
+        let id = projection::id_of::<P>();
+        let group = format!("{id}@{}", Uuid::now_v7().simple());
         let subscriptions = P::subscriptions();
         let topics: Vec<&'static str> = subscriptions.iter().map(|s| s.topic).collect();
         let state = Arc::new(RwLock::new(projection));
@@ -326,14 +327,14 @@ impl App {
             group,
             info: ProcessorInfo {
                 kind: ProcessorKind::Projection,
-                module: P::NAME.to_owned(),
+                module: P::MODULE.to_owned(),
                 name: P::NAME.to_owned(),
                 reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
                 commands: None,
             },
             reads: topics,
             subscriptions,
-            dead_letters: P::NAME.to_owned(),
+            dead_letters: id,
             spawn: Box::new(move |app: &App| app.spawn(projection::ProjectionProcessor::new(state, processor_group))),
         })
         .await?;

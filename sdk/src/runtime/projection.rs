@@ -12,15 +12,26 @@ use super::{RuntimeError, dead_letter};
 use crate::log::{EventLog, OutRecord, Record, StartFrom, TopicPartition};
 use crate::model::{Position, Projection};
 
+/// The projection's name within the platform: `payment.orders`, or `order-history` for a
+/// function module's projection of the same name.
+pub(crate) fn id_of<P: Projection>() -> String {
+    match P::MODULE == P::NAME {
+        true => P::NAME.to_owned(),
+        false => format!("{}.{}", P::MODULE, P::NAME),
+    }
+}
+
 pub(crate) struct ProjectionProcessor<P: Projection> {
     state: Arc<RwLock<P>>,
     group: String,
+    id: String,
     dead_letters: Arc<str>,
 }
 
 impl<P: Projection> ProjectionProcessor<P> {
     pub(crate) fn new(state: Arc<RwLock<P>>, group: String) -> Self {
-        ProjectionProcessor { state, group, dead_letters: Arc::from(dead_letter::topic_of(P::NAME)) }
+        let id = id_of::<P>();
+        ProjectionProcessor { state, group, dead_letters: Arc::from(dead_letter::topic_of(&id)), id }
     }
 }
 
@@ -47,7 +58,7 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         for record in records {
             if let Err(error) = state.apply(record) {
-                outputs.push(dead_letter::letter(&self.dead_letters, P::NAME, record, &error));
+                outputs.push(dead_letter::letter(&self.dead_letters, &self.id, record, &error));
             }
         }
     }
