@@ -3,16 +3,16 @@
 //!
 //! Consumer groups rebalance eagerly: when a member joins or leaves, every member's partitions
 //! are revoked and the new assignment is handed out; a write by a member of an older generation
-//! is fenced.
+//! is fenced (the coordination is shared with the embedded log, in `group.rs`).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use super::group::{Coordinator, Cursor};
 use super::{
     EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
 };
@@ -29,13 +29,14 @@ struct Shared {
     state: Mutex<State>,
     /// Woken on every append and every group change.
     changed: Notify,
-    next_member: AtomicU64,
 }
 
 #[derive(Default)]
 struct State {
     topics: HashMap<Arc<str>, Topic>,
-    groups: HashMap<String, Group>,
+    groups: Coordinator,
+    /// Group -> its committed positions.
+    committed: HashMap<String, HashMap<TopicPartition, u64>>,
     /// Round-robin counter for records with neither key nor partition.
     unkeyed: u32,
 }
@@ -44,14 +45,6 @@ struct Topic {
     spec: TopicSpec,
     name: Arc<str>,
     partitions: Vec<Vec<Record>>,
-}
-
-#[derive(Default)]
-struct Group {
-    generation: u64,
-    /// Member id -> the topics it subscribes to.
-    members: BTreeMap<u64, Vec<Arc<str>>>,
-    committed: HashMap<TopicPartition, u64>,
 }
 
 impl std::fmt::Debug for MemoryLog {
@@ -146,27 +139,8 @@ impl State {
             .collect()
     }
 
-    /// Round-robin assignment of every partition of the subscribed topics to the members that
-    /// subscribe to its topic.
-    fn assignment(&self, group: &str, member: u64) -> Vec<TopicPartition> {
-        let Some(group) = self.groups.get(group) else { return Vec::new() };
-        let mut topics: Vec<&Arc<str>> = group.members.values().flatten().collect();
-        topics.sort();
-        topics.dedup();
-        let mut turn = 0usize;
-        let mut mine = Vec::new();
-        for topic in topics {
-            let subscribers: Vec<u64> =
-                group.members.iter().filter(|(_, t)| t.contains(topic)).map(|(id, _)| *id).collect();
-            let count = self.topics.get(topic).map_or(0, |t| t.spec.partitions);
-            for partition in 0..count {
-                if subscribers[turn % subscribers.len()] == member {
-                    mine.push(TopicPartition { topic: topic.clone(), partition });
-                }
-                turn += 1;
-            }
-        }
-        mine
+    fn committed(&self, group: &str, tp: &TopicPartition) -> Option<u64> {
+        self.committed.get(group).and_then(|c| c.get(tp).copied())
     }
 }
 
@@ -219,93 +193,57 @@ impl EventLog for MemoryLog {
     }
 
     async fn committed(&self, group: &str, tp: &TopicPartition) -> Result<Option<u64>, LogError> {
-        Ok(self.shared.lock().groups.get(group).and_then(|g| g.committed.get(tp).copied()))
+        Ok(self.shared.lock().committed(group, tp))
     }
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-        let id = self.shared.next_member.fetch_add(1, Ordering::Relaxed);
-        {
+        let id = {
             let mut state = self.shared.lock();
-            let topics: Vec<Arc<str>> = topics
-                .iter()
-                .map(|t| state.topic(t).map(|t| t.name.clone()))
-                .collect::<Result<_, _>>()?;
-            let entry = state.groups.entry(group.to_owned()).or_default();
-            entry.members.insert(id, topics);
-            entry.generation += 1;
-        }
+            let topics: Vec<Arc<str>> =
+                topics.iter().map(|t| state.topic(t).map(|t| t.name.clone())).collect::<Result<_, _>>()?;
+            state.groups.join(group, topics)
+        };
         self.shared.changed.notify_waiters();
-        Ok(Box::new(MemoryMember {
-            shared: self.shared.clone(),
-            id,
-            group: group.to_owned(),
-            start,
-            generation: 0,
-            assigned: Vec::new(),
-            positions: HashMap::new(),
-            origins: HashMap::new(),
-            turn: 0,
-        }))
+        Ok(Box::new(MemoryMember { shared: self.shared.clone(), cursor: Cursor::new(id, group, start) }))
     }
 }
 
 /// A member of a consumer group on the memory log.
 struct MemoryMember {
     shared: Arc<Shared>,
-    id: u64,
-    group: String,
-    start: StartFrom,
-    /// The generation of the current assignment (0: none yet).
-    generation: u64,
-    assigned: Vec<TopicPartition>,
-    /// The next offset to hand out per assigned partition.
-    positions: HashMap<TopicPartition, u64>,
-    /// Where each assigned partition started, for a rewind when nothing was committed yet.
-    origins: HashMap<TopicPartition, u64>,
-    /// Which partition the next poll starts with, so that no partition starves.
-    turn: usize,
+    cursor: Cursor,
 }
 
 impl MemoryMember {
-    fn fenced(&self, reason: impl Into<String>) -> LogError {
-        LogError::Fenced { group: self.group.clone(), reason: reason.into() }
-    }
-
     /// Applies a new generation's assignment (eager: revoke all, assign all) under the lock.
     fn rebalance(&mut self, state: &State, generation: u64) -> Polled {
-        let revoked = std::mem::take(&mut self.assigned);
-        self.assigned = state.assignment(&self.group, self.id);
-        self.generation = generation;
-        self.positions.clear();
-        let committed = &state.groups[&self.group].committed;
-        for tp in &self.assigned {
-            let position = match (committed.get(tp), self.start) {
-                (Some(offset), _) => *offset,
-                (None, StartFrom::Beginning) => 0,
-                (None, StartFrom::End) => state.partition(tp).map_or(0, |r| r.len() as u64),
-            };
-            self.positions.insert(tp.clone(), position);
-        }
-        self.origins = self.positions.clone();
-        Polled { revoked, assigned: self.assigned.clone(), records: Vec::new() }
+        let cursor = &mut self.cursor;
+        let assignment = state
+            .groups
+            .assignment(&cursor.group, cursor.id, |t| state.topics.get(t).map_or(0, |t| t.spec.partitions));
+        let group = cursor.group.clone();
+        cursor.rebalance(
+            generation,
+            assignment,
+            |tp| state.committed(&group, tp),
+            |tp| state.partition(tp).map_or(0, |r| r.len() as u64),
+        )
     }
 
     fn take_records(&mut self, state: &State, max: usize) -> Vec<Record> {
         let mut records = Vec::new();
-        let count = self.assigned.len();
-        for i in 0..count {
+        for (tp, position) in self.cursor.reads() {
             if records.len() >= max {
                 break;
             }
-            let tp = &self.assigned[(self.turn + i) % count];
-            let Ok(log) = state.partition(tp) else { continue };
-            let position = self.positions.get_mut(tp).expect("every assigned partition has a position");
-            let start = *position as usize;
-            let take = (log.len().saturating_sub(start)).min(max - records.len());
+            let Ok(log) = state.partition(&tp) else {
+                continue;
+            };
+            let start = (position as usize).min(log.len());
+            let take = (log.len() - start).min(max - records.len());
             records.extend_from_slice(&log[start..start + take]);
-            *position += take as u64;
         }
-        self.turn = self.turn.wrapping_add(1);
+        self.cursor.consumed(&records);
         records
     }
 }
@@ -323,11 +261,9 @@ impl GroupMember for MemoryMember {
                 let state = shared.lock();
                 let generation = state
                     .groups
-                    .get(&self.group)
-                    .filter(|g| g.members.contains_key(&self.id))
-                    .map(|g| g.generation)
-                    .ok_or_else(|| self.fenced("this member has left the group"))?;
-                if generation != self.generation {
+                    .generation(&self.cursor.group, self.cursor.id)
+                    .ok_or_else(|| self.cursor.fenced("this member has left the group"))?;
+                if generation != self.cursor.generation() {
                     return Ok(self.rebalance(&state, generation));
                 }
                 let records = self.take_records(&state, max);
@@ -342,25 +278,25 @@ impl GroupMember for MemoryMember {
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
-        self.assigned.clone()
+        self.cursor.assigned().to_vec()
     }
 
     fn has_assignment(&self) -> bool {
-        self.generation != 0
+        self.cursor.has_assignment()
     }
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.positions.get(partition).copied()
+        self.cursor.position(partition)
     }
 
     async fn rewind(&mut self) -> Result<(), LogError> {
         let shared = self.shared.clone();
         let state = shared.lock();
-        let group = state.groups.get(&self.group).ok_or_else(|| self.fenced("this member has left the group"))?;
-        for tp in &self.assigned {
-            let position = group.committed.get(tp).or_else(|| self.origins.get(tp)).copied().unwrap_or(0);
-            self.positions.insert(tp.clone(), position);
+        if state.groups.generation(&self.cursor.group, self.cursor.id).is_none() {
+            return Err(self.cursor.fenced("this member has left the group"));
         }
+        let group = self.cursor.group.clone();
+        self.cursor.rewind(|tp| state.committed(&group, tp));
         Ok(())
     }
 
@@ -371,20 +307,10 @@ impl GroupMember for MemoryMember {
     ) -> Result<Vec<Position>, LogError> {
         let written = {
             let mut state = self.shared.lock();
-            let generation = state.groups.get(&self.group).map(|g| g.generation);
-            if generation != Some(self.generation) {
-                return Err(self.fenced(format!(
-                    "the group rebalanced (generation {:?}, this member has {})",
-                    generation, self.generation
-                )));
-            }
-            if let Some((tp, _)) = positions.iter().find(|(tp, _)| !self.assigned.contains(tp)) {
-                return Err(self.fenced(format!("partition {tp} is not assigned to this member")));
-            }
+            state.groups.check_commit(&self.cursor, &positions)?;
             let partitions = state.destinations(&outputs)?;
             let written = state.write(outputs, partitions);
-            let group = state.groups.get_mut(&self.group).expect("checked above");
-            group.committed.extend(positions);
+            state.committed.entry(self.cursor.group.clone()).or_default().extend(positions);
             written
         };
         self.shared.changed.notify_waiters();
@@ -398,13 +324,7 @@ impl GroupMember for MemoryMember {
 
 impl Drop for MemoryMember {
     fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        if let Some(group) = state.groups.get_mut(&self.group)
-            && group.members.remove(&self.id).is_some()
-        {
-            group.generation += 1;
-        }
-        drop(state);
+        self.shared.lock().groups.leave(&self.cursor.group, self.cursor.id);
         self.shared.changed.notify_waiters();
     }
 }

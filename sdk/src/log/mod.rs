@@ -4,6 +4,9 @@
 //! murmur2); consumer groups keep committed positions; and [`GroupMember::commit`] writes output
 //! records together with the input positions they were computed from, atomically.
 
+#[cfg(feature = "embedded")]
+pub mod embedded;
+mod group;
 pub mod memory;
 mod partitioner;
 mod record;
@@ -82,7 +85,8 @@ impl std::fmt::Display for TopicPartition {
 pub enum StartFrom {
     /// The first record still on the log.
     Beginning,
-    /// The next record appended after joining.
+    /// The end of the partition when the group hands it to this member (as Kafka's
+    /// `auto.offset.reset=latest`); the runtime pins that position by committing it at once.
     End,
 }
 

@@ -32,6 +32,7 @@
 
 mod aggregate;
 mod clock;
+pub mod conformance;
 mod projection;
 mod reaction;
 

@@ -1,0 +1,346 @@
+//! The embedded log: durable on one machine, on SQLite (through `rusqlite`, SQLite bundled), with
+//! the same semantics as every other backend of the port. Behind the cargo feature `embedded`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tramline::log::LogError> {
+//! use std::sync::Arc;
+//! use tramline::log::embedded::EmbeddedLog;
+//! use tramline::log::{EventLog, TopicSpec};
+//!
+//! let log = Arc::new(EmbeddedLog::open("data/log")?);
+//! log.create_topic(&TopicSpec::keep("payment.events", 4)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Storage
+//!
+//! One directory holds one log: the database `log.sqlite3` (with SQLite's `-wal` and `-shm` files
+//! beside it) and the lock file `tramline.lock`. The schema (`PRAGMA user_version` 1):
+//!
+//! | table | columns | key |
+//! | --- | --- | --- |
+//! | `topics` | `id`, `name`, `partitions`, `cleanup` (`keep` / `compact`) | `id`; `name` unique |
+//! | `records` | `topic` (the topic's `id`), `partition`, `offset`, `key`, `value`, `headers`, `timestamp` | (`topic`, `partition`, `offset`) |
+//! | `committed` | `group_name`, `topic`, `partition`, `offset` (the next offset to read) | (`group_name`, `topic`, `partition`) |
+//!
+//! `key` and `value` are blobs (`NULL` for none; a `NULL` value is a tombstone), `timestamp` is
+//! milliseconds since the Unix epoch, and `headers` is one compact blob: each header as
+//! `varint(len(name)) name varint(len(value)) value` with LEB128 varints, in order; `NULL` for
+//! none. Header values round-trip exactly, whatever their bytes.
+//!
+//! # Writes, durability and threads
+//!
+//! Every [`append`](EventLog::append) and every [`GroupMember::commit`] is one SQLite transaction:
+//! a commit checks the member's fence (its generation and assignment), inserts the output records
+//! and upserts the committed positions, and then commits; if anything fails, nothing of it is
+//! visible. That is the port's atomic write, and exactly-once read-process-write on one machine.
+//!
+//! The database runs in WAL mode. With the default [`Durability::Normal`]
+//! (`synchronous=NORMAL`) a returned write survives a crash or kill of the process; a power loss
+//! or an operating-system crash may lose the most recent writes (those the WAL had not yet synced
+//! to disk at a checkpoint), but never tears a transaction or corrupts the database, so outputs
+//! and positions still survive together or not at all: the log comes back as it was a moment
+//! earlier, and consumers redo that moment's work. What left the process in that moment (a reply
+//! to a caller, an e-mail) may then describe a write that is gone. [`Durability::Full`]
+//! (`synchronous=FULL`) syncs the WAL on every commit: writes survive a power loss too, at the
+//! price of one `fsync` per write; choose it where that matters.
+//!
+//! SQLite calls block, so they run on tokio's blocking pool (`spawn_blocking`), never on an async
+//! worker. One connection writes (one transaction at a time); reads use a small pool of other
+//! connections, which WAL lets run beside the writer. Topic metadata and end offsets are mirrored
+//! in memory, so `partition_count`, `end_offset` and an idle `poll` do not touch the disk.
+//! Prepared statements are cached per connection.
+//!
+//! # One process
+//!
+//! Consumer-group membership and assignment live in memory, within the process (eager rebalance
+//! and generation fencing as in the memory log); committed positions live in the database. So one
+//! process owns a directory: opening takes an exclusive `flock` on `tramline.lock`, and a second
+//! open (from another process, or a second [`EmbeddedLog::open`] of the same directory in this
+//! one) fails with a [`LogError::Backend`] that names the lock file. Share one `EmbeddedLog`
+//! (it is `Clone`) within a process. The lock goes when the last clone and member are dropped.
+//!
+//! # Compacted topics
+//!
+//! [`Cleanup::Compact`](crate::log::Cleanup::Compact) promises only that the latest record per key
+//! is kept. This log keeps every record while it runs and compacts when it opens (see
+//! [`EmbeddedOptions::with_compact_on_open`]) or when [`EmbeddedLog::compact`] is called: every
+//! keyed record that a later record with the same key supersedes is deleted; records without a
+//! key and tombstones stay. Offsets never change; a reader simply skips the gaps.
+
+mod headers;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use self::store::{Located, Store};
+use super::group::Cursor;
+use super::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
+use crate::model::Position;
+
+/// How durable a returned write is. Both keep every write atomic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: survives a crash of the process; a power loss or OS crash may lose
+    /// the most recent writes (whole transactions, never part of one). The default.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: the WAL is synced on every commit, so writes survive a power loss.
+    /// Slower: one `fsync` per write.
+    Full,
+}
+
+/// Options of [`EmbeddedLog::open_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EmbeddedOptions {
+    /// How durable a returned write is.
+    pub durability: Durability,
+    /// Whether opening compacts the compacted topics.
+    pub compact_on_open: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions { durability: Durability::Normal, compact_on_open: true }
+    }
+}
+
+impl EmbeddedOptions {
+    /// The options with this durability.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The options with compaction on open turned on (the default) or off.
+    pub fn with_compact_on_open(mut self, compact: bool) -> Self {
+        self.compact_on_open = compact;
+        self
+    }
+}
+
+/// The durable embedded log: SQLite in one directory. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLog").field("database", &self.store.database()).finish()
+    }
+}
+
+/// Runs `work` on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    work: impl FnOnce(&Store) -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    let shared = store.clone();
+    tokio::task::spawn_blocking(move || work(&shared))
+        .await
+        .map_err(|e| store.error("a database task did not finish", e))?
+}
+
+impl EmbeddedLog {
+    /// Opens the log in `dir`, creating the directory and the database when needed, with the
+    /// default options. Fails when another process (or another open `EmbeddedLog`) has it.
+    ///
+    /// This blocks on disk I/O (and compacts the compacted topics): call it at start-up, or use
+    /// [`open_async`](Self::open_async) from async code.
+    pub fn open(dir: impl AsRef<Path>) -> Result<EmbeddedLog, LogError> {
+        Self::open_with(dir, EmbeddedOptions::default())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<EmbeddedLog, LogError> {
+        Ok(EmbeddedLog { store: Arc::new(Store::open(dir.as_ref(), &options)?) })
+    }
+
+    /// [`open_with`](Self::open_with) on tokio's blocking pool.
+    pub async fn open_async(dir: impl Into<PathBuf>, options: EmbeddedOptions) -> Result<EmbeddedLog, LogError> {
+        let dir = dir.into();
+        let shown = dir.display().to_string();
+        tokio::task::spawn_blocking(move || Self::open_with(dir, options))
+            .await
+            .map_err(|e| LogError::Backend(format!("embedded log {shown}: opening did not finish: {e}")))?
+    }
+
+    /// The directory of the log.
+    pub fn dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// The database file.
+    pub fn database(&self) -> &Path {
+        self.store.database()
+    }
+
+    /// Compacts the compacted topics now: only the latest record per key stays (plus records
+    /// without a key). Returns how many records were deleted.
+    pub async fn compact(&self) -> Result<u64, LogError> {
+        blocking(&self.store, |store| store.compact()).await
+    }
+}
+
+#[async_trait]
+impl EventLog for EmbeddedLog {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        if let Some(result) = self.store.existing(spec) {
+            return result;
+        }
+        let spec = spec.clone();
+        blocking(&self.store, move |store| store.create_topic(&spec)).await
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        Ok(self.store.partition_count(topic))
+    }
+
+    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        blocking(&self.store, move |store| store.write(records, None)).await
+    }
+
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        let at = self.store.locate(partition)?;
+        if offset >= at.end || max == 0 {
+            return Ok(Vec::new());
+        }
+        blocking(&self.store, move |store| store.read(&[(at, offset)], max)).await
+    }
+
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+        Ok(self.store.locate(partition)?.end)
+    }
+
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+        let (group, partition) = (group.to_owned(), partition.clone());
+        blocking(&self.store, move |store| store.committed(&group, &partition)).await
+    }
+
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        let topics: Vec<Arc<str>> = topics.iter().map(|t| self.store.topic_name(t)).collect::<Result<_, _>>()?;
+        let id = self.store.groups().join(group, topics);
+        self.store.changed.notify_waiters();
+        Ok(Box::new(EmbeddedMember { store: self.store.clone(), cursor: Cursor::new(id, group, start) }))
+    }
+}
+
+/// A member of a consumer group on the embedded log.
+struct EmbeddedMember {
+    store: Arc<Store>,
+    cursor: Cursor,
+}
+
+impl EmbeddedMember {
+    /// The group's generation when it differs from this member's (a rebalance is due), with the
+    /// new assignment.
+    fn rebalance_due(&self) -> Result<Option<(u64, Vec<TopicPartition>)>, LogError> {
+        let groups = self.store.groups();
+        let generation = groups
+            .generation(&self.cursor.group, self.cursor.id)
+            .ok_or_else(|| self.cursor.fenced("this member has left the group"))?;
+        if generation == self.cursor.generation() {
+            return Ok(None);
+        }
+        let assignment = groups
+            .assignment(&self.cursor.group, self.cursor.id, |topic| self.store.partition_count(topic).unwrap_or(0));
+        Ok(Some((generation, assignment)))
+    }
+
+    /// The assigned partitions that have records past this member's position.
+    fn pending_reads(&mut self) -> Vec<(Located, u64)> {
+        self.cursor
+            .reads()
+            .into_iter()
+            .filter_map(|(tp, position)| {
+                let at = self.store.locate(&tp).ok()?;
+                (position < at.end).then_some((at, position))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl GroupMember for EmbeddedMember {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let store = self.store.clone();
+        loop {
+            let changed = store.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some((generation, assignment)) = self.rebalance_due()? {
+                let (group, partitions) = (self.cursor.group.clone(), assignment.clone());
+                let points = blocking(&store, move |store| store.starting_points(&group, &partitions)).await?;
+                return Ok(self.cursor.rebalance(
+                    generation,
+                    assignment,
+                    |tp| points.committed.get(tp).copied(),
+                    |tp| points.ends.get(tp).copied().unwrap_or(0),
+                ));
+            }
+            let reads = self.pending_reads();
+            if !reads.is_empty() && max > 0 {
+                let records = blocking(&store, move |store| store.read(&reads, max)).await?;
+                if !records.is_empty() {
+                    self.cursor.consumed(&records);
+                    return Ok(Polled { records, ..Polled::default() });
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Ok(Polled::default());
+            }
+        }
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.cursor.assigned().to_vec()
+    }
+
+    fn has_assignment(&self) -> bool {
+        self.cursor.has_assignment()
+    }
+
+    fn position(&self, partition: &TopicPartition) -> Option<u64> {
+        self.cursor.position(partition)
+    }
+
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        if self.store.groups().generation(&self.cursor.group, self.cursor.id).is_none() {
+            return Err(self.cursor.fenced("this member has left the group"));
+        }
+        let (group, partitions) = (self.cursor.group.clone(), self.cursor.assigned().to_vec());
+        let points = blocking(&self.store, move |store| store.starting_points(&group, &partitions)).await?;
+        self.cursor.rewind(|tp| points.committed.get(tp).copied());
+        Ok(())
+    }
+
+    async fn commit(
+        &mut self,
+        outputs: Vec<OutRecord>,
+        positions: Vec<(TopicPartition, u64)>,
+    ) -> Result<Vec<Position>, LogError> {
+        let fence = self.cursor.fence();
+        blocking(&self.store, move |store| store.write(outputs, Some((fence, positions)))).await
+    }
+
+    async fn leave(self: Box<Self>) -> Result<(), LogError> {
+        Ok(()) // Drop does the work, so a member that panics also leaves.
+    }
+}
+
+impl Drop for EmbeddedMember {
+    fn drop(&mut self) {
+        self.store.groups().leave(&self.cursor.group, self.cursor.id);
+        self.store.changed.notify_waiters();
+    }
+}

@@ -1,0 +1,598 @@
+//! The SQLite side of the embedded log: the lock file, the schema, the connections, and every
+//! operation that touches the disk. Everything here blocks; the async side runs it on tokio's
+//! blocking pool.
+//!
+//! Locks, always taken in this order and never held across an `.await`:
+//! `writer` (the one connection that writes; held for a whole write transaction) ->
+//! `groups` (membership; held only to read or bump a generation) ->
+//! `catalog` (topics and end offsets in memory; held only for in-memory work).
+//! The async side takes `groups` and `catalog` on their own, for in-memory work only.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tokio::sync::Notify;
+
+use super::headers;
+use super::{Durability, EmbeddedOptions};
+use crate::log::group::{Coordinator, Fence};
+use crate::log::{Cleanup, LogError, OutRecord, Record, TopicPartition, TopicSpec, partition_for};
+use crate::model::Position;
+
+/// The database file inside the directory.
+pub(super) const DATABASE: &str = "log.sqlite3";
+/// The lock file inside the directory: held (`flock`, exclusive) while a log is open.
+pub(super) const LOCK: &str = "tramline.lock";
+/// `PRAGMA user_version` of the schema below.
+const SCHEMA_VERSION: i64 = 1;
+/// Idle read connections kept for reuse.
+const IDLE_READERS: usize = 4;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS topics (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT    NOT NULL UNIQUE,
+    partitions  INTEGER NOT NULL CHECK (partitions > 0),
+    cleanup     TEXT    NOT NULL CHECK (cleanup IN ('keep', 'compact'))
+);
+CREATE TABLE IF NOT EXISTS records (
+    topic       INTEGER NOT NULL REFERENCES topics (id),
+    "partition" INTEGER NOT NULL,
+    "offset"    INTEGER NOT NULL,
+    key         BLOB,
+    value       BLOB,
+    headers     BLOB,
+    timestamp   INTEGER NOT NULL,
+    PRIMARY KEY (topic, "partition", "offset")
+);
+CREATE TABLE IF NOT EXISTS committed (
+    group_name  TEXT    NOT NULL,
+    topic       INTEGER NOT NULL REFERENCES topics (id),
+    "partition" INTEGER NOT NULL,
+    "offset"    INTEGER NOT NULL,
+    PRIMARY KEY (group_name, topic, "partition")
+) WITHOUT ROWID;
+"#;
+
+const INSERT_RECORD: &str = r#"INSERT INTO records (topic, "partition", "offset", key, value, headers, timestamp)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#;
+const UPSERT_COMMITTED: &str = r#"INSERT INTO committed (group_name, topic, "partition", "offset") VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (group_name, topic, "partition") DO UPDATE SET "offset" = excluded."offset""#;
+const SELECT_COMMITTED: &str =
+    r#"SELECT "offset" FROM committed WHERE group_name = ?1 AND topic = ?2 AND "partition" = ?3"#;
+const SELECT_RECORDS: &str = r#"SELECT "offset", key, value, headers, timestamp FROM records
+WHERE topic = ?1 AND "partition" = ?2 AND "offset" >= ?3 ORDER BY "offset" LIMIT ?4"#;
+const SELECT_END: &str = r#"SELECT MAX("offset") FROM records WHERE topic = ?1 AND "partition" = ?2"#;
+/// Deletes every record of a topic that a later record with the same key supersedes. Records
+/// without a key are kept; tombstones are kept (they are the latest of their key).
+const COMPACT: &str = r#"DELETE FROM records WHERE topic = ?1 AND rowid IN (
+    SELECT rowid FROM (
+        SELECT rowid, row_number() OVER (PARTITION BY "partition", key ORDER BY "offset" DESC) AS newer
+        FROM records WHERE topic = ?1 AND key IS NOT NULL
+    ) WHERE newer > 1
+)"#;
+
+/// One open embedded log: everything the async side and the members share.
+pub(super) struct Store {
+    dir: PathBuf,
+    database: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    catalog: Mutex<Catalog>,
+    /// Consumer-group membership (in memory: one process owns the directory).
+    pub(super) groups: Mutex<Coordinator>,
+    /// Woken after every write and every group change.
+    pub(super) changed: Notify,
+    /// Held for the life of the store; closing it releases the `flock`.
+    _lock: File,
+}
+
+/// The topics, with their end offsets, mirrored in memory. Changed only by the holder of the
+/// writer connection, after its transaction committed.
+#[derive(Default)]
+struct Catalog {
+    topics: HashMap<Arc<str>, TopicMeta>,
+    /// Round-robin counter for records with neither key nor partition.
+    unkeyed: u32,
+}
+
+struct TopicMeta {
+    id: i64,
+    name: Arc<str>,
+    partitions: u32,
+    /// The offset the next record of each partition gets.
+    ends: Vec<u64>,
+}
+
+/// Where a member's partitions start: the group's committed positions, and the partitions' ends.
+#[derive(Debug, Default)]
+pub(super) struct StartingPoints {
+    /// The committed position per partition, where the group has one.
+    pub(super) committed: HashMap<TopicPartition, u64>,
+    /// The end offset per partition.
+    pub(super) ends: HashMap<TopicPartition, u64>,
+}
+
+/// A partition located in the catalog.
+#[derive(Debug, Clone)]
+pub(super) struct Located {
+    /// The topic's name, shared by the records read.
+    pub(super) name: Arc<str>,
+    /// The topic's row id.
+    pub(super) id: i64,
+    /// The partition.
+    pub(super) partition: u32,
+    /// The partition's end offset.
+    pub(super) end: u64,
+}
+
+/// A database error, with the database's path and what was being done.
+fn sql_error(database: &Path, doing: &str, error: rusqlite::Error) -> LogError {
+    LogError::Backend(format!("embedded log {}: {doing}: {error}", database.display()))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data consistent before it can panic (a write updates the
+    // catalog only after its transaction committed), so a poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating when needed) the log in `dir`. Blocks.
+    pub(super) fn open(dir: &Path, options: &EmbeddedOptions) -> Result<Store, LogError> {
+        let io = |doing: &str, path: &Path, e: std::io::Error| {
+            LogError::Backend(format!("embedded log {}: {doing} {}: {e}", dir.display(), path.display()))
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
+        let lock_path = dir.join(LOCK);
+        let mut lock_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| io("cannot open the lock file", &lock_path, e))?;
+        match fs4::FileExt::try_lock(&lock_file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = lock_file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => String::new(),
+                    pid => format!(" (by process {pid})"),
+                };
+                return Err(LogError::Backend(format!(
+                    "embedded log {}: the directory is already open{holder}: its lock file {} is held. \
+                     One EmbeddedLog in one process at a time may open a directory; share that one \
+                     (it is Clone) or stop the other process",
+                    dir.display(),
+                    lock_path.display()
+                )));
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path, e)),
+        }
+        // For the message above, in the process that fails to get the lock.
+        let _ = lock_file.set_len(0).and_then(|()| lock_file.rewind());
+        let _ = write!(lock_file, "{}", std::process::id()).and_then(|()| lock_file.flush());
+
+        let database = dir.join(DATABASE);
+        let err = |doing: &str| {
+            let database = database.clone();
+            let doing = doing.to_owned();
+            move |e| sql_error(&database, &doing, e)
+        };
+        let mut writer = Connection::open(&database).map_err(err("cannot open the database"))?;
+        writer.busy_timeout(Duration::from_secs(5)).map_err(err("cannot set the busy timeout"))?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(err("cannot switch to WAL mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(LogError::Backend(format!(
+                "embedded log {}: the database refused WAL mode (journal mode is `{mode}`)",
+                database.display()
+            )));
+        }
+        let synchronous = match options.durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        writer.pragma_update(None, "synchronous", synchronous).map_err(err("cannot set `synchronous`"))?;
+        migrate(&mut writer, &database)?;
+        let catalog = load_catalog(&writer).map_err(err("cannot load the topics"))?;
+        let store = Store {
+            dir: dir.to_owned(),
+            database,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            catalog: Mutex::new(catalog),
+            groups: Mutex::new(Coordinator::default()),
+            changed: Notify::new(),
+            _lock: lock_file,
+        };
+        if options.compact_on_open {
+            store.compact()?;
+        }
+        Ok(store)
+    }
+
+    /// The directory.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The database file.
+    pub(super) fn database(&self) -> &Path {
+        &self.database
+    }
+
+    /// A backend error about this log.
+    pub(super) fn error(&self, doing: &str, error: impl std::fmt::Display) -> LogError {
+        LogError::Backend(format!("embedded log {}: {doing}: {error}", self.database.display()))
+    }
+
+    fn sql(&self, doing: &'static str) -> impl Fn(rusqlite::Error) -> LogError + '_ {
+        move |e| sql_error(&self.database, doing, e)
+    }
+
+    pub(super) fn groups(&self) -> MutexGuard<'_, Coordinator> {
+        lock(&self.groups)
+    }
+
+    fn catalog(&self) -> MutexGuard<'_, Catalog> {
+        lock(&self.catalog)
+    }
+
+    /// The partition count of a topic. In memory.
+    pub(super) fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.catalog().topics.get(topic).map(|t| t.partitions)
+    }
+
+    /// The topic's name as the catalog shares it, or an error when it does not exist. In memory.
+    pub(super) fn topic_name(&self, topic: &str) -> Result<Arc<str>, LogError> {
+        self.catalog()
+            .topics
+            .get(topic)
+            .map(|t| t.name.clone())
+            .ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))
+    }
+
+    /// Finds a partition, or says why it does not exist. In memory.
+    pub(super) fn locate(&self, tp: &TopicPartition) -> Result<Located, LogError> {
+        locate(&self.catalog(), tp)
+    }
+
+    /// Whether an existing topic matches `spec` (`Some(Ok)`), conflicts with it (`Some(Err)`), or
+    /// does not exist (`None`). In memory.
+    pub(super) fn existing(&self, spec: &TopicSpec) -> Option<Result<(), LogError>> {
+        existing(&self.catalog(), spec)
+    }
+
+    /// Creates a topic, or checks an existing one. Blocks.
+    pub(super) fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        if spec.partitions == 0 {
+            return Err(LogError::Backend(format!("topic `{}` needs at least one partition", spec.name)));
+        }
+        let writer = lock(&self.writer);
+        if let Some(result) = self.existing(spec) {
+            return result;
+        }
+        let cleanup = match spec.cleanup {
+            Cleanup::Keep => "keep",
+            Cleanup::Compact => "compact",
+        };
+        writer
+            .prepare_cached("INSERT INTO topics (name, partitions, cleanup) VALUES (?1, ?2, ?3)")
+            .and_then(|mut insert| insert.execute(params![spec.name, spec.partitions, cleanup]))
+            .map_err(|e| self.error(&format!("cannot create topic `{}`", spec.name), e))?;
+        let id = writer.last_insert_rowid();
+        let name: Arc<str> = Arc::from(spec.name.as_str());
+        let meta =
+            TopicMeta { id, name: name.clone(), partitions: spec.partitions, ends: vec![0; spec.partitions as usize] };
+        self.catalog().topics.insert(name, meta);
+        Ok(())
+    }
+
+    /// Appends `records` and, for a group member, commits `positions` after checking its fence:
+    /// one transaction, all or nothing. Blocks.
+    pub(super) fn write(
+        &self,
+        records: Vec<OutRecord>,
+        commit: Option<(Fence, Vec<(TopicPartition, u64)>)>,
+    ) -> Result<Vec<Position>, LogError> {
+        let encoded: Vec<Option<Vec<u8>>> = records.iter().map(|r| headers::encode(&r.headers)).collect();
+        let now = jiff::Timestamp::now().as_millisecond();
+
+        let mut writer = lock(&self.writer);
+        let (group, positions) = match commit {
+            Some((fence, positions)) => {
+                self.groups().check_fence(&fence, &positions)?;
+                (fence.group().to_owned(), positions)
+            }
+            None => (String::new(), Vec::new()),
+        };
+
+        // Where every record goes, checked before anything is written.
+        let (written, ends, committed) = {
+            let mut catalog = self.catalog();
+            let Catalog { topics, unkeyed } = &mut *catalog;
+            let mut next: HashMap<(Arc<str>, u32), u64> = HashMap::new();
+            let mut written = Vec::with_capacity(records.len());
+            let mut ids = Vec::with_capacity(records.len());
+            for record in &records {
+                let meta =
+                    topics.get(&*record.topic).ok_or_else(|| LogError::UnknownTopic(record.topic.to_string()))?;
+                let partition = destination(record, meta.partitions, unkeyed)?;
+                let slot = next.entry((meta.name.clone(), partition)).or_insert(meta.ends[partition as usize]);
+                written.push(Position { topic: meta.name.clone(), partition, offset: *slot });
+                ids.push(meta.id);
+                *slot += 1;
+            }
+            let mut committed = Vec::with_capacity(positions.len());
+            for (tp, offset) in &positions {
+                let meta = topics.get(&*tp.topic).ok_or_else(|| LogError::UnknownTopic(tp.topic.to_string()))?;
+                committed.push((meta.id, tp.partition, *offset));
+            }
+            (written.into_iter().zip(ids).collect::<Vec<_>>(), next, committed)
+        };
+        if written.is_empty() && committed.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let tx = writer.transaction().map_err(self.sql("cannot begin a write transaction"))?;
+        {
+            let mut insert = tx.prepare_cached(INSERT_RECORD).map_err(self.sql("cannot prepare the insert"))?;
+            for (((position, id), record), headers) in written.iter().zip(&records).zip(&encoded) {
+                insert
+                    .execute(params![
+                        id,
+                        position.partition,
+                        to_sql(position.offset),
+                        record.key.as_deref(),
+                        record.value.as_deref(),
+                        headers.as_deref(),
+                        record.timestamp.unwrap_or(now),
+                    ])
+                    .map_err(|e| self.error(&format!("cannot write a record to {position}"), e))?;
+            }
+        }
+        if !committed.is_empty() {
+            let mut upsert = tx.prepare_cached(UPSERT_COMMITTED).map_err(self.sql("cannot prepare the commit"))?;
+            for (id, partition, offset) in &committed {
+                upsert
+                    .execute(params![group, id, partition, to_sql(*offset)])
+                    .map_err(|e| self.error(&format!("cannot commit the position of group `{group}`"), e))?;
+            }
+        }
+        tx.commit().map_err(self.sql("cannot commit the write transaction"))?;
+
+        // Visible now: publish the new ends, then wake the pollers.
+        {
+            let mut catalog = self.catalog();
+            for ((topic, partition), end) in ends {
+                if let Some(meta) = catalog.topics.get_mut(&topic) {
+                    meta.ends[partition as usize] = end;
+                }
+            }
+        }
+        drop(writer);
+        self.changed.notify_waiters();
+        Ok(written.into_iter().map(|(position, _)| position).collect())
+    }
+
+    /// Reads up to `max` records of each partition from its offset on, `max` in all. Blocks.
+    pub(super) fn read(&self, reads: &[(Located, u64)], max: usize) -> Result<Vec<Record>, LogError> {
+        self.with_reader(|conn| {
+            let mut records = Vec::new();
+            for (at, offset) in reads {
+                if records.len() >= max {
+                    break;
+                }
+                read_partition(conn, at, *offset, max - records.len(), &mut records)
+                    .map_err(|e| self.error(&format!("cannot read {}/{}", at.name, at.partition), e))?;
+            }
+            Ok(records)
+        })
+    }
+
+    /// The position a group committed for a partition. Blocks.
+    pub(super) fn committed(&self, group: &str, tp: &TopicPartition) -> Result<Option<u64>, LogError> {
+        let Some(id) = self.catalog().topics.get(&*tp.topic).map(|t| t.id) else {
+            return Ok(None);
+        };
+        self.with_reader(|conn| {
+            select_committed(conn, group, id, tp.partition)
+                .map_err(|e| self.error(&format!("cannot read the position of group `{group}` on {tp}"), e))
+        })
+    }
+
+    /// For a rebalance or a rewind: the group's committed positions and the end offsets of these
+    /// partitions. Read under the writer lock, so that a write that passed its fence check before
+    /// the rebalance is seen. Blocks.
+    pub(super) fn starting_points(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<StartingPoints, LogError> {
+        let writer = lock(&self.writer);
+        let located: Vec<Option<Located>> = {
+            let catalog = self.catalog();
+            partitions.iter().map(|tp| locate(&catalog, tp).ok()).collect()
+        };
+        let mut points = StartingPoints::default();
+        for (tp, at) in partitions.iter().zip(located) {
+            let Some(at) = at else { continue };
+            if let Some(offset) = select_committed(&writer, group, at.id, at.partition)
+                .map_err(|e| self.error(&format!("cannot read the position of group `{group}` on {tp}"), e))?
+            {
+                points.committed.insert(tp.clone(), offset);
+            }
+            points.ends.insert(tp.clone(), at.end);
+        }
+        Ok(points)
+    }
+
+    /// Compacts every compacted topic: only the latest record per key stays (and every record
+    /// without a key). Returns how many records were removed. Blocks.
+    pub(super) fn compact(&self) -> Result<u64, LogError> {
+        let writer = lock(&self.writer);
+        let compacted: Vec<(i64, String)> = writer
+            .prepare_cached("SELECT id, name FROM topics WHERE cleanup = 'compact'")
+            .and_then(|mut select| select.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
+            .map_err(self.sql("cannot list the compacted topics"))?;
+        let mut removed = 0u64;
+        for (id, name) in compacted {
+            removed += writer
+                .prepare_cached(COMPACT)
+                .and_then(|mut delete| delete.execute([id]))
+                .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))? as u64;
+        }
+        Ok(removed)
+    }
+
+    /// Runs `f` on an idle read connection (opening one when none is idle).
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, LogError>) -> Result<T, LogError> {
+        let idle = lock(&self.readers).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.database).map_err(self.sql("cannot open a read connection"))?,
+        };
+        let result = f(&conn);
+        let mut readers = lock(&self.readers);
+        if readers.len() < IDLE_READERS {
+            readers.push(conn);
+        }
+        result
+    }
+}
+
+fn open_reader(database: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(database, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+/// Creates the schema in a new database, or checks the version of an existing one.
+fn migrate(writer: &mut Connection, database: &Path) -> Result<(), LogError> {
+    let err = |doing: &'static str| move |e| sql_error(database, doing, e);
+    let version: i64 = writer
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(err("cannot read the schema version"))?;
+    match version {
+        0 => {
+            let tx = writer.transaction().map_err(err("cannot begin the schema transaction"))?;
+            tx.execute_batch(SCHEMA).map_err(err("cannot create the schema"))?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err("cannot set the schema version"))?;
+            tx.commit().map_err(err("cannot commit the schema"))
+        }
+        SCHEMA_VERSION => Ok(()),
+        other => Err(LogError::Backend(format!(
+            "embedded log {}: the database has schema version {other}, this tramline knows version \
+             {SCHEMA_VERSION}: it was written by a newer tramline",
+            database.display()
+        ))),
+    }
+}
+
+fn load_catalog(writer: &Connection) -> rusqlite::Result<Catalog> {
+    let topics: Vec<(i64, String, u32)> = writer
+        .prepare("SELECT id, name, partitions FROM topics")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut catalog = Catalog::default();
+    let mut end = writer.prepare(SELECT_END)?;
+    for (id, name, partitions) in topics {
+        let ends = (0..partitions)
+            .map(|partition| {
+                let last: Option<i64> = end.query_row(params![id, partition], |row| row.get(0))?;
+                Ok(last.map_or(0, |last| last as u64 + 1))
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        let name: Arc<str> = Arc::from(name);
+        catalog.topics.insert(name.clone(), TopicMeta { id, name, partitions, ends });
+    }
+    Ok(catalog)
+}
+
+fn locate(catalog: &Catalog, tp: &TopicPartition) -> Result<Located, LogError> {
+    let meta = catalog.topics.get(&*tp.topic).ok_or_else(|| LogError::UnknownTopic(tp.topic.to_string()))?;
+    let end = meta.ends.get(tp.partition as usize).ok_or_else(|| LogError::UnknownPartition {
+        topic: tp.topic.to_string(),
+        partition: tp.partition,
+        partitions: meta.partitions,
+    })?;
+    Ok(Located { name: meta.name.clone(), id: meta.id, partition: tp.partition, end: *end })
+}
+
+fn existing(catalog: &Catalog, spec: &TopicSpec) -> Option<Result<(), LogError>> {
+    let meta = catalog.topics.get(spec.name.as_str())?;
+    Some(match meta.partitions == spec.partitions {
+        true => Ok(()),
+        false => Err(LogError::PartitionMismatch {
+            topic: spec.name.clone(),
+            existing: meta.partitions,
+            requested: spec.partitions,
+        }),
+    })
+}
+
+/// The partition a record goes to, as the memory log picks it.
+fn destination(record: &OutRecord, count: u32, unkeyed: &mut u32) -> Result<u32, LogError> {
+    match (record.partition, &record.key) {
+        (Some(p), _) if p < count => Ok(p),
+        (Some(p), _) => {
+            Err(LogError::UnknownPartition { topic: record.topic.to_string(), partition: p, partitions: count })
+        }
+        (None, Some(key)) => Ok(partition_for(key, count)),
+        (None, None) => {
+            *unkeyed = unkeyed.wrapping_add(1);
+            Ok(*unkeyed % count)
+        }
+    }
+}
+
+fn select_committed(conn: &Connection, group: &str, topic: i64, partition: u32) -> rusqlite::Result<Option<u64>> {
+    let mut select = conn.prepare_cached(SELECT_COMMITTED)?;
+    let offset: Option<i64> = select.query_row(params![group, topic, partition], |row| row.get(0)).optional()?;
+    Ok(offset.map(|o| o as u64))
+}
+
+fn read_partition(
+    conn: &Connection,
+    at: &Located,
+    offset: u64,
+    max: usize,
+    out: &mut Vec<Record>,
+) -> rusqlite::Result<()> {
+    let mut select = conn.prepare_cached(SELECT_RECORDS)?;
+    let limit = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut rows = select.query(params![at.id, at.partition, to_sql(offset), limit])?;
+    while let Some(row) = rows.next()? {
+        let headers = headers::decode(row.get_ref(3)?.as_blob_or_null()?)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, e.into()))?;
+        let key: Option<Vec<u8>> = row.get(1)?;
+        let value: Option<Vec<u8>> = row.get(2)?;
+        out.push(Record {
+            topic: at.name.clone(),
+            partition: at.partition,
+            offset: row.get::<_, i64>(0)? as u64,
+            key: key.map(Bytes::from),
+            value: value.map(Bytes::from),
+            headers: headers.into(),
+            timestamp: row.get(4)?,
+        });
+    }
+    Ok(())
+}
