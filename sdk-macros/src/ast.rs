@@ -66,8 +66,7 @@ pub struct Projection {
 
 impl ReferenceId {
     pub fn from_syn(input: &DeriveInput) -> syn::Result<Self> {
-        const SHAPE: &str =
-            "a reference ID is a newtype over uuid::Uuid: `pub struct OrderId(Uuid);`";
+        const SHAPE: &str = "a reference ID is a newtype over uuid::Uuid: `pub struct OrderId(Uuid);`";
         let field = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Unnamed(fields) if fields.unnamed.len() == 1 => &fields.unnamed[0],
@@ -80,21 +79,10 @@ impl ReferenceId {
             return Err(Error::new_spanned(&field.ty, SHAPE));
         }
         let Some(prefix) = attr::reference(&input.attrs)? else {
-            let write =
-                "`#[reference(prefix = \"ord\")]`, the prefix of the ID's text form (`ord_0193…`)";
-            return Err(missing(
-                input,
-                "ReferenceId",
-                "reference",
-                &["prefix"],
-                write,
-            ));
+            let write = "`#[reference(prefix = \"ord\")]`, the prefix of the ID's text form (`ord_0193…`)";
+            return Err(missing(input, "ReferenceId", "reference", &["prefix"], write));
         };
-        Ok(ReferenceId {
-            ident: input.ident.clone(),
-            generics: input.generics.clone(),
-            prefix,
-        })
+        Ok(ReferenceId { ident: input.ident.clone(), generics: input.generics.clone(), prefix })
     }
 }
 
@@ -102,16 +90,11 @@ impl Message {
     pub fn from_syn(input: &DeriveInput, kind: Kind) -> syn::Result<Self> {
         let (derive, attr) = (kind.derive(), kind.attr());
         let Data::Enum(data) = &input.data else {
-            let message = format!(
-                "derive({derive}) goes on the module's {attr} enum: one variant per {attr} type"
-            );
+            let message = format!("derive({derive}) goes on the module's {attr} enum: one variant per {attr} type");
             return Err(Error::new(keyword(&input.data), message));
         };
         let attrs = attr::message(&input.attrs, attr)?;
-        let absent = absent(&[
-            ("module", attrs.module.is_none()),
-            ("key", attrs.key.is_none()),
-        ]);
+        let absent = absent(&[("module", attrs.module.is_none()), ("key", attrs.key.is_none())]);
         let (Some(module), Some(key)) = (attrs.module, attrs.key) else {
             let write = format!(
                 "`#[{attr}(module = \"payment\", key = payment_id)]`, naming the owning module and the field \
@@ -150,10 +133,7 @@ impl Message {
         if let Some(rename) = &variant.rename {
             return rename.value();
         }
-        let (name, variant) = (
-            self.ident.unraw().to_string(),
-            variant.ident.unraw().to_string(),
-        );
+        let (name, variant) = (self.ident.unraw().to_string(), variant.ident.unraw().to_string());
         match self.kind {
             Kind::Event => format!("{}{variant}", name.strip_suffix("Event").unwrap_or(&name)),
             Kind::Command => format!("{variant}{}", name.strip_suffix("Command").unwrap_or(&name)),
@@ -185,12 +165,10 @@ impl Variant {
         let Fields::Named(fields) = &self.fields else {
             return None;
         };
-        fields.named.iter().find(|field| {
-            field
-                .ident
-                .as_ref()
-                .is_some_and(|ident| ident.unraw() == name.unraw())
-        })
+        fields
+            .named
+            .iter()
+            .find(|field| field.ident.as_ref().is_some_and(|ident| ident.unraw() == name.unraw()))
     }
 }
 
@@ -202,10 +180,7 @@ impl Reaction {
         }
         let keys = ["module", "name", "commands", "error", "start", "subscribe"];
         let attrs = attr::processor(&input.attrs, "reaction", &keys)?;
-        let absent = absent(&[
-            ("module", attrs.module.is_none()),
-            ("subscribe", attrs.subscribe.is_none()),
-        ]);
+        let absent = absent(&[("module", attrs.module.is_none()), ("subscribe", attrs.subscribe.is_none())]);
         let (Some(module), Some(subscribe)) = (attrs.module, attrs.subscribe) else {
             let write = "`#[reaction(module = \"order\", subscribe(PaymentEvent))]`, naming the module it \
                          belongs to and the event enums it reacts to";
@@ -233,13 +208,7 @@ impl Projection {
         let attrs = attr::processor(&input.attrs, "projection", &["module", "name", "subscribe"])?;
         let Some(subscribe) = attrs.subscribe else {
             let write = "`#[projection(subscribe(OrderEvent))]`, naming the event enums it folds";
-            return Err(missing(
-                input,
-                "Projection",
-                "projection",
-                &["subscribe"],
-                write,
-            ));
+            return Err(missing(input, "Projection", "projection", &["subscribe"], write));
         };
         Ok(Projection {
             ident: input.ident.clone(),
@@ -262,10 +231,7 @@ fn keyword(data: &Data) -> Span {
 
 /// The required keys of `keys` (key, whether absent) that are absent.
 fn absent<'k>(keys: &[(&'k str, bool)]) -> Vec<&'k str> {
-    keys.iter()
-        .filter(|(_, absent)| *absent)
-        .map(|(key, _)| *key)
-        .collect()
+    keys.iter().filter(|(_, absent)| *absent).map(|(key, _)| *key).collect()
 }
 
 /// Required keys that are absent, reported at the attribute or, without one, at the item's name,
@@ -273,14 +239,8 @@ fn absent<'k>(keys: &[(&'k str, bool)]) -> Vec<&'k str> {
 fn missing(input: &DeriveInput, derive: &str, attr: &str, absent: &[&str], write: &str) -> Error {
     match input.attrs.iter().find(|a| a.path().is_ident(attr)) {
         Some(attribute) => {
-            let absent = absent
-                .iter()
-                .map(|key| format!("`{key}`"))
-                .collect::<Vec<_>>();
-            let message = format!(
-                "`#[{attr}]` is missing {}: write {write}",
-                absent.join(" and ")
-            );
+            let absent = absent.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>();
+            let message = format!("`#[{attr}]` is missing {}: write {write}", absent.join(" and "));
             Error::new_spanned(attribute, message)
         }
         None => Error::new_spanned(&input.ident, format!("derive({derive}) needs {write}")),

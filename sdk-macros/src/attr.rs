@@ -44,15 +44,10 @@ pub struct Subscribe {
 
 /// `#[reference(prefix = "ord")]`: the prefix, if given.
 pub fn reference(attrs: &[Attribute]) -> syn::Result<Option<LitStr>> {
-    let prefix = parse(
-        attrs,
-        "reference",
-        &["prefix"],
-        |prefix: &mut Option<LitStr>, _, meta| {
-            *prefix = Some(meta.value()?.parse()?);
-            Ok(())
-        },
-    )?;
+    let prefix = parse(attrs, "reference", &["prefix"], |prefix: &mut Option<LitStr>, _, meta| {
+        *prefix = Some(meta.value()?.parse()?);
+        Ok(())
+    })?;
     Ok(prefix.flatten())
 }
 
@@ -73,37 +68,27 @@ pub fn message(attrs: &[Attribute], name: &str) -> syn::Result<MessageAttrs> {
 
 /// A variant's `#[event(rename = "...")]` or `#[command(rename = "...")]` (`name`).
 pub fn variant(attrs: &[Attribute], name: &str) -> syn::Result<Option<LitStr>> {
-    let rename = parse(
-        attrs,
-        name,
-        &["rename"],
-        |rename: &mut Option<LitStr>, _, meta| {
-            *rename = Some(meta.value()?.parse()?);
-            Ok(())
-        },
-    )?;
+    let rename = parse(attrs, name, &["rename"], |rename: &mut Option<LitStr>, _, meta| {
+        *rename = Some(meta.value()?.parse()?);
+        Ok(())
+    })?;
     Ok(rename.flatten())
 }
 
 /// `#[reaction(...)]` or `#[projection(...)]` (`name`), with the keys that one accepts.
 pub fn processor(attrs: &[Attribute], name: &str, keys: &[&str]) -> syn::Result<ProcessorAttrs> {
-    let attrs = parse(
-        attrs,
-        name,
-        keys,
-        |attrs: &mut ProcessorAttrs, key, meta| {
-            match key {
-                "module" => attrs.module = Some(meta.value()?.parse()?),
-                "name" => attrs.name = Some(meta.value()?.parse()?),
-                "commands" => attrs.commands = Some(meta.value()?.parse()?),
-                "error" => attrs.error = Some(meta.value()?.parse()?),
-                "start" => attrs.start = Some(start(meta)?),
-                "subscribe" => attrs.subscribe = Some(subscribe(meta)?),
-                _ => unreachable!("`parse` passes only the keys given"),
-            }
-            Ok(())
-        },
-    )?;
+    let attrs = parse(attrs, name, keys, |attrs: &mut ProcessorAttrs, key, meta| {
+        match key {
+            "module" => attrs.module = Some(meta.value()?.parse()?),
+            "name" => attrs.name = Some(meta.value()?.parse()?),
+            "commands" => attrs.commands = Some(meta.value()?.parse()?),
+            "error" => attrs.error = Some(meta.value()?.parse()?),
+            "start" => attrs.start = Some(start(meta)?),
+            "subscribe" => attrs.subscribe = Some(subscribe(meta)?),
+            _ => unreachable!("`parse` passes only the keys given"),
+        }
+        Ok(())
+    })?;
     Ok(attrs.unwrap_or_default())
 }
 
@@ -113,10 +98,7 @@ pub fn serde_keys(attrs: &[Attribute]) -> Vec<Path> {
     attrs
         .iter()
         .filter(|attr| attr.path().is_ident("serde"))
-        .filter_map(|attr| {
-            attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)
-                .ok()
-        })
+        .filter_map(|attr| attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated).ok())
         .flatten()
         .map(|meta| meta.path().clone())
         .collect()
@@ -135,21 +117,11 @@ fn parse<T: Default>(
     for attr in attrs.iter().filter(|attr| attr.path().is_ident(name)) {
         let value = parsed.get_or_insert_with(T::default);
         attr.parse_nested_meta(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(Ident::to_string)
-                .unwrap_or_default();
+            let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
             if !keys.contains(&key.as_str()) {
-                let accepted = keys
-                    .iter()
-                    .map(|key| format!("`{key}`"))
-                    .collect::<Vec<_>>();
+                let accepted = keys.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>();
                 let path = meta.path.to_token_stream();
-                return Err(meta.error(format!(
-                    "unknown key `{path}`; #[{name}] accepts {}",
-                    accepted.join(", ")
-                )));
+                return Err(meta.error(format!("unknown key `{path}`; #[{name}] accepts {}", accepted.join(", "))));
             }
             if seen.contains(&key) {
                 return Err(meta.error(format!("`{key}` is given twice")));
@@ -165,10 +137,7 @@ fn parse<T: Default>(
 fn version(meta: ParseNestedMeta) -> syn::Result<u32> {
     let literal: LitInt = meta.value()?.parse()?;
     match literal.base10_parse()? {
-        0 => Err(syn::Error::new(
-            literal.span(),
-            "schema versions start at 1",
-        )),
+        0 => Err(syn::Error::new(literal.span(), "schema versions start at 1")),
         version => Ok(version),
     }
 }
@@ -178,10 +147,7 @@ fn start(meta: ParseNestedMeta) -> syn::Result<Start> {
     match start.to_string().as_str() {
         "beginning" => Ok(Start::Beginning),
         "end" => Ok(Start::End),
-        _ => Err(syn::Error::new(
-            start.span(),
-            "expected `start = beginning` or `start = end`",
-        )),
+        _ => Err(syn::Error::new(start.span(), "expected `start = beginning` or `start = end`")),
     }
 }
 
@@ -189,8 +155,5 @@ fn subscribe(meta: ParseNestedMeta) -> syn::Result<Subscribe> {
     let content;
     parenthesized!(content in meta.input);
     let events = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
-    Ok(Subscribe {
-        span: meta.path.span(),
-        events: events.into_iter().collect(),
-    })
+    Ok(Subscribe { span: meta.path.span(), events: events.into_iter().collect() })
 }

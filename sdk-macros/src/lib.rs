@@ -44,12 +44,7 @@ use crate::ast::Kind;
 /// ```
 #[proc_macro_derive(ReferenceId, attributes(reference))]
 pub fn derive_reference_id(input: TokenStream) -> TokenStream {
-    derive(
-        input,
-        ast::ReferenceId::from_syn,
-        valid::reference_id,
-        expand::reference_id,
-    )
+    derive(input, ast::ReferenceId::from_syn, valid::reference_id, expand::reference_id)
 }
 
 /// Implements `tramline::Message` and `tramline::Event` on a module's event enum: one variant,
@@ -85,12 +80,7 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
-    derive(
-        input,
-        |input| ast::Message::from_syn(input, Kind::Event),
-        valid::message,
-        expand::message,
-    )
+    derive(input, |input| ast::Message::from_syn(input, Kind::Event), valid::message, expand::message)
 }
 
 /// Implements `tramline::Message` and `tramline::Command` on a module's command enum: one
@@ -120,12 +110,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(Command, attributes(command))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
-    derive(
-        input,
-        |input| ast::Message::from_syn(input, Kind::Command),
-        valid::message,
-        expand::message,
-    )
+    derive(input, |input| ast::Message::from_syn(input, Kind::Command), valid::message, expand::message)
 }
 
 /// Implements `tramline::Reaction` on a struct; implement `tramline::React<E>` for each
@@ -170,12 +155,7 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(Reaction, attributes(reaction))]
 pub fn derive_reaction(input: TokenStream) -> TokenStream {
-    derive(
-        input,
-        ast::Reaction::from_syn,
-        valid::reaction,
-        expand::reaction,
-    )
+    derive(input, ast::Reaction::from_syn, valid::reaction, expand::reaction)
 }
 
 /// Implements `tramline::Projection` on a read model; implement `tramline::Handle<E>` for each
@@ -207,12 +187,7 @@ pub fn derive_reaction(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(Projection, attributes(projection))]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
-    derive(
-        input,
-        ast::Projection::from_syn,
-        valid::projection,
-        expand::projection,
-    )
+    derive(input, ast::Projection::from_syn, valid::projection, expand::projection)
 }
 
 /// Parses, validates and expands; a failure becomes `compile_error!`s at the offending tokens.

@@ -14,9 +14,7 @@ pub fn reference_id(id: &ReferenceId) -> syn::Result<()> {
     let prefix = id.prefix.value();
     let valid = (1..=8).contains(&prefix.len())
         && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-        && prefix
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        && prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !valid {
         let message = "a prefix is 1 to 8 lowercase letters or digits, starting with a letter (`ord`, `pay`, `tk2`)";
         errors.at(&id.prefix, message);
@@ -30,10 +28,7 @@ pub fn message(input: &Message) -> syn::Result<()> {
     errors.lowercase_name(&input.module, "a module name");
     if input.variants.is_empty() {
         let (name, attr) = (&input.ident, input.kind.attr());
-        errors.at(
-            name,
-            format!("`{name}` has no variants: it needs one variant per {attr} type"),
-        );
+        errors.at(name, format!("`{name}` has no variants: it needs one variant per {attr} type"));
     }
     errors.serde(input);
     errors.keys(input);
@@ -91,10 +86,7 @@ impl Errors {
 
     fn no_generics(&mut self, generics: &Generics, derive: &str) {
         if !generics.params.is_empty() {
-            self.at(
-                generics,
-                format!("derive({derive}) does not support generic parameters"),
-            );
+            self.at(generics, format!("derive({derive}) does not support generic parameters"));
         }
     }
 
@@ -102,16 +94,11 @@ impl Errors {
     /// expects.
     fn serde(&mut self, input: &Message) {
         let attr = input.kind.attr();
-        let on_enum = input.serde.iter().filter(|key| {
-            ["rename_all", "tag", "content", "untagged"]
-                .iter()
-                .any(|k| key.is_ident(k))
-        });
-        let on_variants = input
-            .variants
+        let on_enum = input
+            .serde
             .iter()
-            .flat_map(|variant| &variant.serde)
-            .filter(|key| key.is_ident("rename"));
+            .filter(|key| ["rename_all", "tag", "content", "untagged"].iter().any(|k| key.is_ident(k)));
+        let on_variants = input.variants.iter().flat_map(|variant| &variant.serde).filter(|key| key.is_ident("rename"));
         for key in on_enum.chain(on_variants) {
             let message = format!(
                 "`#[serde({})]` does not apply to a tramline {attr}: the type name on the log comes from the \
@@ -143,10 +130,7 @@ impl Errors {
                     Some(_) => {}
                 },
                 (Fields::Named(_), None) => {
-                    self.at(
-                        ident,
-                        format!("variant `{ident}` has no field `{key}`, the key of every {attr}"),
-                    );
+                    self.at(ident, format!("variant `{ident}` has no field `{key}`, the key of every {attr}"));
                 }
                 (fields, _) => {
                     let message = format!(
@@ -188,28 +172,20 @@ impl Errors {
     fn lowercase_name(&mut self, name: &LitStr, what: &str) {
         let value = name.value();
         let valid = value.starts_with(|c: char| c.is_ascii_lowercase())
-            && value
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid {
-            let message = format!(
-                "{what} is a lowercase letter, then lowercase letters, digits or `-` (`gift-card`)"
-            );
+            let message = format!("{what} is a lowercase letter, then lowercase letters, digits or `-` (`gift-card`)");
             self.at(name, message);
         }
     }
 
     fn subscriptions(&mut self, subscribe: &Subscribe) {
         if subscribe.events.is_empty() {
-            let message =
-                "`subscribe()` names no event enum: `subscribe(PaymentEvent, OrderEvent)`";
+            let message = "`subscribe()` names no event enum: `subscribe(PaymentEvent, OrderEvent)`";
             self.push(Error::new(subscribe.span, message));
         }
         for (i, event) in subscribe.events.iter().enumerate() {
-            if subscribe.events[..i]
-                .iter()
-                .any(|earlier| same_tokens(earlier, event))
-            {
+            if subscribe.events[..i].iter().any(|earlier| same_tokens(earlier, event)) {
                 let event_name = event.to_token_stream();
                 self.at(event, format!("`{event_name}` is subscribed to twice"));
             }

@@ -5,7 +5,7 @@
 //! A **data module** owns entities: it declares its reference IDs, commands and events, and an
 //! [`Aggregate`] whose `decide` and `evolve` are pure. **Reactions** listen to events (any
 //! module's) and issue commands; **projections** fold events into read models. The
-//! [runtime](runtime) connects them to an [`EventLog`](log::EventLog): the in-memory log for tests
+//! [runtime] connects them to an [`EventLog`](log::EventLog): the in-memory log for tests
 //! and demos, or a durable backend.
 //!
 //! ```

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use tramline::codec::{self, DecodeError, headers};
 use tramline::log::{Header, Record};
 use tramline::{
-    Command, DispatchError, Envelope, Event, Handle, Message, MessageType, NoCommand, ParseIdError,
-    Projection, React, Reaction, ReferenceId, StartFrom, Subscription,
+    Command, DispatchError, Envelope, Event, Handle, Message, MessageType, NoCommand, ParseIdError, Projection, React,
+    Reaction, ReferenceId, StartFrom, Subscription,
 };
 
 #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,14 +70,9 @@ pub struct ProviderError;
 pub struct ConfirmPaidOrders;
 
 impl React<PaymentEvent> for ConfirmPaidOrders {
-    async fn react(
-        &self,
-        event: &Envelope<PaymentEvent>,
-    ) -> Result<Vec<OrderCommand>, ProviderError> {
+    async fn react(&self, event: &Envelope<PaymentEvent>) -> Result<Vec<OrderCommand>, ProviderError> {
         match &event.payload {
-            PaymentEvent::Completed { order_id, .. } => Ok(vec![OrderCommand::Confirm {
-                order_id: *order_id,
-            }]),
+            PaymentEvent::Completed { order_id, .. } => Ok(vec![OrderCommand::Confirm { order_id: *order_id }]),
             PaymentEvent::Cancelled { .. } => Err(ProviderError),
         }
     }
@@ -115,8 +110,7 @@ impl Handle<Order> for OrderHistory {
 
 impl Handle<PaymentEvent> for OrderHistory {
     fn handle(&mut self, event: &Envelope<PaymentEvent>) {
-        self.lines
-            .push(format!("paid with {}", event.payload.type_name()));
+        self.lines.push(format!("paid with {}", event.payload.type_name()));
     }
 }
 
@@ -151,25 +145,15 @@ fn with_type(record: Record, type_name: &'static str) -> Record {
         .headers
         .iter()
         .map(|h| {
-            let value = if h.key == headers::TYPE {
-                type_name.into()
-            } else {
-                h.value.clone()
-            };
-            Header {
-                key: h.key.clone(),
-                value,
-            }
+            let value = if h.key == headers::TYPE { type_name.into() } else { h.value.clone() };
+            Header { key: h.key.clone(), value }
         })
         .collect();
     Record { headers, ..record }
 }
 
 fn completed() -> PaymentEvent {
-    PaymentEvent::Completed {
-        payment_id: PaymentId::generate(),
-        order_id: OrderId::generate(),
-    }
+    PaymentEvent::Completed { payment_id: PaymentId::generate(), order_id: OrderId::generate() }
 }
 
 #[test]
@@ -181,20 +165,13 @@ fn reference_id_text_form_round_trips() {
     assert_eq!(format!("{id:?}"), id.to_string());
     assert_eq!(id.to_string().parse::<PaymentId>(), Ok(id));
     assert_eq!((PaymentId::PREFIX, PaymentId::NAME), ("pay", "PaymentId"));
-    assert_eq!(
-        OrderId::derived_from(&id).to_string(),
-        format!("ord_{}", uuid.simple())
-    );
+    assert_eq!(OrderId::derived_from(&id).to_string(), format!("ord_{}", uuid.simple()));
 }
 
 #[test]
 fn reference_id_parse_errors_name_the_problem() {
-    let error = |input: &str, problem| ParseIdError {
-        id_type: "PaymentId",
-        prefix: "pay",
-        input: input.to_owned(),
-        problem,
-    };
+    let error =
+        |input: &str, problem| ParseIdError { id_type: "PaymentId", prefix: "pay", input: input.to_owned(), problem };
     let hex = "0193b1a2c3d47e8f9a0b1c2d3e4f5a6b";
     let cases = [
         (format!("ord_{hex}"), "wrong or missing prefix"),
@@ -205,11 +182,7 @@ fn reference_id_parse_errors_name_the_problem() {
         (format!("pay_{hex}0"), "the part after the prefix is not 32 characters long"),
     ];
     for (input, problem) in cases {
-        assert_eq!(
-            input.parse::<PaymentId>(),
-            Err(error(&input, problem)),
-            "{input}"
-        );
+        assert_eq!(input.parse::<PaymentId>(), Err(error(&input, problem)), "{input}");
     }
 }
 
@@ -220,41 +193,23 @@ fn reference_id_is_a_json_string() {
     assert_eq!(json, format!("\"{id}\""));
     assert_eq!(serde_json::from_str::<PaymentId>(&json).unwrap(), id);
     // From a borrowed and from an owned string.
-    assert_eq!(
-        serde_json::from_value::<PaymentId>(serde_json::json!(id.to_string())).unwrap(),
-        id
-    );
+    assert_eq!(serde_json::from_value::<PaymentId>(serde_json::json!(id.to_string())).unwrap(), id);
 
-    let wrong = serde_json::from_str::<PaymentId>(&format!("\"{}\"", OrderId::derived_from(&id)))
-        .unwrap_err();
-    assert!(
-        wrong.to_string().starts_with("invalid PaymentId `ord_"),
-        "{wrong}"
-    );
+    let wrong = serde_json::from_str::<PaymentId>(&format!("\"{}\"", OrderId::derived_from(&id))).unwrap_err();
+    assert!(wrong.to_string().starts_with("invalid PaymentId `ord_"), "{wrong}");
     let not_a_string = serde_json::from_str::<PaymentId>("42").unwrap_err();
-    assert!(
-        not_a_string
-            .to_string()
-            .contains("expected a PaymentId: `pay_` followed by"),
-        "{not_a_string}"
-    );
+    assert!(not_a_string.to_string().contains("expected a PaymentId: `pay_` followed by"), "{not_a_string}");
 }
 
 #[test]
 fn reference_id_schema_is_a_string_with_the_pattern() {
     let schema = schemars::schema_for!(PaymentId);
     assert_eq!(schema.get("type"), Some(&serde_json::json!("string")));
-    assert_eq!(
-        schema.get("pattern"),
-        Some(&serde_json::json!("^pay_[0-9a-f]{32}$"))
-    );
+    assert_eq!(schema.get("pattern"), Some(&serde_json::json!("^pay_[0-9a-f]{32}$")));
 
     // Inside a message, a named definition.
     let schema = schemars::schema_for!(PaymentEvent).to_value();
-    assert_eq!(
-        schema["$defs"]["PaymentId"]["pattern"],
-        "^pay_[0-9a-f]{32}$"
-    );
+    assert_eq!(schema["$defs"]["PaymentId"]["pattern"], "^pay_[0-9a-f]{32}$");
 }
 
 #[test]
@@ -266,54 +221,24 @@ fn event_constants() {
     assert_eq!(
         PaymentEvent::TYPES,
         [
-            MessageType {
-                name: "PaymentCompleted",
-                variant: "Completed"
-            },
-            MessageType {
-                name: "PaymentVoided",
-                variant: "Cancelled"
-            },
+            MessageType { name: "PaymentCompleted", variant: "Completed" },
+            MessageType { name: "PaymentVoided", variant: "Cancelled" },
         ]
     );
     assert_eq!(Order::TOPIC, "order.events");
     assert_eq!(Order::VERSION, 1);
-    assert_eq!(
-        Order::TYPES,
-        [MessageType {
-            name: "OrderPlaced",
-            variant: "Placed"
-        }]
-    );
-    assert_eq!(
-        TypeId::of::<<PaymentEvent as Message>::Key>(),
-        TypeId::of::<PaymentId>()
-    );
+    assert_eq!(Order::TYPES, [MessageType { name: "OrderPlaced", variant: "Placed" }]);
+    assert_eq!(TypeId::of::<<PaymentEvent as Message>::Key>(), TypeId::of::<PaymentId>());
 }
 
 #[test]
 fn event_type_name_and_key() {
     let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
-    let completed = PaymentEvent::Completed {
-        payment_id,
-        order_id,
-    };
-    let cancelled = PaymentEvent::Cancelled {
-        payment_id,
-        reason: "duplicate".into(),
-    };
-    assert_eq!(
-        (completed.type_name(), completed.key()),
-        ("PaymentCompleted", &payment_id)
-    );
-    assert_eq!(
-        (cancelled.type_name(), cancelled.key()),
-        ("PaymentVoided", &payment_id)
-    );
-    assert_eq!(
-        PaymentEvent::message_type("PaymentVoided").map(|t| t.variant),
-        Some("Cancelled")
-    );
+    let completed = PaymentEvent::Completed { payment_id, order_id };
+    let cancelled = PaymentEvent::Cancelled { payment_id, reason: "duplicate".into() };
+    assert_eq!((completed.type_name(), completed.key()), ("PaymentCompleted", &payment_id));
+    assert_eq!((cancelled.type_name(), cancelled.key()), ("PaymentVoided", &payment_id));
+    assert_eq!(PaymentEvent::message_type("PaymentVoided").map(|t| t.variant), Some("Cancelled"));
 }
 
 #[test]
@@ -326,30 +251,18 @@ fn command_constants_type_names_and_key() {
     assert_eq!(
         OrderCommand::TYPES,
         [
-            MessageType {
-                name: "ConfirmOrder",
-                variant: "Confirm"
-            },
-            MessageType {
-                name: "VoidOrder",
-                variant: "Cancel"
-            },
+            MessageType { name: "ConfirmOrder", variant: "Confirm" },
+            MessageType { name: "VoidOrder", variant: "Cancel" },
         ]
     );
     let order_id = OrderId::generate();
-    let cancel = OrderCommand::Cancel {
-        order_id,
-        reason: "changed my mind".into(),
-    };
+    let cancel = OrderCommand::Cancel { order_id, reason: "changed my mind".into() };
     assert_eq!((cancel.type_name(), cancel.key()), ("VoidOrder", &order_id));
 }
 
 #[test]
 fn messages_survive_the_codec() {
-    let event = PaymentEvent::Cancelled {
-        payment_id: PaymentId::generate(),
-        reason: "fraud".into(),
-    };
+    let event = PaymentEvent::Cancelled { payment_id: PaymentId::generate(), reason: "fraud".into() };
     let decoded = codec::decode::<PaymentEvent>(&record(event.clone())).unwrap();
     assert_eq!(decoded.payload, event);
 }
@@ -359,111 +272,53 @@ fn reaction_constants_and_subscriptions() {
     assert_eq!(ConfirmPaidOrders::NAME, "confirm-paid-orders");
     assert_eq!(ConfirmPaidOrders::MODULE, "order");
     assert_eq!(ConfirmPaidOrders::START, StartFrom::Beginning);
-    assert_eq!(
-        TypeId::of::<<ConfirmPaidOrders as Reaction>::Command>(),
-        TypeId::of::<OrderCommand>()
-    );
-    assert_eq!(
-        TypeId::of::<<ConfirmPaidOrders as Reaction>::Error>(),
-        TypeId::of::<ProviderError>()
-    );
-    assert_eq!(
-        ConfirmPaidOrders::subscriptions(),
-        [
-            Subscription::of::<PaymentEvent>(),
-            Subscription::of::<Order>()
-        ]
-    );
-    assert_eq!(
-        ConfirmPaidOrders::subscriptions()[0].topic,
-        "payment.events"
-    );
+    assert_eq!(TypeId::of::<<ConfirmPaidOrders as Reaction>::Command>(), TypeId::of::<OrderCommand>());
+    assert_eq!(TypeId::of::<<ConfirmPaidOrders as Reaction>::Error>(), TypeId::of::<ProviderError>());
+    assert_eq!(ConfirmPaidOrders::subscriptions(), [Subscription::of::<PaymentEvent>(), Subscription::of::<Order>()]);
+    assert_eq!(ConfirmPaidOrders::subscriptions()[0].topic, "payment.events");
 }
 
 #[test]
 fn reaction_defaults() {
     assert_eq!(AuditOrders::NAME, "audit-orders");
     assert_eq!(AuditOrders::START, StartFrom::End);
-    assert_eq!(
-        TypeId::of::<<AuditOrders as Reaction>::Command>(),
-        TypeId::of::<NoCommand>()
-    );
-    assert_eq!(
-        TypeId::of::<<AuditOrders as Reaction>::Error>(),
-        TypeId::of::<Infallible>()
-    );
+    assert_eq!(TypeId::of::<<AuditOrders as Reaction>::Command>(), TypeId::of::<NoCommand>());
+    assert_eq!(TypeId::of::<<AuditOrders as Reaction>::Error>(), TypeId::of::<Infallible>());
     assert_eq!(AuditOrders::subscriptions(), [Subscription::of::<Order>()]);
 }
 
 #[tokio::test]
 async fn reaction_dispatches_by_topic() {
     let event = completed();
-    let PaymentEvent::Completed { order_id, .. } = event else {
-        unreachable!()
-    };
+    let PaymentEvent::Completed { order_id, .. } = event else { unreachable!() };
     let commands = ConfirmPaidOrders.dispatch(&record(event)).await.unwrap();
     assert_eq!(commands, [OrderCommand::Confirm { order_id }]);
 
-    let placed = ConfirmPaidOrders
-        .dispatch(&record(Order::Placed { order_id }))
-        .await
-        .unwrap();
+    let placed = ConfirmPaidOrders.dispatch(&record(Order::Placed { order_id })).await.unwrap();
     assert_eq!(placed, []);
-    assert_eq!(
-        AuditOrders
-            .dispatch(&record(Order::Placed { order_id }))
-            .await
-            .unwrap(),
-        []
-    );
+    assert_eq!(AuditOrders.dispatch(&record(Order::Placed { order_id })).await.unwrap(), []);
 }
 
 #[tokio::test]
 async fn reaction_dispatch_errors() {
-    let cancelled = PaymentEvent::Cancelled {
-        payment_id: PaymentId::generate(),
-        reason: "fraud".into(),
-    };
-    let error = ConfirmPaidOrders
-        .dispatch(&record(cancelled))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, DispatchError::Handler(ProviderError)),
-        "{error:?}"
-    );
+    let cancelled = PaymentEvent::Cancelled { payment_id: PaymentId::generate(), reason: "fraud".into() };
+    let error = ConfirmPaidOrders.dispatch(&record(cancelled)).await.unwrap_err();
+    assert!(matches!(error, DispatchError::Handler(ProviderError)), "{error:?}");
 
-    let command = record(OrderCommand::Confirm {
-        order_id: OrderId::generate(),
-    });
+    let command = record(OrderCommand::Confirm { order_id: OrderId::generate() });
     let error = ConfirmPaidOrders.dispatch(&command).await.unwrap_err();
-    let expected = DecodeError::NotSubscribed {
-        position: codec::position_of(&command),
-        processor: "confirm-paid-orders",
-    };
-    assert!(
-        matches!(error, DispatchError::Decode(ref e) if *e == expected),
-        "{error:?}"
-    );
+    let expected =
+        DecodeError::NotSubscribed { position: codec::position_of(&command), processor: "confirm-paid-orders" };
+    assert!(matches!(error, DispatchError::Decode(ref e) if *e == expected), "{error:?}");
 
     let unknown = with_type(record(completed()), "PaymentRefunded");
     let error = ConfirmPaidOrders.dispatch(&unknown).await.unwrap_err();
-    let DispatchError::Decode(DecodeError::UnknownType {
-        expected,
-        found,
-        known,
-        ..
-    }) = error
-    else {
+    let DispatchError::Decode(DecodeError::UnknownType { expected, found, known, .. }) = error else {
         panic!("expected an unknown type, got {error:?}")
     };
     assert_eq!(
         (expected, found.as_str(), known.as_str()),
-        (
-            "PaymentEvent",
-            "PaymentRefunded",
-            "PaymentCompleted, PaymentVoided"
-        )
+        ("PaymentEvent", "PaymentRefunded", "PaymentCompleted, PaymentVoided")
     );
 }
 
@@ -471,13 +326,7 @@ async fn reaction_dispatch_errors() {
 fn projection_constants_and_subscriptions() {
     assert_eq!(OrderHistory::NAME, "order-history");
     assert_eq!(OrderHistory::MODULE, "order-history", "without a module, its own function module");
-    assert_eq!(
-        OrderHistory::subscriptions(),
-        [
-            Subscription::of::<Order>(),
-            Subscription::of::<PaymentEvent>()
-        ]
-    );
+    assert_eq!(OrderHistory::subscriptions(), [Subscription::of::<Order>(), Subscription::of::<PaymentEvent>()]);
     assert_eq!((PlacedOrders::MODULE, PlacedOrders::NAME), ("sales", "placed-orders"));
     assert_eq!(PlacedOrders::subscriptions(), [Subscription::of::<Order>()]);
 }
@@ -488,13 +337,7 @@ fn projection_applies_by_topic() {
     let mut history = OrderHistory::default();
     history.apply(&record(Order::Placed { order_id })).unwrap();
     history.apply(&record(completed())).unwrap();
-    assert_eq!(
-        history.lines,
-        [
-            format!("placed {order_id}"),
-            "paid with PaymentCompleted".to_owned()
-        ]
-    );
+    assert_eq!(history.lines, [format!("placed {order_id}"), "paid with PaymentCompleted".to_owned()]);
 
     let mut placed = PlacedOrders::default();
     placed.apply(&record(Order::Placed { order_id })).unwrap();
@@ -504,24 +347,12 @@ fn projection_applies_by_topic() {
 #[test]
 fn projection_apply_errors() {
     let mut history = OrderHistory::default();
-    let command = record(OrderCommand::Confirm {
-        order_id: OrderId::generate(),
-    });
+    let command = record(OrderCommand::Confirm { order_id: OrderId::generate() });
     assert_eq!(
         history.apply(&command),
-        Err(DecodeError::NotSubscribed {
-            position: codec::position_of(&command),
-            processor: "order-history"
-        })
+        Err(DecodeError::NotSubscribed { position: codec::position_of(&command), processor: "order-history" })
     );
-    let unknown = with_type(
-        record(Order::Placed {
-            order_id: OrderId::generate(),
-        }),
-        "OrderShipped",
-    );
-    assert!(
-        matches!(history.apply(&unknown), Err(DecodeError::UnknownType { found, .. }) if found == "OrderShipped")
-    );
+    let unknown = with_type(record(Order::Placed { order_id: OrderId::generate() }), "OrderShipped");
+    assert!(matches!(history.apply(&unknown), Err(DecodeError::UnknownType { found, .. }) if found == "OrderShipped"));
     assert_eq!(history.lines, Vec::<String>::new());
 }

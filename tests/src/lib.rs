@@ -56,85 +56,43 @@ pub async fn start_platform(provider: Arc<dyn PaymentProvider>) -> Running {
 }
 
 /// Starts the whole platform on `log` with `settings`, charging through `provider`.
-pub async fn start_platform_on(
-    log: Arc<MemoryLog>,
-    provider: Arc<dyn PaymentProvider>,
-    settings: Settings,
-) -> Running {
+pub async fn start_platform_on(log: Arc<MemoryLog>, provider: Arc<dyn PaymentProvider>, settings: Settings) -> Running {
     let mailer = Arc::new(CountingMailer::default());
-    let services = Services {
-        provider,
-        mailer: mailer.clone(),
-    };
-    let platform = within(
-        "the platform to start",
-        Platform::start(log.clone(), settings, services),
-    )
-    .await
-    .expect("the platform starts");
-    Running {
-        platform,
-        mailer,
-        log,
-    }
+    let services = Services { provider, mailer: mailer.clone() };
+    let platform = within("the platform to start", Platform::start(log.clone(), settings, services))
+        .await
+        .expect("the platform starts");
+    Running { platform, mailer, log }
 }
 
 /// Waits until every processor of the platform has handled everything on its topics.
 pub async fn settle(platform: &Platform) {
-    within("the platform to settle", platform.app.settle())
-        .await
-        .expect("the platform settles");
+    within("the platform to settle", platform.app.settle()).await.expect("the platform settles");
 }
 
 /// Registers a customer and waits until reserve and order history know it.
 pub async fn register_customer(platform: &Platform, name: &str) -> CustomerId {
     let customer_id = CustomerId::generate();
     let email = format!("{}@example.org", name.to_lowercase().replace(' ', "."));
-    let register = CustomerCommand::Register {
-        customer_id,
-        name: name.into(),
-        email,
-    };
-    let accepted = within("a registration", platform.customers.send(register))
-        .await
-        .expect("registered");
-    within(
-        "the catalog to see the customer",
-        platform.reserve.catalog().wait_for(&accepted.positions()),
-    )
-    .await;
-    within(
-        "order history to see the customer",
-        platform.history.wait_for(&accepted.positions()),
-    )
-    .await;
+    let register = CustomerCommand::Register { customer_id, name: name.into(), email };
+    let accepted = within("a registration", platform.customers.send(register)).await.expect("registered");
+    within("the catalog to see the customer", platform.reserve.catalog().wait_for(&accepted.positions())).await;
+    within("order history to see the customer", platform.history.wait_for(&accepted.positions())).await;
     customer_id
 }
 
 /// Puts a product on sale and waits until reserve knows its price.
 pub async fn create_product(platform: &Platform, name: &str, cents: i64) -> ProductId {
     let product_id = ProductId::generate();
-    let create = ProductCommand::Create {
-        product_id,
-        name: name.into(),
-        price: Money::cents(cents),
-    };
-    let accepted = within("a product", platform.products.send(create))
-        .await
-        .expect("product created");
-    within(
-        "the catalog to see the product",
-        platform.reserve.catalog().wait_for(&accepted.positions()),
-    )
-    .await;
+    let create = ProductCommand::Create { product_id, name: name.into(), price: Money::cents(cents) };
+    let accepted = within("a product", platform.products.send(create)).await.expect("product created");
+    within("the catalog to see the product", platform.reserve.catalog().wait_for(&accepted.positions())).await;
     product_id
 }
 
 /// Reserves through the reserve function; the reservation must succeed.
 pub async fn reserve(platform: &Platform, request: Request) -> Reservation {
-    within("a reservation", platform.reserve.reserve(request))
-        .await
-        .expect("the reservation succeeds")
+    within("a reservation", platform.reserve.reserve(request)).await.expect("the reservation succeeds")
 }
 
 /// A payment service provider that approves every charge, except for payments it was told to
@@ -154,10 +112,7 @@ impl ScriptedProvider {
 
     /// Declines this payment, for this reason.
     pub fn decline(&self, payment_id: PaymentId, reason: &str) {
-        self.declined
-            .lock()
-            .unwrap()
-            .insert(payment_id, reason.to_owned());
+        self.declined.lock().unwrap().insert(payment_id, reason.to_owned());
     }
 
     /// Fails (an unreachable provider) on every charge of this payment.
@@ -172,10 +127,7 @@ impl ScriptedProvider {
 
     /// The charges received for one payment, retries included.
     pub fn charges_of(&self, payment_id: PaymentId) -> Vec<Charge> {
-        self.charges()
-            .into_iter()
-            .filter(|c| c.payment_id == payment_id)
-            .collect()
+        self.charges().into_iter().filter(|c| c.payment_id == payment_id).collect()
     }
 }
 
@@ -186,27 +138,17 @@ impl PaymentProvider for ScriptedProvider {
         if self.failing.lock().unwrap().contains(&charge.payment_id) {
             return Err(ProviderError("provider unreachable".into()));
         }
-        Ok(
-            match self.declined.lock().unwrap().get(&charge.payment_id) {
-                Some(reason) => ChargeDecision::Declined {
-                    reason: reason.clone(),
-                },
-                None => ChargeDecision::Approved,
-            },
-        )
+        Ok(match self.declined.lock().unwrap().get(&charge.payment_id) {
+            Some(reason) => ChargeDecision::Declined { reason: reason.clone() },
+            None => ChargeDecision::Approved,
+        })
     }
 }
 
 /// Every partition of a topic.
 pub async fn partitions_of(log: &dyn EventLog, topic: &str) -> Vec<TopicPartition> {
-    let count = log
-        .partition_count(topic)
-        .await
-        .expect("the log answers")
-        .unwrap_or(0);
-    (0..count)
-        .map(|partition| TopicPartition::new(topic, partition))
-        .collect()
+    let count = log.partition_count(topic).await.expect("the log answers").unwrap_or(0);
+    (0..count).map(|partition| TopicPartition::new(topic, partition)).collect()
 }
 
 /// Every record of a topic, partition by partition, in offset order. Empty when the topic does
@@ -248,20 +190,14 @@ async fn decoded<M: Message>(log: &dyn EventLog) -> Vec<Envelope<M>> {
     records_of(log, M::TOPIC)
         .await
         .iter()
-        .map(|record| {
-            codec::decode::<M>(record)
-                .unwrap_or_else(|e| panic!("a record on {} decodes: {e}", M::TOPIC))
-        })
+        .map(|record| codec::decode::<M>(record).unwrap_or_else(|e| panic!("a record on {} decodes: {e}", M::TOPIC)))
         .collect()
 }
 
 /// A header of a record as text.
 pub fn header_text<'r>(record: &'r Record, name: &str) -> &'r str {
     let value = record.header(name).unwrap_or_else(|| {
-        panic!(
-            "record {}/{}@{} has a `{name}` header",
-            record.topic, record.partition, record.offset
-        )
+        panic!("record {}/{}@{} has a `{name}` header", record.topic, record.partition, record.offset)
     });
     std::str::from_utf8(value).expect("the header is text")
 }

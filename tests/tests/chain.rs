@@ -14,18 +14,14 @@ use ticket_contract::{TicketEvent, TicketId};
 use ticketing_platform::{Simulation, Summary};
 use tramline::{Message, ReferenceId};
 use tramline_platform_tests::{
-    Running, ScriptedProvider, commands_of, create_product, events_of, record_count,
-    register_customer, reserve, settle, start_platform, within,
+    Running, ScriptedProvider, commands_of, create_product, events_of, record_count, register_customer, reserve,
+    settle, start_platform, within,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_reservation_ends_with_a_confirmed_order_one_ticket_and_one_mail() {
     let provider = ScriptedProvider::new();
-    let Running {
-        platform,
-        mailer,
-        log,
-    } = start_platform(provider.clone()).await;
+    let Running { platform, mailer, log } = start_platform(provider.clone()).await;
     let ada = register_customer(&platform, "Ada").await;
     let day_pass = create_product(&platform, "Day pass", 800).await;
 
@@ -34,25 +30,15 @@ async fn a_paid_reservation_ends_with_a_confirmed_order_one_ticket_and_one_mail(
     settle(&platform).await;
 
     let (order_id, payment_id) = (reservation.order_id, reservation.payment_id);
-    let history = platform
-        .history
-        .read(|h| h.of(&ada).cloned())
-        .expect("Ada has a history");
+    let history = platform.history.read(|h| h.of(&ada).cloned()).expect("Ada has a history");
     assert_eq!(history.name.as_deref(), Some("Ada"));
     assert_eq!(history.orders.len(), 1);
     let order = &history.orders[0];
-    assert_eq!(
-        (order.order_id, order.product_id, order.quantity),
-        (order_id, day_pass, 2)
-    );
+    assert_eq!((order.order_id, order.product_id, order.quantity), (order_id, day_pass, 2));
     assert_eq!(order.total, Money::cents(1_600));
     assert_eq!(order.status, OrderStatus::Confirmed);
 
-    let orders: Vec<OrderEvent> = events_of::<OrderEvent>(&*log)
-        .await
-        .into_iter()
-        .map(|e| e.payload)
-        .collect();
+    let orders: Vec<OrderEvent> = events_of::<OrderEvent>(&*log).await.into_iter().map(|e| e.payload).collect();
     assert_eq!(
         orders,
         [
@@ -77,16 +63,8 @@ async fn a_paid_reservation_ends_with_a_confirmed_order_one_ticket_and_one_mail(
     assert_eq!(
         payment_events,
         [
-            PaymentEvent::Created {
-                payment_id,
-                order_id,
-                amount: Money::cents(1_600)
-            },
-            PaymentEvent::Completed {
-                payment_id,
-                order_id,
-                amount: Money::cents(1_600)
-            },
+            PaymentEvent::Created { payment_id, order_id, amount: Money::cents(1_600) },
+            PaymentEvent::Completed { payment_id, order_id, amount: Money::cents(1_600) },
         ]
     );
 
@@ -102,11 +80,7 @@ async fn a_paid_reservation_ends_with_a_confirmed_order_one_ticket_and_one_mail(
             quantity: 2,
         }]
     );
-    assert_eq!(
-        (mailer.sent(), mailer.attempts()),
-        (1, 1),
-        "one mail, sent once"
-    );
+    assert_eq!((mailer.sent(), mailer.attempts()), (1, 1), "one mail, sent once");
 
     // The provider was asked once, with the PaymentCreated event's id as idempotency key.
     let charges = provider.charges();
@@ -115,21 +89,12 @@ async fn a_paid_reservation_ends_with_a_confirmed_order_one_ticket_and_one_mail(
     assert_eq!(charges[0].amount, Money::cents(1_600));
 
     // From the payment on, every step carries the flow's correlation id and its cause.
-    assert_eq!(
-        tickets[0].correlation_id, payments[0].correlation_id,
-        "the ticket belongs to the payment's flow"
-    );
+    assert_eq!(tickets[0].correlation_id, payments[0].correlation_id, "the ticket belongs to the payment's flow");
     assert_eq!(payments[1].correlation_id, payments[0].correlation_id);
 
-    let counts = platform.statistics.read(|s| {
-        (
-            s.orders_placed,
-            s.payments_created,
-            s.payments_completed,
-            s.orders_confirmed,
-            s.tickets_issued,
-        )
-    });
+    let counts = platform
+        .statistics
+        .read(|s| (s.orders_placed, s.payments_created, s.payments_completed, s.orders_confirmed, s.tickets_issued));
     assert_eq!(counts, (1, 1, 1, 1, 1));
     assert_eq!(platform.app.dead_letters().await.unwrap(), 0);
     platform.app.shutdown().await.expect("clean shutdown");
@@ -138,11 +103,7 @@ async fn a_paid_reservation_ends_with_a_confirmed_order_one_ticket_and_one_mail(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_payment_cancels_the_order_without_ticket_or_mail() {
     let provider = ScriptedProvider::new();
-    let Running {
-        platform,
-        mailer,
-        log,
-    } = start_platform(provider.clone()).await;
+    let Running { platform, mailer, log } = start_platform(provider.clone()).await;
     let bo = register_customer(&platform, "Bo").await;
     let ride = create_product(&platform, "Single ride", 250).await;
 
@@ -152,56 +113,25 @@ async fn a_declined_payment_cancels_the_order_without_ticket_or_mail() {
     settle(&platform).await;
 
     let (order_id, payment_id) = (reservation.order_id, reservation.payment_id);
-    let status = platform
-        .history
-        .read(|h| h.order(&order_id).map(|o| o.status.clone()));
-    assert_eq!(
-        status,
-        Some(OrderStatus::Cancelled(
-            "payment cancelled: insufficient funds".into()
-        ))
-    );
+    let status = platform.history.read(|h| h.order(&order_id).map(|o| o.status.clone()));
+    assert_eq!(status, Some(OrderStatus::Cancelled("payment cancelled: insufficient funds".into())));
 
-    let payments: Vec<PaymentEvent> = events_of::<PaymentEvent>(&*log)
-        .await
-        .into_iter()
-        .map(|e| e.payload)
-        .collect();
+    let payments: Vec<PaymentEvent> = events_of::<PaymentEvent>(&*log).await.into_iter().map(|e| e.payload).collect();
     assert_eq!(
         payments,
         [
-            PaymentEvent::Created {
-                payment_id,
-                order_id,
-                amount: Money::cents(750)
-            },
-            PaymentEvent::Cancelled {
-                payment_id,
-                order_id,
-                reason: "insufficient funds".into()
-            },
+            PaymentEvent::Created { payment_id, order_id, amount: Money::cents(750) },
+            PaymentEvent::Cancelled { payment_id, order_id, reason: "insufficient funds".into() },
         ]
     );
-    let orders: Vec<OrderEvent> = events_of::<OrderEvent>(&*log)
-        .await
-        .into_iter()
-        .map(|e| e.payload)
-        .collect();
+    let orders: Vec<OrderEvent> = events_of::<OrderEvent>(&*log).await.into_iter().map(|e| e.payload).collect();
     assert_eq!(orders.len(), 2);
     assert_eq!(
         orders[1],
-        OrderEvent::Cancelled {
-            order_id,
-            customer_id: bo,
-            reason: "payment cancelled: insufficient funds".into()
-        }
+        OrderEvent::Cancelled { order_id, customer_id: bo, reason: "payment cancelled: insufficient funds".into() }
     );
 
-    assert_eq!(
-        record_count(&*log, "ticket.commands").await,
-        0,
-        "no ticket was even asked for"
-    );
+    assert_eq!(record_count(&*log, "ticket.commands").await, 0, "no ticket was even asked for");
     assert_eq!(record_count(&*log, "ticket.events").await, 0, "no ticket");
     assert_eq!((mailer.sent(), mailer.attempts()), (0, 0), "no mail");
     assert_eq!(provider.charges_of(payment_id).len(), 1);
@@ -224,34 +154,12 @@ async fn a_reservation_is_one_flow_with_one_correlation_id() {
     assert!(matches!(place[0].payload, OrderCommand::Place { .. }));
     let flow = place[0].correlation_id;
     let mut steps: Vec<(&'static str, uuid::Uuid)> = Vec::new();
-    steps.extend(
-        events_of::<OrderEvent>(&*log)
-            .await
-            .iter()
-            .map(|e| (e.payload.type_name(), e.correlation_id)),
-    );
-    steps.extend(
-        events_of::<PaymentEvent>(&*log)
-            .await
-            .iter()
-            .map(|e| (e.payload.type_name(), e.correlation_id)),
-    );
-    steps.extend(
-        events_of::<TicketEvent>(&*log)
-            .await
-            .iter()
-            .map(|e| (e.payload.type_name(), e.correlation_id)),
-    );
+    steps.extend(events_of::<OrderEvent>(&*log).await.iter().map(|e| (e.payload.type_name(), e.correlation_id)));
+    steps.extend(events_of::<PaymentEvent>(&*log).await.iter().map(|e| (e.payload.type_name(), e.correlation_id)));
+    steps.extend(events_of::<TicketEvent>(&*log).await.iter().map(|e| (e.payload.type_name(), e.correlation_id)));
     assert_eq!(steps.len(), 5, "{steps:?}");
-    let strays: Vec<&'static str> = steps
-        .iter()
-        .filter(|(_, id)| *id != flow)
-        .map(|(name, _)| *name)
-        .collect();
-    assert!(
-        strays.is_empty(),
-        "not in the reservation's flow {flow}: {strays:?}"
-    );
+    let strays: Vec<&'static str> = steps.iter().filter(|(_, id)| *id != flow).map(|(name, _)| *name).collect();
+    assert!(strays.is_empty(), "not in the reservation's flow {flow}: {strays:?}");
     platform.app.shutdown().await.expect("clean shutdown");
 }
 
@@ -262,49 +170,24 @@ fn assert_invariants(summary: &Summary) {
         .filter(|i| !i.holds)
         .map(|i| format!("{} ({})", i.name, i.detail))
         .collect();
-    assert!(
-        broken.is_empty(),
-        "broken invariants: {broken:#?}\nsummary: {summary:#?}"
-    );
+    assert!(broken.is_empty(), "broken invariants: {broken:#?}\nsummary: {summary:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_simulation_keeps_every_invariant_and_matches_its_provider() {
-    let simulation = Simulation {
-        seed: 3,
-        customers: 40,
-        orders: 500,
-        concurrency: 64,
-        decline_percent: 10,
-    };
+    let simulation = Simulation { seed: 3, customers: 40, orders: 500, concurrency: 64, decline_percent: 10 };
     let provider = simulation.provider();
-    let Running {
-        mut platform,
-        mailer,
-        log,
-    } = start_platform(Arc::new(provider)).await;
+    let Running { mut platform, mailer, log } = start_platform(Arc::new(provider)).await;
 
-    let summary = within(
-        "the simulation",
-        simulation.run(&mut platform, &mailer, |_| {}),
-    )
-    .await
-    .expect("the simulation runs");
+    let summary = within("the simulation", simulation.run(&mut platform, &mailer, |_| {}))
+        .await
+        .expect("the simulation runs");
 
     assert_invariants(&summary);
-    assert_eq!(
-        (summary.reservations, summary.reservations_rejected),
-        (500, 0)
-    );
+    assert_eq!((summary.reservations, summary.reservations_rejected), (500, 0));
     assert_eq!(summary.orders_placed, 500);
-    assert_eq!(
-        summary.payments_cancelled,
-        summary.payments_declined_expected
-    );
-    assert_eq!(
-        summary.payments_completed,
-        500 - summary.payments_declined_expected
-    );
+    assert_eq!(summary.payments_cancelled, summary.payments_declined_expected);
+    assert_eq!(summary.payments_completed, 500 - summary.payments_declined_expected);
     assert!(
         (20..=80).contains(&summary.payments_declined_expected),
         "about 10% of 500 payments are declined, not {}",
@@ -318,16 +201,10 @@ async fn a_seeded_simulation_keeps_every_invariant_and_matches_its_provider() {
         match &event.payload {
             PaymentEvent::Created { .. } => created += 1,
             PaymentEvent::Completed { payment_id, .. } => {
-                assert!(
-                    !provider.declines(payment_id),
-                    "{payment_id} completed but the provider declines it"
-                )
+                assert!(!provider.declines(payment_id), "{payment_id} completed but the provider declines it")
             }
             PaymentEvent::Cancelled { payment_id, .. } => {
-                assert!(
-                    provider.declines(payment_id),
-                    "{payment_id} cancelled but the provider approves it"
-                )
+                assert!(provider.declines(payment_id), "{payment_id} cancelled but the provider approves it")
             }
         }
     }
@@ -339,9 +216,7 @@ async fn a_seeded_simulation_keeps_every_invariant_and_matches_its_provider() {
     let confirmed: HashMap<OrderId, Money> = orders
         .iter()
         .filter_map(|e| match e.payload {
-            OrderEvent::Confirmed {
-                order_id, total, ..
-            } => Some((order_id, total)),
+            OrderEvent::Confirmed { order_id, total, .. } => Some((order_id, total)),
             _ => None,
         })
         .collect();
@@ -353,20 +228,12 @@ async fn a_seeded_simulation_keeps_every_invariant_and_matches_its_provider() {
     let ticketed: HashSet<OrderId> = tickets
         .iter()
         .map(|e| {
-            let TicketEvent::Issued {
-                ticket_id,
-                order_id,
-                ..
-            } = e.payload;
+            let TicketEvent::Issued { ticket_id, order_id, .. } = e.payload;
             assert_eq!(ticket_id, TicketId::derived_from(&order_id));
             order_id
         })
         .collect();
-    assert_eq!(
-        tickets.len(),
-        confirmed.len(),
-        "one ticket per confirmed order"
-    );
+    assert_eq!(tickets.len(), confirmed.len(), "one ticket per confirmed order");
     assert_eq!(ticketed, confirmed.keys().copied().collect::<HashSet<_>>());
     assert_eq!(mailer.sent(), confirmed.len() as u64);
     platform.app.shutdown().await.expect("clean shutdown");

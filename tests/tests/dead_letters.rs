@@ -19,8 +19,8 @@ use tramline::runtime::Settings;
 use tramline::runtime::dead_letter;
 use tramline::{Envelope, MemoryLog, Message, Position, ReferenceId};
 use tramline_platform_tests::{
-    Running, ScriptedProvider, create_product, events_of, fast_settings, header_text, records_of,
-    register_customer, reserve, settle, start_platform, start_platform_on,
+    Running, ScriptedProvider, create_product, events_of, fast_settings, header_text, records_of, register_customer,
+    reserve, settle, start_platform, start_platform_on,
 };
 
 /// What is wrong with a poison record.
@@ -39,12 +39,7 @@ enum Poison {
 const UNKNOWN_TYPE: &str = "SomethingTeleported";
 
 impl Poison {
-    const ALL: [Poison; 4] = [
-        Poison::NoType,
-        Poison::UnknownType,
-        Poison::BadJson,
-        Poison::Tombstone,
-    ];
+    const ALL: [Poison; 4] = [Poison::NoType, Poison::UnknownType, Poison::BadJson, Poison::Tombstone];
 
     /// The record made from a valid message: its key and headers, spoilt one way.
     fn record_from<M: Message>(self, message: &M) -> OutRecord {
@@ -52,11 +47,7 @@ impl Poison {
         match self {
             Poison::NoType => record.headers.retain(|h| h.key != headers::TYPE),
             Poison::UnknownType => {
-                let header = record
-                    .headers
-                    .iter_mut()
-                    .find(|h| h.key == headers::TYPE)
-                    .expect("encoded with a type");
+                let header = record.headers.iter_mut().find(|h| h.key == headers::TYPE).expect("encoded with a type");
                 header.value = Bytes::from_static(UNKNOWN_TYPE.as_bytes());
             }
             Poison::BadJson => record.value = Some(Bytes::from_static(b"{\"amount\": \"a lot\"")),
@@ -106,62 +97,22 @@ async fn append_poison<M: Message>(log: &dyn EventLog, message: &M) -> Vec<Appen
 async fn assert_dead_lettered(log: &dyn EventLog, group: &str, poisoned: &[Appended]) {
     let topic = dead_letter::topic_of(group);
     let mut letters = records_of(log, &topic).await;
-    letters.sort_by_key(|l| {
-        header_text(l, dead_letter::headers::OFFSET)
-            .parse::<u64>()
-            .expect("an offset")
-    });
-    assert_eq!(
-        letters.len(),
-        poisoned.len(),
-        "{topic} holds the {} poison records",
-        poisoned.len()
-    );
+    letters.sort_by_key(|l| header_text(l, dead_letter::headers::OFFSET).parse::<u64>().expect("an offset"));
+    assert_eq!(letters.len(), poisoned.len(), "{topic} holds the {} poison records", poisoned.len());
     for (letter, appended) in letters.iter().zip(poisoned) {
-        let Appended {
-            poison,
-            position,
-            record,
-            error_says,
-        } = appended;
+        let Appended { poison, position, record, error_says } = appended;
         let context = format!("{poison:?} record in {topic}");
-        assert_eq!(
-            header_text(letter, dead_letter::headers::TOPIC),
-            &*position.topic,
-            "{context}"
-        );
-        assert_eq!(
-            header_text(letter, dead_letter::headers::PARTITION),
-            position.partition.to_string(),
-            "{context}"
-        );
-        assert_eq!(
-            header_text(letter, dead_letter::headers::OFFSET),
-            position.offset.to_string(),
-            "{context}"
-        );
-        assert_eq!(
-            header_text(letter, dead_letter::headers::PROCESSOR),
-            group,
-            "{context}"
-        );
+        assert_eq!(header_text(letter, dead_letter::headers::TOPIC), &*position.topic, "{context}");
+        assert_eq!(header_text(letter, dead_letter::headers::PARTITION), position.partition.to_string(), "{context}");
+        assert_eq!(header_text(letter, dead_letter::headers::OFFSET), position.offset.to_string(), "{context}");
+        assert_eq!(header_text(letter, dead_letter::headers::PROCESSOR), group, "{context}");
         let error = header_text(letter, dead_letter::headers::ERROR);
-        assert!(
-            error.contains(error_says.as_str()),
-            "{context}: `{error}` should say `{error_says}`"
-        );
+        assert!(error.contains(error_says.as_str()), "{context}: `{error}` should say `{error_says}`");
         let place = format!("record {position}");
-        assert!(
-            error.contains(&place),
-            "{context}: `{error}` should name `{place}`"
-        );
+        assert!(error.contains(&place), "{context}: `{error}` should name `{place}`");
         assert_eq!(letter.key, record.key, "{context}: key preserved");
         assert_eq!(letter.value, record.value, "{context}: value preserved");
-        assert_eq!(
-            letter.headers[..record.headers.len()],
-            record.headers[..],
-            "{context}: headers preserved"
-        );
+        assert_eq!(letter.headers[..record.headers.len()], record.headers[..], "{context}: headers preserved");
     }
 }
 
@@ -178,48 +129,29 @@ async fn poison_commands_are_dead_lettered_and_the_next_command_is_applied() {
     };
     let poisoned = append_poison(&*log, &place).await;
     let partition = poisoned[0].position.partition;
-    assert!(
-        poisoned.iter().all(|p| p.position.partition == partition),
-        "one key, one partition"
-    );
+    assert!(poisoned.iter().all(|p| p.position.partition == partition), "one key, one partition");
 
     // The same order, now well-formed, right behind the poison on the same partition.
     let placed = tramline_platform_tests::within("an order", platform.orders.send(place))
         .await
         .expect("the command after the poison is applied");
     let event = &placed.events[0];
-    assert!(matches!(
-        event.payload,
-        OrderEvent::Placed { quantity: 2, .. }
-    ));
-    assert_eq!(
-        event.position.as_ref().map(|p| p.partition),
-        Some(partition)
-    );
+    assert!(matches!(event.payload, OrderEvent::Placed { quantity: 2, .. }));
+    assert_eq!(event.position.as_ref().map(|p| p.partition), Some(partition));
     settle(&platform).await;
 
     assert_dead_lettered(&*log, "order.aggregate", &poisoned).await;
     assert_eq!(platform.app.dead_letters().await.unwrap(), 4);
     let commands = TopicPartition::new("order.commands", partition);
-    assert_eq!(
-        log.committed("order.aggregate", &commands).await.unwrap(),
-        Some(5),
-        "past all five commands"
-    );
-    let status = platform
-        .history
-        .read(|h| h.order(&order_id).map(|o| o.status.clone()));
+    assert_eq!(log.committed("order.aggregate", &commands).await.unwrap(), Some(5), "past all five commands");
+    let status = platform.history.read(|h| h.order(&order_id).map(|o| o.status.clone()));
     assert_eq!(status, Some(OrderStatus::AwaitingPayment));
     platform.app.shutdown().await.expect("clean shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_events_are_dead_lettered_by_every_subscriber_and_the_flow_goes_on() {
-    let Running {
-        platform,
-        log,
-        mailer,
-    } = start_platform(ScriptedProvider::new()).await;
+    let Running { platform, log, mailer } = start_platform(ScriptedProvider::new()).await;
     let ada = register_customer(&platform, "Ada").await;
     let ride = create_product(&platform, "Single ride", 250).await;
     let request = Request::new(ada, ride, 2);
@@ -234,11 +166,7 @@ async fn poison_events_are_dead_lettered_by_every_subscriber_and_the_flow_goes_o
     let reservation = reserve(&platform, request).await;
     settle(&platform).await;
 
-    for group in [
-        "order.follow-payments",
-        "payment.charge-payments",
-        "platform.statistics",
-    ] {
+    for group in ["order.follow-payments", "payment.charge-payments", "platform.statistics"] {
         assert_dead_lettered(&*log, group, &poisoned).await;
     }
     assert_eq!(platform.app.dead_letters().await.unwrap(), 12);
@@ -246,45 +174,25 @@ async fn poison_events_are_dead_lettered_by_every_subscriber_and_the_flow_goes_o
     // payment.events holds the poison, then the real payment's events on the same partition.
     let records = records_of(&*log, "payment.events").await;
     assert_eq!(records.len(), 6);
-    assert!(
-        records
-            .iter()
-            .all(|r| r.partition == poisoned[0].position.partition)
-    );
+    assert!(records.iter().all(|r| r.partition == poisoned[0].position.partition));
     let real: Vec<PaymentEvent> = records[4..]
         .iter()
-        .map(|r| {
-            codec::decode::<PaymentEvent>(r)
-                .expect("a real event")
-                .payload
-        })
+        .map(|r| codec::decode::<PaymentEvent>(r).expect("a real event").payload)
         .collect();
     let (payment_id, order_id) = (reservation.payment_id, reservation.order_id);
     assert_eq!(
         real,
         [
-            PaymentEvent::Created {
-                payment_id,
-                order_id,
-                amount: Money::cents(500)
-            },
-            PaymentEvent::Completed {
-                payment_id,
-                order_id,
-                amount: Money::cents(500)
-            },
+            PaymentEvent::Created { payment_id, order_id, amount: Money::cents(500) },
+            PaymentEvent::Completed { payment_id, order_id, amount: Money::cents(500) },
         ]
     );
-    let status = platform
-        .history
-        .read(|h| h.order(&reservation.order_id).map(|o| o.status.clone()));
+    let status = platform.history.read(|h| h.order(&reservation.order_id).map(|o| o.status.clone()));
     assert_eq!(status, Some(OrderStatus::Confirmed));
     let tickets = events_of::<TicketEvent>(&*log).await;
     assert_eq!(tickets.len(), 1);
     assert_eq!(mailer.sent(), 1);
-    let counted = platform
-        .statistics
-        .read(|s| (s.payments_created, s.payments_completed, s.orders_confirmed));
+    let counted = platform.statistics.read(|s| (s.payments_created, s.payments_completed, s.orders_confirmed));
     assert_eq!(counted, (1, 1, 1), "the poison counted for nothing");
     platform.app.shutdown().await.expect("clean shutdown");
 }
@@ -292,16 +200,10 @@ async fn poison_events_are_dead_lettered_by_every_subscriber_and_the_flow_goes_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handler_that_keeps_failing_is_retried_then_dead_lettered_and_the_partition_goes_on() {
     let provider = ScriptedProvider::new();
-    let settings = Settings {
-        handler_attempts: 4,
-        ..fast_settings()
-    };
+    let settings = Settings { handler_attempts: 4, ..fast_settings() };
     let partitions = settings.partitions;
-    let Running {
-        platform,
-        log,
-        mailer,
-    } = start_platform_on(MemoryLog::shared(), provider.clone() as Arc<_>, settings).await;
+    let Running { platform, log, mailer } =
+        start_platform_on(MemoryLog::shared(), provider.clone() as Arc<_>, settings).await;
     let ada = register_customer(&platform, "Ada").await;
     let ride = create_product(&platform, "Single ride", 250).await;
 
@@ -323,10 +225,7 @@ async fn a_handler_that_keeps_failing_is_retried_then_dead_lettered_and_the_part
         .expect("the failing payment was created");
     let charges = provider.charges_of(failing.payment_id);
     assert_eq!(charges.len(), 4, "tried handler_attempts times");
-    assert!(
-        charges.iter().all(|c| c.idempotency_key == created.id),
-        "every retry with the same idempotency key"
-    );
+    assert!(charges.iter().all(|c| c.idempotency_key == created.id), "every retry with the same idempotency key");
     assert_eq!(provider.charges_of(next.payment_id).len(), 1);
 
     let letters = records_of(&*log, "payment.charge-payments.dlq").await;
@@ -337,42 +236,17 @@ async fn a_handler_that_keeps_failing_is_retried_then_dead_lettered_and_the_part
         header_text(letter, dead_letter::headers::ERROR),
         "handler failed 4 times; last error: payment service provider failed: provider unreachable"
     );
-    assert_eq!(
-        header_text(letter, dead_letter::headers::TOPIC),
-        "payment.events"
-    );
-    assert_eq!(
-        header_text(letter, dead_letter::headers::PARTITION),
-        partition.to_string()
-    );
-    assert_eq!(
-        header_text(letter, dead_letter::headers::OFFSET),
-        position.offset.to_string()
-    );
-    let original = log
-        .read(
-            &TopicPartition::new("payment.events", partition),
-            position.offset,
-            1,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (&letter.key, &letter.value),
-        (&original[0].key, &original[0].value)
-    );
+    assert_eq!(header_text(letter, dead_letter::headers::TOPIC), "payment.events");
+    assert_eq!(header_text(letter, dead_letter::headers::PARTITION), partition.to_string());
+    assert_eq!(header_text(letter, dead_letter::headers::OFFSET), position.offset.to_string());
+    let original = log.read(&TopicPartition::new("payment.events", partition), position.offset, 1).await.unwrap();
+    assert_eq!((&letter.key, &letter.value), (&original[0].key, &original[0].value));
     assert_eq!(platform.app.dead_letters().await.unwrap(), 1);
 
-    let statuses = platform.history.read(|h| {
-        [failing.order_id, next.order_id].map(|id| h.order(&id).map(|o| o.status.clone()))
-    });
-    assert_eq!(
-        statuses,
-        [
-            Some(OrderStatus::AwaitingPayment),
-            Some(OrderStatus::Confirmed)
-        ]
-    );
+    let statuses = platform
+        .history
+        .read(|h| [failing.order_id, next.order_id].map(|id| h.order(&id).map(|o| o.status.clone())));
+    assert_eq!(statuses, [Some(OrderStatus::AwaitingPayment), Some(OrderStatus::Confirmed)]);
     let tickets: Vec<OrderId> = events_of::<TicketEvent>(&*log)
         .await
         .into_iter()

@@ -10,8 +10,8 @@ use reserve::Request;
 use tramline::log::{EventLog, TopicPartition};
 use tramline::runtime::{ProcessorInfo, ProcessorKind};
 use tramline_platform_tests::{
-    Running, ScriptedProvider, create_product, events_of, partitions_of, register_customer,
-    reserve, settle, start_platform, within,
+    Running, ScriptedProvider, create_product, events_of, partitions_of, register_customer, reserve, settle,
+    start_platform, within,
 };
 
 /// Every topic of the platform's modules and their dead-letter topics.
@@ -66,26 +66,14 @@ async fn log_state(log: &dyn EventLog) -> BTreeMap<String, Option<u64>> {
         let partitions = partitions_of(log, topic).await;
         assert!(!partitions.is_empty(), "topic {topic} exists");
         for tp in partitions {
-            state.insert(
-                format!("end {tp}"),
-                Some(log.end_offset(&tp).await.unwrap()),
-            );
+            state.insert(format!("end {tp}"), Some(log.end_offset(&tp).await.unwrap()));
         }
     }
     for group in GROUPS {
-        for topic in [
-            "customer.commands",
-            "order.commands",
-            "payment.events",
-            "order.events",
-            "ticket.events",
-        ] {
+        for topic in ["customer.commands", "order.commands", "payment.events", "order.events", "ticket.events"] {
             for partition in 0..4 {
                 let tp = TopicPartition::new(topic, partition);
-                state.insert(
-                    format!("committed {group} {tp}"),
-                    log.committed(group, &tp).await.unwrap(),
-                );
+                state.insert(format!("committed {group} {tp}"), log.committed(group, &tp).await.unwrap());
             }
         }
     }
@@ -95,9 +83,7 @@ async fn log_state(log: &dyn EventLog) -> BTreeMap<String, Option<u64>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounting_added_late_books_exactly_what_happened_and_changes_nothing_else() {
     let provider = ScriptedProvider::new();
-    let Running {
-        mut platform, log, ..
-    } = start_platform(provider.clone()).await;
+    let Running { mut platform, log, .. } = start_platform(provider.clone()).await;
     let ada = register_customer(&platform, "Ada").await;
     let bo = register_customer(&platform, "Bo").await;
     let ride = create_product(&platform, "Single ride", 250).await;
@@ -127,62 +113,28 @@ async fn accounting_added_late_books_exactly_what_happened_and_changes_nothing_e
 
     let topology_before = platform.app.topology().clone();
     let log_before = log_state(&*log).await;
-    let accounting = within("accounting to join", platform.add_accounting())
-        .await
-        .expect("accounting joins");
-    within("accounting to catch up", accounting.caught_up())
-        .await
-        .expect("caught up");
+    let accounting = within("accounting to join", platform.add_accounting()).await.expect("accounting joins");
+    within("accounting to catch up", accounting.caught_up()).await.expect("caught up");
 
-    let sale = |orders, tickets, cents| Sales {
-        orders,
-        tickets,
-        revenue: Money::cents(cents),
-    };
-    let expected: BTreeMap<ProductId, Sales> = [
-        (ride, sale(2, 4, 1_000)),
-        (day, sale(1, 1, 800)),
-        (week, sale(1, 2, 5_800)),
-    ]
-    .into();
-    let (total, by_product, by_day) = accounting.read(|books| {
-        (
-            books.total(),
-            books.by_product().clone(),
-            books.by_day().clone(),
-        )
-    });
+    let sale = |orders, tickets, cents| Sales { orders, tickets, revenue: Money::cents(cents) };
+    let expected: BTreeMap<ProductId, Sales> =
+        [(ride, sale(2, 4, 1_000)), (day, sale(1, 1, 800)), (week, sale(1, 2, 5_800))].into();
+    let (total, by_product, by_day) =
+        accounting.read(|books| (books.total(), books.by_product().clone(), books.by_day().clone()));
     assert_eq!(total, sale(4, 7, 7_600));
-    assert_eq!(
-        by_product, expected,
-        "per product; the shuttle sold nothing confirmed"
-    );
+    assert_eq!(by_product, expected, "per product; the shuttle sold nothing confirmed");
     assert_eq!(by_day.values().map(|s| s.orders).sum::<u64>(), 4);
-    assert_eq!(
-        by_day.values().map(|s| s.revenue).sum::<Money>(),
-        Money::cents(7_600)
-    );
+    assert_eq!(by_day.values().map(|s| s.revenue).sum::<Money>(), Money::cents(7_600));
 
     // The same figures as the modules that watched from the start.
-    assert_eq!(
-        platform.history.read(|h| h.confirmed_revenue()),
-        total.revenue
-    );
-    let statistics = platform
-        .statistics
-        .read(|s| (s.orders_confirmed, s.orders_cancelled, s.confirmed_revenue));
+    assert_eq!(platform.history.read(|h| h.confirmed_revenue()), total.revenue);
+    let statistics = platform.statistics.read(|s| (s.orders_confirmed, s.orders_cancelled, s.confirmed_revenue));
     assert_eq!(statistics, (total.orders, 4, total.revenue));
 
     // Joining added one projection and wrote nothing: no topic and no group moved.
     let topology_after = platform.app.topology().clone();
-    assert_eq!(
-        topology_after.processors.len(),
-        topology_before.processors.len() + 1
-    );
-    assert_eq!(
-        topology_after.processors[..topology_before.processors.len()],
-        topology_before.processors[..]
-    );
+    assert_eq!(topology_after.processors.len(), topology_before.processors.len() + 1);
+    assert_eq!(topology_after.processors[..topology_before.processors.len()], topology_before.processors[..]);
     assert_eq!(
         topology_after.processors.last(),
         Some(&ProcessorInfo {
@@ -198,14 +150,9 @@ async fn accounting_added_late_books_exactly_what_happened_and_changes_nothing_e
     // From now on it follows along.
     let late = reserve(&platform, Request::new(ada, shuttle, 3)).await;
     settle(&platform).await;
-    within("accounting to catch up", accounting.caught_up())
-        .await
-        .expect("caught up");
+    within("accounting to catch up", accounting.caught_up()).await.expect("caught up");
     assert_eq!(accounting.read(|books| books.total()), sale(5, 10, 11_200));
-    assert_eq!(
-        accounting.read(|books| books.by_product().get(&shuttle).copied()),
-        Some(sale(1, 3, 3_600))
-    );
+    assert_eq!(accounting.read(|books| books.by_product().get(&shuttle).copied()), Some(sale(1, 3, 3_600)));
     let confirmed: Vec<OrderId> = events_of::<OrderEvent>(&*log)
         .await
         .into_iter()

@@ -13,8 +13,8 @@ use reserve::{Request, ReserveError};
 use tramline::ReferenceId;
 use tramline::runtime::CommandError;
 use tramline_platform_tests::{
-    Running, ScriptedProvider, create_product, events_of, record_count, register_customer, reserve,
-    settle, start_platform, within,
+    Running, ScriptedProvider, create_product, events_of, record_count, register_customer, reserve, settle,
+    start_platform, within,
 };
 
 /// Places an order straight through the order module.
@@ -26,16 +26,8 @@ async fn place(
     cents: i64,
 ) -> OrderId {
     let order_id = OrderId::generate();
-    let place = OrderCommand::Place {
-        order_id,
-        customer_id,
-        product_id,
-        quantity,
-        unit_price: Money::cents(cents),
-    };
-    within("an order", running.platform.orders.send(place))
-        .await
-        .expect("placed");
+    let place = OrderCommand::Place { order_id, customer_id, product_id, quantity, unit_price: Money::cents(cents) };
+    within("an order", running.platform.orders.send(place)).await.expect("placed");
     order_id
 }
 
@@ -45,23 +37,12 @@ async fn reserve_refuses_an_unknown_customer_and_places_nothing() {
     let ride = create_product(&running.platform, "Single ride", 250).await;
     let stranger = CustomerId::generate();
 
-    let refused = within(
-        "a reservation",
-        running
-            .platform
-            .reserve
-            .reserve(Request::new(stranger, ride, 1)),
-    )
-    .await;
+    let refused = within("a reservation", running.platform.reserve.reserve(Request::new(stranger, ride, 1))).await;
     match refused {
         Err(ReserveError::UnknownCustomer(id)) => assert_eq!(id, stranger),
         other => panic!("expected UnknownCustomer({stranger}), got {other:?}"),
     }
-    assert_eq!(
-        record_count(&*running.log, "order.commands").await,
-        0,
-        "no order was even sent"
-    );
+    assert_eq!(record_count(&*running.log, "order.commands").await, 0, "no order was even sent");
     assert_eq!(record_count(&*running.log, "payment.commands").await, 0);
 }
 
@@ -71,14 +52,7 @@ async fn reserve_refuses_an_unknown_product_and_places_nothing() {
     let ada = register_customer(&running.platform, "Ada").await;
     let nothing = ProductId::generate();
 
-    let refused = within(
-        "a reservation",
-        running
-            .platform
-            .reserve
-            .reserve(Request::new(ada, nothing, 1)),
-    )
-    .await;
+    let refused = within("a reservation", running.platform.reserve.reserve(Request::new(ada, nothing, 1))).await;
     match refused {
         Err(ReserveError::UnknownProduct(id)) => assert_eq!(id, nothing),
         other => panic!("expected UnknownProduct({nothing}), got {other:?}"),
@@ -102,50 +76,26 @@ async fn reserve_reports_which_module_refused() {
         other => panic!("expected the order module's NoQuantity, got {other:?}"),
     }
     assert_eq!(record_count(&*running.log, "order.events").await, 0);
-    assert_eq!(
-        record_count(&*running.log, "payment.commands").await,
-        0,
-        "no payment was started"
-    );
+    assert_eq!(record_count(&*running.log, "payment.commands").await, 0, "no payment was started");
 
     // A new order paid with a payment id that is taken: the order is placed, the payment
     // module refuses, and the error says which order is left unpaid.
     let first = Request::new(ada, ride, 1);
     reserve(platform, first.clone()).await;
-    let reused = Request {
-        order_id: OrderId::generate(),
-        ..first.clone()
-    };
+    let reused = Request { order_id: OrderId::generate(), ..first.clone() };
     let refused = within("a reservation", platform.reserve.reserve(reused.clone())).await;
     match refused {
-        Err(ReserveError::Payment {
-            order_id,
-            error: CommandError::Rejected(PaymentError::AlreadyExists(id)),
-        }) => {
+        Err(ReserveError::Payment { order_id, error: CommandError::Rejected(PaymentError::AlreadyExists(id)) }) => {
             assert_eq!((order_id, id), (reused.order_id, first.payment_id));
         }
         other => panic!("expected the payment module's AlreadyExists, got {other:?}"),
     }
     settle(platform).await;
     let statuses = platform.history.read(|h| {
-        (
-            h.order(&first.order_id).map(|o| o.status.clone()),
-            h.order(&reused.order_id).map(|o| o.status.clone()),
-        )
+        (h.order(&first.order_id).map(|o| o.status.clone()), h.order(&reused.order_id).map(|o| o.status.clone()))
     });
-    assert_eq!(
-        statuses,
-        (
-            Some(OrderStatus::Confirmed),
-            Some(OrderStatus::AwaitingPayment)
-        )
-    );
-    assert_eq!(
-        platform
-            .statistics
-            .read(|s| (s.payments_created, s.orders_placed)),
-        (1, 2)
-    );
+    assert_eq!(statuses, (Some(OrderStatus::Confirmed), Some(OrderStatus::AwaitingPayment)));
+    assert_eq!(platform.statistics.read(|s| (s.payments_created, s.orders_placed)), (1, 2));
 }
 
 /// `reserve::Request` says: "The IDs are the caller's, so that a retry is recognised." A caller
@@ -160,19 +110,9 @@ async fn reserve_recognises_a_retried_request() {
     let request = Request::new(ada, ride, 2);
     let first = reserve(platform, request.clone()).await;
 
-    let retried = within(
-        "a retried reservation",
-        platform.reserve.reserve(request.clone()),
-    )
-    .await;
+    let retried = within("a retried reservation", platform.reserve.reserve(request.clone())).await;
     settle(platform).await;
-    assert_eq!(
-        platform
-            .statistics
-            .read(|s| (s.orders_placed, s.payments_created)),
-        (1, 1),
-        "nothing twice"
-    );
+    assert_eq!(platform.statistics.read(|s| (s.orders_placed, s.payments_created)), (1, 1), "nothing twice");
     match retried {
         Ok(reservation) => assert_eq!(reservation, first),
         Err(error) => panic!("a retry of a reservation that succeeded was refused: {error}"),
@@ -184,35 +124,15 @@ async fn a_payment_for_an_unknown_order_is_rejected_without_an_event() {
     let running = start_platform(ScriptedProvider::new()).await;
     let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
 
-    let create = PaymentCommand::Create {
-        payment_id,
-        order_id,
-        amount: Money::cents(250),
-    };
-    let outcome = within(
-        "a payment",
-        running.platform.payments.gateway().send(create),
-    )
-    .await;
+    let create = PaymentCommand::Create { payment_id, order_id, amount: Money::cents(250) };
+    let outcome = within("a payment", running.platform.payments.gateway().send(create)).await;
     match outcome {
         Err(CommandError::Rejected(PaymentError::UnknownOrder(id))) => assert_eq!(id, order_id),
         other => panic!("expected UnknownOrder({order_id}), got {other:?}"),
     }
-    assert_eq!(
-        record_count(&*running.log, "payment.commands").await,
-        1,
-        "the command itself is on the log"
-    );
-    assert_eq!(
-        record_count(&*running.log, "payment.events").await,
-        0,
-        "but no event"
-    );
-    assert_eq!(
-        record_count(&*running.log, "payment.state").await,
-        0,
-        "and no state"
-    );
+    assert_eq!(record_count(&*running.log, "payment.commands").await, 1, "the command itself is on the log");
+    assert_eq!(record_count(&*running.log, "payment.events").await, 0, "but no event");
+    assert_eq!(record_count(&*running.log, "payment.state").await, 0, "and no state");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,26 +140,15 @@ async fn a_payment_for_a_cancelled_order_is_rejected() {
     let running = start_platform(ScriptedProvider::new()).await;
     let (customer_id, product_id) = (CustomerId::generate(), ProductId::generate());
     let order_id = place(&running, customer_id, product_id, 2, 400).await;
-    let cancel = OrderCommand::Cancel {
-        order_id,
-        reason: "changed my mind".into(),
-    };
-    let cancelled = within("a cancellation", running.platform.orders.send(cancel))
-        .await
-        .expect("cancelled");
+    let cancel = OrderCommand::Cancel { order_id, reason: "changed my mind".into() };
+    let cancelled = within("a cancellation", running.platform.orders.send(cancel)).await.expect("cancelled");
 
     // `start` waits until the payment module has seen the cancellation.
     let payment_id = PaymentId::generate();
     let payments = &running.platform.payments;
     let outcome = within(
         "a payment",
-        payments.start(
-            payment_id,
-            order_id,
-            Money::cents(800),
-            &cancelled.events[0],
-            &cancelled.positions(),
-        ),
+        payments.start(payment_id, order_id, Money::cents(800), &cancelled.events[0], &cancelled.positions()),
     )
     .await;
     match outcome {
@@ -260,12 +169,8 @@ async fn a_payment_of_the_wrong_amount_is_rejected_and_the_right_one_then_accept
         quantity: 2,
         unit_price: Money::cents(250),
     };
-    let OrderCommand::Place { order_id, .. } = order else {
-        unreachable!()
-    };
-    let placed = within("an order", running.platform.orders.send(order))
-        .await
-        .expect("placed");
+    let OrderCommand::Place { order_id, .. } = order else { unreachable!() };
+    let placed = within("an order", running.platform.orders.send(order)).await.expect("placed");
 
     let payments = &running.platform.payments;
     let payment_id = PaymentId::generate();
@@ -275,15 +180,8 @@ async fn a_payment_of_the_wrong_amount_is_rejected_and_the_right_one_then_accept
     )
     .await;
     match wrong {
-        Err(CommandError::Rejected(PaymentError::WrongAmount {
-            order_id: id,
-            total,
-            offered,
-        })) => {
-            assert_eq!(
-                (id, total, offered),
-                (order_id, Money::cents(500), Money::cents(499))
-            );
+        Err(CommandError::Rejected(PaymentError::WrongAmount { order_id: id, total, offered })) => {
+            assert_eq!((id, total, offered), (order_id, Money::cents(500), Money::cents(499)));
         }
         other => panic!("expected WrongAmount, got {other:?}"),
     }
@@ -299,19 +197,9 @@ async fn a_payment_of_the_wrong_amount_is_rejected_and_the_right_one_then_accept
     .expect("the right amount is accepted");
     assert!(!right.duplicate);
     let created: Vec<PaymentEvent> = right.events.into_iter().map(|e| e.payload).collect();
-    assert_eq!(
-        created,
-        [PaymentEvent::Created {
-            payment_id,
-            order_id,
-            amount: Money::cents(500)
-        }]
-    );
+    assert_eq!(created, [PaymentEvent::Created { payment_id, order_id, amount: Money::cents(500) }]);
     settle(&running.platform).await;
-    let status = running
-        .platform
-        .history
-        .read(|h| h.order(&order_id).map(|o| o.status.clone()));
+    let status = running.platform.history.read(|h| h.order(&order_id).map(|o| o.status.clone()));
     assert_eq!(status, Some(OrderStatus::Confirmed));
 }
 
@@ -319,52 +207,22 @@ async fn a_payment_of_the_wrong_amount_is_rejected_and_the_right_one_then_accept
 async fn confirming_a_cancelled_order_is_rejected_without_an_event() {
     let running = start_platform(ScriptedProvider::new()).await;
     let orders = &running.platform.orders;
-    let order_id = place(
-        &running,
-        CustomerId::generate(),
-        ProductId::generate(),
-        1,
-        800,
-    )
-    .await;
-    within(
-        "a cancellation",
-        orders.send(OrderCommand::Cancel {
-            order_id,
-            reason: "too late".into(),
-        }),
-    )
-    .await
-    .expect("cancelled");
+    let order_id = place(&running, CustomerId::generate(), ProductId::generate(), 1, 800).await;
+    within("a cancellation", orders.send(OrderCommand::Cancel { order_id, reason: "too late".into() }))
+        .await
+        .expect("cancelled");
     let events_before = record_count(&*running.log, "order.events").await;
     let states_before = record_count(&*running.log, "order.state").await;
 
-    let outcome = within(
-        "a confirmation",
-        orders.send(OrderCommand::Confirm { order_id }),
-    )
-    .await;
+    let outcome = within("a confirmation", orders.send(OrderCommand::Confirm { order_id })).await;
     match &outcome {
-        Err(error) => assert_eq!(
-            error.rejection(),
-            Some(&OrderError::Cancelled(order_id)),
-            "{error}"
-        ),
+        Err(error) => assert_eq!(error.rejection(), Some(&OrderError::Cancelled(order_id)), "{error}"),
         Ok(accepted) => panic!("a cancelled order was confirmed: {accepted:?}"),
     }
-    assert_eq!(
-        record_count(&*running.log, "order.events").await,
-        events_before
-    );
-    assert_eq!(
-        record_count(&*running.log, "order.state").await,
-        states_before
-    );
+    assert_eq!(record_count(&*running.log, "order.events").await, events_before);
+    assert_eq!(record_count(&*running.log, "order.state").await, states_before);
     settle(&running.platform).await;
-    let status = running
-        .platform
-        .history
-        .read(|h| h.order(&order_id).map(|o| o.status.clone()));
+    let status = running.platform.history.read(|h| h.order(&order_id).map(|o| o.status.clone()));
     assert_eq!(status, Some(OrderStatus::Cancelled("too late".into())));
 }
 
@@ -373,75 +231,37 @@ async fn a_rejected_command_leaves_no_half_applied_state() {
     let running = start_platform(ScriptedProvider::new()).await;
     let customers = &running.platform.customers;
     let customer_id = CustomerId::generate();
-    let register = |name: &str, email: &str| CustomerCommand::Register {
-        customer_id,
-        name: name.into(),
-        email: email.into(),
-    };
-    within(
-        "a registration",
-        customers.send(register("Ada", "ada@example.org")),
-    )
-    .await
-    .expect("registered");
+    let register =
+        |name: &str, email: &str| CustomerCommand::Register { customer_id, name: name.into(), email: email.into() };
+    within("a registration", customers.send(register("Ada", "ada@example.org")))
+        .await
+        .expect("registered");
 
     // A second registration, with other details, is refused...
-    let again = within(
-        "a registration",
-        customers.send(register("Eve", "eve@example.org")),
-    )
-    .await;
-    assert_eq!(
-        again.as_ref().err().and_then(|e| e.rejection()),
-        Some(&CustomerError::AlreadyRegistered(customer_id))
-    );
+    let again = within("a registration", customers.send(register("Eve", "eve@example.org"))).await;
+    assert_eq!(again.as_ref().err().and_then(|e| e.rejection()), Some(&CustomerError::AlreadyRegistered(customer_id)));
     // ...and so is a registration with a bad e-mail for a new customer, which stays unknown.
     let other = CustomerId::generate();
-    let bad = CustomerCommand::Register {
-        customer_id: other,
-        name: "Bo".into(),
-        email: "bo at home".into(),
-    };
+    let bad = CustomerCommand::Register { customer_id: other, name: "Bo".into(), email: "bo at home".into() };
     let refused = within("a registration", customers.send(bad)).await;
     assert_eq!(
         refused.as_ref().err().and_then(|e| e.rejection()),
         Some(&CustomerError::InvalidEmail("bo at home".into()))
     );
-    assert_eq!(
-        record_count(&*running.log, "customer.events").await,
-        1,
-        "only the first registration"
-    );
+    assert_eq!(record_count(&*running.log, "customer.events").await, 1, "only the first registration");
 
     // The refused commands changed nothing: an update keeps the first name, and the customer
     // with the bad e-mail is still unknown.
-    let update = CustomerCommand::Update {
-        customer_id,
-        name: None,
-        email: Some("ada@new.example.org".into()),
-    };
-    let updated = within("an update", customers.send(update))
-        .await
-        .expect("updated");
+    let update = CustomerCommand::Update { customer_id, name: None, email: Some("ada@new.example.org".into()) };
+    let updated = within("an update", customers.send(update)).await.expect("updated");
     let events: Vec<CustomerEvent> = updated.events.into_iter().map(|e| e.payload).collect();
     assert_eq!(
         events,
-        [CustomerEvent::Updated {
-            customer_id,
-            name: "Ada".into(),
-            email: "ada@new.example.org".into()
-        }]
+        [CustomerEvent::Updated { customer_id, name: "Ada".into(), email: "ada@new.example.org".into() }]
     );
-    let update_other = CustomerCommand::Update {
-        customer_id: other,
-        name: Some("Bo".into()),
-        email: None,
-    };
+    let update_other = CustomerCommand::Update { customer_id: other, name: Some("Bo".into()), email: None };
     let unknown = within("an update", customers.send(update_other)).await;
-    assert_eq!(
-        unknown.as_ref().err().and_then(|e| e.rejection()),
-        Some(&CustomerError::Unknown(other))
-    );
+    assert_eq!(unknown.as_ref().err().and_then(|e| e.rejection()), Some(&CustomerError::Unknown(other)));
 
     // The same for an order refused for its quantity: the id stays free.
     let orders = &running.platform.orders;
@@ -454,21 +274,10 @@ async fn a_rejected_command_leaves_no_half_applied_state() {
         unit_price: Money::cents(300),
     };
     let zero = within("an order", orders.send(place(0))).await;
-    assert_eq!(
-        zero.as_ref().err().and_then(|e| e.rejection()),
-        Some(&OrderError::NoQuantity)
-    );
+    assert_eq!(zero.as_ref().err().and_then(|e| e.rejection()), Some(&OrderError::NoQuantity));
     assert_eq!(record_count(&*running.log, "order.events").await, 0);
-    let placed = within("an order", orders.send(place(2)))
-        .await
-        .expect("placed after the refusal");
-    assert!(
-        matches!(placed.events[..], [ref e] if matches!(e.payload, OrderEvent::Placed { quantity: 2, .. }))
-    );
+    let placed = within("an order", orders.send(place(2))).await.expect("placed after the refusal");
+    assert!(matches!(placed.events[..], [ref e] if matches!(e.payload, OrderEvent::Placed { quantity: 2, .. })));
     let logged = events_of::<CustomerEvent>(&*running.log).await;
-    assert_eq!(
-        logged.len(),
-        2,
-        "Registered and Updated, nothing of the refused commands"
-    );
+    assert_eq!(logged.len(), 2, "Registered and Updated, nothing of the refused commands");
 }

@@ -66,8 +66,10 @@ async fn main() -> ExitCode {
 
 async fn topology() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let simulation = Simulation::default();
-    let services =
-        Services { provider: Arc::new(simulation.provider()), mailer: Arc::new(ticketing_platform::CountingMailer::default()) };
+    let services = Services {
+        provider: Arc::new(simulation.provider()),
+        mailer: Arc::new(ticketing_platform::CountingMailer::default()),
+    };
     let mut platform = Platform::register(MemoryLog::shared(), Settings::default(), services).await?;
     platform.add_accounting().await?;
     print!("{}", platform.topology());

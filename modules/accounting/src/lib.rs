@@ -98,7 +98,11 @@ mod tests {
         let test = ProjectionTest::new(Accounting::default()).given(confirmed(ride, 2, 500));
         test.clock().advance(Duration::from_secs(86_400));
         test.given(confirmed(pass, 1, 800))
-            .given(OrderEvent::Cancelled { order_id: OrderId::generate(), customer_id: CustomerId::generate(), reason: "x".into() })
+            .given(OrderEvent::Cancelled {
+                order_id: OrderId::generate(),
+                customer_id: CustomerId::generate(),
+                reason: "x".into(),
+            })
             .then(|books| {
                 assert_eq!(books.total(), Sales { orders: 2, tickets: 3, revenue: Money::cents(1300) });
                 assert_eq!(books.by_product()[&ride], Sales { orders: 1, tickets: 2, revenue: Money::cents(500) });

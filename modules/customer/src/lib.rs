@@ -58,11 +58,17 @@ impl Aggregate for Customer {
 
     fn decide(&self, command: &CustomerCommand, _: &()) -> Result<Vec<CustomerEvent>, CustomerError> {
         match (command, &self.details) {
-            (CustomerCommand::Register { customer_id, .. }, Some(_)) => Err(CustomerError::AlreadyRegistered(*customer_id)),
+            (CustomerCommand::Register { customer_id, .. }, Some(_)) => {
+                Err(CustomerError::AlreadyRegistered(*customer_id))
+            }
             (CustomerCommand::Register { customer_id, name, email }, None) => {
                 valid_name(name)?;
                 valid_email(email)?;
-                Ok(vec![CustomerEvent::Registered { customer_id: *customer_id, name: name.clone(), email: email.clone() }])
+                Ok(vec![CustomerEvent::Registered {
+                    customer_id: *customer_id,
+                    name: name.clone(),
+                    email: email.clone(),
+                }])
             }
             (CustomerCommand::Update { customer_id, .. }, None) => Err(CustomerError::Unknown(*customer_id)),
             (CustomerCommand::Update { customer_id, name: None, email: None }, Some(_)) => {

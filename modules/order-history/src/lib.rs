@@ -137,18 +137,28 @@ mod tests {
         let customer_id = CustomerId::generate();
         let (first, second) = (OrderId::generate(), OrderId::generate());
         let product_id = ProductId::generate();
-        let placed = |order_id| OrderEvent::Placed { order_id, customer_id, product_id, quantity: 1, total: Money::cents(300) };
+        let placed =
+            |order_id| OrderEvent::Placed { order_id, customer_id, product_id, quantity: 1, total: Money::cents(300) };
         ProjectionTest::new(OrderHistory::default())
             .given(CustomerEvent::Registered { customer_id, name: "Ada".into(), email: "ada@example.org".into() })
             .given(placed(first))
             .given(placed(second))
-            .given(OrderEvent::Confirmed { order_id: first, customer_id, product_id, quantity: 1, total: Money::cents(300) })
+            .given(OrderEvent::Confirmed {
+                order_id: first,
+                customer_id,
+                product_id,
+                quantity: 1,
+                total: Money::cents(300),
+            })
             .given(OrderEvent::Cancelled { order_id: second, customer_id, reason: "declined".into() })
             .then(|history| {
                 let ada = history.of(&customer_id).expect("Ada has a history");
                 assert_eq!(ada.name.as_deref(), Some("Ada"));
                 let statuses: Vec<_> = ada.orders.iter().map(|o| (o.order_id, o.status.clone())).collect();
-                assert_eq!(statuses, [(first, OrderStatus::Confirmed), (second, OrderStatus::Cancelled("declined".into()))]);
+                assert_eq!(
+                    statuses,
+                    [(first, OrderStatus::Confirmed), (second, OrderStatus::Cancelled("declined".into()))]
+                );
                 assert_eq!(history.confirmed_revenue(), Money::cents(300));
                 assert!(history.of(&CustomerId::generate()).is_none());
             });

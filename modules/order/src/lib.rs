@@ -249,6 +249,8 @@ mod tests {
         test.when(PaymentEvent::Cancelled { payment_id, order_id, reason: "card declined".into() })
             .await
             .then_commands([OrderCommand::Cancel { order_id, reason: "payment cancelled: card declined".into() }]);
-        test.when(PaymentEvent::Created { payment_id, order_id, amount: Money::cents(1) }).await.then_nothing();
+        test.when(PaymentEvent::Created { payment_id, order_id, amount: Money::cents(1) })
+            .await
+            .then_nothing();
     }
 }

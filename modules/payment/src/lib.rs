@@ -19,13 +19,13 @@ use tramline::runtime::{CommandError, CommandGateway, Outcome, ProjectionHandle,
 use tramline::{Aggregate, App, Envelope, Position, React, Reaction, ReferenceId};
 use uuid::Uuid;
 
-pub use orders_to_pay::{KnownOrder, OrderLookup, OrderStatus, OrdersToPay};
-pub use payment_contract as contract;
-pub use provider::{Charge, ChargeDecision, PaymentProvider, ProviderError};
 #[cfg(any(test, feature = "mocks"))]
 pub use orders_to_pay::MockOrderLookup;
+pub use orders_to_pay::{KnownOrder, OrderLookup, OrderStatus, OrdersToPay};
+pub use payment_contract as contract;
 #[cfg(any(test, feature = "mocks"))]
 pub use provider::MockPaymentProvider;
+pub use provider::{Charge, ChargeDecision, PaymentProvider, ProviderError};
 
 /// One payment.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +94,11 @@ impl Aggregate for Payment {
     type Error = PaymentError;
     type Services = Arc<dyn OrderLookup>;
 
-    fn decide(&self, command: &PaymentCommand, orders: &Arc<dyn OrderLookup>) -> Result<Vec<PaymentEvent>, PaymentError> {
+    fn decide(
+        &self,
+        command: &PaymentCommand,
+        orders: &Arc<dyn OrderLookup>,
+    ) -> Result<Vec<PaymentEvent>, PaymentError> {
         use PaymentCommand::*;
         match (command, self) {
             (Create { payment_id, order_id, amount }, Payment::New) => {
@@ -105,18 +109,26 @@ impl Aggregate for Payment {
                     OrderStatus::AwaitingPayment => {}
                 }
                 if order.total != *amount {
-                    return Err(PaymentError::WrongAmount { order_id: *order_id, total: order.total, offered: *amount });
+                    return Err(PaymentError::WrongAmount {
+                        order_id: *order_id,
+                        total: order.total,
+                        offered: *amount,
+                    });
                 }
                 Ok(vec![PaymentEvent::Created { payment_id: *payment_id, order_id: *order_id, amount: *amount }])
             }
             (Create { payment_id, .. }, _) => Err(PaymentError::AlreadyExists(*payment_id)),
-            (Complete { payment_id } | Cancel { payment_id, .. }, Payment::New) => Err(PaymentError::Unknown(*payment_id)),
+            (Complete { payment_id } | Cancel { payment_id, .. }, Payment::New) => {
+                Err(PaymentError::Unknown(*payment_id))
+            }
             (Complete { payment_id }, Payment::Created { order_id, amount }) => {
                 Ok(vec![PaymentEvent::Completed { payment_id: *payment_id, order_id: *order_id, amount: *amount }])
             }
-            (Cancel { payment_id, reason }, Payment::Created { order_id, .. }) => {
-                Ok(vec![PaymentEvent::Cancelled { payment_id: *payment_id, order_id: *order_id, reason: reason.clone() }])
-            }
+            (Cancel { payment_id, reason }, Payment::Created { order_id, .. }) => Ok(vec![PaymentEvent::Cancelled {
+                payment_id: *payment_id,
+                order_id: *order_id,
+                reason: reason.clone(),
+            }]),
             (Complete { payment_id } | Cancel { payment_id, .. }, Payment::Completed { .. }) => {
                 Err(PaymentError::AlreadyCompleted(*payment_id))
             }
@@ -155,7 +167,8 @@ impl React<PaymentEvent> for ChargePayments {
         let PaymentEvent::Created { payment_id, order_id, amount } = &event.payload else {
             return Ok(Vec::new());
         };
-        let charge = Charge { payment_id: *payment_id, order_id: *order_id, amount: *amount, idempotency_key: event.id };
+        let charge =
+            Charge { payment_id: *payment_id, order_id: *order_id, amount: *amount, idempotency_key: event.id };
         Ok(vec![match self.provider.charge(&charge).await? {
             ChargeDecision::Approved => PaymentCommand::Complete { payment_id: *payment_id },
             ChargeDecision::Declined { reason } => PaymentCommand::Cancel { payment_id: *payment_id, reason },
@@ -186,7 +199,10 @@ impl Payments {
     ) -> Outcome<Payment> {
         if placed.is_empty() {
             // A repeated placement carries no positions: wait for everything on the log.
-            self.orders.caught_up().await.map_err(|e| CommandError::Failed { id: cause.id, reason: e.to_string() })?;
+            self.orders
+                .caught_up()
+                .await
+                .map_err(|e| CommandError::Failed { id: cause.id, reason: e.to_string() })?;
         } else {
             self.orders.wait_for(placed).await;
         }

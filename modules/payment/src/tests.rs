@@ -53,8 +53,12 @@ fn rejects_payments_for_unknown_cancelled_or_paid_orders() {
         .when(create.clone())
         .then_rejected_with(PaymentError::UnknownOrder(order_id))
         .then_rejected_saying("no such order");
-    with_order(order_id, OrderStatus::Cancelled).when(create.clone()).then_rejected_with(PaymentError::OrderCancelled(order_id));
-    with_order(order_id, OrderStatus::Confirmed).when(create).then_rejected_with(PaymentError::OrderAlreadyPaid(order_id));
+    with_order(order_id, OrderStatus::Cancelled)
+        .when(create.clone())
+        .then_rejected_with(PaymentError::OrderCancelled(order_id));
+    with_order(order_id, OrderStatus::Confirmed)
+        .when(create)
+        .then_rejected_with(PaymentError::OrderAlreadyPaid(order_id));
 }
 
 #[test]
@@ -62,7 +66,11 @@ fn rejects_a_wrong_amount() {
     let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
     with_order(order_id, OrderStatus::AwaitingPayment)
         .when(PaymentCommand::Create { payment_id, order_id, amount: Money::cents(499) })
-        .then_rejected_with(PaymentError::WrongAmount { order_id, total: Money::cents(500), offered: Money::cents(499) });
+        .then_rejected_with(PaymentError::WrongAmount {
+            order_id,
+            total: Money::cents(500),
+            offered: Money::cents(499),
+        });
 }
 
 #[test]
@@ -96,7 +104,9 @@ async fn charges_new_payments_with_the_event_id_as_idempotency_key() {
     test.when(PaymentEvent::Created { payment_id, order_id, amount: Money::cents(500) })
         .await
         .then_commands([PaymentCommand::Cancel { payment_id, reason: "card declined".into() }]);
-    test.when(PaymentEvent::Completed { payment_id, order_id, amount: Money::cents(500) }).await.then_nothing();
+    test.when(PaymentEvent::Completed { payment_id, order_id, amount: Money::cents(500) })
+        .await
+        .then_nothing();
 }
 
 #[tokio::test]
@@ -105,5 +115,7 @@ async fn a_failing_provider_is_a_handler_error() {
     provider.expect_charge().returning(|_| Err(ProviderError("timeout".into())));
     let mut test = ReactionTest::new(ChargePayments::new(Arc::new(provider)));
     let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
-    test.when(PaymentEvent::Created { payment_id, order_id, amount: Money::cents(1) }).await.then_failed();
+    test.when(PaymentEvent::Created { payment_id, order_id, amount: Money::cents(1) })
+        .await
+        .then_failed();
 }

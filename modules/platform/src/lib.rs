@@ -14,11 +14,11 @@ use payment::{PaymentProvider, Payments};
 use product::Product;
 use reserve::Reserve;
 use ticket::{MailSender, Ticket};
+use tramline::App;
 use tramline::log::EventLog;
 use tramline::runtime::{CommandGateway, ProjectionHandle, RuntimeError, Settings};
-use tramline::App;
 
-pub use simulation::{CountingMailer, Invariant, Simulation, SimulatedProvider, Summary};
+pub use simulation::{CountingMailer, Invariant, SimulatedProvider, Simulation, Summary};
 pub use statistics::Statistics;
 
 /// The outside services the platform talks to.
@@ -54,7 +54,11 @@ pub struct Platform {
 
 impl Platform {
     /// Registers every module (accounting aside: it joins later, see [`Platform::add_accounting`]).
-    pub async fn register(log: Arc<dyn EventLog>, settings: Settings, services: Services) -> Result<Self, RuntimeError> {
+    pub async fn register(
+        log: Arc<dyn EventLog>,
+        settings: Settings,
+        services: Services,
+    ) -> Result<Self, RuntimeError> {
         let mut app = App::new(log).with_settings(settings);
         let customers = customer::register(&mut app).await?;
         let products = product::register(&mut app).await?;

@@ -183,7 +183,10 @@ impl Summary {
                 "payments cancelled = orders cancelled = declines expected",
                 self.payments_cancelled == self.orders_cancelled
                     && self.orders_cancelled == self.payments_declined_expected,
-                format!("{} = {} = {}", self.payments_cancelled, self.orders_cancelled, self.payments_declined_expected),
+                format!(
+                    "{} = {} = {}",
+                    self.payments_cancelled, self.orders_cancelled, self.payments_declined_expected
+                ),
             ),
             check(
                 "every order settled (confirmed + cancelled = placed)",
@@ -303,7 +306,12 @@ impl Simulation {
         Ok(summary)
     }
 
-    async fn set_up(&self, platform: &Platform, customers: &[CustomerId], products: &[ProductId]) -> Result<(), SimulationError> {
+    async fn set_up(
+        &self,
+        platform: &Platform,
+        customers: &[CustomerId],
+        products: &[ProductId],
+    ) -> Result<(), SimulationError> {
         let registrations = customers.iter().enumerate().map(|(i, customer_id)| {
             platform.customers.send(CustomerCommand::Register {
                 customer_id: *customer_id,
@@ -311,11 +319,16 @@ impl Simulation {
                 email: format!("customer{i}@example.org"),
             })
         });
-        for result in futures::stream::iter(registrations).buffer_unordered(self.concurrency.max(1)).collect::<Vec<_>>().await {
+        for result in futures::stream::iter(registrations)
+            .buffer_unordered(self.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await
+        {
             result.map_err(|e| SimulationError::Setup(e.to_string()))?;
         }
         for ((name, cents), product_id) in PRODUCTS.iter().zip(products) {
-            let create = ProductCommand::Create { product_id: *product_id, name: (*name).into(), price: Money::cents(*cents) };
+            let create =
+                ProductCommand::Create { product_id: *product_id, name: (*name).into(), price: Money::cents(*cents) };
             platform.products.send(create).await.map_err(|e| SimulationError::Setup(e.to_string()))?;
         }
         platform.reserve.catalog().caught_up().await?;

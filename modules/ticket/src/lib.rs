@@ -153,7 +153,9 @@ mod tests {
                 product_id,
                 quantity: 2,
             }]);
-        test.when(OrderEvent::Cancelled { order_id, customer_id, reason: "declined".into() }).await.then_nothing();
+        test.when(OrderEvent::Cancelled { order_id, customer_id, reason: "declined".into() })
+            .await
+            .then_nothing();
     }
 
     #[tokio::test]

@@ -6,33 +6,16 @@ use crate::ast::Message;
 
 /// `Message`, and the `Event` or `Command` marker.
 pub fn message(input: &Message) -> TokenStream {
-    let Message {
-        ident, module, key, ..
-    } = input;
+    let Message { ident, module, key, .. } = input;
     let name = ident.unraw().to_string();
     let topic = format!("{}.{}s", module.value(), input.kind.attr());
     let version = input.version.unwrap_or(1);
     let marker = format_ident!("{}", input.kind.derive());
     // Validated: every variant has the key, of one type.
-    let key_ty = input
-        .variants
-        .iter()
-        .find_map(|variant| variant.field(key))
-        .map(|field| &field.ty);
-    let variants = input
-        .variants
-        .iter()
-        .map(|variant| &variant.ident)
-        .collect::<Vec<_>>();
-    let variant_names = input
-        .variants
-        .iter()
-        .map(|variant| variant.ident.unraw().to_string());
-    let type_names = input
-        .variants
-        .iter()
-        .map(|variant| input.type_name(variant))
-        .collect::<Vec<_>>();
+    let key_ty = input.variants.iter().find_map(|variant| variant.field(key)).map(|field| &field.ty);
+    let variants = input.variants.iter().map(|variant| &variant.ident).collect::<Vec<_>>();
+    let variant_names = input.variants.iter().map(|variant| variant.ident.unraw().to_string());
+    let type_names = input.variants.iter().map(|variant| input.type_name(variant)).collect::<Vec<_>>();
     quote! {
         impl ::tramline::Message for #ident {
             const MODULE: &'static str = #module;

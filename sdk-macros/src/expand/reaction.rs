@@ -15,14 +15,8 @@ pub fn reaction(reaction: &Reaction) -> TokenStream {
         Some(Start::Beginning) => quote!(::tramline::StartFrom::Beginning),
         Some(Start::End) | None => quote!(::tramline::StartFrom::End),
     };
-    let command = reaction
-        .commands
-        .as_ref()
-        .map_or_else(|| quote!(::tramline::NoCommand), |ty| quote!(#ty));
-    let error = reaction
-        .error
-        .as_ref()
-        .map_or_else(|| quote!(::std::convert::Infallible), |ty| quote!(#ty));
+    let command = reaction.commands.as_ref().map_or_else(|| quote!(::tramline::NoCommand), |ty| quote!(#ty));
+    let error = reaction.error.as_ref().map_or_else(|| quote!(::std::convert::Infallible), |ty| quote!(#ty));
     let subscriptions = subscriptions(&reaction.subscribe);
     // Spanned at the event enum, so that a missing `React` impl is reported at `subscribe(...)`.
     let branches = reaction.subscribe.events.iter().map(|event| {

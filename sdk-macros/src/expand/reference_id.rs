@@ -9,10 +9,7 @@ use crate::ast::ReferenceId;
 pub fn reference_id(id: &ReferenceId) -> TokenStream {
     let ReferenceId { ident, prefix, .. } = id;
     let name = ident.unraw().to_string();
-    let expecting = format!(
-        "a {name}: `{}_` followed by 32 lowercase hex digits",
-        prefix.value()
-    );
+    let expecting = format!("a {name}: `{}_` followed by 32 lowercase hex digits", prefix.value());
     let serde = quote!(::tramline::__private::serde);
     let schemars = quote!(::tramline::__private::schemars);
     quote! {

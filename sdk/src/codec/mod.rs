@@ -219,14 +219,13 @@ pub fn type_of(record: &Record) -> Option<&str> {
 /// Decodes a record into an envelope of `M`.
 pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
     let type_name = required_header(record, headers::TYPE)?;
-    let message_type = M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| {
-        DecodeError::UnknownType {
+    let message_type =
+        M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| DecodeError::UnknownType {
             position: position_of(record),
             expected: M::NAME,
             found: String::from_utf8_lossy(type_name).into_owned(),
             known: M::TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
-        }
-    })?;
+        })?;
     let version = match record.header(headers::SCHEMA_VERSION) {
         None => 1,
         Some(value) => std::str::from_utf8(value)
@@ -251,7 +250,9 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
     let id = required_header(record, headers::ID)?;
     let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
     let time = required_header(record, headers::TIME)?;
-    let time = TIME_PARSER.parse_timestamp(time).map_err(|error| header_error(record, headers::TIME, time, &error))?;
+    let time = TIME_PARSER
+        .parse_timestamp(time)
+        .map_err(|error| header_error(record, headers::TIME, time, &error))?;
     Ok(Envelope {
         id,
         time,

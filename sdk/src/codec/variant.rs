@@ -79,7 +79,12 @@ impl<S: Serializer> Serializer for VariantContent<S> {
         value.serialize(self.0)
     }
 
-    fn serialize_unit_variant(self, _name: &'static str, _index: u32, variant: &'static str) -> Result<S::Ok, S::Error> {
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<S::Ok, S::Error> {
         self.0.serialize_struct(variant, 0)?.end()
     }
 
@@ -174,7 +179,11 @@ impl<'de, D: Deserializer<'de>> VariantAccess<'de> for Content<D> {
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, D::Error> {
         self.0.deserialize_tuple(len, visitor)
     }
-    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, D::Error> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
         self.0.deserialize_struct("", fields, visitor)
     }
 }

@@ -24,11 +24,7 @@ pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Syn
     type Services: Send + Sync + 'static;
 
     /// Decides what happens when `command` arrives at this entity in its current state.
-    fn decide(
-        &self,
-        command: &Self::Command,
-        services: &Self::Services,
-    ) -> Result<Vec<Self::Event>, Self::Error>;
+    fn decide(&self, command: &Self::Command, services: &Self::Services) -> Result<Vec<Self::Event>, Self::Error>;
 
     /// Applies an event that happened to this entity.
     fn evolve(&mut self, event: &Self::Event);

@@ -50,15 +50,7 @@ impl<M: Message> Envelope<M> {
     /// A new envelope that starts a flow: fresh id, correlation id = its own id.
     pub fn new(payload: M, time: Timestamp) -> Self {
         let id = Uuid::now_v7();
-        Envelope {
-            id,
-            time,
-            version: M::VERSION,
-            correlation_id: id,
-            causation_id: None,
-            position: None,
-            payload,
-        }
+        Envelope { id, time, version: M::VERSION, correlation_id: id, causation_id: None, position: None, payload }
     }
 
     /// A new envelope caused by another message: same correlation id, causation = its id.

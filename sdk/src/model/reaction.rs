@@ -63,10 +63,7 @@ pub trait Reaction: Send + Sync + 'static {
 /// How a [`Reaction`] handles one subscribed event enum.
 pub trait React<E: Event>: Reaction {
     /// Handles one event. `event.id` is the idempotency key for side effects.
-    fn react(
-        &self,
-        event: &Envelope<E>,
-    ) -> impl Future<Output = Result<Vec<Self::Command>, Self::Error>> + Send;
+    fn react(&self, event: &Envelope<E>) -> impl Future<Output = Result<Vec<Self::Command>, Self::Error>> + Send;
 }
 
 /// Why a record could not be dispatched to a handler.

@@ -103,9 +103,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
     }
 
     fn snapshot(&self, partition: u32, key: &Key<A>, entity: &Entity<A>) -> OutRecord {
-        let value = serde_json::to_vec(entity).unwrap_or_else(|error| {
-            panic!("cannot serialise the state of {key} as JSON: {error}")
-        });
+        let value = serde_json::to_vec(entity)
+            .unwrap_or_else(|error| panic!("cannot serialise the state of {key} as JSON: {error}"));
         OutRecord {
             topic: self.snapshots.clone(),
             partition: Some(partition),
@@ -117,11 +116,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
     }
 
     /// Restores one partition from its snapshots, or from its events when it has none.
-    async fn restore(
-        &self,
-        log: &dyn EventLog,
-        partition: u32,
-    ) -> Result<HashMap<Key<A>, Entity<A>>, RuntimeError> {
+    async fn restore(&self, log: &dyn EventLog, partition: u32) -> Result<HashMap<Key<A>, Entity<A>>, RuntimeError> {
         let mut entities = HashMap::new();
         let snapshots = TopicPartition::new(self.snapshots.clone(), partition);
         let mut restored_any = false;

@@ -31,7 +31,8 @@ pub fn topic_of(group: &str) -> String {
 /// A dead letter for `record`: its key, value and headers, plus the error and origin.
 pub(crate) fn letter(dlq: &Arc<str>, group: &str, record: &Record, error: &dyn std::fmt::Display) -> OutRecord {
     let mut headers: Vec<Header> = record.headers.iter().cloned().collect();
-    let mut add = |key: &'static str, value: String| headers.push(Header { key: Cow::Borrowed(key), value: Bytes::from(value) });
+    let mut add =
+        |key: &'static str, value: String| headers.push(Header { key: Cow::Borrowed(key), value: Bytes::from(value) });
     add(headers::ERROR, error.to_string());
     add(headers::PROCESSOR, group.to_owned());
     add(headers::TOPIC, record.topic.to_string());

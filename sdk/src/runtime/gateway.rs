@@ -79,8 +79,7 @@ impl<E> CommandError<E> {
 }
 
 /// The outcome of one command.
-pub type Outcome<A> =
-    Result<Accepted<<A as Aggregate>::Event>, CommandError<<A as Aggregate>::Error>>;
+pub type Outcome<A> = Result<Accepted<<A as Aggregate>::Event>, CommandError<<A as Aggregate>::Error>>;
 
 /// Callers waiting for outcomes, by command id. Shared by the gateways and the processor.
 ///
@@ -93,8 +92,11 @@ pub(crate) struct Replies<A: Aggregate> {
 
 struct Waiting<A: Aggregate> {
     next_ticket: u64,
-    by_command: HashMap<Uuid, VecDeque<(u64, oneshot::Sender<Outcome<A>>)>>,
+    by_command: HashMap<Uuid, VecDeque<Caller<A>>>,
 }
+
+/// A caller's ticket and where its outcome goes.
+type Caller<A> = (u64, oneshot::Sender<Outcome<A>>);
 
 impl<A: Aggregate> Replies<A> {
     pub(crate) fn new() -> Self {

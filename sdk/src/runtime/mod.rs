@@ -83,7 +83,9 @@ pub enum RuntimeError {
         topic: &'static str,
     },
     /// An aggregate's command and event enums belong to different modules.
-    #[error("aggregate `{aggregate}`: commands belong to module `{commands}` but events to `{events}`; both must name the same module")]
+    #[error(
+        "aggregate `{aggregate}`: commands belong to module `{commands}` but events to `{events}`; both must name the same module"
+    )]
     ModuleMismatch {
         /// The aggregate type.
         aggregate: &'static str,
@@ -254,7 +256,8 @@ impl App {
         self.create(TopicSpec::keep(<A::Command as Message>::TOPIC, partitions)).await?;
         self.create(TopicSpec::keep(<A::Event as Message>::TOPIC, partitions)).await?;
         self.create(TopicSpec::compact(aggregate::state_topic(module), partitions)).await?;
-        self.check_co_partitioned(module, &[<A::Command as Message>::TOPIC, <A::Event as Message>::TOPIC]).await?;
+        self.check_co_partitioned(module, &[<A::Command as Message>::TOPIC, <A::Event as Message>::TOPIC])
+            .await?;
 
         let replies = Arc::new(gateway::Replies::new());
         let gateway =
@@ -433,8 +436,9 @@ impl App {
         for (group, _, subscriptions, _) in &self.waiting {
             self.check_publishers(group, subscriptions).await?;
         }
-        let (projections, others): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.waiting).into_iter().partition(|(_, kind, ..)| *kind == ProcessorKind::Projection);
+        let (projections, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, kind, ..)| *kind == ProcessorKind::Projection);
         for batch in [projections, others] {
             let started: Vec<_> = batch.into_iter().map(|(group, _, _, spawn)| (group, spawn(self))).collect();
             let groups: Vec<String> = started.iter().map(|(group, _)| group.clone()).collect();

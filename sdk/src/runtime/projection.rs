@@ -103,8 +103,7 @@ impl<P: Projection> ProjectionHandle<P> {
     /// positions (read-your-writes after a command: pass `accepted.positions()`). Positions
     /// of topics the projection does not read are ignored.
     pub async fn wait_for(&self, positions: &[Position]) {
-        let wanted: Vec<&Position> =
-            positions.iter().filter(|p| self.topics.iter().any(|t| **t == *p.topic)).collect();
+        let wanted: Vec<&Position> = positions.iter().filter(|p| self.topics.iter().any(|t| **t == *p.topic)).collect();
         self.board
             .wait_until(|board| {
                 wanted.iter().all(|p| {

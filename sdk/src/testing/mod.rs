@@ -39,7 +39,7 @@ mod reaction;
 pub use aggregate::{AggregateTest, Decided};
 pub use clock::VirtualClock;
 pub use projection::ProjectionTest;
-pub use reaction::{ReactionTest, Reacted};
+pub use reaction::{Reacted, ReactionTest};
 
 use std::sync::Arc;
 
