@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tramline::log::embedded::{Durability, EmbeddedLog, EmbeddedOptions};
-use tramline::log::{EventLog, GroupMember, OutRecord, StartFrom, TopicPartition, TopicSpec};
+use tramline::log::{EventLog, GroupMember, Headers, OutRecord, StartFrom, TopicPartition, TopicSpec};
 
 const BATCH: usize = 100;
 const PARTITIONS: u32 = 8;
@@ -35,7 +35,7 @@ fn batch(topic: &Arc<str>, size: usize, seq: &mut u64) -> Vec<OutRecord> {
                 partition: None,
                 key: Some(Bytes::from(format!("entity-{}", *seq % 1000))),
                 value: Some(Bytes::from(value)),
-                headers: Vec::new(),
+                headers: Headers::new(),
                 timestamp: None,
             }
         })

@@ -11,7 +11,7 @@ mod embedded {
 
     use bytes::Bytes;
     use tramline::log::embedded::{Durability, EmbeddedLog, EmbeddedOptions};
-    use tramline::log::{EventLog, LogError, OutRecord, TopicPartition, TopicSpec};
+    use tramline::log::{EventLog, Headers, LogError, OutRecord, TopicPartition, TopicSpec};
     use tramline::testing::conformance::{self, ConformanceTarget, EmbeddedTarget};
 
     /// The embedded target in a temporary directory that goes with it.
@@ -54,7 +54,7 @@ mod embedded {
             partition: None,
             key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
             value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-            headers: Vec::new(),
+            headers: Headers::new(),
             timestamp: None,
         }
     }

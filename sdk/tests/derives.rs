@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tramline::codec::{self, DecodeError, headers};
-use tramline::log::{Header, Record};
+use tramline::log::Record;
 use tramline::{
     Command, DispatchError, Envelope, Event, Handle, Message, MessageType, NoCommand, ParseIdError, Projection, React,
     Reaction, ReferenceId, StartFrom, Subscription,
@@ -134,7 +134,7 @@ fn record<M: Message>(message: M) -> Record {
         offset: 0,
         key: out.key,
         value: out.value,
-        headers: out.headers.into(),
+        headers: out.headers,
         timestamp: out.timestamp.expect("encode sets the event time"),
     }
 }
@@ -144,10 +144,7 @@ fn with_type(record: Record, type_name: &'static str) -> Record {
     let headers = record
         .headers
         .iter()
-        .map(|h| {
-            let value = if h.key == headers::TYPE { type_name.into() } else { h.value.clone() };
-            Header { key: h.key.clone(), value }
-        })
+        .map(|(name, value)| if name == headers::TYPE { (name, type_name.as_bytes()) } else { (name, value) })
         .collect();
     Record { headers, ..record }
 }

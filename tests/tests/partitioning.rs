@@ -10,7 +10,7 @@ use customer_contract::CustomerId;
 use order_contract::{OrderCommand, OrderId};
 use product_contract::{Money, ProductId};
 use tramline::log::{
-    EventLog, LogError, OutRecord, Polled, StartFrom, TopicPartition, TopicSpec, murmur2, partition_for,
+    EventLog, Headers, LogError, OutRecord, Polled, StartFrom, TopicPartition, TopicSpec, murmur2, partition_for,
 };
 use tramline::{MemoryLog, ReferenceId};
 use tramline_platform_tests::{Running, ScriptedProvider, records_of, start_platform, within};
@@ -23,7 +23,7 @@ fn record(topic: &str, key: &str, value: String) -> OutRecord {
         partition: None,
         key: Some(Bytes::from(key.to_owned())),
         value: Some(Bytes::from(value)),
-        headers: Vec::new(),
+        headers: Headers::new(),
         timestamp: None,
     }
 }

@@ -22,7 +22,7 @@ struct Cli {
     #[arg(long, default_value_t = 1_000)]
     customers: usize,
     /// Reservations in flight at once.
-    #[arg(long, default_value_t = 4_096)]
+    #[arg(long, default_value_t = 1_024)]
     concurrency: usize,
     /// Runs, each on a fresh log.
     #[arg(long, default_value_t = 3)]

@@ -6,13 +6,12 @@
 
 mod variant;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
-use crate::log::{Header, OutRecord, Record};
+use crate::log::{Headers, OutRecord, Record};
 use crate::model::{Envelope, Message, Position};
 
 /// CloudEvents and tramline header names.
@@ -132,39 +131,25 @@ pub fn encode_to<M: Message>(envelope: &Envelope<M>, topic: Arc<str>) -> OutReco
         // a programming error of the message type, not bad input.
         panic!("cannot serialise {} as JSON: {error}", M::NAME)
     });
-    // Every variable header value is written into one buffer and sliced: one allocation
-    // instead of one per header.
-    let mut text = BytesMut::with_capacity(192);
-    let field = |text: &mut BytesMut, write: &dyn Fn(&mut BytesMut)| {
-        let start = text.len();
-        write(text);
-        start..text.len()
-    };
-    let key = field(&mut text, &|t| write_display(t, envelope.payload.key()));
-    let id = field(&mut text, &|t| write_uuid(t, &envelope.id));
-    let time = field(&mut text, &|t| write_display(t, &envelope.time));
-    let version = field(&mut text, &|t| write_display(t, &envelope.version));
-    let correlation = field(&mut text, &|t| write_uuid(t, &envelope.correlation_id));
-    let causation = envelope.causation_id.map(|c| field(&mut text, &|t| write_uuid(t, &c)));
-    let text = text.freeze();
-    let header = |name: &'static str, value: Bytes| Header { key: Cow::Borrowed(name), value };
-    let mut headers = Vec::with_capacity(10);
-    headers.push(header(headers::SPEC_VERSION, Bytes::from_static(b"1.0")));
-    headers.push(header(headers::ID, text.slice(id)));
-    headers.push(header(headers::SOURCE, Bytes::from_static(M::MODULE.as_bytes())));
-    headers.push(header(headers::TYPE, Bytes::from_static(envelope.payload.type_name().as_bytes())));
-    headers.push(header(headers::TIME, text.slice(time)));
-    headers.push(header(headers::SUBJECT, text.slice(key.clone())));
-    headers.push(header(headers::SCHEMA_VERSION, text.slice(version)));
-    headers.push(header(headers::CORRELATION_ID, text.slice(correlation)));
-    if let Some(causation) = causation {
-        headers.push(header(headers::CAUSATION_ID, text.slice(causation)));
+    // Every header goes into one buffer, the key is a slice of `ce_subject`: one allocation.
+    let mut headers = Headers::builder(320);
+    headers.push(headers::SPEC_VERSION, b"1.0");
+    headers.push_with(headers::ID, |b| write_uuid(b, &envelope.id));
+    headers.push(headers::SOURCE, M::MODULE.as_bytes());
+    headers.push(headers::TYPE, envelope.payload.type_name().as_bytes());
+    headers.push_with(headers::TIME, |b| write_display(b, &envelope.time));
+    let key = headers.push_with(headers::SUBJECT, |b| write_display(b, envelope.payload.key()));
+    headers.push_with(headers::SCHEMA_VERSION, |b| write_display(b, &envelope.version));
+    headers.push_with(headers::CORRELATION_ID, |b| write_uuid(b, &envelope.correlation_id));
+    if let Some(causation) = envelope.causation_id {
+        headers.push_with(headers::CAUSATION_ID, |b| write_uuid(b, &causation));
     }
-    headers.push(header(headers::CONTENT_TYPE, Bytes::from_static(b"application/json")));
+    headers.push(headers::CONTENT_TYPE, b"application/json");
+    let headers = headers.build();
     OutRecord {
         topic,
         partition: None,
-        key: Some(text.slice(key)),
+        key: Some(headers.encoded().slice(key)),
         value: Some(Bytes::from(value)),
         headers,
         timestamp: Some(envelope.time.as_millisecond()),
@@ -185,8 +170,8 @@ pub fn position_of(record: &Record) -> Position {
     Position { topic: record.topic.clone(), partition: record.partition, offset: record.offset }
 }
 
-fn required_header<'r>(record: &'r Record, name: &'static str) -> Result<&'r [u8], DecodeError> {
-    record.header(name).ok_or_else(|| DecodeError::Header {
+fn required<'r>(record: &Record, name: &'static str, value: Option<&'r [u8]>) -> Result<&'r [u8], DecodeError> {
+    value.ok_or_else(|| DecodeError::Header {
         position: position_of(record),
         header: name,
         problem: "is missing".into(),
@@ -201,9 +186,8 @@ fn header_error(record: &Record, name: &'static str, value: &[u8], error: &dyn s
     }
 }
 
-fn uuid_header(record: &Record, name: &'static str) -> Result<Option<Uuid>, DecodeError> {
-    record
-        .header(name)
+fn uuid_header(record: &Record, name: &'static str, value: Option<&[u8]>) -> Result<Option<Uuid>, DecodeError> {
+    value
         .map(|value| Uuid::try_parse_ascii(value).map_err(|error| header_error(record, name, value, &error)))
         .transpose()
 }
@@ -218,7 +202,15 @@ pub fn type_of(record: &Record) -> Option<&str> {
 
 /// Decodes a record into an envelope of `M`.
 pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
-    let type_name = required_header(record, headers::TYPE)?;
+    let [type_name, version, id, time, correlation_id, causation_id] = record.headers.get_all([
+        headers::TYPE,
+        headers::SCHEMA_VERSION,
+        headers::ID,
+        headers::TIME,
+        headers::CORRELATION_ID,
+        headers::CAUSATION_ID,
+    ]);
+    let type_name = required(record, headers::TYPE, type_name)?;
     let message_type =
         M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| DecodeError::UnknownType {
             position: position_of(record),
@@ -226,7 +218,7 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
             found: String::from_utf8_lossy(type_name).into_owned(),
             known: M::TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
         })?;
-    let version = match record.header(headers::SCHEMA_VERSION) {
+    let version = match version {
         None => 1,
         Some(value) => std::str::from_utf8(value)
             .ok()
@@ -247,9 +239,9 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
         message_type: message_type.name.to_owned(),
         problem: error.to_string(),
     })?;
-    let id = required_header(record, headers::ID)?;
+    let id = required(record, headers::ID, id)?;
     let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
-    let time = required_header(record, headers::TIME)?;
+    let time = required(record, headers::TIME, time)?;
     let time = TIME_PARSER
         .parse_timestamp(time)
         .map_err(|error| header_error(record, headers::TIME, time, &error))?;
@@ -257,8 +249,8 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
         id,
         time,
         version,
-        correlation_id: uuid_header(record, headers::CORRELATION_ID)?.unwrap_or(id),
-        causation_id: uuid_header(record, headers::CAUSATION_ID)?,
+        correlation_id: uuid_header(record, headers::CORRELATION_ID, correlation_id)?.unwrap_or(id),
+        causation_id: uuid_header(record, headers::CAUSATION_ID, causation_id)?,
         position: Some(position_of(record)),
         payload,
     })
@@ -285,8 +277,8 @@ pub struct Lineage {
 
 /// The id and correlation id of the message on a record, if its headers carry them.
 pub fn lineage(record: &Record) -> Option<Lineage> {
-    let id = Uuid::try_parse_ascii(record.header(headers::ID)?).ok()?;
-    let correlation_id =
-        record.header(headers::CORRELATION_ID).and_then(|v| Uuid::try_parse_ascii(v).ok()).unwrap_or(id);
+    let [id, correlation_id] = record.headers.get_all([headers::ID, headers::CORRELATION_ID]);
+    let id = Uuid::try_parse_ascii(id?).ok()?;
+    let correlation_id = correlation_id.and_then(|v| Uuid::try_parse_ascii(v).ok()).unwrap_or(id);
     Some(Lineage { id, correlation_id })
 }

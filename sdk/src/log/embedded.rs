@@ -68,7 +68,6 @@
 //! keyed record that a later record with the same key supersedes is deleted; records without a
 //! key and tombstones stay. Offsets never change; a reader simply skips the gaps.
 
-mod headers;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +75,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use self::store::{Located, Store};
 use super::group::Cursor;
@@ -228,9 +228,10 @@ impl EventLog for EmbeddedLog {
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         let topics: Vec<Arc<str>> = topics.iter().map(|t| self.store.topic_name(t)).collect::<Result<_, _>>()?;
+        let waker = self.store.wakeups.register(group, &topics);
         let id = self.store.groups().join(group, topics);
-        self.store.changed.notify_waiters();
-        Ok(Box::new(EmbeddedMember { store: self.store.clone(), cursor: Cursor::new(id, group, start) }))
+        self.store.wakeups.group_changed(group);
+        Ok(Box::new(EmbeddedMember { store: self.store.clone(), cursor: Cursor::new(id, group, start), waker }))
     }
 }
 
@@ -238,6 +239,8 @@ impl EventLog for EmbeddedLog {
 struct EmbeddedMember {
     store: Arc<Store>,
     cursor: Cursor,
+    /// Woken when records arrive on its topics or its group changes.
+    waker: Arc<Notify>,
 }
 
 impl EmbeddedMember {
@@ -274,10 +277,8 @@ impl GroupMember for EmbeddedMember {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let store = self.store.clone();
+        let waker = self.waker.clone();
         loop {
-            let changed = store.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
             if let Some((generation, assignment)) = self.rebalance_due()? {
                 let (group, partitions) = (self.cursor.group.clone(), assignment.clone());
                 let points = blocking(&store, move |store| store.starting_points(&group, &partitions)).await?;
@@ -296,7 +297,7 @@ impl GroupMember for EmbeddedMember {
                     return Ok(Polled { records, ..Polled::default() });
                 }
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            if tokio::time::timeout_at(deadline, waker.notified()).await.is_err() {
                 return Ok(Polled::default());
             }
         }
@@ -341,6 +342,6 @@ impl GroupMember for EmbeddedMember {
 impl Drop for EmbeddedMember {
     fn drop(&mut self) {
         self.store.groups().leave(&self.cursor.group, self.cursor.id);
-        self.store.changed.notify_waiters();
+        self.store.wakeups.group_changed(&self.cursor.group);
     }
 }

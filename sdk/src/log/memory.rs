@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::group::{Coordinator, Cursor};
+use super::wakeup::Wakeups;
 use super::{
     EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
 };
@@ -27,8 +28,7 @@ pub struct MemoryLog {
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
-    /// Woken on every append and every group change.
-    changed: Notify,
+    wakeups: Wakeups,
 }
 
 #[derive(Default)]
@@ -44,7 +44,49 @@ struct State {
 struct Topic {
     spec: TopicSpec,
     name: Arc<str>,
-    partitions: Vec<Vec<Record>>,
+    partitions: Vec<Segments>,
+}
+
+/// A partition's records in fixed-size segments: appending never moves the records already
+/// stored, where one growing `Vec` would copy the whole partition at every doubling.
+#[derive(Default)]
+struct Segments {
+    segments: Vec<Vec<Record>>,
+    len: usize,
+}
+
+impl Segments {
+    const SIZE: usize = 4096;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, record: Record) {
+        match self.segments.last_mut() {
+            Some(last) if last.len() < Self::SIZE => last.push(record),
+            _ => {
+                let mut segment = Vec::with_capacity(Self::SIZE);
+                segment.push(record);
+                self.segments.push(segment);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// Copies up to `max` records from offset `start` on to `out`; returns how many.
+    fn copy_to(&self, start: usize, max: usize, out: &mut Vec<Record>) -> usize {
+        let end = self.len.min(start.saturating_add(max));
+        let mut at = start;
+        while at < end {
+            let segment = &self.segments[at / Self::SIZE];
+            let from = at % Self::SIZE;
+            let to = segment.len().min(from + (end - at));
+            out.extend_from_slice(&segment[from..to]);
+            at += to - from;
+        }
+        end.saturating_sub(start)
+    }
 }
 
 impl std::fmt::Debug for MemoryLog {
@@ -82,7 +124,7 @@ impl State {
         self.topics.get(name).ok_or_else(|| LogError::UnknownTopic(name.to_owned()))
     }
 
-    fn partition(&self, tp: &TopicPartition) -> Result<&Vec<Record>, LogError> {
+    fn partition(&self, tp: &TopicPartition) -> Result<&Segments, LogError> {
         let topic = self.topic(&tp.topic)?;
         topic.partitions.get(tp.partition as usize).ok_or_else(|| LogError::UnknownPartition {
             topic: tp.topic.to_string(),
@@ -131,7 +173,7 @@ impl State {
                     offset,
                     key: record.key,
                     value: record.value,
-                    headers: record.headers.into(),
+                    headers: record.headers,
                     timestamp: record.timestamp.unwrap_or(now),
                 });
                 Position { topic: topic.name.clone(), partition, offset }
@@ -162,7 +204,7 @@ impl EventLog for MemoryLog {
             };
         }
         let name: Arc<str> = Arc::from(spec.name.as_str());
-        let partitions = (0..spec.partitions).map(|_| Vec::new()).collect();
+        let partitions = (0..spec.partitions).map(|_| Segments::default()).collect();
         state.topics.insert(name.clone(), Topic { spec: spec.clone(), name, partitions });
         Ok(())
     }
@@ -177,15 +219,15 @@ impl EventLog for MemoryLog {
             let partitions = state.destinations(&records)?;
             state.write(records, partitions)
         };
-        self.shared.changed.notify_waiters();
+        self.shared.wakeups.records_written(positions.iter().map(|p| &*p.topic));
         Ok(positions)
     }
 
     async fn read(&self, tp: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
         let state = self.shared.lock();
-        let records = state.partition(tp)?;
-        let start = (offset as usize).min(records.len());
-        Ok(records[start..].iter().take(max).cloned().collect())
+        let mut records = Vec::new();
+        state.partition(tp)?.copy_to(offset as usize, max, &mut records);
+        Ok(records)
     }
 
     async fn end_offset(&self, tp: &TopicPartition) -> Result<u64, LogError> {
@@ -197,14 +239,15 @@ impl EventLog for MemoryLog {
     }
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-        let id = {
+        let (id, waker) = {
             let mut state = self.shared.lock();
             let topics: Vec<Arc<str>> =
                 topics.iter().map(|t| state.topic(t).map(|t| t.name.clone())).collect::<Result<_, _>>()?;
-            state.groups.join(group, topics)
+            let waker = self.shared.wakeups.register(group, &topics);
+            (state.groups.join(group, topics), waker)
         };
-        self.shared.changed.notify_waiters();
-        Ok(Box::new(MemoryMember { shared: self.shared.clone(), cursor: Cursor::new(id, group, start) }))
+        self.shared.wakeups.group_changed(group);
+        Ok(Box::new(MemoryMember { shared: self.shared.clone(), cursor: Cursor::new(id, group, start), waker }))
     }
 }
 
@@ -212,6 +255,8 @@ impl EventLog for MemoryLog {
 struct MemoryMember {
     shared: Arc<Shared>,
     cursor: Cursor,
+    /// Woken when records arrive on its topics or its group changes.
+    waker: Arc<Notify>,
 }
 
 impl MemoryMember {
@@ -239,9 +284,7 @@ impl MemoryMember {
             let Ok(log) = state.partition(&tp) else {
                 continue;
             };
-            let start = (position as usize).min(log.len());
-            let take = (log.len() - start).min(max - records.len());
-            records.extend_from_slice(&log[start..start + take]);
+            log.copy_to(position as usize, max - records.len(), &mut records);
         }
         self.cursor.consumed(&records);
         records
@@ -253,10 +296,8 @@ impl GroupMember for MemoryMember {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let shared = self.shared.clone();
+        let waker = self.waker.clone();
         loop {
-            let changed = shared.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
             {
                 let state = shared.lock();
                 let generation = state
@@ -271,7 +312,7 @@ impl GroupMember for MemoryMember {
                     return Ok(Polled { records, ..Polled::default() });
                 }
             }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            if tokio::time::timeout_at(deadline, waker.notified()).await.is_err() {
                 return Ok(Polled::default());
             }
         }
@@ -313,7 +354,7 @@ impl GroupMember for MemoryMember {
             state.committed.entry(self.cursor.group.clone()).or_default().extend(positions);
             written
         };
-        self.shared.changed.notify_waiters();
+        self.shared.wakeups.records_written(written.iter().map(|p| &*p.topic));
         Ok(written)
     }
 
@@ -325,6 +366,6 @@ impl GroupMember for MemoryMember {
 impl Drop for MemoryMember {
     fn drop(&mut self) {
         self.shared.lock().groups.leave(&self.cursor.group, self.cursor.id);
-        self.shared.changed.notify_waiters();
+        self.shared.wakeups.group_changed(&self.cursor.group);
     }
 }

@@ -7,17 +7,20 @@
 #[cfg(feature = "embedded")]
 pub mod embedded;
 mod group;
+mod headers;
 pub mod memory;
 mod partitioner;
 mod record;
+mod wakeup;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use headers::{Headers, HeadersBuilder, InvalidHeaders};
 pub use partitioner::{murmur2, partition_for};
-pub use record::{Header, OutRecord, Record};
+pub use record::{OutRecord, Record};
 
 use crate::model::Position;
 

@@ -5,14 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-/// A record header. Names are usually static (`ce_type`), values bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Header {
-    /// The header name.
-    pub key: Cow<'static, str>,
-    /// The header value.
-    pub value: Bytes,
-}
+use super::Headers;
 
 /// A record read from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +21,7 @@ pub struct Record {
     /// The value; `None` is a tombstone.
     pub value: Option<Bytes>,
     /// The headers, in the order written.
-    pub headers: Arc<[Header]>,
+    pub headers: Headers,
     /// Milliseconds since the Unix epoch.
     pub timestamp: i64,
 }
@@ -36,7 +29,7 @@ pub struct Record {
 impl Record {
     /// The value of the first header with this name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.key == name).map(|h| h.value.as_ref())
+        self.headers.get(name)
     }
 
     /// The key as text, lossily, for messages.
@@ -60,7 +53,7 @@ pub struct OutRecord {
     /// The value; `None` writes a tombstone.
     pub value: Option<Bytes>,
     /// The headers.
-    pub headers: Vec<Header>,
+    pub headers: Headers,
     /// Milliseconds since the Unix epoch; `None` takes the time of the append.
     pub timestamp: Option<i64>,
 }
@@ -74,6 +67,6 @@ impl OutRecord {
 
     /// The value of the first header with this name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.key == name).map(|h| h.value.as_ref())
+        self.headers.get(name)
     }
 }

@@ -14,7 +14,7 @@ use super::gateway::{Accepted, CommandError, Replies};
 use super::processor::Processor;
 use super::{RuntimeError, Settings, dead_letter};
 use crate::codec::{self, DecodeError};
-use crate::log::{EventLog, OutRecord, Record, StartFrom, TopicPartition};
+use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition};
 use crate::model::{Aggregate, Clock, Envelope, Message, Position};
 
 type Key<A> = <<A as Aggregate>::Command as Message>::Key;
@@ -110,7 +110,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
             partition: Some(partition),
             key: Some(key.to_string().into()),
             value: Some(value.into()),
-            headers: Vec::new(),
+            headers: Headers::new(),
             timestamp: None,
         }
     }

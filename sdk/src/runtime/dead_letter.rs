@@ -2,12 +2,11 @@
 //! in its headers. Written in the same atomic write as the input position, so nothing is lost
 //! and nothing blocks the partition.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 
-use crate::log::{Header, OutRecord, Record};
+use crate::log::{OutRecord, Record};
 
 /// Header names on dead letters.
 pub mod headers {
@@ -30,21 +29,24 @@ pub fn topic_of(group: &str) -> String {
 
 /// A dead letter for `record`: its key, value and headers, plus the error and origin.
 pub(crate) fn letter(dlq: &Arc<str>, group: &str, record: &Record, error: &dyn std::fmt::Display) -> OutRecord {
-    let mut headers: Vec<Header> = record.headers.iter().cloned().collect();
-    let mut add =
-        |key: &'static str, value: String| headers.push(Header { key: Cow::Borrowed(key), value: Bytes::from(value) });
-    add(headers::ERROR, error.to_string());
-    add(headers::PROCESSOR, group.to_owned());
-    add(headers::TOPIC, record.topic.to_string());
-    add(headers::PARTITION, record.partition.to_string());
-    add(headers::OFFSET, record.offset.to_string());
+    let mut headers = record.headers.to_builder(160);
+    headers.push_with(headers::ERROR, |b| write(b, error));
+    headers.push(headers::PROCESSOR, group.as_bytes());
+    headers.push(headers::TOPIC, record.topic.as_bytes());
+    headers.push_with(headers::PARTITION, |b| write(b, &record.partition));
+    headers.push_with(headers::OFFSET, |b| write(b, &record.offset));
     tracing::warn!(group, topic = %record.topic, partition = record.partition, offset = record.offset, %error, "record dead-lettered");
     OutRecord {
         topic: dlq.clone(),
         partition: None,
         key: record.key.clone(),
         value: record.value.clone(),
-        headers,
+        headers: headers.build(),
         timestamp: Some(record.timestamp),
     }
+}
+
+fn write(buffer: &mut BytesMut, value: &dyn std::fmt::Display) {
+    use std::fmt::Write;
+    write!(buffer, "{value}").expect("writing to memory cannot fail");
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use crate::log::TopicPartition;
 
@@ -12,20 +12,44 @@ use crate::log::TopicPartition;
 #[derive(Default)]
 pub(crate) struct ProgressBoard {
     positions: Mutex<HashMap<String, HashMap<TopicPartition, u64>>>,
+    /// Callers waiting for one group to reach one position, woken only when it does (a
+    /// read-your-writes wait per command would otherwise wake every waiter on every commit).
+    waiting: Mutex<HashMap<(String, TopicPartition), Vec<(u64, oneshot::Sender<()>)>>>,
     changed: Notify,
 }
 
 impl ProgressBoard {
-    pub(crate) fn advance(&self, group: &str, partition: TopicPartition, next: u64) {
+    pub(crate) fn advance(&self, group_name: &str, partition: TopicPartition, next: u64) {
         let mut positions = self.positions.lock().unwrap_or_else(|p| p.into_inner());
-        let group = match positions.get_mut(group) {
+        let group = match positions.get_mut(group_name) {
             Some(group) => group,
-            None => positions.entry(group.to_owned()).or_default(),
+            None => positions.entry(group_name.to_owned()).or_default(),
         };
-        let slot = group.entry(partition).or_default();
+        let slot = group.entry(partition.clone()).or_default();
         *slot = (*slot).max(next);
+        let reached = *slot;
         drop(positions);
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(callers) = waiting.get_mut(&(group_name.to_owned(), partition)) {
+            callers.retain_mut(|(wanted, _)| *wanted > reached);
+        }
+        drop(waiting);
         self.changed.notify_waiters();
+    }
+
+    /// Waits until `group` has processed `partition` up to `next` (exclusive).
+    pub(crate) async fn reached(&self, group: &str, partition: &TopicPartition, next: u64) {
+        let reached = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if self.position(group, partition).is_some_and(|at| at >= next) {
+                return;
+            }
+            let (sender, reached) = oneshot::channel();
+            waiting.entry((group.to_owned(), partition.clone())).or_default().push((next, sender));
+            reached
+        };
+        // Dropping the sender (the position was reached) is the signal.
+        let _ = reached.await;
     }
 
     pub(crate) fn forget(&self, group: &str, partitions: &[TopicPartition]) {

@@ -103,15 +103,10 @@ impl<P: Projection> ProjectionHandle<P> {
     /// positions (read-your-writes after a command: pass `accepted.positions()`). Positions
     /// of topics the projection does not read are ignored.
     pub async fn wait_for(&self, positions: &[Position]) {
-        let wanted: Vec<&Position> = positions.iter().filter(|p| self.topics.iter().any(|t| **t == *p.topic)).collect();
-        self.board
-            .wait_until(|board| {
-                wanted.iter().all(|p| {
-                    let tp = TopicPartition { topic: p.topic.clone(), partition: p.partition };
-                    board.position(&self.group, &tp).is_some_and(|next| next > p.offset)
-                })
-            })
-            .await;
+        for position in positions.iter().filter(|p| self.topics.iter().any(|t| **t == *p.topic)) {
+            let tp = TopicPartition { topic: position.topic.clone(), partition: position.partition };
+            self.board.reached(&self.group, &tp, position.offset + 1).await;
+        }
     }
 
     /// Waits until the projection has processed everything on its topics at the time of the

@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use crate::log::memory::MemoryLog;
 use crate::log::{
-    EventLog, GroupMember, Header, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
+    EventLog, GroupMember, Headers, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
 };
 
 /// How long a check waits for something that should happen (an assignment, records) before it
@@ -219,7 +219,7 @@ fn record(topic: &Arc<str>, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> O
         partition: None,
         key: Some(Bytes::copy_from_slice(key.as_ref())),
         value: Some(Bytes::copy_from_slice(value.as_ref())),
-        headers: Vec::new(),
+        headers: Headers::new(),
         timestamp: None,
     }
 }
@@ -460,15 +460,16 @@ pub async fn explicit_partitions(target: &dyn ConformanceTarget) {
 pub async fn record_fields_and_tombstones(target: &dyn ConformanceTarget) {
     let log = target.fresh().await;
     let topic = new_topic(&*log, "fields", 1).await;
-    let header = |key: &'static str, value: &[u8]| Header { key: key.into(), value: Bytes::copy_from_slice(value) };
     let out = vec![
         OutRecord {
-            headers: vec![
-                header("ce_type", b"OrderConfirmed"),
-                header("binary", &[0xff, 0x00, 0xfe, 0x80]),
-                header("ce_type", b"again"),
-                header("empty", b""),
-            ],
+            headers: [
+                ("ce_type", &b"OrderConfirmed"[..]),
+                ("binary", &[0xff, 0x00, 0xfe, 0x80]),
+                ("ce_type", b"again"),
+                ("empty", b""),
+            ]
+            .into_iter()
+            .collect(),
             timestamp: Some(1_700_000_000_123),
             ..record(&topic, "entity-1", r#"{"n":1}"#)
         },
@@ -490,7 +491,7 @@ pub async fn record_fields_and_tombstones(target: &dyn ConformanceTarget) {
             assert_eq!(got.topic, topic, "{how}: topic");
             assert_eq!(got.key, sent.key, "{how}: key of record {i}");
             assert_eq!(got.value, sent.value, "{how}: value of record {i} (None is a tombstone)");
-            assert_eq!(&*got.headers, sent.headers.as_slice(), "{how}: headers of record {i}");
+            assert_eq!(got.headers, sent.headers, "{how}: headers of record {i}");
             match sent.timestamp {
                 Some(timestamp) => {
                     assert_eq!(got.timestamp, timestamp, "{how}: timestamp of record {i}")

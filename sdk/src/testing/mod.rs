@@ -56,7 +56,7 @@ pub fn record_of<M: Message>(envelope: &Envelope<M>, offset: u64) -> Record {
         offset,
         key: out.key,
         value: out.value,
-        headers: out.headers.into(),
+        headers: out.headers,
         timestamp: out.timestamp.unwrap_or_default(),
     }
 }

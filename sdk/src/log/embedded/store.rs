@@ -17,12 +17,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::Notify;
 
-use super::headers;
 use super::{Durability, EmbeddedOptions};
 use crate::log::group::{Coordinator, Fence};
-use crate::log::{Cleanup, LogError, OutRecord, Record, TopicPartition, TopicSpec, partition_for};
+use crate::log::wakeup::Wakeups;
+use crate::log::{Cleanup, Headers, LogError, OutRecord, Record, TopicPartition, TopicSpec, partition_for};
 use crate::model::Position;
 
 /// The database file inside the directory.
@@ -87,8 +86,8 @@ pub(super) struct Store {
     catalog: Mutex<Catalog>,
     /// Consumer-group membership (in memory: one process owns the directory).
     pub(super) groups: Mutex<Coordinator>,
-    /// Woken after every write and every group change.
-    pub(super) changed: Notify,
+    /// The members waiting for records or rebalances.
+    pub(super) wakeups: Wakeups,
     /// Held for the life of the store; closing it releases the `flock`.
     _lock: File,
 }
@@ -216,7 +215,7 @@ impl Store {
             readers: Mutex::new(Vec::new()),
             catalog: Mutex::new(catalog),
             groups: Mutex::new(Coordinator::default()),
-            changed: Notify::new(),
+            wakeups: Wakeups::default(),
             _lock: lock_file,
         };
         if options.compact_on_open {
@@ -309,7 +308,6 @@ impl Store {
         records: Vec<OutRecord>,
         commit: Option<(Fence, Vec<(TopicPartition, u64)>)>,
     ) -> Result<Vec<Position>, LogError> {
-        let encoded: Vec<Option<Vec<u8>>> = records.iter().map(|r| headers::encode(&r.headers)).collect();
         let now = jiff::Timestamp::now().as_millisecond();
 
         let mut writer = lock(&self.writer);
@@ -351,7 +349,7 @@ impl Store {
         let tx = writer.transaction().map_err(self.sql("cannot begin a write transaction"))?;
         {
             let mut insert = tx.prepare_cached(INSERT_RECORD).map_err(self.sql("cannot prepare the insert"))?;
-            for (((position, id), record), headers) in written.iter().zip(&records).zip(&encoded) {
+            for ((position, id), record) in written.iter().zip(&records) {
                 insert
                     .execute(params![
                         id,
@@ -359,7 +357,8 @@ impl Store {
                         to_sql(position.offset),
                         record.key.as_deref(),
                         record.value.as_deref(),
-                        headers.as_deref(),
+                        // Stored in the log's own encoding; no headers is NULL.
+                        Some(&record.headers.encoded()[..]).filter(|h| !h.is_empty()),
                         record.timestamp.unwrap_or(now),
                     ])
                     .map_err(|e| self.error(&format!("cannot write a record to {position}"), e))?;
@@ -385,7 +384,7 @@ impl Store {
             }
         }
         drop(writer);
-        self.changed.notify_waiters();
+        self.wakeups.records_written(written.iter().map(|(position, _)| &*position.topic));
         Ok(written.into_iter().map(|(position, _)| position).collect())
     }
 
@@ -580,8 +579,11 @@ fn read_partition(
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     let mut rows = select.query(params![at.id, at.partition, to_sql(offset), limit])?;
     while let Some(row) = rows.next()? {
-        let headers = headers::decode(row.get_ref(3)?.as_blob_or_null()?)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, e.into()))?;
+        let headers = match row.get_ref(3)?.as_blob_or_null()? {
+            None => Headers::new(),
+            Some(blob) => Headers::from_encoded(Bytes::copy_from_slice(blob))
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, e.into()))?,
+        };
         let key: Option<Vec<u8>> = row.get(1)?;
         let value: Option<Vec<u8>> = row.get(2)?;
         out.push(Record {
@@ -590,7 +592,7 @@ fn read_partition(
             offset: row.get::<_, i64>(0)? as u64,
             key: key.map(Bytes::from),
             value: value.map(Bytes::from),
-            headers: headers.into(),
+            headers,
             timestamp: row.get(4)?,
         });
     }
