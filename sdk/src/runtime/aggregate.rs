@@ -19,6 +19,10 @@ use crate::model::{Aggregate, Clock, Envelope, Message, Position};
 
 type Key<A> = <<A as Aggregate>::Command as Message>::Key;
 
+/// The entities of one partition. Keys are reference IDs chosen by the platform, not by an
+/// attacker, so a fast hasher serves (SipHash cost a percent of the whole chain).
+type Entities<A> = HashMap<Key<A>, Entity<A>, foldhash::fast::RandomState>;
+
 /// One entity as held by its writer and snapshotted on `<module>.state`.
 #[derive(Serialize, Deserialize)]
 #[serde(bound(serialize = "A: Serialize", deserialize = "A: DeserializeOwned"))]
@@ -63,7 +67,7 @@ pub(crate) struct AggregateProcessor<A: Aggregate> {
     clock: Arc<dyn Clock>,
     settings: Settings,
     /// Entities per owned partition.
-    partitions: HashMap<u32, HashMap<Key<A>, Entity<A>>>,
+    partitions: HashMap<u32, Entities<A>>,
     pending: Vec<Pending<A>>,
     /// Entities changed in the current batch.
     changed: Vec<(u32, Key<A>)>,
@@ -116,8 +120,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
     }
 
     /// Restores one partition from its snapshots, or from its events when it has none.
-    async fn restore(&self, log: &dyn EventLog, partition: u32) -> Result<HashMap<Key<A>, Entity<A>>, RuntimeError> {
-        let mut entities = HashMap::new();
+    async fn restore(&self, log: &dyn EventLog, partition: u32) -> Result<Entities<A>, RuntimeError> {
+        let mut entities = Entities::<A>::default();
         let snapshots = TopicPartition::new(self.snapshots.clone(), partition);
         let mut restored_any = false;
         for_each_record(log, &snapshots, |record| {
