@@ -5,17 +5,52 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ticketing_platform::{CountingMailer, Platform, Services, Simulation};
 use tramline::MemoryLog;
+use tramline::log::EventLog;
+use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
 use tramline::runtime::{RuntimeError, Settings};
 
-/// Starts the whole platform on a fresh in-memory log with the simulation's services.
-pub async fn start_platform(simulation: &Simulation) -> Result<(Platform, Arc<CountingMailer>), RuntimeError> {
+/// Which log the platform runs on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogArgs {
+    /// The directory of the durable embedded log; a second run continues where the last left off.
+    #[arg(long, value_name = "DIR", default_value = "./tramline-data")]
+    pub data: PathBuf,
+    /// Run on an in-memory log instead: nothing is kept.
+    #[arg(long, conflicts_with = "data")]
+    pub memory: bool,
+}
+
+impl LogArgs {
+    /// Opens the chosen log.
+    pub async fn open(&self) -> Result<Arc<dyn EventLog>, RuntimeError> {
+        Ok(match self.memory {
+            true => MemoryLog::shared(),
+            false => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
+        })
+    }
+
+    /// Where the log lives, for messages.
+    pub fn describe(&self) -> String {
+        match self.memory {
+            true => "in memory".to_owned(),
+            false => format!("embedded log in {}", self.data.display()),
+        }
+    }
+}
+
+/// Starts the whole platform on `log` with the simulation's services.
+pub async fn start_platform(
+    log: Arc<dyn EventLog>,
+    simulation: &Simulation,
+) -> Result<(Platform, Arc<CountingMailer>), RuntimeError> {
     let mailer = Arc::new(CountingMailer::default());
     let services = Services { provider: Arc::new(simulation.provider()), mailer: mailer.clone() };
-    let platform = Platform::start(MemoryLog::shared(), Settings::default(), services).await?;
+    let platform = Platform::start(log, Settings::default(), services).await?;
     Ok((platform, mailer))
 }
 

@@ -1,6 +1,6 @@
 //! Benchmark: orders per second through the full chain (order placed, payment created and
 //! completed or cancelled, order confirmed, ticket issued and mailed) in one process on the
-//! memory log. Prints one JSON object per run.
+//! memory log (or the embedded log with `--data DIR`). Prints one JSON object per run.
 //!
 //! ```text
 //! cargo run --release --bin bench-chain -- --orders 100000 --runs 3
@@ -9,7 +9,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::sync::Arc;
 use ticketing_platform::Simulation;
+
+use tramline::MemoryLog;
+use tramline::log::EventLog;
+use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
 use tramline_examples::{init_logging, start_platform};
 
 /// Measures orders per second through the whole chain on the memory log.
@@ -30,6 +35,10 @@ struct Cli {
     /// Seed of the first run; run i uses seed + i.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run on the durable embedded log in this directory (a fresh subdirectory per run)
+    /// instead of the memory log.
+    #[arg(long, value_name = "DIR")]
+    data: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -45,7 +54,15 @@ async fn main() -> ExitCode {
             decline_percent: 10,
         };
         let outcome = async {
-            let (mut platform, mailer) = start_platform(&simulation).await?;
+            let log: Arc<dyn EventLog> = match &cli.data {
+                None => MemoryLog::shared(),
+                Some(dir) => {
+                    let dir = dir.join(format!("run-{run}"));
+                    let _ = std::fs::remove_dir_all(&dir);
+                    Arc::new(EmbeddedLog::open_async(dir, EmbeddedOptions::default()).await?)
+                }
+            };
+            let (mut platform, mailer) = start_platform(log, &simulation).await?;
             let summary = simulation.run(&mut platform, &mailer, |_| {}).await?;
             platform.app.shutdown().await?;
             Ok::<_, Box<dyn std::error::Error>>(summary)
@@ -55,7 +72,7 @@ async fn main() -> ExitCode {
             Ok(summary) => println!(
                 "{}",
                 serde_json::json!({
-                    "bench": "chain-memory",
+                    "bench": if cli.data.is_some() { "chain-embedded" } else { "chain-memory" },
                     "run": run,
                     "orders": cli.orders,
                     "concurrency": cli.concurrency,

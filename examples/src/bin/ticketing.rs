@@ -2,8 +2,8 @@
 //! reacts, accounting joins at the end and replays the log; a summary checks the invariants.
 //!
 //! ```text
-//! cargo run --release --bin ticketing -- --orders 2000 --seed 7
-//! cargo run --release --bin ticketing -- --json --orders 2000 --seed 7
+//! cargo run --release --bin ticketing -- --orders 2000 --seed 7        # durable, ./tramline-data
+//! cargo run --release --bin ticketing -- --json --orders 2000 --seed 7 --memory
 //! cargo run --release --bin ticketing -- topology
 //! ```
 
@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ticketing_platform::{Platform, Services, Simulation, Summary};
 use tramline::MemoryLog;
 use tramline::runtime::Settings;
-use tramline_examples::{init_logging, start_platform};
+use tramline_examples::{LogArgs, init_logging, start_platform};
 
 /// Runs the reference ticketing platform with simulated customers.
 #[derive(Debug, Parser)]
@@ -42,6 +42,8 @@ struct Cli {
     /// Print the summary as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,7 +86,11 @@ async fn run(cli: &Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
         concurrency: cli.concurrency,
         decline_percent: cli.decline_percent,
     };
-    let (mut platform, mailer) = start_platform(&simulation).await?;
+    let log = cli.log.open().await?;
+    if !cli.json {
+        eprintln!("tramline ticketing: {} orders, seed {}, {}", cli.orders, cli.seed, cli.log.describe());
+    }
+    let (mut platform, mailer) = start_platform(log, &simulation).await?;
     let bar = if cli.json { ProgressBar::hidden() } else { ProgressBar::new(cli.orders as u64) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} orders {bar:40} {pos}/{len} {per_sec} eta {eta}")
@@ -106,8 +112,9 @@ fn print_summary(summary: &Summary) {
     let mut figures = Table::new();
     figures.set_header(["figure", "value"]);
     let money = |cents: i64| format!("€{}.{:02}", cents / 100, cents % 100);
-    let rows: [(&str, String); 13] = [
-        ("orders placed", summary.orders_placed.to_string()),
+    let rows: [(&str, String); 14] = [
+        ("orders placed (whole log)", summary.orders_placed.to_string()),
+        ("of which this run", summary.reservations.to_string()),
         ("reservations refused", summary.reservations_rejected.to_string()),
         ("payments completed", summary.payments_completed.to_string()),
         ("payments cancelled", summary.payments_cancelled.to_string()),
