@@ -61,9 +61,11 @@ impl Topology {
         let mut edges = BTreeSet::new();
         for processor in &self.processors {
             for (publisher, event) in &processor.reads {
-                let label = match processor.kind {
-                    ProcessorKind::Projection => event.clone(),
-                    _ => format!("{event} → {}", processor.name),
+                // A function module's projection is the module itself; any other processor is
+                // named on its edge.
+                let label = match processor.kind == ProcessorKind::Projection && processor.name == processor.module {
+                    true => event.clone(),
+                    false => format!("{event} → {}", processor.name),
                 };
                 edges.insert((node(publisher), label, node(&processor.module)));
             }
@@ -75,5 +77,47 @@ impl Topology {
             let _ = writeln!(out, "    {from} -->|\"{label}\"| {to}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn processor(kind: ProcessorKind, module: &str, name: &str, reads: &[(&str, &str)]) -> ProcessorInfo {
+        ProcessorInfo {
+            kind,
+            module: module.into(),
+            name: name.into(),
+            reads: reads.iter().map(|(m, e)| ((*m).into(), (*e).into())).collect(),
+            commands: (kind == ProcessorKind::Reaction).then(|| module.into()),
+        }
+    }
+
+    #[test]
+    fn draws_modules_and_the_flows_between_them() {
+        let topology = Topology {
+            processors: vec![
+                processor(ProcessorKind::Aggregate, "order", "order.aggregate", &[]),
+                processor(ProcessorKind::Aggregate, "payment", "payment.aggregate", &[]),
+                processor(ProcessorKind::Reaction, "order", "follow-payments", &[("payment", "PaymentEvent")]),
+                processor(ProcessorKind::Projection, "payment", "orders", &[("order", "OrderEvent")]),
+                processor(ProcessorKind::Projection, "order-history", "order-history", &[("order", "OrderEvent")]),
+            ],
+        };
+        assert_eq!(
+            topology.to_mermaid(),
+            [
+                "flowchart LR",
+                r#"    order[("order")]"#,
+                r#"    order_history[/"order-history"/]"#,
+                r#"    payment[("payment")]"#,
+                r#"    order -->|"OrderEvent"| order_history"#,
+                r#"    order -->|"OrderEvent → orders"| payment"#,
+                r#"    payment -->|"PaymentEvent → follow-payments"| order"#,
+                "",
+            ]
+            .join("\n")
+        );
     }
 }
