@@ -8,6 +8,8 @@
 pub mod embedded;
 mod group;
 mod headers;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 mod partitioner;
 mod record;

@@ -1,0 +1,649 @@
+//! The Apache Kafka log: the port on a real cluster, through rdkafka (librdkafka).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tramline::log::LogError> {
+//! use tramline::log::EventLog;
+//! use tramline::log::kafka::{KafkaConfig, KafkaLog};
+//!
+//! let log = KafkaLog::connect(KafkaConfig::new("127.0.0.1:9092").with_instance_id("ticketing-1")).await?;
+//! log.create_topic(&tramline::log::TopicSpec::keep("payment.events", 6)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # How the port maps onto Kafka
+//!
+//! | port | Kafka |
+//! | --- | --- |
+//! | [`create_topic`](EventLog::create_topic) | `CreateTopics` through the admin client; `Keep` sets `retention.ms=-1`, `Compact` sets `cleanup.policy=compact`; returns once the metadata shows the topic with a leader for every partition |
+//! | [`append`](EventLog::append) | an idempotent producer (`enable.idempotence=true`, `partitioner=murmur2_random`: keyed records land where Java clients put them) |
+//! | [`read`](EventLog::read) | a consumer without group, `assign`ed at the offset, `isolation.level=read_committed` |
+//! | [`end_offset`](EventLog::end_offset) | the high watermark (`ListOffsets` with `read_uncommitted`) |
+//! | [`committed`](EventLog::committed) | the group's committed offset (`OffsetFetch` with `require_stable`) |
+//! | [`join`](EventLog::join) | a subscribed consumer (`read_committed`, no auto-commit) plus one transactional producer per member |
+//! | [`GroupMember::commit`] | one transaction: the outputs, then `send_offsets_to_transaction` with the consumer's group metadata |
+//!
+//! # What differs from the memory log, and why
+//!
+//! - **`append` is not atomic across records.** Kafka has no all-or-nothing write outside a
+//!   transaction. Every destination (topic, partition) is checked before anything is sent, so a
+//!   missing topic or partition fails the whole batch with nothing written. A failure after that
+//!   (broker down past `message.timeout.ms`, a record larger than the broker accepts) returns
+//!   [`LogError::Backend`] naming the first failed record and how many of the batch were written:
+//!   those stay written (per partition a prefix of the batch's records, thanks to idempotence and
+//!   ordering), the others are not. Use a group member's [`commit`](GroupMember::commit) when
+//!   outputs must be atomic.
+//! - **`read` may return fewer records than asked** before the end: it returns what is already
+//!   fetched once it has at least one record, and stops at the high watermark seen when it
+//!   started. It returns nothing only at or past the high watermark, or when everything from
+//!   `offset` to the high watermark is transaction markers or records of aborted transactions
+//!   (a `read_committed` reader skips those). So the restore loop
+//!   `while offset < end { let page = read(offset); if page.is_empty() { break } ... }` with
+//!   `end = end_offset()` terminates, and reads every committed record below `end`. When a
+//!   transaction is still open below the high watermark (a previous owner that died), `read`
+//!   waits for it to end (at most [`KafkaConfig::read_timeout`], then it fails naming the
+//!   partition and its last stable offset): restoring only up to the last stable offset would
+//!   miss that transaction's records if it commits.
+//! - **Offsets are not dense**: transaction markers take an offset. Positions are still "the next
+//!   offset to read", and a member's [`position`](GroupMember::position) is the offset after the
+//!   last record it received.
+//! - **Rebalances are the broker's** (eager by default, `partition.assignment.strategy` may pick
+//!   `cooperative-sticky`): a member learns about one only when it polls, as in every Kafka client.
+//!
+//! # Threads
+//!
+//! librdkafka's calls block (transactions, offset look-ups, metadata), so none runs on the async
+//! executor: the log's own calls go to tokio's blocking pool, and each group member owns one
+//! thread that owns its consumer and its transactional producer (see `member.rs` for why).
+
+mod config;
+mod convert;
+mod member;
+mod reader;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+
+pub use self::config::{INSTANCE_ID_ENV, KafkaConfig};
+use self::convert::{backend, future_record, is_queue_full};
+use super::{Cleanup, EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
+use crate::model::Position;
+
+/// How many idle readers (consumers used by [`EventLog::read`]) the log keeps.
+const IDLE_READERS: usize = 4;
+
+/// How many groups' offset look-up consumers the log keeps.
+const OFFSET_CONSUMERS: usize = 16;
+
+/// The Kafka log. Cheap to clone: clones share the same clients.
+#[derive(Clone)]
+pub struct KafkaLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+/// What the clones of a [`KafkaLog`] and its members share.
+struct Inner {
+    config: KafkaConfig,
+    admin: AdminClient<DefaultClientContext>,
+    /// The idempotent producer of [`EventLog::append`]; replaced after a fatal error.
+    producer: Mutex<FutureProducer>,
+    /// Metadata and high watermarks (`read_uncommitted`, no group).
+    meta: BaseConsumer,
+    /// Known partition counts. A topic's count never shrinks; a miss or a partition past the
+    /// known count asks the cluster again.
+    partitions: Mutex<HashMap<String, u32>>,
+    /// Idle readers, each possibly positioned where the last read stopped.
+    readers: Mutex<Vec<reader::Reader>>,
+    /// Consumers with a group id (never subscribed) that look up a group's committed offsets.
+    offsets: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    /// Per group, the transactional-id slots the members of this process hold (see
+    /// [`member::transactional_id`]).
+    slots: Mutex<HashMap<String, BTreeSet<u32>>>,
+}
+
+/// Locks a mutex; a panic while holding one of the log's locks leaves nothing half-written.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The settings of one client: bootstrap, the log's `tunables` (which the user's pass-through
+/// settings may override), the user's settings, then the `enforced` settings the log's guarantees
+/// rest on.
+fn client_config(
+    config: &KafkaConfig,
+    role: &str,
+    tunables: &[(&str, &str)],
+    enforced: &[(&str, &str)],
+) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.bootstrap_servers);
+    client.set("client.id", format!("tramline-{}-{role}", config.instance_id));
+    // Latency: Nagle's algorithm with delayed ACKs stalls small requests by up to 40 ms.
+    client.set("socket.nagle.disable", "true");
+    for (key, value) in tunables {
+        client.set(*key, *value);
+    }
+    for (key, value) in &config.client {
+        client.set(key, value);
+    }
+    for (key, value) in enforced {
+        client.set(*key, *value);
+    }
+    client
+}
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().max(1).to_string()
+}
+
+/// The error for a client that cannot be created (a bad setting, most likely).
+fn client_error(config: &KafkaConfig, role: &str, error: KafkaError) -> LogError {
+    LogError::Backend(format!(
+        "kafka: cannot create the {role} client for `{}`: {error} (check the client settings)",
+        config.bootstrap_servers
+    ))
+}
+
+impl KafkaLog {
+    /// Connects to the cluster at [`KafkaConfig::bootstrap_servers`] and checks that it answers
+    /// (within [`KafkaConfig::connect_timeout`]); fails with a [`LogError::Backend`] that names
+    /// the address otherwise.
+    pub async fn connect(config: KafkaConfig) -> Result<Self, LogError> {
+        tokio::task::spawn_blocking(move || Self::connect_blocking(config))
+            .await
+            .map_err(|e| LogError::Backend(format!("kafka: connecting failed: {e}")))?
+    }
+
+    /// [`connect`](Self::connect), blocking the calling thread.
+    pub fn connect_blocking(config: KafkaConfig) -> Result<Self, LogError> {
+        let admin: AdminClient<DefaultClientContext> =
+            client_config(&config, "admin", &[], &[]).create().map_err(|e| client_error(&config, "admin", e))?;
+        let meta: BaseConsumer = client_config(
+            &config,
+            "meta",
+            &[],
+            &[
+                ("isolation.level", "read_uncommitted"),
+                ("enable.auto.commit", "false"),
+                ("enable.partition.eof", "false"),
+            ],
+        )
+        .create()
+        .map_err(|e| client_error(&config, "metadata", e))?;
+        if let Err(error) = meta.fetch_metadata(None, config.connect_timeout) {
+            return Err(LogError::Backend(format!(
+                "kafka: no broker answered at `{}` within {:?} ({error}); is the broker running? \
+                 (a local one for development and tests starts with `scripts/kafka start`)",
+                config.bootstrap_servers, config.connect_timeout
+            )));
+        }
+        let producer = Self::append_producer(&config)?;
+        Ok(KafkaLog {
+            inner: Arc::new(Inner {
+                config,
+                admin,
+                producer: Mutex::new(producer),
+                meta,
+                partitions: Mutex::default(),
+                readers: Mutex::default(),
+                offsets: Mutex::default(),
+                slots: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The settings the log was connected with.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.inner.config
+    }
+
+    fn append_producer(config: &KafkaConfig) -> Result<FutureProducer, LogError> {
+        client_config(
+            config,
+            "producer",
+            &[("linger.ms", "5"), ("message.timeout.ms", &millis(config.request_timeout))],
+            &[("enable.idempotence", "true"), ("partitioner", "murmur2_random")],
+        )
+        .create()
+        .map_err(|e| client_error(config, "producer", e))
+    }
+
+    /// Runs `f` on tokio's blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, LogError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, LogError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| LogError::Backend(format!("kafka: a blocking call failed: {e}")))?
+    }
+
+    /// Checks every record's destination, asking the cluster only about topics not known yet.
+    async fn check_destinations(&self, records: &[OutRecord]) -> Result<(), LogError> {
+        let mut unknown: Vec<String> = Vec::new();
+        {
+            let known = lock(&self.inner.partitions);
+            for record in records {
+                let fits = known.get(&*record.topic).is_some_and(|&count| record.partition.is_none_or(|p| p < count));
+                if !fits && !unknown.iter().any(|t| **t == *record.topic) {
+                    unknown.push(record.topic.to_string());
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            self.blocking(move |inner| {
+                for topic in &unknown {
+                    inner.fetch_partitions(topic)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        let known = lock(&self.inner.partitions);
+        for record in records {
+            check(&record.topic, record.partition, known.get(&*record.topic).copied())?;
+        }
+        Ok(())
+    }
+
+    async fn check_partition(&self, tp: &TopicPartition) -> Result<(), LogError> {
+        let cached = lock(&self.inner.partitions).get(&*tp.topic).copied();
+        if cached.is_some_and(|count| tp.partition < count) {
+            return Ok(());
+        }
+        let topic = tp.topic.to_string();
+        let count = self.blocking(move |inner| inner.fetch_partitions(&topic)).await?;
+        check(&tp.topic, Some(tp.partition), count)
+    }
+}
+
+/// Runs a blocking librdkafka call (given the time left) until it succeeds, fails for good, or
+/// `timeout` is over; retries what a partition's leadership in motion answers (right after the
+/// topic's creation, or during a leader change).
+fn retry<T>(timeout: Duration, mut call: impl FnMut(Duration) -> Result<T, KafkaError>) -> Result<T, KafkaError> {
+    let deadline = Instant::now() + timeout;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match call(deadline.saturating_duration_since(Instant::now())) {
+            Err(error) if is_transient(&error) && Instant::now() + backoff < deadline => {
+                tracing::debug!(%error, "kafka: retried");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(200));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether a librdkafka error is one that goes away by itself (a leader moving or being elected).
+fn is_transient(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownLeaderEpoch
+                | RDKafkaErrorCode::FencedLeaderEpoch
+                | RDKafkaErrorCode::OffsetNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+        )
+    )
+}
+
+/// Whether `partition` (or any, when `None`) of `topic` exists, given its partition `count`.
+fn check(topic: &str, partition: Option<u32>, count: Option<u32>) -> Result<(), LogError> {
+    let count = count.ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))?;
+    match partition {
+        Some(partition) if partition >= count => {
+            Err(LogError::UnknownPartition { topic: topic.to_owned(), partition, partitions: count })
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Inner {
+    /// The partition count of `topic` from the cluster's metadata (`None`: no such topic), and
+    /// remembers it.
+    fn fetch_partitions(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        let count = self.metadata(topic, false)?;
+        if let Some(count) = count {
+            lock(&self.partitions).insert(topic.to_owned(), count);
+        }
+        Ok(count)
+    }
+
+    /// The partition count of `topic`; with `ready`, only once every partition has a leader.
+    fn metadata(&self, topic: &str, ready: bool) -> Result<Option<u32>, LogError> {
+        self.drain_meta();
+        let metadata = self
+            .meta
+            .fetch_metadata(Some(topic), self.config.request_timeout)
+            .map_err(|e| backend(format_args!("metadata of topic `{topic}`"), e))?;
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Ok(None);
+        };
+        if let Some(error) = found.error() {
+            let code = RDKafkaErrorCode::from(error);
+            return match code {
+                RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic => Ok(None),
+                RDKafkaErrorCode::LeaderNotAvailable if ready => Ok(None),
+                RDKafkaErrorCode::LeaderNotAvailable if !found.partitions().is_empty() => {
+                    Ok(Some(found.partitions().len() as u32))
+                }
+                _ => Err(backend(format_args!("metadata of topic `{topic}`"), code)),
+            };
+        }
+        let partitions = found.partitions();
+        if partitions.is_empty() || (ready && partitions.iter().any(|p| p.leader() < 0 || p.error().is_some())) {
+            return Ok(None);
+        }
+        Ok(Some(partitions.len() as u32))
+    }
+
+    /// Checks one destination, asking the cluster when the cache does not know enough.
+    fn check_destination(&self, topic: &str, partition: Option<u32>) -> Result<(), LogError> {
+        let cached = lock(&self.partitions).get(topic).copied();
+        if cached.is_some_and(|count| partition.is_none_or(|p| p < count)) {
+            return Ok(());
+        }
+        check(topic, partition, self.fetch_partitions(topic)?)
+    }
+
+    /// Serves the events librdkafka queues for the metadata client (errors while a broker is
+    /// away), which nothing else polls.
+    fn drain_meta(&self) {
+        while let Some(event) = self.meta.poll(Duration::ZERO) {
+            if let Err(error) = event {
+                tracing::debug!(%error, "kafka: metadata client");
+            }
+        }
+    }
+
+    /// The high watermark of a partition.
+    fn high_watermark(&self, tp: &TopicPartition) -> Result<u64, LogError> {
+        self.drain_meta();
+        let (_, high) = retry(self.config.request_timeout, |timeout| {
+            self.meta.fetch_watermarks(&tp.topic, tp.partition as i32, timeout)
+        })
+        .map_err(|e| backend(format_args!("end offset of {tp}"), e))?;
+        Ok(high.max(0) as u64)
+    }
+
+    /// The offset `group` committed for `tp`, if any.
+    fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Result<Option<u64>, LogError> {
+        let consumer = self.offsets_consumer(group)?;
+        let mut tpl = TopicPartitionList::with_capacity(1);
+        tpl.add_partition(&tp.topic, tp.partition as i32);
+        let found = retry(self.config.request_timeout, |timeout| consumer.committed_offsets(tpl.clone(), timeout))
+            .map_err(|e| backend(format_args!("committed offset of group `{group}` on {tp}"), e))?;
+        // Nothing is ever fetched by this consumer; serve what librdkafka queued (errors, logs).
+        let _ = consumer.poll(Duration::ZERO);
+        let offset = found.find_partition(&tp.topic, tp.partition as i32).map(|e| e.offset());
+        Ok(match offset {
+            Some(Offset::Offset(offset)) if offset >= 0 => Some(offset as u64),
+            _ => None,
+        })
+    }
+
+    fn offsets_consumer(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
+        if let Some(consumer) = lock(&self.offsets).get(group) {
+            return Ok(consumer.clone());
+        }
+        let consumer: BaseConsumer = client_config(
+            &self.config,
+            "offsets",
+            &[],
+            &[
+                ("group.id", group),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                // Makes the offset look-up wait for pending transactional commits (require_stable).
+                ("isolation.level", "read_committed"),
+            ],
+        )
+        .create()
+        .map_err(|e| client_error(&self.config, "offsets", e))?;
+        let consumer = Arc::new(consumer);
+        let mut offsets = lock(&self.offsets);
+        if offsets.len() >= OFFSET_CONSUMERS {
+            offsets.clear();
+        }
+        offsets.insert(group.to_owned(), consumer.clone());
+        Ok(consumer)
+    }
+
+    /// A free transactional-id slot for a new member of `group` in this process: the lowest,
+    /// so a restarted process's members take the same ids as before.
+    fn claim_slot(&self, group: &str) -> u32 {
+        let mut slots = lock(&self.slots);
+        let taken = slots.entry(group.to_owned()).or_default();
+        let slot = (0..).find(|slot| !taken.contains(slot)).expect("a free slot");
+        taken.insert(slot);
+        slot
+    }
+
+    fn release_slot(&self, group: &str, slot: u32) {
+        let mut slots = lock(&self.slots);
+        if let Some(taken) = slots.get_mut(group) {
+            taken.remove(&slot);
+            if taken.is_empty() {
+                slots.remove(group);
+            }
+        }
+    }
+
+    /// The append producer, replaced first when a fatal error made it unusable.
+    fn append_producer(&self) -> Result<FutureProducer, LogError> {
+        let mut producer = lock(&self.producer);
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            tracing::warn!(?code, reason, "kafka: the append producer failed for good; creating a new one");
+            *producer = KafkaLog::append_producer(&self.config)?;
+        }
+        Ok(producer.clone())
+    }
+}
+
+/// A record's position from its delivery report.
+fn delivered(record: &OutRecord, index: usize, count: usize, result: DeliveryResult) -> Result<Position, String> {
+    match result {
+        Ok(Ok(delivery)) => Ok(Position {
+            topic: record.topic.clone(),
+            partition: delivery.partition as u32,
+            offset: delivery.offset as u64,
+        }),
+        Ok(Err((error, _))) => Err(format!("record {index} of {count} (to `{}`) failed: {error}", record.topic)),
+        Err(_) => Err(format!("record {index} of {count} (to `{}`): the producer was closed", record.topic)),
+    }
+}
+
+type DeliveryResult = <DeliveryFuture as std::future::Future>::Output;
+
+#[async_trait]
+impl EventLog for KafkaLog {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        if spec.partitions == 0 || spec.partitions > i32::MAX as u32 {
+            return Err(LogError::Backend(format!(
+                "topic `{}` needs between 1 and {} partitions, not {}",
+                spec.name,
+                i32::MAX,
+                spec.partitions
+            )));
+        }
+        let topic = NewTopic::new(
+            &spec.name,
+            spec.partitions as i32,
+            TopicReplication::Fixed(self.inner.config.replication_factor),
+        );
+        let topic = match spec.cleanup {
+            // The source of truth is kept forever.
+            Cleanup::Keep => topic.set("retention.ms", "-1"),
+            Cleanup::Compact => topic.set("cleanup.policy", "compact"),
+        };
+        let timeout = self.inner.config.request_timeout;
+        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let results = self
+            .inner
+            .admin
+            .create_topics([&topic], &options)
+            .await
+            .map_err(|e| backend(format_args!("create topic `{}`", spec.name), e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(backend(format_args!("create topic `{name}`"), code)),
+            }
+        }
+        // Created now or before: wait until the metadata shows it, then compare the counts.
+        let deadline = Instant::now() + timeout;
+        let existing = loop {
+            let name = spec.name.clone();
+            if let Some(count) = self.blocking(move |inner| inner.metadata(&name, true)).await? {
+                break count;
+            }
+            if Instant::now() >= deadline {
+                return Err(LogError::Backend(format!(
+                    "kafka: topic `{}` was created but the metadata does not show it ready after {timeout:?}",
+                    spec.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        lock(&self.inner.partitions).insert(spec.name.clone(), existing);
+        if existing != spec.partitions {
+            return Err(LogError::PartitionMismatch { topic: spec.name.clone(), existing, requested: spec.partitions });
+        }
+        Ok(())
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        let topic = topic.to_owned();
+        self.blocking(move |inner| inner.fetch_partitions(&topic)).await
+    }
+
+    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.check_destinations(&records).await?;
+        let producer = self.inner.append_producer()?;
+        let count = records.len();
+        let mut results: Vec<Option<DeliveryResult>> = (0..count).map(|_| None).collect();
+        let mut pending: std::collections::VecDeque<(usize, DeliveryFuture)> = std::collections::VecDeque::new();
+        let mut refused = None;
+        'records: for (index, record) in records.iter().enumerate() {
+            let mut message = future_record(record);
+            loop {
+                match producer.send_result(message) {
+                    Ok(delivery) => {
+                        pending.push_back((index, delivery));
+                        break;
+                    }
+                    Err((error, back)) if is_queue_full(&error) && !pending.is_empty() => {
+                        // librdkafka's queue is full: wait for the oldest delivery, then retry.
+                        message = back;
+                        let (done, delivery) = pending.pop_front().expect("not empty");
+                        results[done] = Some(delivery.await);
+                    }
+                    Err((error, _)) => {
+                        refused =
+                            Some(format!("record {index} of {count} (to `{}`) was refused: {error}", record.topic));
+                        break 'records;
+                    }
+                }
+            }
+        }
+        for (index, delivery) in pending {
+            results[index] = Some(delivery.await);
+        }
+        let mut positions = Vec::with_capacity(count);
+        let mut failure = refused;
+        let mut written = 0;
+        for (index, (record, result)) in records.iter().zip(results).enumerate() {
+            let Some(result) = result else { continue };
+            match delivered(record, index, count, result) {
+                Ok(position) => {
+                    written += 1;
+                    positions.push(position);
+                }
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
+        match failure {
+            None => Ok(positions),
+            Some(failure) => Err(LogError::Backend(format!(
+                "kafka: append: {failure}; {written} of the batch's {count} records were written (outside a \
+                 transaction Kafka cannot take them back)"
+            ))),
+        }
+    }
+
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        self.check_partition(partition).await?;
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let tp = partition.clone();
+        self.blocking(move |inner| inner.read(&tp, offset, max)).await
+    }
+
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+        self.check_partition(partition).await?;
+        let tp = partition.clone();
+        self.blocking(move |inner| inner.high_watermark(&tp)).await
+    }
+
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+        let (group, tp) = (group.to_owned(), partition.clone());
+        self.blocking(move |inner| inner.committed_offset(&group, &tp)).await
+    }
+
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        if topics.is_empty() {
+            return Err(LogError::Backend(format!("group `{group}`: a member subscribes to at least one topic")));
+        }
+        for topic in topics {
+            if self.partition_count(topic).await?.is_none() {
+                return Err(LogError::UnknownTopic((*topic).to_owned()));
+            }
+        }
+        let topics = topics.iter().map(|t| Arc::from(*t)).collect();
+        let member = member::join(self.inner.clone(), group, topics, start).await?;
+        Ok(Box::new(member))
+    }
+}
+
+impl Drop for KafkaLog {
+    fn drop(&mut self) {
+        // Destroying librdkafka clients blocks (a flush, thread joins): when this is the last
+        // handle (members hold one too), the clients go on tokio's blocking pool.
+        if Arc::strong_count(&self.inner) == 1
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let inner = self.inner.clone();
+            runtime.spawn_blocking(move || drop(inner));
+        }
+    }
+}

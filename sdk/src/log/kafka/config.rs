@@ -1,0 +1,153 @@
+//! The settings of the Kafka log: where the brokers are, who this instance is, and the client
+//! settings passed through to every librdkafka client the log creates.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The environment variable that gives the default [instance id](KafkaConfig::instance_id).
+pub const INSTANCE_ID_ENV: &str = "TRAMLINE_INSTANCE_ID";
+
+/// Settings of a [`KafkaLog`](super::KafkaLog).
+///
+/// ```
+/// use std::time::Duration;
+/// use tramline::log::kafka::KafkaConfig;
+///
+/// let config = KafkaConfig::new("broker-1:9092,broker-2:9092")
+///     .with_instance_id("ticketing-3")
+///     .set("security.protocol", "SASL_SSL")
+///     .set("sasl.mechanisms", "SCRAM-SHA-512")
+///     .set("sasl.username", "tramline")
+///     .set("sasl.password", "secret")
+///     .with_transaction_timeout(Duration::from_secs(10));
+/// assert_eq!(config.instance_id, "ticketing-3");
+/// assert!(!format!("{config:?}").contains("secret"), "secrets are not printed");
+/// ```
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`: a comma-separated list of `host:port`.
+    pub bootstrap_servers: String,
+    /// A stable name of this process among the instances of the application (`ticketing-3`, a
+    /// pod ordinal, a host name): never random. A group member's transactional id is
+    /// `<group>.<instance id>`, so an instance that restarts after a crash fences its previous
+    /// incarnation and aborts the transaction it left open, instead of waiting out the
+    /// transaction timeout. Two live processes must not share an instance id. Default: the
+    /// environment variable [`TRAMLINE_INSTANCE_ID`](INSTANCE_ID_ENV), else `0`.
+    pub instance_id: String,
+    /// The replication factor of the topics [`create_topic`](crate::log::EventLog::create_topic)
+    /// creates; `-1` (the default) takes the cluster's `default.replication.factor`, which is 1
+    /// on a single-node broker.
+    pub replication_factor: i32,
+    /// librdkafka settings applied to every client the log creates (`security.protocol`,
+    /// `sasl.*`, `ssl.*`, `client.rack`, tuning such as `linger.ms`), after the log's own defaults
+    /// so they can override them. The settings the log's guarantees rest on (`isolation.level`,
+    /// `enable.auto.commit`, `enable.idempotence`, `transactional.id`, `group.id`,
+    /// `partitioner`) cannot be overridden.
+    pub client: Vec<(String, String)>,
+    /// How long [`KafkaLog::connect`](super::KafkaLog::connect) waits for the brokers to answer.
+    pub connect_timeout: Duration,
+    /// The timeout of one request to the cluster: metadata, topic creation, offsets,
+    /// transaction calls.
+    pub request_timeout: Duration,
+    /// `transaction.timeout.ms` of the group members' transactional producers: how long the
+    /// broker keeps the transaction of a crashed member open (blocking `read_committed`
+    /// readers) when no instance with the same transactional id comes back. Keep it short.
+    pub transaction_timeout: Duration,
+    /// How long a [`read`](crate::log::EventLog::read) waits for a transaction that is still
+    /// open below the high watermark (a restore reads up to the high watermark) before it fails.
+    /// Should exceed the transaction timeout of every producer of the topics read.
+    pub read_timeout: Duration,
+}
+
+impl KafkaConfig {
+    /// Settings for the brokers at `bootstrap_servers`, with every other setting at its default.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        let instance_id = std::env::var(INSTANCE_ID_ENV)
+            .ok()
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| "0".to_owned());
+        KafkaConfig {
+            bootstrap_servers: bootstrap_servers.into(),
+            instance_id,
+            replication_factor: -1,
+            client: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            transaction_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The same settings with another [instance id](Self::instance_id).
+    pub fn with_instance_id(mut self, instance_id: impl Into<String>) -> Self {
+        self.instance_id = instance_id.into();
+        self
+    }
+
+    /// The same settings with another [replication factor](Self::replication_factor).
+    pub fn with_replication_factor(mut self, replication_factor: i32) -> Self {
+        self.replication_factor = replication_factor;
+        self
+    }
+
+    /// The same settings plus one librdkafka setting for every client (see [`client`](Self::client)).
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.client.retain(|(k, _)| *k != key);
+        self.client.push((key, value.into()));
+        self
+    }
+
+    /// The same settings with another [connect timeout](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The same settings with another [request timeout](Self::request_timeout).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The same settings with another [transaction timeout](Self::transaction_timeout).
+    pub fn with_transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
+        self
+    }
+
+    /// The same settings with another [read timeout](Self::read_timeout).
+    pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+}
+
+/// Whether a client setting holds a secret that must not be printed.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "key.pem", "keystore", "ssl.key", "token", "jaas"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let client: Vec<(&str, &str)> = self
+            .client
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret(k) { "<redacted>" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("instance_id", &self.instance_id)
+            .field("replication_factor", &self.replication_factor)
+            .field("client", &client)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("transaction_timeout", &self.transaction_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .finish()
+    }
+}

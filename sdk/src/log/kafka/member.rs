@@ -1,0 +1,885 @@
+//! A member of a consumer group on Kafka: a subscribed consumer and one transactional producer,
+//! both owned by one thread of the member's own.
+//!
+//! # Why a thread per member
+//!
+//! Every librdkafka call of a member blocks: `poll` waits for records, the rebalance callback
+//! looks up committed offsets, and the transaction calls wait for the transaction coordinator.
+//! They must not run on the async executor. A dedicated thread that owns the consumer and the
+//! producer, fed by a channel, is chosen over `spawn_blocking` per call because:
+//!
+//! - librdkafka runs the rebalance callback inside `poll`, on the polling thread: with one owner
+//!   thread, a rebalance can never interleave with a transaction, so "revoke while a transaction is
+//!   open" cannot happen inside the process (the broker still fences a member whose generation
+//!   is stale);
+//! - a `poll` whose future is dropped (a `select!`, a timeout) must not lose the records it
+//!   fetched: the thread leaves them in a mailbox that the next `poll` empties first, and it
+//!   notices within [`SLICE`] that nobody waits any more, so a following `commit` or `leave`
+//!   is not stuck behind a long poll;
+//! - the cost is one parked thread per member (a process runs one member per processor).
+//!
+//! # Rebalances
+//!
+//! The consumer's context implements the rebalance callback. On assignment it looks up the
+//! group's committed offsets and, for partitions without one, the start ([`StartFrom`]) as a
+//! concrete offset (`ListOffsets` earliest or latest; with `read_committed` "latest" is the last
+//! stable offset), then assigns with those explicit offsets, so [`GroupMember::position`] is known
+//! at once and a [`rewind`](GroupMember::rewind) can go back to where the member started. On
+//! revocation it unassigns. Both are recorded and handed to the application by the next `poll`,
+//! before any record; records fetched before a revocation are dropped (the new owner reads them
+//! again from the committed position). The default assignors are eager (`range,roundrobin`); the
+//! cooperative protocol works too (incremental assign and unassign).
+//!
+//! # Transactions and fencing
+//!
+//! [`GroupMember::commit`] is one transaction: `begin_transaction`, every output, then
+//! `send_offsets_to_transaction` with the consumer's current group metadata, `commit_transaction`.
+//! The returned positions come from the delivery reports. Before the transaction begins, the
+//! write is checked: every position's partition must be assigned to this member, as the
+//! application last saw it, with no rebalance pending in the mailbox (otherwise
+//! [`LogError::Fenced`]), and every output's topic and partition must exist
+//! ([`LogError::UnknownTopic`], [`LogError::UnknownPartition`]): a failed check writes nothing.
+//!
+//! - The broker fences a member whose generation is stale: `send_offsets_to_transaction` fails
+//!   (`ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`, `REBALANCE_IN_PROGRESS`, `FENCED_INSTANCE_ID`);
+//!   the transaction is aborted and the commit returns [`LogError::Fenced`].
+//! - The transactional id is `<group>.<instance id>` (a second member of the same group in the same
+//!   process gets `<group>.<instance id>#1`, and so on), stable across restarts. A newer producer
+//!   with the same id fences this one (`PRODUCER_FENCED`, `INVALID_PRODUCER_EPOCH`, or any fatal
+//!   error): the producer is dropped, the commit returns [`LogError::Fenced`], and the next commit
+//!   creates a new producer (`init_transactions`). It is re-created lazily rather than at once, so
+//!   a fenced zombie that never writes again does not fence its successor in turn.
+//! - Any other failure inside the transaction (a record the broker refuses, a timeout) aborts it
+//!   and returns [`LogError::Backend`]: nothing of the write is visible to `read_committed`
+//!   readers, and the runtime rewinds and processes the batch again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use tokio::sync::oneshot;
+
+use super::convert::{backend, future_record, is_queue_full, record_from_message};
+use super::{Inner, client_config, client_error, lock, millis, retry};
+use crate::log::{GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition};
+use crate::model::Position;
+
+/// How long the member's thread waits in one librdkafka poll before it checks whether the
+/// caller still waits.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// The transactional id of the member in `slot` of `group` on the instance `instance`.
+pub(super) fn transactional_id(group: &str, instance: &str, slot: u32) -> String {
+    match slot {
+        0 => format!("{group}.{instance}"),
+        n => format!("{group}.{instance}#{n}"),
+    }
+}
+
+/// Joins `group`: starts the member's thread, which creates the consumer (subscribed to
+/// `topics`) and the transactional producer (`init_transactions` aborts what a previous
+/// incarnation with the same transactional id left open).
+pub(super) async fn join(
+    inner: Arc<Inner>,
+    group: &str,
+    topics: Vec<Arc<str>>,
+    start: StartFrom,
+) -> Result<KafkaMember, LogError> {
+    let (commands, receiver) = mpsc::channel();
+    let (ready, started) = oneshot::channel();
+    let mailbox = Arc::new(Mutex::new(None));
+    let slot = inner.claim_slot(group);
+    let setup = Setup { inner: inner.clone(), group: group.to_owned(), topics, start, slot, mailbox: mailbox.clone() };
+    let spawned = std::thread::Builder::new().name(format!("kafka-{group}")).spawn(move || {
+        let worker = match Worker::new(setup) {
+            Ok(worker) => worker,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
+        if ready.send(Ok(())).is_ok() {
+            worker.run(receiver);
+        }
+    });
+    if let Err(error) = spawned {
+        inner.release_slot(group, slot);
+        return Err(LogError::Backend(format!("kafka: group `{group}`: cannot start the member's thread: {error}")));
+    }
+    match started.await {
+        Ok(Ok(())) => Ok(KafkaMember {
+            group: group.to_owned(),
+            commands,
+            mailbox,
+            assignment: Vec::new(),
+            has_assignment: false,
+            positions: HashMap::new(),
+        }),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(LogError::Backend(format!("kafka: group `{group}`: the member's thread stopped while joining"))),
+    }
+}
+
+/// What the member's thread hands to the application: assignment changes and records.
+#[derive(Default)]
+struct Outcome {
+    /// Partitions the application had and lost.
+    revoked: Vec<TopicPartition>,
+    /// Partitions given to the member, with the offset it starts at (when known).
+    assigned: Vec<(TopicPartition, Option<u64>)>,
+    /// The whole assignment after the changes, when there were any.
+    assignment: Option<Vec<TopicPartition>>,
+    /// Whether the group handed out an assignment (possibly empty).
+    handed: bool,
+    /// Whether a revocation has not been followed by an assignment yet (eager protocol).
+    awaiting: bool,
+    /// Records of assigned partitions, fetched after the last change that concerned them.
+    records: Vec<Record>,
+    /// A failure of the consumer that ends the member.
+    error: Option<LogError>,
+}
+
+impl Outcome {
+    fn changed(&self) -> bool {
+        self.assignment.is_some()
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.changed() && self.records.is_empty() && self.error.is_none()
+    }
+}
+
+/// Where each assigned partition reads next after a rewind (`None`: a logical start).
+type Rewound = Vec<(TopicPartition, Option<u64>)>;
+
+/// Undelivered outcomes: filled by the member's thread, emptied by [`GroupMember::poll`].
+type Mailbox = Arc<Mutex<Option<Outcome>>>;
+
+enum Command {
+    Poll {
+        max: usize,
+        timeout: Duration,
+        done: oneshot::Sender<()>,
+    },
+    Commit {
+        outputs: Vec<OutRecord>,
+        positions: Vec<(TopicPartition, u64)>,
+        reply: oneshot::Sender<Result<Vec<Position>, LogError>>,
+    },
+    Rewind {
+        reply: oneshot::Sender<Result<Rewound, LogError>>,
+    },
+    Leave {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A member of a consumer group on Kafka (see the module documentation).
+pub(super) struct KafkaMember {
+    group: String,
+    commands: mpsc::Sender<Command>,
+    mailbox: Mailbox,
+    /// The application's view: what the polls returned so far.
+    assignment: Vec<TopicPartition>,
+    has_assignment: bool,
+    positions: HashMap<TopicPartition, u64>,
+}
+
+impl KafkaMember {
+    fn stopped(&self) -> LogError {
+        LogError::Backend(format!("kafka: group `{}`: the member's thread stopped (see the log for why)", self.group))
+    }
+
+    fn send(&self, command: Command) -> Result<(), LogError> {
+        self.commands.send(command).map_err(|_| self.stopped())
+    }
+
+    /// Applies an outcome to the application's view and turns it into what `poll` returns.
+    fn deliver(&mut self, outcome: Outcome) -> Result<Polled, LogError> {
+        for tp in &outcome.revoked {
+            self.positions.remove(tp);
+        }
+        for (tp, start) in &outcome.assigned {
+            match start {
+                Some(start) => self.positions.insert(tp.clone(), *start),
+                None => self.positions.remove(tp),
+            };
+        }
+        if let Some(assignment) = outcome.assignment {
+            self.assignment = assignment;
+        }
+        self.has_assignment |= outcome.handed;
+        if let Some(error) = outcome.error {
+            return Err(error);
+        }
+        for record in &outcome.records {
+            let tp = TopicPartition { topic: record.topic.clone(), partition: record.partition };
+            let next = record.offset + 1;
+            self.positions.entry(tp).and_modify(|p| *p = (*p).max(next)).or_insert(next);
+        }
+        Ok(Polled {
+            revoked: outcome.revoked,
+            assigned: outcome.assigned.into_iter().map(|(tp, _)| tp).collect(),
+            records: outcome.records,
+        })
+    }
+
+    fn take_mailbox(&self) -> Option<Outcome> {
+        lock(&self.mailbox).take()
+    }
+}
+
+#[async_trait]
+impl GroupMember for KafkaMember {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
+        // What an earlier poll fetched for a caller that did not wait for it comes first.
+        if let Some(outcome) = self.take_mailbox() {
+            return self.deliver(outcome);
+        }
+        let (done, finished) = oneshot::channel();
+        self.send(Command::Poll { max: max.max(1), timeout, done })?;
+        let stopped = finished.await.is_err();
+        match self.take_mailbox() {
+            Some(outcome) => self.deliver(outcome),
+            None if stopped => Err(self.stopped()),
+            None => Ok(Polled::default()),
+        }
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.assignment.clone()
+    }
+
+    fn has_assignment(&self) -> bool {
+        self.has_assignment
+    }
+
+    fn position(&self, partition: &TopicPartition) -> Option<u64> {
+        self.positions.get(partition).copied()
+    }
+
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        let (reply, result) = oneshot::channel();
+        self.send(Command::Rewind { reply })?;
+        let positions = result.await.map_err(|_| self.stopped())??;
+        for (tp, position) in positions {
+            match position {
+                Some(position) => self.positions.insert(tp, position),
+                None => self.positions.remove(&tp),
+            };
+        }
+        Ok(())
+    }
+
+    async fn commit(
+        &mut self,
+        outputs: Vec<OutRecord>,
+        positions: Vec<(TopicPartition, u64)>,
+    ) -> Result<Vec<Position>, LogError> {
+        let (reply, result) = oneshot::channel();
+        self.send(Command::Commit { outputs, positions, reply })?;
+        result.await.map_err(|_| self.stopped())?
+    }
+
+    async fn leave(self: Box<Self>) -> Result<(), LogError> {
+        let (done, finished) = oneshot::channel();
+        if self.send(Command::Leave { done }).is_ok() {
+            // The thread closes the consumer (leaving the group) and the producer, then answers.
+            let _ = finished.await;
+        }
+        Ok(())
+    }
+}
+
+/// A rebalance as the consumer's context saw it.
+enum Change {
+    Assigned(Vec<(String, i32, Option<u64>)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+/// The consumer's context: runs the rebalance callback (inside `poll`, on the member's thread).
+struct MemberContext {
+    group: String,
+    start: StartFrom,
+    timeout: Duration,
+    changes: Mutex<Vec<Change>>,
+}
+
+impl ClientContext for MemberContext {}
+
+impl ConsumerContext for MemberContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let starts = self.starts(consumer, tpl);
+                let mut assignment = TopicPartitionList::with_capacity(starts.len());
+                for (topic, partition, start) in &starts {
+                    let offset = start.map_or(Offset::Invalid, |s| Offset::Offset(s as i64));
+                    if let Err(error) = assignment.add_partition_offset(topic, *partition, offset) {
+                        tracing::error!(group = self.group, topic, partition, %error, "kafka: bad start offset");
+                    }
+                }
+                let assigned = match cooperative {
+                    true => consumer.incremental_assign(&assignment),
+                    false => consumer.assign(&assignment),
+                };
+                if let Err(error) = assigned {
+                    tracing::error!(group = self.group, %error, "kafka: assigning the partitions failed");
+                }
+                lock(&self.changes).push(Change::Assigned(starts));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+                let unassigned = match cooperative {
+                    true => consumer.incremental_unassign(tpl),
+                    false => consumer.unassign(),
+                };
+                if let Err(error) = unassigned {
+                    tracing::error!(group = self.group, %error, "kafka: revoking the partitions failed");
+                }
+                lock(&self.changes).push(Change::Revoked(revoked));
+            }
+            other => {
+                tracing::error!(group = self.group, error = ?other, "kafka: rebalance failed; dropping the assignment");
+                let current = consumer
+                    .assignment()
+                    .map(|a| a.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect());
+                let _ = consumer.unassign();
+                lock(&self.changes).push(Change::Revoked(current.unwrap_or_default()));
+            }
+        }
+    }
+}
+
+impl MemberContext {
+    /// Where each assigned partition starts: the group's committed offset, else the start the
+    /// member asked for, as a concrete offset. `None` where a look-up failed: librdkafka then
+    /// starts from the committed offset or `auto.offset.reset` itself.
+    fn starts(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) -> Vec<(String, i32, Option<u64>)> {
+        let mut starts: Vec<(String, i32, Option<u64>)> =
+            tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition(), None)).collect();
+        if starts.is_empty() {
+            return starts;
+        }
+        let concrete = |offset: Offset| match offset {
+            Offset::Offset(offset) if offset >= 0 => Some(offset as u64),
+            _ => None,
+        };
+        match retry(self.timeout, |timeout| consumer.committed_offsets(tpl.clone(), timeout)) {
+            Ok(committed) => {
+                for (topic, partition, start) in &mut starts {
+                    *start = committed.find_partition(topic, *partition).and_then(|e| concrete(e.offset()));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(group = self.group, %error, "kafka: committed offsets unknown; librdkafka resolves them");
+                return starts;
+            }
+        }
+        let mut missing = TopicPartitionList::new();
+        let at = match self.start {
+            StartFrom::Beginning => Offset::Beginning,
+            StartFrom::End => Offset::End,
+        };
+        for (topic, partition, _) in starts.iter().filter(|(_, _, start)| start.is_none()) {
+            let _ = missing.add_partition_offset(topic, *partition, at);
+        }
+        if missing.count() > 0 {
+            // `ListOffsets` with the earliest (-2) or latest (-1) "timestamp".
+            match retry(self.timeout, |timeout| consumer.offsets_for_times(missing.clone(), timeout)) {
+                Ok(found) => {
+                    for (topic, partition, start) in starts.iter_mut().filter(|(_, _, start)| start.is_none()) {
+                        *start = found.find_partition(topic, *partition).and_then(|e| concrete(e.offset()));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(group = self.group, %error, "kafka: start offsets unknown; librdkafka resolves them")
+                }
+            }
+        }
+        starts
+    }
+}
+
+/// What the member's thread starts from.
+struct Setup {
+    inner: Arc<Inner>,
+    group: String,
+    topics: Vec<Arc<str>>,
+    start: StartFrom,
+    slot: u32,
+    mailbox: Mailbox,
+}
+
+/// The member's thread: owns the consumer and the transactional producer.
+struct Worker {
+    inner: Arc<Inner>,
+    group: String,
+    slot: u32,
+    transactional_id: String,
+    start: StartFrom,
+    /// The subscribed topics' shared names.
+    topics: HashMap<String, Arc<str>>,
+    consumer: Option<BaseConsumer<MemberContext>>,
+    /// `None` after a fatal error (fencing): the next commit creates a new one.
+    producer: Option<FutureProducer>,
+    /// The consumer's assignment, with where each partition started.
+    live: BTreeMap<TopicPartition, Option<u64>>,
+    /// The assignment as handed to the application.
+    handed: BTreeSet<TopicPartition>,
+    mailbox: Mailbox,
+}
+
+impl Worker {
+    fn new(setup: Setup) -> Result<Self, LogError> {
+        let Setup { inner, group, topics, start, slot, mailbox } = setup;
+        let transactional_id = transactional_id(&group, &inner.config.instance_id, slot);
+        let mut worker = Worker {
+            topics: topics.iter().map(|t| (t.to_string(), t.clone())).collect(),
+            inner,
+            group,
+            slot,
+            transactional_id,
+            start,
+            consumer: None,
+            producer: None,
+            live: BTreeMap::new(),
+            handed: BTreeSet::new(),
+            mailbox,
+        };
+        // Dropping `worker` on an error below releases the slot.
+        worker.producer = Some(worker.new_producer()?);
+        worker.consumer = Some(worker.new_consumer(&topics)?);
+        Ok(worker)
+    }
+
+    fn new_consumer(&self, topics: &[Arc<str>]) -> Result<BaseConsumer<MemberContext>, LogError> {
+        let config = &self.inner.config;
+        let reset = match self.start {
+            StartFrom::Beginning => "earliest",
+            StartFrom::End => "latest",
+        };
+        let context = MemberContext {
+            group: self.group.clone(),
+            start: self.start,
+            timeout: config.request_timeout,
+            changes: Mutex::default(),
+        };
+        let consumer: BaseConsumer<MemberContext> = client_config(
+            config,
+            "member",
+            &[("fetch.wait.max.ms", "100"), ("heartbeat.interval.ms", "500")],
+            &[
+                ("group.id", &self.group),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("enable.partition.eof", "false"),
+                ("isolation.level", "read_committed"),
+                ("auto.offset.reset", reset),
+            ],
+        )
+        .create_with_context(context)
+        .map_err(|e| client_error(config, "consumer", e))?;
+        let names: Vec<&str> = topics.iter().map(|t| &**t).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|e| backend(format_args!("group `{}`: subscribe to {names:?}", self.group), e))?;
+        Ok(consumer)
+    }
+
+    /// A transactional producer, initialised: fences any older producer with the same
+    /// transactional id and aborts the transaction it left open.
+    fn new_producer(&self) -> Result<FutureProducer, LogError> {
+        let config = &self.inner.config;
+        let timeout = millis(config.transaction_timeout);
+        let producer: FutureProducer = client_config(
+            config,
+            "transactions",
+            &[("linger.ms", "1"), ("retry.backoff.ms", "10"), ("message.timeout.ms", &timeout)],
+            &[
+                ("transactional.id", &self.transactional_id),
+                ("transaction.timeout.ms", &timeout),
+                ("enable.idempotence", "true"),
+                ("partitioner", "murmur2_random"),
+            ],
+        )
+        .create()
+        .map_err(|e| client_error(config, "transactional producer", e))?;
+        producer.init_transactions(config.request_timeout).map_err(|e| {
+            backend(format_args!("group `{}`: init_transactions of `{}`", self.group, self.transactional_id), e)
+        })?;
+        Ok(producer)
+    }
+
+    fn consumer(&self) -> &BaseConsumer<MemberContext> {
+        self.consumer.as_ref().expect("the consumer lives as long as the worker")
+    }
+
+    fn run(mut self, commands: mpsc::Receiver<Command>) {
+        // Ends when the member leaves, or is dropped (its sender with it).
+        while let Ok(command) = commands.recv() {
+            match command {
+                Command::Poll { max, timeout, done } => {
+                    self.poll(max, timeout, &done);
+                    let _ = done.send(());
+                }
+                Command::Commit { outputs, positions, reply } => {
+                    let _ = reply.send(self.commit(outputs, positions));
+                }
+                Command::Rewind { reply } => {
+                    let _ = reply.send(self.rewind());
+                }
+                Command::Leave { done } => {
+                    drop(self); // closes the consumer and the producer
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fenced(&self, reason: impl Into<String>) -> LogError {
+        LogError::Fenced { group: self.group.clone(), reason: reason.into() }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // poll
+
+    /// Polls up to `max` records or an assignment change, at most `timeout`, and leaves the
+    /// outcome in the mailbox. Returns early once nobody waits (`done` closed).
+    fn poll(&mut self, max: usize, timeout: Duration, done: &oneshot::Sender<()>) {
+        if lock(&self.mailbox).is_some() {
+            return; // the application has not taken the last outcome yet
+        }
+        let deadline = Instant::now() + timeout;
+        let mut out = Outcome::default();
+        loop {
+            let settled = out.changed() && !out.awaiting;
+            let wait = match out.records.is_empty() && !settled {
+                true => deadline.saturating_duration_since(Instant::now()).min(SLICE),
+                false => Duration::ZERO,
+            };
+            let mut received = false;
+            match self.consumer().poll(wait) {
+                Some(Ok(message)) => {
+                    received = true;
+                    let topic = match self.topics.get(message.topic()) {
+                        Some(topic) => topic.clone(),
+                        None => Arc::from(message.topic()),
+                    };
+                    let tp = TopicPartition { topic: topic.clone(), partition: message.partition() as u32 };
+                    if self.live.contains_key(&tp) {
+                        out.records.push(record_from_message(&message, topic));
+                    }
+                }
+                Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                    out.error = Some(backend(format_args!("group `{}`: the consumer failed", self.group), code));
+                }
+                Some(Err(error)) => {
+                    // librdkafka retries transient failures (a broker restart) by itself.
+                    tracing::warn!(group = self.group, %error, "kafka: consumer error");
+                }
+                None => {}
+            }
+            self.apply_changes(&mut out);
+            if out.error.is_some() || out.records.len() >= max {
+                break;
+            }
+            if received {
+                continue; // drain what is already fetched
+            }
+            let settled = out.changed() && !out.awaiting;
+            if !out.records.is_empty() || settled || Instant::now() >= deadline || done.is_closed() {
+                break;
+            }
+        }
+        if out.changed() {
+            self.handed = self.live.keys().cloned().collect();
+        }
+        if !out.is_empty() {
+            *lock(&self.mailbox) = Some(out);
+        }
+    }
+
+    /// Takes the rebalances the context recorded and folds them into `out`.
+    fn apply_changes(&mut self, out: &mut Outcome) {
+        let changes = std::mem::take(&mut *lock(&self.consumer().context().changes));
+        if changes.is_empty() {
+            return;
+        }
+        for change in changes {
+            match change {
+                Change::Revoked(revoked) => {
+                    for (topic, partition) in revoked {
+                        let tp = self.topic_partition(&topic, partition);
+                        self.live.remove(&tp);
+                        out.assigned.retain(|(t, _)| *t != tp);
+                        out.records.retain(|r| !(r.partition == tp.partition && r.topic == tp.topic));
+                        if self.handed.contains(&tp) && !out.revoked.contains(&tp) {
+                            out.revoked.push(tp);
+                        }
+                    }
+                    out.awaiting = true;
+                }
+                Change::Assigned(assigned) => {
+                    for (topic, partition, start) in assigned {
+                        let tp = self.topic_partition(&topic, partition);
+                        self.live.insert(tp.clone(), start);
+                        out.assigned.retain(|(t, _)| *t != tp);
+                        out.assigned.push((tp, start));
+                    }
+                    out.handed = true;
+                    out.awaiting = false;
+                }
+            }
+        }
+        out.assignment = Some(self.live.keys().cloned().collect());
+    }
+
+    fn topic_partition(&self, topic: &str, partition: i32) -> TopicPartition {
+        let topic = self.topics.get(topic).cloned().unwrap_or_else(|| Arc::from(topic));
+        TopicPartition { topic, partition: partition as u32 }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // rewind
+
+    fn rewind(&mut self) -> Result<Rewound, LogError> {
+        // Records fetched but not handed out yet are from before the rewind.
+        if let Some(outcome) = lock(&self.mailbox).as_mut() {
+            outcome.records.clear();
+        }
+        if self.live.is_empty() {
+            return Ok(Vec::new());
+        }
+        let timeout = self.inner.config.request_timeout;
+        let mut tpl = TopicPartitionList::with_capacity(self.live.len());
+        for tp in self.live.keys() {
+            tpl.add_partition(&tp.topic, tp.partition as i32);
+        }
+        let committed = retry(timeout, |timeout| self.consumer().committed_offsets(tpl.clone(), timeout))
+            .map_err(|e| backend(format_args!("group `{}`: rewind: committed offsets", self.group), e))?;
+        let logical = match self.start {
+            StartFrom::Beginning => Offset::Beginning,
+            StartFrom::End => Offset::End,
+        };
+        let mut targets = TopicPartitionList::with_capacity(self.live.len());
+        let mut positions = Vec::with_capacity(self.live.len());
+        for (tp, origin) in &self.live {
+            let committed = committed.find_partition(&tp.topic, tp.partition as i32).and_then(|e| match e.offset() {
+                Offset::Offset(offset) if offset >= 0 => Some(offset as u64),
+                _ => None,
+            });
+            let target = committed.or(*origin);
+            let offset = target.map_or(logical, |t| Offset::Offset(t as i64));
+            targets
+                .add_partition_offset(&tp.topic, tp.partition as i32, offset)
+                .map_err(|e| backend(format_args!("group `{}`: rewind {tp}", self.group), e))?;
+            positions.push((tp.clone(), target));
+        }
+        let sought = self.consumer().seek_partitions(targets.clone(), timeout);
+        let failed = match &sought {
+            Ok(result) => result.elements().iter().find_map(|e| e.error().err()),
+            Err(error) => Some(error.clone()),
+        };
+        if let Some(error) = failed {
+            // A partition whose fetch has not started cannot seek: assign the positions instead.
+            tracing::debug!(group = self.group, %error, "kafka: seek failed; re-assigning instead");
+            let consumer = self.consumer();
+            let assigned = match consumer.rebalance_protocol() {
+                RebalanceProtocol::Cooperative => {
+                    consumer.incremental_unassign(&targets).and_then(|()| consumer.incremental_assign(&targets))
+                }
+                _ => consumer.assign(&targets),
+            };
+            assigned.map_err(|e| backend(format_args!("group `{}`: rewind", self.group), e))?;
+        }
+        Ok(positions)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // commit
+
+    fn commit(
+        &mut self,
+        outputs: Vec<OutRecord>,
+        positions: Vec<(TopicPartition, u64)>,
+    ) -> Result<Vec<Position>, LogError> {
+        if lock(&self.mailbox).as_ref().is_some_and(Outcome::changed) {
+            return Err(self.fenced("the group rebalanced and this member has not polled the new assignment yet"));
+        }
+        if let Some((tp, _)) = positions.iter().find(|(tp, _)| !self.live.contains_key(tp) || !self.handed.contains(tp))
+        {
+            return Err(self.fenced(format!("partition {tp} is not assigned to this member (the group rebalanced)")));
+        }
+        if outputs.is_empty() && positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        for record in &outputs {
+            self.inner.check_destination(&record.topic, record.partition)?;
+        }
+        let producer = match &self.producer {
+            Some(producer) => producer.clone(),
+            None => {
+                let producer = self.new_producer()?;
+                self.producer = Some(producer.clone());
+                producer
+            }
+        };
+        if let Err(error) = producer.begin_transaction() {
+            return Err(self.failed(&producer, "begin the transaction", error));
+        }
+        match self.transact(&producer, &outputs, &positions) {
+            Ok(written) => Ok(written),
+            Err((what, error)) => Err(self.failed(&producer, &what, error)),
+        }
+    }
+
+    /// The transaction's body, after `begin_transaction`.
+    fn transact(
+        &self,
+        producer: &FutureProducer,
+        outputs: &[OutRecord],
+        positions: &[(TopicPartition, u64)],
+    ) -> Result<Vec<Position>, (String, KafkaError)> {
+        let timeout = self.inner.config.request_timeout;
+        let count = outputs.len();
+        let describe = |i: usize| format!("write output {i} of {count} (to `{}`)", outputs[i].topic);
+        let mut written: Vec<Option<Position>> = vec![None; count];
+        let mut pending: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
+        let wait = |index: usize, delivery: DeliveryFuture| -> Result<Position, (String, KafkaError)> {
+            match futures::executor::block_on(delivery) {
+                Ok(Ok(delivery)) => Ok(Position {
+                    topic: outputs[index].topic.clone(),
+                    partition: delivery.partition as u32,
+                    offset: delivery.offset as u64,
+                }),
+                Ok(Err((error, _))) => Err((describe(index), error)),
+                Err(_) => Err((describe(index), KafkaError::Canceled)),
+            }
+        };
+        for (index, record) in outputs.iter().enumerate() {
+            let mut message = future_record(record);
+            loop {
+                match producer.send_result(message) {
+                    Ok(delivery) => {
+                        pending.push_back((index, delivery));
+                        break;
+                    }
+                    Err((error, back)) if is_queue_full(&error) && !pending.is_empty() => {
+                        message = back;
+                        let (done, delivery) = pending.pop_front().expect("not empty");
+                        written[done] = Some(wait(done, delivery)?);
+                    }
+                    Err((error, _)) => return Err((describe(index), error)),
+                }
+            }
+        }
+        // Every output delivered (inside the transaction) before the offsets and the commit: the
+        // positions are known, and a failed record aborts before anything else is sent.
+        for (index, delivery) in pending {
+            written[index] = Some(wait(index, delivery)?);
+        }
+        if !positions.is_empty() {
+            let mut offsets = TopicPartitionList::with_capacity(positions.len());
+            for (tp, next) in positions {
+                offsets
+                    .add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(*next as i64))
+                    .map_err(|e| (format!("position {next} of {tp}"), e))?;
+            }
+            let metadata = self
+                .consumer()
+                .group_metadata()
+                .ok_or_else(|| ("the consumer's group metadata".to_owned(), KafkaError::Canceled))?;
+            producer
+                .send_offsets_to_transaction(&offsets, &metadata, timeout)
+                .map_err(|e| ("commit the input positions (send_offsets_to_transaction)".to_owned(), e))?;
+        }
+        settle(producer);
+        let deadline = Instant::now() + timeout;
+        loop {
+            match producer.commit_transaction(deadline.saturating_duration_since(Instant::now())) {
+                Ok(()) => break,
+                Err(KafkaError::Transaction(error)) if error.is_retriable() && Instant::now() < deadline => {
+                    tracing::debug!(group = self.group, %error, "kafka: commit_transaction retried");
+                }
+                Err(error) => return Err(("commit the transaction".to_owned(), error)),
+            }
+        }
+        Ok(written.into_iter().map(|p| p.expect("every output was delivered")).collect())
+    }
+
+    /// Cleans up after a failed transaction and says what happened.
+    fn failed(&mut self, producer: &FutureProducer, what: &str, error: KafkaError) -> LogError {
+        let code = error.rdkafka_error_code();
+        let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal())
+            || matches!(
+                code,
+                Some(
+                    RDKafkaErrorCode::ProducerFenced
+                        | RDKafkaErrorCode::InvalidProducerEpoch
+                        | RDKafkaErrorCode::Fenced
+                        | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                )
+            )
+            || producer.client().fatal_error().is_some();
+        if fatal {
+            // Re-created by the next commit (init_transactions bumps the epoch).
+            self.producer = None;
+            return self.fenced(format!(
+                "{what}: {error}: the transactional producer `{}` was fenced (another process with the instance id \
+                 `{}` took over?); the transaction is void",
+                self.transactional_id, self.inner.config.instance_id
+            ));
+        }
+        if let Err(abort) = producer.abort_transaction(self.inner.config.request_timeout) {
+            tracing::warn!(group = self.group, %abort, "kafka: abort_transaction failed; the producer is re-created");
+            self.producer = None;
+        }
+        let stale = matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::IllegalGeneration
+                    | RDKafkaErrorCode::UnknownMemberId
+                    | RDKafkaErrorCode::RebalanceInProgress
+                    | RDKafkaErrorCode::FencedInstanceId
+            )
+        );
+        if stale {
+            return self.fenced(format!("{what}: {error}: the group rebalanced; the transaction was aborted"));
+        }
+        LogError::Backend(format!(
+            "kafka: group `{}`: {what}: {error}; the transaction was aborted, nothing of the write is visible",
+            self.group
+        ))
+    }
+}
+
+/// Waits (briefly) until the producer has no delivery report left to serve, so that
+/// `commit_transaction`'s flush finds nothing in flight: rdkafka's flush otherwise polls in
+/// 100 ms steps.
+fn settle(producer: &FutureProducer) {
+    let deadline = Instant::now() + Duration::from_millis(50);
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the consumer leaves the group (its revocation runs the context's callback).
+        drop(self.consumer.take());
+        drop(self.producer.take());
+        self.inner.release_slot(&self.group, self.slot);
+    }
+}

@@ -1,0 +1,407 @@
+//! The Kafka adapter against a real broker: the backend conformance suite
+//! (`tramline::testing::conformance`), then what only Kafka has (transactions seen by a raw
+//! `read_committed` consumer, transactional-id fencing, aborted transactions, open transactions
+//! below the high watermark, topic configs).
+//!
+//! The broker: `TRAMLINE_KAFKA_BOOTSTRAP` when set, otherwise `scripts/kafka start` (once per test
+//! process; it does nothing when the broker already runs) and the address it prints. When neither
+//! gives a broker, every test fails with the script's output: these tests are never skipped.
+//!
+//! Run: `cargo test -p tramline --features kafka --test kafka_conformance`
+#![cfg(feature = "kafka")]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tramline::log::kafka::{KafkaConfig, KafkaLog};
+use tramline::log::{EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition};
+use tramline::testing::conformance::ConformanceTarget;
+
+/// The broker's bootstrap address, or why there is none.
+fn bootstrap() -> String {
+    static BOOTSTRAP: OnceLock<Result<String, String>> = OnceLock::new();
+    let found = BOOTSTRAP.get_or_init(|| {
+        if let Ok(address) = std::env::var("TRAMLINE_KAFKA_BOOTSTRAP")
+            && !address.trim().is_empty()
+        {
+            return Ok(address.trim().to_owned());
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka");
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .output()
+            .map_err(|e| format!("cannot run `{} start`: {e}", script.display()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let address = stdout.lines().rev().map(str::trim).find(|line| !line.is_empty());
+        match (output.status.success(), address) {
+            (true, Some(address)) => Ok(address.to_owned()),
+            _ => Err(format!(
+                "no Kafka broker: TRAMLINE_KAFKA_BOOTSTRAP is not set and `{} start` failed ({}).\n\
+                 --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+                script.display(),
+                output.status
+            )),
+        }
+    });
+    found.clone().unwrap_or_else(|why| panic!("{why}"))
+}
+
+fn config() -> KafkaConfig {
+    KafkaConfig::new(bootstrap()).with_instance_id("conformance")
+}
+
+async fn connect(config: KafkaConfig) -> KafkaLog {
+    KafkaLog::connect(config).await.unwrap_or_else(|e| panic!("connect: {e}"))
+}
+
+/// Kafka as a conformance target: a fresh log is a new client of the broker (the checks use
+/// unique topic and group names); a restart drops the client and connects again.
+struct KafkaTarget;
+
+#[async_trait::async_trait]
+impl ConformanceTarget for KafkaTarget {
+    async fn fresh(&self) -> Arc<dyn EventLog> {
+        Arc::new(connect(config()).await)
+    }
+
+    async fn reopen(&self, log: Arc<dyn EventLog>) -> Option<Arc<dyn EventLog>> {
+        drop(log);
+        Some(Arc::new(connect(config()).await))
+    }
+}
+
+mod conformance {
+    tramline::conformance_tests!(super::KafkaTarget);
+}
+
+// -------------------------------------------------------------------------------------------------
+// Kafka specifics
+
+const PATIENCE: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+fn unique(name: &str) -> String {
+    format!("kafka-{name}-{}", uuid::Uuid::now_v7().simple())
+}
+
+async fn topic(log: &KafkaLog, name: &str, partitions: u32) -> Arc<str> {
+    let spec = tramline::log::TopicSpec::keep(unique(name), partitions);
+    log.create_topic(&spec).await.unwrap_or_else(|e| panic!("create {}: {e}", spec.name));
+    Arc::from(spec.name)
+}
+
+fn record(topic: &Arc<str>, key: &str, value: &[u8]) -> OutRecord {
+    OutRecord {
+        topic: topic.clone(),
+        partition: None,
+        key: Some(bytes::Bytes::copy_from_slice(key.as_bytes())),
+        value: Some(bytes::Bytes::copy_from_slice(value)),
+        headers: Default::default(),
+        timestamp: None,
+    }
+}
+
+/// Polls until `count` records came.
+async fn collect(member: &mut dyn GroupMember, count: usize) -> Vec<Record> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut records = Vec::new();
+    while records.len() < count {
+        assert!(tokio::time::Instant::now() < deadline, "got {} of {count} records", records.len());
+        records.extend(member.poll(count - records.len(), POLL).await.expect("poll").records);
+    }
+    assert_eq!(records.len(), count);
+    records
+}
+
+/// Every committed record of a partition, read the way a restore does.
+async fn restore(log: &dyn EventLog, tp: &TopicPartition) -> Vec<Record> {
+    let end = log.end_offset(tp).await.expect("end_offset");
+    let mut offset = 0;
+    let mut records = Vec::new();
+    while offset < end {
+        let page = log.read(tp, offset, 100).await.expect("read");
+        let Some(last) = page.last() else { break };
+        offset = last.offset + 1;
+        records.extend(page.into_iter().filter(|r| r.offset < end));
+    }
+    records
+}
+
+fn values(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+/// A raw librdkafka consumer on `read_committed`, outside tramline: what every other Kafka client
+/// would see of a partition.
+fn raw_read_committed(topic: &str, partition: i32) -> Vec<String> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("raw"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a raw consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut values = Vec::new();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the raw consumer never reached the end");
+        match consumer.poll(POLL) {
+            Some(Ok(m)) => values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return values,
+            Some(Err(e)) => panic!("raw consumer: {e}"),
+            None => {}
+        }
+    }
+}
+
+/// A committed transaction's outputs and input positions become visible together: to a raw
+/// `read_committed` consumer, to `read`, and as the group's committed offsets. Its commit marker
+/// takes an offset: `end_offset` counts it, and a restore up to `end_offset` still terminates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_transaction_is_visible_with_its_offsets() {
+    let log = connect(config()).await;
+    let input = topic(&log, "txn-in", 2).await;
+    let output = topic(&log, "txn-out", 1).await;
+    let group = unique("txn");
+    log.append((0..4).map(|i| record(&input, &format!("k{i}"), format!("in{i}").as_bytes())).collect())
+        .await
+        .expect("append");
+
+    let mut member = log.join(&group, &[&*input], StartFrom::Beginning).await.expect("join");
+    let records = collect(&mut *member, 4).await;
+    let mut positions: Vec<(TopicPartition, u64)> = Vec::new();
+    for r in &records {
+        let tp = TopicPartition::new(r.topic.clone(), r.partition);
+        match positions.iter_mut().find(|(t, _)| *t == tp) {
+            Some((_, next)) => *next = (*next).max(r.offset + 1),
+            None => positions.push((tp, r.offset + 1)),
+        }
+    }
+    let outputs = vec![record(&output, "a", b"out-a"), record(&output, "b", b"out-b")];
+    let written = member.commit(outputs, positions.clone()).await.expect("commit");
+    assert_eq!(written.iter().map(|p| p.offset).collect::<Vec<_>>(), [0, 1], "positions from the delivery reports");
+
+    assert_eq!(raw_read_committed(&output, 0), ["out-a", "out-b"], "a read_committed consumer sees the outputs");
+    for (tp, next) in &positions {
+        assert_eq!(log.committed(&group, tp).await.unwrap(), Some(*next), "the input position of {tp}");
+    }
+    let out = TopicPartition::new(output.clone(), 0);
+    assert_eq!(log.end_offset(&out).await.unwrap(), 3, "two records and the commit marker");
+    assert!(log.read(&out, 2, 10).await.unwrap().is_empty(), "only the marker is left: an empty page");
+    assert_eq!(values(&restore(&log, &out).await), ["out-a", "out-b"], "a restore terminates");
+    member.leave().await.unwrap();
+}
+
+/// A member whose transactional id (`<group>.<instance id>`) is taken over by a newer member (a
+/// restarted instance) is fenced: its commit fails with `Fenced` and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_member_with_the_same_transactional_id_fences_the_older() {
+    let instance = unique("instance");
+    let old_log = connect(config().with_instance_id(&instance)).await;
+    let input = topic(&old_log, "zombie-in", 1).await;
+    let output = topic(&old_log, "zombie-out", 1).await;
+    let group = unique("zombie");
+    old_log.append(vec![record(&input, "k", b"in")]).await.expect("append");
+    let mut old = old_log.join(&group, &[&*input], StartFrom::Beginning).await.expect("join");
+    collect(&mut *old, 1).await;
+
+    // The same instance id on another client: `init_transactions` bumps the producer epoch.
+    let new_log = connect(config().with_instance_id(&instance)).await;
+    let new = new_log.join(&group, &[&*input], StartFrom::Beginning).await.expect("join the newer member");
+
+    let tp = TopicPartition::new(input.clone(), 0);
+    let result = old.commit(vec![record(&output, "k", b"zombie")], vec![(tp.clone(), 1)]).await;
+    match result {
+        Err(LogError::Fenced { group: fenced, reason }) => {
+            assert_eq!(fenced, group);
+            assert!(reason.contains(&format!("{group}.{instance}")), "the reason names the transactional id: {reason}");
+        }
+        other => panic!("the older member must be fenced, got {other:?}"),
+    }
+    let out = TopicPartition::new(output.clone(), 0);
+    assert!(restore(&new_log, &out).await.is_empty(), "a fenced member writes nothing");
+    assert!(raw_read_committed(&output, 0).is_empty(), "a fenced member writes nothing");
+    assert_eq!(new_log.committed(&group, &tp).await.unwrap(), None, "a fenced member commits no position");
+    drop(new);
+    drop(old);
+}
+
+/// A transaction that fails half-way (a record the producer refuses after another was sent) is
+/// aborted: nothing of it is visible, and after `rewind` the batch comes again and can be
+/// committed. The aborted records and markers below the high watermark do not stop a restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewind_after_an_aborted_transaction_redelivers_the_batch() {
+    let log = connect(config()).await;
+    let input = topic(&log, "abort-in", 1).await;
+    let output = topic(&log, "abort-out", 1).await;
+    let group = unique("abort");
+    let tp = TopicPartition::new(input.clone(), 0);
+    log.append((0..3).map(|i| record(&input, "k", format!("in{i}").as_bytes())).collect())
+        .await
+        .expect("append");
+
+    let mut member = log.join(&group, &[&*input], StartFrom::Beginning).await.expect("join");
+    let first = collect(&mut *member, 3).await;
+    let too_large = vec![0u8; 2 * 1024 * 1024];
+    let outputs = vec![record(&output, "k", b"sent, then aborted"), record(&output, "k", &too_large)];
+    let result = member.commit(outputs, vec![(tp.clone(), 3)]).await;
+    assert!(matches!(result, Err(LogError::Backend(_))), "a refused record fails the write: {result:?}");
+    assert_eq!(log.committed(&group, &tp).await.unwrap(), None, "the aborted transaction commits no position");
+    let out = TopicPartition::new(output.clone(), 0);
+    assert!(restore(&log, &out).await.is_empty(), "nothing of the aborted transaction is visible");
+
+    member.rewind().await.expect("rewind");
+    assert_eq!(member.position(&tp), Some(0));
+    let again = collect(&mut *member, 3).await;
+    assert_eq!(again, first, "the same batch comes again");
+    member
+        .commit(vec![record(&output, "k", b"committed")], vec![(tp.clone(), 3)])
+        .await
+        .expect("commit");
+    assert_eq!(values(&restore(&log, &out).await), ["committed"], "only the committed output");
+    assert_eq!(raw_read_committed(&output, 0), ["committed"]);
+    assert_eq!(log.committed(&group, &tp).await.unwrap(), Some(3));
+    member.leave().await.unwrap();
+}
+
+/// Keys appended without a partition land where Java's producer puts them
+/// (`toPositive(murmur2(key)) % partitions`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_land_on_javas_partition() {
+    let log = connect(config()).await;
+    let partitions = 7;
+    let topic = topic(&log, "java", partitions).await;
+    let keys: Vec<String> = (0..300).map(|i| format!("customer-{i:04}-{}", i * 7919)).collect();
+    let positions = log.append(keys.iter().map(|k| record(&topic, k, b"v")).collect()).await.expect("append");
+    for (key, position) in keys.iter().zip(&positions) {
+        assert_eq!(position.partition, tramline::log::partition_for(key.as_bytes(), partitions), "partition of {key}");
+    }
+    let used: std::collections::BTreeSet<u32> = positions.iter().map(|p| p.partition).collect();
+    assert_eq!(used.len(), partitions as usize, "the keys spread over every partition");
+}
+
+/// A transaction left open below the high watermark (another producer's) makes `read` wait until
+/// it ends, instead of stopping at the last stable offset: a restore must not miss it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_waits_for_an_open_transaction() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::DefaultProducerContext;
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+    let log = connect(config()).await;
+    let topic = topic(&log, "open", 1).await;
+    log.append(vec![record(&topic, "k", b"before")]).await.expect("append");
+    let name = topic.to_string();
+    let producer = tokio::task::spawn_blocking(move || {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("transactional.id", unique("open-txn"))
+            .create()
+            .expect("a transactional producer");
+        producer.init_transactions(PATIENCE).unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(BaseRecord::<[u8], [u8]>::to(&name).partition(0).payload(b"inside".as_slice()))
+            .unwrap();
+        producer.flush(PATIENCE).unwrap();
+        producer
+    })
+    .await
+    .unwrap();
+
+    let tp = TopicPartition::new(topic.clone(), 0);
+    assert_eq!(log.end_offset(&tp).await.unwrap(), 2, "the open transaction's record is below the high watermark");
+    let committer = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        producer.commit_transaction(PATIENCE).unwrap();
+    });
+    let started = tokio::time::Instant::now();
+    let page = log.read(&tp, 1, 10).await.expect("read");
+    assert!(started.elapsed() >= Duration::from_millis(1000), "read returned before the transaction ended");
+    assert_eq!(values(&page), ["inside"], "the read waited for the transaction's record");
+    committer.await.unwrap();
+    assert_eq!(values(&restore(&log, &tp).await), ["before", "inside"]);
+}
+
+/// A poll whose future is dropped (a `select!`, a timeout) loses nothing: the records it fetched
+/// come with the next poll, each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_poll_loses_no_record() {
+    let log = connect(config()).await;
+    let topic = topic(&log, "dropped", 1).await;
+    let mut member = log.join(&unique("dropped"), &[&*topic], StartFrom::Beginning).await.expect("join");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while member.assignment().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no assignment");
+        assert!(member.poll(10, POLL).await.unwrap().records.is_empty());
+    }
+    log.append((0..20).map(|i| record(&topic, "k", format!("v{i}").as_bytes())).collect())
+        .await
+        .expect("append");
+    let mut offsets = Vec::new();
+    for _ in 0..5 {
+        // Most of these are cancelled while the member's thread is fetching.
+        if let Ok(polled) = tokio::time::timeout(Duration::from_millis(3), member.poll(4, PATIENCE)).await {
+            offsets.extend(polled.unwrap().records.iter().map(|r| r.offset));
+        }
+    }
+    while offsets.len() < 20 {
+        assert!(tokio::time::Instant::now() < deadline, "got {offsets:?}");
+        offsets.extend(member.poll(20, POLL).await.unwrap().records.iter().map(|r| r.offset));
+    }
+    assert_eq!(offsets, (0..20).collect::<Vec<u64>>(), "every record once, in order");
+    member.leave().await.unwrap();
+}
+
+/// `Keep` topics keep records forever; `Compact` topics are compacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_configs_follow_the_cleanup_policy() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let log = connect(config()).await;
+    let keep = unique("keep");
+    let compact = unique("compact");
+    log.create_topic(&tramline::log::TopicSpec::keep(&keep, 2)).await.unwrap();
+    log.create_topic(&tramline::log::TopicSpec::compact(&compact, 2)).await.unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("an admin client");
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(&keep), &ResourceSpecifier::Topic(&compact)], &AdminOptions::new())
+        .await
+        .expect("describe");
+    let value = |i: usize, name: &str| {
+        let resource = described[i].as_ref().expect("a topic's config");
+        resource.get(name).and_then(|e| e.value.clone()).unwrap_or_default()
+    };
+    assert_eq!(value(0, "retention.ms"), "-1", "the source of truth is kept forever");
+    assert_eq!(value(0, "cleanup.policy"), "delete");
+    assert_eq!(value(1, "cleanup.policy"), "compact");
+}
+
+/// No broker at the address: `connect` fails at once, naming the address and how to start one.
+#[tokio::test]
+async fn connect_names_the_address_when_no_broker_answers() {
+    let config = KafkaConfig::new("127.0.0.1:1").with_connect_timeout(Duration::from_secs(1));
+    let error = KafkaLog::connect(config).await.expect_err("nothing listens on port 1");
+    let message = error.to_string();
+    assert!(matches!(error, LogError::Backend(_)), "{error:?}");
+    assert!(message.contains("127.0.0.1:1") && message.contains("scripts/kafka start"), "{message}");
+}
