@@ -76,8 +76,12 @@ pub async fn register_customer(platform: &Platform, name: &str) -> CustomerId {
     let email = format!("{}@example.org", name.to_lowercase().replace(' ', "."));
     let register = CustomerCommand::Register { customer_id, name: name.into(), email };
     let accepted = within("a registration", platform.customers.send(register)).await.expect("registered");
-    within("the catalog to see the customer", platform.reserve.catalog().wait_for(&accepted.positions())).await;
-    within("order history to see the customer", platform.history.wait_for(&accepted.positions())).await;
+    within("the catalog to see the customer", platform.reserve.catalog().wait_for(&accepted.positions()))
+        .await
+        .expect("the catalog runs");
+    within("order history to see the customer", platform.history.wait_for(&accepted.positions()))
+        .await
+        .expect("order history runs");
     customer_id
 }
 
@@ -86,7 +90,9 @@ pub async fn create_product(platform: &Platform, name: &str, cents: i64) -> Prod
     let product_id = ProductId::generate();
     let create = ProductCommand::Create { product_id, name: name.into(), price: Money::cents(cents) };
     let accepted = within("a product", platform.products.send(create)).await.expect("product created");
-    within("the catalog to see the product", platform.reserve.catalog().wait_for(&accepted.positions())).await;
+    within("the catalog to see the product", platform.reserve.catalog().wait_for(&accepted.positions()))
+        .await
+        .expect("the catalog runs");
     product_id
 }
 

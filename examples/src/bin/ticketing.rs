@@ -13,6 +13,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use comfy_table::{Cell, Color, Table};
 use indicatif::{ProgressBar, ProgressStyle};
+use product_contract::Money;
 use ticketing_platform::{Platform, Services, Simulation, Summary};
 use tramline::MemoryLog;
 use tramline::runtime::Settings;
@@ -111,7 +112,7 @@ async fn run(cli: &Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
 fn print_summary(summary: &Summary) {
     let mut figures = Table::new();
     figures.set_header(["figure", "value"]);
-    let money = |cents: i64| format!("€{}.{:02}", cents / 100, cents % 100);
+    let money = |cents: i64| Money::cents(cents).to_string();
     let rows: [(&str, String); 14] = [
         ("orders placed (whole log)", summary.orders_placed.to_string()),
         ("of which this run", summary.reservations.to_string()),

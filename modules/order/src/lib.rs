@@ -49,6 +49,14 @@ pub enum OrderError {
     /// A unit price of zero or less.
     #[error("a unit price must be positive, not {0}")]
     InvalidPrice(Money),
+    /// A total too large to count.
+    #[error("{quantity} tickets at {unit_price} each is more money than an order can hold")]
+    TotalTooLarge {
+        /// The price of one.
+        unit_price: Money,
+        /// How many.
+        quantity: u32,
+    },
     /// Confirm or cancel a cancelled order.
     #[error("order {0} is cancelled")]
     Cancelled(OrderId),
@@ -78,7 +86,9 @@ impl Aggregate for Order {
                     customer_id: *customer_id,
                     product_id: *product_id,
                     quantity: *quantity,
-                    total: *unit_price * *quantity,
+                    total: unit_price
+                        .checked_times(*quantity)
+                        .ok_or(OrderError::TotalTooLarge { unit_price: *unit_price, quantity: *quantity })?,
                 }])
             }
             (OrderCommand::Place { order_id, .. }, _) => Err(OrderError::AlreadyExists(*order_id)),
@@ -236,6 +246,13 @@ mod tests {
             *quantity = 0;
         }
         AggregateTest::<Order>::new().when(zero).then_rejected_with(OrderError::NoQuantity);
+        let mut huge = place(&ids);
+        if let OrderCommand::Place { unit_price, .. } = &mut huge {
+            *unit_price = Money::cents(i64::MAX / 2);
+        }
+        AggregateTest::<Order>::new()
+            .when(huge)
+            .then_rejected_with(OrderError::TotalTooLarge { unit_price: Money::cents(i64::MAX / 2), quantity: 3 });
     }
 
     #[tokio::test]

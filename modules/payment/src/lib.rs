@@ -197,17 +197,17 @@ impl Payments {
         cause: &Envelope<C>,
         placed: &[Position],
     ) -> Outcome<Payment> {
-        if placed.is_empty() {
-            // A repeated placement carries no positions: wait for everything on the log.
-            self.orders
-                .caught_up()
-                .await
-                .map_err(|e| CommandError::Failed { id: cause.id, reason: e.to_string() })?;
-        } else {
-            self.orders.wait_for(placed).await;
-        }
         let create = PaymentCommand::Create { payment_id, order_id, amount };
         let id = Uuid::new_v5(payment_id.as_uuid(), order_id.as_uuid().as_bytes());
+        // A repeated placement carries no positions: then wait for everything on the log.
+        let seen = match placed.is_empty() {
+            true => self.orders.caught_up().await,
+            false => self.orders.wait_for(placed).await,
+        };
+        seen.map_err(|error| match error {
+            RuntimeError::Log(error) => CommandError::Log(error),
+            _ => CommandError::Stopped { id, module: "payment" },
+        })?;
         self.gateway.send_envelope(self.gateway.envelope(create).with_id(id).in_flow_of(cause)).await
     }
 

@@ -127,10 +127,12 @@ impl Reserve {
             }
             catalog.prices.get(&product_id).copied().ok_or(ReserveError::UnknownProduct(product_id))
         })?;
+        let total = price.checked_times(quantity).ok_or(ReserveError::Order(CommandError::Rejected(
+            OrderError::TotalTooLarge { unit_price: price, quantity },
+        )))?;
         let place = OrderCommand::Place { order_id, customer_id, product_id, quantity, unit_price: price };
         let place = self.orders.envelope(place).with_id(request_id(&request));
         let placed = self.orders.send_envelope(place.clone()).await.map_err(ReserveError::Order)?;
-        let total = price * quantity;
         self.payments
             .start(payment_id, order_id, total, &place, &placed.positions())
             .await

@@ -12,7 +12,10 @@ use super::{Command, Event, Message};
 /// entity, so `decide` always sees the latest state.
 ///
 /// `Services` is what `decide` may consult besides the entity (a read model of another module's
-/// references, say); use `()` when there is nothing.
+/// references, say); use `()` when there is nothing. What it reads is part of the decision's
+/// input but not of the log: a command decided again (after a failed write) may be decided
+/// differently if the read model moved meanwhile. Keep services to facts that only grow, such
+/// as "this order exists and is not cancelled".
 pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The commands the module accepts.
     type Command: Command;

@@ -4,6 +4,7 @@
 //! positions in one atomic write. Replies go out after the write is committed.
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -13,8 +14,8 @@ use uuid::Uuid;
 use super::gateway::{Accepted, CommandError, Replies};
 use super::processor::Processor;
 use super::{RuntimeError, Settings, dead_letter};
-use crate::codec::{self, DecodeError};
-use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition};
+use crate::codec;
+use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, partition_for};
 use crate::model::{Aggregate, Clock, Envelope, Message, Position};
 
 type Key<A> = <<A as Aggregate>::Command as Message>::Key;
@@ -28,15 +29,13 @@ type Entities<A> = HashMap<Key<A>, Entity<A>, foldhash::fast::RandomState>;
 #[serde(bound(serialize = "A: Serialize", deserialize = "A: DeserializeOwned"))]
 struct Entity<A> {
     state: A,
-    /// How many events the entity has had.
-    version: u64,
     /// The ids of the latest commands applied, so that a repeated command is not applied twice.
     seen: VecDeque<Uuid>,
 }
 
 impl<A: Default> Default for Entity<A> {
     fn default() -> Self {
-        Entity { state: A::default(), version: 0, seen: VecDeque::new() }
+        Entity { state: A::default(), seen: VecDeque::new() }
     }
 }
 
@@ -71,6 +70,17 @@ pub(crate) struct AggregateProcessor<A: Aggregate> {
     pending: Vec<Pending<A>>,
     /// Entities changed in the current batch.
     changed: Vec<(u32, Key<A>)>,
+    /// Partitions whose state a panicking handler may have damaged in the current batch.
+    damaged: Vec<TopicPartition>,
+    /// The partition count of the commands topic, once known.
+    partition_count: Option<u32>,
+}
+
+impl<A: Aggregate> Drop for AggregateProcessor<A> {
+    fn drop(&mut self) {
+        // Nobody will answer the callers still waiting: tell them now.
+        self.replies.close();
+    }
 }
 
 /// The topic names of a data module.
@@ -103,6 +113,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
             partitions: HashMap::new(),
             pending: Vec::new(),
             changed: Vec::new(),
+            damaged: Vec::new(),
+            partition_count: None,
         }
     }
 
@@ -119,12 +131,13 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }
     }
 
-    /// Restores one partition from its snapshots, or from its events when it has none.
+    /// Restores one partition from its snapshots, or from its events when it has none or when
+    /// a snapshot cannot be read (the state's type changed, say).
     async fn restore(&self, log: &dyn EventLog, partition: u32) -> Result<Entities<A>, RuntimeError> {
         let mut entities = Entities::<A>::default();
         let snapshots = TopicPartition::new(self.snapshots.clone(), partition);
         let mut restored_any = false;
-        for_each_record(log, &snapshots, |record| {
+        let from_snapshots = for_each_record(log, &snapshots, |record| {
             restored_any = true;
             let key: Key<A> = record.key_text().parse().map_err(|error| restore_error(record, &error))?;
             match &record.value {
@@ -138,9 +151,15 @@ impl<A: Aggregate> AggregateProcessor<A> {
             }
             Ok(())
         })
-        .await?;
-        if restored_any {
-            return Ok(entities);
+        .await;
+        match from_snapshots {
+            Ok(()) if restored_any => return Ok(entities),
+            Ok(()) => {}
+            Err(error @ RuntimeError::Restore { .. }) => {
+                tracing::warn!(group = self.group, %error, "a snapshot cannot be read; rebuilding the partition from its events");
+                entities.clear();
+            }
+            Err(error) => return Err(error),
         }
         let events = TopicPartition::new(self.events.clone(), partition);
         let limit = self.settings.seen_commands;
@@ -148,7 +167,6 @@ impl<A: Aggregate> AggregateProcessor<A> {
             let envelope = codec::decode::<A::Event>(record).map_err(|error| restore_error(record, &error))?;
             let entity: &mut Entity<A> = entities.entry(envelope.payload.key().clone()).or_default();
             entity.state.evolve(&envelope.payload);
-            entity.version += 1;
             if let Some(command) = envelope.causation_id
                 && entity.seen.back() != Some(&command)
             {
@@ -168,38 +186,74 @@ impl<A: Aggregate> AggregateProcessor<A> {
         let id = command.id;
         let partition = record.partition;
         let key = command.payload.key().clone();
-        let entity = self.partitions.entry(partition).or_default().entry(key.clone()).or_default();
-        if entity.seen.contains(&id) {
-            self.pending.push(Pending::Duplicate { id });
-            return;
-        }
-        let events = match A::decide(&entity.state, &command.payload, &self.services) {
-            Ok(events) => events,
-            Err(error) => {
-                self.pending.push(Pending::Rejected { id, error });
-                return;
-            }
-        };
-        if let Some(stray) = events.iter().find(|e| e.key() != &key) {
+        // One writer per entity: a command on another partition than its key's (another key on
+        // the record, another partitioner) would fork the entity's history.
+        let key_text = key.to_string();
+        if let Some(count) = self.partition_count
+            && partition_for(key_text.as_bytes(), count) != partition
+        {
+            let expected = partition_for(key_text.as_bytes(), count);
             let reason = format!(
-                "decide returned an event for {} while handling a command for {key}: an entity may only change itself",
-                stray.key()
+                "command for {key} arrived on partition {partition}, but its key belongs on partition {expected}: send commands keyed by their entity's ID with Kafka's partitioner"
             );
             return self.dead_letter(record, reason, outputs);
         }
-        let first_output = outputs.len();
-        let events: Vec<_> = events
-            .into_iter()
-            .map(|event| {
-                entity.state.evolve(&event);
-                Envelope::caused_by(event, &command, now)
-            })
-            .collect();
-        entity.version += events.len() as u64;
-        entity.remember(id, self.settings.seen_commands);
-        outputs.extend(events.iter().map(|e| codec::encode_to(e, self.events.clone()).to_partition(partition)));
-        self.pending.push(Pending::Accepted { id, events, first_output });
-        self.changed.push((partition, key));
+        let entities = self.partitions.entry(partition).or_default();
+        if entities.get(&key).is_some_and(|entity| entity.seen.contains(&id)) {
+            self.pending.push(Pending::Duplicate { id });
+            return;
+        }
+        // The module's code runs guarded: a panic dead-letters the command instead of stopping
+        // the module on the same record forever.
+        let (services, events_topic, limit) = (&self.services, &self.events, self.settings.seen_commands);
+        let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let fresh;
+            let state = match entities.get(&key) {
+                Some(entity) => &entity.state,
+                None => {
+                    fresh = A::default();
+                    &fresh
+                }
+            };
+            let events = match A::decide(state, &command.payload, services) {
+                Ok(events) => events,
+                Err(error) => return Ok(Err(error)),
+            };
+            if let Some(stray) = events.iter().find(|e| e.key() != &key) {
+                return Err(format!(
+                    "decide returned an event for {} while handling a command for {key}: an entity may only change itself",
+                    stray.key()
+                ));
+            }
+            let entity = entities.entry(key.clone()).or_default();
+            let events: Vec<_> = events
+                .into_iter()
+                .map(|event| {
+                    entity.state.evolve(&event);
+                    Envelope::caused_by(event, &command, now)
+                })
+                .collect();
+            entity.remember(id, limit);
+            let records: Vec<_> =
+                events.iter().map(|e| codec::encode_to(e, events_topic.clone()).to_partition(partition)).collect();
+            Ok(Ok((events, records)))
+        }));
+        match decided {
+            Ok(Ok(Ok((events, records)))) => {
+                self.pending.push(Pending::Accepted { id, events, first_output: outputs.len() });
+                outputs.extend(records);
+                self.changed.push((partition, key));
+            }
+            Ok(Ok(Err(error))) => self.pending.push(Pending::Rejected { id, error }),
+            Ok(Err(reason)) => self.dead_letter(record, reason, outputs),
+            Err(panic) => {
+                // `evolve` may have changed the entity half-way: reload the partition from the
+                // log once this batch is written.
+                self.damaged.push(TopicPartition::new(record.topic.clone(), partition));
+                let reason = format!("decide or evolve panicked: {}", panic_message(&*panic));
+                self.dead_letter(record, reason, outputs);
+            }
+        }
     }
 
     fn dead_letter(&mut self, record: &Record, reason: String, outputs: &mut Vec<OutRecord>) {
@@ -208,6 +262,15 @@ impl<A: Aggregate> AggregateProcessor<A> {
             self.pending.push(Pending::Failed { id, reason });
         }
     }
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 fn restore_error(record: &Record, error: &dyn std::fmt::Display) -> RuntimeError {
@@ -247,6 +310,9 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
     }
 
     async fn assigned(&mut self, log: &dyn EventLog, partitions: &[TopicPartition]) -> Result<(), RuntimeError> {
+        if self.partition_count.is_none() {
+            self.partition_count = log.partition_count(<A::Command as Message>::TOPIC).await?;
+        }
         for tp in partitions {
             let entities = self.restore(log, tp.partition).await?;
             self.partitions.insert(tp.partition, entities);
@@ -261,6 +327,10 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         // Outcomes of an uncommitted batch are not revealed: the new owner will reply.
         self.pending.clear();
         self.changed.clear();
+    }
+
+    fn damaged(&mut self) -> Vec<TopicPartition> {
+        std::mem::take(&mut self.damaged)
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
@@ -302,11 +372,5 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
                 }
             }
         }
-    }
-}
-
-impl From<DecodeError> for RuntimeError {
-    fn from(error: DecodeError) -> Self {
-        RuntimeError::Restore { position: error.position().clone(), reason: error.to_string() }
     }
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use crate::log::{OutRecord, Record};
+use std::collections::HashSet;
+
+use crate::log::{EventLog, LogError, OutRecord, Record, TopicPartition};
 
 /// Header names on dead letters.
 pub mod headers {
@@ -49,4 +51,28 @@ pub(crate) fn letter(dlq: &Arc<str>, group: &str, record: &Record, error: &dyn s
 fn write(buffer: &mut BytesMut, value: &dyn std::fmt::Display) {
     use std::fmt::Write;
     write!(buffer, "{value}").expect("writing to memory cannot fail");
+}
+
+/// Where the letters on a dead-letter topic came from: (topic, partition, offset).
+pub(crate) async fn origins(log: &dyn EventLog, dead_letters: &str) -> Result<HashSet<(String, u32, u64)>, LogError> {
+    let mut origins = HashSet::new();
+    let partitions = log.partition_count(dead_letters).await?.unwrap_or(0);
+    for partition in 0..partitions {
+        let tp = TopicPartition::new(dead_letters, partition);
+        let end = log.end_offset(&tp).await?;
+        let mut offset = 0;
+        while offset < end {
+            let letters = log.read(&tp, offset, 1024).await?;
+            let Some(last) = letters.last() else { break };
+            offset = last.offset + 1;
+            origins.extend(letters.iter().filter_map(origin));
+        }
+    }
+    Ok(origins)
+}
+
+fn origin(letter: &Record) -> Option<(String, u32, u64)> {
+    let [topic, partition, offset] = letter.headers.get_all([headers::TOPIC, headers::PARTITION, headers::OFFSET]);
+    let text = |value: Option<&[u8]>| std::str::from_utf8(value?).ok().map(str::to_owned);
+    Some((text(topic)?, text(partition)?.parse().ok()?, text(offset)?.parse().ok()?))
 }

@@ -91,6 +91,8 @@ pub(crate) struct Replies<A: Aggregate> {
 }
 
 struct Waiting<A: Aggregate> {
+    /// The module's processor has stopped: nobody will answer.
+    closed: bool,
     next_ticket: u64,
     by_command: HashMap<Uuid, VecDeque<Caller<A>>>,
 }
@@ -100,21 +102,32 @@ type Caller<A> = (u64, oneshot::Sender<Outcome<A>>);
 
 impl<A: Aggregate> Replies<A> {
     pub(crate) fn new() -> Self {
-        Replies { waiting: Mutex::new(Waiting { next_ticket: 0, by_command: HashMap::new() }) }
+        Replies { waiting: Mutex::new(Waiting { closed: false, next_ticket: 0, by_command: HashMap::new() }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting<A>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a caller; the ticket identifies it for [`Replies::forget`].
-    fn expect(&self, id: Uuid) -> (u64, oneshot::Receiver<Outcome<A>>) {
+    /// The module's processor stopped: every caller waiting hears it now, and later ones at once.
+    pub(crate) fn close(&self) {
+        let mut waiting = self.lock();
+        waiting.closed = true;
+        waiting.by_command.clear();
+    }
+
+    /// Registers a caller; the ticket identifies it for [`Replies::forget`]. `None` when the
+    /// module's processor has stopped.
+    fn expect(&self, id: Uuid) -> Option<(u64, oneshot::Receiver<Outcome<A>>)> {
         let (sender, receiver) = oneshot::channel();
         let mut waiting = self.lock();
+        if waiting.closed {
+            return None;
+        }
         let ticket = waiting.next_ticket;
         waiting.next_ticket += 1;
         waiting.by_command.entry(id).or_default().push_back((ticket, sender));
-        (ticket, receiver)
+        Some((ticket, receiver))
     }
 
     /// Removes one caller that gave up, and no other.
@@ -198,14 +211,17 @@ impl<A: Aggregate> CommandGateway<A> {
     /// outcome. Sending the same envelope twice applies it once.
     pub async fn send_envelope(&self, envelope: Envelope<A::Command>) -> Outcome<A> {
         let id = envelope.id;
-        let (ticket, outcome) = self.replies.expect(id);
+        let module = <A::Command as Message>::MODULE;
+        let Some((ticket, outcome)) = self.replies.expect(id) else {
+            return Err(CommandError::Stopped { id, module });
+        };
         if let Err(error) = self.log.append(vec![codec::encode(&envelope)]).await {
             self.replies.forget(&id, ticket);
             return Err(CommandError::Log(error));
         }
         match tokio::time::timeout(self.timeout, outcome).await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(CommandError::Stopped { id, module: <A::Command as Message>::MODULE }),
+            Ok(Err(_)) => Err(CommandError::Stopped { id, module }),
             Err(_) => {
                 self.replies.forget(&id, ticket);
                 Err(CommandError::Timeout {

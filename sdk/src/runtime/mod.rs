@@ -38,7 +38,8 @@ pub struct Settings {
     pub batch_size: usize,
     /// How long a poll waits for records.
     pub poll_timeout: Duration,
-    /// How often a failing handler is tried before its record is dead-lettered.
+    /// How often a failing reaction handler is tried before its record is dead-lettered
+    /// (projections and `decide` are pure: they are not retried).
     pub handler_attempts: u32,
     /// The pause between attempts (multiplied by the attempt number).
     pub retry_backoff: Duration,
@@ -82,6 +83,30 @@ pub enum RuntimeError {
         /// Its topic.
         topic: &'static str,
     },
+    /// A reaction sends commands to a module whose topic nobody created.
+    #[error(
+        "`{processor}` sends commands to module `{module}`, but topic `{topic}` does not exist: register that module (App::aggregate) in this app or start the process that runs it first"
+    )]
+    NoModule {
+        /// The reaction.
+        processor: String,
+        /// The module it sends commands to.
+        module: &'static str,
+        /// Its commands topic.
+        topic: &'static str,
+    },
+    /// A reaction sends commands to another module than its own.
+    #[error(
+        "reaction `{reaction}` of module `{module}` sends commands of module `{commands}`: a reaction issues commands to its own module; move it to `{commands}`"
+    )]
+    ForeignCommands {
+        /// The reaction.
+        reaction: &'static str,
+        /// Its module.
+        module: &'static str,
+        /// The commands' module.
+        commands: &'static str,
+    },
     /// An aggregate's command and event enums belong to different modules.
     #[error(
         "aggregate `{aggregate}`: commands belong to module `{commands}` but events to `{events}`; both must name the same module"
@@ -123,10 +148,21 @@ pub enum RuntimeError {
 
 type Spawn = Box<dyn FnOnce(&App) -> Started + Send>;
 
+/// A registered processor not started yet.
+struct Waiting {
+    group: String,
+    kind: ProcessorKind,
+    subscriptions: Vec<Subscription>,
+    writes: Option<(&'static str, &'static str)>,
+    spawn: Spawn,
+}
+
 /// A processor to start, with what the app records about it.
 struct Registration {
     group: String,
     subscriptions: Vec<Subscription>,
+    /// The module and commands topic a reaction writes to, which must exist.
+    writes: Option<(&'static str, &'static str)>,
     info: ProcessorInfo,
     /// The topics it reads, for `settle`.
     reads: Vec<&'static str>,
@@ -147,7 +183,7 @@ pub struct App {
     board: Arc<ProgressBoard>,
     shutdown: watch::Sender<bool>,
     /// Processors registered but not started.
-    waiting: Vec<(String, ProcessorKind, Vec<Subscription>, Spawn)>,
+    waiting: Vec<Waiting>,
     running: Vec<(String, Task)>,
     /// Consumer group -> topics it reads, for `settle`.
     reads: HashMap<String, Vec<&'static str>>,
@@ -249,15 +285,13 @@ impl App {
             });
         }
         let group = aggregate::group_of(module);
-        if self.reads.contains_key(&group) || self.waiting.iter().any(|(g, ..)| *g == group) {
+        if self.reads.contains_key(&group) {
             return Err(RuntimeError::DuplicateModule(module));
         }
         let partitions = self.settings.partitions;
         self.create(TopicSpec::keep(<A::Command as Message>::TOPIC, partitions)).await?;
         self.create(TopicSpec::keep(<A::Event as Message>::TOPIC, partitions)).await?;
         self.create(TopicSpec::compact(aggregate::state_topic(module), partitions)).await?;
-        self.check_co_partitioned(module, &[<A::Command as Message>::TOPIC, <A::Event as Message>::TOPIC])
-            .await?;
 
         let replies = Arc::new(gateway::Replies::new());
         let gateway =
@@ -266,6 +300,7 @@ impl App {
         self.register(Registration {
             group: group.clone(),
             subscriptions: Vec::new(),
+            writes: None,
             info: ProcessorInfo {
                 kind: ProcessorKind::Aggregate,
                 module: module.to_owned(),
@@ -290,6 +325,13 @@ impl App {
         let group = reaction::group_of::<R>();
         let subscriptions = R::subscriptions();
         let writes_commands = !<R::Command as Message>::TYPES.is_empty();
+        if writes_commands && <R::Command as Message>::MODULE != R::MODULE {
+            return Err(RuntimeError::ForeignCommands {
+                reaction: R::NAME,
+                module: R::MODULE,
+                commands: <R::Command as Message>::MODULE,
+            });
+        }
         self.register(Registration {
             group: group.clone(),
             info: ProcessorInfo {
@@ -301,6 +343,7 @@ impl App {
             },
             reads: subscriptions.iter().map(|s| s.topic).collect(),
             subscriptions,
+            writes: writes_commands.then_some((<R::Command as Message>::MODULE, <R::Command as Message>::TOPIC)),
             dead_letters: group,
             spawn: Box::new(move |app: &App| {
                 app.spawn(reaction::ReactionProcessor::new(reaction, app.clock.clone(), app.settings.clone()))
@@ -337,6 +380,7 @@ impl App {
             },
             reads: topics,
             subscriptions,
+            writes: None,
             dead_letters: id,
             spawn: Box::new(move |app: &App| app.spawn(projection::ProjectionProcessor::new(state, processor_group))),
         })
@@ -347,9 +391,9 @@ impl App {
     /// Records a processor and starts it if the app runs already. Nothing is recorded when its
     /// subscriptions cannot be served.
     async fn register(&mut self, registration: Registration) -> Result<(), RuntimeError> {
-        let Registration { group, subscriptions, info, reads, dead_letters, spawn } = registration;
+        let Registration { group, subscriptions, writes, info, reads, dead_letters, spawn } = registration;
         if self.started {
-            self.check_publishers(&group, &subscriptions).await?;
+            self.check_publishers(&group, &subscriptions, writes).await?;
         }
         self.create_dead_letters(&dead_letters).await?;
         let kind = info.kind;
@@ -362,14 +406,19 @@ impl App {
                 self.catch_up(&[group]).await?;
             }
         } else {
-            self.waiting.push((group, kind, subscriptions, spawn));
+            self.waiting.push(Waiting { group, kind, subscriptions, writes, spawn });
         }
         Ok(())
     }
 
     /// Every subscription's topic must exist: a subscription nobody publishes is an error,
     /// never silence.
-    async fn check_publishers(&self, processor: &str, subscriptions: &[Subscription]) -> Result<(), RuntimeError> {
+    async fn check_publishers(
+        &self,
+        processor: &str,
+        subscriptions: &[Subscription],
+        writes: Option<(&'static str, &'static str)>,
+    ) -> Result<(), RuntimeError> {
         for subscription in subscriptions {
             if self.log.partition_count(subscription.topic).await?.is_none() {
                 return Err(RuntimeError::NoPublisher {
@@ -380,21 +429,10 @@ impl App {
                 });
             }
         }
-        Ok(())
-    }
-
-    async fn check_co_partitioned(&self, module: &str, topics: &[&str]) -> Result<(), RuntimeError> {
-        let mut counts = Vec::new();
-        for topic in topics {
-            counts.push((topic, self.log.partition_count(topic).await?.unwrap_or(0)));
-        }
-        if let Some((topic, count)) = counts.iter().find(|(_, c)| *c != counts[0].1) {
-            return Err(LogError::PartitionMismatch {
-                topic: format!("{topic} (module {module}, co-partitioned with {})", counts[0].0),
-                existing: *count,
-                requested: counts[0].1,
-            }
-            .into());
+        if let Some((module, topic)) = writes
+            && self.log.partition_count(topic).await?.is_none()
+        {
+            return Err(RuntimeError::NoModule { processor: processor.to_owned(), module, topic });
         }
         Ok(())
     }
@@ -433,14 +471,13 @@ impl App {
     /// restores its state stores before processing), so that `decide` never consults a read
     /// model that has not yet seen what is on the log.
     pub async fn start(&mut self) -> Result<(), RuntimeError> {
-        for (group, _, subscriptions, _) in &self.waiting {
-            self.check_publishers(group, subscriptions).await?;
+        for waiting in &self.waiting {
+            self.check_publishers(&waiting.group, &waiting.subscriptions, waiting.writes).await?;
         }
-        let (projections, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|(_, kind, ..)| *kind == ProcessorKind::Projection);
+        let (projections, others): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.waiting).into_iter().partition(|w| w.kind == ProcessorKind::Projection);
         for batch in [projections, others] {
-            let started: Vec<_> = batch.into_iter().map(|(group, _, _, spawn)| (group, spawn(self))).collect();
+            let started: Vec<_> = batch.into_iter().map(|w| (w.group, (w.spawn)(self))).collect();
             let groups: Vec<String> = started.iter().map(|(group, _)| group.clone()).collect();
             for (group, started) in started {
                 self.run(group, started).await?;

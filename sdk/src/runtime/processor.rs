@@ -3,9 +3,9 @@
 //! outputs and the input positions atomically, repeat; on shutdown finish the batch, commit and
 //! leave the group.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
@@ -23,21 +23,56 @@ pub(crate) trait Processor: Send + 'static {
     /// Where it starts when the group has no committed position.
     fn start(&self) -> StartFrom;
 
+    /// Whether its input positions are worth committing. A projection rebuilt from the
+    /// beginning on every start is not: its one-off group would only leave rows behind.
+    fn commits_positions(&self) -> bool {
+        true
+    }
+
     /// Partitions were given to this instance: restore their state before their records come.
     fn assigned(
         &mut self,
-        log: &dyn EventLog,
-        partitions: &[TopicPartition],
-    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+        _log: &dyn EventLog,
+        _partitions: &[TopicPartition],
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Partitions were taken away, or a write failed: drop their state.
-    fn revoked(&mut self, partitions: &[TopicPartition]);
+    fn revoked(&mut self, _partitions: &[TopicPartition]) {}
 
     /// Handles a batch, pushing output records (events, commands, dead letters) to `outputs`.
     fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) -> impl Future<Output = ()> + Send;
 
     /// The batch's outputs are committed at these positions (in the order pushed).
-    fn committed(&mut self, written: Vec<Position>);
+    fn committed(&mut self, _written: Vec<Position>) {}
+
+    /// Partitions whose state a handler left damaged in this batch (it panicked half-way):
+    /// restored from the log once the batch is written.
+    fn damaged(&mut self) -> Vec<TopicPartition> {
+        Vec::new()
+    }
+}
+
+/// Marks the group stopped on the board however the task ends (a panic included), so that
+/// nobody waits for it forever.
+struct StopSignal {
+    board: Arc<ProgressBoard>,
+    group: String,
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        self.board.stopped(&self.group);
+    }
+}
+
+/// The longest pause between two attempts of a write that keeps failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Errors that no retry will mend: the processor stops with them.
+fn permanent(error: &LogError) -> bool {
+    matches!(error, LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } | LogError::Closed)
 }
 
 /// Runs a processor until `shutdown` turns true or the log fails for good.
@@ -50,10 +85,12 @@ pub(crate) async fn run<P: Processor>(
     ready: oneshot::Sender<()>,
 ) -> Result<(), RuntimeError> {
     let group = processor.group().to_owned();
+    let _stop = StopSignal { board: board.clone(), group: group.clone() };
     let topics = processor.topics();
     let mut member = log.join(&group, &topics, processor.start()).await?;
     let mut outputs = Vec::new();
     let mut ready = Some(ready);
+    let mut failures = 0;
     loop {
         if *shutdown.borrow() {
             break;
@@ -76,7 +113,12 @@ pub(crate) async fn run<P: Processor>(
                 polled.assigned.iter().filter_map(|tp| Some((tp.clone(), member.position(tp)?))).collect();
             if processor.start() == StartFrom::End {
                 // Pin "the end" to now: a rebalance later must not skip what arrives meanwhile.
-                member.commit(Vec::new(), positions.clone()).await?;
+                match member.commit(Vec::new(), positions.clone()).await {
+                    Ok(_) => {}
+                    // Another member joined meanwhile: the next poll hands out the new assignment.
+                    Err(LogError::Fenced { .. }) => continue,
+                    Err(error) => return Err(error.into()),
+                }
             }
             for (tp, position) in positions {
                 board.advance(&group, tp, position);
@@ -92,29 +134,44 @@ pub(crate) async fn run<P: Processor>(
         }
         let positions = next_positions(&polled.records);
         processor.process(&polled.records, &mut outputs).await;
-        match member.commit(std::mem::take(&mut outputs), positions.clone()).await {
+        let commit = if processor.commits_positions() { positions.clone() } else { Vec::new() };
+        let written = match (outputs.is_empty(), commit.is_empty()) {
+            (true, true) => Ok(Vec::new()),
+            _ => member.commit(std::mem::take(&mut outputs), commit).await,
+        };
+        match written {
             Ok(written) => {
+                failures = 0;
                 processor.committed(written);
                 for (tp, offset) in positions {
                     board.advance(&group, tp, offset);
                 }
+                let damaged = processor.damaged();
+                if !damaged.is_empty() {
+                    processor.revoked(&damaged);
+                    processor.assigned(&*log, &damaged).await?;
+                }
             }
-            Err(error @ LogError::Fenced { .. }) => {
-                // Another instance owns (some of) these partitions now: forget everything and
-                // let the next poll hand out the new assignment.
-                tracing::warn!(group, %error, "write fenced; dropping state");
-                processor.revoked(&member.assignment());
-                member.rewind().await?;
-                let assignment = member.assignment();
-                processor.assigned(&*log, &assignment).await?;
+            Err(error) if permanent(&error) => {
+                tracing::error!(group, %error, "atomic write failed for good; the processor stops");
+                return Err(error.into());
             }
             Err(error) => {
-                tracing::error!(group, %error, "atomic write failed; the batch will be processed again");
+                // Fenced (another instance owns some of these partitions now) or a passing
+                // failure: forget what the batch did and take the partitions up again from the
+                // log; the next poll hands out any new assignment.
+                outputs.clear();
+                failures += 1;
+                let fenced = matches!(error, LogError::Fenced { .. });
+                tracing::warn!(group, %error, failures, "atomic write failed; the batch will be processed again");
                 processor.revoked(&member.assignment());
                 member.rewind().await?;
                 let assignment = member.assignment();
                 processor.assigned(&*log, &assignment).await?;
-                tokio::time::sleep(settings.retry_backoff).await;
+                if !fenced {
+                    let backoff = settings.retry_backoff.saturating_mul(1 << failures.min(8)).min(MAX_BACKOFF);
+                    tokio::time::sleep(backoff).await;
+                }
             }
         }
     }
@@ -122,15 +179,16 @@ pub(crate) async fn run<P: Processor>(
     Ok(())
 }
 
-/// The next offset to read per partition after this batch.
+/// The next offset to read per partition after this batch (records of a partition come in
+/// offset order).
 fn next_positions(records: &[Record]) -> Vec<(TopicPartition, u64)> {
-    let mut next: HashMap<(&str, u32), u64> = HashMap::new();
+    let mut next: Vec<(TopicPartition, u64)> = Vec::new();
     for record in records {
-        let slot = next.entry((&record.topic, record.partition)).or_default();
-        *slot = (*slot).max(record.offset + 1);
+        match next.iter_mut().find(|(tp, _)| tp.partition == record.partition && tp.topic == record.topic) {
+            Some((_, offset)) => *offset = (*offset).max(record.offset + 1),
+            None => next
+                .push((TopicPartition { topic: record.topic.clone(), partition: record.partition }, record.offset + 1)),
+        }
     }
-    let by_topic: HashMap<&str, &Arc<str>> = records.iter().map(|r| (&*r.topic, &r.topic)).collect();
-    next.into_iter()
-        .map(|((topic, partition), offset)| (TopicPartition { topic: by_topic[topic].clone(), partition }, offset))
-        .collect()
+    next
 }

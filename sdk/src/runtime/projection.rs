@@ -3,7 +3,8 @@
 //! A projection's state lives in memory and is rebuilt from the beginning of the log when the
 //! process starts: each instance uses a consumer group of its own and reads every partition.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 
 use super::processor::Processor;
@@ -26,12 +27,15 @@ pub(crate) struct ProjectionProcessor<P: Projection> {
     group: String,
     id: String,
     dead_letters: Arc<str>,
+    /// Records already dead-lettered by an earlier instance: a projection replays from the
+    /// beginning on every start, and must not letter them again.
+    lettered: Option<HashSet<(String, u32, u64)>>,
 }
 
 impl<P: Projection> ProjectionProcessor<P> {
     pub(crate) fn new(state: Arc<RwLock<P>>, group: String) -> Self {
         let id = id_of::<P>();
-        ProjectionProcessor { state, group, dead_letters: Arc::from(dead_letter::topic_of(&id)), id }
+        ProjectionProcessor { state, group, dead_letters: Arc::from(dead_letter::topic_of(&id)), id, lettered: None }
     }
 }
 
@@ -48,22 +52,33 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         StartFrom::Beginning
     }
 
-    async fn assigned(&mut self, _: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
-        Ok(())
+    fn commits_positions(&self) -> bool {
+        false
     }
 
-    fn revoked(&mut self, _: &[TopicPartition]) {}
+    async fn assigned(&mut self, log: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
+        if self.lettered.is_none() {
+            self.lettered = Some(dead_letter::origins(log, &self.dead_letters).await?);
+        }
+        Ok(())
+    }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         for record in records {
-            if let Err(error) = state.apply(record) {
+            // A panicking handler is contained like a record that cannot be decoded; the read
+            // model keeps what the handler did before it panicked.
+            let error = match std::panic::catch_unwind(AssertUnwindSafe(|| state.apply(record))) {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error.to_string(),
+                Err(panic) => format!("the handler panicked: {}", super::aggregate::panic_message(&*panic)),
+            };
+            let origin = (record.topic.to_string(), record.partition, record.offset);
+            if self.lettered.as_mut().is_none_or(|lettered| lettered.insert(origin)) {
                 outputs.push(dead_letter::letter(&self.dead_letters, &self.id, record, &error));
             }
         }
     }
-
-    fn committed(&mut self, _: Vec<Position>) {}
 }
 
 /// Read access to a running projection, and "wait until caught up".
@@ -102,11 +117,16 @@ impl<P: Projection> ProjectionHandle<P> {
     /// Waits until the projection has processed every record up to and including these
     /// positions (read-your-writes after a command: pass `accepted.positions()`). Positions
     /// of topics the projection does not read are ignored.
-    pub async fn wait_for(&self, positions: &[Position]) {
+    /// Fails when the projection's processor has stopped.
+    pub async fn wait_for(&self, positions: &[Position]) -> Result<(), RuntimeError> {
         for position in positions.iter().filter(|p| self.topics.iter().any(|t| **t == *p.topic)) {
             let tp = TopicPartition { topic: position.topic.clone(), partition: position.partition };
-            self.board.reached(&self.group, &tp, position.offset + 1).await;
+            self.board
+                .reached(&self.group, &tp, position.offset + 1)
+                .await
+                .map_err(|_| RuntimeError::Stopped(self.group.clone()))?;
         }
+        Ok(())
     }
 
     /// Waits until the projection has processed everything on its topics at the time of the
@@ -123,9 +143,15 @@ impl<P: Projection> ProjectionHandle<P> {
         }
         self.board
             .wait_until(|board| {
-                ends.iter().all(|(tp, end)| *end == 0 || board.position(&self.group, tp).is_some_and(|p| p >= *end))
+                board.is_stopped(&self.group)
+                    || ends
+                        .iter()
+                        .all(|(tp, end)| *end == 0 || board.position(&self.group, tp).is_some_and(|p| p >= *end))
             })
             .await;
-        Ok(())
+        match self.board.is_stopped(&self.group) {
+            true => Err(RuntimeError::Stopped(self.group.clone())),
+            false => Ok(()),
+        }
     }
 }

@@ -2,15 +2,17 @@
 //! positions. A handler that keeps failing, or a record that cannot be decoded, is
 //! dead-lettered and the loop goes on.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use uuid::Uuid;
 
 use super::processor::Processor;
-use super::{RuntimeError, Settings, dead_letter};
+use super::{Settings, dead_letter};
 use crate::codec;
-use crate::log::{EventLog, OutRecord, Record, StartFrom, TopicPartition};
-use crate::model::{Clock, DispatchError, Envelope, Message, Position, Reaction};
+use crate::log::{OutRecord, Record, StartFrom};
+use crate::model::{Clock, DispatchError, Envelope, Message, Reaction};
 
 pub(crate) fn group_of<R: Reaction>() -> String {
     format!("{}.{}", R::MODULE, R::NAME)
@@ -42,7 +44,15 @@ impl<R: Reaction> ReactionProcessor<R> {
     async fn react(&self, record: &Record) -> Result<Vec<R::Command>, String> {
         let mut attempt = 1;
         loop {
-            match self.reaction.dispatch(record).await {
+            // A panicking handler is dead-lettered at once: a retry would panic again.
+            let dispatched = AssertUnwindSafe(self.reaction.dispatch(record)).catch_unwind().await;
+            let dispatched = match dispatched {
+                Ok(dispatched) => dispatched,
+                Err(panic) => {
+                    return Err(format!("the handler panicked: {}", super::aggregate::panic_message(&*panic)));
+                }
+            };
+            match dispatched {
                 Ok(commands) => return Ok(commands),
                 Err(DispatchError::Decode(error)) => return Err(error.to_string()),
                 Err(DispatchError::Handler(error)) if attempt >= self.settings.handler_attempts => {
@@ -71,12 +81,6 @@ impl<R: Reaction> Processor for ReactionProcessor<R> {
         R::START
     }
 
-    async fn assigned(&mut self, _: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-
-    fn revoked(&mut self, _: &[TopicPartition]) {}
-
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
         let now = self.clock.now();
         for record in records {
@@ -101,6 +105,4 @@ impl<R: Reaction> Processor for ReactionProcessor<R> {
             }
         }
     }
-
-    fn committed(&mut self, _: Vec<Position>) {}
 }

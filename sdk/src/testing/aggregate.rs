@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use crate::model::Aggregate;
+use crate::model::{Aggregate, Message};
 
 /// A test of one entity: its history, then one command.
 pub struct AggregateTest<A: Aggregate> {
@@ -43,9 +43,20 @@ impl<A: Aggregate> AggregateTest<A> {
         self
     }
 
-    /// Decides one command.
+    /// Decides one command. Like the runtime, it refuses events for another entity than the
+    /// command's.
+    #[track_caller]
     pub fn when(self, command: A::Command) -> Decided<A> {
         let result = self.state.decide(&command, &self.services);
+        if let Ok(events) = &result
+            && let Some(stray) = events.iter().find(|e| e.key() != command.key())
+        {
+            panic!(
+                "decide returned an event for {} while handling a command for {}: an entity may only change itself (the runtime dead-letters such a command)",
+                stray.key(),
+                command.key()
+            );
+        }
         let mut state = self.state;
         if let Ok(events) = &result {
             for event in events {

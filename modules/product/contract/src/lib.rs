@@ -1,7 +1,7 @@
 //! The product module's contract: what is sold, at which price.
 
 use std::fmt;
-use std::ops::{Add, AddAssign, Mul};
+use std::ops::{Add, AddAssign};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,11 @@ impl Money {
     pub const fn as_cents(self) -> i64 {
         self.0
     }
+
+    /// `quantity` times this amount, or `None` when that does not fit.
+    pub fn checked_times(self, quantity: u32) -> Option<Money> {
+        self.0.checked_mul(i64::from(quantity)).map(Money)
+    }
 }
 
 impl fmt::Display for Money {
@@ -47,13 +52,6 @@ impl Add for Money {
 impl AddAssign for Money {
     fn add_assign(&mut self, other: Money) {
         self.0 += other.0;
-    }
-}
-
-impl Mul<u32> for Money {
-    type Output = Money;
-    fn mul(self, quantity: u32) -> Money {
-        Money(self.0 * i64::from(quantity))
     }
 }
 

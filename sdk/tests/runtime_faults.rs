@@ -1,0 +1,195 @@
+//! Faults the runtime contains: module code that panics, a command on another partition than
+//! its key's, dead letters of a projection rebuilt on restart, and registrations that cannot be
+//! served.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tramline::log::{EventLog, OutRecord, TopicPartition, partition_for};
+use tramline::runtime::{CommandError, RuntimeError, Settings, dead_letter};
+use tramline::{
+    Aggregate, App, Command, Envelope, Event, Handle, MemoryLog, Message, Projection, React, Reaction, ReferenceId,
+    codec,
+};
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "tap")]
+pub struct TapId(uuid::Uuid);
+
+#[derive(Command, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[command(module = "tap", key = id)]
+pub enum TapCommand {
+    Pour { id: TapId },
+    Break { id: TapId },
+}
+
+#[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[event(module = "tap", key = id)]
+pub enum TapEvent {
+    Poured { id: TapId },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+pub struct Never;
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct Tap {
+    pours: u32,
+}
+
+impl Aggregate for Tap {
+    type Command = TapCommand;
+    type Event = TapEvent;
+    type Error = Never;
+    type Services = ();
+
+    fn decide(&self, command: &TapCommand, _: &()) -> Result<Vec<TapEvent>, Never> {
+        match *command {
+            TapCommand::Pour { id } => Ok(vec![TapEvent::Poured { id }]),
+            TapCommand::Break { .. } => panic!("the tap broke"),
+        }
+    }
+
+    fn evolve(&mut self, _: &TapEvent) {
+        self.pours += 1;
+    }
+}
+
+/// Panics on every event, like a reaction with a bug.
+#[derive(Reaction)]
+#[reaction(module = "tap", commands = TapCommand, subscribe(TapEvent))]
+pub struct Faulty;
+
+impl React<TapEvent> for Faulty {
+    async fn react(&self, _: &Envelope<TapEvent>) -> Result<Vec<TapCommand>, Self::Error> {
+        panic!("a bug in the reaction")
+    }
+}
+
+/// Panics on every event, like a projection with a bug.
+#[derive(Projection, Default)]
+#[projection(subscribe(TapEvent))]
+pub struct Gauge;
+
+impl Handle<TapEvent> for Gauge {
+    fn handle(&mut self, _: &Envelope<TapEvent>) {
+        panic!("a bug in the projection")
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        poll_timeout: Duration::from_millis(20),
+        command_timeout: Duration::from_secs(10),
+        ..Settings::default()
+    }
+}
+
+async fn letters(log: &dyn EventLog, group: &str) -> u64 {
+    let topic = dead_letter::topic_of(group);
+    let mut count = 0;
+    for partition in 0..log.partition_count(&topic).await.unwrap().unwrap_or(0) {
+        count += log.end_offset(&TopicPartition::new(topic.as_str(), partition)).await.unwrap();
+    }
+    count
+}
+
+#[tokio::test]
+async fn a_panicking_decide_is_dead_lettered_and_the_module_goes_on() {
+    let log = MemoryLog::shared();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    let id = TapId::generate();
+    taps.send(TapCommand::Pour { id }).await.expect("poured");
+    match taps.send(TapCommand::Break { id }).await {
+        Err(CommandError::Failed { reason, .. }) => assert!(reason.contains("the tap broke"), "{reason}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    // The partition was reloaded from the log: the entity still has its one pour, and goes on.
+    let accepted = taps.send(TapCommand::Pour { id }).await.expect("the module goes on");
+    assert_eq!(accepted.events.len(), 1);
+    assert_eq!(letters(&*log, "tap.aggregate").await, 1);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_command_on_another_partition_than_its_keys_is_dead_lettered() {
+    let log = MemoryLog::shared();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    let id = TapId::generate();
+    let right = partition_for(id.to_string().as_bytes(), 4);
+    let record: OutRecord = codec::encode(&Envelope::new(TapCommand::Pour { id }, jiff::Timestamp::now()));
+    log.append(vec![record.to_partition((right + 1) % 4)]).await.unwrap();
+    taps.send(TapCommand::Pour { id }).await.expect("the right partition still works");
+    app.settle().await.unwrap();
+    assert_eq!(letters(&*log, "tap.aggregate").await, 1);
+    let events = log.end_offset(&TopicPartition::new(TapEvent::TOPIC, right)).await.unwrap();
+    assert_eq!(events, 1, "one writer: only the command on its key's partition was applied");
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn panicking_handlers_are_dead_lettered_once_even_when_a_projection_is_rebuilt() {
+    let log = MemoryLog::shared();
+    for run in 0..2 {
+        let mut app = App::new(log.clone()).with_settings(settings());
+        let taps = app.aggregate::<Tap>(()).await.unwrap();
+        app.reaction(Faulty).await.unwrap();
+        app.projection(Gauge).await.unwrap();
+        app.start().await.unwrap();
+        if run == 0 {
+            taps.send(TapCommand::Pour { id: TapId::generate() }).await.unwrap();
+        }
+        app.settle().await.unwrap();
+        assert_eq!(letters(&*log, "tap.faulty").await, 1, "run {run}: the reaction's letter");
+        assert_eq!(letters(&*log, "gauge").await, 1, "run {run}: the projection replays, but letters once");
+        app.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_reaction_needs_its_modules_commands_topic_and_its_own_module() {
+    let log: Arc<MemoryLog> = MemoryLog::shared();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.reaction(Faulty).await.unwrap();
+    // The events topic exists (created by another process, say), the commands topic does not.
+    log.create_topic(&tramline::log::TopicSpec::keep(TapEvent::TOPIC, 4)).await.unwrap();
+    match app.start().await {
+        Err(RuntimeError::NoModule { processor, topic, .. }) => {
+            assert_eq!((processor.as_str(), topic), ("tap.faulty", "tap.commands"));
+        }
+        other => panic!("expected NoModule, got {other:?}"),
+    }
+
+    #[derive(Reaction)]
+    #[reaction(module = "meter", commands = TapCommand, subscribe(TapEvent))]
+    pub struct Meddler;
+    impl React<TapEvent> for Meddler {
+        async fn react(&self, _: &Envelope<TapEvent>) -> Result<Vec<TapCommand>, Self::Error> {
+            Ok(Vec::new())
+        }
+    }
+    let mut app = App::new(MemoryLog::shared());
+    assert!(matches!(
+        app.reaction(Meddler).await,
+        Err(RuntimeError::ForeignCommands { reaction: "meddler", module: "meter", commands: "tap" })
+    ));
+}
+
+#[tokio::test]
+async fn callers_hear_at_once_that_a_module_stopped() {
+    let mut app = App::new(MemoryLog::shared()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    app.shutdown().await.unwrap();
+    let started = std::time::Instant::now();
+    let outcome = taps.send(TapCommand::Pour { id: TapId::generate() }).await;
+    assert!(matches!(outcome, Err(CommandError::Stopped { module: "tap", .. })), "{outcome:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "not after the 10 s command timeout");
+}
