@@ -130,6 +130,13 @@ pub(crate) async fn run<P: Processor>(
             let _ = ready.send(());
         }
         if polled.records.is_empty() {
+            // Nothing left to handle: the member may stand past records it never hands out
+            // (Kafka's transaction markers), which is where "caught up" must look.
+            for tp in member.assignment() {
+                if let Some(position) = member.position(&tp) {
+                    board.advance(&group, tp, position);
+                }
+            }
             continue;
         }
         let positions = next_positions(&polled.records);

@@ -97,8 +97,17 @@ pub(super) async fn join(
     let (commands, receiver) = mpsc::channel();
     let (ready, started) = oneshot::channel();
     let mailbox = Arc::new(Mutex::new(None));
+    let fetched = Fetched::default();
     let slot = inner.claim_slot(group);
-    let setup = Setup { inner: inner.clone(), group: group.to_owned(), topics, start, slot, mailbox: mailbox.clone() };
+    let setup = Setup {
+        inner: inner.clone(),
+        group: group.to_owned(),
+        topics,
+        start,
+        slot,
+        mailbox: mailbox.clone(),
+        fetched: fetched.clone(),
+    };
     let spawned = std::thread::Builder::new().name(format!("kafka-{group}")).spawn(move || {
         let worker = match Worker::new(setup) {
             Ok(worker) => worker,
@@ -123,6 +132,7 @@ pub(super) async fn join(
             assignment: Vec::new(),
             has_assignment: false,
             positions: HashMap::new(),
+            fetched,
         }),
         Ok(Err(error)) => Err(error),
         Err(_) => Err(LogError::Backend(format!("kafka: group `{group}`: the member's thread stopped while joining"))),
@@ -192,6 +202,7 @@ pub(super) struct KafkaMember {
     assignment: Vec<TopicPartition>,
     has_assignment: bool,
     positions: HashMap<TopicPartition, u64>,
+    fetched: Fetched,
 }
 
 impl KafkaMember {
@@ -264,7 +275,9 @@ impl GroupMember for KafkaMember {
     }
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.positions.get(partition).copied()
+        let delivered = self.positions.get(partition).copied();
+        let fetched = lock(&self.fetched).get(partition).copied();
+        delivered.max(fetched).filter(|_| delivered.is_some())
     }
 
     async fn rewind(&mut self) -> Result<(), LogError> {
@@ -419,7 +432,13 @@ struct Setup {
     start: StartFrom,
     slot: u32,
     mailbox: Mailbox,
+    fetched: Fetched,
 }
+
+/// The consumer's position per live partition after the last poll. It moves past transaction
+/// markers, which are never delivered as records: without it a member reading a transactional
+/// topic to its end would seem short of the high watermark forever.
+type Fetched = Arc<Mutex<HashMap<TopicPartition, u64>>>;
 
 /// The member's thread: owns the consumer and the transactional producer.
 struct Worker {
@@ -438,11 +457,12 @@ struct Worker {
     /// The assignment as handed to the application.
     handed: BTreeSet<TopicPartition>,
     mailbox: Mailbox,
+    fetched: Fetched,
 }
 
 impl Worker {
     fn new(setup: Setup) -> Result<Self, LogError> {
-        let Setup { inner, group, topics, start, slot, mailbox } = setup;
+        let Setup { inner, group, topics, start, slot, mailbox, fetched } = setup;
         let transactional_id = transactional_id(&group, &inner.config.instance_id, slot);
         let mut worker = Worker {
             topics: topics.iter().map(|t| (t.to_string(), t.clone())).collect(),
@@ -456,6 +476,7 @@ impl Worker {
             live: BTreeMap::new(),
             handed: BTreeSet::new(),
             mailbox,
+            fetched,
         };
         // Dropping `worker` on an error below releases the slot.
         worker.producer = Some(worker.new_producer()?);
@@ -606,8 +627,26 @@ impl Worker {
         if out.changed() {
             self.handed = self.live.keys().cloned().collect();
         }
+        self.note_positions(&out);
         if !out.is_empty() {
             *lock(&self.mailbox) = Some(out);
+        }
+    }
+
+    /// Records where the consumer stands on each live partition once everything fetched so far
+    /// is in `out` (past transaction markers too).
+    fn note_positions(&self, out: &Outcome) {
+        let Ok(positions) = self.consumer().position() else { return };
+        let mut fetched = lock(&self.fetched);
+        fetched.clear();
+        for element in positions.elements() {
+            let Offset::Offset(offset) = element.offset() else { continue };
+            let tp = self.topic_partition(element.topic(), element.partition());
+            // A partition that changed hands in this outcome starts afresh.
+            let changed = out.assigned.iter().any(|(t, _)| *t == tp) || out.revoked.contains(&tp);
+            if offset >= 0 && !changed && self.live.contains_key(&tp) {
+                fetched.insert(tp, offset as u64);
+            }
         }
     }
 
@@ -659,6 +698,7 @@ impl Worker {
         if let Some(outcome) = lock(&self.mailbox).as_mut() {
             outcome.records.clear();
         }
+        lock(&self.fetched).clear();
         if self.live.is_empty() {
             return Ok(Vec::new());
         }
