@@ -12,6 +12,7 @@ use ticketing_platform::{CountingMailer, Platform, Services, Simulation};
 use tramline::MemoryLog;
 use tramline::log::EventLog;
 use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
+use tramline::log::kafka::{KafkaConfig, KafkaLog};
 use tramline::runtime::{RuntimeError, Settings};
 
 /// Which log the platform runs on.
@@ -21,24 +22,30 @@ pub struct LogArgs {
     #[arg(long, value_name = "DIR", default_value = "./tramline-data")]
     pub data: PathBuf,
     /// Run on an in-memory log instead: nothing is kept.
-    #[arg(long, conflicts_with = "data")]
+    #[arg(long, conflicts_with_all = ["data", "brokers"])]
     pub memory: bool,
+    /// Run on Apache Kafka at these bootstrap servers (`127.0.0.1:9092`; `scripts/kafka start`
+    /// runs a broker here).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "data")]
+    pub brokers: Option<String>,
 }
 
 impl LogArgs {
     /// Opens the chosen log.
     pub async fn open(&self) -> Result<Arc<dyn EventLog>, RuntimeError> {
-        Ok(match self.memory {
-            true => MemoryLog::shared(),
-            false => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
+        Ok(match (&self.brokers, self.memory) {
+            (Some(brokers), _) => Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await?),
+            (None, true) => MemoryLog::shared(),
+            (None, false) => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
         })
     }
 
     /// Where the log lives, for messages.
     pub fn describe(&self) -> String {
-        match self.memory {
-            true => "in memory".to_owned(),
-            false => format!("embedded log in {}", self.data.display()),
+        match (&self.brokers, self.memory) {
+            (Some(brokers), _) => format!("Kafka at {brokers}"),
+            (None, true) => "in memory".to_owned(),
+            (None, false) => format!("embedded log in {}", self.data.display()),
         }
     }
 }

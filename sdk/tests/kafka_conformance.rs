@@ -10,48 +10,15 @@
 //! Run: `cargo test -p tramline --features kafka --test kafka_conformance`
 #![cfg(feature = "kafka")]
 
-use std::path::Path;
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
 use tramline::log::{EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition};
 use tramline::testing::conformance::ConformanceTarget;
 
-/// The broker's bootstrap address, or why there is none.
-fn bootstrap() -> String {
-    static BOOTSTRAP: OnceLock<Result<String, String>> = OnceLock::new();
-    let found = BOOTSTRAP.get_or_init(|| {
-        if let Ok(address) = std::env::var("TRAMLINE_KAFKA_BOOTSTRAP")
-            && !address.trim().is_empty()
-        {
-            return Ok(address.trim().to_owned());
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka");
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .output()
-            .map_err(|e| format!("cannot run `{} start`: {e}", script.display()))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let address = stdout.lines().rev().map(str::trim).find(|line| !line.is_empty());
-        match (output.status.success(), address) {
-            (true, Some(address)) => Ok(address.to_owned()),
-            _ => Err(format!(
-                "no Kafka broker: TRAMLINE_KAFKA_BOOTSTRAP is not set and `{} start` failed ({}).\n\
-                 --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-                script.display(),
-                output.status
-            )),
-        }
-    });
-    found.clone().unwrap_or_else(|why| panic!("{why}"))
-}
-
 fn config() -> KafkaConfig {
-    KafkaConfig::new(bootstrap()).with_instance_id("conformance")
+    KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("conformance")
 }
 
 async fn connect(config: KafkaConfig) -> KafkaLog {
@@ -147,7 +114,7 @@ fn raw_read_committed(topic: &str, partition: i32) -> Vec<String> {
     use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
+        .set("bootstrap.servers", tramline::testing::kafka::bootstrap())
         .set("group.id", unique("raw"))
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
@@ -310,7 +277,7 @@ async fn read_waits_for_an_open_transaction() {
     let name = topic.to_string();
     let producer = tokio::task::spawn_blocking(move || {
         let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap())
+            .set("bootstrap.servers", tramline::testing::kafka::bootstrap())
             .set("transactional.id", unique("open-txn"))
             .create()
             .expect("a transactional producer");
@@ -381,8 +348,10 @@ async fn topic_configs_follow_the_cleanup_policy() {
     let compact = unique("compact");
     log.create_topic(&tramline::log::TopicSpec::keep(&keep, 2)).await.unwrap();
     log.create_topic(&tramline::log::TopicSpec::compact(&compact, 2)).await.unwrap();
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("an admin client");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", tramline::testing::kafka::bootstrap())
+        .create()
+        .expect("an admin client");
     let described = admin
         .describe_configs([&ResourceSpecifier::Topic(&keep), &ResourceSpecifier::Topic(&compact)], &AdminOptions::new())
         .await

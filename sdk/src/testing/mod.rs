@@ -33,6 +33,8 @@
 mod aggregate;
 mod clock;
 pub mod conformance;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod projection;
 mod reaction;
 

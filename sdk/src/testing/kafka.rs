@@ -1,0 +1,38 @@
+//! A Kafka broker for tests: the one named by `TRAMLINE_KAFKA_BOOTSTRAP`, or the repository's
+//! single-node broker, started by `scripts/kafka start` when it does not run yet.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The bootstrap address of the test broker. Panics with the script's output when there is no
+/// broker: Kafka tests are never skipped.
+pub fn bootstrap() -> String {
+    static BOOTSTRAP: OnceLock<Result<String, String>> = OnceLock::new();
+    let found = BOOTSTRAP.get_or_init(|| {
+        if let Ok(address) = std::env::var("TRAMLINE_KAFKA_BOOTSTRAP")
+            && !address.trim().is_empty()
+        {
+            return Ok(address.trim().to_owned());
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka");
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .output()
+            .map_err(|e| format!("cannot run `{} start`: {e}", script.display()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let address = stdout.lines().rev().map(str::trim).find(|line| !line.is_empty());
+        match (output.status.success(), address) {
+            (true, Some(address)) => Ok(address.to_owned()),
+            _ => Err(format!(
+                "no Kafka broker: TRAMLINE_KAFKA_BOOTSTRAP is not set and `{} start` failed ({}).\n\
+                 --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+                script.display(),
+                output.status
+            )),
+        }
+    });
+    found.clone().unwrap_or_else(|why| panic!("{why}"))
+}
