@@ -6,7 +6,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserialize
 use serde::ser::{self, Impossible, Serialize, SerializeStruct, SerializeStructVariant, Serializer};
 
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(128);
+    let mut out = Vec::with_capacity(256);
     value.serialize(VariantContent(&mut serde_json::Serializer::new(&mut out)))?;
     Ok(out)
 }
