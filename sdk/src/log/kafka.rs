@@ -70,12 +70,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use self::config::{INSTANCE_ID_ENV, KafkaConfig};
-use self::convert::{backend, future_record, is_queue_full};
+use self::convert::{DeliveryResult, backend, send_all};
 use super::{Cleanup, EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::Position;
 
@@ -477,8 +477,6 @@ fn delivered(record: &OutRecord, index: usize, count: usize, result: DeliveryRes
     }
 }
 
-type DeliveryResult = <DeliveryFuture as std::future::Future>::Output;
-
 #[async_trait]
 impl EventLog for KafkaLog {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
@@ -548,34 +546,10 @@ impl EventLog for KafkaLog {
         self.check_destinations(&records).await?;
         let producer = self.inner.append_producer()?;
         let count = records.len();
-        let mut results: Vec<Option<DeliveryResult>> = (0..count).map(|_| None).collect();
-        let mut pending: std::collections::VecDeque<(usize, DeliveryFuture)> = std::collections::VecDeque::new();
-        let mut refused = None;
-        'records: for (index, record) in records.iter().enumerate() {
-            let mut message = future_record(record);
-            loop {
-                match producer.send_result(message) {
-                    Ok(delivery) => {
-                        pending.push_back((index, delivery));
-                        break;
-                    }
-                    Err((error, back)) if is_queue_full(&error) && !pending.is_empty() => {
-                        // librdkafka's queue is full: wait for the oldest delivery, then retry.
-                        message = back;
-                        let (done, delivery) = pending.pop_front().expect("not empty");
-                        results[done] = Some(delivery.await);
-                    }
-                    Err((error, _)) => {
-                        refused =
-                            Some(format!("record {index} of {count} (to `{}`) was refused: {error}", record.topic));
-                        break 'records;
-                    }
-                }
-            }
-        }
-        for (index, delivery) in pending {
-            results[index] = Some(delivery.await);
-        }
+        let (results, refused) = send_all(&producer, &records).await;
+        let refused = refused.map(|(index, error)| {
+            format!("record {index} of {count} (to `{}`) was refused: {error}", records[index].topic)
+        });
         let mut positions = Vec::with_capacity(count);
         let mut failure = refused;
         let mut written = 0;

@@ -3,13 +3,14 @@
 //! Headers are converted in exactly two functions, [`headers_to_kafka`] and
 //! [`headers_from_kafka`], so a change of the record's header type is a one-place edit.
 
+use std::collections::VecDeque;
 use std::fmt::Display;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as KafkaHeaders, Message, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use crate::log::{Headers, LogError, OutRecord, Record};
 
@@ -87,4 +88,43 @@ pub(super) fn backend(what: impl Display, error: impl Display) -> LogError {
 /// Whether a librdkafka error says the local queue is full (retry after some deliveries).
 pub(super) fn is_queue_full(error: &KafkaError) -> bool {
     matches!(error, KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull))
+}
+
+/// What librdkafka reports for one produced record.
+pub(super) type DeliveryResult = <DeliveryFuture as std::future::Future>::Output;
+
+/// Sends `records` in order, keeping them all in flight; when librdkafka's queue is full, waits
+/// for the oldest delivery and tries again. Returns every record's delivery report (`None` for
+/// records not sent) and the first record librdkafka refused, if any (sending stops there).
+pub(super) async fn send_all(
+    producer: &FutureProducer,
+    records: &[OutRecord],
+) -> (Vec<Option<DeliveryResult>>, Option<(usize, KafkaError)>) {
+    let mut results: Vec<Option<DeliveryResult>> = (0..records.len()).map(|_| None).collect();
+    let mut pending: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
+    let mut refused = None;
+    'records: for (index, record) in records.iter().enumerate() {
+        let mut message = future_record(record);
+        loop {
+            match producer.send_result(message) {
+                Ok(delivery) => {
+                    pending.push_back((index, delivery));
+                    break;
+                }
+                Err((error, back)) if is_queue_full(&error) && !pending.is_empty() => {
+                    message = back;
+                    let (done, delivery) = pending.pop_front().expect("not empty");
+                    results[done] = Some(delivery.await);
+                }
+                Err((error, _)) => {
+                    refused = Some((index, error));
+                    break 'records;
+                }
+            }
+        }
+    }
+    for (index, delivery) in pending {
+        results[index] = Some(delivery.await);
+    }
+    (results, refused)
 }

@@ -53,7 +53,7 @@
 //!   and returns [`LogError::Backend`]: nothing of the write is visible to `read_committed`
 //!   readers, and the runtime rewinds and processes the batch again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,12 +63,12 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
-use super::convert::{backend, future_record, is_queue_full, record_from_message};
+use super::convert::{backend, record_from_message, send_all};
 use super::{Inner, client_config, client_error, lock, millis, retry};
 use crate::log::{GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition};
 use crate::model::Position;
@@ -795,40 +795,23 @@ impl Worker {
         let timeout = self.inner.config.request_timeout;
         let count = outputs.len();
         let describe = |i: usize| format!("write output {i} of {count} (to `{}`)", outputs[i].topic);
-        let mut written: Vec<Option<Position>> = vec![None; count];
-        let mut pending: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
-        let wait = |index: usize, delivery: DeliveryFuture| -> Result<Position, (String, KafkaError)> {
-            match futures::executor::block_on(delivery) {
-                Ok(Ok(delivery)) => Ok(Position {
+        // Every output delivered (inside the transaction) before the offsets and the commit: the
+        // positions are known, and a failed record aborts before anything else is sent.
+        let (results, refused) = futures::executor::block_on(send_all(producer, outputs));
+        if let Some((index, error)) = refused {
+            return Err((describe(index), error));
+        }
+        let mut written = Vec::with_capacity(count);
+        for (index, result) in results.into_iter().enumerate() {
+            match result.expect("every output was sent") {
+                Ok(Ok(delivery)) => written.push(Position {
                     topic: outputs[index].topic.clone(),
                     partition: delivery.partition as u32,
                     offset: delivery.offset as u64,
                 }),
-                Ok(Err((error, _))) => Err((describe(index), error)),
-                Err(_) => Err((describe(index), KafkaError::Canceled)),
+                Ok(Err((error, _))) => return Err((describe(index), error)),
+                Err(_) => return Err((describe(index), KafkaError::Canceled)),
             }
-        };
-        for (index, record) in outputs.iter().enumerate() {
-            let mut message = future_record(record);
-            loop {
-                match producer.send_result(message) {
-                    Ok(delivery) => {
-                        pending.push_back((index, delivery));
-                        break;
-                    }
-                    Err((error, back)) if is_queue_full(&error) && !pending.is_empty() => {
-                        message = back;
-                        let (done, delivery) = pending.pop_front().expect("not empty");
-                        written[done] = Some(wait(done, delivery)?);
-                    }
-                    Err((error, _)) => return Err((describe(index), error)),
-                }
-            }
-        }
-        // Every output delivered (inside the transaction) before the offsets and the commit: the
-        // positions are known, and a failed record aborts before anything else is sent.
-        for (index, delivery) in pending {
-            written[index] = Some(wait(index, delivery)?);
         }
         if !positions.is_empty() {
             let mut offsets = TopicPartitionList::with_capacity(positions.len());
@@ -856,7 +839,7 @@ impl Worker {
                 Err(error) => return Err(("commit the transaction".to_owned(), error)),
             }
         }
-        Ok(written.into_iter().map(|p| p.expect("every output was delivered")).collect())
+        Ok(written)
     }
 
     /// Cleans up after a failed transaction and says what happened.
