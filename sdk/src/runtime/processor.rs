@@ -11,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::progress::ProgressBoard;
 use super::{RuntimeError, Settings};
-use crate::log::{EventLog, LogError, OutRecord, Record, StartFrom, TopicPartition};
+use crate::log::{EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition};
 use crate::model::Position;
 
 /// What the loop needs from a processor: which group it is, and how it handles a batch.
@@ -96,7 +96,17 @@ pub(crate) async fn run<P: Processor>(
             break;
         }
         let polled = tokio::select! {
-            polled = member.poll(settings.batch_size, settings.poll_timeout) => polled?,
+            polled = member.poll(settings.batch_size, settings.poll_timeout) => match polled {
+                Ok(polled) => polled,
+                Err(error) if permanent(&error) => return Err(error.into()),
+                Err(error) => {
+                    // The log is away for a while (a broker restarting): wait and ask again.
+                    failures += 1;
+                    tracing::warn!(group, %error, failures, "poll failed; trying again");
+                    tokio::time::sleep(backoff(&settings, failures)).await;
+                    continue;
+                }
+            },
             // A dropped App stops its processors as a shutdown does.
             changed = shutdown.changed() => match changed {
                 Ok(()) => continue,
@@ -108,7 +118,14 @@ pub(crate) async fn run<P: Processor>(
             board.forget(&group, &polled.revoked);
         }
         if !polled.assigned.is_empty() {
-            processor.assigned(&*log, &polled.assigned).await?;
+            match processor.assigned(&*log, &polled.assigned).await {
+                Ok(()) => {}
+                Err(RuntimeError::Log(error)) if !permanent(&error) => {
+                    tracing::warn!(group, %error, "cannot restore the assigned partitions yet; trying again");
+                    recover(&mut processor, &mut *member, &*log, &settings, &group).await?;
+                }
+                Err(error) => return Err(error),
+            }
             let positions: Vec<(TopicPartition, u64)> =
                 polled.assigned.iter().filter_map(|tp| Some((tp.clone(), member.position(tp)?))).collect();
             if processor.start() == StartFrom::End {
@@ -117,7 +134,9 @@ pub(crate) async fn run<P: Processor>(
                     Ok(_) => {}
                     // Another member joined meanwhile: the next poll hands out the new assignment.
                     Err(LogError::Fenced { .. }) => continue,
-                    Err(error) => return Err(error.into()),
+                    Err(error) if permanent(&error) => return Err(error.into()),
+                    // The first batch's write commits these positions with its outputs.
+                    Err(error) => tracing::warn!(group, %error, "cannot pin the starting positions yet"),
                 }
             }
             for (tp, position) in positions {
@@ -172,18 +191,49 @@ pub(crate) async fn run<P: Processor>(
                 let fenced = matches!(error, LogError::Fenced { .. });
                 tracing::warn!(group, %error, failures, "atomic write failed; the batch will be processed again");
                 processor.revoked(&member.assignment());
-                member.rewind().await?;
-                let assignment = member.assignment();
-                processor.assigned(&*log, &assignment).await?;
                 if !fenced {
-                    let backoff = settings.retry_backoff.saturating_mul(1 << failures.min(8)).min(MAX_BACKOFF);
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(backoff(&settings, failures)).await;
                 }
+                // Until the member is back at the committed positions, polling again could skip
+                // the records of the batch that was not written.
+                recover(&mut processor, &mut *member, &*log, &settings, &group).await?;
             }
         }
     }
     member.leave().await?;
     Ok(())
+}
+
+/// The pause before attempt `failures + 1`: doubling, capped.
+fn backoff(settings: &Settings, failures: u32) -> Duration {
+    settings.retry_backoff.saturating_mul(1 << failures.min(8)).min(MAX_BACKOFF)
+}
+
+/// Moves the member back to the committed positions and restores the processor's state,
+/// retrying while the log is away.
+async fn recover<P: Processor>(
+    processor: &mut P,
+    member: &mut dyn GroupMember,
+    log: &dyn EventLog,
+    settings: &Settings,
+    group: &str,
+) -> Result<(), RuntimeError> {
+    let mut failures = 0;
+    loop {
+        let step = match member.rewind().await {
+            Ok(()) => processor.assigned(log, &member.assignment()).await,
+            Err(error) => Err(error.into()),
+        };
+        match step {
+            Ok(()) => return Ok(()),
+            Err(RuntimeError::Log(error)) if !permanent(&error) => {
+                failures += 1;
+                tracing::warn!(group, %error, failures, "cannot take the partitions up again yet; trying again");
+                tokio::time::sleep(backoff(settings, failures)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// The next offset to read per partition after this batch (records of a partition come in
