@@ -13,10 +13,9 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::group::{Coordinator, Cursor};
+use super::partitioner::destination;
 use super::wakeup::Wakeups;
-use super::{
-    EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
-};
+use super::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::Position;
 
 /// The in-memory log. Cheap to clone: clones share the same topics.
@@ -138,21 +137,7 @@ impl State {
         let mut partitions = Vec::with_capacity(records.len());
         for record in records {
             let count = self.topic(&record.topic)?.spec.partitions;
-            let partition = match (record.partition, &record.key) {
-                (Some(p), _) if p < count => p,
-                (Some(p), _) => {
-                    return Err(LogError::UnknownPartition {
-                        topic: record.topic.to_string(),
-                        partition: p,
-                        partitions: count,
-                    });
-                }
-                (None, Some(key)) => partition_for(key, count),
-                (None, None) => {
-                    self.unkeyed = self.unkeyed.wrapping_add(1);
-                    self.unkeyed % count
-                }
-            };
+            let partition = destination(record, count, &mut self.unkeyed)?;
             partitions.push(partition);
         }
         Ok(partitions)

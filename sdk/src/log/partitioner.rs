@@ -1,6 +1,8 @@
 //! Kafka's default partitioner for keyed records, bit for bit: Java clients, Kafka Streams and
 //! librdkafka's `murmur2_random` put a key on the same partition as we do.
 
+use super::{LogError, OutRecord};
+
 /// Kafka's murmur2 hash (`org.apache.kafka.common.utils.Utils.murmur2`).
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
@@ -38,6 +40,22 @@ pub fn murmur2(data: &[u8]) -> i32 {
 pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
     assert!(partitions > 0, "a topic has at least one partition");
     ((murmur2(key) & 0x7fff_ffff) as u32) % partitions
+}
+
+/// The partition a record goes to on a topic of `count` partitions: its explicit partition
+/// (checked), else its key's, else the next of a round robin kept in `unkeyed`.
+pub(crate) fn destination(record: &OutRecord, count: u32, unkeyed: &mut u32) -> Result<u32, LogError> {
+    match (record.partition, &record.key) {
+        (Some(p), _) if p < count => Ok(p),
+        (Some(p), _) => {
+            Err(LogError::UnknownPartition { topic: record.topic.to_string(), partition: p, partitions: count })
+        }
+        (None, Some(key)) => Ok(partition_for(key, count)),
+        (None, None) => {
+            *unkeyed = unkeyed.wrapping_add(1);
+            Ok(*unkeyed % count)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{Durability, EmbeddedOptions};
 use crate::log::group::{Coordinator, Fence};
+use crate::log::partitioner::destination;
 use crate::log::wakeup::Wakeups;
-use crate::log::{Cleanup, Headers, LogError, OutRecord, Record, TopicPartition, TopicSpec, partition_for};
+use crate::log::{Cleanup, Headers, LogError, OutRecord, Record, TopicPartition, TopicSpec};
 use crate::model::Position;
 
 /// The database file inside the directory.
@@ -548,20 +549,6 @@ fn existing(catalog: &Catalog, spec: &TopicSpec) -> Option<Result<(), LogError>>
 }
 
 /// The partition a record goes to, as the memory log picks it.
-fn destination(record: &OutRecord, count: u32, unkeyed: &mut u32) -> Result<u32, LogError> {
-    match (record.partition, &record.key) {
-        (Some(p), _) if p < count => Ok(p),
-        (Some(p), _) => {
-            Err(LogError::UnknownPartition { topic: record.topic.to_string(), partition: p, partitions: count })
-        }
-        (None, Some(key)) => Ok(partition_for(key, count)),
-        (None, None) => {
-            *unkeyed = unkeyed.wrapping_add(1);
-            Ok(*unkeyed % count)
-        }
-    }
-}
-
 fn select_committed(conn: &Connection, group: &str, topic: i64, partition: u32) -> rusqlite::Result<Option<u64>> {
     let mut select = conn.prepare_cached(SELECT_COMMITTED)?;
     let offset: Option<i64> = select.query_row(params![group, topic, partition], |row| row.get(0)).optional()?;
