@@ -5,6 +5,30 @@ mod memory {
     tramline::conformance_tests!(tramline::testing::conformance::MemoryTarget);
 }
 
+/// A namespace over a log behaves as a log of its own.
+mod namespaced {
+    use std::sync::Arc;
+
+    use tramline::MemoryLog;
+    use tramline::log::{EventLog, Namespaced};
+    use tramline::testing::conformance::ConformanceTarget;
+
+    struct Tenant;
+
+    #[async_trait::async_trait]
+    impl ConformanceTarget for Tenant {
+        async fn fresh(&self) -> Arc<dyn EventLog> {
+            Arc::new(Namespaced::new(MemoryLog::shared(), "tenant"))
+        }
+
+        async fn reopen(&self, log: Arc<dyn EventLog>) -> Option<Arc<dyn EventLog>> {
+            Some(log)
+        }
+    }
+
+    tramline::conformance_tests!(Tenant);
+}
+
 #[cfg(feature = "embedded")]
 mod embedded {
     use std::sync::Arc;

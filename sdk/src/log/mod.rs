@@ -11,6 +11,7 @@ mod headers;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;
+mod namespace;
 mod partitioner;
 mod record;
 mod wakeup;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use headers::{Headers, HeadersBuilder, InvalidHeaders};
+pub use namespace::Namespaced;
 pub use partitioner::{murmur2, partition_for};
 pub use record::{OutRecord, Record};
 

@@ -1,0 +1,226 @@
+//! A namespace on a shared log: every topic and consumer group of the wrapped log gets a prefix,
+//! so that several platforms (tenants, test runs, a staging copy) share one Kafka cluster without
+//! seeing each other's records or joining each other's groups. The runtime and the modules keep
+//! their topic names; only the log below sees `<namespace>.<topic>`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
+use crate::model::Position;
+
+/// A log whose topics and groups all carry a prefix. See the [module docs](self).
+///
+/// ```
+/// # use tramline::log::{EventLog, Namespaced, TopicSpec};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tramline::log::LogError> {
+/// let shared = tramline::MemoryLog::shared();
+/// let staging = Namespaced::new(shared.clone(), "staging");
+/// staging.create_topic(&TopicSpec::keep("order.events", 2)).await?;
+/// assert_eq!(shared.partition_count("staging.order.events").await?, Some(2));
+/// assert_eq!(shared.partition_count("order.events").await?, None);
+/// # Ok(()) }
+/// ```
+pub struct Namespaced {
+    inner: Arc<dyn EventLog>,
+    prefix: String,
+    names: Arc<Names>,
+}
+
+/// Inside and outside names of the topics seen so far: records coming out are renamed without
+/// an allocation each.
+#[derive(Default)]
+struct Names {
+    inside: Mutex<HashMap<Arc<str>, Arc<str>>>,
+}
+
+impl Names {
+    fn inside(&self, prefix: &str, outside: &Arc<str>) -> Arc<str> {
+        let mut names = self.inside.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inside) = names.get(outside) {
+            return inside.clone();
+        }
+        let inside: Arc<str> = Arc::from(outside.strip_prefix(prefix).unwrap_or(outside));
+        names.insert(outside.clone(), inside.clone());
+        inside
+    }
+}
+
+impl Namespaced {
+    /// `inner`, with every topic and group inside `namespace` (`<namespace>.<name>` below).
+    pub fn new(inner: Arc<dyn EventLog>, namespace: &str) -> Self {
+        Namespaced { inner, prefix: format!("{namespace}."), names: Arc::default() }
+    }
+
+    fn outside(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+}
+
+impl std::fmt::Debug for Namespaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespaced").field("prefix", &self.prefix).finish()
+    }
+}
+
+/// The renaming both the log and its members do.
+#[derive(Clone)]
+struct Rename {
+    prefix: Arc<str>,
+    names: Arc<Names>,
+}
+
+impl Rename {
+    fn out_tp(&self, tp: &TopicPartition) -> TopicPartition {
+        TopicPartition { topic: Arc::from(format!("{}{}", self.prefix, tp.topic)), partition: tp.partition }
+    }
+
+    fn in_tp(&self, tp: TopicPartition) -> TopicPartition {
+        TopicPartition { topic: self.names.inside(&self.prefix, &tp.topic), partition: tp.partition }
+    }
+
+    fn in_record(&self, mut record: Record) -> Record {
+        record.topic = self.names.inside(&self.prefix, &record.topic);
+        record
+    }
+
+    fn in_position(&self, mut position: Position) -> Position {
+        position.topic = self.names.inside(&self.prefix, &position.topic);
+        position
+    }
+
+    fn out_record(&self, mut record: OutRecord) -> OutRecord {
+        record.topic = Arc::from(format!("{}{}", self.prefix, record.topic));
+        record
+    }
+}
+
+impl Namespaced {
+    fn rename(&self) -> Rename {
+        Rename { prefix: Arc::from(self.prefix.as_str()), names: self.names.clone() }
+    }
+}
+
+#[async_trait]
+impl EventLog for Namespaced {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        let mut spec = spec.clone();
+        spec.name = self.outside(&spec.name);
+        self.inner.create_topic(&spec).await
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        self.inner.partition_count(&self.outside(topic)).await
+    }
+
+    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+        let rename = self.rename();
+        let positions = self.inner.append(records.into_iter().map(|r| rename.out_record(r)).collect()).await?;
+        Ok(positions.into_iter().map(|p| rename.in_position(p)).collect())
+    }
+
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        let rename = self.rename();
+        let records = self.inner.read(&rename.out_tp(partition), offset, max).await?;
+        Ok(records.into_iter().map(|r| rename.in_record(r)).collect())
+    }
+
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+        self.inner.end_offset(&self.rename().out_tp(partition)).await
+    }
+
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+        self.inner.committed(&self.outside(group), &self.rename().out_tp(partition)).await
+    }
+
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        let topics: Vec<String> = topics.iter().map(|t| self.outside(t)).collect();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let member = self.inner.join(&self.outside(group), &topics, start).await?;
+        Ok(Box::new(NamespacedMember { inner: member, rename: self.rename() }))
+    }
+}
+
+struct NamespacedMember {
+    inner: Box<dyn GroupMember>,
+    rename: Rename,
+}
+
+#[async_trait]
+impl GroupMember for NamespacedMember {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
+        let Polled { revoked, assigned, records } = self.inner.poll(max, timeout).await?;
+        let rename = &self.rename;
+        Ok(Polled {
+            revoked: revoked.into_iter().map(|tp| rename.in_tp(tp)).collect(),
+            assigned: assigned.into_iter().map(|tp| rename.in_tp(tp)).collect(),
+            records: records.into_iter().map(|r| rename.in_record(r)).collect(),
+        })
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.inner.assignment().into_iter().map(|tp| self.rename.in_tp(tp)).collect()
+    }
+
+    fn has_assignment(&self) -> bool {
+        self.inner.has_assignment()
+    }
+
+    fn position(&self, partition: &TopicPartition) -> Option<u64> {
+        self.inner.position(&self.rename.out_tp(partition))
+    }
+
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        self.inner.rewind().await
+    }
+
+    async fn commit(
+        &mut self,
+        outputs: Vec<OutRecord>,
+        positions: Vec<(TopicPartition, u64)>,
+    ) -> Result<Vec<Position>, LogError> {
+        let rename = &self.rename;
+        let outputs = outputs.into_iter().map(|r| rename.out_record(r)).collect();
+        let positions = positions.into_iter().map(|(tp, next)| (rename.out_tp(&tp), next)).collect();
+        let written = self.inner.commit(outputs, positions).await?;
+        Ok(written.into_iter().map(|p| self.rename.in_position(p)).collect())
+    }
+
+    async fn leave(self: Box<Self>) -> Result<(), LogError> {
+        self.inner.leave().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryLog;
+    use crate::log::Headers;
+
+    #[tokio::test]
+    async fn two_namespaces_on_one_log_do_not_meet() {
+        let shared = MemoryLog::shared();
+        let (a, b) = (Namespaced::new(shared.clone(), "a"), Namespaced::new(shared.clone(), "b"));
+        for log in [&a, &b] {
+            log.create_topic(&TopicSpec::keep("t", 1)).await.expect("created");
+        }
+        let record = OutRecord {
+            topic: Arc::from("t"),
+            partition: None,
+            key: Some(bytes::Bytes::from_static(b"k")),
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Headers::new(),
+            timestamp: None,
+        };
+        let written = a.append(vec![record]).await.expect("appended");
+        assert_eq!(&*written[0].topic, "t");
+        assert_eq!(shared.end_offset(&TopicPartition::new("a.t", 0)).await.expect("end"), 1);
+        assert_eq!(b.end_offset(&TopicPartition::new("t", 0)).await.expect("end"), 0);
+        let read = a.read(&TopicPartition::new("t", 0), 0, 10).await.expect("read");
+        assert_eq!(&*read[0].topic, "t");
+    }
+}
