@@ -25,7 +25,7 @@
 //! #[event(module = "counter", key = id)]
 //! pub enum CounterEvent { Added { id: CounterId, by: u32 } }
 //!
-//! #[derive(Debug, thiserror::Error)]
+//! #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 //! #[error("a counter cannot add zero")]
 //! pub struct AddZero;
 //!

@@ -31,7 +31,7 @@ pub enum TapEvent {
     Poured { id: TapId },
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[error("never")]
 pub struct Never;
 

@@ -21,7 +21,7 @@ struct Details {
 }
 
 /// Why the customer module rejects a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum CustomerError {
     /// Register for an ID that is taken.
     #[error("customer {0} is already registered")]

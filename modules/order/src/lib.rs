@@ -35,7 +35,7 @@ pub struct Line {
 }
 
 /// Why the order module rejects a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum OrderError {
     /// Place for an ID that is taken.
     #[error("order {0} already exists")]

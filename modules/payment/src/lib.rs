@@ -11,12 +11,12 @@ mod provider;
 
 use std::sync::Arc;
 
-use order_contract::OrderId;
+use order_contract::{OrderEvent, OrderId};
 use payment_contract::{PaymentCommand, PaymentEvent, PaymentId};
 use product_contract::Money;
 use serde::{Deserialize, Serialize};
-use tramline::runtime::{CommandError, CommandGateway, Outcome, ProjectionHandle, RuntimeError};
-use tramline::{Aggregate, App, Envelope, Position, React, Reaction, ReferenceId};
+use tramline::runtime::{CommandGateway, Outcome, RuntimeError};
+use tramline::{Aggregate, App, Envelope, Message, Position, React, Reaction, ReferenceId};
 use uuid::Uuid;
 
 #[cfg(any(test, feature = "mocks"))]
@@ -53,7 +53,7 @@ pub enum Payment {
 }
 
 /// Why the payment module rejects a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum PaymentError {
     /// Create for an ID that is taken.
     #[error("payment {0} already exists")]
@@ -180,15 +180,14 @@ impl React<PaymentEvent> for ChargePayments {
 #[derive(Debug, Clone)]
 pub struct Payments {
     gateway: CommandGateway<Payment>,
-    orders: ProjectionHandle<OrdersToPay>,
 }
 
 impl Payments {
     /// Starts the payment of an order whose events sit at `placed`, as part of the flow of
-    /// `cause`: waits until this module has seen the order, then creates the payment. The
-    /// command's id derives from the payment and the order, so starting the same payment of the
-    /// same order again is recognised as a repeat (and the same payment ID for another order
-    /// is refused).
+    /// `cause`: the payment module creates the payment once its view of orders has seen the
+    /// order (wherever it runs). The command's id derives from the payment and the order, so
+    /// starting the same payment of the same order again is recognised as a repeat (and the
+    /// same payment ID for another order is refused).
     pub async fn start<C>(
         &self,
         payment_id: PaymentId,
@@ -199,16 +198,12 @@ impl Payments {
     ) -> Outcome<Payment> {
         let create = PaymentCommand::Create { payment_id, order_id, amount };
         let id = Uuid::new_v5(payment_id.as_uuid(), order_id.as_uuid().as_bytes());
-        // A repeated placement carries no positions: then wait for everything on the log.
-        let seen = match placed.is_empty() {
-            true => self.orders.caught_up().await,
-            false => self.orders.wait_for(placed).await,
+        // A repeated placement carries no positions: then after everything on the order log.
+        let after = match placed.is_empty() {
+            true => self.gateway.last_positions(OrderEvent::TOPIC).await?,
+            false => placed.to_vec(),
         };
-        seen.map_err(|error| match error {
-            RuntimeError::Log(error) => CommandError::Log(error),
-            _ => CommandError::Stopped { id, module: "payment" },
-        })?;
-        self.gateway.send_envelope(self.gateway.envelope(create).with_id(id).in_flow_of(cause)).await
+        self.gateway.send_after(self.gateway.envelope(create).with_id(id).in_flow_of(cause), &after).await
     }
 
     /// Sends any payment command.
@@ -222,7 +217,7 @@ pub async fn register(app: &mut App, provider: Arc<dyn PaymentProvider>) -> Resu
     let orders = app.projection(OrdersToPay::default()).await?;
     let gateway = app.aggregate::<Payment>(Arc::new(orders.clone())).await?;
     app.reaction(ChargePayments::new(provider)).await?;
-    Ok(Payments { gateway, orders })
+    Ok(Payments { gateway })
 }
 
 #[cfg(test)]

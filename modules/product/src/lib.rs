@@ -14,7 +14,7 @@ pub struct Product {
 }
 
 /// Why the product module rejects a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ProductError {
     /// Create for an ID that is taken.
     #[error("product {0} already exists")]

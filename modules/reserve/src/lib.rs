@@ -98,6 +98,19 @@ pub enum ReserveError {
     },
 }
 
+impl ReserveError {
+    /// Whether the same request may succeed when tried again: an outcome did not arrive (a
+    /// module or the log was away). The request's commands keep their ids, so nothing is
+    /// applied twice.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReserveError::Order(error) => error.is_transient(),
+            ReserveError::Payment { error, .. } => error.is_transient(),
+            ReserveError::UnknownCustomer(_) | ReserveError::UnknownProduct(_) => false,
+        }
+    }
+}
+
 /// The id of a request's place command: the same request gives the same id, another request
 /// for the same order ID another one (which the order module then refuses).
 fn request_id(request: &Request) -> Uuid {

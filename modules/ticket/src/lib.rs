@@ -22,7 +22,7 @@ pub struct Ticket {
 }
 
 /// Why the ticket module rejects a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum TicketError {
     /// A second Issue for the same ticket (hence the same order).
     #[error("ticket {0} is already issued")]

@@ -22,7 +22,9 @@ pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Syn
     /// The events the module publishes, keyed by the same reference ID as its commands.
     type Event: Event<Key = <Self::Command as Message>::Key>;
     /// Why a command is rejected.
-    type Error: std::error::Error + Send + Sync + 'static;
+    ///
+    /// Serialisable, because a caller in another process hears the rejection through the log.
+    type Error: std::error::Error + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// Read-only context for `decide`.
     type Services: Send + Sync + 'static;
 

@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use super::gateway::{Accepted, CommandError, Replies};
 use super::processor::Processor;
+use super::progress::ProgressBoard;
+use super::remote::{self, Reply, ReplyEvent};
 use super::{RuntimeError, Settings, dead_letter};
 use crate::codec;
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, partition_for};
@@ -56,6 +58,14 @@ enum Pending<A: Aggregate> {
     Failed { id: Uuid, reason: String },
 }
 
+/// The projections of the module's own, which a command carrying positions waits for (see
+/// `remote.rs`).
+pub(crate) struct OwnProjections {
+    pub(crate) board: Arc<ProgressBoard>,
+    /// Consumer group and topics of each.
+    pub(crate) projections: Vec<(String, Vec<&'static str>)>,
+}
+
 pub(crate) struct AggregateProcessor<A: Aggregate> {
     group: String,
     events: Arc<str>,
@@ -63,11 +73,16 @@ pub(crate) struct AggregateProcessor<A: Aggregate> {
     dead_letters: Arc<str>,
     services: Arc<A::Services>,
     replies: Arc<Replies<A>>,
+    own_projections: OwnProjections,
     clock: Arc<dyn Clock>,
     settings: Settings,
     /// Entities per owned partition.
     partitions: HashMap<u32, Entities<A>>,
-    pending: Vec<Pending<A>>,
+    /// Outcomes to reveal after the commit, with the reply topic of commands from other
+    /// processes.
+    pending: Vec<(Pending<A>, Option<Arc<str>>)>,
+    /// The reply topic of the command being handled.
+    reply_to: Option<Arc<str>>,
     /// Entities changed in the current batch.
     changed: Vec<(u32, Key<A>)>,
     /// Partitions whose state a panicking handler may have damaged in the current batch.
@@ -96,6 +111,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
     pub(crate) fn new(
         services: Arc<A::Services>,
         replies: Arc<Replies<A>>,
+        own_projections: OwnProjections,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
@@ -108,10 +124,12 @@ impl<A: Aggregate> AggregateProcessor<A> {
             group,
             services,
             replies,
+            own_projections,
             clock,
             settings,
             partitions: HashMap::new(),
             pending: Vec::new(),
+            reply_to: None,
             changed: Vec::new(),
             damaged: Vec::new(),
             partition_count: None,
@@ -178,7 +196,30 @@ impl<A: Aggregate> AggregateProcessor<A> {
         Ok(entities)
     }
 
+    /// Waits until the module's own projections have read these positions, at most the command
+    /// timeout (then `decide` sees what they have, as it would without the header).
+    async fn wait_for_projections(&self, after: &[Position]) {
+        let OwnProjections { board, projections } = &self.own_projections;
+        let reached = async {
+            for position in after {
+                let tp = TopicPartition { topic: position.topic.clone(), partition: position.partition };
+                for (group, _) in projections.iter().filter(|(_, topics)| topics.contains(&&*position.topic)) {
+                    // A stopped projection will not get there: decide with what it has.
+                    let _ = board.reached(group, &tp, position.offset + 1).await;
+                }
+            }
+        };
+        if tokio::time::timeout(self.settings.command_timeout, reached).await.is_err() {
+            tracing::warn!(group = self.group, ?after, "the module's projections did not reach the command's positions in time");
+        }
+    }
+
+    fn push(&mut self, pending: Pending<A>) {
+        self.pending.push((pending, self.reply_to.clone()));
+    }
+
     fn handle(&mut self, record: &Record, now: jiff::Timestamp, outputs: &mut Vec<OutRecord>) {
+        self.reply_to = remote::reply_to_of(record);
         let command = match codec::decode::<A::Command>(record) {
             Ok(command) => command,
             Err(error) => return self.dead_letter(record, error.to_string(), outputs),
@@ -200,7 +241,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }
         let entities = self.partitions.entry(partition).or_default();
         if entities.get(&key).is_some_and(|entity| entity.seen.contains(&id)) {
-            self.pending.push(Pending::Duplicate { id });
+            self.push(Pending::Duplicate { id });
             return;
         }
         // The module's code runs guarded: a panic dead-letters the command instead of stopping
@@ -240,11 +281,11 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }));
         match decided {
             Ok(Ok(Ok((events, records)))) => {
-                self.pending.push(Pending::Accepted { id, events, first_output: outputs.len() });
+                self.push(Pending::Accepted { id, events, first_output: outputs.len() });
                 outputs.extend(records);
                 self.changed.push((partition, key));
             }
-            Ok(Ok(Err(error))) => self.pending.push(Pending::Rejected { id, error }),
+            Ok(Ok(Err(error))) => self.push(Pending::Rejected { id, error }),
             Ok(Err(reason)) => self.dead_letter(record, reason, outputs),
             Err(panic) => {
                 // `evolve` may have changed the entity half-way: reload the partition from the
@@ -259,7 +300,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
     fn dead_letter(&mut self, record: &Record, reason: String, outputs: &mut Vec<OutRecord>) {
         outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
         if let Some(id) = codec::lineage(record).map(|l| l.id) {
-            self.pending.push(Pending::Failed { id, reason });
+            self.push(Pending::Failed { id, reason });
         }
     }
 }
@@ -336,6 +377,10 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
         let now = self.clock.now();
         for record in records {
+            let after = remote::after_of(record);
+            if !after.is_empty() {
+                self.wait_for_projections(&after).await;
+            }
             self.handle(record, now, outputs);
         }
         // One snapshot per changed entity per batch, in the same atomic write as its events.
@@ -348,29 +393,58 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         }
     }
 
-    fn committed(&mut self, written: Vec<Position>) {
-        for pending in self.pending.drain(..) {
-            match pending {
-                Pending::Accepted { id, mut events, first_output } => {
+    async fn committed(&mut self, log: &dyn EventLog, written: Vec<Position>) {
+        let mut remote_replies = Vec::new();
+        for (pending, reply_to) in std::mem::take(&mut self.pending) {
+            match (pending, reply_to) {
+                (Pending::Accepted { id, mut events, first_output }, reply_to) => {
                     for (event, position) in events.iter_mut().zip(&written[first_output..]) {
                         event.position = Some(position.clone());
                     }
-                    self.replies.reply(&id, || Ok(Accepted { events, duplicate: false }));
+                    match reply_to {
+                        Some(topic) => {
+                            let events = events.iter().map(ReplyEvent::from).collect();
+                            let reply = Reply::<_, A::Error>::Accepted { events, duplicate: false };
+                            remote_replies.push(remote::reply_record(topic, id, &reply));
+                        }
+                        None => {
+                            self.replies.reply(&id, || Ok(Accepted { events, duplicate: false }));
+                        }
+                    }
                 }
-                Pending::Duplicate { id } => {
+                (Pending::Duplicate { id }, Some(topic)) => {
+                    let reply = Reply::<A::Event, A::Error>::Accepted { events: Vec::new(), duplicate: true };
+                    remote_replies.push(remote::reply_record(topic, id, &reply));
+                }
+                (Pending::Duplicate { id }, None) => {
                     self.replies.reply(&id, || Ok(Accepted { events: Vec::new(), duplicate: true }));
                 }
-                Pending::Rejected { id, error } => {
+                (Pending::Rejected { id, error }, Some(topic)) => {
+                    let reply = Reply::<A::Event, _>::Rejected { error: &error };
+                    remote_replies.push(remote::reply_record(topic, id, &reply));
+                }
+                (Pending::Rejected { id, error }, None) => {
                     // A command nobody waits for (a reaction's) is rejected in silence otherwise.
                     let message = error.to_string();
                     if !self.replies.reply(&id, || Err(CommandError::Rejected(error))) {
                         tracing::info!(group = self.group, command = %id, reason = message, "command rejected");
                     }
                 }
-                Pending::Failed { id, reason } => {
+                (Pending::Failed { id, reason }, Some(topic)) => {
+                    let reply = Reply::<A::Event, A::Error>::Failed { reason };
+                    remote_replies.push(remote::reply_record(topic, id, &reply));
+                }
+                (Pending::Failed { id, reason }, None) => {
                     self.replies.reply(&id, || Err(CommandError::Failed { id, reason }));
                 }
             }
+        }
+        // Published after the commit, so that only committed outcomes are revealed. A reply lost
+        // here (a crash, the log away) is asked for again: the caller repeats the command.
+        if !remote_replies.is_empty()
+            && let Err(error) = log.append(remote_replies).await
+        {
+            tracing::warn!(group = self.group, %error, "cannot publish the outcomes of commands from other processes; their callers will repeat them");
         }
     }
 }

@@ -9,9 +9,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::remote;
 use crate::codec;
 use crate::log::{EventLog, LogError};
-use crate::model::{Aggregate, Clock, Envelope, Message};
+use crate::model::{Aggregate, Clock, Envelope, Message, Position};
 
 /// A command the module accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +76,12 @@ impl<E> CommandError<E> {
             CommandError::Rejected(error) => Some(error),
             _ => None,
         }
+    }
+
+    /// Whether sending the same envelope again may succeed: the outcome did not arrive (the log
+    /// or the module was away). The module recognises the repeat by the envelope's id.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CommandError::Log(_) | CommandError::Timeout { .. } | CommandError::Stopped { .. })
     }
 }
 
@@ -161,6 +168,8 @@ pub struct CommandGateway<A: Aggregate> {
     log: Arc<dyn EventLog>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
+    /// Where the module publishes outcomes, when it runs in another process.
+    reply_to: Option<&'static str>,
 }
 
 impl<A: Aggregate> Clone for CommandGateway<A> {
@@ -170,6 +179,7 @@ impl<A: Aggregate> Clone for CommandGateway<A> {
             log: self.log.clone(),
             clock: self.clock.clone(),
             timeout: self.timeout,
+            reply_to: self.reply_to,
         }
     }
 }
@@ -186,8 +196,14 @@ impl<A: Aggregate> CommandGateway<A> {
         log: Arc<dyn EventLog>,
         clock: Arc<dyn Clock>,
         timeout: Duration,
+        reply_to: Option<&'static str>,
     ) -> Self {
-        CommandGateway { replies, log, clock, timeout }
+        CommandGateway { replies, log, clock, timeout, reply_to }
+    }
+
+    /// Whether the module runs in another process (its outcomes come back on the log).
+    pub fn is_remote(&self) -> bool {
+        self.reply_to.is_some()
     }
 
     /// Sends a command that starts a new flow and waits for its outcome.
@@ -210,12 +226,34 @@ impl<A: Aggregate> CommandGateway<A> {
     /// Sends a command in its envelope (its id is the deduplication key) and waits for its
     /// outcome. Sending the same envelope twice applies it once.
     pub async fn send_envelope(&self, envelope: Envelope<A::Command>) -> Outcome<A> {
+        self.send_after(envelope, &[]).await
+    }
+
+    /// The positions of the last records on `topic` now, to send a command after everything on
+    /// it with [`CommandGateway::send_after`] (when the positions of its cause are not known).
+    pub async fn last_positions(&self, topic: &str) -> Result<Vec<Position>, LogError> {
+        let mut positions = Vec::new();
+        for partition in 0..self.log.partition_count(topic).await?.unwrap_or(0) {
+            let tp = crate::log::TopicPartition::new(topic, partition);
+            if let Some(last) = self.log.end_offset(&tp).await?.checked_sub(1) {
+                positions.push(tp.at(last));
+            }
+        }
+        Ok(positions)
+    }
+
+    /// Sends a command that the module decides only once its own projections have read these
+    /// positions (typically another module's events that caused the command: pass
+    /// [`Accepted::positions`]), and waits for its outcome. Read-your-writes across modules,
+    /// in one process or several: the module waits, not the caller.
+    pub async fn send_after(&self, envelope: Envelope<A::Command>, after: &[Position]) -> Outcome<A> {
         let id = envelope.id;
         let module = <A::Command as Message>::MODULE;
         let Some((ticket, outcome)) = self.replies.expect(id) else {
             return Err(CommandError::Stopped { id, module });
         };
-        if let Err(error) = self.log.append(vec![codec::encode(&envelope)]).await {
+        let record = remote::mark(codec::encode(&envelope), self.reply_to, after);
+        if let Err(error) = self.log.append(vec![record]).await {
             self.replies.forget(&id, ticket);
             return Err(CommandError::Log(error));
         }

@@ -11,9 +11,10 @@ mod processor;
 mod progress;
 mod projection;
 mod reaction;
+mod remote;
 mod topology;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -136,6 +137,9 @@ pub enum RuntimeError {
     /// A processor stopped while others waited for it.
     #[error("processor `{0}` stopped; App::shutdown returns its error")]
     Stopped(String),
+    /// A projection that runs in another process was waited for.
+    #[error("projection `{0}` runs in another process (see App::run_only): read and wait for it there")]
+    Elsewhere(String),
     /// A processor stopped.
     #[error("processor `{name}` stopped: {source}")]
     Processor {
@@ -151,7 +155,8 @@ type Spawn = Box<dyn FnOnce(&App) -> Started + Send>;
 /// A registered processor not started yet.
 struct Waiting {
     group: String,
-    kind: ProcessorKind,
+    /// Started before the others (projections, reply listeners): see [`App::start`].
+    early: bool,
     subscriptions: Vec<Subscription>,
     writes: Option<(&'static str, &'static str)>,
     spawn: Spawn,
@@ -163,11 +168,13 @@ struct Registration {
     subscriptions: Vec<Subscription>,
     /// The module and commands topic a reaction writes to, which must exist.
     writes: Option<(&'static str, &'static str)>,
-    info: ProcessorInfo,
+    /// What the topology shows of it; `None` for the runtime's own plumbing.
+    info: Option<ProcessorInfo>,
+    early: bool,
     /// The topics it reads, for `settle`.
     reads: Vec<&'static str>,
-    /// Whose dead-letter topic it writes to.
-    dead_letters: String,
+    /// Whose dead-letter topic it writes to, if it writes dead letters.
+    dead_letters: Option<String>,
     spawn: Spawn,
 }
 type Task = JoinHandle<Result<(), RuntimeError>>;
@@ -190,6 +197,13 @@ pub struct App {
     topology: Topology,
     /// The dead-letter topics of the registered processors.
     dead_letter_topics: Vec<String>,
+    /// The modules whose processors run in this process; `None`: all.
+    local: Option<HashSet<String>>,
+    /// Module, consumer group and topics of each projection running here.
+    projections: Vec<(&'static str, String, Vec<&'static str>)>,
+    /// Consumer groups of data modules and reactions that run in other processes, with the
+    /// topics they read, for `settle`.
+    elsewhere: Vec<(String, Vec<&'static str>)>,
     started: bool,
 }
 
@@ -217,8 +231,27 @@ impl App {
             reads: HashMap::new(),
             topology: Topology::default(),
             dead_letter_topics: Vec::new(),
+            local: None,
+            projections: Vec::new(),
+            elsewhere: Vec::new(),
             started: false,
         }
+    }
+
+    /// Runs only the processors of these modules in this process; the others run in other
+    /// processes on the same log. Every module is still registered as usual, so topics, the
+    /// topology, dead letters and [`App::settle`] cover the whole platform, and the gateway of
+    /// a data module that runs elsewhere sends commands through the log and hears their
+    /// outcomes on `<module>.replies`. A projection of a module that runs elsewhere is not
+    /// built here: waiting for it is an error ([`RuntimeError::Elsewhere`]).
+    pub fn run_only<S: Into<String>>(mut self, modules: impl IntoIterator<Item = S>) -> Self {
+        self.local = Some(modules.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Whether the processors of `module` run in this process.
+    pub fn runs_here(&self, module: &str) -> bool {
+        self.local.as_ref().is_none_or(|local| local.contains(module))
     }
 
     /// Uses another clock (virtual time in tests).
@@ -293,31 +326,91 @@ impl App {
         self.create(TopicSpec::keep(<A::Event as Message>::TOPIC, partitions)).await?;
         self.create(TopicSpec::compact(aggregate::state_topic(module), partitions)).await?;
 
+        let info = ProcessorInfo {
+            kind: ProcessorKind::Aggregate,
+            module: module.to_owned(),
+            name: group.clone(),
+            reads: Vec::new(),
+            commands: None,
+        };
         let replies = Arc::new(gateway::Replies::new());
-        let gateway =
-            CommandGateway::new(replies.clone(), self.log.clone(), self.clock.clone(), self.settings.command_timeout);
+        if !self.runs_here(module) {
+            return self.remote_aggregate::<A>(group, info, replies).await;
+        }
+        let gateway = CommandGateway::new(
+            replies.clone(),
+            self.log.clone(),
+            self.clock.clone(),
+            self.settings.command_timeout,
+            None,
+        );
         let services = Arc::new(services);
         self.register(Registration {
             group: group.clone(),
             subscriptions: Vec::new(),
             writes: None,
-            info: ProcessorInfo {
-                kind: ProcessorKind::Aggregate,
-                module: module.to_owned(),
-                name: group.clone(),
-                reads: Vec::new(),
-                commands: None,
-            },
+            info: Some(info),
+            early: false,
             reads: vec![<A::Command as Message>::TOPIC],
-            dead_letters: group,
+            dead_letters: Some(group),
             spawn: Box::new(move |app: &App| {
-                let processor =
-                    aggregate::AggregateProcessor::<A>::new(services, replies, app.clock.clone(), app.settings.clone());
+                let own_projections = aggregate::OwnProjections {
+                    board: app.board.clone(),
+                    projections: (app.projections.iter())
+                        .filter(|(owner, _, _)| *owner == module)
+                        .map(|(_, group, topics)| (group.clone(), topics.clone()))
+                        .collect(),
+                };
+                let processor = aggregate::AggregateProcessor::<A>::new(
+                    services,
+                    replies,
+                    own_projections,
+                    app.clock.clone(),
+                    app.settings.clone(),
+                );
                 app.spawn(processor)
             }),
         })
         .await?;
         Ok(gateway)
+    }
+
+    /// The gateway to a data module that runs in another process, and the listener that hears
+    /// its outcomes.
+    async fn remote_aggregate<A: Aggregate>(
+        &mut self,
+        group: String,
+        info: ProcessorInfo,
+        replies: Arc<gateway::Replies<A>>,
+    ) -> Result<CommandGateway<A>, RuntimeError> {
+        let module = <A::Command as Message>::MODULE;
+        let replies_topic = remote::replies_topic(module);
+        self.create(TopicSpec::keep(replies_topic, self.settings.partitions)).await?;
+        self.create_dead_letters(&group).await?;
+        self.topology.processors.push(info);
+        self.elsewhere.push((group, vec![<A::Command as Message>::TOPIC]));
+        let listener_group = format!("{replies_topic}@{}", Uuid::now_v7().simple());
+        let listener_replies = replies.clone();
+        self.register(Registration {
+            group: listener_group.clone(),
+            subscriptions: Vec::new(),
+            writes: None,
+            info: None,
+            early: true,
+            reads: vec![replies_topic],
+            dead_letters: None,
+            spawn: Box::new(move |app: &App| {
+                app.spawn(remote::ReplyListener::new(listener_group, replies_topic, listener_replies))
+            }),
+        })
+        .await?;
+        Ok(CommandGateway::new(
+            replies,
+            self.log.clone(),
+            self.clock.clone(),
+            self.settings.command_timeout,
+            Some(replies_topic),
+        ))
     }
 
     /// Registers a reaction. It starts with the app (or at once, if the app runs already).
@@ -332,19 +425,28 @@ impl App {
                 commands: <R::Command as Message>::MODULE,
             });
         }
+        let info = ProcessorInfo {
+            kind: ProcessorKind::Reaction,
+            module: R::MODULE.to_owned(),
+            name: R::NAME.to_owned(),
+            reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
+            commands: writes_commands.then(|| <R::Command as Message>::MODULE.to_owned()),
+        };
+        let reads: Vec<&'static str> = subscriptions.iter().map(|s| s.topic).collect();
+        if !self.runs_here(R::MODULE) {
+            self.create_dead_letters(&group).await?;
+            self.topology.processors.push(info);
+            self.elsewhere.push((group, reads));
+            return Ok(());
+        }
         self.register(Registration {
             group: group.clone(),
-            info: ProcessorInfo {
-                kind: ProcessorKind::Reaction,
-                module: R::MODULE.to_owned(),
-                name: R::NAME.to_owned(),
-                reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
-                commands: writes_commands.then(|| <R::Command as Message>::MODULE.to_owned()),
-            },
-            reads: subscriptions.iter().map(|s| s.topic).collect(),
+            info: Some(info),
+            early: false,
+            reads,
             subscriptions,
             writes: writes_commands.then_some((<R::Command as Message>::MODULE, <R::Command as Message>::TOPIC)),
-            dead_letters: group,
+            dead_letters: Some(group),
             spawn: Box::new(move |app: &App| {
                 app.spawn(reaction::ReactionProcessor::new(reaction, app.clock.clone(), app.settings.clone()))
             }),
@@ -361,27 +463,37 @@ impl App {
         let subscriptions = P::subscriptions();
         let topics: Vec<&'static str> = subscriptions.iter().map(|s| s.topic).collect();
         let state = Arc::new(RwLock::new(projection));
+        let here = self.runs_here(P::MODULE);
         let handle = ProjectionHandle {
             state: state.clone(),
-            group: group.clone(),
+            group: if here { group.clone() } else { id.clone() },
+            here,
             topics: topics.clone(),
             board: self.board.clone(),
             log: self.log.clone(),
         };
+        let info = ProcessorInfo {
+            kind: ProcessorKind::Projection,
+            module: P::MODULE.to_owned(),
+            name: P::NAME.to_owned(),
+            reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
+            commands: None,
+        };
+        if !here {
+            self.create_dead_letters(&id).await?;
+            self.topology.processors.push(info);
+            return Ok(handle);
+        }
+        self.projections.push((P::MODULE, group.clone(), topics.clone()));
         let processor_group = group.clone();
         self.register(Registration {
             group,
-            info: ProcessorInfo {
-                kind: ProcessorKind::Projection,
-                module: P::MODULE.to_owned(),
-                name: P::NAME.to_owned(),
-                reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
-                commands: None,
-            },
+            info: Some(info),
+            early: true,
             reads: topics,
             subscriptions,
             writes: None,
-            dead_letters: id,
+            dead_letters: Some(id),
             spawn: Box::new(move |app: &App| app.spawn(projection::ProjectionProcessor::new(state, processor_group))),
         })
         .await?;
@@ -391,22 +503,23 @@ impl App {
     /// Records a processor and starts it if the app runs already. Nothing is recorded when its
     /// subscriptions cannot be served.
     async fn register(&mut self, registration: Registration) -> Result<(), RuntimeError> {
-        let Registration { group, subscriptions, writes, info, reads, dead_letters, spawn } = registration;
+        let Registration { group, subscriptions, writes, info, early, reads, dead_letters, spawn } = registration;
         if self.started {
             self.check_publishers(&group, &subscriptions, writes).await?;
         }
-        self.create_dead_letters(&dead_letters).await?;
-        let kind = info.kind;
-        self.topology.processors.push(info);
+        if let Some(owner) = dead_letters {
+            self.create_dead_letters(&owner).await?;
+        }
+        self.topology.processors.extend(info);
         self.reads.insert(group.clone(), reads);
         if self.started {
             let started = spawn(self);
             self.run(group.clone(), started).await?;
-            if kind == ProcessorKind::Projection {
+            if early {
                 self.catch_up(&[group]).await?;
             }
         } else {
-            self.waiting.push(Waiting { group, kind, subscriptions, writes, spawn });
+            self.waiting.push(Waiting { group, early, subscriptions, writes, spawn });
         }
         Ok(())
     }
@@ -475,7 +588,7 @@ impl App {
             self.check_publishers(&waiting.group, &waiting.subscriptions, waiting.writes).await?;
         }
         let (projections, others): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.waiting).into_iter().partition(|w| w.kind == ProcessorKind::Projection);
+            std::mem::take(&mut self.waiting).into_iter().partition(|w| w.early);
         for batch in [projections, others] {
             let started: Vec<_> = batch.into_iter().map(|w| (w.group, (w.spawn)(self))).collect();
             let groups: Vec<String> = started.iter().map(|(group, _)| group.clone()).collect();
@@ -489,16 +602,40 @@ impl App {
     }
 
     /// Waits until every running processor has processed everything on its topics, including
-    /// what the others wrote meanwhile: the app is quiet. Fails if a processor stopped.
+    /// what the others wrote meanwhile: the app is quiet. Data modules and reactions that run
+    /// in other processes ([`App::run_only`]) count too: they are quiet when their committed
+    /// positions leave nothing to read. Fails if a processor of this process stopped; waits as
+    /// long as a module elsewhere is away.
     pub async fn settle(&self) -> Result<(), RuntimeError> {
         let groups: Vec<String> = self.running.iter().map(|(group, _)| group.clone()).collect();
         loop {
             let ends = self.end_offsets(&groups).await?;
             self.wait_for_positions(&ends).await?;
-            if self.end_offsets(&groups).await? == ends {
+            while !self.quiet_elsewhere().await? {
+                tokio::time::sleep(self.settings.poll_timeout.max(Duration::from_millis(20))).await;
+            }
+            if self.end_offsets(&groups).await? == ends && self.quiet_elsewhere().await? {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether the processors that run elsewhere have committed everything on their topics (a
+    /// gap of transaction markers aside).
+    async fn quiet_elsewhere(&self) -> Result<bool, RuntimeError> {
+        for (group, topics) in &self.elsewhere {
+            for topic in topics {
+                for partition in 0..self.log.partition_count(topic).await?.unwrap_or(0) {
+                    let tp = TopicPartition::new(*topic, partition);
+                    let committed = self.log.committed(group, &tp).await?.unwrap_or(0);
+                    if committed < self.log.end_offset(&tp).await? && !self.log.read(&tp, committed, 1).await?.is_empty()
+                    {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// Waits until these processors have processed what is on their topics now.

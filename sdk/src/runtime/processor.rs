@@ -44,8 +44,11 @@ pub(crate) trait Processor: Send + 'static {
     /// Handles a batch, pushing output records (events, commands, dead letters) to `outputs`.
     fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) -> impl Future<Output = ()> + Send;
 
-    /// The batch's outputs are committed at these positions (in the order pushed).
-    fn committed(&mut self, _written: Vec<Position>) {}
+    /// The batch's outputs are committed at these positions (in the order pushed): outcomes may
+    /// be revealed now.
+    fn committed(&mut self, _log: &dyn EventLog, _written: Vec<Position>) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 
     /// Partitions whose state a handler left damaged in this batch (it panicked half-way):
     /// restored from the log once the batch is written.
@@ -168,7 +171,7 @@ pub(crate) async fn run<P: Processor>(
         match written {
             Ok(written) => {
                 failures = 0;
-                processor.committed(written);
+                processor.committed(&*log, written).await;
                 for (tp, offset) in positions {
                     board.advance(&group, tp, offset);
                 }

@@ -85,6 +85,8 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
 pub struct ProjectionHandle<P> {
     pub(crate) state: Arc<RwLock<P>>,
     pub(crate) group: String,
+    /// Whether it is built in this process (see `App::run_only`).
+    pub(crate) here: bool,
     pub(crate) topics: Vec<&'static str>,
     pub(crate) board: Arc<ProgressBoard>,
     pub(crate) log: Arc<dyn EventLog>,
@@ -95,6 +97,7 @@ impl<P> Clone for ProjectionHandle<P> {
         ProjectionHandle {
             state: self.state.clone(),
             group: self.group.clone(),
+            here: self.here,
             topics: self.topics.clone(),
             board: self.board.clone(),
             log: self.log.clone(),
@@ -109,7 +112,14 @@ impl<P> std::fmt::Debug for ProjectionHandle<P> {
 }
 
 impl<P: Projection> ProjectionHandle<P> {
-    /// Reads the projection's current state.
+    fn is_here(&self) -> Result<(), RuntimeError> {
+        match self.here {
+            true => Ok(()),
+            false => Err(RuntimeError::Elsewhere(self.group.clone())),
+        }
+    }
+
+    /// Reads the projection's current state (its initial state when it runs in another process).
     pub fn read<T>(&self, read: impl FnOnce(&P) -> T) -> T {
         read(&self.state.read().unwrap_or_else(|p| p.into_inner()))
     }
@@ -119,6 +129,7 @@ impl<P: Projection> ProjectionHandle<P> {
     /// of topics the projection does not read are ignored.
     /// Fails when the projection's processor has stopped.
     pub async fn wait_for(&self, positions: &[Position]) -> Result<(), RuntimeError> {
+        self.is_here()?;
         for position in positions.iter().filter(|p| self.topics.iter().any(|t| **t == *p.topic)) {
             let tp = TopicPartition { topic: position.topic.clone(), partition: position.partition };
             self.board
@@ -132,6 +143,7 @@ impl<P: Projection> ProjectionHandle<P> {
     /// Waits until the projection has processed everything on its topics at the time of the
     /// call.
     pub async fn caught_up(&self) -> Result<(), RuntimeError> {
+        self.is_here()?;
         let mut ends = HashMap::new();
         for topic in &self.topics {
             let partitions = self.log.partition_count(topic).await?.unwrap_or(0);

@@ -13,7 +13,7 @@
 //! # pub enum LampCommand { SwitchOn { id: LampId } }
 //! # #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)] #[event(module = "lamp", key = id)]
 //! # pub enum LampEvent { SwitchedOn { id: LampId } }
-//! # #[derive(Debug, thiserror::Error, PartialEq)] #[error("already on")] pub struct AlreadyOn;
+//! # #[derive(Debug, thiserror::Error, PartialEq, serde::Serialize, serde::Deserialize)] #[error("already on")] pub struct AlreadyOn;
 //! # #[derive(Default, Clone, Serialize, Deserialize)] pub struct Lamp { on: bool }
 //! # impl Aggregate for Lamp {
 //! #     type Command = LampCommand; type Event = LampEvent; type Error = AlreadyOn; type Services = ();

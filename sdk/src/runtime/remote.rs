@@ -1,0 +1,213 @@
+//! Data modules in other processes: commands travel on the log as always, and their outcomes come
+//! back on `<module>.replies`.
+//!
+//! A gateway to a module that runs elsewhere marks each command with the topic to answer on
+//! ([`REPLY_TO`]). The module's processor publishes the outcome there once its atomic write is
+//! committed, keyed by the command id, and a [`ReplyListener`] in the caller's process hands it to
+//! the caller waiting for that id. A reply lost in a crash between the commit and the publication
+//! is never lost work: the caller times out and sends the same command again, which the module
+//! recognises by its id and answers as a duplicate.
+//!
+//! A command may also carry positions ([`AFTER`]): the module decides it only once its own
+//! projections have read them, so that a command caused by another module's events is decided on
+//! a read model that has seen those events, wherever the two modules run.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::gateway::{Accepted, CommandError, Outcome, Replies};
+use super::processor::Processor;
+use crate::log::{Headers, OutRecord, Record, StartFrom};
+use crate::model::{Aggregate, Envelope, Position};
+
+/// The header naming the topic a command's outcome is published on.
+pub(crate) const REPLY_TO: &str = "tramline_replyto";
+/// The header listing the positions the module's projections must have read before it decides
+/// the command (`topic/partition@offset`, comma-separated).
+pub(crate) const AFTER: &str = "tramline_after";
+
+/// The topic where a module publishes the outcomes of commands sent from other processes.
+pub(crate) fn replies_topic(module: &str) -> &'static str {
+    intern(format!("{module}.replies"))
+}
+
+/// A topic name that lives as long as the program; there is one per module, so few.
+fn intern(name: String) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
+    match names.get(name.as_str()) {
+        Some(name) => name,
+        None => {
+            let name: &'static str = name.leak();
+            names.insert(name);
+            name
+        }
+    }
+}
+
+/// Adds the reply topic and the positions to wait for to a command record.
+pub(crate) fn mark(mut record: OutRecord, reply_to: Option<&str>, after: &[Position]) -> OutRecord {
+    if reply_to.is_none() && after.is_empty() {
+        return record;
+    }
+    let mut headers = record.headers.to_builder(64 + after.len() * 32);
+    if let Some(topic) = reply_to {
+        headers.push(REPLY_TO, topic.as_bytes());
+    }
+    if !after.is_empty() {
+        let list: Vec<String> = after.iter().map(Position::to_string).collect();
+        headers.push(AFTER, list.join(",").as_bytes());
+    }
+    record.headers = headers.build();
+    record
+}
+
+/// The positions a command asks to wait for; unreadable entries are skipped (the command is then
+/// decided at once, as one without the header).
+pub(crate) fn after_of(record: &Record) -> Vec<Position> {
+    let Some(list) = record.header(AFTER).and_then(|v| std::str::from_utf8(v).ok()) else { return Vec::new() };
+    list.split(',')
+        .filter_map(|entry| {
+            let (rest, offset) = entry.rsplit_once('@')?;
+            let (topic, partition) = rest.rsplit_once('/')?;
+            Some(Position { topic: Arc::from(topic), partition: partition.parse().ok()?, offset: offset.parse().ok()? })
+        })
+        .collect()
+}
+
+/// The topic a command's outcome goes to, if its sender runs in another process.
+pub(crate) fn reply_to_of(record: &Record) -> Option<Arc<str>> {
+    record.header(REPLY_TO).and_then(|v| std::str::from_utf8(v).ok()).map(Arc::from)
+}
+
+/// An outcome as published on `<module>.replies`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(bound(serialize = "E: Serialize, R: Serialize", deserialize = "E: DeserializeOwned, R: DeserializeOwned"))]
+pub(crate) enum Reply<E, R> {
+    Accepted { events: Vec<ReplyEvent<E>>, duplicate: bool },
+    Rejected { error: R },
+    Failed { reason: String },
+}
+
+/// An event of an accepted command, with where it was written.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ReplyEvent<E> {
+    id: Uuid,
+    time: Timestamp,
+    version: u32,
+    correlation_id: Uuid,
+    causation_id: Option<Uuid>,
+    position: Option<(String, u32, u64)>,
+    payload: E,
+}
+
+impl<E: Clone> From<&Envelope<E>> for ReplyEvent<E> {
+    fn from(e: &Envelope<E>) -> Self {
+        ReplyEvent {
+            id: e.id,
+            time: e.time,
+            version: e.version,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            position: e.position.as_ref().map(|p| (p.topic.to_string(), p.partition, p.offset)),
+            payload: e.payload.clone(),
+        }
+    }
+}
+
+impl<E> From<ReplyEvent<E>> for Envelope<E> {
+    fn from(e: ReplyEvent<E>) -> Self {
+        Envelope {
+            id: e.id,
+            time: e.time,
+            version: e.version,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            position: e.position.map(|(topic, partition, offset)| Position { topic: Arc::from(topic), partition, offset }),
+            payload: e.payload,
+        }
+    }
+}
+
+/// The record that carries `reply` for command `id` to `topic`.
+pub(crate) fn reply_record<E: Serialize, R: Serialize>(topic: Arc<str>, id: Uuid, reply: &Reply<E, R>) -> OutRecord {
+    let value = serde_json::to_vec(reply).unwrap_or_else(|error| panic!("cannot serialise the outcome of {id}: {error}"));
+    OutRecord {
+        topic,
+        partition: None,
+        key: Some(id.to_string().into_bytes().into()),
+        value: Some(value.into()),
+        headers: Headers::new(),
+        timestamp: None,
+    }
+}
+
+/// Hands the outcomes published on a module's reply topic to the callers of this process.
+pub(crate) struct ReplyListener<A: Aggregate> {
+    group: String,
+    topic: &'static str,
+    replies: Arc<Replies<A>>,
+}
+
+impl<A: Aggregate> ReplyListener<A> {
+    pub(crate) fn new(group: String, topic: &'static str, replies: Arc<Replies<A>>) -> Self {
+        ReplyListener { group, topic, replies }
+    }
+
+    fn deliver(&self, record: &Record) -> Result<(), String> {
+        let id: Uuid = record.key_text().parse().map_err(|e| format!("key is not a command id: {e}"))?;
+        let value = record.value.as_deref().ok_or("no value")?;
+        let reply: Reply<A::Event, A::Error> = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+        self.replies.reply(&id, || -> Outcome<A> {
+            match reply {
+                Reply::Accepted { events, duplicate } => {
+                    Ok(Accepted { events: events.into_iter().map(Envelope::from).collect(), duplicate })
+                }
+                Reply::Rejected { error } => Err(CommandError::Rejected(error)),
+                Reply::Failed { reason } => Err(CommandError::Failed { id, reason }),
+            }
+        });
+        Ok(())
+    }
+}
+
+impl<A: Aggregate> Drop for ReplyListener<A> {
+    fn drop(&mut self) {
+        // Nobody will hear the outcomes any more: callers waiting learn it now.
+        self.replies.close();
+    }
+}
+
+impl<A: Aggregate> Processor for ReplyListener<A> {
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![self.topic]
+    }
+
+    /// Only outcomes of commands sent from now on concern this process.
+    fn start(&self) -> StartFrom {
+        StartFrom::End
+    }
+
+    fn commits_positions(&self) -> bool {
+        false
+    }
+
+    async fn process(&mut self, records: &[Record], _outputs: &mut Vec<OutRecord>) {
+        for record in records {
+            if let Err(reason) = self.deliver(record) {
+                // Not this process's data to dead-letter: the caller, if any, times out.
+                tracing::warn!(topic = self.topic, position = %crate::codec::position_of(record), reason, "unreadable reply");
+            }
+        }
+    }
+}
