@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ticketing_platform::{CountingMailer, Platform, Services, Simulation};
 use tramline::MemoryLog;
-use tramline::log::EventLog;
+use tramline::log::{EventLog, Namespaced};
 use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
 use tramline::runtime::{RuntimeError, Settings};
@@ -28,24 +28,44 @@ pub struct LogArgs {
     /// runs a broker here).
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "data")]
     pub brokers: Option<String>,
+    /// Put every topic and consumer group under this prefix (`<namespace>.order.events`), so
+    /// that several platforms share one cluster without meeting.
+    #[arg(long, env = "TRAMLINE_NAMESPACE", value_parser = namespace)]
+    pub namespace: Option<String>,
+}
+
+/// A namespace is part of topic names: Kafka allows letters, digits, `.`, `_` and `-`.
+fn namespace(name: &str) -> Result<String, String> {
+    match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        true => Ok(name.to_owned()),
+        false => Err(format!("`{name}` cannot prefix topic names: use letters, digits, `.`, `_` and `-`")),
+    }
 }
 
 impl LogArgs {
     /// Opens the chosen log.
     pub async fn open(&self) -> Result<Arc<dyn EventLog>, RuntimeError> {
-        Ok(match (&self.brokers, self.memory) {
+        let log: Arc<dyn EventLog> = match (&self.brokers, self.memory) {
             (Some(brokers), _) => Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await?),
             (None, true) => MemoryLog::shared(),
             (None, false) => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
+        };
+        Ok(match &self.namespace {
+            Some(namespace) => Arc::new(Namespaced::new(log, namespace)),
+            None => log,
         })
     }
 
     /// Where the log lives, for messages.
     pub fn describe(&self) -> String {
-        match (&self.brokers, self.memory) {
+        let log = match (&self.brokers, self.memory) {
             (Some(brokers), _) => format!("Kafka at {brokers}"),
             (None, true) => "in memory".to_owned(),
             (None, false) => format!("embedded log in {}", self.data.display()),
+        };
+        match &self.namespace {
+            Some(namespace) => format!("{log}, namespace `{namespace}`"),
+            None => log,
         }
     }
 }

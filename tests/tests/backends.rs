@@ -17,7 +17,7 @@ async fn run(log: Arc<dyn EventLog>, simulation: &Simulation) -> Summary {
     let settings = Settings { poll_timeout: Duration::from_millis(50), ..Settings::default() };
     let mut platform =
         within("the platform to start", Platform::start(log, settings, services)).await.expect("started");
-    let summary = within("the simulation", simulation.run(&mut platform, &mailer, |_| {})).await.expect("a summary");
+    let summary = within("the simulation", simulation.run(&mut platform, &*mailer, |_| {})).await.expect("a summary");
     platform.app.shutdown().await.expect("a clean shutdown");
     for invariant in summary.invariants() {
         assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);

@@ -179,7 +179,7 @@ async fn a_seeded_simulation_keeps_every_invariant_and_matches_its_provider() {
     let provider = simulation.provider();
     let Running { mut platform, mailer, log } = start_platform(Arc::new(provider)).await;
 
-    let summary = within("the simulation", simulation.run(&mut platform, &mailer, |_| {}))
+    let summary = within("the simulation", simulation.run(&mut platform, &*mailer, |_| {}))
         .await
         .expect("the simulation runs");
 

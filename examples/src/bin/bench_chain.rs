@@ -63,7 +63,7 @@ async fn main() -> ExitCode {
                 }
             };
             let (mut platform, mailer) = start_platform(log, &simulation).await?;
-            let summary = simulation.run(&mut platform, &mailer, |_| {}).await?;
+            let summary = simulation.run(&mut platform, &*mailer, |_| {}).await?;
             platform.app.shutdown().await?;
             Ok::<_, Box<dyn std::error::Error>>(summary)
         }

@@ -6,7 +6,18 @@
 //! cargo run --release --bin ticketing -- --json --orders 2000 --seed 7 --memory
 //! cargo run --release --bin ticketing -- topology
 //! ```
+//!
+//! Spread over processes on Kafka, each module in its own (the driver last):
+//!
+//! ```text
+//! ticketing --brokers 127.0.0.1:9092 --modules customer,product,order &
+//! ticketing --brokers 127.0.0.1:9092 --modules payment &
+//! ticketing --brokers 127.0.0.1:9092 --modules ticket &
+//! ticketing --brokers 127.0.0.1:9092 --modules simulation --orders 5000
+//! ```
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -14,9 +25,9 @@ use clap::{Parser, Subcommand};
 use comfy_table::{Cell, Color, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use product_contract::Money;
-use ticketing_platform::{Platform, Services, Simulation, Summary};
-use tramline::MemoryLog;
+use ticketing_platform::{FolderMailer, MODULES, Platform, Services, Simulation, Summary};
 use tramline::runtime::Settings;
+use tramline::{App, MemoryLog};
 use tramline_examples::{LogArgs, init_logging, start_platform};
 
 /// Runs the reference ticketing platform with simulated customers.
@@ -43,6 +54,17 @@ struct Cli {
     /// Print the summary as one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
+    /// Run only these modules in this process (comma-separated); the others run in other
+    /// processes on the same Kafka cluster. `simulation` is the driver: it places the orders,
+    /// waits until every module is quiet and prints the summary, running reserve, order-history,
+    /// platform and accounting with it. Without `simulation`, the process serves its modules
+    /// until Ctrl-C or SIGTERM.
+    #[arg(long, value_delimiter = ',', requires = "brokers", value_parser = module_name)]
+    modules: Option<Vec<String>>,
+    /// Where the ticket module writes its mails, one file each, when the platform is spread
+    /// over processes (the driver counts them there).
+    #[arg(long, value_name = "DIR", default_value = "./tramline-mail")]
+    mail_dir: PathBuf,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -57,9 +79,10 @@ enum Command {
 async fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Topology) => topology().await,
-        None => run(&cli).await,
+    let result = match (&cli.command, &cli.modules) {
+        (Some(Command::Topology), _) => topology().await,
+        (None, None) => run(&cli).await,
+        (None, Some(modules)) => run_some(&cli, modules).await,
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error}");
@@ -79,34 +102,106 @@ async fn topology() -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(cli: &Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let simulation = Simulation {
+/// The driver's pseudo-module in `--modules`.
+const DRIVER: &str = "simulation";
+
+fn module_name(name: &str) -> Result<String, String> {
+    match MODULES.contains(&name) || name == "accounting" || name == DRIVER {
+        true => Ok(name.to_owned()),
+        false => Err(format!("unknown module `{name}`; known: {}, accounting, {DRIVER}", MODULES.join(", "))),
+    }
+}
+
+fn simulation_of(cli: &Cli) -> Simulation {
+    Simulation {
         seed: cli.seed,
         customers: cli.customers,
         orders: cli.orders,
         concurrency: cli.concurrency,
         decline_percent: cli.decline_percent,
-    };
-    let log = cli.log.open().await?;
-    if !cli.json {
-        eprintln!("tramline ticketing: {} orders, seed {}, {}", cli.orders, cli.seed, cli.log.describe());
     }
-    let (mut platform, mailer) = start_platform(log, &simulation).await?;
+}
+
+/// Runs some modules of the platform, the others running in other processes.
+async fn run_some(cli: &Cli, modules: &[String]) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let simulation = simulation_of(cli);
+    let drives = modules.iter().any(|m| m == DRIVER);
+    let mut local: BTreeSet<&str> = modules.iter().map(String::as_str).filter(|m| *m != DRIVER).collect();
+    if drives {
+        local.extend(["reserve", "order-history", "platform", "accounting"]);
+    }
+    let mailer = FolderMailer::new(&cli.mail_dir)
+        .map_err(|error| format!("cannot use {} for mails: {error}", cli.mail_dir.display()))?;
+    let services = Services { provider: Arc::new(simulation.provider()), mailer: Arc::new(mailer.clone()) };
+    let log = cli.log.open().await?;
+    let app = App::new(log).with_settings(Settings::default()).run_only(local.iter().copied());
+    let mut platform = Platform::register_in(app, services).await?;
+    platform.app.start().await?;
+    let names = local.iter().copied().collect::<Vec<_>>().join(",");
+    if !drives {
+        if local.contains("accounting") {
+            platform.add_accounting().await?;
+        }
+        // The line a supervisor (or a test) waits for.
+        println!("ready: {names} on {}", cli.log.describe());
+        shutdown_signal().await?;
+        platform.app.shutdown().await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !cli.json {
+        eprintln!("tramline ticketing: {} orders, seed {}, {names} here, {}", cli.orders, cli.seed, cli.log.describe());
+    }
+    let bar = progress_bar(cli);
+    let summary = simulation.run(&mut platform, &mailer, |done| bar.set_position(done)).await?;
+    bar.finish_and_clear();
+    platform.app.shutdown().await?;
+    report(cli, &summary)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result,
+            _ = terminate.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
+fn progress_bar(cli: &Cli) -> ProgressBar {
     let bar = if cli.json { ProgressBar::hidden() } else { ProgressBar::new(cli.orders as u64) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} orders {bar:40} {pos}/{len} {per_sec} eta {eta}")
             .expect("a valid template"),
     );
-    let summary = simulation.run(&mut platform, &mailer, |done| bar.set_position(done)).await?;
-    bar.finish_and_clear();
-    platform.app.shutdown().await?;
+    bar
+}
 
+fn report(cli: &Cli, summary: &Summary) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if cli.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        println!("{}", serde_json::to_string(summary)?);
     } else {
-        print_summary(&summary);
+        print_summary(summary);
     }
     Ok(if summary.holds() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn run(cli: &Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let simulation = simulation_of(cli);
+    let log = cli.log.open().await?;
+    if !cli.json {
+        eprintln!("tramline ticketing: {} orders, seed {}, {}", cli.orders, cli.seed, cli.log.describe());
+    }
+    let (mut platform, mailer) = start_platform(log, &simulation).await?;
+    let bar = progress_bar(cli);
+    let summary = simulation.run(&mut platform, &*mailer, |done| bar.set_position(done)).await?;
+    bar.finish_and_clear();
+    platform.app.shutdown().await?;
+    report(cli, &summary)
 }
 
 fn print_summary(summary: &Summary) {

@@ -1,6 +1,7 @@
 //! The reference ticketing platform on tramline: every module of the case study wired into one
 //! [`App`] on any log, plus a seeded [`Simulation`] of customers buying tickets.
 
+mod mailbox;
 mod simulation;
 mod statistics;
 
@@ -18,7 +19,8 @@ use tramline::App;
 use tramline::log::EventLog;
 use tramline::runtime::{CommandGateway, ProjectionHandle, RuntimeError, Settings};
 
-pub use simulation::{CountingMailer, Invariant, SimulatedProvider, Simulation, Summary};
+pub use mailbox::{FolderMailer, MailCount};
+pub use simulation::{CountingMailer, Invariant, SimulatedProvider, Simulation, SimulationError, Summary};
 pub use statistics::Statistics;
 
 /// The outside services the platform talks to.
@@ -52,6 +54,10 @@ pub struct Platform {
     pub statistics: ProjectionHandle<Statistics>,
 }
 
+/// The modules of the platform, as `--modules` names them.
+pub const MODULES: [&str; 8] =
+    ["customer", "product", "order", "payment", "ticket", "order-history", "reserve", "platform"];
+
 impl Platform {
     /// Registers every module (accounting aside: it joins later, see [`Platform::add_accounting`]).
     pub async fn register(
@@ -59,7 +65,12 @@ impl Platform {
         settings: Settings,
         services: Services,
     ) -> Result<Self, RuntimeError> {
-        let mut app = App::new(log).with_settings(settings);
+        Self::register_in(App::new(log).with_settings(settings), services).await
+    }
+
+    /// Registers every module in `app`, which may run only some of them
+    /// ([`App::run_only`]): the others run in other processes on the same log.
+    pub async fn register_in(mut app: App, services: Services) -> Result<Self, RuntimeError> {
         let customers = customer::register(&mut app).await?;
         let products = product::register(&mut app).await?;
         let orders = order::register(&mut app).await?;

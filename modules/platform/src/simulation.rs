@@ -21,11 +21,14 @@ use rand::{Rng, SeedableRng};
 use reserve::Request;
 use serde::Serialize;
 use ticket::{MailError, MailSender, TicketMail};
-use tramline::ReferenceId;
-use tramline::runtime::{CommandError, RuntimeError};
+use tramline::runtime::{CommandError, CommandGateway, Outcome, RuntimeError};
+use tramline::{Aggregate, ReferenceId};
 use uuid::Uuid;
 
-use crate::Platform;
+use crate::{MailCount, Platform};
+
+/// How often a reservation or a command whose outcome did not arrive is tried.
+const RESERVE_ATTEMPTS: u32 = 5;
 
 /// The shape of a simulated run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +252,23 @@ pub enum SimulationError {
     Setup(String),
 }
 
+/// Sends a command, and the same envelope again while its outcome does not arrive (a module
+/// restarting): the module applies it once.
+async fn send_with_retries<A: Aggregate>(gateway: &CommandGateway<A>, command: A::Command) -> Outcome<A> {
+    let envelope = gateway.envelope(command);
+    let mut attempts = 1;
+    loop {
+        match gateway.send_envelope(envelope.clone()).await {
+            Err(error) if error.is_transient() && attempts < RESERVE_ATTEMPTS => {
+                tracing::warn!(%error, attempts, "no outcome; sending the command again");
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 fn seeded_id<I: ReferenceId>(rng: &mut StdRng) -> I {
     I::from_uuid(uuid::Builder::from_random_bytes(rng.random()).into_uuid())
 }
@@ -260,14 +280,17 @@ impl Simulation {
     }
 
     /// Runs the simulation on a started platform: registers customers and products, places the
-    /// orders, waits until every module is quiet, then adds accounting (which replays the log
-    /// from the beginning) and summarises. `progress` is called with each finished reservation.
+    /// orders, waits until every module is quiet (in this process and, for modules that run
+    /// elsewhere, on the log), then adds accounting (which replays the log from the beginning)
+    /// and summarises. `mails` counts the ticket mails sent; `progress` is called with each
+    /// finished reservation.
     pub async fn run(
         &self,
         platform: &mut Platform,
-        mailer: &CountingMailer,
+        mails: &dyn MailCount,
         progress: impl Fn(u64),
     ) -> Result<Summary, SimulationError> {
+        let mails_before = mails.sent();
         let mut rng = StdRng::seed_from_u64(self.seed);
         let customers: Vec<CustomerId> = (0..self.customers.max(1)).map(|_| seeded_id(&mut rng)).collect();
         let products: Vec<ProductId> = PRODUCTS.iter().map(|_| seeded_id(&mut rng)).collect();
@@ -294,7 +317,19 @@ impl Simulation {
         let mut results = futures::stream::iter(requests)
             .map(|request| async move {
                 let declined = provider.declines(&request.payment_id);
-                (reserve.reserve(request).await, declined)
+                let mut attempts = 1;
+                loop {
+                    match reserve.reserve(request.clone()).await {
+                        // A module was away (restarting, say): the same request again is
+                        // recognised by its commands' ids and applied once.
+                        Err(error) if error.is_transient() && attempts < RESERVE_ATTEMPTS => {
+                            tracing::warn!(%error, attempts, "reservation without an outcome; trying again");
+                            attempts += 1;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        result => return (result, declined),
+                    }
+                }
             })
             .buffer_unordered(self.concurrency.max(1));
         while let Some((result, declined)) = results.next().await {
@@ -328,7 +363,7 @@ impl Simulation {
             summary.tickets_issued = stats.tickets_issued;
             summary.orders_with_several_tickets = stats.orders_with_several_tickets() as u64;
         });
-        summary.tickets_mailed = mailer.sent();
+        summary.tickets_mailed = mails.sent() - mails_before;
         summary.orders_placed_before = before.orders_placed;
         summary.tickets_issued_before = before.tickets_issued;
         summary.payments_declined_expected += before.payments_cancelled;
@@ -345,11 +380,12 @@ impl Simulation {
         products: &[ProductId],
     ) -> Result<(), SimulationError> {
         let registrations = customers.iter().enumerate().map(|(i, customer_id)| {
-            platform.customers.send(CustomerCommand::Register {
+            let register = CustomerCommand::Register {
                 customer_id: *customer_id,
                 name: format!("Customer {i}"),
                 email: format!("customer{i}@example.org"),
-            })
+            };
+            send_with_retries(&platform.customers, register)
         });
         // Registered by an earlier run: the same seed makes the same customers and products.
         for result in futures::stream::iter(registrations)
@@ -365,7 +401,7 @@ impl Simulation {
         for ((name, cents), product_id) in PRODUCTS.iter().zip(products) {
             let create =
                 ProductCommand::Create { product_id: *product_id, name: (*name).into(), price: Money::cents(*cents) };
-            match platform.products.send(create).await {
+            match send_with_retries(&platform.products, create).await {
                 Ok(_) | Err(CommandError::Rejected(ProductError::AlreadyExists(_))) => {}
                 Err(error) => return Err(SimulationError::Setup(error.to_string())),
             }

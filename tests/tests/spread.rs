@@ -1,0 +1,55 @@
+//! The platform spread over several apps on one log, as over several processes: each app runs
+//! some modules ([`App::run_only`]); commands to a module elsewhere travel through the log and
+//! their outcomes come back on `<module>.replies`; the driver settles on the others' committed
+//! positions. On the memory log, so that it runs in a blink; the child-process version on Kafka
+//! is in `examples/tests`.
+
+use std::sync::Arc;
+
+use product_contract::{Money, ProductCommand, ProductId};
+use ticketing_platform::{CountingMailer, Platform, Services, Simulation};
+use tramline::log::EventLog;
+use tramline::runtime::{CommandError, RuntimeError};
+use tramline::{App, MemoryLog, ReferenceId};
+use tramline_platform_tests::{fast_settings, within};
+
+async fn part(log: &Arc<dyn EventLog>, modules: &[&str], services: &Services) -> Platform {
+    let app = App::new(log.clone()).with_settings(fast_settings()).run_only(modules.iter().copied());
+    let mut platform = Platform::register_in(app, services.clone()).await.expect("registered");
+    within("the app to start", platform.app.start()).await.expect("started");
+    platform
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_spread_over_three_apps_keeps_every_invariant() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let simulation = Simulation { seed: 11, customers: 10, orders: 300, concurrency: 32, decline_percent: 20 };
+    let mailer = Arc::new(CountingMailer::default());
+    let services = Services { provider: Arc::new(simulation.provider()), mailer: mailer.clone() };
+
+    let orders = part(&log, &["customer", "product", "order"], &services).await;
+    let payments_and_tickets = part(&log, &["payment", "ticket"], &services).await;
+    let mut driver = part(&log, &["reserve", "order-history", "platform", "accounting"], &services).await;
+    assert!(driver.customers.is_remote() && !orders.customers.is_remote());
+
+    let summary = within("the simulation", simulation.run(&mut driver, &*mailer, |_| {})).await.expect("a summary");
+    for invariant in summary.invariants() {
+        assert!(invariant.holds, "{}: {}", invariant.name, invariant.detail);
+    }
+    assert_eq!((summary.reservations, summary.orders_placed), (300, 300));
+    assert!(summary.payments_cancelled > 0 && summary.tickets_issued > 0);
+
+    // A rejection crosses the log with the module's own error.
+    let create = ProductCommand::Create { product_id: ProductId::generate(), name: "Tram tour".into(), price: Money::cents(1) };
+    within("a product", driver.products.send(create.clone())).await.expect("created");
+    match within("a rejection", driver.products.send(create)).await {
+        Err(CommandError::Rejected(product::ProductError::AlreadyExists(_))) => {}
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
+    // A projection built elsewhere cannot be waited for here.
+    assert!(matches!(orders.history.caught_up().await, Err(RuntimeError::Elsewhere(_))));
+
+    for platform in [driver, payments_and_tickets, orders] {
+        platform.app.shutdown().await.expect("a clean shutdown");
+    }
+}
