@@ -39,6 +39,6 @@ fn the_platform_rides_out_a_broker_restart() {
 
     let (status, last_line) = platform.finish(Duration::from_secs(600));
     eprintln!("logs of the run: {}", dir.display());
-    assert!(status.success(), "the run failed ({status}); log:\n{}", platform.log_tail());
+    assert!(status.success(), "the run failed ({status}); summary: {last_line:?}; log:\n{}", platform.log_tail());
     check_summary(last_line, ORDERS);
 }

@@ -27,7 +27,7 @@ pub fn start(name: &str, dir: &Path, args: &[String]) -> Process {
         .args(args)
         // The same instance id on restart: the new process fences the killed one's transactions.
         .env("TRAMLINE_INSTANCE_ID", format!("fault-{name}"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,tramline::runtime=info")
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()

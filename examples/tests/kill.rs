@@ -50,7 +50,7 @@ fn killed_module_processes_lose_nothing_and_double_nothing() {
 
     let (status, last_line) = driver.finish(Duration::from_secs(900));
     eprintln!("logs of the run: {}", dir.display());
-    assert!(status.success(), "the driver failed ({status}); log:\n{}", driver.log_tail());
+    assert!(status.success(), "the driver failed ({status}); summary: {last_line:?}; log:\n{}", driver.log_tail());
     let summary = check_summary(last_line, ORDERS);
     eprintln!("summary after {KILLS} kills: {summary}");
 }

@@ -375,12 +375,14 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        // Commands that name positions are decided once the module's projections have read
+        // them: one wait for the whole batch.
+        let after: Vec<Position> = records.iter().flat_map(remote::after_of).collect();
+        if !after.is_empty() {
+            self.wait_for_projections(&after).await;
+        }
         let now = self.clock.now();
         for record in records {
-            let after = remote::after_of(record);
-            if !after.is_empty() {
-                self.wait_for_projections(&after).await;
-            }
             self.handle(record, now, outputs);
         }
         // One snapshot per changed entity per batch, in the same atomic write as its events.

@@ -152,6 +152,9 @@ pub enum RuntimeError {
 
 type Spawn = Box<dyn FnOnce(&App) -> Started + Send>;
 
+/// How long a wait of `settle` goes before it logs what it waits for.
+const SLOW_WAIT: Duration = Duration::from_secs(10);
+
 /// A registered processor not started yet.
 struct Waiting {
     group: String,
@@ -646,13 +649,22 @@ impl App {
 
     async fn wait_for_positions(&self, ends: &[(String, TopicPartition, u64)]) -> Result<(), RuntimeError> {
         let mut stopped = None;
+        let mut report = tokio::time::Instant::now() + SLOW_WAIT;
         self.board
             .wait_until(|board| {
                 stopped = self.running.iter().find(|(_, task)| task.is_finished()).map(|(g, _)| g.clone());
-                stopped.is_some()
-                    || ends
-                        .iter()
-                        .all(|(group, tp, end)| *end == 0 || board.position(group, tp).is_some_and(|next| next >= *end))
+                let behind = ends.iter().find(|(group, tp, end)| {
+                    *end > 0 && board.position(group, tp).is_none_or(|next| next < *end)
+                });
+                if let Some((group, tp, end)) = behind
+                    && tokio::time::Instant::now() >= report
+                {
+                    // A wait that does not end must say what it waits for.
+                    let at = board.position(group, tp);
+                    tracing::info!(group, %tp, ?at, end, "still waiting for a processor to reach the end of a partition");
+                    report += SLOW_WAIT;
+                }
+                stopped.is_some() || behind.is_none()
             })
             .await;
         match stopped {

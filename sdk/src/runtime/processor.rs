@@ -117,10 +117,12 @@ pub(crate) async fn run<P: Processor>(
             },
         };
         if !polled.revoked.is_empty() {
+            tracing::info!(group, partitions = ?polled.revoked, "partitions revoked");
             processor.revoked(&polled.revoked);
             board.forget(&group, &polled.revoked);
         }
         if !polled.assigned.is_empty() {
+            tracing::info!(group, partitions = ?polled.assigned, "partitions assigned");
             match processor.assigned(&*log, &polled.assigned).await {
                 Ok(()) => {}
                 Err(RuntimeError::Log(error)) if !permanent(&error) => {

@@ -30,12 +30,46 @@ pub(crate) struct ProjectionProcessor<P: Projection> {
     /// Records already dead-lettered by an earlier instance: a projection replays from the
     /// beginning on every start, and must not letter them again.
     lettered: Option<HashSet<(String, u32, u64)>>,
+    /// The next offset to apply per topic and partition. A projection commits no positions, so
+    /// partitions it gets back after losing them (Kafka's group session lost in a broker
+    /// restart) start from the beginning again: what it applied already is skipped.
+    applied: Vec<(Arc<str>, Vec<u64>)>,
+}
+
+impl<P: Projection> ProjectionProcessor<P> {
+    /// Whether the record is new to the projection; notes it as applied.
+    fn first_time(&mut self, record: &Record) -> bool {
+        let index = match self.applied.iter().position(|(t, _)| Arc::ptr_eq(t, &record.topic) || *t == record.topic) {
+            Some(index) => index,
+            None => {
+                self.applied.push((record.topic.clone(), Vec::new()));
+                self.applied.len() - 1
+            }
+        };
+        let partitions = &mut self.applied[index].1;
+        let partition = record.partition as usize;
+        if partitions.len() <= partition {
+            partitions.resize(partition + 1, 0);
+        }
+        let fresh = record.offset >= partitions[partition];
+        if fresh {
+            partitions[partition] = record.offset + 1;
+        }
+        fresh
+    }
 }
 
 impl<P: Projection> ProjectionProcessor<P> {
     pub(crate) fn new(state: Arc<RwLock<P>>, group: String) -> Self {
         let id = id_of::<P>();
-        ProjectionProcessor { state, group, dead_letters: Arc::from(dead_letter::topic_of(&id)), id, lettered: None }
+        ProjectionProcessor {
+            state,
+            group,
+            dead_letters: Arc::from(dead_letter::topic_of(&id)),
+            id,
+            lettered: None,
+            applied: Vec::new(),
+        }
     }
 }
 
@@ -64,8 +98,12 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let state = self.state.clone();
+        let mut state = state.write().unwrap_or_else(|p| p.into_inner());
         for record in records {
+            if !self.first_time(record) {
+                continue;
+            }
             // A panicking handler is contained like a record that cannot be decoded; the read
             // model keeps what the handler did before it panicked.
             let error = match std::panic::catch_unwind(AssertUnwindSafe(|| state.apply(record))) {

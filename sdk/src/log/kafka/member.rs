@@ -156,6 +156,8 @@ struct Outcome {
     records: Vec<Record>,
     /// A failure of the consumer that ends the member.
     error: Option<LogError>,
+    /// Starts of assigned partitions that were unknown when they were assigned.
+    resolved: Vec<(TopicPartition, u64)>,
 }
 
 impl Outcome {
@@ -164,7 +166,7 @@ impl Outcome {
     }
 
     fn is_empty(&self) -> bool {
-        !self.changed() && self.records.is_empty() && self.error.is_none()
+        !self.changed() && self.records.is_empty() && self.error.is_none() && self.resolved.is_empty()
     }
 }
 
@@ -224,6 +226,9 @@ impl KafkaMember {
                 Some(start) => self.positions.insert(tp.clone(), *start),
                 None => self.positions.remove(tp),
             };
+        }
+        for (tp, start) in outcome.resolved {
+            self.positions.entry(tp).or_insert(start);
         }
         if let Some(assignment) = outcome.assignment {
             self.assignment = assignment;
@@ -334,7 +339,7 @@ impl ConsumerContext for MemberContext {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let starts = self.starts(consumer, tpl);
+                let starts = self.starts(consumer, tpl, self.timeout, true);
                 let mut assignment = TopicPartitionList::with_capacity(starts.len());
                 for (topic, partition, start) in &starts {
                     let offset = start.map_or(Offset::Invalid, |s| Offset::Offset(s as i64));
@@ -378,7 +383,14 @@ impl MemberContext {
     /// Where each assigned partition starts: the group's committed offset, else the start the
     /// member asked for, as a concrete offset. `None` where a look-up failed: librdkafka then
     /// starts from the committed offset or `auto.offset.reset` itself.
-    fn starts(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) -> Vec<(String, i32, Option<u64>)> {
+    /// Each look-up waits at most `timeout`; failures are logged as warnings when `report`.
+    fn starts(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &TopicPartitionList,
+        timeout: Duration,
+        report: bool,
+    ) -> Vec<(String, i32, Option<u64>)> {
         let mut starts: Vec<(String, i32, Option<u64>)> =
             tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition(), None)).collect();
         if starts.is_empty() {
@@ -388,14 +400,16 @@ impl MemberContext {
             Offset::Offset(offset) if offset >= 0 => Some(offset as u64),
             _ => None,
         };
-        match retry(self.timeout, |timeout| consumer.committed_offsets(tpl.clone(), timeout)) {
+        match retry(timeout, |timeout| consumer.committed_offsets(tpl.clone(), timeout)) {
             Ok(committed) => {
                 for (topic, partition, start) in &mut starts {
                     *start = committed.find_partition(topic, *partition).and_then(|e| concrete(e.offset()));
                 }
             }
             Err(error) => {
-                tracing::warn!(group = self.group, %error, "kafka: committed offsets unknown; librdkafka resolves them");
+                if report {
+                    tracing::warn!(group = self.group, %error, "kafka: committed offsets unknown; asked again later");
+                }
                 return starts;
             }
         }
@@ -409,20 +423,24 @@ impl MemberContext {
         }
         if missing.count() > 0 {
             // `ListOffsets` with the earliest (-2) or latest (-1) "timestamp".
-            match retry(self.timeout, |timeout| consumer.offsets_for_times(missing.clone(), timeout)) {
+            match retry(timeout, |timeout| consumer.offsets_for_times(missing.clone(), timeout)) {
                 Ok(found) => {
                     for (topic, partition, start) in starts.iter_mut().filter(|(_, _, start)| start.is_none()) {
                         *start = found.find_partition(topic, *partition).and_then(|e| concrete(e.offset()));
                     }
                 }
-                Err(error) => {
-                    tracing::warn!(group = self.group, %error, "kafka: start offsets unknown; librdkafka resolves them")
+                Err(error) if report => {
+                    tracing::warn!(group = self.group, %error, "kafka: start offsets unknown; asked again later")
                 }
+                Err(_) => {}
             }
         }
         starts
     }
 }
+
+/// How long a poll spends asking again for starts a rebalance could not look up.
+const RESOLVE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What the member's thread starts from.
 struct Setup {
@@ -629,9 +647,43 @@ impl Worker {
         if out.changed() {
             self.handed = self.live.keys().cloned().collect();
         }
+        self.resolve_starts(&mut out);
         self.note_positions(&out);
         if !out.is_empty() {
             *lock(&self.mailbox) = Some(out);
+        }
+    }
+
+    /// Asks again for the starts a rebalance could not look up (the coordinator was away: a
+    /// broker restarting). Until known, a partition with nothing new to read has no position,
+    /// and a processor waiting to be caught up on it would wait forever.
+    fn resolve_starts(&mut self, out: &mut Outcome) {
+        let mut unknown = TopicPartitionList::new();
+        for (tp, _) in self.live.iter().filter(|(_, start)| start.is_none()) {
+            unknown.add_partition(&tp.topic, tp.partition as i32);
+        }
+        if unknown.count() == 0 {
+            return;
+        }
+        let consumer = self.consumer();
+        let starts: Vec<(String, i32, Option<u64>)> = (consumer.context().starts(consumer, &unknown, RESOLVE_TIMEOUT, false))
+            .into_iter()
+            .map(|(topic, partition, start)| {
+                // Without a committed offset, librdkafka starts at the watermark `start` names.
+                let start = start.or_else(|| {
+                    let (low, high) = consumer.fetch_watermarks(&topic, partition, RESOLVE_TIMEOUT).ok()?;
+                    u64::try_from(if self.start == StartFrom::Beginning { low } else { high }).ok()
+                });
+                (topic, partition, start)
+            })
+            .collect();
+        for (topic, partition, start) in starts {
+            let tp = self.topic_partition(&topic, partition);
+            if let (Some(start), Some(live)) = (start, self.live.get_mut(&tp)) {
+                tracing::info!(group = self.group, %tp, start, "kafka: start of an assigned partition resolved");
+                *live = Some(start);
+                out.resolved.push((tp, start));
+            }
         }
     }
 
