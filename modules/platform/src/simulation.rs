@@ -290,6 +290,18 @@ impl Simulation {
         mails: &dyn MailCount,
         progress: impl Fn(u64),
     ) -> Result<Summary, SimulationError> {
+        self.run_paced(platform, mails, None, progress).await
+    }
+
+    /// [`Simulation::run`], placing at most `rate` orders per second when given (for latency
+    /// measured below the maximum rate).
+    pub async fn run_paced(
+        &self,
+        platform: &mut Platform,
+        mails: &dyn MailCount,
+        rate: Option<f64>,
+        progress: impl Fn(u64),
+    ) -> Result<Summary, SimulationError> {
         let mails_before = mails.sent();
         let mut rng = StdRng::seed_from_u64(self.seed);
         let customers: Vec<CustomerId> = (0..self.customers.max(1)).map(|_| seeded_id(&mut rng)).collect();
@@ -314,8 +326,11 @@ impl Simulation {
         let reserve = &platform.reserve;
         let mut summary = Summary::default();
         let mut done = 0;
-        let mut results = futures::stream::iter(requests)
-            .map(|request| async move {
+        let mut results = futures::stream::iter(requests.into_iter().enumerate())
+            .map(|(i, request)| async move {
+                if let Some(rate) = rate.filter(|r| *r > 0.0) {
+                    tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+                }
                 let declined = provider.declines(&request.payment_id);
                 let mut attempts = 1;
                 loop {
