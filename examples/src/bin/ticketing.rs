@@ -113,7 +113,7 @@ fn print_summary(summary: &Summary) {
     let mut figures = Table::new();
     figures.set_header(["figure", "value"]);
     let money = |cents: i64| Money::cents(cents).to_string();
-    let rows: [(&str, String); 14] = [
+    let rows: [(&str, String); 15] = [
         ("orders placed (whole log)", summary.orders_placed.to_string()),
         ("of which this run", summary.reservations.to_string()),
         ("reservations refused", summary.reservations_rejected.to_string()),
@@ -125,6 +125,7 @@ fn print_summary(summary: &Summary) {
         ("tickets mailed", summary.tickets_mailed.to_string()),
         ("confirmed revenue", money(summary.confirmed_revenue)),
         ("accounting revenue (joined late)", money(summary.accounting_revenue)),
+        ("suspicious customers flagged (fraud)", summary.suspicious_customers.to_string()),
         ("dead letters", summary.dead_letters.to_string()),
         ("elapsed", format!("{:.3} s", summary.elapsed_s)),
         ("orders per second", format!("{:.0}", summary.orders_per_s)),

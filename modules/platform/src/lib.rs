@@ -1,6 +1,8 @@
 //! The reference ticketing platform on tramline: every module of the case study wired into one
 //! [`App`] on any log, plus a seeded [`Simulation`] of customers buying tickets.
 
+mod clock;
+mod shopping;
 mod simulation;
 mod statistics;
 
@@ -18,6 +20,7 @@ use tramline::App;
 use tramline::log::EventLog;
 use tramline::runtime::{CommandGateway, ProjectionHandle, RuntimeError, Settings};
 
+pub use clock::ShopClock;
 pub use simulation::{CountingMailer, Invariant, SimulatedProvider, Simulation, Summary};
 pub use statistics::Statistics;
 
@@ -50,6 +53,10 @@ pub struct Platform {
     pub reserve: Reserve,
     /// Counts of what happened, for the summary.
     pub statistics: ProjectionHandle<Statistics>,
+    /// Suspicious sales.
+    pub fraud: fraud::SuspiciousSales,
+    /// The clock every module stamps its messages with; a simulation pins it.
+    pub clock: Arc<ShopClock>,
 }
 
 impl Platform {
@@ -59,7 +66,8 @@ impl Platform {
         settings: Settings,
         services: Services,
     ) -> Result<Self, RuntimeError> {
-        let mut app = App::new(log).with_settings(settings);
+        let clock = Arc::new(ShopClock::default());
+        let mut app = App::new(log).with_settings(settings).with_clock(clock.clone());
         let customers = customer::register(&mut app).await?;
         let products = product::register(&mut app).await?;
         let orders = order::register(&mut app).await?;
@@ -68,7 +76,8 @@ impl Platform {
         let history = order_history::register(&mut app).await?;
         let reserve = reserve::register(&mut app, orders.clone(), payments.clone()).await?;
         let statistics = app.projection(Statistics::default()).await?;
-        Ok(Platform { app, customers, products, orders, payments, tickets, history, reserve, statistics })
+        let fraud = fraud::register(&mut app).await?;
+        Ok(Platform { app, customers, products, orders, payments, tickets, history, reserve, statistics, fraud, clock })
     }
 
     /// Registers and starts every module.

@@ -11,21 +11,19 @@ use async_trait::async_trait;
 use customer::CustomerError;
 use customer_contract::{CustomerCommand, CustomerId};
 use futures::StreamExt;
-use order_contract::OrderId;
 use payment::{Charge, ChargeDecision, PaymentProvider, ProviderError};
 use payment_contract::PaymentId;
 use product::ProductError;
 use product_contract::{Money, ProductCommand, ProductId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reserve::Request;
 use serde::Serialize;
 use ticket::{MailError, MailSender, TicketMail};
 use tramline::ReferenceId;
 use tramline::runtime::{CommandError, RuntimeError};
 use uuid::Uuid;
 
-use crate::Platform;
+use crate::{Platform, shopping};
 
 /// The shape of a simulated run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +163,10 @@ pub struct Summary {
     pub accounting_revenue: i64,
     /// The sum of the totals of confirmed orders, from order history (cents).
     pub confirmed_revenue: i64,
+    /// Customers the fraud module flagged for suspicious sales (whole log).
+    pub suspicious_customers: u64,
+    /// Customers with more than four confirmed orders in one ten-minute window (ground truth).
+    pub suspicious_customers_expected: u64,
     /// Records in dead-letter topics (must be 0).
     pub dead_letters: u64,
     /// Seconds from the first order until every module was quiet.
@@ -228,6 +230,11 @@ impl Summary {
                 self.tickets_mailed == self.tickets_issued - self.tickets_issued_before,
                 format!("{} = {} - {}", self.tickets_mailed, self.tickets_issued, self.tickets_issued_before),
             ),
+            check(
+                "suspicious customers flagged = ground truth",
+                self.suspicious_customers == self.suspicious_customers_expected,
+                format!("{} = {}", self.suspicious_customers, self.suspicious_customers_expected),
+            ),
             check("no dead letters", self.dead_letters == 0, format!("{}", self.dead_letters)),
         ]
     }
@@ -249,7 +256,7 @@ pub enum SimulationError {
     Setup(String),
 }
 
-fn seeded_id<I: ReferenceId>(rng: &mut StdRng) -> I {
+pub(crate) fn seeded_id<I: ReferenceId>(rng: &mut StdRng) -> I {
     I::from_uuid(uuid::Builder::from_random_bytes(rng.random()).into_uuid())
 }
 
@@ -277,42 +284,46 @@ impl Simulation {
         let before = platform.statistics.read(Before::of);
         let mut rng = StdRng::seed_from_u64(splitmix64(self.seed ^ splitmix64(before.orders_placed)));
 
-        let requests: Vec<Request> = (0..self.orders)
-            .map(|_| Request {
-                order_id: seeded_id::<OrderId>(&mut rng),
-                payment_id: seeded_id::<PaymentId>(&mut rng),
-                customer_id: customers[rng.random_range(0..customers.len())],
-                product_id: products[rng.random_range(0..products.len())],
-                quantity: rng.random_range(1..=4),
-            })
-            .collect();
+        // Suspicious sales flagged before this run: the same seeded customers may be again.
+        platform.app.settle().await?;
+        let flagged_before = platform.fraud.flagged_customers().await?;
+        let rounds = shopping::rounds(self.orders, &customers, &products, before.orders_placed, &mut rng);
+        let mut truth = shopping::SuspicionTruth::default();
         let provider = self.provider();
         let started = Instant::now();
         let reserve = &platform.reserve;
         let mut summary = Summary::default();
         let mut done = 0;
-        let mut results = futures::stream::iter(requests)
-            .map(|request| async move {
-                let declined = provider.declines(&request.payment_id);
-                (reserve.reserve(request).await, declined)
-            })
-            .buffer_unordered(self.concurrency.max(1));
-        while let Some((result, declined)) = results.next().await {
-            match result {
-                Ok(_) => {
-                    summary.reservations += 1;
-                    summary.payments_declined_expected += u64::from(declined);
+        // Each round happens at one instant of simulated time, and is settled before the next.
+        for (round, shopping::Round { time, requests }) in rounds.into_iter().enumerate() {
+            platform.clock.pin(time);
+            let mut results = futures::stream::iter(requests)
+                .map(|request| async move {
+                    let (customer, declined) = (request.customer_id, provider.declines(&request.payment_id));
+                    (reserve.reserve(request).await, customer, declined)
+                })
+                .buffer_unordered(self.concurrency.max(1));
+            while let Some((result, customer, declined)) = results.next().await {
+                match result {
+                    Ok(_) => {
+                        summary.reservations += 1;
+                        summary.payments_declined_expected += u64::from(declined);
+                        if !declined {
+                            truth.confirmed(round, customer);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "reservation refused");
+                        summary.reservations_rejected += 1;
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "reservation refused");
-                    summary.reservations_rejected += 1;
-                }
+                done += 1;
+                progress(done);
             }
-            done += 1;
-            progress(done);
+            drop(results);
+            platform.app.settle().await?;
         }
-        drop(results);
-        platform.app.settle().await?;
+        platform.clock.release();
         let elapsed = started.elapsed();
 
         let accounting = platform.add_accounting().await?;
@@ -332,6 +343,8 @@ impl Simulation {
         summary.orders_placed_before = before.orders_placed;
         summary.tickets_issued_before = before.tickets_issued;
         summary.payments_declined_expected += before.payments_cancelled;
+        summary.suspicious_customers = platform.fraud.flagged_customers().await?.len() as u64;
+        summary.suspicious_customers_expected = flagged_before.union(&truth.suspicious()).count() as u64;
         summary.dead_letters = platform.app.dead_letters().await?;
         summary.elapsed_s = elapsed.as_secs_f64();
         summary.orders_per_s = self.orders as f64 / elapsed.max(Duration::from_micros(1)).as_secs_f64();
