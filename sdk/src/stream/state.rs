@@ -4,7 +4,8 @@
 //! Pure and synchronous: the processor feeds it records and writes what it emits; the CLI and
 //! the tests drive it directly.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,10 @@ struct Slot {
     accumulators: Vec<Accumulator>,
 }
 
+/// Keys are shared between the maps that index a window: one allocation per key.
+type Key = Arc<str>;
+
+/// Keys are group keys chosen by the data, not by an attacker: a fast hasher serves.
 type Hasher = foldhash::fast::RandomState;
 
 /// The state of one partition of a query.
@@ -69,11 +74,11 @@ type Hasher = foldhash::fast::RandomState;
 pub struct PartitionState {
     stream_time: Option<i64>,
     late: u64,
-    groups: HashMap<String, Group, Hasher>,
+    groups: HashMap<Key, Group, Hasher>,
     /// Open windows by the stream time that closes them.
-    closing: BTreeSet<(i64, String, i64)>,
+    closing: Schedule,
     /// Windows changed since the last [`PartitionState::take_changes`].
-    dirty: HashSet<(String, i64), Hasher>,
+    dirty: HashSet<(Key, i64), Hasher>,
 }
 
 impl PartitionState {
@@ -89,7 +94,7 @@ impl PartitionState {
 
     /// How many windows are open.
     pub fn open_windows(&self) -> usize {
-        self.closing.len()
+        self.closing.open
     }
 
     /// Adds one re-keyed record: updates its windows, emits on EMIT CHANGES, then closes the
@@ -97,12 +102,16 @@ impl PartitionState {
     pub fn apply(&mut self, plan: &Plan, row: &Keyed, out: &mut Vec<Emitted>) {
         let stream_time = self.stream_time.map_or(row.time, |t| t.max(row.time));
         self.stream_time = Some(stream_time);
-        let key = row.key();
+        let text = row.key();
+        let key: Key = match self.groups.get_key_value(text.as_str()) {
+            Some((key, _)) => key.clone(),
+            None => Key::from(text),
+        };
         let windowing = plan.windowing;
         let mut dropped = false;
         match windowing.kind {
             WindowKind::Session { gap } => {
-                let sessions = self.groups.get(&key).into_iter().flat_map(|group| {
+                let sessions = self.groups.get(&*key).into_iter().flat_map(|group| {
                     group.windows.iter().map(|(start, slot)| Window { start: *start, end: slot.end })
                 });
                 let merge = merge_session(sessions, row.time, gap);
@@ -117,7 +126,7 @@ impl PartitionState {
                             for (acc, other) in accumulators.iter_mut().zip(&slot.accumulators) {
                                 acc.merge(other);
                             }
-                            self.closing.remove(&(windowing.close_time(*old), key.clone(), old.start));
+                            self.closing.unschedule(windowing.close_time(*old), &key, old.start);
                             self.dirty.insert((key.clone(), old.start));
                         }
                     }
@@ -126,7 +135,7 @@ impl PartitionState {
                     }
                     let window = merge.merged;
                     group.windows.insert(window.start, Slot { end: window.end, accumulators });
-                    self.closing.insert((windowing.close_time(window), key.clone(), window.start));
+                    self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
                     self.update(plan, &key, window, row, out);
                 }
             }
@@ -143,7 +152,7 @@ impl PartitionState {
                     if !group.windows.contains_key(&window.start) {
                         let accumulators = plan.aggregates.iter().map(|a| a.function.start()).collect();
                         group.windows.insert(window.start, Slot { end: window.end, accumulators });
-                        self.closing.insert((windowing.close_time(window), key.clone(), window.start));
+                        self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
                     }
                     self.update(plan, &key, window, row, out);
                 }
@@ -151,38 +160,37 @@ impl PartitionState {
         }
         if dropped {
             self.late += 1;
-            tracing::debug!(query = plan.name, key, time = row.time, stream_time, "late record dropped");
+            tracing::debug!(query = plan.name, key = &*key, time = row.time, stream_time, "late record dropped");
         }
         self.close(plan, stream_time, out);
     }
 
     /// Adds the record to one open window and emits the update on EMIT CHANGES.
-    fn update(&mut self, plan: &Plan, key: &str, window: Window, row: &Keyed, out: &mut Vec<Emitted>) {
-        let group = self.groups.get_mut(key).expect("the group was just made");
+    fn update(&mut self, plan: &Plan, key: &Key, window: Window, row: &Keyed, out: &mut Vec<Emitted>) {
+        let group = self.groups.get_mut(&**key).expect("the group was just made");
         let slot = group.windows.get_mut(&window.start).expect("the window was just made");
         for ((acc, call), arg) in slot.accumulators.iter_mut().zip(&plan.aggregates).zip(&row.args) {
             acc.add(call.function, arg);
         }
-        self.dirty.insert((key.to_owned(), window.start));
+        self.dirty.insert((key.clone(), window.start));
         if plan.emit == Emit::Changes
             && let Some(values) = output(plan, &group.values, window, &slot.accumulators)
         {
-            out.push(Emitted { key: key.to_owned(), window, time: row.time, values, is_final: false });
+            out.push(Emitted { key: key.to_string(), window, time: row.time, values, is_final: false });
         }
     }
 
     /// Closes every window whose close time the stream time has reached.
     fn close(&mut self, plan: &Plan, stream_time: i64, out: &mut Vec<Emitted>) {
-        while let Some(first) = self.closing.first()
-            && first.0 <= stream_time
-        {
-            let (_, key, start) = self.closing.pop_first().expect("there is a first");
-            self.remove(plan, key, start, out);
+        while let Some(bucket) = self.closing.pop_until(stream_time) {
+            for (key, start) in bucket {
+                self.remove(plan, key, start, out);
+            }
         }
     }
 
-    fn remove(&mut self, plan: &Plan, key: String, start: i64, out: &mut Vec<Emitted>) {
-        let Some(group) = self.groups.get_mut(&key) else { return };
+    fn remove(&mut self, plan: &Plan, key: Key, start: i64, out: &mut Vec<Emitted>) {
+        let Some(group) = self.groups.get_mut(&*key) else { return };
         let Some(slot) = group.windows.remove(&start) else { return };
         let window = Window { start, end: slot.end };
         let row = match plan.emit {
@@ -190,10 +198,10 @@ impl PartitionState {
             Emit::Changes => None,
         };
         if group.windows.is_empty() {
-            self.groups.remove(&key);
+            self.groups.remove(&*key);
         }
         if let Some(values) = row {
-            out.push(Emitted { key: key.clone(), window, time: window.end, values, is_final: true });
+            out.push(Emitted { key: key.to_string(), window, time: window.end, values, is_final: true });
         }
         self.dirty.insert((key, start));
     }
@@ -201,8 +209,10 @@ impl PartitionState {
     /// Closes every open window, as if the stream time had passed them all (the end of a
     /// bounded input): EMIT FINAL rows come out for each.
     pub fn close_all(&mut self, plan: &Plan, out: &mut Vec<Emitted>) {
-        while let Some((_, key, start)) = self.closing.pop_first() {
-            self.remove(plan, key, start, out);
+        while let Some(bucket) = self.closing.pop_until(i64::MAX) {
+            for (key, start) in bucket {
+                self.remove(plan, key, start, out);
+            }
         }
     }
 
@@ -212,7 +222,7 @@ impl PartitionState {
             .dirty
             .drain()
             .map(|(key, start)| {
-                let stored = self.groups.get(&key).and_then(|group| {
+                let stored = self.groups.get(&*key).and_then(|group| {
                     let slot = group.windows.get(&start)?;
                     Some(StoredWindow {
                         group: group.values.clone(),
@@ -221,8 +231,8 @@ impl PartitionState {
                     })
                 });
                 match stored {
-                    Some(stored) => Change::Put(key, stored),
-                    None => Change::Delete(key, start),
+                    Some(stored) => Change::Put(key.to_string(), stored),
+                    None => Change::Delete(key.to_string(), start),
                 }
             })
             .collect();
@@ -245,12 +255,13 @@ impl PartitionState {
     /// Restores one window from the changelog.
     pub fn restore_window(&mut self, plan: &Plan, key: String, stored: StoredWindow) {
         self.restore_delete(plan, &key, stored.window.start);
+        let key = Key::from(key);
         let group = self.groups.entry(key.clone()).or_default();
         group.values = stored.group;
         group
             .windows
             .insert(stored.window.start, Slot { end: stored.window.end, accumulators: stored.accumulators });
-        self.closing.insert((plan.windowing.close_time(stored.window), key, stored.window.start));
+        self.closing.schedule(plan.windowing.close_time(stored.window), key, stored.window.start);
     }
 
     /// Forgets a window the changelog deleted.
@@ -259,11 +270,50 @@ impl PartitionState {
             && let Some(slot) = group.windows.remove(&start)
         {
             let window = Window { start, end: slot.end };
-            self.closing.remove(&(plan.windowing.close_time(window), key.to_owned(), start));
+            self.closing.unschedule(plan.windowing.close_time(window), key, start);
             if group.windows.is_empty() {
                 self.groups.remove(key);
             }
         }
+    }
+}
+
+/// Windows (key, start) by close time: one bucket per close time, as the time windows of many
+/// keys close together (a set ordered by (time, key) compared keys on every insert).
+#[derive(Debug, Default)]
+struct Schedule {
+    buckets: BTreeMap<i64, Vec<(Key, i64)>>,
+    open: usize,
+}
+
+impl Schedule {
+    fn schedule(&mut self, close: i64, key: Key, start: i64) {
+        self.buckets.entry(close).or_default().push((key, start));
+        self.open += 1;
+    }
+
+    /// Takes a window out (a session absorbed by another, a window the changelog deleted).
+    fn unschedule(&mut self, close: i64, key: &str, start: i64) {
+        if let Some(bucket) = self.buckets.get_mut(&close)
+            && let Some(i) = bucket.iter().position(|(k, s)| *s == start && **k == *key)
+        {
+            bucket.swap_remove(i);
+            self.open -= 1;
+            if bucket.is_empty() {
+                self.buckets.remove(&close);
+            }
+        }
+    }
+
+    /// The earliest bucket, if it closes at or before `time`.
+    fn pop_until(&mut self, time: i64) -> Option<Vec<(Key, i64)>> {
+        let entry = self.buckets.first_entry()?;
+        if *entry.key() > time {
+            return None;
+        }
+        let bucket = entry.remove();
+        self.open -= bucket.len();
+        Some(bucket)
     }
 }
 
