@@ -54,7 +54,9 @@ pub(crate) fn rounds(
     // A bulk buyer per forty customers, while the orders allow.
     let bulk = (customers.len() / 40).max(1).min(orders / (BURST * 4)).min(customers.len());
     let ordinary = orders - bulk * BURST;
-    let size = customers.len().max(1);
+    // Three orders a customer on average: few rounds (each ends with the platform settling),
+    // and room under the cap of four.
+    let size = customers.len().max(1) * 3;
     let count = ordinary.div_ceil(size).max(usize::from(bulk > 0));
     let mut rounds: Vec<Round> = (0..count)
         .map(|r| Round {
