@@ -269,10 +269,6 @@ pub mod build {
         pub fn times(self, other: impl Into<Operand>) -> Operand {
             self.op(BinaryOp::Mul, other)
         }
-        /// `NOT self`
-        pub fn not(self) -> Operand {
-            Operand::Not(Box::new(self))
-        }
         /// `self IS NULL`
         pub fn is_null(self) -> Operand {
             Operand::IsNull(Box::new(self), false)
@@ -292,6 +288,14 @@ pub mod build {
                 Operand::Not(e) => Expr::Not(Box::new(e.resolve(resolve)?)),
                 Operand::IsNull(e, negated) => Expr::IsNull { expr: Box::new(e.resolve(resolve)?), negated: *negated },
             })
+        }
+    }
+
+    impl std::ops::Not for Operand {
+        type Output = Operand;
+        /// `NOT self`: `!col("cancelled")`.
+        fn not(self) -> Operand {
+            Operand::Not(Box::new(self))
         }
     }
 

@@ -149,9 +149,9 @@ impl PartitionState {
                     if group.values.is_empty() {
                         group.values = row.group.clone();
                     }
-                    if !group.windows.contains_key(&window.start) {
+                    if let std::collections::btree_map::Entry::Vacant(vacant) = group.windows.entry(window.start) {
                         let accumulators = plan.aggregates.iter().map(|a| a.function.start()).collect();
-                        group.windows.insert(window.start, Slot { end: window.end, accumulators });
+                        vacant.insert(Slot { end: window.end, accumulators });
                         self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
                     }
                     self.update(plan, &key, window, row, out);
@@ -390,7 +390,7 @@ mod tests {
         let plan = plan(TUMBLING_FINAL);
         let mut state = PartitionState::default();
         // Window [0, 10s) closes at stream time 15s.
-        let out = feed(&plan, &mut state, &[(1 * S, "a"), (14 * S, "b"), (9 * S, "a")]);
+        let out = feed(&plan, &mut state, &[(S, "a"), (14 * S, "b"), (9 * S, "a")]);
         assert_eq!((out, state.late()), (vec![], 0), "within grace: counted, nothing closed yet");
         let out = feed(&plan, &mut state, &[(15 * S, "b"), (9 * S, "a")]);
         assert_eq!(out, [row("a", 0, 2)], "closed at exactly end + grace, with both records");

@@ -1,5 +1,5 @@
 //! The SQL front end: the ksqlDB grammar subset ([`parser`]) planned into the same [`Plan`] the
-//! Rust DSL builds ([`planner`]). Every error names the line and column and what was expected.
+//! Rust DSL builds (the planner). Every error names the line and column and what was expected.
 
 pub mod parser;
 mod planner;
