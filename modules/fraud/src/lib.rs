@@ -73,6 +73,16 @@ mod tests {
         codec::encode(&Envelope::new(event, at))
     }
 
+    #[test]
+    fn a_misspelt_column_is_named_with_the_order_events_fields() {
+        let sql = SUSPICIOUS_SALES.replace("GROUP BY customer_id", "GROUP BY custmer_id");
+        let error = sql::plan(&sql, &Catalog::new().with::<OrderEvent>()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "line 5, column 10: stream `order_confirmed` has no column `custmer_id`; its columns: customer_id, order_id, product_id, quantity, total, ROWTIME"
+        );
+    }
+
     #[tokio::test]
     async fn flags_a_customer_with_five_confirmed_orders_in_ten_minutes_and_no_one_else() {
         let log = MemoryLog::shared();
