@@ -100,6 +100,15 @@ pub struct Keyed {
 pub const KEY_SEPARATOR: &str = "|+|";
 
 impl Keyed {
+    /// The group key as record-key text, borrowed when it is one text value (the common case,
+    /// without an allocation per record).
+    pub fn key_text(&self) -> std::borrow::Cow<'_, str> {
+        match self.group.as_slice() {
+            [Value::Text(text)] => std::borrow::Cow::Borrowed(text),
+            _ => std::borrow::Cow::Owned(self.key()),
+        }
+    }
+
     /// The group key as record-key text.
     pub fn key(&self) -> String {
         let mut key = String::new();

@@ -79,6 +79,8 @@ pub struct PartitionState {
     closing: Schedule,
     /// Windows changed since the last [`PartitionState::take_changes`].
     dirty: HashSet<(Key, i64), Hasher>,
+    /// The aggregates' values of the window being emitted (reused: one allocation).
+    values: Vec<Value>,
 }
 
 impl PartitionState {
@@ -102,8 +104,8 @@ impl PartitionState {
     pub fn apply(&mut self, plan: &Plan, row: &Keyed, out: &mut Vec<Emitted>) {
         let stream_time = self.stream_time.map_or(row.time, |t| t.max(row.time));
         self.stream_time = Some(stream_time);
-        let text = row.key();
-        let key: Key = match self.groups.get_key_value(text.as_str()) {
+        let text = row.key_text();
+        let key: Key = match self.groups.get_key_value(&*text) {
             Some((key, _)) => key.clone(),
             None => Key::from(text),
         };
@@ -174,7 +176,7 @@ impl PartitionState {
         }
         self.dirty.insert((key.clone(), window.start));
         if plan.emit == Emit::Changes
-            && let Some(values) = output(plan, &group.values, window, &slot.accumulators)
+            && let Some(values) = output(plan, &group.values, window, &slot.accumulators, &mut self.values)
         {
             out.push(Emitted { key: key.to_string(), window, time: row.time, values, is_final: false });
         }
@@ -194,7 +196,7 @@ impl PartitionState {
         let Some(slot) = group.windows.remove(&start) else { return };
         let window = Window { start, end: slot.end };
         let row = match plan.emit {
-            Emit::Final => output(plan, &group.values, window, &slot.accumulators),
+            Emit::Final => output(plan, &group.values, window, &slot.accumulators, &mut self.values),
             Emit::Changes => None,
         };
         if group.windows.is_empty() {
@@ -325,9 +327,16 @@ fn change_id(change: &Change) -> (&str, i64) {
 }
 
 /// The SELECT values of a window, if it passes HAVING.
-fn output(plan: &Plan, group: &[Value], window: Window, accumulators: &[Accumulator]) -> Option<Vec<Value>> {
-    let aggregates: Vec<Value> = accumulators.iter().map(Accumulator::value).collect();
-    let scope = Scope { group, aggregates: &aggregates, window: Some(window), ..Scope::default() };
+fn output(
+    plan: &Plan,
+    group: &[Value],
+    window: Window,
+    accumulators: &[Accumulator],
+    aggregates: &mut Vec<Value>,
+) -> Option<Vec<Value>> {
+    aggregates.clear();
+    aggregates.extend(accumulators.iter().map(Accumulator::value));
+    let scope = Scope { group, aggregates, window: Some(window), ..Scope::default() };
     if let Some(having) = &plan.having
         && !having.holds(&scope)
     {
