@@ -68,6 +68,7 @@ pub mod codec;
 pub mod log;
 pub mod model;
 pub mod runtime;
+pub mod stream;
 pub mod testing;
 
 pub use model::*;

@@ -57,7 +57,7 @@ struct Cli {
     /// Run only these modules in this process (comma-separated); the others run in other
     /// processes on the same Kafka cluster. `simulation` is the driver: it places the orders,
     /// waits until every module is quiet and prints the summary, running reserve, order-history,
-    /// platform and accounting with it. Without `simulation`, the process serves its modules
+    /// platform, accounting and fraud with it. Without `simulation`, the process serves its modules
     /// until Ctrl-C or SIGTERM.
     #[arg(long, value_delimiter = ',', requires = "brokers", value_parser = module_name)]
     modules: Option<Vec<String>>,
@@ -128,7 +128,11 @@ async fn run_some(cli: &Cli, modules: &[String]) -> Result<ExitCode, Box<dyn std
     let drives = modules.iter().any(|m| m == DRIVER);
     let mut local: BTreeSet<&str> = modules.iter().map(String::as_str).filter(|m| *m != DRIVER).collect();
     if drives {
-        local.extend(["reserve", "order-history", "platform", "accounting"]);
+        local.extend(["reserve", "order-history", "platform", "accounting", "fraud"]);
+    }
+    if local.contains("fraud") {
+        // The fraud module's processors are those of its query.
+        local.insert(fraud::QUERY);
     }
     let mailer = FolderMailer::new(&cli.mail_dir)
         .map_err(|error| format!("cannot use {} for mails: {error}", cli.mail_dir.display()))?;
@@ -208,7 +212,7 @@ fn print_summary(summary: &Summary) {
     let mut figures = Table::new();
     figures.set_header(["figure", "value"]);
     let money = |cents: i64| Money::cents(cents).to_string();
-    let rows: [(&str, String); 14] = [
+    let rows: [(&str, String); 15] = [
         ("orders placed (whole log)", summary.orders_placed.to_string()),
         ("of which this run", summary.reservations.to_string()),
         ("reservations refused", summary.reservations_rejected.to_string()),
@@ -220,6 +224,7 @@ fn print_summary(summary: &Summary) {
         ("tickets mailed", summary.tickets_mailed.to_string()),
         ("confirmed revenue", money(summary.confirmed_revenue)),
         ("accounting revenue (joined late)", money(summary.accounting_revenue)),
+        ("suspicious customers flagged (fraud)", summary.suspicious_customers.to_string()),
         ("dead letters", summary.dead_letters.to_string()),
         ("elapsed", format!("{:.3} s", summary.elapsed_s)),
         ("orders per second", format!("{:.0}", summary.orders_per_s)),

@@ -1,7 +1,9 @@
 //! The reference ticketing platform on tramline: every module of the case study wired into one
 //! [`App`] on any log, plus a seeded [`Simulation`] of customers buying tickets.
 
+mod clock;
 mod mailbox;
+mod shopping;
 mod simulation;
 mod statistics;
 
@@ -19,6 +21,7 @@ use tramline::App;
 use tramline::log::EventLog;
 use tramline::runtime::{CommandGateway, ProjectionHandle, RuntimeError, Settings};
 
+pub use clock::ShopClock;
 pub use mailbox::{FolderMailer, MailCount};
 pub use simulation::{CountingMailer, Invariant, SimulatedProvider, Simulation, SimulationError, Summary};
 pub use statistics::Statistics;
@@ -52,11 +55,15 @@ pub struct Platform {
     pub reserve: Reserve,
     /// Counts of what happened, for the summary.
     pub statistics: ProjectionHandle<Statistics>,
+    /// Suspicious sales.
+    pub fraud: fraud::SuspiciousSales,
+    /// The clock every module stamps its messages with; a simulation pins it.
+    pub clock: Arc<ShopClock>,
 }
 
 /// The modules of the platform, as `--modules` names them.
-pub const MODULES: [&str; 8] =
-    ["customer", "product", "order", "payment", "ticket", "order-history", "reserve", "platform"];
+pub const MODULES: [&str; 9] =
+    ["customer", "product", "order", "payment", "ticket", "order-history", "reserve", "platform", "fraud"];
 
 impl Platform {
     /// Registers every module (accounting aside: it joins later, see [`Platform::add_accounting`]).
@@ -69,8 +76,11 @@ impl Platform {
     }
 
     /// Registers every module in `app`, which may run only some of them
-    /// ([`App::run_only`]): the others run in other processes on the same log.
-    pub async fn register_in(mut app: App, services: Services) -> Result<Self, RuntimeError> {
+    /// ([`App::run_only`]): the others run in other processes on the same log. The app's
+    /// clock becomes the platform's [`ShopClock`].
+    pub async fn register_in(app: App, services: Services) -> Result<Self, RuntimeError> {
+        let clock = Arc::new(ShopClock::default());
+        let mut app = app.with_clock(clock.clone());
         let customers = customer::register(&mut app).await?;
         let products = product::register(&mut app).await?;
         let orders = order::register(&mut app).await?;
@@ -79,7 +89,8 @@ impl Platform {
         let history = order_history::register(&mut app).await?;
         let reserve = reserve::register(&mut app, orders.clone(), payments.clone()).await?;
         let statistics = app.projection(Statistics::default()).await?;
-        Ok(Platform { app, customers, products, orders, payments, tickets, history, reserve, statistics })
+        let fraud = fraud::register(&mut app).await?;
+        Ok(Platform { app, customers, products, orders, payments, tickets, history, reserve, statistics, fraud, clock })
     }
 
     /// Registers and starts every module.

@@ -11,21 +11,19 @@ use async_trait::async_trait;
 use customer::CustomerError;
 use customer_contract::{CustomerCommand, CustomerId};
 use futures::StreamExt;
-use order_contract::OrderId;
 use payment::{Charge, ChargeDecision, PaymentProvider, ProviderError};
 use payment_contract::PaymentId;
 use product::ProductError;
 use product_contract::{Money, ProductCommand, ProductId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reserve::Request;
 use serde::Serialize;
 use ticket::{MailError, MailSender, TicketMail};
 use tramline::runtime::{CommandError, CommandGateway, Outcome, RuntimeError};
 use tramline::{Aggregate, ReferenceId};
 use uuid::Uuid;
 
-use crate::{MailCount, Platform};
+use crate::{MailCount, Platform, shopping};
 
 /// How often a reservation or a command whose outcome did not arrive is tried.
 const RESERVE_ATTEMPTS: u32 = 5;
@@ -168,6 +166,12 @@ pub struct Summary {
     pub accounting_revenue: i64,
     /// The sum of the totals of confirmed orders, from order history (cents).
     pub confirmed_revenue: i64,
+    /// Customers the fraud module flagged for suspicious sales (whole log).
+    pub suspicious_customers: u64,
+    /// Customers with more than four confirmed orders in one ten-minute window (ground truth).
+    /// `None` when the order module runs in another process: it stamps confirmations with its
+    /// own clock, not the simulation's, so the windows they fall in are not known here.
+    pub suspicious_customers_expected: Option<u64>,
     /// Records in dead-letter topics (must be 0).
     pub dead_letters: u64,
     /// Seconds from the first order until every module was quiet.
@@ -231,6 +235,18 @@ impl Summary {
                 self.tickets_mailed == self.tickets_issued - self.tickets_issued_before,
                 format!("{} = {} - {}", self.tickets_mailed, self.tickets_issued, self.tickets_issued_before),
             ),
+            match self.suspicious_customers_expected {
+                Some(expected) => check(
+                    "suspicious customers flagged = ground truth",
+                    self.suspicious_customers == expected,
+                    format!("{} = {expected}", self.suspicious_customers),
+                ),
+                None => check(
+                    "suspicious customers flagged = ground truth",
+                    true,
+                    "not checked: the order module runs in another process, on its own clock".to_owned(),
+                ),
+            },
             check("no dead letters", self.dead_letters == 0, format!("{}", self.dead_letters)),
         ]
     }
@@ -269,7 +285,7 @@ async fn send_with_retries<A: Aggregate>(gateway: &CommandGateway<A>, command: A
     }
 }
 
-fn seeded_id<I: ReferenceId>(rng: &mut StdRng) -> I {
+pub(crate) fn seeded_id<I: ReferenceId>(rng: &mut StdRng) -> I {
     I::from_uuid(uuid::Builder::from_random_bytes(rng.random()).into_uuid())
 }
 
@@ -312,57 +328,65 @@ impl Simulation {
         let before = platform.statistics.read(Before::of);
         let mut rng = StdRng::seed_from_u64(splitmix64(self.seed ^ splitmix64(before.orders_placed)));
 
-        let requests: Vec<Request> = (0..self.orders)
-            .map(|_| Request {
-                order_id: seeded_id::<OrderId>(&mut rng),
-                payment_id: seeded_id::<PaymentId>(&mut rng),
-                customer_id: customers[rng.random_range(0..customers.len())],
-                product_id: products[rng.random_range(0..products.len())],
-                quantity: rng.random_range(1..=4),
-            })
-            .collect();
+        // Suspicious sales flagged before this run: the same seeded customers may be again.
+        platform.app.settle().await?;
+        let flagged_before = platform.fraud.flagged_customers().await?;
+        let rounds = shopping::rounds(self.orders, &customers, &products, before.orders_placed, &mut rng);
+        let mut truth = shopping::SuspicionTruth::default();
         let provider = self.provider();
         let started = Instant::now();
         let reserve = &platform.reserve;
         let mut summary = Summary::default();
         let mut done = 0;
-        let mut results = futures::stream::iter(requests.into_iter().enumerate())
-            .map(|(i, request)| async move {
-                if let Some(rate) = rate.filter(|r| *r > 0.0) {
-                    tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into()).await;
-                }
-                let declined = provider.declines(&request.payment_id);
-                let mut attempts = 1;
-                loop {
-                    match reserve.reserve(request.clone()).await {
-                        // A module was away (restarting, say): the same request again is
-                        // recognised by its commands' ids and applied once.
-                        Err(error) if error.is_transient() && attempts < RESERVE_ATTEMPTS => {
-                            tracing::warn!(%error, attempts, "reservation without an outcome; trying again");
-                            attempts += 1;
-                            tokio::time::sleep(Duration::from_millis(500)).await;
+        // Each round happens at one instant of simulated time, and is settled before the next.
+        let mut placed = 0;
+        for (round, shopping::Round { time, requests }) in rounds.into_iter().enumerate() {
+            platform.clock.pin(time);
+            let first = placed;
+            placed += requests.len();
+            let mut results = futures::stream::iter(requests.into_iter().enumerate())
+                .map(|(i, request)| async move {
+                    if let Some(rate) = rate.filter(|r| *r > 0.0) {
+                        let due = started + Duration::from_secs_f64((first + i) as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let (customer, declined) = (request.customer_id, provider.declines(&request.payment_id));
+                    let mut attempts = 1;
+                    loop {
+                        match reserve.reserve(request.clone()).await {
+                            // A module was away (restarting, say): the same request again is
+                            // recognised by its commands' ids and applied once.
+                            Err(error) if error.is_transient() && attempts < RESERVE_ATTEMPTS => {
+                                tracing::warn!(%error, attempts, "reservation without an outcome; trying again");
+                                attempts += 1;
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                            }
+                            result => return (result, customer, declined),
                         }
-                        result => return (result, declined),
+                    }
+                })
+                .buffer_unordered(self.concurrency.max(1));
+            while let Some((result, customer, declined)) = results.next().await {
+                match result {
+                    Ok(_) => {
+                        summary.reservations += 1;
+                        summary.payments_declined_expected += u64::from(declined);
+                        if !declined {
+                            truth.confirmed(round, customer);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "reservation refused");
+                        summary.reservations_rejected += 1;
                     }
                 }
-            })
-            .buffer_unordered(self.concurrency.max(1));
-        while let Some((result, declined)) = results.next().await {
-            match result {
-                Ok(_) => {
-                    summary.reservations += 1;
-                    summary.payments_declined_expected += u64::from(declined);
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "reservation refused");
-                    summary.reservations_rejected += 1;
-                }
+                done += 1;
+                progress(done);
             }
-            done += 1;
-            progress(done);
+            drop(results);
+            platform.app.settle().await?;
         }
-        drop(results);
-        platform.app.settle().await?;
+        platform.clock.release();
         let elapsed = started.elapsed();
 
         let accounting = platform.add_accounting().await?;
@@ -382,6 +406,11 @@ impl Simulation {
         summary.orders_placed_before = before.orders_placed;
         summary.tickets_issued_before = before.tickets_issued;
         summary.payments_declined_expected += before.payments_cancelled;
+        summary.suspicious_customers = platform.fraud.flagged_customers().await?.len() as u64;
+        summary.suspicious_customers_expected = platform
+            .app
+            .runs_here(<order_contract::OrderEvent as tramline::Message>::MODULE)
+            .then(|| flagged_before.union(&truth.suspicious()).count() as u64);
         summary.dead_letters = platform.app.dead_letters().await?;
         summary.elapsed_s = elapsed.as_secs_f64();
         summary.orders_per_s = self.orders as f64 / elapsed.max(Duration::from_micros(1)).as_secs_f64();

@@ -319,7 +319,7 @@ fn restore_error(record: &Record, error: &dyn std::fmt::Display) -> RuntimeError
 }
 
 /// Reads a partition from the beginning to its current end.
-async fn for_each_record(
+pub(crate) async fn for_each_record(
     log: &dyn EventLog,
     partition: &TopicPartition,
     mut each: impl FnMut(&Record) -> Result<(), RuntimeError>,

@@ -1,7 +1,7 @@
 //! The runtime: processors that connect modules to a log.
 //!
 //! An [`App`] registers data modules ([`App::aggregate`]), reactions ([`App::reaction`]) and
-//! projections ([`App::projection`]); [`App::start`] checks that every subscription has a
+//! projections ([`App::projection`]) and stream queries ([`App::query`]); [`App::start`] checks that every subscription has a
 //! publisher and runs each as a task of the one processor loop (see `processor.rs`).
 
 mod aggregate;
@@ -10,6 +10,7 @@ mod gateway;
 mod processor;
 mod progress;
 mod projection;
+mod query;
 mod reaction;
 mod remote;
 mod topology;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 pub use gateway::{Accepted, CommandError, CommandGateway, Outcome};
 pub use projection::ProjectionHandle;
+pub use query::{QueryHandle, QueryRow, changelog_topic, headers as query_headers, repartition_topic};
 pub use topology::{ProcessorInfo, ProcessorKind, Topology};
 
 use crate::log::{EventLog, LogError, TopicPartition, TopicSpec};
@@ -119,6 +121,16 @@ pub enum RuntimeError {
         commands: &'static str,
         /// The events' module.
         events: &'static str,
+    },
+    /// A stream query whose source stream has no known topic.
+    #[error(
+        "query `{query}` reads stream `{stream}`, but no topic is known for it: plan the query with a catalog that has its event enum (Catalog::with::<E>())"
+    )]
+    NoSource {
+        /// The query.
+        query: String,
+        /// The stream it reads.
+        stream: String,
     },
     /// A data module was registered twice in one app.
     #[error("module `{0}` is registered twice in this app")]

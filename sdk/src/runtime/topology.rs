@@ -13,6 +13,8 @@ pub enum ProcessorKind {
     Reaction,
     /// A projection.
     Projection,
+    /// One of the two processors of a stream query.
+    Query,
 }
 
 /// One registered processor.

@@ -787,16 +787,10 @@ impl Worker {
             Err(error) => Some(error.clone()),
         };
         if let Some(error) = failed {
-            // A partition whose fetch has not started cannot seek: assign the positions instead.
-            tracing::debug!(group = self.group, %error, "kafka: seek failed; re-assigning instead");
-            let consumer = self.consumer();
-            let assigned = match consumer.rebalance_protocol() {
-                RebalanceProtocol::Cooperative => {
-                    consumer.incremental_unassign(&targets).and_then(|()| consumer.incremental_assign(&targets))
-                }
-                _ => consumer.assign(&targets),
-            };
-            assigned.map_err(|e| backend(format_args!("group `{}`: rewind", self.group), e))?;
+            // A partition whose fetch has not started (or whose broker is away) cannot seek yet.
+            // Assigning the positions by hand instead would step outside the group's rebalance
+            // protocol; the runtime retries the rewind after a pause instead.
+            return Err(backend(format_args!("group `{}`: rewind: seek", self.group), error));
         }
         Ok(positions)
     }

@@ -1,0 +1,281 @@
+//! Benchmark: the reference query (suspicious sales) over confirmed orders. Prints one JSON
+//! object per measurement:
+//!
+//! - `query-engine`: WHERE, re-keying and the windowed aggregate per record, without a log;
+//! - `query-memory`: the query in an app on the memory log, both processors and the
+//!   repartition topic included, on one core (a current-thread runtime);
+//! - with `--brokers`: `raw-rdkafka-consumer` reading the source topic, and `query-kafka`, the
+//!   query in an app on Kafka over the same topic, with their ratio.
+//!
+//! ```text
+//! cargo run --release --bin bench-query -- --events 1000000
+//! cargo run --release --bin bench-query -- --events 1000000 --brokers 127.0.0.1:9092
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tramline::log::{EventLog, OutRecord, Record, TopicSpec};
+use tramline::runtime::Settings;
+use tramline::stream::{Catalog, PartitionState, Plan, sql};
+use tramline::{App, Envelope, Event, MemoryLog, Message, ReferenceId, codec};
+
+/// Measures the reference query's throughput.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// Events per measurement.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Distinct customers.
+    #[arg(long, default_value_t = 100_000)]
+    customers: usize,
+    /// Event time between two events, in milliseconds. With the defaults the customers order
+    /// about once in three hours, except five bulk buyers who order every 100 seconds (flagged).
+    #[arg(long, default_value_t = 100)]
+    spacing_ms: i64,
+    /// Partitions of the topics.
+    #[arg(long, default_value_t = 4)]
+    partitions: u32,
+    /// Measure the engine only (for profiling).
+    #[arg(long)]
+    engine_only: bool,
+    /// Also measure on Kafka at these bootstrap servers.
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: Option<String>,
+}
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "ord")]
+struct OrderId(uuid::Uuid);
+
+/// Orders as the order module confirms them, on a topic of their own (`bench.events`).
+#[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug)]
+#[event(module = "bench", key = order_id)]
+enum OrderEvent {
+    Confirmed { order_id: OrderId, customer_id: String, product_id: String, quantity: u32, total: i64 },
+}
+
+const REFERENCE: &str = "CREATE STREAM suspicious_sales AS
+SELECT customer_id, count(*)
+FROM order_confirmed
+WINDOW TUMBLING (SIZE 10 MINUTE)
+GROUP BY customer_id
+HAVING count(*) > 4";
+
+fn plan(name: &str) -> Plan {
+    let sql = REFERENCE.replacen("suspicious_sales", name, 1);
+    sql::plan(&sql, &Catalog::new().with::<OrderEvent>()).expect("the reference query plans")
+}
+
+/// `events` confirmed orders, `spacing` milliseconds apart, by customers spread evenly; every
+/// 200th by one of five bulk buyers.
+fn events(events: usize, customers: usize, spacing: i64) -> Vec<OutRecord> {
+    let start = jiff::Timestamp::from_second(1_893_456_000).expect("2030");
+    (0..events)
+        .map(|i| {
+            let event = OrderEvent::Confirmed {
+                order_id: OrderId::generate(),
+                customer_id: match i % 200 {
+                    0 => format!("cus_bulk_{}", (i / 200) % 5),
+                    _ => format!("cus_{:08}", (i * 7919 + i / 3) % customers),
+                },
+                product_id: "prd_single_ride".into(),
+                quantity: 1 + (i % 4) as u32,
+                total: 250,
+            };
+            codec::encode(&Envelope::new(event, start + jiff::SignedDuration::from_millis(i as i64 * spacing)))
+        })
+        .collect()
+}
+
+fn report(bench: &str, events: usize, elapsed: Duration, extra: serde_json::Value) {
+    let mut line = serde_json::json!({
+        "bench": bench,
+        "events": events,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "events_per_s": events as f64 / elapsed.as_secs_f64(),
+    });
+    if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
+        line.extend(extra.clone());
+    }
+    println!("{line}");
+}
+
+/// The per-record work of both processors, without a log.
+fn engine(records: &[OutRecord]) -> (Duration, usize) {
+    let plan = plan("suspicious_sales");
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            topic: r.topic.clone(),
+            partition: 0,
+            offset: i as u64,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r.headers.clone(),
+            timestamp: r.timestamp.unwrap_or_default(),
+        })
+        .collect();
+    let started = Instant::now();
+    let mut state = PartitionState::default();
+    let (mut columns, mut out, mut rows) = (Vec::new(), Vec::new(), 0);
+    for (i, record) in records.iter().enumerate() {
+        // As the processor does after each batch.
+        if i % 2048 == 0 {
+            state.take_changes();
+        }
+        if !codec::type_of(record).is_some_and(|t| plan.reads_type(t.as_bytes())) {
+            continue;
+        }
+        let payload = record.value.as_deref().unwrap_or_default();
+        if let Some(keyed) = plan.rekey(record.timestamp, payload, &mut columns).expect("a payload") {
+            state.apply(&plan, &keyed, &mut out);
+            rows += out.len();
+            out.clear();
+        }
+    }
+    (started.elapsed(), rows)
+}
+
+/// The query in an app over a source topic already written: from start until settled.
+async fn in_app(
+    log: Arc<dyn EventLog>,
+    partitions: u32,
+    name: &str,
+) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
+    let settings = Settings { partitions, poll_timeout: Duration::from_millis(20), ..Settings::default() };
+    let mut app = App::new(log).with_settings(settings);
+    let handle = app.query(plan(name)).await?;
+    let started = Instant::now();
+    app.start().await?;
+    app.settle().await?;
+    let elapsed = started.elapsed();
+    let rows = handle.rows().await?.len();
+    app.shutdown().await?;
+    Ok((elapsed, rows))
+}
+
+async fn memory(cli: &Cli, records: Vec<OutRecord>) -> Result<(Duration, usize), Box<dyn std::error::Error>> {
+    let log = MemoryLog::shared();
+    log.create_topic(&TopicSpec::keep(OrderEvent::TOPIC, cli.partitions)).await?;
+    for chunk in records.chunks(10_000) {
+        log.append(chunk.to_vec()).await?;
+    }
+    in_app(log, cli.partitions, "suspicious_sales").await
+}
+
+/// Reads every record of `topic` with a plain rdkafka consumer, as fast as it goes.
+fn raw_consumer(
+    brokers: &str,
+    topic: &str,
+    partitions: u32,
+    expected: usize,
+) -> Result<Duration, Box<dyn std::error::Error + Send + Sync>> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-raw-{}", uuid::Uuid::now_v7().simple()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition as i32, rdkafka::Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let started = Instant::now();
+    let mut seen = 0;
+    while seen < expected {
+        match consumer.poll(Duration::from_secs(5)) {
+            Some(Ok(_)) => seen += 1,
+            Some(Err(error)) => return Err(error.into()),
+            None => return Err(format!("the raw consumer stalled after {seen} of {expected} records").into()),
+        }
+    }
+    Ok(started.elapsed())
+}
+
+async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), Box<dyn std::error::Error>> {
+    use tramline::log::kafka::{KafkaConfig, KafkaLog};
+    let log: Arc<dyn EventLog> =
+        Arc::new(KafkaLog::connect(KafkaConfig::new(brokers).with_instance_id("bench-query")).await?);
+    // A fresh source topic per run: both readers read exactly these records.
+    let topic: Arc<str> = Arc::from(format!("bench.events.{}", uuid::Uuid::now_v7().simple()));
+    log.create_topic(&TopicSpec::keep(topic.to_string(), cli.partitions)).await?;
+    let count = records.len();
+    for chunk in records.chunks(50_000) {
+        let chunk = chunk.iter().cloned().map(|r| OutRecord { topic: topic.clone(), ..r }).collect();
+        log.append(chunk).await?;
+    }
+    let raw = {
+        let (brokers, topic, partitions) = (brokers.to_owned(), topic.to_string(), cli.partitions);
+        tokio::task::spawn_blocking(move || raw_consumer(&brokers, &topic, partitions, count))
+            .await?
+            .map_err(|error| error.to_string())?
+    };
+    report("raw-rdkafka-consumer", count, raw, serde_json::json!({ "partitions": cli.partitions }));
+    // The query reads `bench.events`: point its plan at the fresh topic instead.
+    let name = format!("suspicious_sales_{}", uuid::Uuid::now_v7().simple());
+    let mut plan = plan(&name);
+    let source: &'static str = Box::leak(topic.to_string().into_boxed_str());
+    if let Some(subscription) = plan.source.subscription.as_mut() {
+        subscription.topic = source;
+    }
+    let settings =
+        Settings { partitions: cli.partitions, poll_timeout: Duration::from_millis(20), ..Settings::default() };
+    let mut app = App::new(log).with_settings(settings);
+    let handle = app.query(plan).await?;
+    let started = Instant::now();
+    app.start().await?;
+    app.settle().await?;
+    let elapsed = started.elapsed();
+    let rows = handle.rows().await?.len();
+    app.shutdown().await?;
+    report(
+        "query-kafka",
+        count,
+        elapsed,
+        serde_json::json!({ "rows": rows, "partitions": cli.partitions, "ratio_to_raw_consumer": raw.as_secs_f64() / elapsed.as_secs_f64() }),
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tramline_examples::init_logging();
+    let cli = Cli::parse();
+    let records = events(cli.events, cli.customers, cli.spacing_ms);
+    let (elapsed, rows) = engine(&records);
+    report("query-engine", cli.events, elapsed, serde_json::json!({ "rows": rows, "threads": 1 }));
+    if cli.engine_only {
+        return ExitCode::SUCCESS;
+    }
+    // One core: every processor of the app runs on this one thread.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let outcome = runtime.block_on(async {
+        let (elapsed, rows) = memory(&cli, records.clone()).await?;
+        report(
+            "query-memory",
+            cli.events,
+            elapsed,
+            serde_json::json!({ "rows": rows, "partitions": cli.partitions, "threads": 1 }),
+        );
+        if let Some(brokers) = &cli.brokers {
+            kafka(&cli, brokers, records).await?;
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! `tramline`: runs a stream query written in ksqlDB's SQL over events, and prints the rows.
+//!
+//! ```text
+//! tramline query --sql suspicious_sales.sql --input events.jsonl --until-end
+//! cat events.jsonl | tramline query --sql q.sql
+//! tramline query --sql q.sql --data ./tramline-data --topic order.events --until-end
+//! tramline query --sql q.sql --brokers 127.0.0.1:9092 --topic order.events --until-end
+//! ```
+//!
+//! Events are CloudEvents in structured JSON, one a line (`type`, `time`, `data`); the rows come
+//! out as JSON objects, one a line, on stdout. A line that cannot be read is reported on stderr
+//! with its number and counted, the others go on, and the exit status is 1. A query that does
+//! not parse or plan is reported with its line and column, and the exit status is 2.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
+use tramline::log::kafka::{KafkaConfig, KafkaLog};
+use tramline::log::{EventLog, Record, TopicPartition};
+use tramline::stream::{Catalog, Emitted, PartitionState, Plan, Value, sql};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "tramline: event-sourced modules on a log")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a stream query (CREATE STREAM | TABLE ... AS SELECT) and prints its rows as JSON lines.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct QueryArgs {
+    /// The file holding the query.
+    #[arg(long, value_name = "FILE")]
+    sql: PathBuf,
+    /// CloudEvents JSON lines to read; stdin when neither this nor --topic is given.
+    #[arg(long, value_name = "FILE", conflicts_with = "topic")]
+    input: Option<PathBuf>,
+    /// Read this topic (every partition, in event-time order) instead of JSON lines.
+    #[arg(long, value_name = "TOPIC")]
+    topic: Option<String>,
+    /// The embedded log's directory that holds --topic.
+    #[arg(long, value_name = "DIR", requires = "topic", conflicts_with = "brokers")]
+    data: Option<PathBuf>,
+    /// The Kafka cluster that holds --topic.
+    #[arg(long, value_name = "HOST:PORT", requires = "topic")]
+    brokers: Option<String>,
+    /// Close every window at the end of the input, so that EMIT FINAL rows come out.
+    #[arg(long)]
+    until_end: bool,
+}
+
+/// One event as CloudEvents structured JSON: only what a query needs.
+#[derive(Deserialize)]
+struct CloudEvent<'a> {
+    #[serde(rename = "type")]
+    event_type: String,
+    time: Option<String>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// What a run counted, for the closing line on stderr.
+#[derive(Debug, Default)]
+struct Counts {
+    events: u64,
+    skipped: u64,
+    bad: u64,
+    rows: u64,
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    state: PartitionState,
+    columns: Vec<Value>,
+    emitted: Vec<Emitted>,
+    counts: Counts,
+    out: BufWriter<std::io::StdoutLock<'static>>,
+}
+
+impl Run<'_> {
+    /// Feeds one event; `Err` is why it cannot be read.
+    fn feed(&mut self, event_type: &str, time: i64, data: &[u8]) -> Result<(), String> {
+        if !self.plan.reads_type(event_type.as_bytes()) {
+            self.counts.skipped += 1;
+            return Ok(());
+        }
+        self.counts.events += 1;
+        let keyed = self
+            .plan
+            .rekey(time, data, &mut self.columns)
+            .map_err(|error| format!("`data` is not a JSON object of the event's fields: {error}"))?;
+        if let Some(keyed) = keyed {
+            self.state.apply(self.plan, &keyed, &mut self.emitted);
+            self.flush();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        for emitted in self.emitted.drain(..) {
+            let row = self.plan.row_json(&emitted.values);
+            // A closed stdout (a pipe into `head`) ends the output, not the count.
+            let _ = serde_json::to_writer(&mut self.out, &row).map(|()| self.out.write_all(b"\n"));
+            self.counts.rows += 1;
+        }
+    }
+
+    fn line(&mut self, number: u64, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        if let Err(error) = self.parse_line(line) {
+            self.counts.bad += 1;
+            eprintln!("input line {number}: {error}");
+        }
+    }
+
+    fn parse_line(&mut self, line: &str) -> Result<(), String> {
+        let event: CloudEvent<'_> =
+            serde_json::from_str(line).map_err(|e| format!("not a CloudEvent in structured JSON: {e}"))?;
+        if !self.plan.reads_type(event.event_type.as_bytes()) {
+            self.counts.skipped += 1;
+            return Ok(());
+        }
+        let time = event.time.ok_or("no `time` attribute: the query's windows need each event's time")?;
+        let time: jiff::Timestamp =
+            time.parse().map_err(|e| format!("`time` is not an RFC 3339 timestamp (`{time}`): {e}"))?;
+        let data = event.data.ok_or("no `data`: the event's fields are missing")?;
+        self.feed(&event.event_type, time.as_millisecond(), data.get().as_bytes())
+    }
+
+    fn record(&mut self, record: &Record) {
+        let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
+        let Some(event_type) = record.header("ce_type").and_then(|t| std::str::from_utf8(t).ok()) else {
+            self.counts.bad += 1;
+            eprintln!("record {at}: no `ce_type` header");
+            return;
+        };
+        let event_type = event_type.to_owned();
+        let data = record.value.clone().unwrap_or_default();
+        if let Err(error) = self.feed(&event_type, record.timestamp, &data) {
+            self.counts.bad += 1;
+            eprintln!("record {at}: {error}");
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let Command::Query(args) = Cli::parse().command;
+    match query(args).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn query(args: QueryArgs) -> Result<ExitCode, String> {
+    let text = std::fs::read_to_string(&args.sql).map_err(|e| format!("cannot read {}: {e}", args.sql.display()))?;
+    let plan = sql::plan(&text, &Catalog::open())
+        .map_err(|error| format!("{}: {}", args.sql.display(), error.render(&text)))?;
+    let mut run = Run {
+        plan: &plan,
+        state: PartitionState::default(),
+        columns: Vec::new(),
+        emitted: Vec::new(),
+        counts: Counts::default(),
+        out: BufWriter::new(std::io::stdout().lock()),
+    };
+    match (&args.topic, &args.input) {
+        (Some(topic), _) => {
+            let log: Arc<dyn EventLog> = match (&args.data, &args.brokers) {
+                (_, Some(brokers)) => {
+                    Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
+                }
+                (Some(dir), None) => Arc::new(
+                    EmbeddedLog::open_async(dir.clone(), EmbeddedOptions::default())
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
+                (None, None) => {
+                    return Err("--topic needs --data DIR (embedded log) or --brokers HOST:PORT (Kafka)".into());
+                }
+            };
+            for record in read_topic(&*log, topic).await? {
+                run.record(&record);
+            }
+        }
+        (None, Some(path)) => {
+            let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            read_lines(&mut run, std::io::BufReader::new(file))?;
+        }
+        (None, None) => read_lines(&mut run, std::io::stdin().lock())?,
+    }
+    if args.until_end {
+        run.state.close_all(&plan, &mut run.emitted);
+        run.flush();
+    }
+    let _ = run.out.flush();
+    let Counts { events, skipped, bad, rows } = run.counts;
+    let late = run.state.late();
+    eprintln!("{events} events read, {skipped} of other types skipped, {bad} bad, {late} late (dropped), {rows} rows");
+    Ok(if bad > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn read_lines(run: &mut Run<'_>, input: impl BufRead) -> Result<(), String> {
+    for (number, line) in input.lines().enumerate() {
+        match line {
+            Ok(line) => run.line(number as u64 + 1, &line),
+            // Not UTF-8: this line is bad, the next ones may be fine.
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                run.counts.bad += 1;
+                eprintln!("input line {}: {error}", number + 1);
+            }
+            Err(error) => return Err(format!("reading the input failed at line {}: {error}", number + 1)),
+        }
+    }
+    Ok(())
+}
+
+/// Every record of a topic, in event-time order across its partitions (stream time is the
+/// query's: reading partition after partition would make the later ones late).
+async fn read_topic(log: &dyn EventLog, topic: &str) -> Result<Vec<Record>, String> {
+    let partitions = log
+        .partition_count(topic)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("topic `{topic}` does not exist"))?;
+    let mut records = Vec::new();
+    for partition in 0..partitions {
+        let tp = TopicPartition::new(topic, partition);
+        let end = log.end_offset(&tp).await.map_err(|e| e.to_string())?;
+        let mut offset = 0;
+        while offset < end {
+            let batch = log.read(&tp, offset, 4096).await.map_err(|e| e.to_string())?;
+            let Some(last) = batch.last() else { break };
+            offset = last.offset + 1;
+            records.extend(batch.into_iter().filter(|r| r.offset < end));
+        }
+    }
+    records.sort_by_key(|r| (r.timestamp, r.partition, r.offset));
+    Ok(records)
+}

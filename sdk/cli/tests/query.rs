@@ -1,0 +1,104 @@
+//! The `tramline query` command end to end: the reference query over CloudEvents JSON lines,
+//! EMIT FINAL with --until-end, and how bad queries and bad lines are reported.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const REFERENCE: &str = "CREATE STREAM suspicious_sales AS
+SELECT customer_id, count(*)
+FROM order_confirmed
+WINDOW TUMBLING (SIZE 10 MINUTE)
+GROUP BY customer_id
+HAVING count(*) > 4
+";
+
+fn event(event_type: &str, time: &str, customer: &str) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"{customer}-{time}","source":"order","type":"{event_type}","time":"{time}","datacontenttype":"application/json","data":{{"order_id":"ord_1","customer_id":"{customer}","total":250}}}}"#
+    )
+}
+
+fn run(sql: &str, input: &str, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let query = dir.path().join("query.sql");
+    std::fs::write(&query, sql).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tramline"))
+        .args(["query", "--sql"])
+        .arg(&query)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn orders() -> String {
+    let mut input = Vec::new();
+    for minute in 0..6 {
+        input.push(event("OrderConfirmed", &format!("2030-01-01T10:0{minute}:00Z"), "cus_bulk"));
+    }
+    for minute in 0..3 {
+        input.push(event("OrderConfirmed", &format!("2030-01-01T10:0{minute}:30Z"), "cus_ok"));
+        input.push(event("OrderPlaced", &format!("2030-01-01T10:0{minute}:30Z"), "cus_ok"));
+    }
+    input.join("\n")
+}
+
+#[test]
+fn the_reference_query_runs_as_written_over_json_lines_from_stdin() {
+    let output = run(REFERENCE, &orders(), &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rows = lines(&output.stdout);
+    assert_eq!(rows.len(), 2, "counts 5 and 6 of the bulk buyer");
+    assert_eq!(rows[0]["customer_id"], "cus_bulk");
+    assert_eq!(rows[1]["KSQL_COL_1"], 6);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("9 events read, 3 of other types skipped, 0 bad"), "{stderr}");
+}
+
+#[test]
+fn emit_final_rows_come_out_at_the_end_of_the_input_with_until_end() {
+    let sql = "CREATE TABLE per_customer AS SELECT customer_id, COUNT(*) AS orders, WINDOWSTART AS ws
+               FROM order_confirmed WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY customer_id EMIT FINAL";
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), orders()).unwrap();
+    let path = file.path().to_str().unwrap();
+    let without = run(sql, "", &["--input", path]);
+    assert!(lines(&without.stdout).is_empty(), "windows are open at the end of the input");
+    let with = run(sql, "", &["--input", path, "--until-end"]);
+    let mut rows = lines(&with.stdout);
+    rows.sort_by_key(|r| r["customer_id"].as_str().unwrap().to_owned());
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0]["customer_id"].as_str(), rows[0]["orders"].as_i64()), (Some("cus_bulk"), Some(6)));
+    assert_eq!((rows[1]["customer_id"].as_str(), rows[1]["orders"].as_i64()), (Some("cus_ok"), Some(3)));
+    assert_eq!(rows[0]["ws"], 1_893_492_000_000i64);
+}
+
+#[test]
+fn a_bad_query_names_line_and_column_and_exits_with_2() {
+    let output = run(&REFERENCE.replace("GROUP BY", "GROUP BUY"), "", &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 5, column 7: expected `BY`, found `BUY`"), "{stderr}");
+}
+
+#[test]
+fn bad_lines_are_reported_by_number_and_counted_while_the_others_go_on() {
+    let mut input: Vec<String> = orders().lines().map(str::to_owned).collect();
+    input.insert(2, "{not json".into());
+    input.insert(4, r#"{"type":"OrderConfirmed","data":{"customer_id":"cus_bulk"}}"#.into());
+    let output = run(REFERENCE, &input.join("\n"), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("input line 3: not a CloudEvent in structured JSON"), "{stderr}");
+    assert!(stderr.contains("input line 5: no `time` attribute"), "{stderr}");
+    assert!(stderr.contains("2 bad"), "{stderr}");
+    assert_eq!(lines(&output.stdout).len(), 2, "the good lines still made their rows");
+}

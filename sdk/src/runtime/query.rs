@@ -1,0 +1,452 @@
+//! Stream queries on the processor loop. Two processors run a [`Plan`]:
+//!
+//! - `<query>.rekey` reads the source topic, keeps the records of the plan's event types that
+//!   pass WHERE, and writes each to `<query>-repartition` keyed by its GROUP BY key, so that
+//!   every key's records meet on one partition whatever instance owns it;
+//! - `<query>.aggregate` reads `<query>-repartition`, folds each partition's records into its
+//!   windows ([`PartitionState`]), and writes the rows to the sink `<query>`, the changed
+//!   windows and the stream time to the compacted `<query>-changelog` (same partition), and
+//!   its input positions, in one atomic write. A restart restores the partition from the
+//!   changelog: nothing lost, nothing counted twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, Bytes};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::aggregate::for_each_record;
+use super::processor::Processor;
+use super::{App, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
+use crate::codec::{self, headers as ce};
+use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
+use crate::stream::{
+    Change, Emitted, Keyed, OutputKind, PartitionState, Plan, StoredWindow, Value, Window, pascal_case,
+};
+
+/// The topic a query re-keys its records onto.
+pub fn repartition_topic(query: &str) -> String {
+    format!("{query}-repartition")
+}
+
+/// The compacted topic that holds a query's windows.
+pub fn changelog_topic(query: &str) -> String {
+    format!("{query}-changelog")
+}
+
+/// Header names on a query's output rows, besides the CloudEvents ones.
+pub mod headers {
+    /// The window's start, milliseconds since the epoch.
+    pub const WINDOW_START: &str = "windowstart";
+    /// The window's end.
+    pub const WINDOW_END: &str = "windowend";
+}
+
+/// The changelog key of a partition's stream time and late count.
+const PROGRESS_KEY: &[u8] = b"progress";
+
+/// A running query: its sink topic, its rows and its late records.
+#[derive(Clone)]
+pub struct QueryHandle {
+    name: String,
+    log: Arc<dyn EventLog>,
+    late: Arc<Mutex<HashMap<u32, u64>>>,
+}
+
+impl std::fmt::Debug for QueryHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryHandle").field("name", &self.name).finish()
+    }
+}
+
+/// One row of a query's sink topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRow {
+    /// The group key.
+    pub key: String,
+    /// The window.
+    pub window: Window,
+    /// The row, columns by name.
+    pub columns: serde_json::Map<String, serde_json::Value>,
+}
+
+impl QueryHandle {
+    /// The sink topic (the query's name).
+    pub fn topic(&self) -> &str {
+        &self.name
+    }
+
+    /// Records dropped as late by the partitions this instance owns (restored with them).
+    pub fn late_records(&self) -> u64 {
+        self.late.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+
+    /// Every row on the sink topic so far, partition by partition.
+    pub async fn rows(&self) -> Result<Vec<QueryRow>, RuntimeError> {
+        let mut rows = Vec::new();
+        let partitions = self.log.partition_count(&self.name).await?.unwrap_or(0);
+        for partition in 0..partitions {
+            let tp = TopicPartition::new(self.name.as_str(), partition);
+            for_each_record(&*self.log, &tp, |record| {
+                rows.push(row_of(record).ok_or_else(|| RuntimeError::Restore {
+                    position: codec::position_of(record),
+                    reason: "not a row of a stream query".into(),
+                })?);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(rows)
+    }
+}
+
+fn row_of(record: &Record) -> Option<QueryRow> {
+    let number = |name| std::str::from_utf8(record.header(name)?).ok()?.parse::<i64>().ok();
+    let key = String::from_utf8_lossy(record.key.as_ref()?).into_owned();
+    let key = match key.rsplit_once('@') {
+        Some((key, _)) if record.header(ce::SUBJECT) == Some(key.as_bytes()) => key.to_owned(),
+        _ => key,
+    };
+    Some(QueryRow {
+        key,
+        window: Window { start: number(headers::WINDOW_START)?, end: number(headers::WINDOW_END)? },
+        columns: serde_json::from_slice(record.value.as_ref()?).ok()?,
+    })
+}
+
+impl App {
+    /// Runs a stream query: creates `<query>-repartition`, `<query>-changelog` and the sink
+    /// topic `<query>`, and registers its two processors. It starts with the app (or at once,
+    /// if the app runs already) and reads its source from the beginning the first time.
+    pub async fn query(&mut self, plan: Plan) -> Result<QueryHandle, RuntimeError> {
+        let Some(subscription) = plan.source.subscription else {
+            return Err(RuntimeError::NoSource { query: plan.name.clone(), stream: plan.source.stream.clone() });
+        };
+        let partitions = self.settings.partitions;
+        // The loop names topics as `&'static str`; a query is registered once per app, so its
+        // topic's name lives as long as the program at the cost of a few bytes.
+        let repartition: &'static str = Box::leak(repartition_topic(&plan.name).into_boxed_str());
+        self.create(TopicSpec::keep(repartition, partitions)).await?;
+        self.create(TopicSpec::compact(changelog_topic(&plan.name), partitions)).await?;
+        self.create(TopicSpec::keep(plan.name.clone(), partitions)).await?;
+
+        let plan = Arc::new(plan);
+        let late = Arc::new(Mutex::new(HashMap::new()));
+        let handle = QueryHandle { name: plan.name.clone(), log: self.log.clone(), late: late.clone() };
+        let rekey_group = format!("{}.rekey", plan.name);
+        let aggregate_group = format!("{}.aggregate", plan.name);
+        let info = |name: &str, reads: Vec<(String, String)>| ProcessorInfo {
+            kind: ProcessorKind::Query,
+            module: plan.name.clone(),
+            name: name.to_owned(),
+            reads,
+            commands: None,
+        };
+        let source_info = info(&rekey_group, vec![(subscription.module.to_owned(), subscription.event.to_owned())]);
+        let window_info = info(&aggregate_group, Vec::new());
+        if !self.runs_here(&plan.name) {
+            // Another process runs it (App::run_only): its rows are read from the log here.
+            for (group, info, reads) in
+                [(rekey_group, source_info, subscription.topic), (aggregate_group, window_info, repartition)]
+            {
+                self.create_dead_letters(&group).await?;
+                self.topology.processors.push(info);
+                self.elsewhere.push((group, vec![reads]));
+            }
+            return Ok(handle);
+        }
+        let rekey = RekeyProcessor::new(plan.clone(), rekey_group.clone(), subscription.topic, repartition);
+        self.register(Registration {
+            group: rekey_group.clone(),
+            subscriptions: vec![subscription],
+            writes: None,
+            info: Some(source_info),
+            early: false,
+            reads: vec![subscription.topic],
+            dead_letters: Some(rekey_group),
+            spawn: Box::new(move |app: &App| app.spawn(rekey)),
+        })
+        .await?;
+        let aggregate = WindowProcessor::new(plan.clone(), aggregate_group.clone(), repartition, late);
+        self.register(Registration {
+            group: aggregate_group.clone(),
+            subscriptions: Vec::new(),
+            writes: None,
+            info: Some(window_info),
+            early: false,
+            reads: vec![repartition],
+            dead_letters: Some(aggregate_group),
+            spawn: Box::new(move |app: &App| app.spawn(aggregate)),
+        })
+        .await?;
+        Ok(handle)
+    }
+}
+
+/// Filters and re-keys the source onto the repartition topic.
+struct RekeyProcessor {
+    plan: Arc<Plan>,
+    group: String,
+    source: &'static str,
+    repartition: Arc<str>,
+    dead_letters: Arc<str>,
+    columns: Vec<Value>,
+}
+
+impl RekeyProcessor {
+    fn new(plan: Arc<Plan>, group: String, source: &'static str, repartition: &'static str) -> Self {
+        let dead_letters = Arc::from(dead_letter::topic_of(&group));
+        RekeyProcessor { plan, group, source, repartition: Arc::from(repartition), dead_letters, columns: Vec::new() }
+    }
+}
+
+impl Processor for RekeyProcessor {
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![self.source]
+    }
+
+    fn start(&self) -> StartFrom {
+        StartFrom::Beginning
+    }
+
+    async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        for record in records {
+            // Other event types of the topic are not the query's: skipped, not failed.
+            if !record.header(ce::TYPE).is_some_and(|t| self.plan.reads_type(t)) {
+                continue;
+            }
+            let Some(payload) = &record.value else {
+                outputs.push(dead_letter::letter(
+                    &self.dead_letters,
+                    &self.group,
+                    record,
+                    &"a tombstone where an event was expected",
+                ));
+                continue;
+            };
+            match self.plan.rekey(record.timestamp, payload, &mut self.columns) {
+                Ok(Some(keyed)) => outputs.push(OutRecord {
+                    topic: self.repartition.clone(),
+                    partition: None,
+                    key: Some(Bytes::from(keyed.key())),
+                    value: Some(Bytes::from(serde_json::to_vec(&keyed).expect("values serialise"))),
+                    headers: Headers::new(),
+                    timestamp: Some(keyed.time),
+                }),
+                Ok(None) => {}
+                Err(error) => {
+                    let reason = format!("the payload is not a JSON object of the event's fields: {error}");
+                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
+                }
+            }
+        }
+    }
+}
+
+/// A window as the changelog stores it, with its key.
+#[derive(Serialize, Deserialize)]
+struct Progress {
+    stream_time: Option<i64>,
+    late: u64,
+}
+
+/// Aggregates the repartitioned records per key and window.
+struct WindowProcessor {
+    plan: Arc<Plan>,
+    group: String,
+    repartition: &'static str,
+    changelog: Arc<str>,
+    sink: Arc<str>,
+    source_name: String,
+    row_type: String,
+    dead_letters: Arc<str>,
+    partitions: HashMap<u32, PartitionState>,
+    late: Arc<Mutex<HashMap<u32, u64>>>,
+    emitted: Vec<Emitted>,
+}
+
+impl WindowProcessor {
+    fn new(plan: Arc<Plan>, group: String, repartition: &'static str, late: Arc<Mutex<HashMap<u32, u64>>>) -> Self {
+        WindowProcessor {
+            changelog: Arc::from(changelog_topic(&plan.name)),
+            sink: Arc::from(plan.name.as_str()),
+            source_name: plan.name.clone(),
+            row_type: pascal_case(&plan.name),
+            dead_letters: Arc::from(dead_letter::topic_of(&group)),
+            plan,
+            group,
+            repartition,
+            partitions: HashMap::new(),
+            late,
+            emitted: Vec::new(),
+        }
+    }
+
+    async fn restore(&self, log: &dyn EventLog, partition: u32) -> Result<PartitionState, RuntimeError> {
+        let mut state = PartitionState::default();
+        let changelog = TopicPartition::new(self.changelog.clone(), partition);
+        let plan = &self.plan;
+        for_each_record(log, &changelog, |record| {
+            let broken = |reason: &dyn std::fmt::Display| RuntimeError::Restore {
+                position: codec::position_of(record),
+                reason: reason.to_string(),
+            };
+            let key = record.key.as_deref().unwrap_or_default();
+            if key == PROGRESS_KEY {
+                let value = record.value.as_deref().unwrap_or_default();
+                let progress: Progress = serde_json::from_slice(value).map_err(|e| broken(&e))?;
+                state.restore_progress(progress.stream_time, progress.late);
+                return Ok(());
+            }
+            let (start, group) = window_key(key).ok_or_else(|| broken(&"not a window key"))?;
+            match &record.value {
+                None => state.restore_delete(plan, &group, start),
+                Some(value) => {
+                    let stored: StoredWindow = serde_json::from_slice(value).map_err(|e| broken(&e))?;
+                    state.restore_window(plan, group, stored);
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(state)
+    }
+
+    fn changelog_record(&self, partition: u32, key: Vec<u8>, value: Option<Vec<u8>>) -> OutRecord {
+        OutRecord {
+            topic: self.changelog.clone(),
+            partition: Some(partition),
+            key: Some(Bytes::from(key)),
+            value: value.map(Bytes::from),
+            headers: Headers::new(),
+            timestamp: None,
+        }
+    }
+
+    fn row(&self, emitted: &Emitted) -> OutRecord {
+        let key = match self.plan.output {
+            OutputKind::Stream => emitted.key.clone(),
+            OutputKind::Table => format!("{}@{}", emitted.key, emitted.window.start),
+        };
+        let value = serde_json::to_vec(&self.plan.row_json(&emitted.values)).expect("values serialise");
+        let time = jiff::Timestamp::from_millisecond(emitted.time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut headers = Headers::builder(320);
+        headers.push(ce::SPEC_VERSION, b"1.0");
+        headers.push(ce::ID, Uuid::now_v7().hyphenated().to_string().as_bytes());
+        headers.push(ce::SOURCE, self.source_name.as_bytes());
+        headers.push(ce::TYPE, self.row_type.as_bytes());
+        headers.push(ce::TIME, time.to_string().as_bytes());
+        headers.push(ce::SUBJECT, emitted.key.as_bytes());
+        headers.push(ce::CONTENT_TYPE, b"application/json");
+        headers.push(headers::WINDOW_START, emitted.window.start.to_string().as_bytes());
+        headers.push(headers::WINDOW_END, emitted.window.end.to_string().as_bytes());
+        OutRecord {
+            topic: self.sink.clone(),
+            partition: None,
+            key: Some(Bytes::from(key)),
+            value: Some(Bytes::from(value)),
+            headers: headers.build(),
+            timestamp: Some(emitted.time),
+        }
+    }
+}
+
+/// `w/<start>/<key>`: one changelog key per window of a key.
+fn window_key_of(key: &str, start: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 24);
+    out.put_slice(b"w/");
+    out.put_slice(start.to_string().as_bytes());
+    out.put_u8(b'/');
+    out.put_slice(key.as_bytes());
+    out
+}
+
+fn window_key(key: &[u8]) -> Option<(i64, String)> {
+    let text = std::str::from_utf8(key.strip_prefix(b"w/")?).ok()?;
+    let (start, group) = text.split_once('/')?;
+    Some((start.parse().ok()?, group.to_owned()))
+}
+
+impl Processor for WindowProcessor {
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        vec![self.repartition]
+    }
+
+    fn start(&self) -> StartFrom {
+        StartFrom::Beginning
+    }
+
+    async fn assigned(&mut self, log: &dyn EventLog, partitions: &[TopicPartition]) -> Result<(), RuntimeError> {
+        for tp in partitions {
+            let state = self.restore(log, tp.partition).await?;
+            self.late.lock().unwrap_or_else(|p| p.into_inner()).insert(tp.partition, state.late());
+            self.partitions.insert(tp.partition, state);
+        }
+        Ok(())
+    }
+
+    fn revoked(&mut self, partitions: &[TopicPartition]) {
+        let mut late = self.late.lock().unwrap_or_else(|p| p.into_inner());
+        for tp in partitions {
+            self.partitions.remove(&tp.partition);
+            late.remove(&tp.partition);
+        }
+    }
+
+    async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        let mut touched: Vec<u32> = Vec::new();
+        let mut emitted = std::mem::take(&mut self.emitted);
+        for record in records {
+            let keyed: Keyed = match record.value.as_deref().map(serde_json::from_slice) {
+                Some(Ok(keyed)) => keyed,
+                Some(Err(error)) => {
+                    let reason = format!("not a re-keyed row of query `{}`: {error}", self.plan.name);
+                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
+                    continue;
+                }
+                None => {
+                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &"a tombstone"));
+                    continue;
+                }
+            };
+            let state = self.partitions.entry(record.partition).or_default();
+            state.apply(&self.plan, &keyed, &mut emitted);
+            if !touched.contains(&record.partition) {
+                touched.push(record.partition);
+            }
+            outputs.extend(emitted.iter().map(|e| self.row(e)));
+            emitted.clear();
+        }
+        self.emitted = emitted;
+        // The changed windows and the progress go in the same atomic write as the rows and
+        // the positions.
+        let mut late = self.late.lock().unwrap_or_else(|p| p.into_inner());
+        for partition in touched {
+            let Some(state) = self.partitions.get_mut(&partition) else { continue };
+            let changes = state.take_changes();
+            let (stream_time, dropped) = state.progress();
+            late.insert(partition, dropped);
+            for change in changes {
+                let record = match change {
+                    Change::Put(key, stored) => {
+                        let value = serde_json::to_vec(&stored).expect("windows serialise");
+                        (window_key_of(&key, stored.window.start), Some(value))
+                    }
+                    Change::Delete(key, start) => (window_key_of(&key, start), None),
+                };
+                outputs.push(self.changelog_record(partition, record.0, record.1));
+            }
+            let progress = serde_json::to_vec(&Progress { stream_time, late: dropped }).expect("progress serialises");
+            outputs.push(self.changelog_record(partition, PROGRESS_KEY.to_vec(), Some(progress)));
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Scalar expressions of a plan: WHERE over an input row, SELECT and HAVING over a group's
+//! window, with SQL's three-valued logic (a comparison with NULL is NULL, and NULL filters out).
+
+use std::cmp::Ordering;
+
+use super::value::Value;
+use super::window::Window;
+
+/// A binary operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `=`
+    Eq,
+    /// `!=` or `<>`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+    /// `AND`
+    And,
+    /// `OR`
+    Or,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+}
+
+impl BinaryOp {
+    /// The operator as written in SQL.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Eq => "=",
+            BinaryOp::NotEq => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::LtEq => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::GtEq => ">=",
+            BinaryOp::And => "AND",
+            BinaryOp::Or => "OR",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+        }
+    }
+}
+
+/// A scalar expression. Input expressions (WHERE, GROUP BY, aggregate arguments) use
+/// [`Expr::Column`] and [`Expr::RowTime`]; output expressions (SELECT, HAVING) use
+/// [`Expr::Group`], [`Expr::Aggregate`] and the window bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A constant.
+    Literal(Value),
+    /// The input column at this index of the plan's columns.
+    Column(usize),
+    /// The record's event time (milliseconds since the epoch).
+    RowTime,
+    /// The value of the GROUP BY expression at this index.
+    Group(usize),
+    /// The value of the aggregate at this index.
+    Aggregate(usize),
+    /// The start of the window (milliseconds since the epoch).
+    WindowStart,
+    /// The end of the window.
+    WindowEnd,
+    /// `NOT e`
+    Not(Box<Expr>),
+    /// `-e`
+    Neg(Box<Expr>),
+    /// `e IS NULL` (`negated`: `IS NOT NULL`)
+    IsNull {
+        /// The operand.
+        expr: Box<Expr>,
+        /// Whether it is `IS NOT NULL`.
+        negated: bool,
+    },
+    /// `l op r`
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+}
+
+/// What an expression reads from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The input columns.
+    pub columns: &'a [Value],
+    /// The event time of the input record.
+    pub row_time: i64,
+    /// The group's key values.
+    pub group: &'a [Value],
+    /// The aggregates' current values.
+    pub aggregates: &'a [Value],
+    /// The window.
+    pub window: Option<Window>,
+}
+
+impl Expr {
+    /// `l op r`.
+    pub fn binary(op: BinaryOp, l: Expr, r: Expr) -> Expr {
+        Expr::Binary(op, Box::new(l), Box::new(r))
+    }
+
+    /// Evaluates against a scope. Indexes come from the planner, so they are in range.
+    pub fn eval(&self, scope: &Scope<'_>) -> Value {
+        match self {
+            Expr::Literal(value) => value.clone(),
+            Expr::Column(i) => scope.columns.get(*i).cloned().unwrap_or_default(),
+            Expr::RowTime => Value::Int(scope.row_time),
+            Expr::Group(i) => scope.group.get(*i).cloned().unwrap_or_default(),
+            Expr::Aggregate(i) => scope.aggregates.get(*i).cloned().unwrap_or_default(),
+            Expr::WindowStart => scope.window.map_or(Value::Null, |w| Value::Int(w.start)),
+            Expr::WindowEnd => scope.window.map_or(Value::Null, |w| Value::Int(w.end)),
+            Expr::Not(e) => match e.eval(scope) {
+                Value::Bool(b) => Value::Bool(!b),
+                _ => Value::Null,
+            },
+            Expr::Neg(e) => match e.eval(scope) {
+                Value::Int(i) => Value::Int(i.wrapping_neg()),
+                Value::Float(f) => Value::Float(-f),
+                _ => Value::Null,
+            },
+            Expr::IsNull { expr, negated } => Value::Bool(expr.eval(scope).is_null() != *negated),
+            Expr::Binary(op, l, r) => binary(*op, l, r, scope),
+        }
+    }
+
+    /// Whether the expression holds (TRUE; NULL and FALSE do not).
+    pub fn holds(&self, scope: &Scope<'_>) -> bool {
+        self.eval(scope).is_true()
+    }
+}
+
+fn binary(op: BinaryOp, l: &Expr, r: &Expr, scope: &Scope<'_>) -> Value {
+    use BinaryOp::*;
+    match op {
+        And => match l.eval(scope) {
+            Value::Bool(false) => Value::Bool(false),
+            left => match (left, r.eval(scope)) {
+                (_, Value::Bool(false)) => Value::Bool(false),
+                (Value::Bool(true), Value::Bool(true)) => Value::Bool(true),
+                _ => Value::Null,
+            },
+        },
+        Or => match l.eval(scope) {
+            Value::Bool(true) => Value::Bool(true),
+            left => match (left, r.eval(scope)) {
+                (_, Value::Bool(true)) => Value::Bool(true),
+                (Value::Bool(false), Value::Bool(false)) => Value::Bool(false),
+                _ => Value::Null,
+            },
+        },
+        Eq | NotEq | Lt | LtEq | Gt | GtEq => {
+            let Some(ordering) = l.eval(scope).compare(&r.eval(scope)) else { return Value::Null };
+            Value::Bool(match op {
+                Eq => ordering == Ordering::Equal,
+                NotEq => ordering != Ordering::Equal,
+                Lt => ordering == Ordering::Less,
+                LtEq => ordering != Ordering::Greater,
+                Gt => ordering == Ordering::Greater,
+                _ => ordering != Ordering::Less,
+            })
+        }
+        Add | Sub | Mul | Div => arithmetic(op, l.eval(scope), r.eval(scope)),
+    }
+}
+
+fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Value {
+    match (l, r) {
+        (Value::Int(a), Value::Int(b)) => match op {
+            BinaryOp::Add => a.checked_add(b).map_or(Value::Null, Value::Int),
+            BinaryOp::Sub => a.checked_sub(b).map_or(Value::Null, Value::Int),
+            BinaryOp::Mul => a.checked_mul(b).map_or(Value::Null, Value::Int),
+            // Integer division as in ksqlDB; by zero is NULL.
+            _ => a.checked_div(b).map_or(Value::Null, Value::Int),
+        },
+        (a, b) => match (a.as_f64(), b.as_f64()) {
+            (Some(a), Some(b)) => Value::Float(match op {
+                BinaryOp::Add => a + b,
+                BinaryOp::Sub => a - b,
+                BinaryOp::Mul => a * b,
+                _ => a / b,
+            }),
+            _ => Value::Null,
+        },
+    }
+}
+
+/// Builds expressions for the Rust DSL: `col("quantity").gt(2)`.
+pub mod build {
+    use super::{BinaryOp, Expr};
+    use crate::stream::value::Value;
+
+    /// A reference to a column by name, resolved when the query is built.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Operand {
+        /// A named column (an event field, `ROWTIME`, or an output column in a HAVING).
+        Column(String),
+        /// A constant.
+        Literal(Value),
+        /// `l op r`.
+        Binary(BinaryOp, Box<Operand>, Box<Operand>),
+        /// `NOT e`.
+        Not(Box<Operand>),
+        /// `e IS NULL` / `IS NOT NULL`.
+        IsNull(Box<Operand>, bool),
+    }
+
+    /// A column by name.
+    pub fn col(name: &str) -> Operand {
+        Operand::Column(name.to_owned())
+    }
+
+    /// A constant.
+    pub fn lit(value: impl Into<Value>) -> Operand {
+        Operand::Literal(value.into())
+    }
+
+    impl Operand {
+        fn op(self, op: BinaryOp, other: impl Into<Operand>) -> Operand {
+            Operand::Binary(op, Box::new(self), Box::new(other.into()))
+        }
+        /// `self = other`
+        pub fn eq(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::Eq, other)
+        }
+        /// `self != other`
+        pub fn not_eq(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::NotEq, other)
+        }
+        /// `self < other`
+        pub fn lt(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::Lt, other)
+        }
+        /// `self <= other`
+        pub fn lt_eq(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::LtEq, other)
+        }
+        /// `self > other`
+        pub fn gt(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::Gt, other)
+        }
+        /// `self >= other`
+        pub fn gt_eq(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::GtEq, other)
+        }
+        /// `self AND other`
+        pub fn and(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::And, other)
+        }
+        /// `self OR other`
+        pub fn or(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::Or, other)
+        }
+        /// `self + other`
+        pub fn plus(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::Add, other)
+        }
+        /// `self * other`
+        pub fn times(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::Mul, other)
+        }
+        /// `self IS NULL`
+        pub fn is_null(self) -> Operand {
+            Operand::IsNull(Box::new(self), false)
+        }
+        /// `self IS NOT NULL`
+        pub fn is_not_null(self) -> Operand {
+            Operand::IsNull(Box::new(self), true)
+        }
+
+        /// Resolves column names to a plan's expression; `resolve` maps a name to its
+        /// expression, or `None` when no such column exists.
+        pub(crate) fn resolve(&self, resolve: &mut dyn FnMut(&str) -> Option<Expr>) -> Result<Expr, String> {
+            Ok(match self {
+                Operand::Column(name) => resolve(name).ok_or_else(|| name.clone())?,
+                Operand::Literal(value) => Expr::Literal(value.clone()),
+                Operand::Binary(op, l, r) => Expr::binary(*op, l.resolve(resolve)?, r.resolve(resolve)?),
+                Operand::Not(e) => Expr::Not(Box::new(e.resolve(resolve)?)),
+                Operand::IsNull(e, negated) => Expr::IsNull { expr: Box::new(e.resolve(resolve)?), negated: *negated },
+            })
+        }
+    }
+
+    impl std::ops::Not for Operand {
+        type Output = Operand;
+        /// `NOT self`: `!col("cancelled")`.
+        fn not(self) -> Operand {
+            Operand::Not(Box::new(self))
+        }
+    }
+
+    macro_rules! literal_operand {
+        ($($t:ty),*) => {$(
+            impl From<$t> for Operand {
+                fn from(value: $t) -> Self {
+                    Operand::Literal(Value::from(value))
+                }
+            }
+        )*};
+    }
+    literal_operand!(i64, f64, bool, &str, String);
+
+    impl From<i32> for Operand {
+        fn from(value: i32) -> Self {
+            Operand::Literal(Value::Int(i64::from(value)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(v: impl Into<Value>) -> Expr {
+        Expr::Literal(v.into())
+    }
+
+    #[test]
+    fn comparisons_with_null_are_null_and_filter_out() {
+        let scope = Scope::default();
+        let e = Expr::binary(BinaryOp::Gt, Expr::Literal(Value::Null), lit(1));
+        assert_eq!(e.eval(&scope), Value::Null);
+        assert!(!e.holds(&scope));
+        // FALSE AND NULL is FALSE; TRUE OR NULL is TRUE.
+        let and = Expr::binary(BinaryOp::And, lit(false), Expr::Literal(Value::Null));
+        assert_eq!(and.eval(&scope), Value::Bool(false));
+        let or = Expr::binary(BinaryOp::Or, Expr::Literal(Value::Null), lit(true));
+        assert_eq!(or.eval(&scope), Value::Bool(true));
+    }
+
+    #[test]
+    fn arithmetic_keeps_integers_and_divides_by_zero_to_null() {
+        let scope = Scope::default();
+        assert_eq!(Expr::binary(BinaryOp::Mul, lit(6), lit(7)).eval(&scope), Value::Int(42));
+        assert_eq!(Expr::binary(BinaryOp::Div, lit(1), lit(0)).eval(&scope), Value::Null);
+        assert_eq!(Expr::binary(BinaryOp::Add, lit(1), lit(0.5)).eval(&scope), Value::Float(1.5));
+    }
+}

@@ -1,0 +1,60 @@
+//! Stream queries: continuous, windowed aggregations over event streams that produce a new
+//! stream (DESIGN.md, "Stream queries").
+//!
+//! Two front ends compile to one [`Plan`]: SQL in the ksqlDB grammar subset ([`sql::plan`]) and
+//! a typed Rust DSL with Kafka Streams' names ([`Query`]). A plan runs in an [`App`](crate::App)
+//! with [`App::query`](crate::App::query): a first processor filters the source topic and
+//! re-keys each record by its GROUP BY key onto `<query>-repartition`; a second aggregates per
+//! key and window and writes the rows to the sink topic `<query>`, its state to the compacted
+//! `<query>-changelog`, and its input positions, in one atomic write. [`PartitionState`] is
+//! that aggregate, pure, for tests and for the `tramline` CLI.
+//!
+//! ```
+//! use tramline::stream::{Catalog, sql};
+//! # use serde::{Deserialize, Serialize};
+//! # use schemars::JsonSchema;
+//! # #[derive(tramline::ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)] #[reference(prefix = "ord")] pub struct OrderId(uuid::Uuid);
+//! #[derive(tramline::Event, Serialize, Deserialize, JsonSchema, Clone, Debug)]
+//! #[event(module = "order", key = order_id)]
+//! pub enum OrderEvent { Confirmed { order_id: OrderId, customer_id: String } }
+//!
+//! let catalog = Catalog::new().with::<OrderEvent>();
+//! let plan = sql::plan(
+//!     "CREATE STREAM suspicious_sales AS
+//!      SELECT customer_id, count(*)
+//!      FROM order_confirmed
+//!      WINDOW TUMBLING (SIZE 10 MINUTE)
+//!      GROUP BY customer_id
+//!      HAVING count(*) > 4",
+//!     &catalog,
+//! )
+//! .unwrap();
+//! assert_eq!(plan.source.types, ["OrderConfirmed"]);
+//!
+//! let error = sql::plan("CREATE STREAM s AS SELECT customer_id, count(*)\nFORM order_confirmed", &catalog);
+//! assert_eq!(error.unwrap_err().to_string(), "line 2, column 1: expected `FROM`, found `FORM`");
+//! ```
+
+mod aggregate;
+mod catalog;
+mod dsl;
+mod expr;
+mod plan;
+pub mod sql;
+mod state;
+mod value;
+mod window;
+
+pub use crate::runtime::{QueryHandle, QueryRow, changelog_topic, query_headers, repartition_topic};
+pub use aggregate::{Accumulator, Function};
+pub use catalog::{Catalog, StreamInfo, pascal_case, snake_case};
+pub use dsl::{
+    Agg, DslError, GroupedStream, Query, SessionWindows, StreamBuilder, TimeWindows, WindowedStream, WindowedTable,
+    col, lit,
+};
+pub use expr::build::Operand;
+pub use expr::{BinaryOp, Expr, Scope};
+pub use plan::{AggregateCall, Emit, KEY_SEPARATOR, Keyed, Named, OutputKind, Plan, Source};
+pub use state::{Change, Emitted, PartitionState, StoredWindow};
+pub use value::Value;
+pub use window::{DEFAULT_GRACE, SessionMerge, Window, WindowError, WindowKind, Windowing, merge_session};

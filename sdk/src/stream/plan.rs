@@ -1,0 +1,164 @@
+//! The one logical plan that both front ends (SQL and the Rust DSL) compile into:
+//! source -> WHERE -> re-key for GROUP BY -> windowed aggregate -> HAVING -> emit -> sink.
+
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::Function;
+use super::expr::{Expr, Scope};
+use super::value::{Value, read_columns};
+use super::window::Windowing;
+use crate::model::Subscription;
+
+/// What a query's sink holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputKind {
+    /// `CREATE STREAM`: the rows that pass HAVING, keyed by the group key.
+    Stream,
+    /// `CREATE TABLE`: the same rows keyed by group key and window (`key@windowstart`), so a
+    /// compacted sink keeps the latest row per window.
+    Table,
+}
+
+/// When rows are emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Emit {
+    /// On every update of a window (`EMIT CHANGES`, the default).
+    Changes,
+    /// Once per window, when it closes (`EMIT FINAL`; Kafka Streams' `suppress(untilWindowCloses)`).
+    Final,
+}
+
+/// Where a query reads: event types, and the topic that carries them when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// The stream's name in SQL (`order_confirmed`).
+    pub stream: String,
+    /// The event types read (`OrderConfirmed`); records of other types are skipped.
+    pub types: Vec<String>,
+    /// The event enum and topic, when the catalog knows them. A plan without one runs on
+    /// input handed to it (the CLI) but cannot be registered in an app.
+    pub subscription: Option<Subscription>,
+}
+
+/// One aggregate of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateCall {
+    /// The function.
+    pub function: Function,
+    /// Its argument over the input row (`None` for `COUNT(*)`).
+    pub argument: Option<Expr>,
+}
+
+/// A named output column or group column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named {
+    /// The name.
+    pub name: String,
+    /// The expression.
+    pub expr: Expr,
+}
+
+/// A stream query, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The query's name: its sink topic and the prefix of its internal topics.
+    pub name: String,
+    /// Stream or table.
+    pub output: OutputKind,
+    /// What it reads.
+    pub source: Source,
+    /// The payload fields it reads, in the order [`Expr::Column`] indexes them.
+    pub columns: Vec<String>,
+    /// WHERE, over the input row.
+    pub filter: Option<Expr>,
+    /// GROUP BY, over the input row; their values make the key.
+    pub group_by: Vec<Named>,
+    /// The windows.
+    pub windowing: Windowing,
+    /// The aggregates, over the input row.
+    pub aggregates: Vec<AggregateCall>,
+    /// The output columns, over the group, the aggregates and the window.
+    pub select: Vec<Named>,
+    /// HAVING, over the same.
+    pub having: Option<Expr>,
+    /// When rows come out.
+    pub emit: Emit,
+}
+
+/// A record after WHERE and re-keying: what travels on the repartition topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Keyed {
+    /// Its event time.
+    pub time: i64,
+    /// The GROUP BY values.
+    pub group: Vec<Value>,
+    /// The aggregates' arguments (NULL for `COUNT(*)`).
+    pub args: Vec<Value>,
+}
+
+/// Separates the values of a composite group key, as ksqlDB does.
+pub const KEY_SEPARATOR: &str = "|+|";
+
+impl Keyed {
+    /// The group key as record-key text, borrowed when it is one text value (the common case,
+    /// without an allocation per record).
+    pub fn key_text(&self) -> std::borrow::Cow<'_, str> {
+        match self.group.as_slice() {
+            [Value::Text(text)] => std::borrow::Cow::Borrowed(text),
+            _ => std::borrow::Cow::Owned(self.key()),
+        }
+    }
+
+    /// The group key as record-key text.
+    pub fn key(&self) -> String {
+        let mut key = String::new();
+        for (i, value) in self.group.iter().enumerate() {
+            if i > 0 {
+                key.push_str(KEY_SEPARATOR);
+            }
+            value.write_key(&mut key);
+        }
+        key
+    }
+}
+
+impl Plan {
+    /// Whether records of this event type feed the query.
+    pub fn reads_type(&self, type_name: &[u8]) -> bool {
+        self.source.types.iter().any(|t| t.as_bytes() == type_name)
+    }
+
+    /// WHERE and re-keying of one record of a read type: `None` when WHERE filters it out or
+    /// a group value is NULL (no group for it, as in ksqlDB). `columns` is scratch space.
+    pub fn rekey(&self, time: i64, payload: &[u8], columns: &mut Vec<Value>) -> serde_json::Result<Option<Keyed>> {
+        read_columns(payload, &self.columns, columns)?;
+        let scope = Scope { columns, row_time: time, ..Scope::default() };
+        if let Some(filter) = &self.filter
+            && !filter.holds(&scope)
+        {
+            return Ok(None);
+        }
+        let mut group = Vec::with_capacity(self.group_by.len());
+        for named in &self.group_by {
+            match named.expr.eval(&scope) {
+                Value::Null => return Ok(None),
+                value => group.push(value),
+            }
+        }
+        let args = self
+            .aggregates
+            .iter()
+            .map(|call| call.argument.as_ref().map_or(Value::Null, |arg| arg.eval(&scope)))
+            .collect();
+        Ok(Some(Keyed { time, group, args }))
+    }
+
+    /// The output row as a JSON object, columns in SELECT order.
+    pub fn row_json(&self, values: &[Value]) -> serde_json::Map<String, serde_json::Value> {
+        self.select
+            .iter()
+            .zip(values)
+            .map(|(named, value)| (named.name.clone(), serde_json::to_value(value).unwrap_or_default()))
+            .collect()
+    }
+}

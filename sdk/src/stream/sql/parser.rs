@@ -1,0 +1,458 @@
+//! The ksqlDB grammar subset, parsed with winnow into a syntax tree whose nodes remember their
+//! offset in the text, so that the planner's errors point where the parser's do.
+//!
+//! ```text
+//! CREATE (STREAM | TABLE) name AS
+//! SELECT expr [AS alias] [, ...]* FROM stream [[AS] alias]
+//! [WINDOW (TUMBLING (SIZE d [, GRACE PERIOD d])
+//!        | HOPPING (SIZE d, ADVANCE BY d [, GRACE PERIOD d])
+//!        | SESSION (d [, GRACE PERIOD d]))]
+//! [WHERE expr] [GROUP BY expr [, expr]*] [HAVING expr] [EMIT (CHANGES | FINAL)] [;]
+//! ```
+
+use std::time::Duration;
+
+use winnow::ascii::{Caseless, digit1, multispace1};
+use winnow::combinator::{alt, cut_err, delimited, eof, not, opt, preceded, repeat, separated, terminated};
+use winnow::error::{ContextError, ErrMode, ModalResult, StrContext, StrContextValue};
+use winnow::prelude::*;
+use winnow::stream::{LocatingSlice, Location};
+use winnow::token::{literal, one_of, take_till, take_while};
+
+use crate::stream::expr::BinaryOp;
+use crate::stream::plan::{Emit, OutputKind};
+use crate::stream::value::Value;
+
+type In<'i> = LocatingSlice<&'i str>;
+
+/// A name and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    /// The name (without backticks).
+    pub text: String,
+    /// Its byte offset in the query.
+    pub at: usize,
+}
+
+/// An expression as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ast {
+    /// A column, maybe qualified by the source's name or alias.
+    Column {
+        /// `o` in `o.customer_id`.
+        qualifier: Option<Ident>,
+        /// The column.
+        name: Ident,
+    },
+    /// A constant.
+    Literal(Value, usize),
+    /// A function call; `COUNT(*)` has `star`.
+    Call {
+        /// The function name.
+        name: Ident,
+        /// Whether the argument is `*`.
+        star: bool,
+        /// The arguments.
+        args: Vec<Ast>,
+    },
+    /// `NOT e`
+    Not(Box<Ast>, usize),
+    /// `-e`
+    Neg(Box<Ast>, usize),
+    /// `e IS [NOT] NULL`
+    IsNull(Box<Ast>, bool),
+    /// `l op r`
+    Binary(BinaryOp, Box<Ast>, Box<Ast>),
+}
+
+impl Ast {
+    /// Where the expression starts.
+    pub fn at(&self) -> usize {
+        match self {
+            Ast::Column { qualifier: Some(q), .. } => q.at,
+            Ast::Column { name, .. } | Ast::Call { name, .. } => name.at,
+            Ast::Literal(_, at) | Ast::Not(_, at) | Ast::Neg(_, at) => *at,
+            Ast::IsNull(e, _) | Ast::Binary(_, e, _) => e.at(),
+        }
+    }
+}
+
+/// One SELECT item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectItem {
+    /// The expression.
+    pub expr: Ast,
+    /// `AS alias`.
+    pub alias: Option<Ident>,
+}
+
+/// The WINDOW clause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowClause {
+    /// `TUMBLING`, `HOPPING` or `SESSION`, where written.
+    pub kind: Ident,
+    /// SIZE, or the session gap.
+    pub size: Duration,
+    /// ADVANCE BY.
+    pub advance: Option<Duration>,
+    /// GRACE PERIOD.
+    pub grace: Option<Duration>,
+}
+
+/// A parsed `CREATE STREAM | TABLE ... AS SELECT`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// STREAM or TABLE.
+    pub output: OutputKind,
+    /// The query's name.
+    pub name: Ident,
+    /// The SELECT list.
+    pub select: Vec<SelectItem>,
+    /// FROM.
+    pub from: Ident,
+    /// The source's alias.
+    pub alias: Option<Ident>,
+    /// WINDOW.
+    pub window: Option<WindowClause>,
+    /// WHERE.
+    pub filter: Option<Ast>,
+    /// GROUP BY, and where the clause starts.
+    pub group_by: Vec<Ast>,
+    /// HAVING.
+    pub having: Option<Ast>,
+    /// EMIT, when written.
+    pub emit: Option<Emit>,
+    /// Where the query text ends (for errors about a missing clause).
+    pub end: usize,
+}
+
+/// Words that cannot be names, so that an alias without AS is told from the next clause.
+const RESERVED: &[&str] = &[
+    "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "WINDOW", "EMIT", "AS", "AND", "OR", "NOT", "IS", "NULL",
+    "TRUE", "FALSE", "CREATE", "STREAM", "TABLE", "CHANGES", "FINAL",
+];
+
+/// A parse error: where, what was expected, and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseFailure {
+    /// Byte offset.
+    pub at: usize,
+    /// What would have been accepted there.
+    pub expected: String,
+    /// What is there.
+    pub found: String,
+}
+
+/// Parses one statement.
+pub fn parse(sql: &str) -> Result<Statement, ParseFailure> {
+    statement.parse(LocatingSlice::new(sql)).map_err(|error| {
+        let at = error.offset();
+        ParseFailure { at, expected: expected(error.inner()), found: found(&sql[at..]) }
+    })
+}
+
+fn expected(error: &ContextError) -> String {
+    let mut wanted: Vec<String> = Vec::new();
+    // Outermost first: an alternative names every choice there, its last choice names itself.
+    let contexts: Vec<&StrContext> = error.context().collect();
+    for context in contexts.into_iter().rev() {
+        let text = match context {
+            StrContext::Expected(StrContextValue::StringLiteral(s)) => format!("`{s}`"),
+            StrContext::Expected(StrContextValue::CharLiteral(c)) => format!("`{c}`"),
+            StrContext::Expected(StrContextValue::Description(d)) => (*d).to_owned(),
+            StrContext::Label(label) => format!("a valid {label}"),
+            _ => continue,
+        };
+        if !wanted.contains(&text) {
+            wanted.push(text);
+        }
+    }
+    match wanted.len() {
+        0 => "something else".to_owned(),
+        1 => wanted.remove(0),
+        _ => {
+            let last = wanted.pop().unwrap_or_default();
+            format!("{} or {last}", wanted.join(", "))
+        }
+    }
+}
+
+fn found(rest: &str) -> String {
+    let rest = rest.trim_start();
+    match rest.chars().next() {
+        None => "the end of the query".to_owned(),
+        Some(c) if c.is_alphanumeric() || c == '_' => {
+            let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            format!("`{word}`")
+        }
+        Some(c) => format!("`{c}`"),
+    }
+}
+
+fn expect(what: &'static str) -> StrContext {
+    StrContext::Expected(StrContextValue::Description(what))
+}
+
+fn word_of(what: &'static str) -> StrContext {
+    StrContext::Expected(StrContextValue::StringLiteral(what))
+}
+
+/// Whitespace and `--` comments.
+fn ws(i: &mut In<'_>) -> ModalResult<()> {
+    repeat(0.., alt((multispace1.void(), ("--", take_till(0.., ['\n'])).void()))).parse_next(i)
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// A keyword, in any case, as a whole word.
+fn kw<'i>(word: &'static str) -> impl Parser<In<'i>, (), ErrMode<ContextError>> {
+    preceded(ws, terminated(literal(Caseless(word)), not(one_of(is_ident_char))))
+        .void()
+        .context(word_of(word))
+}
+
+/// A punctuation token.
+fn punct<'i>(token: &'static str) -> impl Parser<In<'i>, (), ErrMode<ContextError>> {
+    preceded(ws, literal(token)).void().context(word_of(token))
+}
+
+fn ident(i: &mut In<'_>) -> ModalResult<Ident> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    let quoted = delimited('`', take_till(1.., ['`']), '`').map(str::to_owned);
+    let bare = (one_of(|c: char| c.is_ascii_alphabetic() || c == '_'), take_while(0.., is_ident_char))
+        .take()
+        .verify(|word: &str| !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word)))
+        .map(str::to_owned);
+    alt((quoted, bare)).map(|text| Ident { text, at }).context(expect("a name")).parse_next(i)
+}
+
+fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
+    kw("CREATE").parse_next(i)?;
+    let output = cut_err(
+        alt((kw("STREAM").value(OutputKind::Stream), kw("TABLE").value(OutputKind::Table))).context(word_of("STREAM")),
+    )
+    .parse_next(i)?;
+    let name = cut_err(ident).parse_next(i)?;
+    cut_err(kw("AS")).parse_next(i)?;
+    cut_err(kw("SELECT")).parse_next(i)?;
+    let select = cut_err(separated(1.., select_item, punct(","))).parse_next(i)?;
+    cut_err(kw("FROM")).parse_next(i)?;
+    let from = cut_err(ident).parse_next(i)?;
+    let alias = opt(preceded(opt(kw("AS")), ident)).parse_next(i)?;
+    let window = opt(preceded(kw("WINDOW"), cut_err(window))).parse_next(i)?;
+    let filter = opt(preceded(kw("WHERE"), cut_err(expr))).parse_next(i)?;
+    let group_by = opt(preceded((kw("GROUP"), cut_err(kw("BY"))), cut_err(separated(1.., expr, punct(",")))))
+        .parse_next(i)?
+        .unwrap_or_default();
+    let having = opt(preceded(kw("HAVING"), cut_err(expr))).parse_next(i)?;
+    let emit = opt(preceded(
+        kw("EMIT"),
+        cut_err(alt((kw("CHANGES").value(Emit::Changes), kw("FINAL").value(Emit::Final))).context(word_of("CHANGES"))),
+    ))
+    .parse_next(i)?;
+    opt(punct(";")).parse_next(i)?;
+    ws.parse_next(i)?;
+    let end = i.current_token_start();
+    cut_err(eof.context(expect("the end of the query"))).parse_next(i)?;
+    Ok(Statement { output, name, select, from, alias, window, filter, group_by, having, emit, end })
+}
+
+fn select_item(i: &mut In<'_>) -> ModalResult<SelectItem> {
+    let expr = expr.parse_next(i)?;
+    // AS is required: a misspelt FROM must not pass for an alias.
+    let alias = opt(preceded(kw("AS"), cut_err(ident))).parse_next(i)?;
+    Ok(SelectItem { expr, alias })
+}
+
+fn window(i: &mut In<'_>) -> ModalResult<WindowClause> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    let kind = alt((kw("TUMBLING").value("TUMBLING"), kw("HOPPING").value("HOPPING"), kw("SESSION").value("SESSION")))
+        .context(word_of("HOPPING"))
+        .context(word_of("TUMBLING"))
+        .parse_next(i)?;
+    let kind = Ident { text: kind.to_owned(), at };
+    punct("(").parse_next(i)?;
+    let (size, advance) = match kind.text.as_str() {
+        "SESSION" => (duration.parse_next(i)?, None),
+        "HOPPING" => {
+            let size = preceded(kw("SIZE"), duration).parse_next(i)?;
+            let advance = preceded((punct(","), kw("ADVANCE"), kw("BY")), duration).parse_next(i)?;
+            (size, Some(advance))
+        }
+        _ => (preceded(kw("SIZE"), duration).parse_next(i)?, None),
+    };
+    let grace = opt(preceded((punct(","), kw("GRACE"), kw("PERIOD")), duration)).parse_next(i)?;
+    punct(")").parse_next(i)?;
+    Ok(WindowClause { kind, size, advance, grace })
+}
+
+fn duration(i: &mut In<'_>) -> ModalResult<Duration> {
+    let amount: u64 = preceded(ws, digit1).try_map(str::parse).context(expect("a whole number")).parse_next(i)?;
+    // Past the blanks first: an unknown unit is reported where its word starts.
+    ws.parse_next(i)?;
+    let unit = terminated(take_while(1.., |c: char| c.is_ascii_alphabetic()), not(one_of(is_ident_char)))
+        .verify_map(|unit: &str| {
+            let singular = unit.strip_suffix(['s', 'S']).unwrap_or(unit).to_ascii_uppercase();
+            Some(match singular.as_str() {
+                "MILLISECOND" => 1,
+                "SECOND" => 1_000,
+                "MINUTE" => 60_000,
+                "HOUR" => 3_600_000,
+                "DAY" => 86_400_000,
+                _ => return None,
+            })
+        })
+        .context(expect("a time unit (MILLISECOND, SECOND, MINUTE, HOUR or DAY, singular or plural)"))
+        .parse_next(i)?;
+    Ok(Duration::from_millis(amount.saturating_mul(unit)))
+}
+
+fn expr(i: &mut In<'_>) -> ModalResult<Ast> {
+    binary_level(i, &[("OR", BinaryOp::Or)], and_expr)
+}
+
+fn and_expr(i: &mut In<'_>) -> ModalResult<Ast> {
+    binary_level(i, &[("AND", BinaryOp::And)], not_expr)
+}
+
+fn not_expr(i: &mut In<'_>) -> ModalResult<Ast> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    match opt(kw("NOT")).parse_next(i)? {
+        Some(()) => Ok(Ast::Not(Box::new(cut_err(not_expr).parse_next(i)?), at)),
+        None => comparison(i),
+    }
+}
+
+fn comparison(i: &mut In<'_>) -> ModalResult<Ast> {
+    let left = additive(i)?;
+    if opt(kw("IS")).parse_next(i)?.is_some() {
+        let negated = opt(kw("NOT")).parse_next(i)?.is_some();
+        cut_err(kw("NULL")).parse_next(i)?;
+        return Ok(Ast::IsNull(Box::new(left), negated));
+    }
+    let op = opt(preceded(
+        ws,
+        alt((
+            "<=".value(BinaryOp::LtEq),
+            ">=".value(BinaryOp::GtEq),
+            "<>".value(BinaryOp::NotEq),
+            "!=".value(BinaryOp::NotEq),
+            "=".value(BinaryOp::Eq),
+            "<".value(BinaryOp::Lt),
+            ">".value(BinaryOp::Gt),
+        )),
+    ))
+    .parse_next(i)?;
+    match op {
+        Some(op) => Ok(Ast::Binary(op, Box::new(left), Box::new(cut_err(additive).parse_next(i)?))),
+        None => Ok(left),
+    }
+}
+
+fn additive(i: &mut In<'_>) -> ModalResult<Ast> {
+    symbol_level(i, &[("+", BinaryOp::Add), ("-", BinaryOp::Sub)], multiplicative)
+}
+
+fn multiplicative(i: &mut In<'_>) -> ModalResult<Ast> {
+    symbol_level(i, &[("*", BinaryOp::Mul), ("/", BinaryOp::Div)], unary)
+}
+
+/// A left-associative chain of keyword operators.
+fn binary_level(
+    i: &mut In<'_>,
+    ops: &[(&'static str, BinaryOp)],
+    next: fn(&mut In<'_>) -> ModalResult<Ast>,
+) -> ModalResult<Ast> {
+    let mut left = next(i)?;
+    'chain: loop {
+        for (word, op) in ops {
+            if opt(kw(word)).parse_next(i)?.is_some() {
+                let right = cut_err(next).parse_next(i)?;
+                left = Ast::Binary(*op, Box::new(left), Box::new(right));
+                continue 'chain;
+            }
+        }
+        return Ok(left);
+    }
+}
+
+/// A left-associative chain of symbol operators.
+fn symbol_level(
+    i: &mut In<'_>,
+    ops: &[(&'static str, BinaryOp)],
+    next: fn(&mut In<'_>) -> ModalResult<Ast>,
+) -> ModalResult<Ast> {
+    let mut left = next(i)?;
+    'chain: loop {
+        for (symbol, op) in ops {
+            if opt(preceded(ws, literal(*symbol))).parse_next(i)?.is_some() {
+                let right = cut_err(next).parse_next(i)?;
+                left = Ast::Binary(*op, Box::new(left), Box::new(right));
+                continue 'chain;
+            }
+        }
+        return Ok(left);
+    }
+}
+
+fn unary(i: &mut In<'_>) -> ModalResult<Ast> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    match opt(literal("-")).parse_next(i)? {
+        Some(_) => Ok(Ast::Neg(Box::new(cut_err(unary).parse_next(i)?), at)),
+        None => primary(i),
+    }
+}
+
+fn primary(i: &mut In<'_>) -> ModalResult<Ast> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    alt((
+        number.map(move |v| Ast::Literal(v, at)),
+        string.map(move |s| Ast::Literal(Value::Text(s), at)),
+        kw("TRUE").map(move |_| Ast::Literal(Value::Bool(true), at)),
+        kw("FALSE").map(move |_| Ast::Literal(Value::Bool(false), at)),
+        kw("NULL").map(move |_| Ast::Literal(Value::Null, at)),
+        delimited(punct("("), cut_err(expr), cut_err(punct(")"))),
+        call_or_column,
+    ))
+    .context(expect("an expression"))
+    .parse_next(i)
+}
+
+fn number(i: &mut In<'_>) -> ModalResult<Value> {
+    let text = (digit1, opt(('.', digit1))).take().parse_next(i)?;
+    match text.parse::<i64>() {
+        Ok(int) => Ok(Value::Int(int)),
+        Err(_) => text.parse::<f64>().map(Value::Float).map_err(|_| ErrMode::Backtrack(ContextError::new())),
+    }
+}
+
+fn string(i: &mut In<'_>) -> ModalResult<String> {
+    let parts: Vec<&str> =
+        preceded('\'', cut_err(terminated(separated(1.., take_till(0.., ['\'']), "''"), '\''))).parse_next(i)?;
+    Ok(parts.join("'"))
+}
+
+fn call_or_column(i: &mut In<'_>) -> ModalResult<Ast> {
+    let name = ident(i)?;
+    if opt(punct("(")).parse_next(i)?.is_some() {
+        if opt(punct("*")).parse_next(i)?.is_some() {
+            cut_err(punct(")")).parse_next(i)?;
+            return Ok(Ast::Call { name, star: true, args: Vec::new() });
+        }
+        let args: Vec<Ast> = separated(0.., expr, punct(",")).parse_next(i)?;
+        cut_err(punct(")")).parse_next(i)?;
+        return Ok(Ast::Call { name, star: false, args });
+    }
+    if opt(literal(".")).parse_next(i)?.is_some() {
+        let column = cut_err(ident).parse_next(i)?;
+        return Ok(Ast::Column { qualifier: Some(name), name: column });
+    }
+    Ok(Ast::Column { qualifier: None, name })
+}

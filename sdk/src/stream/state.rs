@@ -1,0 +1,500 @@
+//! The windowed aggregate of one partition: stream time, the open windows of every key,
+//! late records, and what changed since the last write (for the changelog).
+//!
+//! Pure and synchronous: the processor feeds it records and writes what it emits; the CLI and
+//! the tests drive it directly.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::Accumulator;
+use super::expr::Scope;
+use super::plan::{Emit, Keyed, Plan};
+use super::value::Value;
+use super::window::{Window, WindowKind, merge_session};
+
+/// A row the query emits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    /// The group key as text.
+    pub key: String,
+    /// The window.
+    pub window: Window,
+    /// The time of the update (the record's event time; the window's end for a final row).
+    pub time: i64,
+    /// The SELECT values.
+    pub values: Vec<Value>,
+    /// Whether the window closed with it (EMIT FINAL).
+    pub is_final: bool,
+}
+
+/// One window of one key as the changelog stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredWindow {
+    /// The group's key values.
+    pub group: Vec<Value>,
+    /// The window.
+    pub window: Window,
+    /// The aggregates so far.
+    pub accumulators: Vec<Accumulator>,
+}
+
+/// A change to write to the changelog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A window now holds this.
+    Put(String, StoredWindow),
+    /// The window of this key starting then is gone (closed, or merged into another session).
+    Delete(String, i64),
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    values: Vec<Value>,
+    /// Open windows by start.
+    windows: BTreeMap<i64, Slot>,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    end: i64,
+    accumulators: Vec<Accumulator>,
+}
+
+/// Keys are shared between the maps that index a window: one allocation per key.
+type Key = Arc<str>;
+
+/// Keys are group keys chosen by the data, not by an attacker: a fast hasher serves.
+type Hasher = foldhash::fast::RandomState;
+
+/// The state of one partition of a query.
+#[derive(Debug, Default)]
+pub struct PartitionState {
+    stream_time: Option<i64>,
+    late: u64,
+    groups: HashMap<Key, Group, Hasher>,
+    /// Open windows by the stream time that closes them.
+    closing: Schedule,
+    /// Windows changed since the last [`PartitionState::take_changes`].
+    dirty: HashSet<(Key, i64), Hasher>,
+    /// The aggregates' values of the window being emitted (reused: one allocation).
+    values: Vec<Value>,
+}
+
+impl PartitionState {
+    /// The largest event time seen so far, if any.
+    pub fn stream_time(&self) -> Option<i64> {
+        self.stream_time
+    }
+
+    /// Records dropped because a window they belong to had closed.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// How many windows are open.
+    pub fn open_windows(&self) -> usize {
+        self.closing.open
+    }
+
+    /// Adds one re-keyed record: updates its windows, emits on EMIT CHANGES, then closes the
+    /// windows the new stream time has passed (emitting them on EMIT FINAL).
+    pub fn apply(&mut self, plan: &Plan, row: &Keyed, out: &mut Vec<Emitted>) {
+        let stream_time = self.stream_time.map_or(row.time, |t| t.max(row.time));
+        self.stream_time = Some(stream_time);
+        let text = row.key_text();
+        let key: Key = match self.groups.get_key_value(&*text) {
+            Some((key, _)) => key.clone(),
+            None => Key::from(text),
+        };
+        let windowing = plan.windowing;
+        let mut dropped = false;
+        match windowing.kind {
+            WindowKind::Session { gap } => {
+                let sessions = self.groups.get(&*key).into_iter().flat_map(|group| {
+                    group.windows.iter().map(|(start, slot)| Window { start: *start, end: slot.end })
+                });
+                let merge = merge_session(sessions, row.time, gap);
+                if windowing.is_closed(merge.merged, stream_time) {
+                    dropped = true;
+                } else {
+                    let group = self.groups.entry(key.clone()).or_default();
+                    let mut accumulators: Vec<Accumulator> =
+                        plan.aggregates.iter().map(|a| a.function.start()).collect();
+                    for old in &merge.absorbed {
+                        if let Some(slot) = group.windows.remove(&old.start) {
+                            for (acc, other) in accumulators.iter_mut().zip(&slot.accumulators) {
+                                acc.merge(other);
+                            }
+                            self.closing.unschedule(windowing.close_time(*old), &key, old.start);
+                            self.dirty.insert((key.clone(), old.start));
+                        }
+                    }
+                    if group.values.is_empty() {
+                        group.values = row.group.clone();
+                    }
+                    let window = merge.merged;
+                    group.windows.insert(window.start, Slot { end: window.end, accumulators });
+                    self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
+                    self.update(plan, &key, window, row, out);
+                }
+            }
+            _ => {
+                for window in windowing.windows_for(row.time) {
+                    if windowing.is_closed(window, stream_time) {
+                        dropped = true;
+                        continue;
+                    }
+                    let group = self.groups.entry(key.clone()).or_default();
+                    if group.values.is_empty() {
+                        group.values = row.group.clone();
+                    }
+                    if let std::collections::btree_map::Entry::Vacant(vacant) = group.windows.entry(window.start) {
+                        let accumulators = plan.aggregates.iter().map(|a| a.function.start()).collect();
+                        vacant.insert(Slot { end: window.end, accumulators });
+                        self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
+                    }
+                    self.update(plan, &key, window, row, out);
+                }
+            }
+        }
+        if dropped {
+            self.late += 1;
+            tracing::debug!(query = plan.name, key = &*key, time = row.time, stream_time, "late record dropped");
+        }
+        self.close(plan, stream_time, out);
+    }
+
+    /// Adds the record to one open window and emits the update on EMIT CHANGES.
+    fn update(&mut self, plan: &Plan, key: &Key, window: Window, row: &Keyed, out: &mut Vec<Emitted>) {
+        let group = self.groups.get_mut(&**key).expect("the group was just made");
+        let slot = group.windows.get_mut(&window.start).expect("the window was just made");
+        for ((acc, call), arg) in slot.accumulators.iter_mut().zip(&plan.aggregates).zip(&row.args) {
+            acc.add(call.function, arg);
+        }
+        self.dirty.insert((key.clone(), window.start));
+        if plan.emit == Emit::Changes
+            && let Some(values) = output(plan, &group.values, window, &slot.accumulators, &mut self.values)
+        {
+            out.push(Emitted { key: key.to_string(), window, time: row.time, values, is_final: false });
+        }
+    }
+
+    /// Closes every window whose close time the stream time has reached.
+    fn close(&mut self, plan: &Plan, stream_time: i64, out: &mut Vec<Emitted>) {
+        while let Some(bucket) = self.closing.pop_until(stream_time) {
+            for (key, start) in bucket {
+                self.remove(plan, key, start, out);
+            }
+        }
+    }
+
+    fn remove(&mut self, plan: &Plan, key: Key, start: i64, out: &mut Vec<Emitted>) {
+        let Some(group) = self.groups.get_mut(&*key) else { return };
+        let Some(slot) = group.windows.remove(&start) else { return };
+        let window = Window { start, end: slot.end };
+        let row = match plan.emit {
+            Emit::Final => output(plan, &group.values, window, &slot.accumulators, &mut self.values),
+            Emit::Changes => None,
+        };
+        if group.windows.is_empty() {
+            self.groups.remove(&*key);
+        }
+        if let Some(values) = row {
+            out.push(Emitted { key: key.to_string(), window, time: window.end, values, is_final: true });
+        }
+        self.dirty.insert((key, start));
+    }
+
+    /// Closes every open window, as if the stream time had passed them all (the end of a
+    /// bounded input): EMIT FINAL rows come out for each.
+    pub fn close_all(&mut self, plan: &Plan, out: &mut Vec<Emitted>) {
+        while let Some(bucket) = self.closing.pop_until(i64::MAX) {
+            for (key, start) in bucket {
+                self.remove(plan, key, start, out);
+            }
+        }
+    }
+
+    /// The windows changed since the last call, as changelog entries.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        let mut changes: Vec<Change> = self
+            .dirty
+            .drain()
+            .map(|(key, start)| {
+                let stored = self.groups.get(&*key).and_then(|group| {
+                    let slot = group.windows.get(&start)?;
+                    Some(StoredWindow {
+                        group: group.values.clone(),
+                        window: Window { start, end: slot.end },
+                        accumulators: slot.accumulators.clone(),
+                    })
+                });
+                match stored {
+                    Some(stored) => Change::Put(key.to_string(), stored),
+                    None => Change::Delete(key.to_string(), start),
+                }
+            })
+            .collect();
+        // A stable order: the same state writes the same changelog.
+        changes.sort_by(|a, b| change_id(a).cmp(&change_id(b)));
+        changes
+    }
+
+    /// Stream time and late count, as stored in the changelog.
+    pub fn progress(&self) -> (Option<i64>, u64) {
+        (self.stream_time, self.late)
+    }
+
+    /// Restores stream time and late count from the changelog.
+    pub fn restore_progress(&mut self, stream_time: Option<i64>, late: u64) {
+        self.stream_time = stream_time;
+        self.late = late;
+    }
+
+    /// Restores one window from the changelog.
+    pub fn restore_window(&mut self, plan: &Plan, key: String, stored: StoredWindow) {
+        self.restore_delete(plan, &key, stored.window.start);
+        let key = Key::from(key);
+        let group = self.groups.entry(key.clone()).or_default();
+        group.values = stored.group;
+        group
+            .windows
+            .insert(stored.window.start, Slot { end: stored.window.end, accumulators: stored.accumulators });
+        self.closing.schedule(plan.windowing.close_time(stored.window), key, stored.window.start);
+    }
+
+    /// Forgets a window the changelog deleted.
+    pub fn restore_delete(&mut self, plan: &Plan, key: &str, start: i64) {
+        if let Some(group) = self.groups.get_mut(key)
+            && let Some(slot) = group.windows.remove(&start)
+        {
+            let window = Window { start, end: slot.end };
+            self.closing.unschedule(plan.windowing.close_time(window), key, start);
+            if group.windows.is_empty() {
+                self.groups.remove(key);
+            }
+        }
+    }
+}
+
+/// Windows (key, start) by close time: one bucket per close time, as the time windows of many
+/// keys close together (a set ordered by (time, key) compared keys on every insert).
+#[derive(Debug, Default)]
+struct Schedule {
+    buckets: BTreeMap<i64, Vec<(Key, i64)>>,
+    open: usize,
+}
+
+impl Schedule {
+    fn schedule(&mut self, close: i64, key: Key, start: i64) {
+        self.buckets.entry(close).or_default().push((key, start));
+        self.open += 1;
+    }
+
+    /// Takes a window out (a session absorbed by another, a window the changelog deleted).
+    fn unschedule(&mut self, close: i64, key: &str, start: i64) {
+        if let Some(bucket) = self.buckets.get_mut(&close)
+            && let Some(i) = bucket.iter().position(|(k, s)| *s == start && **k == *key)
+        {
+            bucket.swap_remove(i);
+            self.open -= 1;
+            if bucket.is_empty() {
+                self.buckets.remove(&close);
+            }
+        }
+    }
+
+    /// The earliest bucket, if it closes at or before `time`.
+    fn pop_until(&mut self, time: i64) -> Option<Vec<(Key, i64)>> {
+        let entry = self.buckets.first_entry()?;
+        if *entry.key() > time {
+            return None;
+        }
+        let bucket = entry.remove();
+        self.open -= bucket.len();
+        Some(bucket)
+    }
+}
+
+fn change_id(change: &Change) -> (&str, i64) {
+    match change {
+        Change::Put(key, stored) => (key, stored.window.start),
+        Change::Delete(key, start) => (key, *start),
+    }
+}
+
+/// The SELECT values of a window, if it passes HAVING.
+fn output(
+    plan: &Plan,
+    group: &[Value],
+    window: Window,
+    accumulators: &[Accumulator],
+    aggregates: &mut Vec<Value>,
+) -> Option<Vec<Value>> {
+    aggregates.clear();
+    aggregates.extend(accumulators.iter().map(Accumulator::value));
+    let scope = Scope { group, aggregates, window: Some(window), ..Scope::default() };
+    if let Some(having) = &plan.having
+        && !having.holds(&scope)
+    {
+        return None;
+    }
+    Some(plan.select.iter().map(|named| named.expr.eval(&scope)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::{Catalog, sql};
+
+    const S: i64 = 1_000;
+
+    fn plan(sql: &str) -> Plan {
+        sql::plan(sql, &Catalog::open()).unwrap_or_else(|e| panic!("{}", e.render(sql)))
+    }
+
+    /// Feeds `(time, key)` records; returns what was emitted, as (key, window start, n).
+    fn feed(plan: &Plan, state: &mut PartitionState, records: &[(i64, &str)]) -> Vec<(String, i64, i64)> {
+        let mut out = Vec::new();
+        let mut columns = Vec::new();
+        for (time, key) in records {
+            let payload = format!(r#"{{"k":"{key}","amount":{time}}}"#);
+            let keyed = plan.rekey(*time, payload.as_bytes(), &mut columns).unwrap().unwrap();
+            state.apply(plan, &keyed, &mut out);
+        }
+        rows(out)
+    }
+
+    fn rows(out: Vec<Emitted>) -> Vec<(String, i64, i64)> {
+        out.into_iter()
+            .map(|e| {
+                let Value::Int(n) = e.values[1] else { panic!("a count: {:?}", e.values) };
+                (e.key, e.window.start, n)
+            })
+            .collect()
+    }
+
+    fn row(key: &str, start: i64, n: i64) -> (String, i64, i64) {
+        (key.to_owned(), start, n)
+    }
+
+    const TUMBLING_FINAL: &str = "CREATE TABLE t AS SELECT k, count(*) AS n FROM e
+        WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS) GROUP BY k EMIT FINAL";
+
+    #[test]
+    fn a_record_at_exactly_the_window_end_opens_the_next_window() {
+        let plan = plan(
+            "CREATE STREAM t AS SELECT k, count(*) AS n FROM e WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 0 SECONDS) GROUP BY k",
+        );
+        let mut state = PartitionState::default();
+        let out = feed(&plan, &mut state, &[(0, "a"), (10 * S - 1, "a"), (10 * S, "a")]);
+        assert_eq!(out, [row("a", 0, 1), row("a", 0, 2), row("a", 10 * S, 1)]);
+    }
+
+    #[test]
+    fn late_records_count_within_grace_and_are_dropped_and_counted_after_it() {
+        let plan = plan(TUMBLING_FINAL);
+        let mut state = PartitionState::default();
+        // Window [0, 10s) closes at stream time 15s.
+        let out = feed(&plan, &mut state, &[(S, "a"), (14 * S, "b"), (9 * S, "a")]);
+        assert_eq!((out, state.late()), (vec![], 0), "within grace: counted, nothing closed yet");
+        let out = feed(&plan, &mut state, &[(15 * S, "b"), (9 * S, "a")]);
+        assert_eq!(out, [row("a", 0, 2)], "closed at exactly end + grace, with both records");
+        assert_eq!(state.late(), 1, "the record after the close is dropped and counted");
+    }
+
+    #[test]
+    fn emit_final_emits_each_window_exactly_once_and_close_all_flushes_the_rest() {
+        let plan = plan(TUMBLING_FINAL);
+        let mut state = PartitionState::default();
+        let out = feed(&plan, &mut state, &[(0, "a"), (S, "a"), (12 * S, "a"), (40 * S, "b"), (41 * S, "b")]);
+        assert_eq!(out, [row("a", 0, 2), row("a", 10 * S, 1)]);
+        // Nothing closes twice, even as stream time goes on.
+        let out = feed(&plan, &mut state, &[(42 * S, "b")]);
+        assert!(out.is_empty());
+        let mut rest = Vec::new();
+        state.close_all(&plan, &mut rest);
+        assert_eq!(rows(rest), [row("b", 40 * S, 3)]);
+        assert_eq!(state.open_windows(), 0);
+    }
+
+    #[test]
+    fn hopping_windows_count_a_record_in_every_window_that_holds_it() {
+        let plan = plan(
+            "CREATE TABLE t AS SELECT k, count(*) AS n FROM e
+             WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS, GRACE PERIOD 0 SECONDS) GROUP BY k EMIT FINAL",
+        );
+        let mut state = PartitionState::default();
+        let mut out = feed(&plan, &mut state, &[(3 * S, "a"), (7 * S, "a"), (12 * S, "a")]);
+        let mut rest = Vec::new();
+        state.close_all(&plan, &mut rest);
+        out.extend(rows(rest));
+        out.sort();
+        // [-5,5): 3s; [0,10): 3s, 7s; [5,15): 7s, 12s; [10,20): 12s.
+        assert_eq!(out, [row("a", -5 * S, 1), row("a", 0, 2), row("a", 5 * S, 2), row("a", 10 * S, 1)]);
+    }
+
+    #[test]
+    fn sessions_grow_merge_and_close_after_gap_and_grace() {
+        let plan = plan(
+            "CREATE TABLE t AS SELECT k, count(*) AS n, WINDOWSTART, WINDOWEND FROM e
+             WINDOW SESSION (10 SECONDS, GRACE PERIOD 30 SECONDS) GROUP BY k EMIT FINAL",
+        );
+        let mut state = PartitionState::default();
+        // Two sessions 0..2s and 20s..21s, then a record at 11s bridges them (within 10s of both).
+        let out = feed(&plan, &mut state, &[(0, "a"), (2 * S, "a"), (20 * S, "a"), (21 * S, "a")]);
+        assert!(out.is_empty(), "nothing closed: the first session takes records until 2s + 10s + 30s");
+        assert_eq!(state.open_windows(), 2);
+        let mut emitted = Vec::new();
+        let mut columns = Vec::new();
+        let keyed = plan.rekey(11 * S, br#"{"k":"a"}"#, &mut columns).unwrap().unwrap();
+        state.apply(&plan, &keyed, &mut emitted);
+        assert_eq!(state.open_windows(), 1, "the bridge merged both sessions");
+        let keyed = plan.rekey(60 * S, br#"{"k":"b"}"#, &mut columns).unwrap().unwrap();
+        state.apply(&plan, &keyed, &mut emitted);
+        assert!(emitted.is_empty(), "open until 21s + 10s + 30s");
+        let keyed = plan.rekey(61 * S, br#"{"k":"b"}"#, &mut columns).unwrap().unwrap();
+        state.apply(&plan, &keyed, &mut emitted);
+        assert_eq!(emitted.len(), 1, "the merged session closes at 21s + 10s + 30s");
+        assert_eq!(emitted[0].values, [Value::from("a"), Value::Int(5), Value::Int(0), Value::Int(21 * S)]);
+    }
+
+    #[test]
+    fn emit_changes_emits_every_update_that_passes_having() {
+        let plan = plan(
+            "CREATE STREAM s AS SELECT k, count(*) AS n FROM e WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY k HAVING count(*) > 2",
+        );
+        let mut state = PartitionState::default();
+        let out = feed(&plan, &mut state, &[(0, "a"), (S, "a"), (2 * S, "b"), (3 * S, "a"), (4 * S, "a")]);
+        assert_eq!(out, [row("a", 0, 3), row("a", 0, 4)]);
+    }
+
+    #[test]
+    fn a_state_restored_from_its_changes_goes_on_as_if_never_stopped() {
+        let plan = plan(TUMBLING_FINAL);
+        let records: Vec<(i64, &str)> =
+            vec![(0, "a"), (S, "b"), (4 * S, "a"), (11 * S, "a"), (16 * S, "b"), (3 * S, "a"), (30 * S, "a")];
+        let mut whole = PartitionState::default();
+        let expected = feed(&plan, &mut whole, &records);
+
+        for cut in 0..records.len() {
+            let mut first = PartitionState::default();
+            let mut out = feed(&plan, &mut first, &records[..cut]);
+            let mut restored = PartitionState::default();
+            let (time, late) = first.progress();
+            restored.restore_progress(time, late);
+            for change in first.take_changes() {
+                match change {
+                    Change::Put(key, stored) => restored.restore_window(&plan, key, stored),
+                    Change::Delete(key, start) => restored.restore_delete(&plan, &key, start),
+                }
+            }
+            out.extend(feed(&plan, &mut restored, &records[cut..]));
+            assert_eq!(out, expected, "restart after {cut} records");
+            assert_eq!(restored.late(), whole.late());
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Stream queries in an app, on every backend: the reference query over several partitions
+//! (through the repartition topic), late records, and a restart in the middle of a window that
+//! neither loses nor double-counts. Event times are set on each event (virtual time): nothing
+//! here waits for the wall clock.
+//!
+//! Memory and embedded always; Kafka with the `kafka` feature (`scripts/test` runs it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tramline::log::{EventLog, TopicPartition, TopicSpec};
+use tramline::runtime::Settings;
+use tramline::stream::{Catalog, Plan, QueryRow, repartition_topic, sql};
+use tramline::{App, Envelope, Event, MemoryLog, Message, ReferenceId, codec};
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "ord")]
+pub struct OrderId(uuid::Uuid);
+
+/// Orders of a shop (module `shop`, topic `shop.events`), with the platform's field names.
+#[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[event(module = "shop", key = order_id)]
+pub enum OrderEvent {
+    Placed { order_id: OrderId, customer_id: String },
+    Confirmed { order_id: OrderId, customer_id: String, total: i64 },
+}
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const MINUTE: i64 = 60_000;
+
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn settings() -> Settings {
+    Settings { partitions: 4, poll_timeout: Duration::from_millis(20), ..Settings::default() }
+}
+
+fn query(sql: &str, name: &str) -> Plan {
+    let sql = sql.replacen("suspicious_sales", name, 1);
+    sql::plan(&sql, &Catalog::new().with::<OrderEvent>()).unwrap_or_else(|e| panic!("{}", e.render(&sql)))
+}
+
+const REFERENCE: &str = "CREATE STREAM suspicious_sales AS
+SELECT customer_id, count(*)
+FROM order_confirmed
+WINDOW TUMBLING (SIZE 10 MINUTE)
+GROUP BY customer_id
+HAVING count(*) > 4";
+
+/// An hour that starts a window, far from others' data on a shared broker.
+fn base() -> i64 {
+    Timestamp::now().as_millisecond() / (60 * MINUTE) * (60 * MINUTE) - 24 * 60 * MINUTE
+}
+
+async fn append(log: &dyn EventLog, events: &[(i64, OrderEvent)]) {
+    let records = events
+        .iter()
+        .map(|(time, event)| {
+            codec::encode(&Envelope::new(event.clone(), Timestamp::from_millisecond(*time).expect("a time")))
+        })
+        .collect();
+    log.append(records).await.expect("appended");
+}
+
+fn confirmed(customer: &str, total: i64) -> OrderEvent {
+    OrderEvent::Confirmed { order_id: OrderId::generate(), customer_id: customer.to_owned(), total }
+}
+
+async fn start(log: Arc<dyn EventLog>, plan: Plan) -> (App, tramline::stream::QueryHandle) {
+    log.create_topic(&TopicSpec::keep(OrderEvent::TOPIC, 4)).await.expect("the source topic");
+    let mut app = App::new(log).with_settings(settings());
+    let handle = app.query(plan).await.expect("registered");
+    within("the app to start", app.start()).await.expect("started");
+    (app, handle)
+}
+
+fn rows_of<'a>(rows: &'a [QueryRow], keys: &BTreeSet<String>) -> Vec<&'a QueryRow> {
+    rows.iter().filter(|r| keys.contains(&r.key)).collect()
+}
+
+/// The reference query as written: customers keyed by order (spread over four partitions) are
+/// re-keyed by customer; those with more than four confirmed orders in one ten-minute window
+/// are flagged, others not; a record at a window's end counts in the next window.
+async fn reference_query_flags_exactly_the_customers_over_four_in_a_window(log: Arc<dyn EventLog>) {
+    let name = format!("suspicious_sales_{}", uuid::Uuid::now_v7().simple());
+    let (app, handle) = start(log.clone(), query(REFERENCE, &name)).await;
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let customer = |n: &str| format!("cus_{n}_{run}");
+    let t0 = base();
+    let mut events = Vec::new();
+    // Six orders within minutes: flagged.
+    events.extend((0..6).map(|i| (t0 + i * MINUTE, confirmed(&customer("burst"), 100))));
+    // Four in one window and four in the next (the fifth lands exactly at the window end).
+    events.extend((0..4).map(|i| (t0 + 10 * MINUTE - 4 + i, confirmed(&customer("edge"), 100))));
+    events.extend((0..4).map(|i| (t0 + 10 * MINUTE + i, confirmed(&customer("edge"), 100))));
+    // Many orders, days apart.
+    events.extend((0..8).map(|i| (t0 + i * 30 * MINUTE, confirmed(&customer("steady"), 100))));
+    // Quiet customers, one order each: with them, a dozen keys to spread over the partitions.
+    events.extend((0..9).map(|i| (t0 + i, confirmed(&customer(&format!("quiet{i}")), 100))));
+    // Placed, never confirmed: another event type of the same topic.
+    events.extend(
+        (0..9).map(|i| (t0 + i, OrderEvent::Placed { order_id: OrderId::generate(), customer_id: customer("placer") })),
+    );
+    append(&*log, &events).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+
+    let keys: BTreeSet<String> = ["burst", "edge", "steady", "placer"].iter().map(|n| customer(n)).collect();
+    let rows = handle.rows().await.expect("rows");
+    let rows = rows_of(&rows, &keys);
+    let flagged: BTreeSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(flagged, BTreeSet::from([customer("burst").as_str()]));
+    // EMIT CHANGES: one row per update past HAVING, counts 5 and 6.
+    let counts: Vec<i64> = rows.iter().map(|r| r.columns["KSQL_COL_1"].as_i64().expect("a count")).collect();
+    assert_eq!(counts, [5, 6]);
+    assert_eq!(rows[0].columns["customer_id"], customer("burst").as_str());
+    assert_eq!(rows[0].window.start, t0);
+
+    // The records went through the repartition topic, spread over its partitions.
+    let mut used = 0;
+    for partition in 0..4 {
+        let end = log.end_offset(&TopicPartition::new(repartition_topic(&name), partition)).await.expect("an end");
+        used += u32::from(end > 0);
+    }
+    // A dozen keys all on one of four partitions: once in 4^11 runs.
+    assert!(used > 1, "records of several customers use several partitions");
+    app.shutdown().await.expect("a clean shutdown");
+}
+
+const FINAL: &str = "CREATE TABLE suspicious_sales AS
+SELECT customer_id, count(*) AS orders, sum(total) AS spent, WINDOWSTART, WINDOWEND
+FROM order_confirmed
+WINDOW TUMBLING (SIZE 10 MINUTES, GRACE PERIOD 2 MINUTES)
+GROUP BY customer_id
+EMIT FINAL";
+
+/// A restart in the middle of a window: the windows come back from the changelog, so the
+/// final rows count every record once, each window is emitted once, and late records dropped
+/// before the restart stay counted after it.
+async fn a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(
+    open: impl AsyncFn() -> Arc<dyn EventLog>,
+) {
+    let name = format!("restart_{}", uuid::Uuid::now_v7().simple());
+    let plan = query(FINAL, &name);
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let customers: Vec<String> = (0..12).map(|i| format!("cus_{i}_{run}")).collect();
+    let t0 = base();
+
+    let log = open().await;
+    let (app, handle) = start(log.clone(), plan.clone()).await;
+    let first: Vec<(i64, OrderEvent)> = customers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| (0..3).map(move |j| (t0 + j * MINUTE, confirmed(c, i as i64))))
+        .collect();
+    append(&*log, &first).await;
+    // Records of one customer sit on several source partitions: settle before the next time
+    // step so that they reach the repartition topic in event-time order.
+    within("the first records", app.settle()).await.expect("settled");
+    // Stream time reaches t0 + 13 min on customer 0's partition: its first window closes.
+    append(&*log, &[(t0 + 13 * MINUTE, confirmed(&customers[0], 1))]).await;
+    within("the first run to settle", app.settle()).await.expect("settled");
+    let before_restart = handle.rows().await.expect("rows").len();
+    app.shutdown().await.expect("a clean shutdown");
+    drop(handle);
+    drop(log);
+
+    let log = open().await;
+    let (app, handle) = start(log.clone(), plan).await;
+    // A record for the window that closed before the restart: late by the restored stream
+    // time alone (a fresh state would open the window again and emit it twice).
+    append(&*log, &[(t0 + 5 * MINUTE, confirmed(&customers[0], 1))]).await;
+    within("the late record", app.settle()).await.expect("settled");
+    let second: Vec<(i64, OrderEvent)> =
+        customers.iter().enumerate().map(|(i, c)| (t0 + 14 * MINUTE, confirmed(c, i as i64))).collect();
+    append(&*log, &second).await;
+    within("the second records", app.settle()).await.expect("settled");
+    // Far ahead, on every customer's partition: every window closes.
+    let closing: Vec<(i64, OrderEvent)> = customers.iter().map(|c| (t0 + 60 * MINUTE, confirmed(c, 0))).collect();
+    append(&*log, &closing).await;
+    within("the second run to settle", app.settle()).await.expect("settled");
+
+    let keys: BTreeSet<String> = customers.iter().cloned().collect();
+    let all = handle.rows().await.expect("rows");
+    assert!(all.len() >= before_restart, "the sink keeps the first run's rows");
+    let mut per_window: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
+    for row in rows_of(&all, &keys) {
+        per_window
+            .entry((row.key.clone(), row.window.start))
+            .or_default()
+            .push(row.columns["orders"].as_i64().expect("a count"));
+        assert_eq!(row.columns["WINDOWSTART"].as_i64(), Some(row.window.start));
+        assert_eq!(row.columns["WINDOWEND"].as_i64(), Some(row.window.end));
+    }
+    for (i, customer) in customers.iter().enumerate() {
+        let first_window = &per_window[&(customer.clone(), t0)];
+        assert_eq!(first_window, &[3], "{customer}: one final row for [t0, t0+10m), with its three orders");
+        let second_window = &per_window[&(customer.clone(), t0 + 10 * MINUTE)];
+        let expected = if i == 0 { 2 } else { 1 };
+        assert_eq!(second_window, &[expected], "{customer}: one final row for [t0+10m, t0+20m)");
+    }
+    assert_eq!(handle.late_records(), 1, "the record for the closed window was dropped and counted");
+    app.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_reference_query() {
+    reference_query_flags_exactly_the_customers_over_four_in_a_window(MemoryLog::shared()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_restart_in_the_middle_of_a_window() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(async || log.clone()).await;
+}
+
+#[cfg(feature = "embedded")]
+mod embedded {
+    use super::*;
+    use tramline::log::embedded::EmbeddedLog;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_reference_query() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
+        reference_query_flags_exactly_the_customers_over_four_in_a_window(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_restart_in_the_middle_of_a_window() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = dir.path().to_owned();
+        // Each run opens the directory anew: the second process continues the first.
+        a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(async || {
+            let log = EmbeddedLog::open_async(path.clone(), Default::default()).await.expect("opened");
+            Arc::new(log) as Arc<dyn EventLog>
+        })
+        .await;
+    }
+}
+
+#[cfg(feature = "kafka")]
+mod kafka {
+    use super::*;
+    use tramline::log::kafka::{KafkaConfig, KafkaLog};
+
+    async fn connect() -> Arc<dyn EventLog> {
+        let config = KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("stream-queries");
+        Arc::new(KafkaLog::connect(config).await.expect("connected"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_reference_query() {
+        reference_query_flags_exactly_the_customers_over_four_in_a_window(connect().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_restart_in_the_middle_of_a_window() {
+        a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(connect).await;
+    }
+}
