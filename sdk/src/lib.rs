@@ -65,9 +65,11 @@
 extern crate self as tramline;
 
 pub mod codec;
+pub mod export;
 pub mod log;
 pub mod model;
 pub mod runtime;
+pub mod schema;
 pub mod testing;
 
 pub use model::*;

@@ -6,6 +6,7 @@
 
 mod aggregate;
 pub mod dead_letter;
+mod export;
 mod gateway;
 mod processor;
 mod progress;
@@ -386,6 +387,38 @@ impl App {
         })
         .await?;
         Ok(handle)
+    }
+
+    /// Registers an export (see [`crate::export`]): creates `public.<feed>` on the feed's log
+    /// and runs the export as a consumer group `<module>.export.<feed>` that starts at the
+    /// beginning of its topics. It starts with the app (or at once, if the app runs already).
+    pub async fn export<S: Send + Sync + 'static>(
+        &mut self,
+        export: crate::export::Export<S>,
+    ) -> Result<(), RuntimeError> {
+        let group = export.group();
+        export::create_topics(&export, &*self.log, self.settings.partitions).await?;
+        let reads: Vec<&'static str> = export.subscriptions.iter().map(|s| s.topic).collect();
+        let mut subscriptions = export.subscriptions.clone();
+        subscriptions.extend(export.tables.iter().map(|t| t.subscription));
+        self.register(Registration {
+            group: group.clone(),
+            info: ProcessorInfo {
+                kind: ProcessorKind::Export,
+                module: export.module.to_owned(),
+                name: export.topic(),
+                reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
+                commands: None,
+            },
+            reads,
+            subscriptions,
+            writes: None,
+            dead_letters: group,
+            spawn: Box::new(move |app: &App| {
+                app.spawn(export::ExportProcessor::new(export, app.log.clone(), app.settings.clone()))
+            }),
+        })
+        .await
     }
 
     /// Records a processor and starts it if the app runs already. Nothing is recorded when its

@@ -13,6 +13,8 @@ pub enum ProcessorKind {
     Reaction,
     /// A projection.
     Projection,
+    /// An export to a public feed.
+    Export,
 }
 
 /// One registered processor.
