@@ -5,6 +5,8 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+pub mod catalog;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

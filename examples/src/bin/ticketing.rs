@@ -5,6 +5,7 @@
 //! cargo run --release --bin ticketing -- --orders 2000 --seed 7        # durable, ./tramline-data
 //! cargo run --release --bin ticketing -- --json --orders 2000 --seed 7 --memory
 //! cargo run --release --bin ticketing -- topology
+//! cargo run --release --bin ticketing -- catalog --asyncapi
 //! ```
 
 use std::process::ExitCode;
@@ -51,6 +52,9 @@ struct Cli {
 enum Command {
     /// Print the modules and the event flows between them as a Mermaid diagram.
     Topology,
+    /// Print the JSON Schema of every event and public event, or the AsyncAPI document of the
+    /// public feeds (`--asyncapi`); `--out DIR` writes them as files.
+    Catalog(tramline_examples::catalog::CatalogArgs),
 }
 
 #[tokio::main]
@@ -59,6 +63,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Topology) => topology().await,
+        Some(Command::Catalog(ref args)) => tramline_examples::catalog::run(args).map(|()| ExitCode::SUCCESS),
         None => run(&cli).await,
     };
     result.unwrap_or_else(|error| {

@@ -1,6 +1,7 @@
 //! The reference ticketing platform on tramline: every module of the case study wired into one
 //! [`App`] on any log, plus a seeded [`Simulation`] of customers buying tickets.
 
+mod catalog;
 mod simulation;
 mod statistics;
 
@@ -18,6 +19,7 @@ use tramline::App;
 use tramline::log::EventLog;
 use tramline::runtime::{CommandGateway, ProjectionHandle, RuntimeError, Settings};
 
+pub use catalog::{asyncapi, catalog};
 pub use simulation::{CountingMailer, Invariant, SimulatedProvider, Simulation, Summary};
 pub use statistics::Statistics;
 
@@ -68,6 +70,7 @@ impl Platform {
         let history = order_history::register(&mut app).await?;
         let reserve = reserve::register(&mut app, orders.clone(), payments.clone()).await?;
         let statistics = app.projection(Statistics::default()).await?;
+        partner_feed::register(&mut app, None).await?;
         Ok(Platform { app, customers, products, orders, payments, tickets, history, reserve, statistics })
     }
 

@@ -266,8 +266,7 @@ pub fn public_schema<T: JsonSchema + ?Sized>(name: &str, version: u32) -> Value 
     titled(schema_of::<T>(), name, version)
 }
 
-/// Sets `title`, and the version as the extension keyword `x-version`, on a schema; keeps
-/// `$schema` first for readers.
+/// Sets `$schema`, `title`, and the version as the extension keyword `x-version`.
 fn titled(schema: Value, name: &str, version: u32) -> Value {
     let Value::Object(fields) = schema else { return schema };
     let mut out = Map::new();
@@ -309,6 +308,17 @@ fn inline(value: &mut Value, definitions: &Map<String, Value>, stack: &mut Vec<S
             }
             for field in object.values_mut() {
                 inline(field, definitions, stack);
+            }
+            // schemars writes a documented reference as `{"allOf": [<ref>], "description"}`:
+            // one schema, so that fields compare by their types.
+            if let Some(Value::Array(all)) = object.get("allOf")
+                && let [Value::Object(only)] = all.as_slice()
+            {
+                let only = only.clone();
+                object.remove("allOf");
+                for (key, field) in only {
+                    object.entry(key).or_insert(field);
+                }
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|item| inline(item, definitions, stack)),
