@@ -22,6 +22,8 @@ pub struct Message {
     pub module: LitStr,
     pub key: Ident,
     pub version: Option<u32>,
+    /// The function that turns an older version's payload into the current shape.
+    pub upcast: Option<Path>,
     /// The keys of the enum's `#[serde(...)]` attributes.
     pub serde: Vec<Path>,
     pub variants: Vec<Variant>,
@@ -121,6 +123,7 @@ impl Message {
             module,
             key,
             version: attrs.version,
+            upcast: attrs.upcast,
             serde: attr::serde_keys(&input.attrs),
             variants,
         })

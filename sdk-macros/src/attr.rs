@@ -8,12 +8,14 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, LitStr, Meta, Path, Token, Type, parenthesized};
 
-/// `#[event(module = "payment", key = payment_id, version = 2)]`, or `#[command(...)]`.
+/// `#[event(module = "payment", key = payment_id, version = 2, upcast = path::to::fn)]`, or
+/// `#[command(...)]`.
 #[derive(Default)]
 pub struct MessageAttrs {
     pub module: Option<LitStr>,
     pub key: Option<Ident>,
     pub version: Option<u32>,
+    pub upcast: Option<Path>,
 }
 
 /// `#[reaction(...)]` or `#[projection(...)]`; a projection accepts `module`, `name` and
@@ -53,12 +55,13 @@ pub fn reference(attrs: &[Attribute]) -> syn::Result<Option<LitStr>> {
 
 /// The enum's `#[event(...)]` or `#[command(...)]` (`name`).
 pub fn message(attrs: &[Attribute], name: &str) -> syn::Result<MessageAttrs> {
-    let keys = ["module", "key", "version"];
+    let keys = ["module", "key", "version", "upcast"];
     let attrs = parse(attrs, name, &keys, |attrs: &mut MessageAttrs, key, meta| {
         match key {
             "module" => attrs.module = Some(meta.value()?.parse()?),
             "key" => attrs.key = Some(meta.value()?.parse()?),
             "version" => attrs.version = Some(version(meta)?),
+            "upcast" => attrs.upcast = Some(meta.value()?.parse()?),
             _ => unreachable!("`parse` passes only the keys given"),
         }
         Ok(())

@@ -54,6 +54,10 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 /// - `key` (required): the field, present in every variant with the same `ReferenceId` type, that
 ///   names the entity the event is about.
 /// - `version` (default 1): the payload's schema version.
+/// - `upcast` (optional): a `fn(message_type: &str, version: u32, payload: serde_json::Value) ->
+///   Result<serde_json::Value, String>` that turns the JSON payload of an older version into the
+///   current shape when a record is read. Without it, a record of an older version is not read
+///   (it is dead-lettered with the reason).
 ///
 /// An event type is named after the enum without its `Event` suffix, then the variant
 /// (`PaymentEvent::Completed` is `PaymentCompleted`); `#[event(rename = "...")]` on a variant
@@ -86,7 +90,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// Implements `tramline::Message` and `tramline::Command` on a module's command enum: one
 /// variant, with named fields, per command type.
 ///
-/// The attribute is the one of [`Event`] (`module`, `key`, `version`, and `rename` on a
+/// The attribute is the one of [`Event`] (`module`, `key`, `version`, `upcast`, and `rename` on a
 /// variant); the commands go on the topic `<module>.commands`, and a command type is named after
 /// the variant, then the enum without its `Command` suffix (`PaymentCommand::Create` is
 /// `CreatePayment`).

@@ -92,5 +92,6 @@ pub mod __private {
     pub use crate::model::reference_id_support::{format_id, id_schema, parse_id};
     pub use schemars;
     pub use serde;
+    pub use serde_json;
     pub use uuid;
 }

@@ -10,6 +10,17 @@ pub fn message(input: &Message) -> TokenStream {
     let name = ident.unraw().to_string();
     let topic = format!("{}.{}s", module.value(), input.kind.attr());
     let version = input.version.unwrap_or(1);
+    let upcast = input.upcast.as_ref().map(|upcast| {
+        quote! {
+            fn upcast(
+                message_type: &str,
+                version: u32,
+                payload: ::tramline::__private::serde_json::Value,
+            ) -> ::core::result::Result<::tramline::__private::serde_json::Value, ::std::string::String> {
+                #upcast(message_type, version, payload)
+            }
+        }
+    });
     let marker = format_ident!("{}", input.kind.derive());
     // Validated: every variant has the key, of one type.
     let key_ty = input.variants.iter().find_map(|variant| variant.field(key)).map(|field| &field.ty);
@@ -39,6 +50,8 @@ pub fn message(input: &Message) -> TokenStream {
                     #(Self::#variants { #key, .. } => #key,)*
                 }
             }
+
+            #upcast
         }
 
         impl ::tramline::#marker for #ident {}

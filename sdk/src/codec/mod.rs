@@ -79,6 +79,22 @@ pub enum DecodeError {
         /// The newest version known.
         known: u32,
     },
+    /// The record was written by an older schema version and could not be upcast.
+    #[error(
+        "record {position}: `{message_type}` of schema version {found} cannot be read as version {current}: {problem}"
+    )]
+    Upcast {
+        /// The record.
+        position: Position,
+        /// The message type.
+        message_type: String,
+        /// The version on the record.
+        found: u32,
+        /// The version this program writes.
+        current: u32,
+        /// What the upcaster said.
+        problem: String,
+    },
     /// The record has no value (a tombstone) where a message was expected.
     #[error("record {position}: no value (tombstone) where a message was expected")]
     Tombstone {
@@ -112,6 +128,7 @@ impl DecodeError {
             DecodeError::Header { position, .. }
             | DecodeError::UnknownType { position, .. }
             | DecodeError::UnknownVersion { position, .. }
+            | DecodeError::Upcast { position, .. }
             | DecodeError::Tombstone { position }
             | DecodeError::Payload { position, .. }
             | DecodeError::NotSubscribed { position, .. } => position,
@@ -236,11 +253,25 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
         });
     }
     let value = record.value.as_ref().ok_or_else(|| DecodeError::Tombstone { position: position_of(record) })?;
-    let payload: M = variant::from_json(message_type.variant, value).map_err(|error| DecodeError::Payload {
+    let payload_error = |error: serde_json::Error| DecodeError::Payload {
         position: position_of(record),
         message_type: message_type.name.to_owned(),
         problem: error.to_string(),
-    })?;
+    };
+    let payload: M = if version == M::VERSION {
+        variant::from_json(message_type.variant, value).map_err(payload_error)?
+    } else {
+        let old: serde_json::Value = serde_json::from_slice(value).map_err(payload_error)?;
+        let current = M::upcast(message_type.name, version, old).map_err(|problem| DecodeError::Upcast {
+            position: position_of(record),
+            message_type: message_type.name.to_owned(),
+            found: version,
+            current: M::VERSION,
+            problem,
+        })?;
+        let current = serde_json::to_vec(&current).expect("a JSON value always serialises");
+        variant::from_json(message_type.variant, &current).map_err(payload_error)?
+    };
     let id = required(record, headers::ID, id)?;
     let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
     let time = required(record, headers::TIME, time)?;

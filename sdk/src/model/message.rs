@@ -46,6 +46,18 @@ pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 
     /// The entity this message is about.
     fn key(&self) -> &Self::Key;
 
+    /// Turns the JSON payload of a record written by an older schema `version` into the current
+    /// shape (an upcaster), before it is deserialised. Generated from
+    /// `#[event(upcast = path::to::fn)]`; without one, older records are refused.
+    fn upcast(message_type: &str, version: u32, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = payload;
+        Err(format!(
+            "{} has no upcaster from version {version} of `{message_type}` to version {}: declare #[event(upcast = ...)]",
+            Self::NAME,
+            Self::VERSION
+        ))
+    }
+
     /// The message type with this name, if the enum has one.
     fn message_type(name: &str) -> Option<&'static MessageType> {
         Self::TYPES.iter().find(|t| t.name == name)
