@@ -69,13 +69,43 @@ pub fn message(attrs: &[Attribute], name: &str) -> syn::Result<MessageAttrs> {
     Ok(attrs.unwrap_or_default())
 }
 
-/// A variant's `#[event(rename = "...")]` or `#[command(rename = "...")]` (`name`).
-pub fn variant(attrs: &[Attribute], name: &str) -> syn::Result<Option<LitStr>> {
-    let rename = parse(attrs, name, &["rename"], |rename: &mut Option<LitStr>, _, meta| {
-        *rename = Some(meta.value()?.parse()?);
+/// A variant's `#[event(rename = "...", forgets)]` or `#[command(rename = "...")]` (`name`).
+#[derive(Default)]
+pub struct VariantAttrs {
+    pub rename: Option<LitStr>,
+    /// The `forgets` flag, where it was written.
+    pub forgets: Option<Span>,
+}
+
+/// A variant's `#[event(...)]` or `#[command(...)]` (`name`).
+pub fn variant(attrs: &[Attribute], name: &str) -> syn::Result<VariantAttrs> {
+    let attrs = parse(attrs, name, &["rename", "forgets"], |attrs: &mut VariantAttrs, key, meta| {
+        match key {
+            "rename" => attrs.rename = Some(meta.value()?.parse()?),
+            "forgets" => attrs.forgets = Some(meta.path.span()),
+            _ => unreachable!("`parse` passes only the keys given"),
+        }
         Ok(())
     })?;
-    Ok(rename.flatten())
+    Ok(attrs.unwrap_or_default())
+}
+
+/// A field's `#[pii]`, where it was written. It takes no arguments: the data subject is the
+/// entity the message is keyed by.
+pub fn pii(attrs: &[Attribute]) -> syn::Result<Option<Span>> {
+    let mut found = None;
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("pii")) {
+        if !matches!(attr.meta, Meta::Path(_)) {
+            let message = "`#[pii]` takes no arguments: the data subject of a message's personal data is the \
+                           entity the message is keyed by";
+            return Err(syn::Error::new_spanned(attr, message));
+        }
+        if found.is_some() {
+            return Err(syn::Error::new_spanned(attr, "`#[pii]` is given twice"));
+        }
+        found = Some(attr.path().span());
+    }
+    Ok(found)
 }
 
 /// `#[reaction(...)]` or `#[projection(...)]` (`name`), with the keys that one accepts.

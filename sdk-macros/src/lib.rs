@@ -59,6 +59,12 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 ///   current shape when a record is read. Without it, a record of an older version is not read
 ///   (it is dead-lettered with the reason).
 ///
+/// Personal data: a field of type `tramline::privacy::Personal<T>` is marked `#[pii]` (and only
+/// such a field); it is sealed with the key of the message's subject, the entity it is keyed by,
+/// whenever it is written. `#[event(forgets)]` on a variant makes that event forget its subject:
+/// its keys are deleted in the same write, and its personal data reads as erased from then on
+/// (see `tramline::privacy`).
+///
 /// An event type is named after the enum without its `Event` suffix, then the variant
 /// (`PaymentEvent::Completed` is `PaymentCompleted`); `#[event(rename = "...")]` on a variant
 /// names it otherwise. Do not rename variants with serde: the codec finds them by their Rust name.
@@ -82,7 +88,7 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 /// assert_eq!(PaymentEvent::TOPIC, "payment.events");
 /// assert_eq!(PaymentEvent::TYPES[1].name, "PaymentVoided");
 /// ```
-#[proc_macro_derive(Event, attributes(event))]
+#[proc_macro_derive(Event, attributes(event, pii))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     derive(input, |input| ast::Message::from_syn(input, Kind::Event), valid::message, expand::message)
 }
@@ -90,8 +96,8 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// Implements `tramline::Message` and `tramline::Command` on a module's command enum: one
 /// variant, with named fields, per command type.
 ///
-/// The attribute is the one of [`Event`] (`module`, `key`, `version`, `upcast`, and `rename` on a
-/// variant); the commands go on the topic `<module>.commands`, and a command type is named after
+/// The attribute is the one of [`Event`] (`module`, `key`, `version`, `upcast`, `rename` on a
+/// variant, and `#[pii]` on fields; only events take `forgets`); the commands go on the topic `<module>.commands`, and a command type is named after
 /// the variant, then the enum without its `Command` suffix (`PaymentCommand::Create` is
 /// `CreatePayment`).
 ///
@@ -112,7 +118,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// assert_eq!(PaymentCommand::TOPIC, "payment.commands");
 /// assert_eq!(PaymentCommand::TYPES[0].name, "CreatePayment");
 /// ```
-#[proc_macro_derive(Command, attributes(command))]
+#[proc_macro_derive(Command, attributes(command, pii))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
     derive(input, |input| ast::Message::from_syn(input, Kind::Command), valid::message, expand::message)
 }

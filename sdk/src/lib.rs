@@ -68,6 +68,7 @@ pub mod codec;
 pub mod export;
 pub mod log;
 pub mod model;
+pub mod privacy;
 pub mod runtime;
 pub mod schema;
 pub mod testing;

@@ -347,8 +347,8 @@ impl Simulation {
         let registrations = customers.iter().enumerate().map(|(i, customer_id)| {
             platform.customers.send(CustomerCommand::Register {
                 customer_id: *customer_id,
-                name: format!("Customer {i}"),
-                email: format!("customer{i}@example.org"),
+                name: format!("Customer {i}").into(),
+                email: format!("customer{i}@example.org").into(),
             })
         });
         // Registered by an earlier run: the same seed makes the same customers and products.

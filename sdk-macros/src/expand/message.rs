@@ -27,12 +27,27 @@ pub fn message(input: &Message) -> TokenStream {
     let variants = input.variants.iter().map(|variant| &variant.ident).collect::<Vec<_>>();
     let variant_names = input.variants.iter().map(|variant| variant.ident.unraw().to_string());
     let type_names = input.variants.iter().map(|variant| input.type_name(variant)).collect::<Vec<_>>();
+    let personal = input.personal();
+    let forgetting = input
+        .variants
+        .iter()
+        .filter(|variant| variant.forgets.is_some())
+        .map(|v| &v.ident)
+        .collect::<Vec<_>>();
+    let forgets = (!forgetting.is_empty()).then(|| {
+        quote! {
+            fn forgets(&self) -> bool {
+                ::core::matches!(self, #(Self::#forgetting { .. })|*)
+            }
+        }
+    });
     quote! {
         impl ::tramline::Message for #ident {
             const MODULE: &'static str = #module;
             const TOPIC: &'static str = #topic;
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
+            const PERSONAL: bool = #personal;
             const TYPES: &'static [::tramline::MessageType] = &[
                 #(::tramline::MessageType { name: #type_names, variant: #variant_names },)*
             ];
@@ -52,6 +67,7 @@ pub fn message(input: &Message) -> TokenStream {
             }
 
             #upcast
+            #forgets
         }
 
         impl ::tramline::#marker for #ident {}

@@ -224,7 +224,14 @@ impl<S: Send + Sync + 'static> Export<S> {
                 position: codec::position_of(record).to_string(),
                 reason,
             })?;
-            let value = serde_json::to_vec(&public).expect("a derived Serialize into memory does not fail");
+            // Fails for personal data (`Personal` serialises only within the codec): a public
+            // event cannot carry any.
+            let value = serde_json::to_vec(&public).map_err(|error| ExportFailure::Mapping {
+                topic: topic.clone(),
+                event: event.payload.type_name().to_owned(),
+                position: codec::position_of(record).to_string(),
+                reason: format!("the public event does not serialise: {error}"),
+            })?;
             Ok(Some(Published {
                 // Derived from the source event: the same record written twice has one id.
                 id: Uuid::new_v5(&event.id, format!("{topic}/{route}/{}", P::NAME).as_bytes()),

@@ -34,6 +34,9 @@ pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 
     const NAME: &'static str;
     /// The schema version written with every message; raised when the payload changes shape.
     const VERSION: u32;
+    /// Whether a field holds personal data (`#[pii]`): the codec then seals and opens it with
+    /// the key of the message's subject, its key (see [`crate::privacy`]).
+    const PERSONAL: bool = false;
     /// Every message type of the enum, in declaration order.
     const TYPES: &'static [MessageType];
 
@@ -56,6 +59,12 @@ pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 
             Self::NAME,
             Self::VERSION
         ))
+    }
+
+    /// Whether this message forgets its entity as a data subject (`#[event(forgets)]`): its
+    /// keys are deleted in the same write, and its personal data reads as erased from then on.
+    fn forgets(&self) -> bool {
+        false
     }
 
     /// The message type with this name, if the enum has one.

@@ -17,6 +17,7 @@ use super::{RuntimeError, Settings, dead_letter};
 use crate::codec;
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, partition_for};
 use crate::model::{Aggregate, Clock, Envelope, Message, Position};
+use crate::privacy::{self, KeyStore};
 
 type Key<A> = <<A as Aggregate>::Command as Message>::Key;
 
@@ -63,8 +64,11 @@ pub(crate) struct AggregateProcessor<A: Aggregate> {
     dead_letters: Arc<str>,
     services: Arc<A::Services>,
     replies: Arc<Replies<A>>,
+    keys: KeyStore,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    /// The data subjects forgotten in the current batch.
+    forgetting: Vec<String>,
     /// Entities per owned partition.
     partitions: HashMap<u32, Entities<A>>,
     pending: Vec<Pending<A>>,
@@ -96,6 +100,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
     pub(crate) fn new(
         services: Arc<A::Services>,
         replies: Arc<Replies<A>>,
+        keys: KeyStore,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
@@ -108,8 +113,10 @@ impl<A: Aggregate> AggregateProcessor<A> {
             group,
             services,
             replies,
+            keys,
             clock,
             settings,
+            forgetting: Vec::new(),
             partitions: HashMap::new(),
             pending: Vec::new(),
             changed: Vec::new(),
@@ -119,14 +126,24 @@ impl<A: Aggregate> AggregateProcessor<A> {
     }
 
     fn snapshot(&self, partition: u32, key: &Key<A>, entity: &Entity<A>) -> OutRecord {
-        let value = serde_json::to_vec(entity)
-            .unwrap_or_else(|error| panic!("cannot serialise the state of {key} as JSON: {error}"));
+        // The entity is the subject of the personal data its state holds.
+        let subject = key.to_string();
+        let (value, sealed_with) = privacy::sealing(&subject, || serde_json::to_vec(entity));
+        let value = value.unwrap_or_else(|error| panic!("cannot serialise the state of {key} as JSON: {error}"));
+        let headers = match sealed_with.is_empty() {
+            true => Headers::new(),
+            false => {
+                let mut headers = Headers::builder(64);
+                headers.push_with(privacy::KEY_IDS_HEADER, |b| codec::write_key_ids(b, &sealed_with));
+                headers.build()
+            }
+        };
         OutRecord {
             topic: self.snapshots.clone(),
             partition: Some(partition),
-            key: Some(key.to_string().into()),
+            key: Some(subject.into()),
             value: Some(value.into()),
-            headers: Headers::new(),
+            headers,
             timestamp: None,
         }
     }
@@ -137,7 +154,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
         let mut entities = Entities::<A>::default();
         let snapshots = TopicPartition::new(self.snapshots.clone(), partition);
         let mut restored_any = false;
-        let from_snapshots = for_each_record(log, &snapshots, |record| {
+        let from_snapshots = for_each_record(log, &self.keys, &snapshots, |record| {
             restored_any = true;
             let key: Key<A> = record.key_text().parse().map_err(|error| restore_error(record, &error))?;
             match &record.value {
@@ -145,7 +162,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     entities.remove(&key);
                 }
                 Some(value) => {
-                    let entity = serde_json::from_slice(value).map_err(|error| restore_error(record, &error))?;
+                    let entity = privacy::opening(&record.key_text(), || serde_json::from_slice(value))
+                        .map_err(|error| restore_error(record, &error))?;
                     entities.insert(key, entity);
                 }
             }
@@ -163,7 +181,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }
         let events = TopicPartition::new(self.events.clone(), partition);
         let limit = self.settings.seen_commands;
-        for_each_record(log, &events, |record| {
+        for_each_record(log, &self.keys, &events, |record| {
             let envelope = codec::decode::<A::Event>(record).map_err(|error| restore_error(record, &error))?;
             let entity: &mut Entity<A> = entities.entry(envelope.payload.key().clone()).or_default();
             entity.state.evolve(&envelope.payload);
@@ -240,6 +258,9 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }));
         match decided {
             Ok(Ok(Ok((events, records)))) => {
+                if events.iter().any(|event| event.payload.forgets()) {
+                    self.forgetting.push(key.to_string());
+                }
                 self.pending.push(Pending::Accepted { id, events, first_output: outputs.len() });
                 outputs.extend(records);
                 self.changed.push((partition, key));
@@ -280,6 +301,7 @@ fn restore_error(record: &Record, error: &dyn std::fmt::Display) -> RuntimeError
 /// Reads a partition from the beginning to its current end.
 async fn for_each_record(
     log: &dyn EventLog,
+    keys: &KeyStore,
     partition: &TopicPartition,
     mut each: impl FnMut(&Record) -> Result<(), RuntimeError>,
 ) -> Result<(), RuntimeError> {
@@ -289,6 +311,7 @@ async fn for_each_record(
         let records = log.read(partition, offset, 4096).await?;
         let Some(last) = records.last() else { break };
         offset = last.offset + 1;
+        keys.prepare(&records).await?;
         for record in records.iter().filter(|r| r.offset < end) {
             each(record)?;
         }
@@ -327,6 +350,7 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         // Outcomes of an uncommitted batch are not revealed: the new owner will reply.
         self.pending.clear();
         self.changed.clear();
+        self.forgetting.clear();
     }
 
     fn damaged(&mut self) -> Vec<TopicPartition> {
@@ -346,9 +370,16 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
                 outputs.push(self.snapshot(partition, &key, entity));
             }
         }
+        // Forgetting deletes the subject's keys in the same write as the event that says so.
+        for subject in &self.forgetting {
+            outputs.extend(self.keys.forget(subject));
+        }
     }
 
     fn committed(&mut self, written: Vec<Position>) {
+        for subject in self.forgetting.drain(..) {
+            self.keys.forgotten(&subject);
+        }
         for pending in self.pending.drain(..) {
             match pending {
                 Pending::Accepted { id, mut events, first_output } => {

@@ -11,6 +11,7 @@ use super::processor::Processor;
 use super::{RuntimeError, Settings, dead_letter};
 use crate::export::{Cursors, Export, encode};
 use crate::log::{EventLog, LogError, OutRecord, Record, StartFrom, TopicPartition};
+use crate::privacy::KeyStore;
 
 /// Records read per table read.
 const TABLE_READ: usize = 1024;
@@ -22,12 +23,13 @@ pub(crate) struct ExportProcessor<S> {
     source: String,
     dead_letters: Arc<str>,
     log: Arc<dyn EventLog>,
+    keys: KeyStore,
     cursors: Cursors,
     settings: Settings,
 }
 
 impl<S: Send + Sync + 'static> ExportProcessor<S> {
-    pub(crate) fn new(export: Export<S>, log: Arc<dyn EventLog>, settings: Settings) -> Self {
+    pub(crate) fn new(export: Export<S>, log: Arc<dyn EventLog>, keys: KeyStore, settings: Settings) -> Self {
         let group = export.group();
         ExportProcessor {
             topic: Arc::from(export.topic()),
@@ -36,6 +38,7 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
             group,
             export,
             log,
+            keys,
             cursors: Cursors::new(),
             settings,
         }
@@ -53,6 +56,7 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
                     let records = self.log.read(&tp, *cursor, TABLE_READ).await?;
                     let Some(last) = records.last() else { break };
                     *cursor = last.offset + 1;
+                    self.keys.prepare(&records).await?;
                     for record in &records {
                         if let Err(error) = (table.fold)(&mut self.export.state, record) {
                             // A table is lookup data: a record it cannot read is skipped and

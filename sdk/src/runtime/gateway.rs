@@ -10,8 +10,9 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::codec;
-use crate::log::{EventLog, LogError};
+use crate::log::{EventLog, LogError, OutRecord};
 use crate::model::{Aggregate, Clock, Envelope, Message};
+use crate::privacy::KeyStore;
 
 /// A command the module accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,10 +156,30 @@ impl<A: Aggregate> Replies<A> {
     }
 }
 
+impl<A: Aggregate> CommandGateway<A> {
+    /// The command's record, and before it the keys its personal data needs that are not on
+    /// the log yet (with their ids).
+    async fn records(&self, envelope: &Envelope<A::Command>) -> Result<(Vec<OutRecord>, Vec<Uuid>), LogError> {
+        if !<A::Command as Message>::PERSONAL {
+            return Ok((vec![codec::encode(envelope)], Vec::new()));
+        }
+        // A subject this process has not met may have keys on the log, or be forgotten.
+        let subject = envelope.payload.key().to_string();
+        if !self.keys.knows(&subject) {
+            self.keys.catch_up().await?;
+        }
+        let record = self.keys.encode(envelope, Arc::from(<A::Command as Message>::TOPIC));
+        let (mut records, ids) = self.keys.pending().unwrap_or_default();
+        records.push(record);
+        Ok((records, ids))
+    }
+}
+
 /// Sends commands to one data module. Cheap to clone.
 pub struct CommandGateway<A: Aggregate> {
     replies: Arc<Replies<A>>,
     log: Arc<dyn EventLog>,
+    keys: KeyStore,
     clock: Arc<dyn Clock>,
     timeout: Duration,
 }
@@ -168,6 +189,7 @@ impl<A: Aggregate> Clone for CommandGateway<A> {
         CommandGateway {
             replies: self.replies.clone(),
             log: self.log.clone(),
+            keys: self.keys.clone(),
             clock: self.clock.clone(),
             timeout: self.timeout,
         }
@@ -184,10 +206,11 @@ impl<A: Aggregate> CommandGateway<A> {
     pub(crate) fn new(
         replies: Arc<Replies<A>>,
         log: Arc<dyn EventLog>,
+        keys: KeyStore,
         clock: Arc<dyn Clock>,
         timeout: Duration,
     ) -> Self {
-        CommandGateway { replies, log, clock, timeout }
+        CommandGateway { replies, log, keys, clock, timeout }
     }
 
     /// Sends a command that starts a new flow and waits for its outcome.
@@ -215,9 +238,16 @@ impl<A: Aggregate> CommandGateway<A> {
         let Some((ticket, outcome)) = self.replies.expect(id) else {
             return Err(CommandError::Stopped { id, module });
         };
-        if let Err(error) = self.log.append(vec![codec::encode(&envelope)]).await {
-            self.replies.forget(&id, ticket);
-            return Err(CommandError::Log(error));
+        let written = match self.records(&envelope).await {
+            Ok((records, new_keys)) => self.log.append(records).await.map(|_| new_keys),
+            Err(error) => Err(error),
+        };
+        match written {
+            Ok(new_keys) => self.keys.written(&new_keys),
+            Err(error) => {
+                self.replies.forget(&id, ticket);
+                return Err(CommandError::Log(error));
+            }
         }
         match tokio::time::timeout(self.timeout, outcome).await {
             Ok(Ok(outcome)) => outcome,

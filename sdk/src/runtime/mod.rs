@@ -28,6 +28,7 @@ pub use topology::{ProcessorInfo, ProcessorKind, Topology};
 
 use crate::log::{EventLog, LogError, TopicPartition, TopicSpec};
 use crate::model::{Aggregate, Clock, Message, Position, Projection, Reaction, Subscription, SystemClock};
+use crate::privacy::KeyStore;
 use progress::ProgressBoard;
 
 /// Tuning of the runtime. The defaults suit one machine.
@@ -191,6 +192,9 @@ pub struct App {
     topology: Topology,
     /// The dead-letter topics of the registered processors.
     dead_letter_topics: Vec<String>,
+    /// The data subjects' keys, on the log; opened with the first registration.
+    keys: KeyStore,
+    keys_open: bool,
     started: bool,
 }
 
@@ -208,7 +212,7 @@ impl App {
     /// An app on `log`, with the system clock and default settings.
     pub fn new(log: Arc<dyn EventLog>) -> Self {
         App {
-            log,
+            log: log.clone(),
             clock: Arc::new(SystemClock),
             settings: Settings::default(),
             board: Arc::default(),
@@ -218,6 +222,8 @@ impl App {
             reads: HashMap::new(),
             topology: Topology::default(),
             dead_letter_topics: Vec::new(),
+            keys: KeyStore::on(log),
+            keys_open: false,
             started: false,
         }
     }
@@ -237,6 +243,12 @@ impl App {
     /// The log the app runs on.
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
+    }
+
+    /// The keys that seal personal data (see [`crate::privacy`]): to decode records with
+    /// personal data outside a processor, [`KeyStore::decode`].
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
     }
 
     /// The clock the app stamps messages with.
@@ -294,9 +306,15 @@ impl App {
         self.create(TopicSpec::keep(<A::Event as Message>::TOPIC, partitions)).await?;
         self.create(TopicSpec::compact(aggregate::state_topic(module), partitions)).await?;
 
+        self.open_keys().await?;
         let replies = Arc::new(gateway::Replies::new());
-        let gateway =
-            CommandGateway::new(replies.clone(), self.log.clone(), self.clock.clone(), self.settings.command_timeout);
+        let gateway = CommandGateway::new(
+            replies.clone(),
+            self.log.clone(),
+            self.keys.clone(),
+            self.clock.clone(),
+            self.settings.command_timeout,
+        );
         let services = Arc::new(services);
         self.register(Registration {
             group: group.clone(),
@@ -312,8 +330,13 @@ impl App {
             reads: vec![<A::Command as Message>::TOPIC],
             dead_letters: group,
             spawn: Box::new(move |app: &App| {
-                let processor =
-                    aggregate::AggregateProcessor::<A>::new(services, replies, app.clock.clone(), app.settings.clone());
+                let processor = aggregate::AggregateProcessor::<A>::new(
+                    services,
+                    replies,
+                    app.keys.clone(),
+                    app.clock.clone(),
+                    app.settings.clone(),
+                );
                 app.spawn(processor)
             }),
         })
@@ -415,7 +438,7 @@ impl App {
             writes: None,
             dead_letters: group,
             spawn: Box::new(move |app: &App| {
-                app.spawn(export::ExportProcessor::new(export, app.log.clone(), app.settings.clone()))
+                app.spawn(export::ExportProcessor::new(export, app.log.clone(), app.keys.clone(), app.settings.clone()))
             }),
         })
         .await
@@ -425,6 +448,7 @@ impl App {
     /// subscriptions cannot be served.
     async fn register(&mut self, registration: Registration) -> Result<(), RuntimeError> {
         let Registration { group, subscriptions, writes, info, reads, dead_letters, spawn } = registration;
+        self.open_keys().await?;
         if self.started {
             self.check_publishers(&group, &subscriptions, writes).await?;
         }
@@ -440,6 +464,15 @@ impl App {
             }
         } else {
             self.waiting.push(Waiting { group, kind, subscriptions, writes, spawn });
+        }
+        Ok(())
+    }
+
+    /// Creates or reads the keys topic, once.
+    async fn open_keys(&mut self) -> Result<(), RuntimeError> {
+        if !self.keys_open {
+            self.keys.load(self.settings.partitions).await?;
+            self.keys_open = true;
         }
         Ok(())
     }
@@ -472,14 +505,17 @@ impl App {
 
     fn spawn<P: processor::Processor>(&self, processor: P) -> Started {
         let (ready, is_ready) = oneshot::channel();
-        let task = tokio::spawn(processor::run(
+        // Every processor runs with the app's keys in scope, for the personal data it reads and
+        // writes.
+        let task = tokio::spawn(self.keys.clone().scope_async(processor::run(
             processor,
             self.log.clone(),
+            self.keys.clone(),
             self.settings.clone(),
             self.board.clone(),
             self.shutdown.subscribe(),
             ready,
-        ));
+        )));
         (task, is_ready)
     }
 
