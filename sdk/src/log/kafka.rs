@@ -213,6 +213,19 @@ impl KafkaLog {
         &self.inner.config
     }
 
+    /// The names of the cluster's topics, Kafka's internal ones (`__consumer_offsets`, ...)
+    /// aside, in no particular order.
+    pub async fn topics(&self) -> Result<Vec<String>, LogError> {
+        self.blocking(|inner| {
+            let metadata = inner
+                .meta
+                .fetch_metadata(None, inner.config.request_timeout)
+                .map_err(|e| backend(format_args!("metadata of the topics"), e))?;
+            Ok(metadata.topics().iter().map(|t| t.name().to_owned()).filter(|name| !name.starts_with("__")).collect())
+        })
+        .await
+    }
+
     fn append_producer(config: &KafkaConfig) -> Result<FutureProducer, LogError> {
         client_config(
             config,
