@@ -5,14 +5,16 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+pub mod catalog;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use ticketing_platform::{CountingMailer, Platform, Services, Simulation};
 use tramline::MemoryLog;
-use tramline::log::{EventLog, Namespaced};
 use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
+use tramline::log::{EventLog, Namespaced};
 use tramline::runtime::{RuntimeError, Settings};
 
 /// Which log the platform runs on.

@@ -33,7 +33,7 @@ fn killed_module_processes_lose_nothing_and_double_nothing() {
     let mut running: Vec<Process> = modules.iter().map(|(name, m)| serve(name, m, &dir, &shared)).collect();
 
     let mut args = shared.clone();
-    args.extend(["--modules", "simulation", "--json", "--customers", "50", "--concurrency", "64"].map(String::from));
+    args.extend(["--modules", "simulation", "--json", "--customers", "400", "--concurrency", "64"].map(String::from));
     args.extend(["--orders".into(), ORDERS.to_string()]);
     let mut driver = start("driver", &dir, &args);
 

@@ -22,6 +22,8 @@ pub struct Message {
     pub module: LitStr,
     pub key: Ident,
     pub version: Option<u32>,
+    /// The function that turns an older version's payload into the current shape.
+    pub upcast: Option<Path>,
     /// The keys of the enum's `#[serde(...)]` attributes.
     pub serde: Vec<Path>,
     pub variants: Vec<Variant>,
@@ -39,6 +41,10 @@ pub struct Variant {
     pub ident: Ident,
     pub fields: Fields,
     pub rename: Option<LitStr>,
+    /// `#[event(forgets)]`: the event forgets its entity as a data subject.
+    pub forgets: Option<Span>,
+    /// The fields marked `#[pii]`, with where the attribute was written.
+    pub pii: Vec<(Field, Span)>,
     /// The keys of the variant's `#[serde(...)]` attributes.
     pub serde: Vec<Path>,
 }
@@ -106,10 +112,19 @@ impl Message {
             .variants
             .iter()
             .map(|variant| {
+                let attrs = attr::variant(&variant.attrs, attr)?;
+                let mut pii = Vec::new();
+                for field in &variant.fields {
+                    if let Some(span) = attr::pii(&field.attrs)? {
+                        pii.push((field.clone(), span));
+                    }
+                }
                 Ok(Variant {
                     ident: variant.ident.clone(),
                     fields: variant.fields.clone(),
-                    rename: attr::variant(&variant.attrs, attr)?,
+                    rename: attrs.rename,
+                    forgets: attrs.forgets,
+                    pii,
                     serde: attr::serde_keys(&variant.attrs),
                 })
             })
@@ -121,6 +136,7 @@ impl Message {
             module,
             key,
             version: attrs.version,
+            upcast: attrs.upcast,
             serde: attr::serde_keys(&input.attrs),
             variants,
         })
@@ -156,6 +172,13 @@ impl Kind {
             Kind::Event => "event",
             Kind::Command => "command",
         }
+    }
+}
+
+impl Message {
+    /// Whether any field holds personal data.
+    pub fn personal(&self) -> bool {
+        self.variants.iter().any(|variant| !variant.pii.is_empty())
     }
 }
 

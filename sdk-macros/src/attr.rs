@@ -8,12 +8,14 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, LitStr, Meta, Path, Token, Type, parenthesized};
 
-/// `#[event(module = "payment", key = payment_id, version = 2)]`, or `#[command(...)]`.
+/// `#[event(module = "payment", key = payment_id, version = 2, upcast = path::to::fn)]`, or
+/// `#[command(...)]`.
 #[derive(Default)]
 pub struct MessageAttrs {
     pub module: Option<LitStr>,
     pub key: Option<Ident>,
     pub version: Option<u32>,
+    pub upcast: Option<Path>,
 }
 
 /// `#[reaction(...)]` or `#[projection(...)]`; a projection accepts `module`, `name` and
@@ -53,12 +55,13 @@ pub fn reference(attrs: &[Attribute]) -> syn::Result<Option<LitStr>> {
 
 /// The enum's `#[event(...)]` or `#[command(...)]` (`name`).
 pub fn message(attrs: &[Attribute], name: &str) -> syn::Result<MessageAttrs> {
-    let keys = ["module", "key", "version"];
+    let keys = ["module", "key", "version", "upcast"];
     let attrs = parse(attrs, name, &keys, |attrs: &mut MessageAttrs, key, meta| {
         match key {
             "module" => attrs.module = Some(meta.value()?.parse()?),
             "key" => attrs.key = Some(meta.value()?.parse()?),
             "version" => attrs.version = Some(version(meta)?),
+            "upcast" => attrs.upcast = Some(meta.value()?.parse()?),
             _ => unreachable!("`parse` passes only the keys given"),
         }
         Ok(())
@@ -66,13 +69,43 @@ pub fn message(attrs: &[Attribute], name: &str) -> syn::Result<MessageAttrs> {
     Ok(attrs.unwrap_or_default())
 }
 
-/// A variant's `#[event(rename = "...")]` or `#[command(rename = "...")]` (`name`).
-pub fn variant(attrs: &[Attribute], name: &str) -> syn::Result<Option<LitStr>> {
-    let rename = parse(attrs, name, &["rename"], |rename: &mut Option<LitStr>, _, meta| {
-        *rename = Some(meta.value()?.parse()?);
+/// A variant's `#[event(rename = "...", forgets)]` or `#[command(rename = "...")]` (`name`).
+#[derive(Default)]
+pub struct VariantAttrs {
+    pub rename: Option<LitStr>,
+    /// The `forgets` flag, where it was written.
+    pub forgets: Option<Span>,
+}
+
+/// A variant's `#[event(...)]` or `#[command(...)]` (`name`).
+pub fn variant(attrs: &[Attribute], name: &str) -> syn::Result<VariantAttrs> {
+    let attrs = parse(attrs, name, &["rename", "forgets"], |attrs: &mut VariantAttrs, key, meta| {
+        match key {
+            "rename" => attrs.rename = Some(meta.value()?.parse()?),
+            "forgets" => attrs.forgets = Some(meta.path.span()),
+            _ => unreachable!("`parse` passes only the keys given"),
+        }
         Ok(())
     })?;
-    Ok(rename.flatten())
+    Ok(attrs.unwrap_or_default())
+}
+
+/// A field's `#[pii]`, where it was written. It takes no arguments: the data subject is the
+/// entity the message is keyed by.
+pub fn pii(attrs: &[Attribute]) -> syn::Result<Option<Span>> {
+    let mut found = None;
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("pii")) {
+        if !matches!(attr.meta, Meta::Path(_)) {
+            let message = "`#[pii]` takes no arguments: the data subject of a message's personal data is the \
+                           entity the message is keyed by";
+            return Err(syn::Error::new_spanned(attr, message));
+        }
+        if found.is_some() {
+            return Err(syn::Error::new_spanned(attr, "`#[pii]` is given twice"));
+        }
+        found = Some(attr.path().span());
+    }
+    Ok(found)
 }
 
 /// `#[reaction(...)]` or `#[projection(...)]` (`name`), with the keys that one accepts.

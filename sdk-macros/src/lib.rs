@@ -54,6 +54,16 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 /// - `key` (required): the field, present in every variant with the same `ReferenceId` type, that
 ///   names the entity the event is about.
 /// - `version` (default 1): the payload's schema version.
+/// - `upcast` (optional): a `fn(message_type: &str, version: u32, payload: serde_json::Value) ->
+///   Result<serde_json::Value, String>` that turns the JSON payload of an older version into the
+///   current shape when a record is read. Without it, a record of an older version is not read
+///   (it is dead-lettered with the reason).
+///
+/// Personal data: a field of type `tramline::privacy::Personal<T>` is marked `#[pii]` (and only
+/// such a field); it is sealed with the key of the message's subject, the entity it is keyed by,
+/// whenever it is written. `#[event(forgets)]` on a variant makes that event forget its subject:
+/// its keys are deleted in the same write, and its personal data reads as erased from then on
+/// (see `tramline::privacy`).
 ///
 /// An event type is named after the enum without its `Event` suffix, then the variant
 /// (`PaymentEvent::Completed` is `PaymentCompleted`); `#[event(rename = "...")]` on a variant
@@ -78,7 +88,7 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 /// assert_eq!(PaymentEvent::TOPIC, "payment.events");
 /// assert_eq!(PaymentEvent::TYPES[1].name, "PaymentVoided");
 /// ```
-#[proc_macro_derive(Event, attributes(event))]
+#[proc_macro_derive(Event, attributes(event, pii))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     derive(input, |input| ast::Message::from_syn(input, Kind::Event), valid::message, expand::message)
 }
@@ -86,8 +96,8 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// Implements `tramline::Message` and `tramline::Command` on a module's command enum: one
 /// variant, with named fields, per command type.
 ///
-/// The attribute is the one of [`Event`] (`module`, `key`, `version`, and `rename` on a
-/// variant); the commands go on the topic `<module>.commands`, and a command type is named after
+/// The attribute is the one of [`Event`] (`module`, `key`, `version`, `upcast`, `rename` on a
+/// variant, and `#[pii]` on fields; only events take `forgets`); the commands go on the topic `<module>.commands`, and a command type is named after
 /// the variant, then the enum without its `Command` suffix (`PaymentCommand::Create` is
 /// `CreatePayment`).
 ///
@@ -108,7 +118,7 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// assert_eq!(PaymentCommand::TOPIC, "payment.commands");
 /// assert_eq!(PaymentCommand::TYPES[0].name, "CreatePayment");
 /// ```
-#[proc_macro_derive(Command, attributes(command))]
+#[proc_macro_derive(Command, attributes(command, pii))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
     derive(input, |input| ast::Message::from_syn(input, Kind::Command), valid::message, expand::message)
 }

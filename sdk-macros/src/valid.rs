@@ -5,7 +5,7 @@ use std::fmt::Display;
 use quote::ToTokens;
 use syn::{Error, Fields, Generics, Ident, LitStr, Type};
 
-use crate::ast::{Message, Projection, Reaction, ReferenceId};
+use crate::ast::{Kind, Message, Projection, Reaction, ReferenceId};
 use crate::attr::Subscribe;
 
 pub fn reference_id(id: &ReferenceId) -> syn::Result<()> {
@@ -33,6 +33,7 @@ pub fn message(input: &Message) -> syn::Result<()> {
     errors.serde(input);
     errors.keys(input);
     errors.type_names(input);
+    errors.personal_data(input);
     errors.finish()
 }
 
@@ -58,6 +59,15 @@ pub fn projection(projection: &Projection) -> syn::Result<()> {
     }
     errors.subscriptions(&projection.subscribe);
     errors.finish()
+}
+
+/// Whether a type names `Personal` anywhere (`Personal<String>`, `Option<Personal<String>>`).
+fn mentions_personal(tokens: proc_macro2::TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) => ident == "Personal",
+        proc_macro2::TokenTree::Group(group) => mentions_personal(group.stream()),
+        _ => false,
+    })
 }
 
 fn same_tokens(a: &impl ToTokens, b: &impl ToTokens) -> bool {
@@ -165,6 +175,38 @@ impl Errors {
                 self.at(at, message);
             }
             seen.push((type_name, &variant.ident));
+        }
+    }
+
+    /// `#[pii]` marks exactly the fields of type `Personal<_>`, and only events forget.
+    fn personal_data(&mut self, input: &Message) {
+        for variant in &input.variants {
+            if let (Some(span), Kind::Command) = (variant.forgets, input.kind) {
+                let message = "only an event forgets its subject: declare `#[event(forgets)]` on the event the \
+                               command leads to (`Forgotten { .. }`)";
+                self.push(Error::new(span, message));
+            }
+            for field in &variant.fields {
+                let name = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+                let marked = variant.pii.iter().find(|(pii, _)| pii.ident == field.ident).map(|(_, span)| *span);
+                match (marked, mentions_personal(field.ty.to_token_stream())) {
+                    (Some(span), false) => {
+                        let message = format!(
+                            "a #[pii] field holds `tramline::privacy::Personal<T>` (`{name}: Personal<String>`), which \
+                             is sealed with the key of the message's subject whenever it is written"
+                        );
+                        self.push(Error::new(span, message));
+                    }
+                    (None, true) => {
+                        let message = format!(
+                            "field `{name}` holds personal data: mark it `#[pii]`, so that the contract shows what \
+                             is erased when its subject is forgotten"
+                        );
+                        self.at(&field.ty, message);
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 

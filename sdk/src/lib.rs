@@ -65,9 +65,12 @@
 extern crate self as tramline;
 
 pub mod codec;
+pub mod export;
 pub mod log;
 pub mod model;
+pub mod privacy;
 pub mod runtime;
+pub mod schema;
 pub mod stream;
 pub mod testing;
 
@@ -91,5 +94,6 @@ pub mod __private {
     pub use crate::model::reference_id_support::{format_id, id_schema, parse_id};
     pub use schemars;
     pub use serde;
+    pub use serde_json;
     pub use uuid;
 }

@@ -248,20 +248,30 @@ mod embedded {
 #[cfg(feature = "kafka")]
 mod kafka {
     use super::*;
-    use tramline::log::kafka::{KafkaConfig, KafkaLog};
 
-    async fn connect() -> Arc<dyn EventLog> {
-        let config = KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("stream-queries");
-        Arc::new(KafkaLog::connect(config).await.expect("connected"))
-    }
+    use tramline::log::Namespaced;
+    use tramline::log::kafka::{KafkaConfig, KafkaLog};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kafka_reference_query() {
-        reference_query_flags_exactly_the_customers_over_four_in_a_window(connect().await).await;
+        let (log, _) = tramline::testing::kafka::isolated_log("stream-queries").await;
+        reference_query_flags_exactly_the_customers_over_four_in_a_window(log).await;
+    }
+
+    /// The namespace of the restart test: the same across its "processes".
+    fn restart_namespace() -> &'static str {
+        static NAMESPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        NAMESPACE.get_or_init(|| format!("stream-restart-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    async fn reconnect() -> Arc<dyn EventLog> {
+        let config = KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("stream-queries");
+        let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await.expect("connected"));
+        Arc::new(Namespaced::new(kafka, restart_namespace()))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kafka_restart_in_the_middle_of_a_window() {
-        a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(connect).await;
+        a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(reconnect).await;
     }
 }

@@ -16,6 +16,7 @@ use reserve::{Request, Reservation};
 use ticketing_platform::{CountingMailer, Platform, Services};
 use tramline::codec;
 use tramline::log::{EventLog, Record, TopicPartition};
+use tramline::privacy::KeyStore;
 use tramline::runtime::Settings;
 use tramline::{Command, Envelope, Event, MemoryLog, Message, ReferenceId};
 
@@ -74,7 +75,7 @@ pub async fn settle(platform: &Platform) {
 pub async fn register_customer(platform: &Platform, name: &str) -> CustomerId {
     let customer_id = CustomerId::generate();
     let email = format!("{}@example.org", name.to_lowercase().replace(' ', "."));
-    let register = CustomerCommand::Register { customer_id, name: name.into(), email };
+    let register = CustomerCommand::Register { customer_id, name: name.into(), email: email.into() };
     let accepted = within("a registration", platform.customers.send(register)).await.expect("registered");
     within("the catalog to see the customer", platform.reserve.catalog().wait_for(&accepted.positions()))
         .await
@@ -190,6 +191,18 @@ pub async fn events_of<E: Event>(log: &dyn EventLog) -> Vec<Envelope<E>> {
 /// Every command of `C` on its topic, decoded; per entity in the order sent.
 pub async fn commands_of<C: Command>(log: &dyn EventLog) -> Vec<Envelope<C>> {
     decoded(log).await
+}
+
+/// Every event of `E` on its topic, its personal data opened with the keys on the log (read as
+/// erased for a forgotten subject).
+pub async fn personal_events_of<E: Event>(log: Arc<dyn EventLog>) -> Vec<Envelope<E>> {
+    let keys = KeyStore::on(log.clone());
+    let mut events = Vec::new();
+    for record in records_of(&*log, E::TOPIC).await {
+        events
+            .push(keys.decode::<E>(&record).await.unwrap_or_else(|e| panic!("a record on {} decodes: {e}", E::TOPIC)));
+    }
+    events
 }
 
 async fn decoded<M: Message>(log: &dyn EventLog) -> Vec<Envelope<M>> {

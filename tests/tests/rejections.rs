@@ -13,7 +13,7 @@ use reserve::{Request, ReserveError};
 use tramline::ReferenceId;
 use tramline::runtime::CommandError;
 use tramline_platform_tests::{
-    Running, ScriptedProvider, create_product, events_of, record_count, register_customer, reserve, settle,
+    Running, ScriptedProvider, create_product, personal_events_of, record_count, register_customer, reserve, settle,
     start_platform, within,
 };
 
@@ -278,6 +278,6 @@ async fn a_rejected_command_leaves_no_half_applied_state() {
     assert_eq!(record_count(&*running.log, "order.events").await, 0);
     let placed = within("an order", orders.send(place(2))).await.expect("placed after the refusal");
     assert!(matches!(placed.events[..], [ref e] if matches!(e.payload, OrderEvent::Placed { quantity: 2, .. })));
-    let logged = events_of::<CustomerEvent>(&*running.log).await;
+    let logged = personal_events_of::<CustomerEvent>(running.log.clone()).await;
     assert_eq!(logged.len(), 2, "Registered and Updated, nothing of the refused commands");
 }

@@ -14,18 +14,18 @@ use order_history::OrderStatus;
 use product_contract::{Money, ProductCommand, ProductId};
 use ticket_contract::{TicketEvent, TicketId};
 use ticketing_platform::CountingMailer;
-use tramline::codec;
 use tramline::log::{EventLog, TopicPartition};
+use tramline::privacy::KeyStore;
 use tramline::runtime::{CommandError, CommandGateway, RuntimeError, Settings};
 use tramline::{App, Envelope, MemoryLog, ReferenceId};
 use tramline_platform_tests::{
-    Running, ScriptedProvider, events_of, fast_settings, record_count, settle, start_platform, start_platform_on,
-    within,
+    Running, ScriptedProvider, events_of, fast_settings, personal_events_of, record_count, settle, start_platform,
+    start_platform_on, within,
 };
 
 fn registration(customer_id: CustomerId, name: &str) -> CustomerCommand {
     let email = format!("{}@example.org", name.to_lowercase().replace(' ', "."));
-    CustomerCommand::Register { customer_id, name: name.into(), email }
+    CustomerCommand::Register { customer_id, name: name.into(), email: email.into() }
 }
 
 /// Starts an app with the customer module only.
@@ -177,7 +177,7 @@ async fn a_graceful_shutdown_loses_and_doubles_nothing() {
         let position = event.position.clone().expect("an accepted event has a position");
         let tp = TopicPartition::new(position.topic.clone(), position.partition);
         let records = log.read(&tp, position.offset, 1).await.unwrap();
-        let on_log = codec::decode::<CustomerEvent>(&records[0]).expect("decodes");
+        let on_log = KeyStore::on(log.clone()).decode::<CustomerEvent>(&records[0]).await.expect("decodes");
         assert_eq!(on_log.id, event.id, "{id}");
         assert_eq!(on_log.payload, event.payload, "{id}");
     }
@@ -186,7 +186,7 @@ async fn a_graceful_shutdown_loses_and_doubles_nothing() {
     let (app, _) = customer_app(log.clone(), settings).await;
     within("the new app to settle", app.settle()).await.expect("settled");
     let mut per_customer: HashMap<CustomerId, usize> = HashMap::new();
-    for event in events_of::<CustomerEvent>(&*log).await {
+    for event in personal_events_of::<CustomerEvent>(log.clone()).await {
         let CustomerEvent::Registered { customer_id, .. } = event.payload else {
             panic!("only registrations")
         };

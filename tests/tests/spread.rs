@@ -29,7 +29,8 @@ async fn the_platform_spread_over_three_apps_keeps_every_invariant() {
 
     let orders = part(&log, &["customer", "product", "order"], &services).await;
     let payments_and_tickets = part(&log, &["payment", "ticket"], &services).await;
-    let mut driver = part(&log, &["reserve", "order-history", "platform", "accounting"], &services).await;
+    let driver_modules = ["reserve", "order-history", "platform", "accounting", "partner-feed", fraud::QUERY];
+    let mut driver = part(&log, &driver_modules, &services).await;
     assert!(driver.customers.is_remote() && !orders.customers.is_remote());
 
     let summary = within("the simulation", simulation.run(&mut driver, &*mailer, |_| {})).await.expect("a summary");
@@ -40,7 +41,8 @@ async fn the_platform_spread_over_three_apps_keeps_every_invariant() {
     assert!(summary.payments_cancelled > 0 && summary.tickets_issued > 0);
 
     // A rejection crosses the log with the module's own error.
-    let create = ProductCommand::Create { product_id: ProductId::generate(), name: "Tram tour".into(), price: Money::cents(1) };
+    let create =
+        ProductCommand::Create { product_id: ProductId::generate(), name: "Tram tour".into(), price: Money::cents(1) };
     within("a product", driver.products.send(create.clone())).await.expect("created");
     match within("a rejection", driver.products.send(create)).await {
         Err(CommandError::Rejected(product::ProductError::AlreadyExists(_))) => {}

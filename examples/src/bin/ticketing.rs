@@ -5,6 +5,7 @@
 //! cargo run --release --bin ticketing -- --orders 2000 --seed 7        # durable, ./tramline-data
 //! cargo run --release --bin ticketing -- --json --orders 2000 --seed 7 --memory
 //! cargo run --release --bin ticketing -- topology
+//! cargo run --release --bin ticketing -- catalog --asyncapi
 //! ```
 //!
 //! Spread over processes on Kafka, each module in its own (the driver last):
@@ -73,6 +74,9 @@ struct Cli {
 enum Command {
     /// Print the modules and the event flows between them as a Mermaid diagram.
     Topology,
+    /// Print the JSON Schema of every event and public event, or the AsyncAPI document of the
+    /// public feeds (`--asyncapi`); `--out DIR` writes them as files.
+    Catalog(tramline_examples::catalog::CatalogArgs),
 }
 
 #[tokio::main]
@@ -81,6 +85,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match (&cli.command, &cli.modules) {
         (Some(Command::Topology), _) => topology().await,
+        (Some(Command::Catalog(args)), _) => tramline_examples::catalog::run(args).map(|()| ExitCode::SUCCESS),
         (None, None) => run(&cli).await,
         (None, Some(modules)) => run_some(&cli, modules).await,
     };
@@ -128,7 +133,7 @@ async fn run_some(cli: &Cli, modules: &[String]) -> Result<ExitCode, Box<dyn std
     let drives = modules.iter().any(|m| m == DRIVER);
     let mut local: BTreeSet<&str> = modules.iter().map(String::as_str).filter(|m| *m != DRIVER).collect();
     if drives {
-        local.extend(["reserve", "order-history", "platform", "accounting", "fraud"]);
+        local.extend(["reserve", "order-history", "platform", "accounting", "fraud", "partner-feed"]);
     }
     if local.contains("fraud") {
         // The fraud module's processors are those of its query.

@@ -1,8 +1,12 @@
-//! The customer data module: registers customers and keeps their details. It is the only place
-//! that holds customer data, so that it can be erased.
+//! The customer data module: registers customers, keeps their details and forgets them. It is
+//! the only place that holds customer data, so that it can be erased: names and e-mails are
+//! personal data, sealed with each customer's key on the log (commands, events, snapshots), and
+//! `Forget` deletes the key.
 
 use customer_contract::{CustomerCommand, CustomerEvent, CustomerId};
 use serde::{Deserialize, Serialize};
+use tramline::Message as _;
+use tramline::privacy::Personal;
 use tramline::runtime::{CommandGateway, RuntimeError};
 use tramline::{Aggregate, App};
 
@@ -12,12 +16,16 @@ pub use customer_contract as contract;
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     details: Option<Details>,
+    /// Forgotten: the ID cannot be used again.
+    #[serde(default)]
+    forgotten: bool,
 }
 
+/// Sealed in the snapshots like in the events: the customer is their subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Details {
-    name: String,
-    email: String,
+    name: Personal<String>,
+    email: Personal<String>,
 }
 
 /// Why the customer module rejects a command.
@@ -38,13 +46,21 @@ pub enum CustomerError {
     /// Update with neither a name nor an e-mail.
     #[error("update of {0} changes nothing: give a name or an e-mail")]
     NothingToUpdate(CustomerId),
+    /// A command for a customer that was forgotten.
+    #[error("customer {0} was forgotten: its data is erased and its ID cannot be used again")]
+    Forgotten(CustomerId),
 }
 
-fn valid_name(name: &str) -> Result<(), CustomerError> {
-    if name.trim().is_empty() { Err(CustomerError::BlankName) } else { Ok(()) }
+fn valid_name(name: &Personal<String>) -> Result<(), CustomerError> {
+    match name.get() {
+        Some(name) if !name.trim().is_empty() => Ok(()),
+        _ => Err(CustomerError::BlankName),
+    }
 }
 
-fn valid_email(email: &str) -> Result<(), CustomerError> {
+fn valid_email(email: &Personal<String>) -> Result<(), CustomerError> {
+    // An erased value (a command sealed after its customer was forgotten) is not an address.
+    let email = email.get().map(String::as_str).unwrap_or(tramline::privacy::ERASED);
     let well_formed = matches!(email.split_once('@'), Some((user, domain)) if !user.is_empty() && domain.contains('.'))
         && !email.contains(char::is_whitespace);
     if well_formed { Ok(()) } else { Err(CustomerError::InvalidEmail(email.to_owned())) }
@@ -57,7 +73,14 @@ impl Aggregate for Customer {
     type Services = ();
 
     fn decide(&self, command: &CustomerCommand, _: &()) -> Result<Vec<CustomerEvent>, CustomerError> {
+        if self.forgotten {
+            return Err(CustomerError::Forgotten(*command.key()));
+        }
         match (command, &self.details) {
+            (CustomerCommand::Forget { customer_id }, None) => Err(CustomerError::Unknown(*customer_id)),
+            (CustomerCommand::Forget { customer_id }, Some(_)) => {
+                Ok(vec![CustomerEvent::Forgotten { customer_id: *customer_id }])
+            }
             (CustomerCommand::Register { customer_id, .. }, Some(_)) => {
                 Err(CustomerError::AlreadyRegistered(*customer_id))
             }
@@ -88,6 +111,10 @@ impl Aggregate for Customer {
         match event {
             CustomerEvent::Registered { name, email, .. } | CustomerEvent::Updated { name, email, .. } => {
                 self.details = Some(Details { name: name.clone(), email: email.clone() });
+            }
+            CustomerEvent::Forgotten { .. } => {
+                self.details = None;
+                self.forgotten = true;
             }
         }
     }
@@ -145,6 +172,33 @@ mod tests {
             .then_events([CustomerEvent::Updated { customer_id: id, name: "Ada".into(), email: "ada@new.org".into() }])
             .and_when(CustomerCommand::Update { customer_id: id, name: None, email: None })
             .then_rejected_with(CustomerError::NothingToUpdate(id));
+    }
+
+    #[test]
+    fn forgets_a_customer_for_good() {
+        let id = CustomerId::generate();
+        AggregateTest::<Customer>::new()
+            .given([registered(id)])
+            .when(CustomerCommand::Forget { customer_id: id })
+            .then_events([CustomerEvent::Forgotten { customer_id: id }])
+            .and_when(CustomerCommand::Update { customer_id: id, name: Some("Ada".into()), email: None })
+            .then_rejected_with(CustomerError::Forgotten(id))
+            .and_when(CustomerCommand::Register {
+                customer_id: id,
+                name: "Ada".into(),
+                email: "ada@example.org".into(),
+            })
+            .then_rejected_with(CustomerError::Forgotten(id))
+            .and_when(CustomerCommand::Forget { customer_id: id })
+            .then_rejected_with(CustomerError::Forgotten(id));
+    }
+
+    #[test]
+    fn cannot_forget_an_unknown_customer() {
+        let id = CustomerId::generate();
+        AggregateTest::<Customer>::new()
+            .when(CustomerCommand::Forget { customer_id: id })
+            .then_rejected_with(CustomerError::Unknown(id));
     }
 
     #[test]

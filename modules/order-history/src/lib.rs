@@ -90,8 +90,13 @@ impl OrderHistory {
 impl Handle<CustomerEvent> for OrderHistory {
     fn handle(&mut self, event: &Envelope<CustomerEvent>) {
         match &event.payload {
+            // An erased name (the customer was forgotten) shows as `<erased>`.
             CustomerEvent::Registered { customer_id, name, .. } | CustomerEvent::Updated { customer_id, name, .. } => {
-                self.customers.entry(*customer_id).or_default().name = Some(name.clone());
+                self.customers.entry(*customer_id).or_default().name = Some(name.to_string());
+            }
+            // The orders stay, under the customer's ID.
+            CustomerEvent::Forgotten { customer_id } => {
+                self.customers.entry(*customer_id).or_default().name = Some(tramline::privacy::ERASED.to_owned());
             }
         }
     }

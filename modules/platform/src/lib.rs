@@ -1,6 +1,7 @@
 //! The reference ticketing platform on tramline: every module of the case study wired into one
 //! [`App`] on any log, plus a seeded [`Simulation`] of customers buying tickets.
 
+mod catalog;
 mod clock;
 mod mailbox;
 mod shopping;
@@ -21,6 +22,7 @@ use tramline::App;
 use tramline::log::EventLog;
 use tramline::runtime::{CommandGateway, ProjectionHandle, RuntimeError, Settings};
 
+pub use catalog::{asyncapi, catalog};
 pub use clock::ShopClock;
 pub use mailbox::{FolderMailer, MailCount};
 pub use simulation::{CountingMailer, Invariant, SimulatedProvider, Simulation, SimulationError, Summary};
@@ -62,8 +64,18 @@ pub struct Platform {
 }
 
 /// The modules of the platform, as `--modules` names them.
-pub const MODULES: [&str; 9] =
-    ["customer", "product", "order", "payment", "ticket", "order-history", "reserve", "platform", "fraud"];
+pub const MODULES: [&str; 10] = [
+    "customer",
+    "product",
+    "order",
+    "payment",
+    "ticket",
+    "order-history",
+    "reserve",
+    "platform",
+    "fraud",
+    "partner-feed",
+];
 
 impl Platform {
     /// Registers every module (accounting aside: it joins later, see [`Platform::add_accounting`]).
@@ -90,6 +102,7 @@ impl Platform {
         let reserve = reserve::register(&mut app, orders.clone(), payments.clone()).await?;
         let statistics = app.projection(Statistics::default()).await?;
         let fraud = fraud::register(&mut app).await?;
+        partner_feed::register(&mut app, None).await?;
         Ok(Platform { app, customers, products, orders, payments, tickets, history, reserve, statistics, fraud, clock })
     }
 

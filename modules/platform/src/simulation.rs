@@ -17,6 +17,7 @@ use product::ProductError;
 use product_contract::{Money, ProductCommand, ProductId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use reserve::ReserveError;
 use serde::Serialize;
 use ticket::{MailError, MailSender, TicketMail};
 use tramline::runtime::{CommandError, CommandGateway, Outcome, RuntimeError};
@@ -248,6 +249,9 @@ impl Summary {
                 ),
             },
             check("no dead letters", self.dead_letters == 0, format!("{}", self.dead_letters)),
+            // Every simulated request is valid: a refusal is a fault (a module or the log away
+            // for longer than the retries).
+            check("no reservation refused", self.reservations_rejected == 0, format!("{}", self.reservations_rejected)),
         ]
     }
 
@@ -272,11 +276,20 @@ pub enum SimulationError {
 /// restarting): the module applies it once.
 async fn send_with_retries<A: Aggregate>(gateway: &CommandGateway<A>, command: A::Command) -> Outcome<A> {
     let envelope = gateway.envelope(command);
+    retrying(|| gateway.send_envelope(envelope.clone()), CommandError::is_transient).await
+}
+
+/// Tries `attempt` again, after a pause, while it fails in a way that may pass: at most
+/// [`RESERVE_ATTEMPTS`] times.
+async fn retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    mut attempt: impl FnMut() -> F,
+    transient: impl Fn(&E) -> bool,
+) -> Result<T, E> {
     let mut attempts = 1;
     loop {
-        match gateway.send_envelope(envelope.clone()).await {
-            Err(error) if error.is_transient() && attempts < RESERVE_ATTEMPTS => {
-                tracing::warn!(%error, attempts, "no outcome; sending the command again");
+        match attempt().await {
+            Err(error) if transient(&error) && attempts < RESERVE_ATTEMPTS => {
+                tracing::warn!(%error, attempts, "no outcome; trying again");
                 attempts += 1;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -351,19 +364,10 @@ impl Simulation {
                         tokio::time::sleep_until(due.into()).await;
                     }
                     let (customer, declined) = (request.customer_id, provider.declines(&request.payment_id));
-                    let mut attempts = 1;
-                    loop {
-                        match reserve.reserve(request.clone()).await {
-                            // A module was away (restarting, say): the same request again is
-                            // recognised by its commands' ids and applied once.
-                            Err(error) if error.is_transient() && attempts < RESERVE_ATTEMPTS => {
-                                tracing::warn!(%error, attempts, "reservation without an outcome; trying again");
-                                attempts += 1;
-                                tokio::time::sleep(Duration::from_millis(500)).await;
-                            }
-                            result => return (result, customer, declined),
-                        }
-                    }
+                    // A module was away (restarting, say): the same request again is recognised
+                    // by its commands' ids and applied once.
+                    let result = retrying(|| reserve.reserve(request.clone()), ReserveError::is_transient).await;
+                    (result, customer, declined)
                 })
                 .buffer_unordered(self.concurrency.max(1));
             while let Some((result, customer, declined)) = results.next().await {
@@ -426,8 +430,8 @@ impl Simulation {
         let registrations = customers.iter().enumerate().map(|(i, customer_id)| {
             let register = CustomerCommand::Register {
                 customer_id: *customer_id,
-                name: format!("Customer {i}"),
-                email: format!("customer{i}@example.org"),
+                name: format!("Customer {i}").into(),
+                email: format!("customer{i}@example.org").into(),
             };
             send_with_retries(&platform.customers, register)
         });

@@ -10,18 +10,44 @@ pub fn message(input: &Message) -> TokenStream {
     let name = ident.unraw().to_string();
     let topic = format!("{}.{}s", module.value(), input.kind.attr());
     let version = input.version.unwrap_or(1);
+    let upcast = input.upcast.as_ref().map(|upcast| {
+        quote! {
+            fn upcast(
+                message_type: &str,
+                version: u32,
+                payload: ::tramline::__private::serde_json::Value,
+            ) -> ::core::result::Result<::tramline::__private::serde_json::Value, ::std::string::String> {
+                #upcast(message_type, version, payload)
+            }
+        }
+    });
     let marker = format_ident!("{}", input.kind.derive());
     // Validated: every variant has the key, of one type.
     let key_ty = input.variants.iter().find_map(|variant| variant.field(key)).map(|field| &field.ty);
     let variants = input.variants.iter().map(|variant| &variant.ident).collect::<Vec<_>>();
     let variant_names = input.variants.iter().map(|variant| variant.ident.unraw().to_string());
     let type_names = input.variants.iter().map(|variant| input.type_name(variant)).collect::<Vec<_>>();
+    let personal = input.personal();
+    let forgetting = input
+        .variants
+        .iter()
+        .filter(|variant| variant.forgets.is_some())
+        .map(|v| &v.ident)
+        .collect::<Vec<_>>();
+    let forgets = (!forgetting.is_empty()).then(|| {
+        quote! {
+            fn forgets(&self) -> bool {
+                ::core::matches!(self, #(Self::#forgetting { .. })|*)
+            }
+        }
+    });
     quote! {
         impl ::tramline::Message for #ident {
             const MODULE: &'static str = #module;
             const TOPIC: &'static str = #topic;
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
+            const PERSONAL: bool = #personal;
             const TYPES: &'static [::tramline::MessageType] = &[
                 #(::tramline::MessageType { name: #type_names, variant: #variant_names },)*
             ];
@@ -39,6 +65,9 @@ pub fn message(input: &Message) -> TokenStream {
                     #(Self::#variants { #key, .. } => #key,)*
                 }
             }
+
+            #upcast
+            #forgets
         }
 
         impl ::tramline::#marker for #ident {}

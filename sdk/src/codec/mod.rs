@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::log::{Headers, OutRecord, Record};
 use crate::model::{Envelope, Message, Position};
+use crate::privacy;
 
 /// CloudEvents and tramline header names.
 pub mod headers {
@@ -79,6 +80,22 @@ pub enum DecodeError {
         /// The newest version known.
         known: u32,
     },
+    /// The record was written by an older schema version and could not be upcast.
+    #[error(
+        "record {position}: `{message_type}` of schema version {found} cannot be read as version {current}: {problem}"
+    )]
+    Upcast {
+        /// The record.
+        position: Position,
+        /// The message type.
+        message_type: String,
+        /// The version on the record.
+        found: u32,
+        /// The version this program writes.
+        current: u32,
+        /// What the upcaster said.
+        problem: String,
+    },
     /// The record has no value (a tombstone) where a message was expected.
     #[error("record {position}: no value (tombstone) where a message was expected")]
     Tombstone {
@@ -112,6 +129,7 @@ impl DecodeError {
             DecodeError::Header { position, .. }
             | DecodeError::UnknownType { position, .. }
             | DecodeError::UnknownVersion { position, .. }
+            | DecodeError::Upcast { position, .. }
             | DecodeError::Tombstone { position }
             | DecodeError::Payload { position, .. }
             | DecodeError::NotSubscribed { position, .. } => position,
@@ -126,9 +144,15 @@ pub fn encode<M: Message>(envelope: &Envelope<M>) -> OutRecord {
 
 /// Encodes an envelope as a record for the given topic.
 pub fn encode_to<M: Message>(envelope: &Envelope<M>, topic: Arc<str>) -> OutRecord {
-    let value = variant::to_json(&envelope.payload).unwrap_or_else(|error| {
+    // Personal data is sealed for the message's subject, its key; other messages skip that.
+    let (value, sealed_with) = match M::PERSONAL {
+        true => privacy::sealing(&envelope.payload.key().to_string(), || variant::to_json(&envelope.payload)),
+        false => (variant::to_json(&envelope.payload), Vec::new()),
+    };
+    let value = value.unwrap_or_else(|error| {
         // Serialising a derived Serialize into a Vec only fails on a custom impl that errors:
-        // a programming error of the message type, not bad input.
+        // a programming error of the message type (or personal data outside a key store's
+        // scope), not bad input.
         panic!("cannot serialise {} as JSON: {error}", M::NAME)
     });
     // Every header goes into one buffer, the key is a slice of `ce_subject`: one allocation.
@@ -147,6 +171,9 @@ pub fn encode_to<M: Message>(envelope: &Envelope<M>, topic: Arc<str>) -> OutReco
         headers.push_with(headers::CAUSATION_ID, |b| write_uuid(b, &causation));
     }
     headers.push(headers::CONTENT_TYPE, b"application/json");
+    if !sealed_with.is_empty() {
+        headers.push_with(privacy::KEY_IDS_HEADER, |b| write_key_ids(b, &sealed_with));
+    }
     let headers = headers.build();
     OutRecord {
         topic,
@@ -161,6 +188,16 @@ pub fn encode_to<M: Message>(envelope: &Envelope<M>, topic: Arc<str>) -> OutReco
 fn write_display(text: &mut BytesMut, value: &dyn std::fmt::Display) {
     use std::fmt::Write;
     write!(text, "{value}").expect("writing to memory cannot fail");
+}
+
+/// The ids of the keys a record's personal data is sealed with, comma-separated.
+pub(crate) fn write_key_ids(text: &mut BytesMut, ids: &[Uuid]) {
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            text.extend_from_slice(b",");
+        }
+        write_uuid(text, id);
+    }
 }
 
 fn write_uuid(text: &mut BytesMut, uuid: &Uuid) {
@@ -236,11 +273,31 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
         });
     }
     let value = record.value.as_ref().ok_or_else(|| DecodeError::Tombstone { position: position_of(record) })?;
-    let payload: M = variant::from_json(message_type.variant, value).map_err(|error| DecodeError::Payload {
+    let payload_error = |error: serde_json::Error| DecodeError::Payload {
         position: position_of(record),
         message_type: message_type.name.to_owned(),
         problem: error.to_string(),
-    })?;
+    };
+    let read_payload = || -> Result<M, DecodeError> {
+        if version == M::VERSION {
+            return variant::from_json(message_type.variant, value).map_err(payload_error);
+        }
+        let old: serde_json::Value = serde_json::from_slice(value).map_err(payload_error)?;
+        let current = M::upcast(message_type.name, version, old).map_err(|problem| DecodeError::Upcast {
+            position: position_of(record),
+            message_type: message_type.name.to_owned(),
+            found: version,
+            current: M::VERSION,
+            problem,
+        })?;
+        let current = serde_json::to_vec(&current).expect("a JSON value always serialises");
+        variant::from_json(message_type.variant, &current).map_err(payload_error)
+    };
+    // Personal data opens with the keys of the record's subject, its key.
+    let payload = match M::PERSONAL {
+        true => privacy::opening(&record.key_text(), read_payload)?,
+        false => read_payload()?,
+    };
     let id = required(record, headers::ID, id)?;
     let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
     let time = required(record, headers::TIME, time)?;

@@ -66,7 +66,9 @@
 //! is kept. This log keeps every record while it runs and compacts when it opens (see
 //! [`EmbeddedOptions::with_compact_on_open`]) or when [`EmbeddedLog::compact`] is called: every
 //! keyed record that a later record with the same key supersedes is deleted; records without a
-//! key and tombstones stay. Offsets never change; a reader simply skips the gaps.
+//! key and tombstones stay. Offsets never change; a reader simply skips the gaps. Deleted records
+//! are overwritten on disk (`PRAGMA secure_delete`, and a compaction that removed anything empties
+//! the write-ahead log), so that a forgotten data subject's key leaves no copy in the files.
 
 mod store;
 
@@ -181,8 +183,15 @@ impl EmbeddedLog {
         self.store.database()
     }
 
+    /// The names of the topics, in no particular order.
+    pub fn topics(&self) -> Vec<String> {
+        self.store.topic_names()
+    }
+
     /// Compacts the compacted topics now: only the latest record per key stays (plus records
-    /// without a key). Returns how many records were deleted.
+    /// without a key). Deleted records are overwritten on disk (`secure_delete`, and the
+    /// write-ahead log is emptied), so that a forgotten subject's key is really gone. Returns
+    /// how many records were deleted.
     pub async fn compact(&self) -> Result<u64, LogError> {
         blocking(&self.store, |store| store.compact()).await
     }

@@ -14,7 +14,7 @@
 //!
 //! | port | Kafka |
 //! | --- | --- |
-//! | [`create_topic`](EventLog::create_topic) | `CreateTopics` through the admin client; `Keep` sets `retention.ms=-1`, `Compact` sets `cleanup.policy=compact`; returns once the metadata shows the topic with a leader for every partition |
+//! | [`create_topic`](EventLog::create_topic) | `CreateTopics` through the admin client; `Keep` sets `retention.ms=-1`, `Compact` sets `cleanup.policy=compact`; every topic takes event times ahead of the broker's clock (`message.timestamp.after.max.ms`); returns once the metadata shows the topic with a leader for every partition |
 //! | [`append`](EventLog::append) | an idempotent producer (`enable.idempotence=true`, `partitioner=murmur2_random`: keyed records land where Java clients put them) |
 //! | [`read`](EventLog::read) | a consumer without group, `assign`ed at the offset, `isolation.level=read_committed` |
 //! | [`end_offset`](EventLog::end_offset) | the high watermark (`ListOffsets` with `read_uncommitted`) |
@@ -211,6 +211,24 @@ impl KafkaLog {
     /// The settings the log was connected with.
     pub fn config(&self) -> &KafkaConfig {
         &self.inner.config
+    }
+
+    /// The names of the cluster's topics, Kafka's internal ones (`__consumer_offsets`, ...)
+    /// aside, in no particular order.
+    pub async fn topics(&self) -> Result<Vec<String>, LogError> {
+        self.blocking(|inner| {
+            let metadata = inner
+                .meta
+                .fetch_metadata(None, inner.config.request_timeout)
+                .map_err(|e| backend(format_args!("metadata of the topics"), e))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .filter(|name| !name.starts_with("__"))
+                .collect())
+        })
+        .await
     }
 
     fn append_producer(config: &KafkaConfig) -> Result<FutureProducer, LogError> {
@@ -498,6 +516,10 @@ impl EventLog for KafkaLog {
             Cleanup::Keep => topic.set("retention.ms", "-1"),
             Cleanup::Compact => topic.set("cleanup.policy", "compact"),
         };
+        // A record's timestamp is its event time, which may lie ahead of the broker's clock (a
+        // simulation, a replay, a producer's clock): Kafka 4 refuses those more than an hour
+        // ahead by default.
+        let topic = topic.set("message.timestamp.after.max.ms", "9223372036854775807");
         let timeout = self.inner.config.request_timeout;
         let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
         let results = self

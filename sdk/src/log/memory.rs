@@ -116,6 +116,11 @@ impl MemoryLog {
     pub fn shared() -> Arc<Self> {
         Arc::new(Self::new())
     }
+
+    /// The names of the topics, in no particular order.
+    pub fn topics(&self) -> Vec<String> {
+        self.shared.lock().topics.keys().map(|name| name.to_string()).collect()
+    }
 }
 
 impl State {

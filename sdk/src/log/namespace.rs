@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use super::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::Position;
 
-/// A log whose topics and groups all carry a prefix. See the [module docs](self).
+/// A log whose topics and groups all carry a prefix (`<namespace>.<name>` on the log below), so
+/// that several platforms share one cluster without seeing each other's records or joining each
+/// other's groups. The runtime and the modules keep their names.
 ///
 /// ```
 /// # use tramline::log::{EventLog, Namespaced, TopicSpec};

@@ -34,6 +34,9 @@ pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 
     const NAME: &'static str;
     /// The schema version written with every message; raised when the payload changes shape.
     const VERSION: u32;
+    /// Whether a field holds personal data (`#[pii]`): the codec then seals and opens it with
+    /// the key of the message's subject, its key (see [`crate::privacy`]).
+    const PERSONAL: bool = false;
     /// Every message type of the enum, in declaration order.
     const TYPES: &'static [MessageType];
 
@@ -45,6 +48,24 @@ pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 
 
     /// The entity this message is about.
     fn key(&self) -> &Self::Key;
+
+    /// Turns the JSON payload of a record written by an older schema `version` into the current
+    /// shape (an upcaster), before it is deserialised. Generated from
+    /// `#[event(upcast = path::to::fn)]`; without one, older records are refused.
+    fn upcast(message_type: &str, version: u32, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = payload;
+        Err(format!(
+            "{} has no upcaster from version {version} of `{message_type}` to version {}: declare #[event(upcast = ...)]",
+            Self::NAME,
+            Self::VERSION
+        ))
+    }
+
+    /// Whether this message forgets its entity as a data subject (`#[event(forgets)]`): its
+    /// keys are deleted in the same write, and its personal data reads as erased from then on.
+    fn forgets(&self) -> bool {
+        false
+    }
 
     /// The message type with this name, if the enum has one.
     fn message_type(name: &str) -> Option<&'static MessageType> {

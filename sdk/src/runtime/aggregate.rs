@@ -19,6 +19,7 @@ use super::{RuntimeError, Settings, dead_letter};
 use crate::codec;
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, partition_for};
 use crate::model::{Aggregate, Clock, Envelope, Message, Position};
+use crate::privacy::{self, KeyStore};
 
 type Key<A> = <<A as Aggregate>::Command as Message>::Key;
 
@@ -74,8 +75,11 @@ pub(crate) struct AggregateProcessor<A: Aggregate> {
     services: Arc<A::Services>,
     replies: Arc<Replies<A>>,
     own_projections: OwnProjections,
+    keys: KeyStore,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    /// The data subjects forgotten in the current batch.
+    forgetting: Vec<String>,
     /// Entities per owned partition.
     partitions: HashMap<u32, Entities<A>>,
     /// Outcomes to reveal after the commit, with the reply topic of commands from other
@@ -112,6 +116,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
         services: Arc<A::Services>,
         replies: Arc<Replies<A>>,
         own_projections: OwnProjections,
+        keys: KeyStore,
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
@@ -125,8 +130,10 @@ impl<A: Aggregate> AggregateProcessor<A> {
             services,
             replies,
             own_projections,
+            keys,
             clock,
             settings,
+            forgetting: Vec::new(),
             partitions: HashMap::new(),
             pending: Vec::new(),
             reply_to: None,
@@ -137,14 +144,24 @@ impl<A: Aggregate> AggregateProcessor<A> {
     }
 
     fn snapshot(&self, partition: u32, key: &Key<A>, entity: &Entity<A>) -> OutRecord {
-        let value = serde_json::to_vec(entity)
-            .unwrap_or_else(|error| panic!("cannot serialise the state of {key} as JSON: {error}"));
+        // The entity is the subject of the personal data its state holds.
+        let subject = key.to_string();
+        let (value, sealed_with) = privacy::sealing(&subject, || serde_json::to_vec(entity));
+        let value = value.unwrap_or_else(|error| panic!("cannot serialise the state of {key} as JSON: {error}"));
+        let headers = match sealed_with.is_empty() {
+            true => Headers::new(),
+            false => {
+                let mut headers = Headers::builder(64);
+                headers.push_with(privacy::KEY_IDS_HEADER, |b| codec::write_key_ids(b, &sealed_with));
+                headers.build()
+            }
+        };
         OutRecord {
             topic: self.snapshots.clone(),
             partition: Some(partition),
-            key: Some(key.to_string().into()),
+            key: Some(subject.into()),
             value: Some(value.into()),
-            headers: Headers::new(),
+            headers,
             timestamp: None,
         }
     }
@@ -155,7 +172,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
         let mut entities = Entities::<A>::default();
         let snapshots = TopicPartition::new(self.snapshots.clone(), partition);
         let mut restored_any = false;
-        let from_snapshots = for_each_record(log, &snapshots, |record| {
+        let from_snapshots = for_each_record(log, Some(&self.keys), &snapshots, |record| {
             restored_any = true;
             let key: Key<A> = record.key_text().parse().map_err(|error| restore_error(record, &error))?;
             match &record.value {
@@ -163,7 +180,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     entities.remove(&key);
                 }
                 Some(value) => {
-                    let entity = serde_json::from_slice(value).map_err(|error| restore_error(record, &error))?;
+                    let entity = privacy::opening(&record.key_text(), || serde_json::from_slice(value))
+                        .map_err(|error| restore_error(record, &error))?;
                     entities.insert(key, entity);
                 }
             }
@@ -181,7 +199,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }
         let events = TopicPartition::new(self.events.clone(), partition);
         let limit = self.settings.seen_commands;
-        for_each_record(log, &events, |record| {
+        for_each_record(log, Some(&self.keys), &events, |record| {
             let envelope = codec::decode::<A::Event>(record).map_err(|error| restore_error(record, &error))?;
             let entity: &mut Entity<A> = entities.entry(envelope.payload.key().clone()).or_default();
             entity.state.evolve(&envelope.payload);
@@ -210,7 +228,11 @@ impl<A: Aggregate> AggregateProcessor<A> {
             }
         };
         if tokio::time::timeout(self.settings.command_timeout, reached).await.is_err() {
-            tracing::warn!(group = self.group, ?after, "the module's projections did not reach the command's positions in time");
+            tracing::warn!(
+                group = self.group,
+                ?after,
+                "the module's projections did not reach the command's positions in time"
+            );
         }
     }
 
@@ -281,6 +303,9 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }));
         match decided {
             Ok(Ok(Ok((events, records)))) => {
+                if events.iter().any(|event| event.payload.forgets()) {
+                    self.forgetting.push(key.to_string());
+                }
                 self.push(Pending::Accepted { id, events, first_output: outputs.len() });
                 outputs.extend(records);
                 self.changed.push((partition, key));
@@ -318,9 +343,11 @@ fn restore_error(record: &Record, error: &dyn std::fmt::Display) -> RuntimeError
     RuntimeError::Restore { position: codec::position_of(record), reason: error.to_string() }
 }
 
-/// Reads a partition from the beginning to its current end.
+/// Reads a partition from the beginning to its current end, with the keys of its personal data
+/// at hand when `keys` is given.
 pub(crate) async fn for_each_record(
     log: &dyn EventLog,
+    keys: Option<&KeyStore>,
     partition: &TopicPartition,
     mut each: impl FnMut(&Record) -> Result<(), RuntimeError>,
 ) -> Result<(), RuntimeError> {
@@ -330,6 +357,9 @@ pub(crate) async fn for_each_record(
         let records = log.read(partition, offset, 4096).await?;
         let Some(last) = records.last() else { break };
         offset = last.offset + 1;
+        if let Some(keys) = keys {
+            keys.prepare(&records).await?;
+        }
         for record in records.iter().filter(|r| r.offset < end) {
             each(record)?;
         }
@@ -368,6 +398,7 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         // Outcomes of an uncommitted batch are not revealed: the new owner will reply.
         self.pending.clear();
         self.changed.clear();
+        self.forgetting.clear();
     }
 
     fn damaged(&mut self) -> Vec<TopicPartition> {
@@ -393,9 +424,16 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
                 outputs.push(self.snapshot(partition, &key, entity));
             }
         }
+        // Forgetting deletes the subject's keys in the same write as the event that says so.
+        for subject in &self.forgetting {
+            outputs.extend(self.keys.forget(subject));
+        }
     }
 
     async fn committed(&mut self, log: &dyn EventLog, written: Vec<Position>) {
+        for subject in self.forgetting.drain(..) {
+            self.keys.forgotten(&subject);
+        }
         let mut remote_replies = Vec::new();
         for (pending, reply_to) in std::mem::take(&mut self.pending) {
             match (pending, reply_to) {
@@ -405,7 +443,12 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
                     }
                     match reply_to {
                         Some(topic) => {
-                            let events = events.iter().map(ReplyEvent::from).collect();
+                            // Personal data stays on the module's own topics, where it can be
+                            // erased: a caller elsewhere hears that the command was accepted.
+                            let events = match <A::Event as Message>::PERSONAL {
+                                true => Vec::new(),
+                                false => events.iter().map(ReplyEvent::from).collect(),
+                            };
                             let reply = Reply::<_, A::Error>::Accepted { events, duplicate: false };
                             remote_replies.push(remote::reply_record(topic, id, &reply));
                         }

@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use super::remote;
 use crate::codec;
-use crate::log::{EventLog, LogError};
+use crate::log::{EventLog, LogError, OutRecord};
 use crate::model::{Aggregate, Clock, Envelope, Message, Position};
+use crate::privacy::KeyStore;
 
 /// A command the module accepted.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,10 +163,30 @@ impl<A: Aggregate> Replies<A> {
     }
 }
 
+impl<A: Aggregate> CommandGateway<A> {
+    /// The command's record, and before it the keys its personal data needs that are not on
+    /// the log yet (with their ids).
+    async fn records(&self, envelope: &Envelope<A::Command>) -> Result<(Vec<OutRecord>, Vec<Uuid>), LogError> {
+        if !<A::Command as Message>::PERSONAL {
+            return Ok((vec![codec::encode(envelope)], Vec::new()));
+        }
+        // A subject this process has not met may have keys on the log, or be forgotten.
+        let subject = envelope.payload.key().to_string();
+        if !self.keys.knows(&subject) {
+            self.keys.catch_up().await?;
+        }
+        let record = self.keys.encode(envelope, Arc::from(<A::Command as Message>::TOPIC));
+        let (mut records, ids) = self.keys.pending().unwrap_or_default();
+        records.push(record);
+        Ok((records, ids))
+    }
+}
+
 /// Sends commands to one data module. Cheap to clone.
 pub struct CommandGateway<A: Aggregate> {
     replies: Arc<Replies<A>>,
     log: Arc<dyn EventLog>,
+    keys: KeyStore,
     clock: Arc<dyn Clock>,
     timeout: Duration,
     /// Where the module publishes outcomes, when it runs in another process.
@@ -177,6 +198,7 @@ impl<A: Aggregate> Clone for CommandGateway<A> {
         CommandGateway {
             replies: self.replies.clone(),
             log: self.log.clone(),
+            keys: self.keys.clone(),
             clock: self.clock.clone(),
             timeout: self.timeout,
             reply_to: self.reply_to,
@@ -194,11 +216,12 @@ impl<A: Aggregate> CommandGateway<A> {
     pub(crate) fn new(
         replies: Arc<Replies<A>>,
         log: Arc<dyn EventLog>,
+        keys: KeyStore,
         clock: Arc<dyn Clock>,
         timeout: Duration,
         reply_to: Option<&'static str>,
     ) -> Self {
-        CommandGateway { replies, log, clock, timeout, reply_to }
+        CommandGateway { replies, log, keys, clock, timeout, reply_to }
     }
 
     /// Whether the module runs in another process (its outcomes come back on the log).
@@ -252,10 +275,22 @@ impl<A: Aggregate> CommandGateway<A> {
         let Some((ticket, outcome)) = self.replies.expect(id) else {
             return Err(CommandError::Stopped { id, module });
         };
-        let record = remote::mark(codec::encode(&envelope), self.reply_to, after);
-        if let Err(error) = self.log.append(vec![record]).await {
-            self.replies.forget(&id, ticket);
-            return Err(CommandError::Log(error));
+        let written = match self.records(&envelope).await {
+            Ok((mut records, new_keys)) => {
+                // The command is the last record; the others carry new keys of its subject.
+                if let Some(command) = records.pop() {
+                    records.push(remote::mark(command, self.reply_to, after));
+                }
+                self.log.append(records).await.map(|_| new_keys)
+            }
+            Err(error) => Err(error),
+        };
+        match written {
+            Ok(new_keys) => self.keys.written(&new_keys),
+            Err(error) => {
+                self.replies.forget(&id, ticket);
+                return Err(CommandError::Log(error));
+            }
         }
         match tokio::time::timeout(self.timeout, outcome).await {
             Ok(Ok(outcome)) => outcome,

@@ -6,6 +6,7 @@
 
 mod aggregate;
 pub mod dead_letter;
+mod export;
 mod gateway;
 mod processor;
 mod progress;
@@ -30,6 +31,7 @@ pub use topology::{ProcessorInfo, ProcessorKind, Topology};
 
 use crate::log::{EventLog, LogError, TopicPartition, TopicSpec};
 use crate::model::{Aggregate, Clock, Message, Position, Projection, Reaction, Subscription, SystemClock};
+use crate::privacy::KeyStore;
 use progress::ProgressBoard;
 
 /// Tuning of the runtime. The defaults suit one machine.
@@ -219,6 +221,9 @@ pub struct App {
     /// Consumer groups of data modules and reactions that run in other processes, with the
     /// topics they read, for `settle`.
     elsewhere: Vec<(String, Vec<&'static str>)>,
+    /// The data subjects' keys, on the log; opened with the first registration.
+    keys: KeyStore,
+    keys_open: bool,
     started: bool,
 }
 
@@ -236,7 +241,7 @@ impl App {
     /// An app on `log`, with the system clock and default settings.
     pub fn new(log: Arc<dyn EventLog>) -> Self {
         App {
-            log,
+            log: log.clone(),
             clock: Arc::new(SystemClock),
             settings: Settings::default(),
             board: Arc::default(),
@@ -249,6 +254,8 @@ impl App {
             local: None,
             projections: Vec::new(),
             elsewhere: Vec::new(),
+            keys: KeyStore::on(log),
+            keys_open: false,
             started: false,
         }
     }
@@ -284,6 +291,12 @@ impl App {
     /// The log the app runs on.
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
+    }
+
+    /// The keys that seal personal data (see [`crate::privacy`]): to decode records with
+    /// personal data outside a processor, [`KeyStore::decode`].
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
     }
 
     /// The clock the app stamps messages with.
@@ -348,6 +361,7 @@ impl App {
             reads: Vec::new(),
             commands: None,
         };
+        self.open_keys().await?;
         let replies = Arc::new(gateway::Replies::new());
         if !self.runs_here(module) {
             return self.remote_aggregate::<A>(group, info, replies).await;
@@ -355,6 +369,7 @@ impl App {
         let gateway = CommandGateway::new(
             replies.clone(),
             self.log.clone(),
+            self.keys.clone(),
             self.clock.clone(),
             self.settings.command_timeout,
             None,
@@ -380,6 +395,7 @@ impl App {
                     services,
                     replies,
                     own_projections,
+                    app.keys.clone(),
                     app.clock.clone(),
                     app.settings.clone(),
                 );
@@ -401,9 +417,7 @@ impl App {
         let module = <A::Command as Message>::MODULE;
         let replies_topic = remote::replies_topic(module);
         self.create(TopicSpec::keep(replies_topic, self.settings.partitions)).await?;
-        self.create_dead_letters(&group).await?;
-        self.topology.processors.push(info);
-        self.elsewhere.push((group, vec![<A::Command as Message>::TOPIC]));
+        self.declare_elsewhere(group, info, vec![<A::Command as Message>::TOPIC]).await?;
         let listener_group = format!("{replies_topic}@{}", Uuid::now_v7().simple());
         let listener_replies = replies.clone();
         self.register(Registration {
@@ -422,6 +436,7 @@ impl App {
         Ok(CommandGateway::new(
             replies,
             self.log.clone(),
+            self.keys.clone(),
             self.clock.clone(),
             self.settings.command_timeout,
             Some(replies_topic),
@@ -449,10 +464,7 @@ impl App {
         };
         let reads: Vec<&'static str> = subscriptions.iter().map(|s| s.topic).collect();
         if !self.runs_here(R::MODULE) {
-            self.create_dead_letters(&group).await?;
-            self.topology.processors.push(info);
-            self.elsewhere.push((group, reads));
-            return Ok(());
+            return self.declare_elsewhere(group, info, reads).await;
         }
         self.register(Registration {
             group: group.clone(),
@@ -515,10 +527,62 @@ impl App {
         Ok(handle)
     }
 
+    /// Registers an export (see [`crate::export`]): creates `public.<feed>` on the feed's log
+    /// and runs the export as a consumer group `<module>.export.<feed>` that starts at the
+    /// beginning of its topics. It starts with the app (or at once, if the app runs already).
+    pub async fn export<S: Send + Sync + 'static>(
+        &mut self,
+        export: crate::export::Export<S>,
+    ) -> Result<(), RuntimeError> {
+        let group = export.group();
+        export::create_topics(&export, &*self.log, self.settings.partitions).await?;
+        let reads: Vec<&'static str> = export.subscriptions.iter().map(|s| s.topic).collect();
+        let mut subscriptions = export.subscriptions.clone();
+        subscriptions.extend(export.tables.iter().map(|t| t.subscription));
+        let info = ProcessorInfo {
+            kind: ProcessorKind::Export,
+            module: export.module.to_owned(),
+            name: export.topic(),
+            reads: subscriptions.iter().map(|s| (s.module.to_owned(), s.event.to_owned())).collect(),
+            commands: None,
+        };
+        if !self.runs_here(export.module) {
+            return self.declare_elsewhere(group, info, reads).await;
+        }
+        self.register(Registration {
+            group: group.clone(),
+            info: Some(info),
+            early: false,
+            reads,
+            subscriptions,
+            writes: None,
+            dead_letters: Some(group),
+            spawn: Box::new(move |app: &App| {
+                app.spawn(export::ExportProcessor::new(export, app.log.clone(), app.keys.clone(), app.settings.clone()))
+            }),
+        })
+        .await
+    }
+
+    /// Records a processor that runs in another process: the topology shows it, its dead-letter
+    /// topic exists, and `settle` waits for its group's committed positions.
+    pub(crate) async fn declare_elsewhere(
+        &mut self,
+        group: String,
+        info: ProcessorInfo,
+        reads: Vec<&'static str>,
+    ) -> Result<(), RuntimeError> {
+        self.create_dead_letters(&group).await?;
+        self.topology.processors.push(info);
+        self.elsewhere.push((group, reads));
+        Ok(())
+    }
+
     /// Records a processor and starts it if the app runs already. Nothing is recorded when its
     /// subscriptions cannot be served.
     async fn register(&mut self, registration: Registration) -> Result<(), RuntimeError> {
         let Registration { group, subscriptions, writes, info, early, reads, dead_letters, spawn } = registration;
+        self.open_keys().await?;
         if self.started {
             self.check_publishers(&group, &subscriptions, writes).await?;
         }
@@ -535,6 +599,15 @@ impl App {
             }
         } else {
             self.waiting.push(Waiting { group, early, subscriptions, writes, spawn });
+        }
+        Ok(())
+    }
+
+    /// Creates or reads the keys topic, once.
+    async fn open_keys(&mut self) -> Result<(), RuntimeError> {
+        if !self.keys_open {
+            self.keys.load(self.settings.partitions).await?;
+            self.keys_open = true;
         }
         Ok(())
     }
@@ -567,14 +640,17 @@ impl App {
 
     fn spawn<P: processor::Processor>(&self, processor: P) -> Started {
         let (ready, is_ready) = oneshot::channel();
-        let task = tokio::spawn(processor::run(
+        // Every processor runs with the app's keys in scope, for the personal data it reads and
+        // writes.
+        let task = tokio::spawn(self.keys.clone().scope_async(processor::run(
             processor,
             self.log.clone(),
+            self.keys.clone(),
             self.settings.clone(),
             self.board.clone(),
             self.shutdown.subscribe(),
             ready,
-        ));
+        )));
         (task, is_ready)
     }
 
@@ -643,7 +719,8 @@ impl App {
                 for partition in 0..self.log.partition_count(topic).await?.unwrap_or(0) {
                     let tp = TopicPartition::new(*topic, partition);
                     let committed = self.log.committed(group, &tp).await?.unwrap_or(0);
-                    if committed < self.log.end_offset(&tp).await? && !self.log.read(&tp, committed, 1).await?.is_empty()
+                    if committed < self.log.end_offset(&tp).await?
+                        && !self.log.read(&tp, committed, 1).await?.is_empty()
                     {
                         return Ok(false);
                     }

@@ -13,6 +13,7 @@ use super::progress::ProgressBoard;
 use super::{RuntimeError, Settings};
 use crate::log::{EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition};
 use crate::model::Position;
+use crate::privacy::KeyStore;
 
 /// What the loop needs from a processor: which group it is, and how it handles a batch.
 pub(crate) trait Processor: Send + 'static {
@@ -82,6 +83,7 @@ fn permanent(error: &LogError) -> bool {
 pub(crate) async fn run<P: Processor>(
     mut processor: P,
     log: Arc<dyn EventLog>,
+    keys: KeyStore,
     settings: Settings,
     board: Arc<ProgressBoard>,
     mut shutdown: watch::Receiver<bool>,
@@ -164,7 +166,25 @@ pub(crate) async fn run<P: Processor>(
             continue;
         }
         let positions = next_positions(&polled.records);
+        // The keys the batch's personal data is sealed with, before it is decoded.
+        let mut failures_keys = 0;
+        while let Err(error) = keys.prepare(&polled.records).await {
+            if permanent(&error) {
+                return Err(error.into());
+            }
+            failures_keys += 1;
+            tracing::warn!(group, %error, failures = failures_keys, "cannot read the keys of the batch yet; trying again");
+            tokio::time::sleep(backoff(&settings, failures_keys)).await;
+        }
         processor.process(&polled.records, &mut outputs).await;
+        // Keys made for this batch's personal data go out in the same write as what they seal.
+        let new_keys = match outputs.is_empty() {
+            true => None,
+            false => keys.pending().map(|(records, ids)| {
+                outputs.extend(records);
+                ids
+            }),
+        };
         let commit = if processor.commits_positions() { positions.clone() } else { Vec::new() };
         let written = match (outputs.is_empty(), commit.is_empty()) {
             (true, true) => Ok(Vec::new()),
@@ -173,6 +193,9 @@ pub(crate) async fn run<P: Processor>(
         match written {
             Ok(written) => {
                 failures = 0;
+                if let Some(ids) = new_keys {
+                    keys.written(&ids);
+                }
                 processor.committed(&*log, written).await;
                 for (tp, offset) in positions {
                     board.advance(&group, tp, offset);

@@ -88,7 +88,7 @@ impl QueryHandle {
         let partitions = self.log.partition_count(&self.name).await?.unwrap_or(0);
         for partition in 0..partitions {
             let tp = TopicPartition::new(self.name.as_str(), partition);
-            for_each_record(&*self.log, &tp, |record| {
+            for_each_record(&*self.log, None, &tp, |record| {
                 rows.push(row_of(record).ok_or_else(|| RuntimeError::Restore {
                     position: codec::position_of(record),
                     reason: "not a row of a stream query".into(),
@@ -150,9 +150,7 @@ impl App {
             for (group, info, reads) in
                 [(rekey_group, source_info, subscription.topic), (aggregate_group, window_info, repartition)]
             {
-                self.create_dead_letters(&group).await?;
-                self.topology.processors.push(info);
-                self.elsewhere.push((group, vec![reads]));
+                self.declare_elsewhere(group, info, vec![reads]).await?;
             }
             return Ok(handle);
         }
@@ -291,7 +289,7 @@ impl WindowProcessor {
         let mut state = PartitionState::default();
         let changelog = TopicPartition::new(self.changelog.clone(), partition);
         let plan = &self.plan;
-        for_each_record(log, &changelog, |record| {
+        for_each_record(log, None, &changelog, |record| {
             let broken = |reason: &dyn std::fmt::Display| RuntimeError::Restore {
                 position: codec::position_of(record),
                 reason: reason.to_string(),

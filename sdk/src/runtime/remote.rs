@@ -70,7 +70,9 @@ pub(crate) fn mark(mut record: OutRecord, reply_to: Option<&str>, after: &[Posit
 /// The positions a command asks to wait for; unreadable entries are skipped (the command is then
 /// decided at once, as one without the header).
 pub(crate) fn after_of(record: &Record) -> Vec<Position> {
-    let Some(list) = record.header(AFTER).and_then(|v| std::str::from_utf8(v).ok()) else { return Vec::new() };
+    let Some(list) = record.header(AFTER).and_then(|v| std::str::from_utf8(v).ok()) else {
+        return Vec::new();
+    };
     list.split(',')
         .filter_map(|entry| {
             let (rest, offset) = entry.rsplit_once('@')?;
@@ -129,7 +131,11 @@ impl<E> From<ReplyEvent<E>> for Envelope<E> {
             version: e.version,
             correlation_id: e.correlation_id,
             causation_id: e.causation_id,
-            position: e.position.map(|(topic, partition, offset)| Position { topic: Arc::from(topic), partition, offset }),
+            position: e.position.map(|(topic, partition, offset)| Position {
+                topic: Arc::from(topic),
+                partition,
+                offset,
+            }),
             payload: e.payload,
         }
     }
@@ -137,7 +143,8 @@ impl<E> From<ReplyEvent<E>> for Envelope<E> {
 
 /// The record that carries `reply` for command `id` to `topic`.
 pub(crate) fn reply_record<E: Serialize, R: Serialize>(topic: Arc<str>, id: Uuid, reply: &Reply<E, R>) -> OutRecord {
-    let value = serde_json::to_vec(reply).unwrap_or_else(|error| panic!("cannot serialise the outcome of {id}: {error}"));
+    let value =
+        serde_json::to_vec(reply).unwrap_or_else(|error| panic!("cannot serialise the outcome of {id}: {error}"));
     OutRecord {
         topic,
         partition: None,

@@ -15,6 +15,8 @@ pub enum ProcessorKind {
     Projection,
     /// One of the two processors of a stream query.
     Query,
+    /// An export to a public feed.
+    Export,
 }
 
 /// One registered processor.

@@ -36,3 +36,14 @@ pub fn bootstrap() -> String {
     });
     found.clone().unwrap_or_else(|why| panic!("{why}"))
 }
+
+/// A log on the test broker in a namespace of its own (`<prefix>-<uuid>`), so that a test sees
+/// no other run's records and joins no other run's groups. Returns the log and the namespace
+/// (for a child process's `--namespace`).
+pub async fn isolated_log(prefix: &str) -> (std::sync::Arc<dyn crate::log::EventLog>, String) {
+    use crate::log::kafka::{KafkaConfig, KafkaLog};
+    let namespace = format!("{prefix}-{}", uuid::Uuid::now_v7().simple());
+    let config = KafkaConfig::new(bootstrap()).with_instance_id(prefix);
+    let kafka = KafkaLog::connect(config).await.unwrap_or_else(|e| panic!("cannot connect to the test broker: {e}"));
+    (std::sync::Arc::new(crate::log::Namespaced::new(std::sync::Arc::new(kafka), &namespace)), namespace)
+}

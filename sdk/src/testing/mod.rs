@@ -43,15 +43,24 @@ pub use clock::VirtualClock;
 pub use projection::ProjectionTest;
 pub use reaction::{Reacted, ReactionTest};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::codec;
 use crate::log::Record;
 use crate::model::{Envelope, Message};
+use crate::privacy::KeyStore;
 
-/// The record the codec makes of an envelope, as if read at `offset` of partition 0.
+/// The key store of the test harnesses: keys in memory, shared by every test of the process, so
+/// that what [`record_of`] seals the harnesses open.
+pub fn keys() -> &'static KeyStore {
+    static KEYS: OnceLock<KeyStore> = OnceLock::new();
+    KEYS.get_or_init(KeyStore::in_memory)
+}
+
+/// The record the codec makes of an envelope, as if read at `offset` of partition 0. Personal
+/// data is sealed with the harnesses' [`keys`].
 pub fn record_of<M: Message>(envelope: &Envelope<M>, offset: u64) -> Record {
-    let out = codec::encode(envelope);
+    let out = keys().scope(|| codec::encode(envelope));
     Record {
         topic: Arc::clone(&out.topic),
         partition: out.partition.unwrap_or(0),

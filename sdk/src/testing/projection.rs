@@ -42,7 +42,7 @@ impl<P: Projection> ProjectionTest<P> {
     pub fn try_given<E: Event>(&mut self, envelope: &Envelope<E>) -> Result<(), DecodeError> {
         let record = record_of(envelope, self.offset);
         self.offset += 1;
-        self.projection.apply(&record)
+        super::keys().scope(|| self.projection.apply(&record))
     }
 
     /// Checks the read model.

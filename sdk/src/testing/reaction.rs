@@ -38,7 +38,7 @@ impl<R: Reaction> ReactionTest<R> {
     pub async fn when_envelope<E: Event>(&mut self, envelope: &Envelope<E>) -> Reacted<R> {
         let record = record_of(envelope, self.offset);
         self.offset += 1;
-        Reacted { result: self.reaction.dispatch(&record).await }
+        Reacted { result: super::keys().clone().scope_async(self.reaction.dispatch(&record)).await }
     }
 }
 

@@ -1,8 +1,12 @@
 //! The customer module's contract: who the customers are. Customer data lives here and only
 //! here; other modules hold a [`CustomerId`].
+//!
+//! Names and e-mail addresses are personal data (`#[pii]`, [`Personal`]): on the log they are
+//! sealed with the customer's key, and [`CustomerCommand::Forget`] erases them everywhere.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tramline::privacy::Personal;
 use tramline::{Command, Event, ReferenceId};
 use uuid::Uuid;
 
@@ -20,18 +24,29 @@ pub enum CustomerCommand {
         /// The new customer.
         customer_id: CustomerId,
         /// Full name.
-        name: String,
+        #[pii]
+        name: Personal<String>,
         /// E-mail address.
-        email: String,
+        #[pii]
+        email: Personal<String>,
     },
     /// Changes a customer's name or e-mail.
     Update {
         /// The customer.
         customer_id: CustomerId,
         /// The new name, if it changes.
-        name: Option<String>,
+        #[pii]
+        name: Option<Personal<String>>,
         /// The new e-mail, if it changes.
-        email: Option<String>,
+        #[pii]
+        email: Option<Personal<String>>,
+    },
+    /// Forgets a customer (the right to erasure): every copy of its name and e-mail on the log
+    /// reads as erased from then on; its ID stays, so that orders, payments and tickets keep
+    /// referring to it, and it cannot be registered again.
+    Forget {
+        /// The customer.
+        customer_id: CustomerId,
     },
 }
 
@@ -44,17 +59,28 @@ pub enum CustomerEvent {
         /// The customer.
         customer_id: CustomerId,
         /// Full name.
-        name: String,
+        #[pii]
+        name: Personal<String>,
         /// E-mail address.
-        email: String,
+        #[pii]
+        email: Personal<String>,
     },
     /// A customer's details changed; the fields hold the current values.
     Updated {
         /// The customer.
         customer_id: CustomerId,
         /// Full name.
-        name: String,
+        #[pii]
+        name: Personal<String>,
         /// E-mail address.
-        email: String,
+        #[pii]
+        email: Personal<String>,
+    },
+    /// A customer was forgotten: its keys are deleted with this event, so its name and e-mail
+    /// read as erased in every record.
+    #[event(forgets)]
+    Forgotten {
+        /// The customer.
+        customer_id: CustomerId,
     },
 }

@@ -207,6 +207,9 @@ impl Store {
             Durability::Full => "FULL",
         };
         writer.pragma_update(None, "synchronous", synchronous).map_err(err("cannot set `synchronous`"))?;
+        // Deleted records (superseded keys of forgotten data subjects among them) are
+        // overwritten, not left in free pages.
+        writer.pragma_update(None, "secure_delete", "ON").map_err(err("cannot set `secure_delete`"))?;
         migrate(&mut writer, &database)?;
         let catalog = load_catalog(&writer).map_err(err("cannot load the topics"))?;
         let store = Store {
@@ -456,7 +459,19 @@ impl Store {
                 .and_then(|mut delete| delete.execute([id]))
                 .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))? as u64;
         }
+        if removed > 0 {
+            // The WAL still holds the pages as they were before: copy the deletions into the
+            // database and empty it, so that what compaction removed is gone from the disk.
+            writer
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(self.sql("cannot checkpoint the write-ahead log after compacting"))?;
+        }
         Ok(removed)
+    }
+
+    /// The names of the topics.
+    pub(super) fn topic_names(&self) -> Vec<String> {
+        self.catalog().topics.keys().map(|name| name.to_string()).collect()
     }
 
     /// Runs `f` on an idle read connection (opening one when none is idle).

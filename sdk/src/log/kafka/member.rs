@@ -666,17 +666,18 @@ impl Worker {
             return;
         }
         let consumer = self.consumer();
-        let starts: Vec<(String, i32, Option<u64>)> = (consumer.context().starts(consumer, &unknown, RESOLVE_TIMEOUT, false))
-            .into_iter()
-            .map(|(topic, partition, start)| {
-                // Without a committed offset, librdkafka starts at the watermark `start` names.
-                let start = start.or_else(|| {
-                    let (low, high) = consumer.fetch_watermarks(&topic, partition, RESOLVE_TIMEOUT).ok()?;
-                    u64::try_from(if self.start == StartFrom::Beginning { low } else { high }).ok()
-                });
-                (topic, partition, start)
-            })
-            .collect();
+        let starts: Vec<(String, i32, Option<u64>)> =
+            (consumer.context().starts(consumer, &unknown, RESOLVE_TIMEOUT, false))
+                .into_iter()
+                .map(|(topic, partition, start)| {
+                    // Without a committed offset, librdkafka starts at the watermark `start` names.
+                    let start = start.or_else(|| {
+                        let (low, high) = consumer.fetch_watermarks(&topic, partition, RESOLVE_TIMEOUT).ok()?;
+                        u64::try_from(if self.start == StartFrom::Beginning { low } else { high }).ok()
+                    });
+                    (topic, partition, start)
+                })
+                .collect();
         for (topic, partition, start) in starts {
             let tp = self.topic_partition(&topic, partition);
             if let (Some(start), Some(live)) = (start, self.live.get_mut(&tp)) {

@@ -1,0 +1,423 @@
+//! The key store: the data subjects' keys, kept on the compacted topic `tramline.keys` and
+//! cached in memory.
+//!
+//! Records on the topic, all of one subject on the partition of the subject's ID (Kafka's
+//! partitioner), in order:
+//!
+//! | record key | value | meaning |
+//! | --- | --- | --- |
+//! | `<subject>/<key id>` | 32 bytes | a key of the subject |
+//! | `<subject>/<key id>` | none (tombstone) | that key is deleted |
+//! | `<subject>` | `forgotten` | the subject is forgotten: none of its keys counts any more |
+//!
+//! A subject may have several keys (two processes that seal for a new subject at once each make
+//! one); every sealed value names its key. The marker is a value, not a tombstone, so that
+//! compaction keeps it: a key written after it (by a process that had not seen it yet) is void,
+//! and whoever reads such a key, or a key that precedes the marker without its tombstone, writes
+//! the missing tombstone.
+//!
+//! A new key is written in the same write as the first record sealed with it (the processor's
+//! atomic write, the gateway's append), and again with every later record until a write has
+//! carried it: it is on the log before, or with, anything that needs it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::cipher::{self, Key, Parsed};
+use super::scope::{KEY_IDS_HEADER, KEYS};
+use crate::codec::{self, DecodeError};
+use crate::log::{EventLog, Headers, LogError, OutRecord, Record, TopicPartition, TopicSpec, partition_for};
+use crate::model::{Envelope, Message};
+
+/// The compacted topic of the data subjects' keys.
+pub const KEYS_TOPIC: &str = "tramline.keys";
+
+/// The value of the marker of a forgotten subject.
+const FORGOTTEN: &[u8] = b"forgotten";
+
+/// How long a reader waits for a key that a record names and the topic does not show yet (on
+/// Kafka the parts of one transaction become visible one partition at a time).
+const KEY_WAIT: Duration = Duration::from_secs(10);
+
+/// The keys of the data subjects, on the log (see the [module docs](crate::privacy)). Cheap to
+/// clone; an [`App`](crate::App) has one ([`App::keys`](crate::App::keys)).
+#[derive(Clone)]
+pub struct KeyStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` for a store that keeps its keys in memory only.
+    log: Option<Arc<dyn EventLog>>,
+    topic: Arc<str>,
+    ring: Mutex<Ring>,
+    /// One catch-up at a time.
+    reading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct Ring {
+    /// The topic's partition count; 0 until the topic is known.
+    partitions: u32,
+    /// The next offset to read, per partition.
+    read: Vec<u64>,
+    subjects: HashMap<String, Subject>,
+    /// Keys made here and not yet seen written: (subject, key id).
+    pending: Vec<(String, Uuid)>,
+    /// Keys waited for in vain: what they sealed reads as erased.
+    given_up: HashSet<Uuid>,
+    /// Tombstones of keys that should be gone, to write at the end of the catch-up.
+    sweep: Vec<OutRecord>,
+}
+
+#[derive(Default)]
+struct Subject {
+    keys: Vec<(Uuid, Key)>,
+    forgotten: bool,
+}
+
+/// What sealing a value gave.
+pub(crate) enum Sealed {
+    /// The sealed text, and the key it names.
+    Text { text: String, key: Uuid },
+    /// The subject is forgotten: the value is written erased.
+    Forgotten,
+}
+
+/// Why [`KeyStore::decode`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The keys could not be read from the log.
+    #[error("cannot read the keys of `{KEYS_TOPIC}`: {0}")]
+    Log(#[from] LogError),
+    /// The record is not a message of the type.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ring = self.ring();
+        f.debug_struct("KeyStore")
+            .field("topic", &self.inner.topic)
+            .field("subjects", &ring.subjects.len())
+            .field("pending", &ring.pending.len())
+            .finish()
+    }
+}
+
+impl KeyStore {
+    /// A store on `log`'s topic [`KEYS_TOPIC`], to read records with personal data outside an
+    /// app (tools, tests): it reads the topic when a record needs it. An app has its own
+    /// ([`App::keys`](crate::App::keys)), which creates the topic.
+    pub fn on(log: Arc<dyn EventLog>) -> Self {
+        Self::with(Some(log))
+    }
+
+    /// A store that keeps its keys in memory only, for tests without a log.
+    pub fn in_memory() -> Self {
+        Self::with(None)
+    }
+
+    fn with(log: Option<Arc<dyn EventLog>>) -> Self {
+        KeyStore {
+            inner: Arc::new(Inner {
+                log,
+                topic: Arc::from(KEYS_TOPIC),
+                ring: Mutex::default(),
+                reading: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    fn ring(&self) -> MutexGuard<'_, Ring> {
+        // Every change to the ring is complete before the lock is released.
+        self.inner.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Creates the keys topic with `partitions` partitions unless it exists (then its own count
+    /// holds), and reads it.
+    pub(crate) async fn load(&self, partitions: u32) -> Result<(), LogError> {
+        let Some(log) = &self.inner.log else { return Ok(()) };
+        if log.partition_count(&self.inner.topic).await?.is_none() {
+            log.create_topic(&TopicSpec::compact(KEYS_TOPIC, partitions)).await?;
+        }
+        self.catch_up().await
+    }
+
+    /// Reads what the keys topic gained since the last call, and writes the tombstones of keys
+    /// that should be gone (of forgotten subjects).
+    pub async fn catch_up(&self) -> Result<(), LogError> {
+        let Some(log) = &self.inner.log else { return Ok(()) };
+        let _one = self.inner.reading.lock().await;
+        if self.ring().partitions == 0 {
+            // Made by another app, or not at all yet.
+            let Some(count) = log.partition_count(&self.inner.topic).await? else { return Ok(()) };
+            let mut ring = self.ring();
+            ring.partitions = count;
+            ring.read = vec![0; count as usize];
+        }
+        let partitions = self.ring().partitions;
+        for partition in 0..partitions {
+            let tp = TopicPartition::new(self.inner.topic.clone(), partition);
+            let end = log.end_offset(&tp).await?;
+            let mut from = self.ring().read[partition as usize];
+            while from < end {
+                let records = log.read(&tp, from, 1024).await?;
+                // Nothing readable before the end: transaction markers, or a transaction that is
+                // not committed yet; the next catch-up looks again.
+                let Some(last) = records.last() else { break };
+                from = last.offset + 1;
+                let mut ring = self.ring();
+                for record in &records {
+                    ring.apply(&self.inner.topic, record);
+                }
+                ring.read[partition as usize] = from;
+            }
+        }
+        let sweep = std::mem::take(&mut self.ring().sweep);
+        if !sweep.is_empty() {
+            tracing::info!(tombstones = sweep.len(), "deleting keys of forgotten subjects");
+            log.append(sweep).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `subject` (a reference ID's text) is forgotten, as far as this store has read.
+    pub fn is_forgotten(&self, subject: &str) -> bool {
+        self.ring().subjects.get(subject).is_some_and(|s| s.forgotten)
+    }
+
+    /// Whether this store has read a key of `subject`, or its marker.
+    pub(crate) fn knows(&self, subject: &str) -> bool {
+        self.ring().subjects.get(subject).is_some_and(|s| s.forgotten || !s.keys.is_empty())
+    }
+
+    /// Seals a value of personal data (its JSON) for `subject`, making a key if it has none.
+    pub(crate) fn seal(&self, subject: &str, plain: &[u8]) -> Sealed {
+        let (id, key) = {
+            let mut ring = self.ring();
+            let ring = &mut *ring;
+            let entry = match ring.subjects.get_mut(subject) {
+                Some(entry) => entry,
+                None => ring.subjects.entry(subject.to_owned()).or_default(),
+            };
+            if entry.forgotten {
+                return Sealed::Forgotten;
+            }
+            match entry.keys.first() {
+                Some((id, key)) => (*id, key.clone()),
+                None => {
+                    let (id, key) = (Uuid::now_v7(), Key::generate());
+                    entry.keys.push((id, key.clone()));
+                    ring.pending.push((subject.to_owned(), id));
+                    (id, key)
+                }
+            }
+        };
+        Sealed::Text { text: cipher::seal(&key, id, subject, plain), key: id }
+    }
+
+    /// Opens a sealed value of `subject`: its JSON, or `None` when the subject is forgotten.
+    pub(crate) fn open(&self, subject: &str, text: &str) -> Result<Option<Vec<u8>>, String> {
+        let Parsed::Sealed { key: id, sealed } = cipher::parse(text)? else { return Ok(None) };
+        let key = {
+            let ring = self.ring();
+            let entry = ring.subjects.get(subject);
+            if entry.is_some_and(|s| s.forgotten) || ring.given_up.contains(&id) {
+                return Ok(None);
+            }
+            match entry.and_then(|s| s.keys.iter().find(|(k, _)| *k == id)) {
+                Some((_, key)) => key.clone(),
+                None => {
+                    return Err(format!(
+                        "key {id} of {subject} is neither on `{KEYS_TOPIC}` as far as this process has read nor deleted; \
+                         read records through KeyStore::decode or a processor, which load the keys they name first"
+                    ));
+                }
+            }
+        };
+        cipher::open(&key, subject, sealed).map(Some)
+    }
+
+    /// Loads the keys that these records' personal data is sealed with, waiting for keys the
+    /// topic does not show yet (up to a bound, after which their values read as erased).
+    pub(crate) async fn prepare(&self, records: &[Record]) -> Result<(), LogError> {
+        let named: Vec<(String, Uuid)> = records
+            .iter()
+            .filter_map(|record| Some((record, record.header(KEY_IDS_HEADER)?)))
+            .flat_map(|(record, ids)| {
+                let subject = record.key_text().into_owned();
+                let ids = std::str::from_utf8(ids).unwrap_or_default();
+                ids.split(',').filter_map(|id| Uuid::try_parse(id).ok()).map(move |id| (subject.clone(), id))
+            })
+            .collect();
+        if named.is_empty() {
+            return Ok(());
+        }
+        let started = tokio::time::Instant::now();
+        loop {
+            let missing = self.missing(&named);
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() >= KEY_WAIT {
+                tracing::warn!(
+                    keys = ?missing,
+                    "keys named by records are not on `{KEYS_TOPIC}`: what they sealed reads as erased"
+                );
+                self.ring().given_up.extend(missing.into_iter().map(|(_, id)| id));
+                return Ok(());
+            }
+            self.catch_up().await?;
+            if !self.missing(&named).is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    fn missing(&self, named: &[(String, Uuid)]) -> Vec<(String, Uuid)> {
+        let ring = self.ring();
+        named
+            .iter()
+            .filter(|(subject, id)| {
+                let entry = ring.subjects.get(subject);
+                !(entry.is_some_and(|s| s.forgotten || s.keys.iter().any(|(k, _)| k == id))
+                    || ring.given_up.contains(id))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The records of the keys made here and not yet seen written, to write with the records
+    /// sealed with them; and their ids, for [`KeyStore::written`].
+    pub(crate) fn pending(&self) -> Option<(Vec<OutRecord>, Vec<Uuid>)> {
+        let ring = self.ring();
+        if ring.pending.is_empty() {
+            return None;
+        }
+        let records = ring
+            .pending
+            .iter()
+            .filter_map(|(subject, id)| {
+                let (_, key) = ring.subjects.get(subject)?.keys.iter().find(|(k, _)| k == id)?;
+                Some(ring.record(&self.inner.topic, subject, Some(*id), Some(Bytes::copy_from_slice(&key.0))))
+            })
+            .collect();
+        Some((records, ring.pending.iter().map(|(_, id)| *id).collect()))
+    }
+
+    /// These keys are on the log now.
+    pub(crate) fn written(&self, ids: &[Uuid]) {
+        self.ring().pending.retain(|(_, id)| !ids.contains(id));
+    }
+
+    /// The records that forget `subject`: tombstones of its keys, then the marker. Written in the
+    /// same atomic write as the event that forgets it; [`KeyStore::forgotten`] once committed.
+    pub(crate) fn forget(&self, subject: &str) -> Vec<OutRecord> {
+        let ring = self.ring();
+        let ids: Vec<Uuid> =
+            ring.subjects.get(subject).map(|s| s.keys.iter().map(|(id, _)| *id).collect()).unwrap_or_default();
+        let mut records: Vec<_> =
+            ids.into_iter().map(|id| ring.record(&self.inner.topic, subject, Some(id), None)).collect();
+        records.push(ring.record(&self.inner.topic, subject, None, Some(Bytes::from_static(FORGOTTEN))));
+        records
+    }
+
+    /// `subject` is forgotten on the log: drop its keys here too.
+    pub(crate) fn forgotten(&self, subject: &str) {
+        let mut ring = self.ring();
+        ring.pending.retain(|(s, _)| s != subject);
+        let entry = ring.subjects.entry(subject.to_owned()).or_default();
+        entry.forgotten = true;
+        entry.keys.clear();
+    }
+
+    /// Encodes an envelope with its personal data sealed by this store; the keys it needs that
+    /// are not yet on the log are in [`KeyStore::pending`].
+    pub(crate) fn encode<M: Message>(&self, envelope: &Envelope<M>, topic: Arc<str>) -> OutRecord {
+        KEYS.sync_scope(self.clone(), || codec::encode_to(envelope, topic))
+    }
+
+    /// Decodes a record whose personal data this store opens, loading the keys it names first.
+    /// The values of a forgotten subject read as erased.
+    pub async fn decode<M: Message>(&self, record: &Record) -> Result<Envelope<M>, ReadError> {
+        self.prepare(std::slice::from_ref(record)).await?;
+        Ok(KEYS.sync_scope(self.clone(), || codec::decode::<M>(record))?)
+    }
+
+    /// Runs `f` with this store in scope, for code that encodes or decodes records itself.
+    pub fn scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        KEYS.sync_scope(self.clone(), f)
+    }
+
+    /// Runs a future with this store in scope (a processor task).
+    pub(crate) async fn scope_async<F: std::future::Future>(self, future: F) -> F::Output {
+        KEYS.scope(self, future).await
+    }
+}
+
+impl Ring {
+    fn partition_of(&self, subject: &str) -> Option<u32> {
+        (self.partitions > 0).then(|| partition_for(subject.as_bytes(), self.partitions))
+    }
+
+    /// A record of the keys topic: a key (`id` and `value`), its tombstone (`id`, no value) or a
+    /// marker (no `id`).
+    fn record(&self, topic: &Arc<str>, subject: &str, id: Option<Uuid>, value: Option<Bytes>) -> OutRecord {
+        let key = match id {
+            Some(id) => format!("{subject}/{}", id.hyphenated()),
+            None => subject.to_owned(),
+        };
+        OutRecord {
+            topic: topic.clone(),
+            // All of a subject's records on one partition, in order; the key alone would spread
+            // them by key id.
+            partition: self.partition_of(subject),
+            key: Some(Bytes::from(key)),
+            value,
+            headers: Headers::new(),
+            timestamp: None,
+        }
+    }
+
+    fn apply(&mut self, topic: &Arc<str>, record: &Record) {
+        let Some(key) = record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else { return };
+        match key.split_once('/') {
+            Some((subject, id)) => {
+                let Ok(id) = Uuid::try_parse(id) else { return };
+                self.pending.retain(|(_, pending)| *pending != id);
+                let entry = self.subjects.entry(subject.to_owned()).or_default();
+                match record.value.as_deref().map(Key::from_slice) {
+                    // A key written after its subject was forgotten is void.
+                    Some(Some(_)) if entry.forgotten => {
+                        let tombstone = self.record(topic, subject, Some(id), None);
+                        self.sweep.push(tombstone);
+                    }
+                    Some(Some(key)) => {
+                        if !entry.keys.iter().any(|(k, _)| *k == id) {
+                            entry.keys.push((id, key));
+                        }
+                    }
+                    Some(None) => tracing::warn!(key, "a record of `{KEYS_TOPIC}` is not a key; skipped"),
+                    None => entry.keys.retain(|(k, _)| *k != id),
+                }
+            }
+            None if record.value.as_deref() == Some(FORGOTTEN) => {
+                let entry = self.subjects.entry(key.to_owned()).or_default();
+                entry.forgotten = true;
+                let stragglers: Vec<Uuid> = entry.keys.drain(..).map(|(id, _)| id).collect();
+                self.pending.retain(|(subject, _)| subject != key);
+                for id in stragglers {
+                    let tombstone = self.record(topic, key, Some(id), None);
+                    self.sweep.push(tombstone);
+                }
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `Personal<T>`: a value of personal data, sealed whenever it is written to the log.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, DeserializeOwned, Deserializer};
+use serde::ser::{self, Serialize, Serializer};
+
+use super::cipher::{self, ERASED_FORM};
+use super::key_store::Sealed;
+use super::scope;
+
+/// How an erased value shows: the placeholder of [`Personal`]'s `Display`.
+pub const ERASED: &str = "<erased>";
+
+/// A value of personal data about one data subject (see the [module docs](crate::privacy)).
+///
+/// In memory it is the value, or nothing once the subject is forgotten ([`is_erased`]). On the
+/// log it is always sealed with the subject's key; it cannot be serialised anywhere else (that
+/// fails rather than write it in plain text). `Debug` never shows the value; `Display` shows it,
+/// or [`ERASED`].
+///
+/// [`is_erased`]: Personal::is_erased
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Personal<T>(Option<T>);
+
+impl<T> Personal<T> {
+    /// A value of personal data.
+    pub fn new(value: T) -> Self {
+        Personal(Some(value))
+    }
+
+    /// The value of a forgotten subject.
+    pub fn erased() -> Self {
+        Personal(None)
+    }
+
+    /// The value; `None` once its subject is forgotten.
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_ref()
+    }
+
+    /// Whether its subject was forgotten.
+    pub fn is_erased(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// The value; `None` once its subject is forgotten.
+    pub fn into_inner(self) -> Option<T> {
+        self.0
+    }
+}
+
+impl<T> From<T> for Personal<T> {
+    fn from(value: T) -> Self {
+        Personal::new(value)
+    }
+}
+
+impl From<&str> for Personal<String> {
+    fn from(value: &str) -> Self {
+        Personal::new(value.to_owned())
+    }
+}
+
+impl<T> fmt::Debug for Personal<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Debug output ends up in logs and panic messages: never the value.
+        match self.0 {
+            Some(_) => f.write_str("Personal(<redacted>)"),
+            None => write!(f, "Personal({ERASED})"),
+        }
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Personal<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str(ERASED),
+        }
+    }
+}
+
+const OUTSIDE: &str = "personal data (tramline::privacy::Personal) is only written and read by tramline's codec, \
+     which seals it for the record's subject: it cannot go into a public event or any other JSON";
+
+impl<T: Serialize> Serialize for Personal<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (Some(keys), Some(subject)) = (scope::keys(), scope::subject()) else {
+            return Err(ser::Error::custom(OUTSIDE));
+        };
+        let Some(value) = &self.0 else {
+            return serializer.serialize_str(ERASED_FORM);
+        };
+        let plain = serde_json::to_vec(value).map_err(ser::Error::custom)?;
+        match keys.seal(&subject, &plain) {
+            Sealed::Text { text, key } => {
+                scope::used(key);
+                serializer.serialize_str(&text)
+            }
+            Sealed::Forgotten => serializer.serialize_str(ERASED_FORM),
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Personal<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let sealed = match &value {
+            serde_json::Value::String(text) if cipher::is_sealed(text) => text,
+            // Written before the field was personal data: plain text, which forgetting cannot
+            // erase (see the module docs).
+            _ => return serde_json::from_value(value).map(Personal::new).map_err(de::Error::custom),
+        };
+        let (Some(keys), Some(subject)) = (scope::keys(), scope::subject()) else {
+            return Err(de::Error::custom(OUTSIDE));
+        };
+        match keys.open(&subject, sealed).map_err(de::Error::custom)? {
+            Some(plain) => serde_json::from_slice(&plain).map(Personal::new).map_err(de::Error::custom),
+            None => Ok(Personal::erased()),
+        }
+    }
+}
+
+impl<T> schemars::JsonSchema for Personal<T> {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("Personal")
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "Personal data, sealed with its data subject's key (XChaCha20-Poly1305): `pii1:<key id>:<base64>`, or `pii1:erased` once the subject is forgotten",
+            "pattern": "^pii1:",
+        })
+    }
+}

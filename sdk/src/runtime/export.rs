@@ -1,0 +1,133 @@
+//! The export processor: source events in, public records out (see [`crate::export`]).
+//!
+//! Before each batch it brings its tables up to the end of their topics; then it maps each
+//! record. On the app's own log the public records join the atomic write of the input
+//! positions; on another log they are appended there first, retried until the log takes them,
+//! and the input positions are committed after.
+
+use std::sync::Arc;
+
+use super::processor::Processor;
+use super::{RuntimeError, Settings, dead_letter};
+use crate::export::{Cursors, Export, encode};
+use crate::log::{EventLog, LogError, OutRecord, Record, StartFrom, TopicPartition};
+use crate::privacy::KeyStore;
+
+/// Records read per table read.
+const TABLE_READ: usize = 1024;
+
+pub(crate) struct ExportProcessor<S> {
+    export: Export<S>,
+    group: String,
+    topic: Arc<str>,
+    source: String,
+    dead_letters: Arc<str>,
+    log: Arc<dyn EventLog>,
+    keys: KeyStore,
+    cursors: Cursors,
+    settings: Settings,
+}
+
+impl<S: Send + Sync + 'static> ExportProcessor<S> {
+    pub(crate) fn new(export: Export<S>, log: Arc<dyn EventLog>, keys: KeyStore, settings: Settings) -> Self {
+        let group = export.group();
+        ExportProcessor {
+            topic: Arc::from(export.topic()),
+            source: format!("/{}/{}", export.module, export.feed),
+            dead_letters: Arc::from(dead_letter::topic_of(&group)),
+            group,
+            export,
+            log,
+            keys,
+            cursors: Cursors::new(),
+            settings,
+        }
+    }
+
+    /// Folds what the tables' topics gained since the last call.
+    async fn refresh_tables(&mut self) -> Result<(), LogError> {
+        for table in &self.export.tables {
+            let partitions = self.log.partition_count(table.topic).await?.unwrap_or(0);
+            for partition in 0..partitions {
+                let tp = TopicPartition::new(table.topic, partition);
+                let end = self.log.end_offset(&tp).await?;
+                let cursor = self.cursors.entry((table.topic, partition)).or_insert(0);
+                while *cursor < end {
+                    let records = self.log.read(&tp, *cursor, TABLE_READ).await?;
+                    let Some(last) = records.last() else { break };
+                    *cursor = last.offset + 1;
+                    self.keys.prepare(&records).await?;
+                    for record in &records {
+                        if let Err(error) = (table.fold)(&mut self.export.state, record) {
+                            // A table is lookup data: a record it cannot read is skipped and
+                            // said, a mapping that needed it dead-letters its event.
+                            tracing::warn!(group = self.group, %error, "table record skipped");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits before trying a log call again: the export cannot go on without it.
+    async fn pause(&self, what: &str, error: &LogError, failures: &mut u32) {
+        *failures += 1;
+        tracing::warn!(group = self.group, %error, failures, "{what} failed; trying again");
+        let pause = self.settings.retry_backoff.saturating_mul(1 << (*failures).min(8));
+        tokio::time::sleep(pause.min(std::time::Duration::from_secs(5))).await;
+    }
+}
+
+impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
+    fn group(&self) -> &str {
+        &self.group
+    }
+
+    fn topics(&self) -> Vec<&'static str> {
+        self.export.subscriptions.iter().map(|s| s.topic).collect()
+    }
+
+    fn start(&self) -> StartFrom {
+        // A new feed carries everything that already happened.
+        StartFrom::Beginning
+    }
+
+    async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        let mut failures = 0;
+        while let Err(error) = self.refresh_tables().await {
+            self.pause("reading the export's tables", &error, &mut failures).await;
+        }
+        let mut public = Vec::new();
+        for record in records {
+            for route in self.export.routes.iter().filter(|r| *r.topic == *record.topic) {
+                match (route.map)(&self.export.state, record) {
+                    Ok(Some(published)) => public.push(encode(&published, &self.topic, &self.source)),
+                    Ok(None) => {}
+                    Err(error) => outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &error)),
+                }
+            }
+        }
+        match self.export.target.clone() {
+            None => outputs.extend(public),
+            Some(target) if !public.is_empty() => {
+                let mut failures = 0;
+                while let Err(error) = target.append(public.clone()).await {
+                    self.pause("writing to the feed's log", &error, &mut failures).await;
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// Creates the feed's topic (on its own log) and the export's dead-letter topic.
+pub(crate) async fn create_topics<S>(
+    export: &Export<S>,
+    log: &dyn EventLog,
+    partitions: u32,
+) -> Result<(), RuntimeError> {
+    let target = export.target.as_deref().unwrap_or(log);
+    target.create_topic(&crate::log::TopicSpec::keep(export.topic(), partitions)).await?;
+    Ok(())
+}
