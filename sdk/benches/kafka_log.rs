@@ -1,10 +1,10 @@
 //! Kafka adapter throughput against a real broker, side by side with raw rdkafka on the same
-//! settings: producing (100-byte and 1 KiB values), consuming, and back-to-back transactions.
+//! settings: producing and consuming (100-byte and 1 KiB values), and back-to-back transactions.
 //! Prints one JSON document.
 //!
 //! Run: `cargo bench -p tramline --features kafka --bench kafka_log`
 //! (broker: `TRAMLINE_KAFKA_BOOTSTRAP`, else `scripts/kafka start`). Sizes scale with the
-//! environment variable `TRAMLINE_BENCH_SCALE` (default 1.0).
+//! environment variable `TRAMLINE_BENCH_SCALE` (default 1.0); arguments pick groups: `-- consume`.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -169,6 +169,7 @@ fn raw_consume(bootstrap: &str, topic: &str, count: usize) -> Duration {
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "100")
+        .set("fetch.queue.backoff.ms", "10")
         .create()
         .expect("a consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
@@ -302,17 +303,27 @@ async fn commit_latency(log: &KafkaLog, count: usize) -> serde_json::Value {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; there is nothing to parse.
+    // `cargo bench` passes `--bench`; other arguments pick groups (`produce`, `consume`,
+    // `transaction`), all of them by default.
+    let groups: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |group: &str| groups.is_empty() || groups.iter().any(|g| g == group);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
         let bootstrap = bootstrap();
         let log = KafkaLog::connect(KafkaConfig::new(&bootstrap).with_instance_id("bench")).await.expect("connect");
         let producer = raw_producer(&bootstrap);
         let mut results = Vec::new();
-        results.extend(produce(&log, &producer, 100, scaled(200_000)).await);
-        results.extend(produce(&log, &producer, 1024, scaled(50_000)).await);
-        results.extend(consume(&log, &bootstrap, 100, scaled(200_000)).await);
-        results.push(commit_latency(&log, scaled(1000).min(2000)).await);
+        if wanted("produce") {
+            results.extend(produce(&log, &producer, 100, scaled(200_000)).await);
+            results.extend(produce(&log, &producer, 1024, scaled(50_000)).await);
+        }
+        if wanted("consume") {
+            results.extend(consume(&log, &bootstrap, 1024, scaled(50_000)).await);
+            results.extend(consume(&log, &bootstrap, 100, scaled(200_000)).await);
+        }
+        if wanted("transaction") {
+            results.push(commit_latency(&log, scaled(1000).min(2000)).await);
+        }
         let (_, librdkafka) = rdkafka::util::get_rdkafka_version();
         let report = json!({
             "bench": "kafka_log",

@@ -99,6 +99,24 @@ impl Headers {
         Ok(Headers { encoded })
     }
 
+    /// Appends the encoding of `headers` to `buffer`: what [`Headers::from_encoded`] reads, so a
+    /// slice of the finished buffer can become [`Headers`] without a second check
+    /// ([`Headers::from_encoded_unchecked`]).
+    pub(crate) fn encode_into<'a>(buffer: &mut BytesMut, headers: impl IntoIterator<Item = (&'a str, &'a [u8])>) {
+        for (name, value) in headers {
+            put_varint(buffer, name.len());
+            buffer.extend_from_slice(name.as_bytes());
+            put_varint(buffer, value.len());
+            buffer.extend_from_slice(value);
+        }
+    }
+
+    /// Headers from a buffer [`Headers::encode_into`] wrote.
+    pub(crate) fn from_encoded_unchecked(encoded: Bytes) -> Self {
+        debug_assert!(Headers::from_encoded(encoded.clone()).is_ok());
+        Headers { encoded }
+    }
+
     fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let mut rest = &self.encoded[..];
         std::iter::from_fn(move || {

@@ -1,13 +1,14 @@
 //! Conversions between tramline's records and librdkafka's messages, and error mapping.
 //!
-//! Headers are converted in exactly two functions, [`headers_to_kafka`] and
-//! [`headers_from_kafka`], so a change of the record's header type is a one-place edit.
+//! Headers are converted in exactly two places, [`headers_to_kafka`] and [`RecordBatch::push`],
+//! so a change of the record's header type is a one-place edit.
 
 use std::collections::VecDeque;
 use std::fmt::Display;
+use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as KafkaHeaders, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -29,32 +30,94 @@ pub(super) fn headers_to_kafka(record: &OutRecord) -> Option<OwnedHeaders> {
     Some(headers)
 }
 
-/// Kafka -> tramline: the headers of a record read, in order. A null header value reads as an
-/// empty one (tramline's headers always have a value).
-pub(super) fn headers_from_kafka<H: KafkaHeaders>(headers: Option<&H>) -> Headers {
-    match headers {
-        None => Headers::new(),
-        Some(headers) => {
-            let size: usize = headers.iter().map(|h| h.key.len() + h.value.map_or(0, <[u8]>::len) + 8).sum();
-            let mut builder = Headers::builder(size);
-            for header in headers.iter() {
-                builder.push(header.key, header.value.unwrap_or_default());
-            }
-            builder.build()
-        }
-    }
+/// Records read from Kafka, their keys, values and headers copied into one buffer as they come:
+/// one allocation per poll instead of up to three per record. A record kept after the others
+/// are dropped keeps the buffer of its whole poll alive (at most `max` records of the poll).
+#[derive(Default)]
+pub(super) struct RecordBatch {
+    buffer: BytesMut,
+    records: Vec<Copied>,
 }
 
-/// The record of a message read from `topic` (the caller's shared name of the message's topic).
-pub(super) fn record_from_message(message: &BorrowedMessage<'_>, topic: Arc<str>) -> Record {
-    Record {
-        topic,
-        partition: message.partition() as u32,
-        offset: message.offset() as u64,
-        key: message.key().map(Bytes::copy_from_slice),
-        value: message.payload().map(Bytes::copy_from_slice),
-        headers: headers_from_kafka(message.headers()),
-        timestamp: message.timestamp().to_millis().unwrap_or_default(),
+/// A record whose bytes sit in its batch's buffer.
+struct Copied {
+    topic: Arc<str>,
+    partition: u32,
+    offset: u64,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    headers: Range<usize>,
+    timestamp: i64,
+}
+
+impl RecordBatch {
+    /// Copies the message read from `topic` (the caller's shared name of the message's topic).
+    pub(super) fn push(&mut self, message: &BorrowedMessage<'_>, topic: Arc<str>) {
+        if self.records.is_empty() {
+            self.buffer.reserve(64 * 1024);
+        }
+        let buffer = &mut self.buffer;
+        let mut copy = |bytes: &[u8]| {
+            let start = buffer.len();
+            buffer.extend_from_slice(bytes);
+            start..buffer.len()
+        };
+        let key = message.key().map(&mut copy);
+        let value = message.payload().map(&mut copy);
+        let start = self.buffer.len();
+        if let Some(headers) = message.headers() {
+            // A null header value reads as an empty one (tramline's headers always have a value).
+            let fields = headers.iter().map(|h| (h.key, h.value.unwrap_or_default()));
+            Headers::encode_into(&mut self.buffer, fields);
+        }
+        self.records.push(Copied {
+            topic,
+            partition: message.partition() as u32,
+            offset: message.offset() as u64,
+            key,
+            value,
+            headers: start..self.buffer.len(),
+            timestamp: message.timestamp().to_millis().unwrap_or_default(),
+        });
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Drops the records of one partition (their bytes stay in the buffer until it is freed).
+    pub(super) fn drop_partition(&mut self, topic: &str, partition: u32) {
+        self.records.retain(|r| !(r.partition == partition && &*r.topic == topic));
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.records.clear();
+        self.buffer.clear();
+    }
+
+    /// The records, sharing the batch's buffer.
+    pub(super) fn into_records(self) -> Vec<Record> {
+        let buffer = self.buffer.freeze();
+        let slice = |range: Range<usize>| buffer.slice(range);
+        self.records
+            .into_iter()
+            .map(|r| Record {
+                topic: r.topic,
+                partition: r.partition,
+                offset: r.offset,
+                key: r.key.map(slice),
+                value: r.value.map(slice),
+                headers: match r.headers.is_empty() {
+                    true => Headers::new(),
+                    false => Headers::from_encoded_unchecked(buffer.slice(r.headers)),
+                },
+                timestamp: r.timestamp,
+            })
+            .collect()
     }
 }
 

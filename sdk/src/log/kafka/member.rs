@@ -54,6 +54,7 @@
 //!   readers, and the runtime rewinds and processes the batch again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,9 +69,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
-use super::convert::{backend, record_from_message, send_all};
+use super::convert::{RecordBatch, backend, send_all};
 use super::{Inner, client_config, client_error, lock, millis, retry};
-use crate::log::{GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition};
+use crate::log::{GroupMember, LogError, OutRecord, Polled, StartFrom, TopicPartition};
 use crate::model::Position;
 
 /// How long the member's thread waits in one librdkafka poll before it checks whether the
@@ -153,7 +154,7 @@ struct Outcome {
     /// Whether a revocation has not been followed by an assignment yet (eager protocol).
     awaiting: bool,
     /// Records of assigned partitions, fetched after the last change that concerned them.
-    records: Vec<Record>,
+    records: RecordBatch,
     /// A failure of the consumer that ends the member.
     error: Option<LogError>,
     /// Starts of assigned partitions that were unknown when they were assigned.
@@ -237,15 +238,17 @@ impl KafkaMember {
         if let Some(error) = outcome.error {
             return Err(error);
         }
-        for record in &outcome.records {
-            let tp = TopicPartition { topic: record.topic.clone(), partition: record.partition };
-            let next = record.offset + 1;
+        let records = outcome.records.into_records();
+        // Records come in runs of one partition: one position update per run.
+        for run in records.chunk_by(|a, b| a.partition == b.partition && a.topic == b.topic) {
+            let next = run.iter().map(|r| r.offset + 1).max().expect("a run is not empty");
+            let tp = TopicPartition { topic: run[0].topic.clone(), partition: run[0].partition };
             self.positions.entry(tp).and_modify(|p| *p = (*p).max(next)).or_insert(next);
         }
         Ok(Polled {
             revoked: outcome.revoked,
             assigned: outcome.assigned.into_iter().map(|(tp, _)| tp).collect(),
-            records: outcome.records,
+            records,
         })
     }
 
@@ -330,6 +333,8 @@ struct MemberContext {
     start: StartFrom,
     timeout: Duration,
     changes: Mutex<Vec<Change>>,
+    /// Whether `changes` has something: checked once per record, so without taking the lock.
+    changed: AtomicBool,
 }
 
 impl ClientContext for MemberContext {}
@@ -354,7 +359,7 @@ impl ConsumerContext for MemberContext {
                 if let Err(error) = assigned {
                     tracing::error!(group = self.group, %error, "kafka: assigning the partitions failed");
                 }
-                lock(&self.changes).push(Change::Assigned(starts));
+                self.record(Change::Assigned(starts));
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 let revoked = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
@@ -365,7 +370,7 @@ impl ConsumerContext for MemberContext {
                 if let Err(error) = unassigned {
                     tracing::error!(group = self.group, %error, "kafka: revoking the partitions failed");
                 }
-                lock(&self.changes).push(Change::Revoked(revoked));
+                self.record(Change::Revoked(revoked));
             }
             other => {
                 tracing::error!(group = self.group, error = ?other, "kafka: rebalance failed; dropping the assignment");
@@ -373,13 +378,18 @@ impl ConsumerContext for MemberContext {
                     .assignment()
                     .map(|a| a.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect());
                 let _ = consumer.unassign();
-                lock(&self.changes).push(Change::Revoked(current.unwrap_or_default()));
+                self.record(Change::Revoked(current.unwrap_or_default()));
             }
         }
     }
 }
 
 impl MemberContext {
+    fn record(&self, change: Change) {
+        lock(&self.changes).push(change);
+        self.changed.store(true, Ordering::Release);
+    }
+
     /// Where each assigned partition starts: the group's committed offset, else the start the
     /// member asked for, as a concrete offset. `None` where a look-up failed: librdkafka then
     /// starts from the committed offset or `auto.offset.reset` itself.
@@ -513,13 +523,20 @@ impl Worker {
             start: self.start,
             timeout: config.request_timeout,
             changes: Mutex::default(),
+            changed: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<MemberContext> = client_config(
             config,
             "member",
             // A member that dies is replaced after 10 s (librdkafka's default: 45 s); a clean
-            // shutdown leaves the group at once.
-            &[("fetch.wait.max.ms", "100"), ("heartbeat.interval.ms", "500"), ("session.timeout.ms", "10000")],
+            // shutdown leaves the group at once. A full fetch queue pauses fetching for 10 ms
+            // (librdkafka's default, 1 s, stalls a member that drains its queue in less).
+            &[
+                ("fetch.wait.max.ms", "100"),
+                ("fetch.queue.backoff.ms", "10"),
+                ("heartbeat.interval.ms", "500"),
+                ("session.timeout.ms", "10000"),
+            ],
             &[
                 ("group.id", &self.group),
                 ("enable.auto.commit", "false"),
@@ -604,6 +621,9 @@ impl Worker {
         }
         let deadline = Instant::now() + timeout;
         let mut out = Outcome::default();
+        // Records come in runs of one partition: the last one's shared name and liveness are
+        // reused rather than looked up per record.
+        let mut last: Option<(TopicPartition, bool)> = None;
         loop {
             let settled = out.changed() && !out.awaiting;
             let wait = match out.records.is_empty() && !settled {
@@ -614,13 +634,16 @@ impl Worker {
             match self.consumer().poll(wait) {
                 Some(Ok(message)) => {
                     received = true;
-                    let topic = match self.topics.get(message.topic()) {
-                        Some(topic) => topic.clone(),
-                        None => Arc::from(message.topic()),
-                    };
-                    let tp = TopicPartition { topic: topic.clone(), partition: message.partition() as u32 };
-                    if self.live.contains_key(&tp) {
-                        out.records.push(record_from_message(&message, topic));
+                    let partition = message.partition() as u32;
+                    let same =
+                        |(tp, _): &(TopicPartition, bool)| tp.partition == partition && *tp.topic == *message.topic();
+                    if !last.as_ref().is_some_and(same) {
+                        let tp = self.topic_partition(message.topic(), message.partition());
+                        let live = self.live.contains_key(&tp);
+                        last = Some((tp, live));
+                    }
+                    if let Some((tp, true)) = &last {
+                        out.records.push(&message, tp.topic.clone());
                     }
                 }
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
@@ -632,7 +655,9 @@ impl Worker {
                 }
                 None => {}
             }
-            self.apply_changes(&mut out);
+            if self.apply_changes(&mut out) {
+                last = None; // liveness may have changed
+            }
             if out.error.is_some() || out.records.len() >= max {
                 break;
             }
@@ -705,11 +730,16 @@ impl Worker {
         }
     }
 
-    /// Takes the rebalances the context recorded and folds them into `out`.
-    fn apply_changes(&mut self, out: &mut Outcome) {
-        let changes = std::mem::take(&mut *lock(&self.consumer().context().changes));
+    /// Takes the rebalances the context recorded and folds them into `out`; tells whether
+    /// there were any.
+    fn apply_changes(&mut self, out: &mut Outcome) -> bool {
+        let context = self.consumer().context();
+        if !context.changed.swap(false, Ordering::Acquire) {
+            return false;
+        }
+        let changes = std::mem::take(&mut *lock(&context.changes));
         if changes.is_empty() {
-            return;
+            return false;
         }
         for change in changes {
             match change {
@@ -718,7 +748,7 @@ impl Worker {
                         let tp = self.topic_partition(&topic, partition);
                         self.live.remove(&tp);
                         out.assigned.retain(|(t, _)| *t != tp);
-                        out.records.retain(|r| !(r.partition == tp.partition && r.topic == tp.topic));
+                        out.records.drop_partition(&tp.topic, tp.partition);
                         if self.handed.contains(&tp) && !out.revoked.contains(&tp) {
                             out.revoked.push(tp);
                         }
@@ -738,6 +768,7 @@ impl Worker {
             }
         }
         out.assignment = Some(self.live.keys().cloned().collect());
+        true
     }
 
     fn topic_partition(&self, topic: &str, partition: i32) -> TopicPartition {

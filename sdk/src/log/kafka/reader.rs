@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::convert::{backend, record_from_message};
+use super::convert::{RecordBatch, backend};
 use super::{IDLE_READERS, Inner, client_config, client_error, lock};
 use crate::log::{LogError, Record, TopicPartition};
 
@@ -50,7 +50,7 @@ impl Inner {
         let consumer: BaseConsumer = client_config(
             &self.config,
             "reader",
-            &[("fetch.wait.max.ms", "100")],
+            &[("fetch.wait.max.ms", "100"), ("fetch.queue.backoff.ms", "10")],
             &[
                 // librdkafka's `assign` needs a group; this one is never joined nor committed to.
                 ("group.id", "tramline.reader"),
@@ -92,7 +92,7 @@ impl Reader {
             return Ok(Vec::new());
         }
         let deadline = Instant::now() + timeout;
-        let mut records: Vec<Record> = Vec::new();
+        let mut records = RecordBatch::default();
         loop {
             let wait = match records.is_empty() {
                 true => deadline.saturating_duration_since(Instant::now()).min(WAIT),
@@ -104,10 +104,10 @@ impl Reader {
                     if message.topic() != &*tp.topic || message.partition() != tp.partition as i32 || next <= offset {
                         continue;
                     }
-                    records.push(record_from_message(&message, tp.topic.clone()));
+                    records.push(&message, tp.topic.clone());
                     self.at = Some((tp.clone(), next));
                     if records.len() >= max || next >= end {
-                        return Ok(records);
+                        return Ok(records.into_records());
                     }
                     continue;
                 }
@@ -122,12 +122,12 @@ impl Reader {
                 None => {}
             }
             if !records.is_empty() {
-                return Ok(records);
+                return Ok(records.into_records());
             }
             if self.position(tp).is_some_and(|p| p >= end) {
                 // Past every marker and aborted record before the end: nothing more to read.
                 self.at = Some((tp.clone(), offset));
-                return Ok(records);
+                return Ok(Vec::new());
             }
             if Instant::now() >= deadline {
                 self.at = None;
