@@ -200,7 +200,24 @@ fn put_varint(out: &mut BytesMut, mut n: usize) {
 }
 
 /// Takes one length-prefixed field off the front of `rest`.
+#[inline]
 fn take<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], InvalidHeaders> {
+    // A one-byte length (under 128) is the rule: every name, nearly every value. Every read of a
+    // header walks the fields before it, so this path is hot.
+    if let Some((&len, tail)) = rest.split_first()
+        && len < 0x80
+        && usize::from(len) <= tail.len()
+    {
+        let (field, tail) = tail.split_at(usize::from(len));
+        *rest = tail;
+        return Ok(field);
+    }
+    take_long(rest)
+}
+
+/// [`take`] for a length of several bytes, and every error.
+#[cold]
+fn take_long<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], InvalidHeaders> {
     let mut len: u64 = 0;
     let mut shift = 0;
     loop {
@@ -245,6 +262,9 @@ mod tests {
         let headers: Headers = pairs.iter().copied().collect();
         assert_eq!(headers.iter().collect::<Vec<_>>(), pairs);
         assert_eq!(Headers::from_encoded(headers.encoded().clone()).unwrap(), headers);
+        let mut encoded = BytesMut::new();
+        Headers::encode_into(&mut encoded, pairs.iter().copied());
+        assert_eq!(&encoded[..], &headers.encoded()[..], "one encoding, however it is written");
         assert_eq!(headers.get("ce_type"), Some(&b"OrderConfirmed"[..]), "the first of duplicates");
         assert_eq!(headers.get("long").map(<[u8]>::len), Some(300));
         assert_eq!(headers.get("missing"), None);

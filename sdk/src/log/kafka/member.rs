@@ -16,6 +16,10 @@
 //!   fetched: the thread leaves them in a mailbox that the next `poll` empties first, and it
 //!   notices within [`SLICE`] that nobody waits any more, so a following `commit` or `leave`
 //!   is not stuck behind a long poll;
+//! - after each delivery the thread copies what librdkafka has fetched already into the mailbox
+//!   (without waiting for more), so the next `poll` finds its batch ready while the copying
+//!   overlapped the caller's work; the consumer's positions travel in the mailbox with the
+//!   records, so [`GroupMember::position`] never runs ahead of what was delivered;
 //! - the cost is one parked thread per member (a process runs one member per processor).
 //!
 //! # Rebalances
@@ -98,17 +102,8 @@ pub(super) async fn join(
     let (commands, receiver) = mpsc::channel();
     let (ready, started) = oneshot::channel();
     let mailbox = Arc::new(Mutex::new(None));
-    let fetched = Fetched::default();
     let slot = inner.claim_slot(group);
-    let setup = Setup {
-        inner: inner.clone(),
-        group: group.to_owned(),
-        topics,
-        start,
-        slot,
-        mailbox: mailbox.clone(),
-        fetched: fetched.clone(),
-    };
+    let setup = Setup { inner: inner.clone(), group: group.to_owned(), topics, start, slot, mailbox: mailbox.clone() };
     let spawned = std::thread::Builder::new().name(format!("kafka-{group}")).spawn(move || {
         let worker = match Worker::new(setup) {
             Ok(worker) => worker,
@@ -133,7 +128,7 @@ pub(super) async fn join(
             assignment: Vec::new(),
             has_assignment: false,
             positions: HashMap::new(),
-            fetched,
+            fetched: HashMap::new(),
         }),
         Ok(Err(error)) => Err(error),
         Err(_) => Err(LogError::Backend(format!("kafka: group `{group}`: the member's thread stopped while joining"))),
@@ -159,6 +154,9 @@ struct Outcome {
     error: Option<LogError>,
     /// Starts of assigned partitions that were unknown when they were assigned.
     resolved: Vec<(TopicPartition, u64)>,
+    /// Where the consumer stands on each live partition once these records are delivered, when
+    /// that changed (see [`Fetched`]).
+    fetched: Option<Fetched>,
 }
 
 impl Outcome {
@@ -167,7 +165,11 @@ impl Outcome {
     }
 
     fn is_empty(&self) -> bool {
-        !self.changed() && self.records.is_empty() && self.error.is_none() && self.resolved.is_empty()
+        !self.changed()
+            && self.records.is_empty()
+            && self.error.is_none()
+            && self.resolved.is_empty()
+            && self.fetched.is_none()
     }
 }
 
@@ -182,6 +184,11 @@ enum Command {
         max: usize,
         timeout: Duration,
         done: oneshot::Sender<()>,
+    },
+    /// Fill the empty mailbox with up to `max` records librdkafka has already fetched, without
+    /// waiting: sent after a delivery, so the next batch is copied while the caller works.
+    Prefetch {
+        max: usize,
     },
     Commit {
         outputs: Vec<OutRecord>,
@@ -205,6 +212,7 @@ pub(super) struct KafkaMember {
     assignment: Vec<TopicPartition>,
     has_assignment: bool,
     positions: HashMap<TopicPartition, u64>,
+    /// The consumer's positions as of the last delivered outcome that had them.
     fetched: Fetched,
 }
 
@@ -230,6 +238,9 @@ impl KafkaMember {
         }
         for (tp, start) in outcome.resolved {
             self.positions.entry(tp).or_insert(start);
+        }
+        if let Some(fetched) = outcome.fetched {
+            self.fetched = fetched;
         }
         if let Some(assignment) = outcome.assignment {
             self.assignment = assignment;
@@ -260,18 +271,27 @@ impl KafkaMember {
 #[async_trait]
 impl GroupMember for KafkaMember {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
-        // What an earlier poll fetched for a caller that did not wait for it comes first.
-        if let Some(outcome) = self.take_mailbox() {
-            return self.deliver(outcome);
+        let max = max.max(1);
+        // What was prefetched, or fetched for a caller that did not wait for it, comes first.
+        let outcome = match self.take_mailbox() {
+            Some(outcome) => Some(outcome),
+            None => {
+                let (done, finished) = oneshot::channel();
+                self.send(Command::Poll { max, timeout, done })?;
+                let stopped = finished.await.is_err();
+                match self.take_mailbox() {
+                    None if stopped => return Err(self.stopped()),
+                    outcome => outcome,
+                }
+            }
+        };
+        let Some(outcome) = outcome else { return Ok(Polled::default()) };
+        let polled = self.deliver(outcome)?;
+        if !polled.records.is_empty() {
+            // More is likely fetched already: copy it while the caller handles these.
+            self.send(Command::Prefetch { max })?;
         }
-        let (done, finished) = oneshot::channel();
-        self.send(Command::Poll { max: max.max(1), timeout, done })?;
-        let stopped = finished.await.is_err();
-        match self.take_mailbox() {
-            Some(outcome) => self.deliver(outcome),
-            None if stopped => Err(self.stopped()),
-            None => Ok(Polled::default()),
-        }
+        Ok(polled)
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
@@ -284,7 +304,7 @@ impl GroupMember for KafkaMember {
 
     fn position(&self, partition: &TopicPartition) -> Option<u64> {
         let delivered = self.positions.get(partition).copied();
-        let fetched = lock(&self.fetched).get(partition).copied();
+        let fetched = self.fetched.get(partition).copied();
         delivered.max(fetched).filter(|_| delivered.is_some())
     }
 
@@ -292,6 +312,7 @@ impl GroupMember for KafkaMember {
         let (reply, result) = oneshot::channel();
         self.send(Command::Rewind { reply })?;
         let positions = result.await.map_err(|_| self.stopped())??;
+        self.fetched.clear();
         for (tp, position) in positions {
             match position {
                 Some(position) => self.positions.insert(tp, position),
@@ -460,13 +481,13 @@ struct Setup {
     start: StartFrom,
     slot: u32,
     mailbox: Mailbox,
-    fetched: Fetched,
 }
 
-/// The consumer's position per live partition after the last poll. It moves past transaction
-/// markers, which are never delivered as records: without it a member reading a transactional
-/// topic to its end would seem short of the high watermark forever.
-type Fetched = Arc<Mutex<HashMap<TopicPartition, u64>>>;
+/// The consumer's position per live partition after a poll. It moves past transaction markers,
+/// which are never delivered as records: without it a member reading a transactional topic to
+/// its end would seem short of the high watermark forever. It travels with the records fetched
+/// before it, so it never runs ahead of what the application has been given.
+type Fetched = HashMap<TopicPartition, u64>;
 
 /// The member's thread: owns the consumer and the transactional producer.
 struct Worker {
@@ -485,12 +506,13 @@ struct Worker {
     /// The assignment as handed to the application.
     handed: BTreeSet<TopicPartition>,
     mailbox: Mailbox,
-    fetched: Fetched,
+    /// The positions last put in an outcome.
+    noted: Fetched,
 }
 
 impl Worker {
     fn new(setup: Setup) -> Result<Self, LogError> {
-        let Setup { inner, group, topics, start, slot, mailbox, fetched } = setup;
+        let Setup { inner, group, topics, start, slot, mailbox } = setup;
         let transactional_id = transactional_id(&group, &inner.config.instance_id, slot);
         let mut worker = Worker {
             topics: topics.iter().map(|t| (t.to_string(), t.clone())).collect(),
@@ -504,7 +526,7 @@ impl Worker {
             live: BTreeMap::new(),
             handed: BTreeSet::new(),
             mailbox,
-            fetched,
+            noted: Fetched::new(),
         };
         // Dropping `worker` on an error below releases the slot.
         worker.producer = Some(worker.new_producer()?);
@@ -591,6 +613,7 @@ impl Worker {
                     self.poll(max, timeout, &done);
                     let _ = done.send(());
                 }
+                Command::Prefetch { max } => self.prefetch(max),
                 Command::Commit { outputs, positions, reply } => {
                     let _ = reply.send(self.commit(outputs, positions));
                 }
@@ -621,40 +644,14 @@ impl Worker {
         }
         let deadline = Instant::now() + timeout;
         let mut out = Outcome::default();
-        // Records come in runs of one partition: the last one's shared name and liveness are
-        // reused rather than looked up per record.
-        let mut last: Option<(TopicPartition, bool)> = None;
+        let mut last = None;
         loop {
             let settled = out.changed() && !out.awaiting;
             let wait = match out.records.is_empty() && !settled {
                 true => deadline.saturating_duration_since(Instant::now()).min(SLICE),
                 false => Duration::ZERO,
             };
-            let mut received = false;
-            match self.consumer().poll(wait) {
-                Some(Ok(message)) => {
-                    received = true;
-                    let partition = message.partition() as u32;
-                    let same =
-                        |(tp, _): &(TopicPartition, bool)| tp.partition == partition && *tp.topic == *message.topic();
-                    if !last.as_ref().is_some_and(same) {
-                        let tp = self.topic_partition(message.topic(), message.partition());
-                        let live = self.live.contains_key(&tp);
-                        last = Some((tp, live));
-                    }
-                    if let Some((tp, true)) = &last {
-                        out.records.push(&message, tp.topic.clone());
-                    }
-                }
-                Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                    out.error = Some(backend(format_args!("group `{}`: the consumer failed", self.group), code));
-                }
-                Some(Err(error)) => {
-                    // librdkafka retries transient failures (a broker restart) by itself.
-                    tracing::warn!(group = self.group, %error, "kafka: consumer error");
-                }
-                None => {}
-            }
+            let received = self.receive(&mut out, &mut last, wait);
             if self.apply_changes(&mut out) {
                 last = None; // liveness may have changed
             }
@@ -669,11 +666,68 @@ impl Worker {
                 break;
             }
         }
+        self.post(out);
+    }
+
+    /// Polls librdkafka once, waiting at most `wait`; a record of a live partition goes into
+    /// `out`. Records come in runs of one partition: `last` keeps the last one's shared name and
+    /// liveness, so they are not looked up per record. Tells whether a message came.
+    fn receive(&self, out: &mut Outcome, last: &mut Option<(TopicPartition, bool)>, wait: Duration) -> bool {
+        match self.consumer().poll(wait) {
+            Some(Ok(message)) => {
+                let partition = message.partition() as u32;
+                let same =
+                    |(tp, _): &(TopicPartition, bool)| tp.partition == partition && *tp.topic == *message.topic();
+                if !last.as_ref().is_some_and(same) {
+                    let tp = self.topic_partition(message.topic(), message.partition());
+                    let live = self.live.contains_key(&tp);
+                    *last = Some((tp, live));
+                }
+                if let Some((tp, true)) = last {
+                    out.records.push(&message, tp.topic.clone());
+                }
+                true
+            }
+            Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                out.error = Some(backend(format_args!("group `{}`: the consumer failed", self.group), code));
+                false
+            }
+            Some(Err(error)) => {
+                // librdkafka retries transient failures (a broker restart) by itself.
+                tracing::warn!(group = self.group, %error, "kafka: consumer error");
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Copies up to `max` records librdkafka holds already (and any rebalance) into the empty
+    /// mailbox, without waiting for more.
+    fn prefetch(&mut self, max: usize) {
+        if lock(&self.mailbox).is_some() {
+            return;
+        }
+        let mut out = Outcome::default();
+        let mut last: Option<(TopicPartition, bool)> = None;
+        while out.records.len() < max && out.error.is_none() {
+            let received = self.receive(&mut out, &mut last, Duration::ZERO);
+            if self.apply_changes(&mut out) {
+                last = None;
+            }
+            if !received {
+                break;
+            }
+        }
+        self.post(out);
+    }
+
+    /// Completes an outcome and leaves it in the mailbox, unless there is nothing in it.
+    fn post(&mut self, mut out: Outcome) {
         if out.changed() {
             self.handed = self.live.keys().cloned().collect();
         }
         self.resolve_starts(&mut out);
-        self.note_positions(&out);
+        self.note_positions(&mut out);
         if !out.is_empty() {
             *lock(&self.mailbox) = Some(out);
         }
@@ -713,12 +767,11 @@ impl Worker {
         }
     }
 
-    /// Records where the consumer stands on each live partition once everything fetched so far
-    /// is in `out` (past transaction markers too).
-    fn note_positions(&self, out: &Outcome) {
+    /// Records in `out` where the consumer stands on each live partition once everything fetched
+    /// so far is in `out` (past transaction markers too), when that changed.
+    fn note_positions(&mut self, out: &mut Outcome) {
         let Ok(positions) = self.consumer().position() else { return };
-        let mut fetched = lock(&self.fetched);
-        fetched.clear();
+        let mut fetched = Fetched::with_capacity(self.live.len());
         for element in positions.elements() {
             let Offset::Offset(offset) = element.offset() else { continue };
             let tp = self.topic_partition(element.topic(), element.partition());
@@ -727,6 +780,10 @@ impl Worker {
             if offset >= 0 && !changed && self.live.contains_key(&tp) {
                 fetched.insert(tp, offset as u64);
             }
+        }
+        if fetched != self.noted {
+            self.noted = fetched.clone();
+            out.fetched = Some(fetched);
         }
     }
 
@@ -783,8 +840,9 @@ impl Worker {
         // Records fetched but not handed out yet are from before the rewind.
         if let Some(outcome) = lock(&self.mailbox).as_mut() {
             outcome.records.clear();
+            outcome.fetched = None;
         }
-        lock(&self.fetched).clear();
+        self.noted.clear();
         if self.live.is_empty() {
             return Ok(Vec::new());
         }

@@ -1,0 +1,231 @@
+//! Benchmark: a projection added late, replaying every event since the beginning, against a raw
+//! rdkafka consumer reading the same topic. The projection is the platform's own accounting
+//! (sales per product and per day) over confirmed orders. Prints one JSON object per
+//! measurement:
+//!
+//! - `raw-rdkafka-consumer`: a plain consumer in a group of its own (`read_committed`, as the
+//!   projection's), from subscribing until it has read every record;
+//! - `late-projection`: accounting in an app, from its start until it is caught up, decoding
+//!   every envelope and event; checked against the events written;
+//! - without `--brokers`, only `late-projection` on the memory log.
+//!
+//! ```text
+//! cargo run --release --bin bench-replay -- --events 1000000 --brokers 127.0.0.1:9092
+//! ```
+//!
+//! Each run writes to a namespace of its own (`bench-replay-<uuid>`), so runs on a shared broker
+//! do not meet.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use customer_contract::CustomerId;
+use order_contract::{OrderEvent, OrderId};
+use product_contract::{Money, ProductId};
+use tramline::log::kafka::{KafkaConfig, KafkaLog};
+use tramline::log::{EventLog, Namespaced, OutRecord, TopicSpec};
+use tramline::runtime::Settings;
+use tramline::{App, Envelope, MemoryLog, Message, ReferenceId, codec};
+
+/// Measures how fast a late projection catches up.
+#[derive(Debug, Parser)]
+struct Cli {
+    /// Events to replay.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Partitions of the order module's topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: u32,
+    /// Kafka bootstrap servers; without, the memory log.
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: Option<String>,
+    /// Runs of each measurement (interleaved); every run is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+/// `count` confirmed orders of 20 products over 100 days.
+fn events(count: usize) -> (Vec<OutRecord>, Money) {
+    let start = jiff::Timestamp::from_second(1_893_456_000).expect("2030");
+    let products: Vec<ProductId> = (0..20).map(|_| ProductId::generate()).collect();
+    let mut revenue = Money::cents(0);
+    let records = (0..count)
+        .map(|i| {
+            let quantity = 1 + (i % 4) as u32;
+            let total = Money::cents(250 * i64::from(quantity));
+            revenue += total;
+            let event = OrderEvent::Confirmed {
+                order_id: OrderId::generate(),
+                customer_id: CustomerId::generate(),
+                product_id: products[i % products.len()],
+                quantity,
+                total,
+            };
+            let time = start + jiff::SignedDuration::from_millis((i as i64) * 8_640);
+            codec::encode(&Envelope::new(event, time))
+        })
+        .collect();
+    (records, revenue)
+}
+
+fn report(bench: &str, backend: &str, events: usize, elapsed: Duration, extra: serde_json::Value) {
+    let mut line = serde_json::json!({
+        "bench": bench,
+        "backend": backend,
+        "events": events,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "events_per_s": (events as f64 / elapsed.as_secs_f64()).round(),
+    });
+    if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
+        line.extend(extra.clone());
+    }
+    println!("{line}");
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The order module's topic in a fresh namespace, with `records` written to it.
+async fn write(log: Arc<dyn EventLog>, partitions: u32, records: &[OutRecord]) -> Result<(), BoxError> {
+    log.create_topic(&TopicSpec::keep(OrderEvent::TOPIC, partitions)).await?;
+    for chunk in records.chunks(50_000) {
+        log.append(chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// Accounting, started late: from its start until it has read everything. Checks the books.
+async fn late_projection(log: Arc<dyn EventLog>, partitions: u32, revenue: Money) -> Result<Duration, BoxError> {
+    let settings = Settings { partitions, poll_timeout: Duration::from_millis(20), ..Settings::default() };
+    let mut app = App::new(log).with_settings(settings);
+    let books = accounting::register(&mut app).await?;
+    let started = Instant::now();
+    app.start().await?;
+    books.caught_up().await?;
+    let elapsed = started.elapsed();
+    let total = books.read(|books| books.total());
+    app.shutdown().await?;
+    if total.revenue != revenue {
+        return Err(format!("accounting counted {:?} of revenue, the events hold {revenue:?}", total.revenue).into());
+    }
+    Ok(elapsed)
+}
+
+/// Reads every record of `topic` with a plain rdkafka consumer in a group of its own.
+fn raw_consumer(brokers: &str, topic: &str, expected: usize) -> Result<Duration, BoxError> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-raw-{}", uuid::Uuid::now_v7().simple()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("fetch.queue.backoff.ms", "10")
+        .create()?;
+    let started = Instant::now();
+    consumer.subscribe(&[topic])?;
+    let (mut seen, mut bytes, mut last) = (0, 0, Instant::now());
+    while seen < expected {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                seen += 1;
+                bytes += message.payload().map_or(0, <[u8]>::len);
+                last = Instant::now();
+            }
+            Some(Err(error)) => return Err(error.into()),
+            None if last.elapsed() > Duration::from_secs(30) => {
+                return Err(format!("the raw consumer stalled after {seen} of {expected} records").into());
+            }
+            None => {}
+        }
+    }
+    let elapsed = started.elapsed();
+    std::hint::black_box(bytes);
+    Ok(elapsed)
+}
+
+async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) -> Result<(), BoxError> {
+    let kafka: Arc<dyn EventLog> =
+        Arc::new(KafkaLog::connect(KafkaConfig::new(brokers).with_instance_id("bench-replay")).await?);
+    let namespace = format!("bench-replay-{}", uuid::Uuid::now_v7().simple());
+    let log: Arc<dyn EventLog> = Arc::new(Namespaced::new(kafka, &namespace));
+    write(log.clone(), cli.partitions, records).await?;
+    let topic = format!("{namespace}.{}", OrderEvent::TOPIC);
+    let count = records.len();
+    let (mut raw_runs, mut projection_runs) = (Vec::new(), Vec::new());
+    for _ in 0..cli.runs {
+        let (brokers, topic) = (brokers.to_owned(), topic.clone());
+        let raw = tokio::task::spawn_blocking(move || raw_consumer(&brokers, &topic, count)).await??;
+        report("raw-rdkafka-consumer", "kafka", count, raw, serde_json::json!({ "partitions": cli.partitions }));
+        let projection = late_projection(log.clone(), cli.partitions, revenue).await?;
+        report(
+            "late-projection",
+            "kafka",
+            count,
+            projection,
+            serde_json::json!({
+                "partitions": cli.partitions,
+                "ratio_to_raw_consumer": raw.as_secs_f64() / projection.as_secs_f64(),
+            }),
+        );
+        raw_runs.push(raw);
+        projection_runs.push(projection);
+    }
+    raw_runs.sort();
+    projection_runs.sort();
+    let (raw, projection) = (raw_runs[raw_runs.len() / 2], projection_runs[projection_runs.len() / 2]);
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "late-projection-vs-raw-median",
+            "events": count,
+            "raw_events_per_s": (count as f64 / raw.as_secs_f64()).round(),
+            "projection_events_per_s": (count as f64 / projection.as_secs_f64()).round(),
+            "ratio_to_raw_consumer": raw.as_secs_f64() / projection.as_secs_f64(),
+        })
+    );
+    Ok(())
+}
+
+async fn memory(cli: &Cli, records: &[OutRecord], revenue: Money) -> Result<(), BoxError> {
+    let log = MemoryLog::shared();
+    write(log.clone(), cli.partitions, records).await?;
+    for _ in 0..cli.runs {
+        let elapsed = late_projection(log.clone(), cli.partitions, revenue).await?;
+        report(
+            "late-projection",
+            "memory",
+            records.len(),
+            elapsed,
+            serde_json::json!({ "partitions": cli.partitions }),
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tramline_examples::init_logging();
+    let cli = Cli::parse();
+    if cli.runs == 0 || cli.events == 0 {
+        eprintln!("error: --runs and --events must be at least 1");
+        return ExitCode::FAILURE;
+    }
+    let (records, revenue) = events(cli.events);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let outcome = runtime.block_on(async {
+        match &cli.brokers {
+            Some(brokers) => kafka(&cli, brokers, &records, revenue).await,
+            None => memory(&cli, &records, revenue).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
