@@ -21,6 +21,7 @@
 //! carried it: it is on the log before, or with, anything that needs it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -57,6 +58,10 @@ struct Inner {
     ring: Mutex<Ring>,
     /// One catch-up at a time.
     reading: tokio::sync::Mutex<()>,
+    /// Catch-ups started so far, and the number of the last one that succeeded: a caller needs
+    /// no catch-up of its own once one that started after its call has succeeded.
+    catch_ups_started: AtomicU64,
+    catch_up_succeeded: AtomicU64,
 }
 
 #[derive(Default)]
@@ -130,6 +135,8 @@ impl KeyStore {
                 topic: Arc::from(KEYS_TOPIC),
                 ring: Mutex::default(),
                 reading: tokio::sync::Mutex::new(()),
+                catch_ups_started: AtomicU64::new(0),
+                catch_up_succeeded: AtomicU64::new(0),
             }),
         }
     }
@@ -153,7 +160,21 @@ impl KeyStore {
     /// that should be gone (of forgotten subjects).
     pub async fn catch_up(&self) -> Result<(), LogError> {
         let Some(log) = &self.inner.log else { return Ok(()) };
+        // Many callers at once (commands for new subjects) share catch-ups: one that started
+        // after this call and has finished read everything this call would.
+        let before = self.inner.catch_ups_started.load(Ordering::Acquire);
         let _one = self.inner.reading.lock().await;
+        if self.inner.catch_up_succeeded.load(Ordering::Acquire) > before {
+            return Ok(());
+        }
+        let number = self.inner.catch_ups_started.fetch_add(1, Ordering::AcqRel) + 1;
+        self.read_new(log).await?;
+        self.inner.catch_up_succeeded.store(number, Ordering::Release);
+        Ok(())
+    }
+
+    /// [`KeyStore::catch_up`]'s work, under its lock.
+    async fn read_new(&self, log: &Arc<dyn EventLog>) -> Result<(), LogError> {
         if self.ring().partitions == 0 {
             // Made by another app, or not at all yet.
             let Some(count) = log.partition_count(&self.inner.topic).await? else { return Ok(()) };
@@ -162,9 +183,10 @@ impl KeyStore {
             ring.read = vec![0; count as usize];
         }
         let partitions = self.ring().partitions;
-        for partition in 0..partitions {
-            let tp = TopicPartition::new(self.inner.topic.clone(), partition);
-            let end = log.end_offset(&tp).await?;
+        let tps: Vec<TopicPartition> =
+            (0..partitions).map(|partition| TopicPartition::new(self.inner.topic.clone(), partition)).collect();
+        let ends = futures::future::try_join_all(tps.iter().map(|tp| log.end_offset(tp))).await?;
+        for ((partition, tp), end) in (0..partitions).zip(tps).zip(ends) {
             let mut from = self.ring().read[partition as usize];
             while from < end {
                 let records = log.read(&tp, from, 1024).await?;
@@ -296,19 +318,29 @@ impl KeyStore {
     /// The records of the keys made here and not yet seen written, to write with the records
     /// sealed with them; and their ids, for [`KeyStore::written`].
     pub(crate) fn pending(&self) -> Option<(Vec<OutRecord>, Vec<Uuid>)> {
+        self.pending_where(|_| true)
+    }
+
+    /// [`KeyStore::pending`], only the keys of `subject`: what a command about it carries (the
+    /// other subjects' keys go with their own records).
+    pub(crate) fn pending_of(&self, subject: &str) -> Option<(Vec<OutRecord>, Vec<Uuid>)> {
+        self.pending_where(|s| s == subject)
+    }
+
+    fn pending_where(&self, wanted: impl Fn(&str) -> bool) -> Option<(Vec<OutRecord>, Vec<Uuid>)> {
         let ring = self.ring();
-        if ring.pending.is_empty() {
+        let pending: Vec<&(String, Uuid)> = ring.pending.iter().filter(|(subject, _)| wanted(subject)).collect();
+        if pending.is_empty() {
             return None;
         }
-        let records = ring
-            .pending
+        let records = pending
             .iter()
             .filter_map(|(subject, id)| {
                 let (_, key) = ring.subjects.get(subject)?.keys.iter().find(|(k, _)| k == id)?;
                 Some(ring.record(&self.inner.topic, subject, Some(*id), Some(Bytes::copy_from_slice(&key.0))))
             })
             .collect();
-        Some((records, ring.pending.iter().map(|(_, id)| *id).collect()))
+        Some((records, pending.iter().map(|(_, id)| *id).collect()))
     }
 
     /// These keys are on the log now.

@@ -176,7 +176,7 @@ impl<A: Aggregate> CommandGateway<A> {
             self.keys.catch_up().await?;
         }
         let record = self.keys.encode(envelope, Arc::from(<A::Command as Message>::TOPIC));
-        let (mut records, ids) = self.keys.pending().unwrap_or_default();
+        let (mut records, ids) = self.keys.pending_of(&subject).unwrap_or_default();
         records.push(record);
         Ok((records, ids))
     }
