@@ -54,6 +54,14 @@ struct Cli {
     /// After the runs, one more with this many orders at a tenth of the last run's rate.
     #[arg(long, value_name = "N")]
     paced_orders: Option<usize>,
+    /// A librdkafka setting for every Kafka client (repeatable), to try a tuning.
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = key_value)]
+    kafka_settings: Vec<(String, String)>,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    Ok((key.trim().to_owned(), value.trim().to_owned()))
 }
 
 /// When this process saw each order's PaymentCompleted, and how long its TicketIssued took.
@@ -101,7 +109,9 @@ impl Cli {
                 Arc::new(EmbeddedLog::open_async(dir, EmbeddedOptions::default()).await?)
             }
             (None, Some(brokers)) => {
-                let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await?);
+                let config = (self.kafka_settings.iter())
+                    .fold(KafkaConfig::new(brokers.as_str()), |config, (key, value)| config.set(key, value));
+                let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await?);
                 Arc::new(Namespaced::new(kafka, &format!("bench-{}", uuid::Uuid::now_v7().simple())))
             }
             (None, None) => MemoryLog::shared(),

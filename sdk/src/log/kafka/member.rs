@@ -73,7 +73,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
-use super::convert::{RecordBatch, backend, send_all};
+use super::convert::{RecordBatch, backend, start_sending};
 use super::{Inner, client_config, client_error, lock, millis, retry};
 use crate::log::{GroupMember, LogError, OutRecord, Polled, StartFrom, TopicPartition};
 use crate::model::Position;
@@ -933,23 +933,11 @@ impl Worker {
         let timeout = self.inner.config.request_timeout;
         let count = outputs.len();
         let describe = |i: usize| format!("write output {i} of {count} (to `{}`)", outputs[i].topic);
-        // Every output delivered (inside the transaction) before the offsets and the commit: the
-        // positions are known, and a failed record aborts before anything else is sent.
-        let (results, refused) = futures::executor::block_on(send_all(producer, outputs));
-        if let Some((index, error)) = refused {
+        // The outputs fly while the offsets are sent: their delivery reports are read once the
+        // offsets are in the transaction, and any failed record aborts it before the commit.
+        let mut sending = futures::executor::block_on(start_sending(producer, outputs));
+        if let Some((index, error)) = sending.refused.take() {
             return Err((describe(index), error));
-        }
-        let mut written = Vec::with_capacity(count);
-        for (index, result) in results.into_iter().enumerate() {
-            match result.expect("every output was sent") {
-                Ok(Ok(delivery)) => written.push(Position {
-                    topic: outputs[index].topic.clone(),
-                    partition: delivery.partition as u32,
-                    offset: delivery.offset as u64,
-                }),
-                Ok(Err((error, _))) => return Err((describe(index), error)),
-                Err(_) => return Err((describe(index), KafkaError::Canceled)),
-            }
         }
         if !positions.is_empty() {
             let mut offsets = TopicPartitionList::with_capacity(positions.len());
@@ -966,7 +954,19 @@ impl Worker {
                 .send_offsets_to_transaction(&offsets, &metadata, timeout)
                 .map_err(|e| ("commit the input positions (send_offsets_to_transaction)".to_owned(), e))?;
         }
-        settle(producer);
+        let results = futures::executor::block_on(sending.finish());
+        let mut written = Vec::with_capacity(count);
+        for (index, result) in results.into_iter().enumerate() {
+            match result.expect("every output was sent") {
+                Ok(Ok(delivery)) => written.push(Position {
+                    topic: outputs[index].topic.clone(),
+                    partition: delivery.partition as u32,
+                    offset: delivery.offset as u64,
+                }),
+                Ok(Err((error, _))) => return Err((describe(index), error)),
+                Err(_) => return Err((describe(index), KafkaError::Canceled)),
+            }
+        }
         let deadline = Instant::now() + timeout;
         loop {
             match producer.commit_transaction(deadline.saturating_duration_since(Instant::now())) {
@@ -1023,16 +1023,6 @@ impl Worker {
             "kafka: group `{}`: {what}: {error}; the transaction was aborted, nothing of the write is visible",
             self.group
         ))
-    }
-}
-
-/// Waits (briefly) until the producer has no delivery report left to serve, so that
-/// `commit_transaction`'s flush finds nothing in flight: rdkafka's flush otherwise polls in
-/// 100 ms steps.
-fn settle(producer: &FutureProducer) {
-    let deadline = Instant::now() + Duration::from_millis(50);
-    while producer.in_flight_count() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(50));
     }
 }
 
