@@ -4,7 +4,7 @@
 //! Pure and synchronous: the processor feeds it records and writes what it emits; the CLI and
 //! the tests drive it directly.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,29 @@ pub struct StoredWindow {
     pub accumulators: Vec<Accumulator>,
 }
 
+/// A change to write to the changelog, borrowed from the state ([`PartitionState::drain_changes`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChangeRef<'a> {
+    /// A window now holds this.
+    Put {
+        /// The group key as text.
+        key: &'a str,
+        /// The group's key values.
+        group: &'a [Value],
+        /// The window.
+        window: Window,
+        /// The aggregates so far.
+        accumulators: &'a [Accumulator],
+    },
+    /// The window of this key starting then is gone.
+    Delete {
+        /// The group key as text.
+        key: &'a str,
+        /// The window's start.
+        start: i64,
+    },
+}
+
 /// A change to write to the changelog.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -60,6 +83,8 @@ struct Group {
 #[derive(Debug, Clone)]
 struct Slot {
     end: i64,
+    /// Whether the window changed since the last write of the changes (it is in `dirty`).
+    dirty: bool,
     accumulators: Vec<Accumulator>,
 }
 
@@ -77,8 +102,10 @@ pub struct PartitionState {
     groups: HashMap<Key, Group, Hasher>,
     /// Open windows by the stream time that closes them.
     closing: Schedule,
-    /// Windows changed since the last [`PartitionState::take_changes`].
-    dirty: HashSet<(Key, i64), Hasher>,
+    /// Windows changed since the last [`PartitionState::drain_changes`], in the order they
+    /// first changed: a window still open is listed once (its slot's `dirty` flag), one that
+    /// closed or merged away is listed where it went.
+    dirty: Vec<(Key, i64)>,
     /// The aggregates' values of the window being emitted (reused: one allocation).
     values: Vec<Value>,
 }
@@ -129,14 +156,16 @@ impl PartitionState {
                                 acc.merge(other);
                             }
                             self.closing.unschedule(windowing.close_time(*old), &key, old.start);
-                            self.dirty.insert((key.clone(), old.start));
+                            if !slot.dirty {
+                                self.dirty.push((key.clone(), old.start));
+                            }
                         }
                     }
                     if group.values.is_empty() {
                         group.values = row.group.clone();
                     }
                     let window = merge.merged;
-                    group.windows.insert(window.start, Slot { end: window.end, accumulators });
+                    group.windows.insert(window.start, Slot { end: window.end, dirty: false, accumulators });
                     self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
                     self.update(plan, &key, window, row, out);
                 }
@@ -153,7 +182,7 @@ impl PartitionState {
                     }
                     if let std::collections::btree_map::Entry::Vacant(vacant) = group.windows.entry(window.start) {
                         let accumulators = plan.aggregates.iter().map(|a| a.function.start()).collect();
-                        vacant.insert(Slot { end: window.end, accumulators });
+                        vacant.insert(Slot { end: window.end, dirty: false, accumulators });
                         self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
                     }
                     self.update(plan, &key, window, row, out);
@@ -174,7 +203,10 @@ impl PartitionState {
         for ((acc, call), arg) in slot.accumulators.iter_mut().zip(&plan.aggregates).zip(&row.args) {
             acc.add(call.function, arg);
         }
-        self.dirty.insert((key.clone(), window.start));
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push((key.clone(), window.start));
+        }
         if plan.emit == Emit::Changes
             && let Some(values) = output(plan, &group.values, window, &slot.accumulators, &mut self.values)
         {
@@ -205,7 +237,9 @@ impl PartitionState {
         if let Some(values) = row {
             out.push(Emitted { key: key.to_string(), window, time: window.end, values, is_final: true });
         }
-        self.dirty.insert((key, start));
+        if !slot.dirty {
+            self.dirty.push((key, start));
+        }
     }
 
     /// Closes every open window, as if the stream time had passed them all (the end of a
@@ -218,29 +252,47 @@ impl PartitionState {
         }
     }
 
-    /// The windows changed since the last call, as changelog entries.
+    /// The windows changed since the last call, as changelog entries (owned; see
+    /// [`PartitionState::drain_changes`]).
     pub fn take_changes(&mut self) -> Vec<Change> {
-        let mut changes: Vec<Change> = self
-            .dirty
-            .drain()
-            .map(|(key, start)| {
-                let stored = self.groups.get(&*key).and_then(|group| {
-                    let slot = group.windows.get(&start)?;
-                    Some(StoredWindow {
-                        group: group.values.clone(),
-                        window: Window { start, end: slot.end },
-                        accumulators: slot.accumulators.clone(),
-                    })
-                });
-                match stored {
-                    Some(stored) => Change::Put(key.to_string(), stored),
-                    None => Change::Delete(key.to_string(), start),
-                }
+        let mut changes = Vec::new();
+        self.drain_changes(|change| {
+            changes.push(match change {
+                ChangeRef::Put { key, group, window, accumulators } => Change::Put(
+                    key.to_owned(),
+                    StoredWindow { group: group.to_vec(), window, accumulators: accumulators.to_vec() },
+                ),
+                ChangeRef::Delete { key, start } => Change::Delete(key.to_owned(), start),
             })
-            .collect();
-        // A stable order: the same state writes the same changelog.
-        changes.sort_by(|a, b| change_id(a).cmp(&change_id(b)));
+        });
         changes
+    }
+
+    /// Hands each window changed since the last call to `write`, once, with its latest state:
+    /// however often a window changed in between, one entry says where it stands. The order
+    /// is the order in which the windows first changed, so the same records write the same
+    /// changelog.
+    pub fn drain_changes(&mut self, mut write: impl FnMut(ChangeRef<'_>)) {
+        for (key, start) in self.dirty.drain(..) {
+            let slot = self.groups.get_mut(&*key).and_then(|group| {
+                let slot = group.windows.get_mut(&start)?;
+                Some((&group.values, slot))
+            });
+            match slot {
+                // Listed twice (it closed or merged away, then opened again): written once.
+                Some((_, slot)) if !slot.dirty => {}
+                Some((group, slot)) => {
+                    slot.dirty = false;
+                    write(ChangeRef::Put {
+                        key: &key,
+                        group,
+                        window: Window { start, end: slot.end },
+                        accumulators: &slot.accumulators,
+                    });
+                }
+                None => write(ChangeRef::Delete { key: &key, start }),
+            }
+        }
     }
 
     /// Stream time and late count, as stored in the changelog.
@@ -260,9 +312,10 @@ impl PartitionState {
         let key = Key::from(key);
         let group = self.groups.entry(key.clone()).or_default();
         group.values = stored.group;
-        group
-            .windows
-            .insert(stored.window.start, Slot { end: stored.window.end, accumulators: stored.accumulators });
+        group.windows.insert(
+            stored.window.start,
+            Slot { end: stored.window.end, dirty: false, accumulators: stored.accumulators },
+        );
         self.closing.schedule(plan.windowing.close_time(stored.window), key, stored.window.start);
     }
 
@@ -316,13 +369,6 @@ impl Schedule {
         let bucket = entry.remove();
         self.open -= bucket.len();
         Some(bucket)
-    }
-}
-
-fn change_id(change: &Change) -> (&str, i64) {
-    match change {
-        Change::Put(key, stored) => (key, stored.window.start),
-        Change::Delete(key, start) => (key, *start),
     }
 }
 
