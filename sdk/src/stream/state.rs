@@ -4,7 +4,10 @@
 //! Pure and synchronous: the processor feeds it records and writes what it emits; the CLI and
 //! the tests drive it directly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
+use hashbrown::hash_map::EntryRef;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -73,11 +76,66 @@ pub enum Change {
     Delete(String, i64),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Group {
+    /// The key it is filed under (shared with the indexes of its windows).
+    key: Key,
     values: Vec<Value>,
     /// Open windows by start.
-    windows: BTreeMap<i64, Slot>,
+    windows: Windows,
+}
+
+impl Group {
+    fn new(key: Key) -> Self {
+        Group { key, values: Vec::new(), windows: Windows::default() }
+    }
+}
+
+/// A key's open windows, by start: a sorted `Vec`, as a key has few open at once (one or two
+/// time windows, a few sessions; more only with a long grace period).
+#[derive(Debug, Default)]
+struct Windows(Vec<(i64, Slot)>);
+
+impl Windows {
+    fn find(&self, start: i64) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&start, |(s, _)| *s)
+    }
+
+    fn get_mut(&mut self, start: &i64) -> Option<&mut Slot> {
+        let i = self.find(*start).ok()?;
+        Some(&mut self.0[i].1)
+    }
+
+    /// The window starting then, made by `make` if there is none yet (`true` when made).
+    fn get_or_insert_with(&mut self, start: i64, make: impl FnOnce() -> Slot) -> (&mut Slot, bool) {
+        match self.find(start) {
+            Ok(i) => (&mut self.0[i].1, false),
+            Err(i) => {
+                self.0.insert(i, (start, make()));
+                (&mut self.0[i].1, true)
+            }
+        }
+    }
+
+    fn insert(&mut self, start: i64, slot: Slot) {
+        match self.find(start) {
+            Ok(i) => self.0[i].1 = slot,
+            Err(i) => self.0.insert(i, (start, slot)),
+        }
+    }
+
+    fn remove(&mut self, start: &i64) -> Option<Slot> {
+        let i = self.find(*start).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&i64, &Slot)> {
+        self.0.iter().map(|(start, slot)| (start, slot))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,14 +190,14 @@ impl PartitionState {
         let stream_time = self.stream_time.map_or(row.time, |t| t.max(row.time));
         self.stream_time = Some(stream_time);
         let text = row.key_text();
-        let key: Key = match self.groups.get_key_value(&*text) {
-            Some((key, _)) => key.clone(),
-            None => Key::from(text),
-        };
         let windowing = plan.windowing;
         let mut dropped = false;
         match windowing.kind {
             WindowKind::Session { gap } => {
+                let key: Key = match self.groups.get(&*text) {
+                    Some(group) => group.key.clone(),
+                    None => Key::from(&*text),
+                };
                 let sessions = self.groups.get(&*key).into_iter().flat_map(|group| {
                     group.windows.iter().map(|(start, slot)| Window { start: *start, end: slot.end })
                 });
@@ -147,7 +205,7 @@ impl PartitionState {
                 if windowing.is_closed(merge.merged, stream_time) {
                     dropped = true;
                 } else {
-                    let group = self.groups.entry(key.clone()).or_default();
+                    let group = self.groups.entry(key.clone()).or_insert_with(|| Group::new(key.clone()));
                     let mut accumulators: Vec<Accumulator> =
                         plan.aggregates.iter().map(|a| a.function.start()).collect();
                     for old in &merge.absorbed {
@@ -171,27 +229,44 @@ impl PartitionState {
                 }
             }
             _ => {
-                for window in windowing.windows_for(row.time) {
-                    if windowing.is_closed(window, stream_time) {
-                        dropped = true;
-                        continue;
-                    }
-                    let group = self.groups.entry(key.clone()).or_default();
+                // The group is looked up (or made) once, if a window of the record is still open.
+                let mut open = windowing
+                    .windows_for(row.time)
+                    .filter(|window| {
+                        let closed = windowing.is_closed(*window, stream_time);
+                        dropped |= closed;
+                        !closed
+                    })
+                    .peekable();
+                if open.peek().is_some() {
+                    let group = match self.groups.entry_ref(&*text) {
+                        EntryRef::Occupied(occupied) => occupied.into_mut(),
+                        EntryRef::Vacant(vacant) => {
+                            let key = Key::from(&*text);
+                            vacant.insert_with_key(key.clone(), Group::new(key))
+                        }
+                    };
                     if group.values.is_empty() {
                         group.values = row.group.clone();
                     }
-                    if let std::collections::btree_map::Entry::Vacant(vacant) = group.windows.entry(window.start) {
-                        let accumulators = plan.aggregates.iter().map(|a| a.function.start()).collect();
-                        vacant.insert(Slot { end: window.end, dirty: false, accumulators });
-                        self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
+                    for window in open {
+                        let (slot, made) = group.windows.get_or_insert_with(window.start, || Slot {
+                            end: window.end,
+                            dirty: false,
+                            accumulators: plan.aggregates.iter().map(|a| a.function.start()).collect(),
+                        });
+                        if made {
+                            self.closing.schedule(windowing.close_time(window), group.key.clone(), window.start);
+                        }
+                        let (dirty, values) = (&mut self.dirty, &mut self.values);
+                        add(plan, &group.key, window, row, slot, &group.values, dirty, values, out);
                     }
-                    self.update(plan, &key, window, row, out);
                 }
             }
         }
         if dropped {
             self.late += 1;
-            tracing::debug!(query = plan.name, key = &*key, time = row.time, stream_time, "late record dropped");
+            tracing::debug!(query = plan.name, key = &*text, time = row.time, stream_time, "late record dropped");
         }
         self.close(plan, stream_time, out);
     }
@@ -200,18 +275,7 @@ impl PartitionState {
     fn update(&mut self, plan: &Plan, key: &Key, window: Window, row: &Keyed, out: &mut Vec<Emitted>) {
         let group = self.groups.get_mut(&**key).expect("the group was just made");
         let slot = group.windows.get_mut(&window.start).expect("the window was just made");
-        for ((acc, call), arg) in slot.accumulators.iter_mut().zip(&plan.aggregates).zip(&row.args) {
-            acc.add(call.function, arg);
-        }
-        if !slot.dirty {
-            slot.dirty = true;
-            self.dirty.push((key.clone(), window.start));
-        }
-        if plan.emit == Emit::Changes
-            && let Some(values) = output(plan, &group.values, window, &slot.accumulators, &mut self.values)
-        {
-            out.push(Emitted { key: key.to_string(), window, time: row.time, values, is_final: false });
-        }
+        add(plan, key, window, row, slot, &group.values, &mut self.dirty, &mut self.values, out);
     }
 
     /// Closes every window whose close time the stream time has reached.
@@ -310,7 +374,7 @@ impl PartitionState {
     pub fn restore_window(&mut self, plan: &Plan, key: String, stored: StoredWindow) {
         self.restore_delete(plan, &key, stored.window.start);
         let key = Key::from(key);
-        let group = self.groups.entry(key.clone()).or_default();
+        let group = self.groups.entry(key.clone()).or_insert_with(|| Group::new(key.clone()));
         group.values = stored.group;
         group.windows.insert(
             stored.window.start,
@@ -369,6 +433,33 @@ impl Schedule {
         let bucket = entry.remove();
         self.open -= bucket.len();
         Some(bucket)
+    }
+}
+
+/// Adds the record to one open window, marks it changed and emits the update on EMIT CHANGES.
+#[allow(clippy::too_many_arguments)]
+fn add(
+    plan: &Plan,
+    key: &Key,
+    window: Window,
+    row: &Keyed,
+    slot: &mut Slot,
+    group: &[Value],
+    dirty: &mut Vec<(Key, i64)>,
+    values: &mut Vec<Value>,
+    out: &mut Vec<Emitted>,
+) {
+    for ((acc, call), arg) in slot.accumulators.iter_mut().zip(&plan.aggregates).zip(&row.args) {
+        acc.add(call.function, arg);
+    }
+    if !slot.dirty {
+        slot.dirty = true;
+        dirty.push((key.clone(), window.start));
+    }
+    if plan.emit == Emit::Changes
+        && let Some(values) = output(plan, group, window, &slot.accumulators, values)
+    {
+        out.push(Emitted { key: key.to_string(), window, time: row.time, values, is_final: false });
     }
 }
 
