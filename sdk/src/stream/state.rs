@@ -5,9 +5,10 @@
 //! the tests drive it directly.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
-use hashbrown::HashMap;
-use hashbrown::hash_map::EntryRef;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -149,6 +150,68 @@ struct Slot {
 /// Keys are shared between the maps that index a window: one allocation per key.
 type Key = Arc<str>;
 
+/// A changed window: its key, its start, and where its group was in the table when it changed
+/// (a hint that saves a lookup: checked, as the table may have moved or reused it since).
+#[derive(Debug)]
+struct Dirty {
+    key: Key,
+    start: i64,
+    bucket: usize,
+}
+
+/// The groups by key, in a table whose buckets the changed windows point at.
+#[derive(Debug, Default)]
+struct Groups {
+    table: HashTable<Group>,
+    hasher: Hasher,
+}
+
+impl Groups {
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn get(&self, key: &str) -> Option<&Group> {
+        self.table.find(self.hash(key), |group| *group.key == *key)
+    }
+
+    fn get_mut(&mut self, key: &str) -> Option<&mut Group> {
+        self.table.find_mut(self.hash(key), |group| *group.key == *key)
+    }
+
+    /// The group of `key` and its bucket, made if there is none (`make` gives its shared key).
+    fn entry(&mut self, key: &str, make: impl FnOnce() -> Key) -> (&mut Group, usize) {
+        let hasher = &self.hasher;
+        let entry =
+            self.table
+                .entry(hasher.hash_one(key), |group| *group.key == *key, |group| hasher.hash_one(&*group.key));
+        let occupied = match entry {
+            Entry::Occupied(occupied) => occupied,
+            Entry::Vacant(vacant) => vacant.insert(Group::new(make())),
+        };
+        let bucket = occupied.bucket_index();
+        (occupied.into_mut(), bucket)
+    }
+
+    /// The group of a changed window: at its bucket if it is still there, else looked up.
+    fn get_at(&mut self, key: &Key, bucket: usize) -> Option<&mut Group> {
+        let hit = self.table.get_bucket(bucket).is_some_and(|group| Arc::ptr_eq(&group.key, key));
+        match hit {
+            true => self.table.get_bucket_mut(bucket),
+            false => self.get_mut(key),
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Ok(entry) = self.table.find_entry(self.hash(key), |group| *group.key == *key) {
+            entry.remove();
+        }
+    }
+}
+
+/// No bucket hint: the group is looked up.
+const NO_BUCKET: usize = usize::MAX;
+
 /// Keys are group keys chosen by the data, not by an attacker: a fast hasher serves.
 type Hasher = foldhash::fast::RandomState;
 
@@ -157,13 +220,13 @@ type Hasher = foldhash::fast::RandomState;
 pub struct PartitionState {
     stream_time: Option<i64>,
     late: u64,
-    groups: HashMap<Key, Group, Hasher>,
+    groups: Groups,
     /// Open windows by the stream time that closes them.
     closing: Schedule,
     /// Windows changed since the last [`PartitionState::drain_changes`], in the order they
     /// first changed: a window still open is listed once (its slot's `dirty` flag), one that
     /// closed or merged away is listed where it went.
-    dirty: Vec<(Key, i64)>,
+    dirty: Vec<Dirty>,
     /// The aggregates' values of the window being emitted (reused: one allocation).
     values: Vec<Value>,
 }
@@ -205,7 +268,7 @@ impl PartitionState {
                 if windowing.is_closed(merge.merged, stream_time) {
                     dropped = true;
                 } else {
-                    let group = self.groups.entry(key.clone()).or_insert_with(|| Group::new(key.clone()));
+                    let (group, _) = self.groups.entry(&key, || key.clone());
                     let mut accumulators: Vec<Accumulator> =
                         plan.aggregates.iter().map(|a| a.function.start()).collect();
                     for old in &merge.absorbed {
@@ -215,7 +278,7 @@ impl PartitionState {
                             }
                             self.closing.unschedule(windowing.close_time(*old), &key, old.start);
                             if !slot.dirty {
-                                self.dirty.push((key.clone(), old.start));
+                                self.dirty.push(Dirty { key: key.clone(), start: old.start, bucket: NO_BUCKET });
                             }
                         }
                     }
@@ -239,13 +302,7 @@ impl PartitionState {
                     })
                     .peekable();
                 if open.peek().is_some() {
-                    let group = match self.groups.entry_ref(&*text) {
-                        EntryRef::Occupied(occupied) => occupied.into_mut(),
-                        EntryRef::Vacant(vacant) => {
-                            let key = Key::from(&*text);
-                            vacant.insert_with_key(key.clone(), Group::new(key))
-                        }
-                    };
+                    let (group, bucket) = self.groups.entry(&text, || Key::from(&*text));
                     if group.values.is_empty() {
                         group.values = row.group.clone();
                     }
@@ -259,7 +316,7 @@ impl PartitionState {
                             self.closing.schedule(windowing.close_time(window), group.key.clone(), window.start);
                         }
                         let (dirty, values) = (&mut self.dirty, &mut self.values);
-                        add(plan, &group.key, window, row, slot, &group.values, dirty, values, out);
+                        add(plan, &group.key, bucket, window, row, slot, &group.values, dirty, values, out);
                     }
                 }
             }
@@ -275,7 +332,7 @@ impl PartitionState {
     fn update(&mut self, plan: &Plan, key: &Key, window: Window, row: &Keyed, out: &mut Vec<Emitted>) {
         let group = self.groups.get_mut(&**key).expect("the group was just made");
         let slot = group.windows.get_mut(&window.start).expect("the window was just made");
-        add(plan, key, window, row, slot, &group.values, &mut self.dirty, &mut self.values, out);
+        add(plan, key, NO_BUCKET, window, row, slot, &group.values, &mut self.dirty, &mut self.values, out);
     }
 
     /// Closes every window whose close time the stream time has reached.
@@ -302,7 +359,7 @@ impl PartitionState {
             out.push(Emitted { key: key.to_string(), window, time: window.end, values, is_final: true });
         }
         if !slot.dirty {
-            self.dirty.push((key, start));
+            self.dirty.push(Dirty { key, start, bucket: NO_BUCKET });
         }
     }
 
@@ -337,8 +394,8 @@ impl PartitionState {
     /// is the order in which the windows first changed, so the same records write the same
     /// changelog.
     pub fn drain_changes(&mut self, mut write: impl FnMut(ChangeRef<'_>)) {
-        for (key, start) in self.dirty.drain(..) {
-            let slot = self.groups.get_mut(&*key).and_then(|group| {
+        for Dirty { key, start, bucket } in self.dirty.drain(..) {
+            let slot = self.groups.get_at(&key, bucket).and_then(|group| {
                 let slot = group.windows.get_mut(&start)?;
                 Some((&group.values, slot))
             });
@@ -374,7 +431,7 @@ impl PartitionState {
     pub fn restore_window(&mut self, plan: &Plan, key: String, stored: StoredWindow) {
         self.restore_delete(plan, &key, stored.window.start);
         let key = Key::from(key);
-        let group = self.groups.entry(key.clone()).or_insert_with(|| Group::new(key.clone()));
+        let (group, _) = self.groups.entry(&key, || key.clone());
         group.values = stored.group;
         group.windows.insert(
             stored.window.start,
@@ -441,11 +498,12 @@ impl Schedule {
 fn add(
     plan: &Plan,
     key: &Key,
+    bucket: usize,
     window: Window,
     row: &Keyed,
     slot: &mut Slot,
     group: &[Value],
-    dirty: &mut Vec<(Key, i64)>,
+    dirty: &mut Vec<Dirty>,
     values: &mut Vec<Value>,
     out: &mut Vec<Emitted>,
 ) {
@@ -454,7 +512,7 @@ fn add(
     }
     if !slot.dirty {
         slot.dirty = true;
-        dirty.push((key.clone(), window.start));
+        dirty.push(Dirty { key: key.clone(), start: window.start, bucket });
     }
     if plan.emit == Emit::Changes
         && let Some(values) = output(plan, group, window, &slot.accumulators, values)
