@@ -248,6 +248,7 @@ impl Processor for RekeyProcessor {
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        outputs.reserve(records.len());
         for record in records {
             // Other event types of the topic are not the query's: skipped, not failed.
             if !record.header(ce::TYPE).is_some_and(|t| self.plan.reads_type(t)) {
@@ -447,6 +448,8 @@ impl Processor for WindowProcessor {
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
         let mut touched: Vec<u32> = Vec::new();
+        // About a changed window per record, and the progress.
+        outputs.reserve(records.len() + 8);
         let mut emitted = std::mem::take(&mut self.emitted);
         for record in records {
             let keyed = match record.value.as_deref().map(wire::decode_keyed) {
