@@ -22,7 +22,9 @@ use super::{App, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_
 use crate::codec::{self, headers as ce};
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::stream::wire;
-use crate::stream::{ChangeRef, Emitted, OutputKind, PartitionState, Plan, Value, Window, pascal_case, write_key};
+use crate::stream::{
+    ChangeRef, Emitted, Keyed, OutputKind, PartitionState, Plan, Value, Window, pascal_case, write_key,
+};
 
 /// The topic a query re-keys its records onto.
 pub fn repartition_topic(query: &str) -> String {
@@ -309,6 +311,8 @@ struct WindowProcessor {
     partitions: HashMap<u32, PartitionState>,
     late: Arc<Mutex<HashMap<u32, u64>>>,
     emitted: Vec<Emitted>,
+    /// The record being folded in (its room reused from one to the next).
+    keyed: Keyed,
     /// A changelog record's key and value as they are written.
     scratch: (Vec<u8>, Vec<u8>),
     buffer: OutputBuffer,
@@ -328,6 +332,7 @@ impl WindowProcessor {
             partitions: HashMap::new(),
             late,
             emitted: Vec::new(),
+            keyed: Keyed { time: 0, group: Vec::new(), args: Vec::new() },
             scratch: (Vec::new(), Vec::new()),
             buffer: OutputBuffer::default(),
         }
@@ -452,8 +457,8 @@ impl Processor for WindowProcessor {
         outputs.reserve(records.len() + 8);
         let mut emitted = std::mem::take(&mut self.emitted);
         for record in records {
-            let keyed = match record.value.as_deref().map(wire::decode_keyed) {
-                Some(Ok(keyed)) => keyed,
+            match record.value.as_deref().map(|value| wire::decode_keyed_into(value, &mut self.keyed)) {
+                Some(Ok(())) => {}
                 Some(Err(error)) => {
                     let reason = format!("not a re-keyed row of query `{}`: {error}", self.plan.name);
                     outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
@@ -463,9 +468,9 @@ impl Processor for WindowProcessor {
                     outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &"a tombstone"));
                     continue;
                 }
-            };
+            }
             let state = self.partitions.entry(record.partition).or_default();
-            state.apply(&self.plan, &keyed, &mut emitted);
+            state.apply(&self.plan, &self.keyed, &mut emitted);
             if !touched.contains(&record.partition) {
                 touched.push(record.partition);
             }

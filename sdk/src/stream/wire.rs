@@ -14,8 +14,9 @@
 
 use std::fmt;
 
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::aggregate::Accumulator;
 use super::plan::Keyed;
@@ -102,6 +103,99 @@ impl From<ValueOwned> for Value {
     }
 }
 
+/// A [`Value`] as the binary form reads it, its text borrowed from the input.
+#[derive(Deserialize)]
+enum ValueBorrowed<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(&'a str),
+}
+
+impl ValueBorrowed<'_> {
+    /// Writes the value over `slot`, reusing the room of a text already there.
+    fn store(self, slot: &mut Value) {
+        *slot = match self {
+            ValueBorrowed::Text(text) => {
+                if let Value::Text(old) = slot {
+                    old.clear();
+                    old.push_str(text);
+                    return;
+                }
+                Value::Text(text.to_owned())
+            }
+            ValueBorrowed::Null => Value::Null,
+            ValueBorrowed::Bool(b) => Value::Bool(b),
+            ValueBorrowed::Int(i) => Value::Int(i),
+            ValueBorrowed::Float(x) => Value::Float(x),
+        }
+    }
+}
+
+/// Reads a sequence of values over the values of a `Vec`, reusing its room and its texts'.
+struct ValuesInto<'x>(&'x mut Vec<Value>);
+
+impl<'de> DeserializeSeed<'de> for ValuesInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValuesInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of values")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0;
+        while let Some(value) = seq.next_element::<ValueBorrowed<'de>>()? {
+            match self.0.get_mut(n) {
+                Some(slot) => value.store(slot),
+                None => {
+                    let mut slot = Value::Null;
+                    value.store(&mut slot);
+                    self.0.push(slot);
+                }
+            }
+            n += 1;
+        }
+        self.0.truncate(n);
+        Ok(())
+    }
+}
+
+/// Reads a re-keyed row over a [`Keyed`] (its fields in order: time, group, args).
+struct KeyedInto<'x>(&'x mut Keyed);
+
+impl<'de> DeserializeSeed<'de> for KeyedInto<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_tuple(3, self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyedInto<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a re-keyed row")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let missing = |what| serde::de::Error::custom(format_args!("the row ends before its {what}"));
+        self.0.time = seq.next_element()?.ok_or_else(|| missing("time"))?;
+        seq.next_element_seed(ValuesInto(&mut self.0.group))?.ok_or_else(|| missing("group"))?;
+        seq.next_element_seed(ValuesInto(&mut self.0.args))?.ok_or_else(|| missing("arguments"))?;
+        Ok(())
+    }
+}
+
 /// Values written as a sequence of [`ValueRef`].
 struct Values<'a>(&'a [Value]);
 
@@ -175,13 +269,6 @@ struct KeyedRef<'a> {
     args: Values<'a>,
 }
 
-#[derive(Deserialize)]
-struct KeyedOwned {
-    time: i64,
-    group: Vec<ValueOwned>,
-    args: Vec<ValueOwned>,
-}
-
 #[derive(Serialize)]
 struct WindowRef<'a> {
     group: Values<'a>,
@@ -236,13 +323,29 @@ pub fn encode_keyed(time: i64, group: &[Value], args: &[Value], out: &mut Vec<u8
 }
 
 /// Reads a re-keyed row, in either form.
+#[cfg(test)]
 pub fn decode_keyed(bytes: &[u8]) -> Result<Keyed, WireError> {
+    let mut keyed = Keyed { time: 0, group: Vec::new(), args: Vec::new() };
+    decode_keyed_into(bytes, &mut keyed)?;
+    Ok(keyed)
+}
+
+/// Reads a re-keyed row over `keyed`, reusing its room (no allocation per row in the binary
+/// form). After an error `keyed` holds parts of the row: read the next one over it.
+pub fn decode_keyed_into(bytes: &[u8], keyed: &mut Keyed) -> Result<(), WireError> {
     match form(bytes)? {
         Form::Binary(bytes) => {
-            let keyed: KeyedOwned = binary(bytes)?;
-            Ok(Keyed { time: keyed.time, group: values(keyed.group), args: values(keyed.args) })
+            let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+            KeyedInto(keyed).deserialize(&mut deserializer).map_err(WireError::Binary)?;
+            match deserializer.finalize().map_err(WireError::Binary)?.len() {
+                0 => Ok(()),
+                n => Err(WireError::Trailing(n)),
+            }
         }
-        Form::Json(json) => serde_json::from_slice(json).map_err(WireError::Json),
+        Form::Json(json) => {
+            *keyed = serde_json::from_slice(json).map_err(WireError::Json)?;
+            Ok(())
+        }
     }
 }
 
@@ -313,6 +416,28 @@ mod tests {
         encode_window(&stored.group, stored.window, &stored.accumulators, &mut out);
         assert_eq!(decode_window(&out).unwrap(), stored);
         assert!(out.len() < serde_json::to_vec(&stored).unwrap().len());
+    }
+
+    #[test]
+    fn a_row_read_over_another_is_that_row_alone() {
+        let rows = [
+            keyed(),
+            Keyed { time: 5, group: vec![Value::Int(1)], args: vec![] },
+            Keyed {
+                time: -5,
+                group: vec![Value::from("a longer text than before"), Value::from("b")],
+                args: vec![Value::Null],
+            },
+        ];
+        let mut over = Keyed { time: 0, group: Vec::new(), args: Vec::new() };
+        for row in rows.iter().chain(rows.iter().rev()) {
+            let mut out = Vec::new();
+            encode_keyed(row.time, &row.group, &row.args, &mut out);
+            decode_keyed_into(&out, &mut over).unwrap();
+            assert_eq!(&over, row);
+            decode_keyed_into(&serde_json::to_vec(row).unwrap(), &mut over).unwrap();
+            assert_eq!(&over, row);
+        }
     }
 
     #[test]
