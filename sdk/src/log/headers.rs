@@ -182,7 +182,23 @@ fn put_varint(out: &mut BytesMut, mut n: usize) {
 }
 
 /// Takes one length-prefixed field off the front of `rest`.
+#[inline]
 fn take<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], InvalidHeaders> {
+    // Most fields are shorter than 128 bytes: a one-byte length.
+    if let Some((&len, tail)) = rest.split_first()
+        && len < 0x80
+        && usize::from(len) <= tail.len()
+    {
+        let (field, tail) = tail.split_at(usize::from(len));
+        *rest = tail;
+        return Ok(field);
+    }
+    take_long(rest)
+}
+
+/// [`take`] of a field with a longer length, or of a damaged buffer.
+#[cold]
+fn take_long<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], InvalidHeaders> {
     let mut len: u64 = 0;
     let mut shift = 0;
     loop {
