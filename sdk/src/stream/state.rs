@@ -257,11 +257,11 @@ impl PartitionState {
         let mut dropped = false;
         match windowing.kind {
             WindowKind::Session { gap } => {
-                let key: Key = match self.groups.get(&*text) {
+                let key: Key = match self.groups.get(&text) {
                     Some(group) => group.key.clone(),
                     None => Key::from(&*text),
                 };
-                let sessions = self.groups.get(&*key).into_iter().flat_map(|group| {
+                let sessions = self.groups.get(&key).into_iter().flat_map(|group| {
                     group.windows.iter().map(|(start, slot)| Window { start: *start, end: slot.end })
                 });
                 let merge = merge_session(sessions, row.time, gap);
@@ -330,7 +330,7 @@ impl PartitionState {
 
     /// Adds the record to one open window and emits the update on EMIT CHANGES.
     fn update(&mut self, plan: &Plan, key: &Key, window: Window, row: &Keyed, out: &mut Vec<Emitted>) {
-        let group = self.groups.get_mut(&**key).expect("the group was just made");
+        let group = self.groups.get_mut(key).expect("the group was just made");
         let slot = group.windows.get_mut(&window.start).expect("the window was just made");
         add(plan, key, NO_BUCKET, window, row, slot, &group.values, &mut self.dirty, &mut self.values, out);
     }
@@ -345,7 +345,7 @@ impl PartitionState {
     }
 
     fn remove(&mut self, plan: &Plan, key: Key, start: i64, out: &mut Vec<Emitted>) {
-        let Some(group) = self.groups.get_mut(&*key) else { return };
+        let Some(group) = self.groups.get_mut(&key) else { return };
         let Some(slot) = group.windows.remove(&start) else { return };
         let window = Window { start, end: slot.end };
         let row = match plan.emit {
@@ -353,7 +353,7 @@ impl PartitionState {
             Emit::Changes => None,
         };
         if group.windows.is_empty() {
-            self.groups.remove(&*key);
+            self.groups.remove(&key);
         }
         if let Some(values) = row {
             out.push(Emitted { key: key.to_string(), window, time: window.end, values, is_final: true });
