@@ -9,12 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tramline::log::{EventLog, TopicPartition, TopicSpec};
-use tramline::runtime::Settings;
-use tramline::stream::{Catalog, Plan, QueryRow, repartition_topic, sql};
+use tramline::log::{EventLog, Headers, OutRecord, TopicPartition, TopicSpec, partition_for};
+use tramline::runtime::{Settings, dead_letter};
+use tramline::stream::{Catalog, Keyed, Plan, QueryRow, Value, repartition_topic, sql};
 use tramline::{App, Envelope, Event, MemoryLog, Message, ReferenceId, codec};
 
 #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -274,4 +275,99 @@ mod kafka {
     async fn kafka_restart_in_the_middle_of_a_window() {
         a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(reconnect).await;
     }
+}
+
+/// Every record of `topic`, all partitions.
+async fn records_of(log: &dyn EventLog, topic: &str) -> Vec<tramline::log::Record> {
+    let mut records = Vec::new();
+    for partition in 0..log.partition_count(topic).await.expect("a count").unwrap_or(0) {
+        records.extend(log.read(&TopicPartition::new(topic, partition), 0, 10_000).await.expect("read"));
+    }
+    records
+}
+
+fn internal(topic: &str, partition: u32, key: &str, value: Vec<u8>, time: i64) -> OutRecord {
+    OutRecord {
+        topic: Arc::from(topic),
+        partition: Some(partition),
+        key: Some(Bytes::from(key.to_owned())),
+        value: Some(Bytes::from(value)),
+        headers: Headers::new(),
+        timestamp: Some(time),
+    }
+}
+
+/// The internal records are binary now. A re-keyed row in the JSON of earlier versions still
+/// counts; a record that is neither goes to the dead letters with a reason that says what is
+/// wrong, and the records around it count all the same.
+#[tokio::test]
+async fn memory_json_and_damaged_rows_on_the_repartition_topic() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let name = format!("damaged_{}", uuid::Uuid::now_v7().simple());
+    let (app, handle) = start(log.clone(), query(REFERENCE, &name)).await;
+    let repartition = repartition_topic(&name);
+    let t0 = base();
+    let json = |time: i64| {
+        let keyed = Keyed { time, group: vec![Value::from("cus_json")], args: vec![Value::Null] };
+        serde_json::to_vec(&keyed).expect("JSON")
+    };
+    let mut records: Vec<OutRecord> = (0..3)
+        .map(|i| internal(&repartition, 0, "cus_json", json(t0 + i * MINUTE), t0 + i * MINUTE))
+        .collect();
+    records.push(internal(&repartition, 0, "cus_json", vec![0x01, 0xff, 0xff], t0));
+    records.push(internal(&repartition, 0, "cus_json", b"\x07abc".to_vec(), t0));
+    records.extend((3..5).map(|i| internal(&repartition, 0, "cus_json", json(t0 + i * MINUTE), t0 + i * MINUTE)));
+    log.append(records).await.expect("appended");
+    within("the query to settle", app.settle()).await.expect("settled");
+
+    let rows = handle.rows().await.expect("rows");
+    let counts: Vec<_> = rows.iter().filter(|r| r.key == "cus_json").map(|r| r.columns["KSQL_COL_1"].clone()).collect();
+    assert_eq!(counts, [serde_json::json!(5)], "the JSON rows counted, the damaged ones not: {rows:?}");
+    let letters = records_of(&*log, &dead_letter::topic_of(&format!("{name}.aggregate"))).await;
+    let errors: Vec<String> = letters
+        .iter()
+        .map(|l| String::from_utf8_lossy(l.header(dead_letter::headers::ERROR).unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!("not a re-keyed row of query `{name}`: a damaged binary value")),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("an unknown encoding (first byte 0x07"), "{errors:?}");
+    app.shutdown().await.expect("a clean shutdown");
+}
+
+/// A changelog written in the JSON of earlier versions restores: the window goes on counting.
+#[tokio::test]
+async fn memory_a_changelog_in_json_restores() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let name = format!("legacy_{}", uuid::Uuid::now_v7().simple());
+    let t0 = base();
+    let customer = "cus_legacy";
+    let partition = partition_for(customer.as_bytes(), settings().partitions);
+    let changelog = tramline::stream::changelog_topic(&name);
+    log.create_topic(&TopicSpec::compact(changelog.clone(), settings().partitions))
+        .await
+        .expect("a changelog");
+    let stored = serde_json::json!({
+        "group": [customer],
+        "window": { "start": t0, "end": t0 + 10 * MINUTE },
+        "accumulators": [{ "Count": 4 }],
+    });
+    let key = format!("w/{t0}/{customer}");
+    let progress = serde_json::json!({ "stream_time": t0 + MINUTE, "late": 0 });
+    log.append(vec![
+        internal(&changelog, partition, &key, serde_json::to_vec(&stored).expect("JSON"), t0),
+        internal(&changelog, partition, "progress", serde_json::to_vec(&progress).expect("JSON"), t0),
+    ])
+    .await
+    .expect("appended");
+
+    let (app, handle) = start(log.clone(), query(REFERENCE, &name)).await;
+    append(&*log, &[(t0 + 2 * MINUTE, confirmed(customer, 1))]).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    let rows = handle.rows().await.expect("rows");
+    let counts: Vec<_> = rows.iter().filter(|r| r.key == customer).map(|r| r.columns["KSQL_COL_1"].clone()).collect();
+    assert_eq!(counts, [serde_json::json!(5)], "four restored and one more: {rows:?}");
+    app.shutdown().await.expect("a clean shutdown");
 }

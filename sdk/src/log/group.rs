@@ -236,11 +236,16 @@ impl Cursor {
 
     /// Records were handed out: the next read of their partitions starts after them.
     pub(crate) fn consumed(&mut self, records: &[Record]) {
-        for record in records {
-            let tp = TopicPartition { topic: record.topic.clone(), partition: record.partition };
+        // A partition's records come together: one look-up per run of them.
+        let mut rest = records;
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|r| r.partition == first.partition && r.topic == first.topic).count();
+            let next = rest[..run].iter().map(|r| r.offset + 1).max().unwrap_or_default();
+            let tp = TopicPartition { topic: first.topic.clone(), partition: first.partition };
             if let Some(position) = self.positions.get_mut(&tp) {
-                *position = (*position).max(record.offset + 1);
+                *position = (*position).max(next);
             }
+            rest = &rest[run..];
         }
     }
 

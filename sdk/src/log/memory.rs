@@ -140,8 +140,17 @@ impl State {
     /// Checks every record's destination before anything is written, so a batch is all or nothing.
     fn destinations(&mut self, records: &[OutRecord]) -> Result<Vec<u32>, LogError> {
         let mut partitions = Vec::with_capacity(records.len());
+        // A batch's records mostly go to a few topics in runs: one look-up per run.
+        let mut last: Option<(&str, u32)> = None;
         for record in records {
-            let count = self.topic(&record.topic)?.spec.partitions;
+            let count = match last {
+                Some((topic, count)) if topic == &*record.topic => count,
+                _ => {
+                    let count = self.topic(&record.topic)?.spec.partitions;
+                    last = Some((&record.topic, count));
+                    count
+                }
+            };
             let partition = destination(record, count, &mut self.unkeyed)?;
             partitions.push(partition);
         }
@@ -150,15 +159,17 @@ impl State {
 
     fn write(&mut self, records: Vec<OutRecord>, partitions: Vec<u32>) -> Vec<Position> {
         let now = jiff::Timestamp::now().as_millisecond();
-        records
-            .into_iter()
-            .zip(partitions)
-            .map(|(record, partition)| {
-                let topic = self.topics.get_mut(&record.topic).expect("checked by destinations");
+        let mut positions = Vec::with_capacity(records.len());
+        let mut records = records.into_iter().zip(partitions).peekable();
+        while let Some((first, _)) = records.peek() {
+            // One look-up per run of records to the same topic.
+            let topic = self.topics.get_mut(&first.topic).expect("checked by destinations");
+            let name = topic.name.clone();
+            while let Some((record, partition)) = records.next_if(|(record, _)| record.topic == name) {
                 let log = &mut topic.partitions[partition as usize];
                 let offset = log.len() as u64;
                 log.push(Record {
-                    topic: topic.name.clone(),
+                    topic: name.clone(),
                     partition,
                     offset,
                     key: record.key,
@@ -166,9 +177,10 @@ impl State {
                     headers: record.headers,
                     timestamp: record.timestamp.unwrap_or(now),
                 });
-                Position { topic: topic.name.clone(), partition, offset }
-            })
-            .collect()
+                positions.push(Position { topic: name.clone(), partition, offset });
+            }
+        }
+        positions
     }
 
     fn committed(&self, group: &str, tp: &TopicPartition) -> Option<u64> {

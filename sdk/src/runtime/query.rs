@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::{BufMut, Bytes};
+use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -21,8 +21,9 @@ use super::processor::Processor;
 use super::{App, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
 use crate::codec::{self, headers as ce};
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
+use crate::stream::wire;
 use crate::stream::{
-    Change, Emitted, Keyed, OutputKind, PartitionState, Plan, StoredWindow, Value, Window, pascal_case,
+    ChangeRef, Emitted, Keyed, OutputKind, PartitionState, Plan, Value, Window, pascal_case, write_key,
 };
 
 /// The topic a query re-keys its records onto.
@@ -182,6 +183,26 @@ impl App {
     }
 }
 
+/// The keys and values of a processor's output records, cut from shared chunks: one
+/// allocation per chunk rather than one per key and per value, and a clone of a record (as a
+/// log hands it to a reader) only counts a reference.
+#[derive(Default)]
+struct OutputBuffer {
+    chunk: BytesMut,
+}
+
+impl OutputBuffer {
+    const CHUNK: usize = 64 * 1024;
+
+    fn bytes(&mut self, data: &[u8]) -> Bytes {
+        if self.chunk.capacity() - self.chunk.len() < data.len() {
+            self.chunk = BytesMut::with_capacity(Self::CHUNK.max(data.len()));
+        }
+        self.chunk.extend_from_slice(data);
+        self.chunk.split().freeze()
+    }
+}
+
 /// Filters and re-keys the source onto the repartition topic.
 struct RekeyProcessor {
     plan: Arc<Plan>,
@@ -190,12 +211,28 @@ struct RekeyProcessor {
     repartition: Arc<str>,
     dead_letters: Arc<str>,
     columns: Vec<Value>,
+    /// The re-keyed record's group and aggregate arguments, its key text and its encoding.
+    values: (Vec<Value>, Vec<Value>),
+    key: String,
+    encoded: Vec<u8>,
+    buffer: OutputBuffer,
 }
 
 impl RekeyProcessor {
     fn new(plan: Arc<Plan>, group: String, source: &'static str, repartition: &'static str) -> Self {
         let dead_letters = Arc::from(dead_letter::topic_of(&group));
-        RekeyProcessor { plan, group, source, repartition: Arc::from(repartition), dead_letters, columns: Vec::new() }
+        RekeyProcessor {
+            plan,
+            group,
+            source,
+            repartition: Arc::from(repartition),
+            dead_letters,
+            columns: Vec::new(),
+            values: (Vec::new(), Vec::new()),
+            key: String::new(),
+            encoded: Vec::new(),
+            buffer: OutputBuffer::default(),
+        }
     }
 }
 
@@ -213,6 +250,7 @@ impl Processor for RekeyProcessor {
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        outputs.reserve(records.len());
         for record in records {
             // Other event types of the topic are not the query's: skipped, not failed.
             if !record.header(ce::TYPE).is_some_and(|t| self.plan.reads_type(t)) {
@@ -227,16 +265,23 @@ impl Processor for RekeyProcessor {
                 ));
                 continue;
             };
-            match self.plan.rekey(record.timestamp, payload, &mut self.columns) {
-                Ok(Some(keyed)) => outputs.push(OutRecord {
-                    topic: self.repartition.clone(),
-                    partition: None,
-                    key: Some(Bytes::from(keyed.key())),
-                    value: Some(Bytes::from(serde_json::to_vec(&keyed).expect("values serialise"))),
-                    headers: Headers::new(),
-                    timestamp: Some(keyed.time),
-                }),
-                Ok(None) => {}
+            let (group, args) = &mut self.values;
+            match self.plan.rekey_into(record.timestamp, payload, &mut self.columns, group, args) {
+                Ok(true) => {
+                    self.key.clear();
+                    write_key(group, &mut self.key);
+                    self.encoded.clear();
+                    wire::encode_keyed(record.timestamp, group, args, &mut self.encoded);
+                    outputs.push(OutRecord {
+                        topic: self.repartition.clone(),
+                        partition: None,
+                        key: Some(self.buffer.bytes(self.key.as_bytes())),
+                        value: Some(self.buffer.bytes(&self.encoded)),
+                        headers: Headers::new(),
+                        timestamp: Some(record.timestamp),
+                    })
+                }
+                Ok(false) => {}
                 Err(error) => {
                     let reason = format!("the payload is not a JSON object of the event's fields: {error}");
                     outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
@@ -266,6 +311,11 @@ struct WindowProcessor {
     partitions: HashMap<u32, PartitionState>,
     late: Arc<Mutex<HashMap<u32, u64>>>,
     emitted: Vec<Emitted>,
+    /// The record being folded in (its room reused from one to the next).
+    keyed: Keyed,
+    /// A changelog record's key and value as they are written.
+    scratch: (Vec<u8>, Vec<u8>),
+    buffer: OutputBuffer,
 }
 
 impl WindowProcessor {
@@ -282,6 +332,9 @@ impl WindowProcessor {
             partitions: HashMap::new(),
             late,
             emitted: Vec::new(),
+            keyed: Keyed { time: 0, group: Vec::new(), args: Vec::new() },
+            scratch: (Vec::new(), Vec::new()),
+            buffer: OutputBuffer::default(),
         }
     }
 
@@ -305,7 +358,7 @@ impl WindowProcessor {
             match &record.value {
                 None => state.restore_delete(plan, &group, start),
                 Some(value) => {
-                    let stored: StoredWindow = serde_json::from_slice(value).map_err(|e| broken(&e))?;
+                    let stored = wire::decode_window(value).map_err(|e| broken(&format!("not a window: {e}")))?;
                     state.restore_window(plan, group, stored);
                 }
             }
@@ -315,12 +368,12 @@ impl WindowProcessor {
         Ok(state)
     }
 
-    fn changelog_record(&self, partition: u32, key: Vec<u8>, value: Option<Vec<u8>>) -> OutRecord {
+    fn changelog_record(changelog: &Arc<str>, partition: u32, key: Bytes, value: Option<Bytes>) -> OutRecord {
         OutRecord {
-            topic: self.changelog.clone(),
+            topic: changelog.clone(),
             partition: Some(partition),
-            key: Some(Bytes::from(key)),
-            value: value.map(Bytes::from),
+            key: Some(key),
+            value,
             headers: Headers::new(),
             timestamp: None,
         }
@@ -355,13 +408,11 @@ impl WindowProcessor {
 }
 
 /// `w/<start>/<key>`: one changelog key per window of a key.
-fn window_key_of(key: &str, start: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(key.len() + 24);
-    out.put_slice(b"w/");
-    out.put_slice(start.to_string().as_bytes());
-    out.put_u8(b'/');
-    out.put_slice(key.as_bytes());
-    out
+fn window_key_of(key: &str, start: i64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    out.clear();
+    let _ = write!(out, "w/{start}/");
+    out.extend_from_slice(key.as_bytes());
 }
 
 fn window_key(key: &[u8]) -> Option<(i64, String)> {
@@ -402,10 +453,12 @@ impl Processor for WindowProcessor {
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
         let mut touched: Vec<u32> = Vec::new();
+        // About a changed window per record, and the progress.
+        outputs.reserve(records.len() + 8);
         let mut emitted = std::mem::take(&mut self.emitted);
         for record in records {
-            let keyed: Keyed = match record.value.as_deref().map(serde_json::from_slice) {
-                Some(Ok(keyed)) => keyed,
+            match record.value.as_deref().map(|value| wire::decode_keyed_into(value, &mut self.keyed)) {
+                Some(Ok(())) => {}
                 Some(Err(error)) => {
                     let reason = format!("not a re-keyed row of query `{}`: {error}", self.plan.name);
                     outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
@@ -415,9 +468,9 @@ impl Processor for WindowProcessor {
                     outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &"a tombstone"));
                     continue;
                 }
-            };
+            }
             let state = self.partitions.entry(record.partition).or_default();
-            state.apply(&self.plan, &keyed, &mut emitted);
+            state.apply(&self.plan, &self.keyed, &mut emitted);
             if !touched.contains(&record.partition) {
                 touched.push(record.partition);
             }
@@ -427,24 +480,31 @@ impl Processor for WindowProcessor {
         self.emitted = emitted;
         // The changed windows and the progress go in the same atomic write as the rows and
         // the positions.
-        let mut late = self.late.lock().unwrap_or_else(|p| p.into_inner());
+        // Each changed window once, as it stands at the end of the batch.
+        let WindowProcessor { partitions, changelog, scratch: (key, value), buffer, late, .. } = self;
+        let mut late = late.lock().unwrap_or_else(|p| p.into_inner());
         for partition in touched {
-            let Some(state) = self.partitions.get_mut(&partition) else { continue };
-            let changes = state.take_changes();
+            let Some(state) = partitions.get_mut(&partition) else { continue };
+            state.drain_changes(|change| {
+                let value = match change {
+                    ChangeRef::Put { key: group_key, group, window, accumulators } => {
+                        window_key_of(group_key, window.start, key);
+                        value.clear();
+                        wire::encode_window(group, window, accumulators, value);
+                        Some(buffer.bytes(value))
+                    }
+                    ChangeRef::Delete { key: group_key, start } => {
+                        window_key_of(group_key, start, key);
+                        None
+                    }
+                };
+                outputs.push(Self::changelog_record(changelog, partition, buffer.bytes(key), value));
+            });
             let (stream_time, dropped) = state.progress();
             late.insert(partition, dropped);
-            for change in changes {
-                let record = match change {
-                    Change::Put(key, stored) => {
-                        let value = serde_json::to_vec(&stored).expect("windows serialise");
-                        (window_key_of(&key, stored.window.start), Some(value))
-                    }
-                    Change::Delete(key, start) => (window_key_of(&key, start), None),
-                };
-                outputs.push(self.changelog_record(partition, record.0, record.1));
-            }
             let progress = serde_json::to_vec(&Progress { stream_time, late: dropped }).expect("progress serialises");
-            outputs.push(self.changelog_record(partition, PROGRESS_KEY.to_vec(), Some(progress)));
+            let progress = Some(Bytes::from(progress));
+            outputs.push(Self::changelog_record(changelog, partition, Bytes::from_static(PROGRESS_KEY), progress));
         }
     }
 }

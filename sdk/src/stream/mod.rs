@@ -44,6 +44,7 @@ pub mod sql;
 mod state;
 mod value;
 mod window;
+pub(crate) mod wire;
 
 pub use crate::runtime::{QueryHandle, QueryRow, changelog_topic, query_headers, repartition_topic};
 pub use aggregate::{Accumulator, Function};
@@ -54,7 +55,7 @@ pub use dsl::{
 };
 pub use expr::build::Operand;
 pub use expr::{BinaryOp, Expr, Scope};
-pub use plan::{AggregateCall, Emit, KEY_SEPARATOR, Keyed, Named, OutputKind, Plan, Source};
-pub use state::{Change, Emitted, PartitionState, StoredWindow};
+pub use plan::{AggregateCall, Emit, KEY_SEPARATOR, Keyed, Named, OutputKind, Plan, Source, write_key};
+pub use state::{Change, ChangeRef, Emitted, PartitionState, StoredWindow};
 pub use value::Value;
 pub use window::{DEFAULT_GRACE, SessionMerge, Window, WindowError, WindowKind, Windowing, merge_session};

@@ -112,13 +112,18 @@ impl Keyed {
     /// The group key as record-key text.
     pub fn key(&self) -> String {
         let mut key = String::new();
-        for (i, value) in self.group.iter().enumerate() {
-            if i > 0 {
-                key.push_str(KEY_SEPARATOR);
-            }
-            value.write_key(&mut key);
-        }
+        write_key(&self.group, &mut key);
         key
+    }
+}
+
+/// Writes GROUP BY values as record-key text: each value's text, [`KEY_SEPARATOR`] between.
+pub fn write_key(group: &[Value], out: &mut String) {
+    for (i, value) in group.iter().enumerate() {
+        if i > 0 {
+            out.push_str(KEY_SEPARATOR);
+        }
+        value.write_key(out);
     }
 }
 
@@ -131,26 +136,43 @@ impl Plan {
     /// WHERE and re-keying of one record of a read type: `None` when WHERE filters it out or
     /// a group value is NULL (no group for it, as in ksqlDB). `columns` is scratch space.
     pub fn rekey(&self, time: i64, payload: &[u8], columns: &mut Vec<Value>) -> serde_json::Result<Option<Keyed>> {
+        let (mut group, mut args) = (Vec::with_capacity(self.group_by.len()), Vec::new());
+        Ok(self
+            .rekey_into(time, payload, columns, &mut group, &mut args)?
+            .then_some(Keyed { time, group, args }))
+    }
+
+    /// [`Plan::rekey`] into buffers the caller reuses: `false` when WHERE filters the record
+    /// out or a group value is NULL; otherwise `group` and `args` hold the [`Keyed`] values.
+    pub fn rekey_into(
+        &self,
+        time: i64,
+        payload: &[u8],
+        columns: &mut Vec<Value>,
+        group: &mut Vec<Value>,
+        args: &mut Vec<Value>,
+    ) -> serde_json::Result<bool> {
+        group.clear();
+        args.clear();
         read_columns(payload, &self.columns, columns)?;
         let scope = Scope { columns, row_time: time, ..Scope::default() };
         if let Some(filter) = &self.filter
             && !filter.holds(&scope)
         {
-            return Ok(None);
+            return Ok(false);
         }
-        let mut group = Vec::with_capacity(self.group_by.len());
         for named in &self.group_by {
             match named.expr.eval(&scope) {
-                Value::Null => return Ok(None),
+                Value::Null => return Ok(false),
                 value => group.push(value),
             }
         }
-        let args = self
-            .aggregates
-            .iter()
-            .map(|call| call.argument.as_ref().map_or(Value::Null, |arg| arg.eval(&scope)))
-            .collect();
-        Ok(Some(Keyed { time, group, args }))
+        args.extend(
+            self.aggregates
+                .iter()
+                .map(|call| call.argument.as_ref().map_or(Value::Null, |arg| arg.eval(&scope))),
+        );
+        Ok(true)
     }
 
     /// The output row as a JSON object, columns in SELECT order.
