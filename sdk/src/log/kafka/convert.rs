@@ -55,6 +55,7 @@ impl RecordBatch {
     pub(super) fn push(&mut self, message: &BorrowedMessage<'_>, topic: Arc<str>) {
         if self.records.is_empty() {
             self.buffer.reserve(64 * 1024);
+            self.records.reserve(256);
         }
         let buffer = &mut self.buffer;
         let mut copy = |bytes: &[u8]| {

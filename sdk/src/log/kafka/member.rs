@@ -955,6 +955,7 @@ impl Worker {
                 .map_err(|e| ("commit the input positions (send_offsets_to_transaction)".to_owned(), e))?;
         }
         let results = futures::executor::block_on(sending.finish());
+        settle(producer);
         let mut written = Vec::with_capacity(count);
         for (index, result) in results.into_iter().enumerate() {
             match result.expect("every output was sent") {
@@ -1023,6 +1024,15 @@ impl Worker {
             "kafka: group `{}`: {what}: {error}; the transaction was aborted, nothing of the write is visible",
             self.group
         ))
+    }
+}
+
+/// Waits (briefly) until the producer has no delivery report left to serve, so that
+/// `commit_transaction`'s flush finds nothing in flight: it otherwise waits in 100 ms steps.
+fn settle(producer: &FutureProducer) {
+    let deadline = Instant::now() + Duration::from_millis(50);
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(50));
     }
 }
 
