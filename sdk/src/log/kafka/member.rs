@@ -16,10 +16,8 @@
 //!   fetched: the thread leaves them in a mailbox that the next `poll` empties first, and it
 //!   notices within [`SLICE`] that nobody waits any more, so a following `commit` or `leave`
 //!   is not stuck behind a long poll;
-//! - after each delivery the thread copies what librdkafka has fetched already into the mailbox
-//!   (without waiting for more), so the next `poll` finds its batch ready while the copying
-//!   overlapped the caller's work; the consumer's positions travel in the mailbox with the
-//!   records, so [`GroupMember::position`] never runs ahead of what was delivered;
+//! - the consumer's positions travel in the mailbox with the records fetched before them, so
+//!   [`GroupMember::position`] never runs ahead of what was delivered;
 //! - the cost is one parked thread per member (a process runs one member per processor).
 //!
 //! # Rebalances
@@ -185,11 +183,6 @@ enum Command {
         timeout: Duration,
         done: oneshot::Sender<()>,
     },
-    /// Fill the empty mailbox with up to `max` records librdkafka has already fetched, without
-    /// waiting: sent after a delivery, so the next batch is copied while the caller works.
-    Prefetch {
-        max: usize,
-    },
     Commit {
         outputs: Vec<OutRecord>,
         positions: Vec<(TopicPartition, u64)>,
@@ -271,27 +264,18 @@ impl KafkaMember {
 #[async_trait]
 impl GroupMember for KafkaMember {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
-        let max = max.max(1);
-        // What was prefetched, or fetched for a caller that did not wait for it, comes first.
-        let outcome = match self.take_mailbox() {
-            Some(outcome) => Some(outcome),
-            None => {
-                let (done, finished) = oneshot::channel();
-                self.send(Command::Poll { max, timeout, done })?;
-                let stopped = finished.await.is_err();
-                match self.take_mailbox() {
-                    None if stopped => return Err(self.stopped()),
-                    outcome => outcome,
-                }
-            }
-        };
-        let Some(outcome) = outcome else { return Ok(Polled::default()) };
-        let polled = self.deliver(outcome)?;
-        if !polled.records.is_empty() {
-            // More is likely fetched already: copy it while the caller handles these.
-            self.send(Command::Prefetch { max })?;
+        // What an earlier poll fetched for a caller that did not wait for it comes first.
+        if let Some(outcome) = self.take_mailbox() {
+            return self.deliver(outcome);
         }
-        Ok(polled)
+        let (done, finished) = oneshot::channel();
+        self.send(Command::Poll { max: max.max(1), timeout, done })?;
+        let stopped = finished.await.is_err();
+        match self.take_mailbox() {
+            Some(outcome) => self.deliver(outcome),
+            None if stopped => Err(self.stopped()),
+            None => Ok(Polled::default()),
+        }
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
@@ -613,7 +597,6 @@ impl Worker {
                     self.poll(max, timeout, &done);
                     let _ = done.send(());
                 }
-                Command::Prefetch { max } => self.prefetch(max),
                 Command::Commit { outputs, positions, reply } => {
                     let _ = reply.send(self.commit(outputs, positions));
                 }
@@ -699,26 +682,6 @@ impl Worker {
             }
             None => false,
         }
-    }
-
-    /// Copies up to `max` records librdkafka holds already (and any rebalance) into the empty
-    /// mailbox, without waiting for more.
-    fn prefetch(&mut self, max: usize) {
-        if lock(&self.mailbox).is_some() {
-            return;
-        }
-        let mut out = Outcome::default();
-        let mut last: Option<(TopicPartition, bool)> = None;
-        while out.records.len() < max && out.error.is_none() {
-            let received = self.receive(&mut out, &mut last, Duration::ZERO);
-            if self.apply_changes(&mut out) {
-                last = None;
-            }
-            if !received {
-                break;
-            }
-        }
-        self.post(out);
     }
 
     /// Completes an outcome and leaves it in the mailbox, unless there is nothing in it.
