@@ -89,6 +89,49 @@ pub fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// What the benchmarks compare tramline with: a plain rdkafka consumer in a group of its own
+/// (`read_committed`, as tramline's members) reading every record of `topic`, timed from
+/// subscribing until it has read `expected` records.
+pub fn raw_consume(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+) -> Result<std::time::Duration, Box<dyn std::error::Error + Send + Sync>> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use std::time::{Duration, Instant};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-raw-{}", uuid::Uuid::now_v7().simple()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("fetch.queue.backoff.ms", "10")
+        .create()?;
+    let started = Instant::now();
+    consumer.subscribe(&[topic])?;
+    let (mut seen, mut bytes, mut last) = (0, 0, Instant::now());
+    while seen < expected {
+        // Short polls: a long one does not serve the group's join in time.
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                seen += 1;
+                bytes += message.payload().map_or(0, <[u8]>::len);
+                last = Instant::now();
+            }
+            Some(Err(error)) => return Err(error.into()),
+            None if last.elapsed() > Duration::from_secs(30) => {
+                return Err(format!("the raw consumer stalled after {seen} of {expected} records").into());
+            }
+            None => {}
+        }
+    }
+    let elapsed = started.elapsed();
+    std::hint::black_box(bytes);
+    Ok(elapsed)
+}
+
 /// The README's code blocks, compiled and run as doctests so that the walkthrough stays true.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

@@ -205,39 +205,6 @@ async fn memory(cli: &Cli, records: Vec<OutRecord>) -> Result<(Measured, usize),
     in_app(log, cli.partitions, "suspicious_sales").await
 }
 
-/// Reads every record of `topic` with a plain rdkafka consumer, as fast as it goes.
-fn raw_consumer(
-    brokers: &str,
-    topic: &str,
-    partitions: u32,
-    expected: usize,
-) -> Result<Duration, Box<dyn std::error::Error + Send + Sync>> {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("bench-raw-{}", uuid::Uuid::now_v7().simple()))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .create()?;
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    for partition in 0..partitions {
-        assignment.add_partition_offset(topic, partition as i32, rdkafka::Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
-    let started = Instant::now();
-    let mut seen = 0;
-    while seen < expected {
-        match consumer.poll(Duration::from_secs(5)) {
-            Some(Ok(_)) => seen += 1,
-            Some(Err(error)) => return Err(error.into()),
-            None => return Err(format!("the raw consumer stalled after {seen} of {expected} records").into()),
-        }
-    }
-    Ok(started.elapsed())
-}
-
 async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), Box<dyn std::error::Error>> {
     use tramline::log::kafka::{KafkaConfig, KafkaLog};
     let log: Arc<dyn EventLog> =
@@ -251,8 +218,8 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
         log.append(chunk).await?;
     }
     let raw = {
-        let (brokers, topic, partitions) = (brokers.to_owned(), topic.to_string(), cli.partitions);
-        tokio::task::spawn_blocking(move || raw_consumer(&brokers, &topic, partitions, count))
+        let (brokers, topic) = (brokers.to_owned(), topic.to_string());
+        tokio::task::spawn_blocking(move || tramline_examples::raw_consume(&brokers, &topic, count))
             .await?
             .map_err(|error| error.to_string())?
     };

@@ -112,41 +112,6 @@ async fn late_projection(log: Arc<dyn EventLog>, partitions: u32, revenue: Money
     Ok(elapsed)
 }
 
-/// Reads every record of `topic` with a plain rdkafka consumer in a group of its own.
-fn raw_consumer(brokers: &str, topic: &str, expected: usize) -> Result<Duration, BoxError> {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("bench-raw-{}", uuid::Uuid::now_v7().simple()))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
-        .set("fetch.queue.backoff.ms", "10")
-        .create()?;
-    let started = Instant::now();
-    consumer.subscribe(&[topic])?;
-    let (mut seen, mut bytes, mut last) = (0, 0, Instant::now());
-    while seen < expected {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => {
-                seen += 1;
-                bytes += message.payload().map_or(0, <[u8]>::len);
-                last = Instant::now();
-            }
-            Some(Err(error)) => return Err(error.into()),
-            None if last.elapsed() > Duration::from_secs(30) => {
-                return Err(format!("the raw consumer stalled after {seen} of {expected} records").into());
-            }
-            None => {}
-        }
-    }
-    let elapsed = started.elapsed();
-    std::hint::black_box(bytes);
-    Ok(elapsed)
-}
-
 async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) -> Result<(), BoxError> {
     let kafka: Arc<dyn EventLog> =
         Arc::new(KafkaLog::connect(KafkaConfig::new(brokers).with_instance_id("bench-replay")).await?);
@@ -158,7 +123,8 @@ async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) 
     let (mut raw_runs, mut projection_runs) = (Vec::new(), Vec::new());
     for _ in 0..cli.runs {
         let (brokers, topic) = (brokers.to_owned(), topic.clone());
-        let raw = tokio::task::spawn_blocking(move || raw_consumer(&brokers, &topic, count)).await??;
+        let raw =
+            tokio::task::spawn_blocking(move || tramline_examples::raw_consume(&brokers, &topic, count)).await??;
         report("raw-rdkafka-consumer", "kafka", count, raw, serde_json::json!({ "partitions": cli.partitions }));
         let projection = late_projection(log.clone(), cli.partitions, revenue).await?;
         report(
