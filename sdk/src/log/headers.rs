@@ -101,7 +101,8 @@ impl Headers {
 
     /// Appends the encoding of `headers` to `buffer`: what [`Headers::from_encoded`] reads, so a
     /// slice of the finished buffer can become [`Headers`] without a second check
-    /// ([`Headers::from_encoded_unchecked`]).
+    /// ([`Headers::from_encoded_unchecked`]). Used by the Kafka adapter's reads.
+    #[cfg(any(feature = "kafka", test))]
     pub(crate) fn encode_into<'a>(buffer: &mut BytesMut, headers: impl IntoIterator<Item = (&'a str, &'a [u8])>) {
         for (name, value) in headers {
             put_varint(buffer, name.len());
@@ -112,6 +113,7 @@ impl Headers {
     }
 
     /// Headers from a buffer [`Headers::encode_into`] wrote.
+    #[cfg(feature = "kafka")]
     pub(crate) fn from_encoded_unchecked(encoded: Bytes) -> Self {
         debug_assert!(Headers::from_encoded(encoded.clone()).is_ok());
         Headers { encoded }
