@@ -319,6 +319,8 @@ fn is_transient(error: &KafkaError) -> bool {
             RDKafkaErrorCode::NotLeaderForPartition
                 | RDKafkaErrorCode::LeaderNotAvailable
                 | RDKafkaErrorCode::UnknownTopicOrPartition
+                // The client's metadata lacks the partition for a moment (a broker restarting).
+                | RDKafkaErrorCode::UnknownPartition
                 | RDKafkaErrorCode::UnknownLeaderEpoch
                 | RDKafkaErrorCode::FencedLeaderEpoch
                 | RDKafkaErrorCode::OffsetNotAvailable

@@ -164,32 +164,6 @@ pub(super) async fn send_all(
     producer: &FutureProducer,
     records: &[OutRecord],
 ) -> (Vec<Option<DeliveryResult>>, Option<(usize, KafkaError)>) {
-    let mut sending = start_sending(producer, records).await;
-    let refused = sending.refused.take();
-    (sending.finish().await, refused)
-}
-
-/// Records handed to librdkafka, whose delivery reports may still be coming.
-pub(super) struct Sending {
-    results: Vec<Option<DeliveryResult>>,
-    pending: VecDeque<(usize, DeliveryFuture)>,
-    /// The first record librdkafka refused, if any (sending stopped there).
-    pub(super) refused: Option<(usize, KafkaError)>,
-}
-
-impl Sending {
-    /// Every record's delivery report (`None` for records not sent), once all have come.
-    pub(super) async fn finish(mut self) -> Vec<Option<DeliveryResult>> {
-        for (index, delivery) in self.pending {
-            self.results[index] = Some(delivery.await);
-        }
-        self.results
-    }
-}
-
-/// Hands `records` to librdkafka in order without waiting for their delivery reports, except
-/// when its queue is full: then it waits for the oldest one and tries again.
-pub(super) async fn start_sending(producer: &FutureProducer, records: &[OutRecord]) -> Sending {
     let mut results: Vec<Option<DeliveryResult>> = (0..records.len()).map(|_| None).collect();
     let mut pending: VecDeque<(usize, DeliveryFuture)> = VecDeque::new();
     let mut refused = None;
@@ -213,5 +187,8 @@ pub(super) async fn start_sending(producer: &FutureProducer, records: &[OutRecor
             }
         }
     }
-    Sending { results, pending, refused }
+    for (index, delivery) in pending {
+        results[index] = Some(delivery.await);
+    }
+    (results, refused)
 }

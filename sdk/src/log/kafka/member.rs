@@ -71,7 +71,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
-use super::convert::{RecordBatch, backend, start_sending};
+use super::convert::{RecordBatch, backend, send_all};
 use super::{Inner, client_config, client_error, lock, millis, retry};
 use crate::log::{GroupMember, LogError, OutRecord, Polled, StartFrom, TopicPartition};
 use crate::model::Position;
@@ -492,7 +492,14 @@ struct Worker {
     mailbox: Mailbox,
     /// The positions last put in an outcome.
     noted: Fetched,
+    /// Since when the group has taken every partition away without handing any out again.
+    orphaned_since: Option<Instant>,
 }
+
+/// How long a member may stay without partitions after the group took them away before it
+/// starts over with a new consumer. librdkafka sometimes never rejoins a group whose session
+/// timed out while the coordinator was away (a broker restart; confluentinc/librdkafka#3396).
+const REJOIN_AFTER: Duration = Duration::from_secs(30);
 
 impl Worker {
     fn new(setup: Setup) -> Result<Self, LogError> {
@@ -511,6 +518,7 @@ impl Worker {
             handed: BTreeSet::new(),
             mailbox,
             noted: Fetched::new(),
+            orphaned_since: None,
         };
         // Dropping `worker` on an error below releases the slot.
         worker.producer = Some(worker.new_producer()?);
@@ -625,6 +633,7 @@ impl Worker {
         if lock(&self.mailbox).is_some() {
             return; // the application has not taken the last outcome yet
         }
+        self.rejoin_if_orphaned();
         let deadline = Instant::now() + timeout;
         let mut out = Outcome::default();
         let mut last = None;
@@ -650,6 +659,27 @@ impl Worker {
             }
         }
         self.post(out);
+    }
+
+    /// Starts over with a new consumer (which joins the group afresh) when the group has left
+    /// this member without partitions for [`REJOIN_AFTER`].
+    fn rejoin_if_orphaned(&mut self) {
+        let Some(since) = self.orphaned_since else { return };
+        if since.elapsed() < REJOIN_AFTER {
+            return;
+        }
+        tracing::warn!(
+            group = self.group,
+            waited = ?since.elapsed(),
+            "kafka: the group took this member's partitions away and handed none out again; re-joining with a new consumer"
+        );
+        self.orphaned_since = Some(Instant::now());
+        let topics: Vec<Arc<str>> = self.topics.values().cloned().collect();
+        match self.new_consumer(&topics) {
+            // The old consumer leaves the group as it closes.
+            Ok(consumer) => drop(self.consumer.replace(consumer)),
+            Err(error) => tracing::warn!(group = self.group, %error, "kafka: cannot re-join yet"),
+        }
     }
 
     /// Polls librdkafka once, waiting at most `wait`; a record of a live partition goes into
@@ -774,6 +804,9 @@ impl Worker {
                         }
                     }
                     out.awaiting = true;
+                    if self.live.is_empty() {
+                        self.orphaned_since.get_or_insert_with(Instant::now);
+                    }
                 }
                 Change::Assigned(assigned) => {
                     for (topic, partition, start) in assigned {
@@ -784,6 +817,7 @@ impl Worker {
                     }
                     out.handed = true;
                     out.awaiting = false;
+                    self.orphaned_since = None;
                 }
             }
         }
@@ -896,11 +930,25 @@ impl Worker {
         let timeout = self.inner.config.request_timeout;
         let count = outputs.len();
         let describe = |i: usize| format!("write output {i} of {count} (to `{}`)", outputs[i].topic);
-        // The outputs fly while the offsets are sent: their delivery reports are read once the
-        // offsets are in the transaction, and any failed record aborts it before the commit.
-        let mut sending = futures::executor::block_on(start_sending(producer, outputs));
-        if let Some((index, error)) = sending.refused.take() {
+        // Every output delivered (inside the transaction) before the offsets and the commit: the
+        // positions are known, and a failed record aborts before anything else is sent. (Sending
+        // the offsets while outputs fly saves a round trip, but a produce request that reaches a
+        // restarting broker after the abort can leave a transaction hanging on the partition.)
+        let (results, refused) = futures::executor::block_on(send_all(producer, outputs));
+        if let Some((index, error)) = refused {
             return Err((describe(index), error));
+        }
+        let mut written = Vec::with_capacity(count);
+        for (index, result) in results.into_iter().enumerate() {
+            match result.expect("every output was sent") {
+                Ok(Ok(delivery)) => written.push(Position {
+                    topic: outputs[index].topic.clone(),
+                    partition: delivery.partition as u32,
+                    offset: delivery.offset as u64,
+                }),
+                Ok(Err((error, _))) => return Err((describe(index), error)),
+                Err(_) => return Err((describe(index), KafkaError::Canceled)),
+            }
         }
         if !positions.is_empty() {
             let mut offsets = TopicPartitionList::with_capacity(positions.len());
@@ -917,20 +965,7 @@ impl Worker {
                 .send_offsets_to_transaction(&offsets, &metadata, timeout)
                 .map_err(|e| ("commit the input positions (send_offsets_to_transaction)".to_owned(), e))?;
         }
-        let results = futures::executor::block_on(sending.finish());
         settle(producer);
-        let mut written = Vec::with_capacity(count);
-        for (index, result) in results.into_iter().enumerate() {
-            match result.expect("every output was sent") {
-                Ok(Ok(delivery)) => written.push(Position {
-                    topic: outputs[index].topic.clone(),
-                    partition: delivery.partition as u32,
-                    offset: delivery.offset as u64,
-                }),
-                Ok(Err((error, _))) => return Err((describe(index), error)),
-                Err(_) => return Err((describe(index), KafkaError::Canceled)),
-            }
-        }
         let deadline = Instant::now() + timeout;
         loop {
             match producer.commit_transaction(deadline.saturating_duration_since(Instant::now())) {
