@@ -482,6 +482,24 @@ impl Inner {
         }
         Ok(producer.clone())
     }
+
+    /// Replaces the append producer `stale` after one of its deliveries timed out: after a broker
+    /// restart librdkafka (2.12) can keep a partition without a leader for good
+    /// (confluentinc/librdkafka#5430), and a new client starts from fresh metadata. Appends still
+    /// in flight on the old producer finish on it.
+    fn retire_append_producer(&self, stale: &FutureProducer) {
+        let mut producer = lock(&self.producer);
+        if producer.client().native_ptr() != stale.client().native_ptr() {
+            return; // another append replaced it already
+        }
+        match KafkaLog::append_producer(&self.config) {
+            Ok(fresh) => {
+                tracing::warn!("kafka: a record to append timed out; the append producer is re-created");
+                *producer = fresh;
+            }
+            Err(error) => tracing::warn!(%error, "kafka: a record to append timed out; no new producer yet"),
+        }
+    }
 }
 
 /// A record's position from its delivery report.
@@ -571,6 +589,10 @@ impl EventLog for KafkaLog {
         let producer = self.inner.append_producer()?;
         let count = records.len();
         let (results, refused) = send_all(&producer, &records).await;
+        let timed_out = |result: &Option<DeliveryResult>| matches!(result, Some(Ok(Err((error, _)))) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut));
+        if results.iter().any(timed_out) {
+            self.inner.retire_append_producer(&producer);
+        }
         let refused = refused.map(|(index, error)| {
             format!("record {index} of {count} (to `{}`) was refused: {error}", records[index].topic)
         });

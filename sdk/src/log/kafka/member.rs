@@ -53,7 +53,10 @@
 //!   a fenced zombie that never writes again does not fence its successor in turn.
 //! - Any other failure inside the transaction (a record the broker refuses, a timeout) aborts it
 //!   and returns [`LogError::Backend`]: nothing of the write is visible to `read_committed`
-//!   readers, and the runtime rewinds and processes the batch again.
+//!   readers, and the runtime rewinds and processes the batch again. The producer is re-created
+//!   too: after a broker restart, librdkafka (2.12) can keep a partition without a leader for good
+//!   (confluentinc/librdkafka#5430), so every later write to it would time out; a new client
+//!   starts from fresh metadata.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -349,7 +352,9 @@ impl ConsumerContext for MemberContext {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let starts = self.starts(consumer, tpl, self.timeout, true);
+                let starts = self.starts(consumer, tpl, self.timeout, true).unwrap_or_else(|_| {
+                    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition(), None)).collect()
+                });
                 let mut assignment = TopicPartitionList::with_capacity(starts.len());
                 for (topic, partition, start) in &starts {
                     let offset = start.map_or(Offset::Invalid, |s| Offset::Offset(s as i64));
@@ -396,8 +401,9 @@ impl MemberContext {
     }
 
     /// Where each assigned partition starts: the group's committed offset, else the start the
-    /// member asked for, as a concrete offset. `None` where a look-up failed: librdkafka then
-    /// starts from the committed offset or `auto.offset.reset` itself.
+    /// member asked for, as a concrete offset; `None` where that start could not be looked up.
+    /// An error when the committed offsets could not be looked up: then nothing is known
+    /// (librdkafka starts from the committed offset or `auto.offset.reset` itself).
     /// Each look-up waits at most `timeout`; failures are logged as warnings when `report`.
     fn starts(
         &self,
@@ -405,11 +411,11 @@ impl MemberContext {
         tpl: &TopicPartitionList,
         timeout: Duration,
         report: bool,
-    ) -> Vec<(String, i32, Option<u64>)> {
+    ) -> Result<Vec<(String, i32, Option<u64>)>, KafkaError> {
         let mut starts: Vec<(String, i32, Option<u64>)> =
             tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition(), None)).collect();
         if starts.is_empty() {
-            return starts;
+            return Ok(starts);
         }
         let concrete = |offset: Offset| match offset {
             Offset::Offset(offset) if offset >= 0 => Some(offset as u64),
@@ -425,7 +431,7 @@ impl MemberContext {
                 if report {
                     tracing::warn!(group = self.group, %error, "kafka: committed offsets unknown; asked again later");
                 }
-                return starts;
+                return Err(error);
             }
         }
         let mut missing = TopicPartitionList::new();
@@ -450,7 +456,7 @@ impl MemberContext {
                 Err(_) => {}
             }
         }
-        starts
+        Ok(starts)
     }
 }
 
@@ -494,7 +500,12 @@ struct Worker {
     noted: Fetched,
     /// Since when the group has taken every partition away without handing any out again.
     orphaned_since: Option<Instant>,
+    /// Since when the group's committed offsets could not be read, and when that was last told.
+    unreadable: Option<(Instant, Option<Instant>)>,
 }
+
+/// After how long unreadable committed offsets are reported as a probable hanging transaction.
+const HANGING_AFTER: Duration = Duration::from_secs(60);
 
 /// How long a member may stay without partitions after the group took them away before it
 /// starts over with a new consumer. librdkafka sometimes never rejoins a group whose session
@@ -519,6 +530,7 @@ impl Worker {
             mailbox,
             noted: Fetched::new(),
             orphaned_since: None,
+            unreadable: None,
         };
         // Dropping `worker` on an error below releases the slot.
         worker.producer = Some(worker.new_producer()?);
@@ -737,19 +749,21 @@ impl Worker {
         if unknown.count() == 0 {
             return;
         }
+        let starts = self.consumer().context().starts(self.consumer(), &unknown, RESOLVE_TIMEOUT, false);
+        self.note_offsets_read(starts.is_ok());
+        // Not even the committed offsets yet: a start guessed now could be before them.
+        let Ok(starts) = starts else { return };
         let consumer = self.consumer();
-        let starts: Vec<(String, i32, Option<u64>)> =
-            (consumer.context().starts(consumer, &unknown, RESOLVE_TIMEOUT, false))
-                .into_iter()
-                .map(|(topic, partition, start)| {
-                    // Without a committed offset, librdkafka starts at the watermark `start` names.
-                    let start = start.or_else(|| {
-                        let (low, high) = consumer.fetch_watermarks(&topic, partition, RESOLVE_TIMEOUT).ok()?;
-                        u64::try_from(if self.start == StartFrom::Beginning { low } else { high }).ok()
-                    });
-                    (topic, partition, start)
-                })
-                .collect();
+        let starts: Vec<(String, i32, Option<u64>)> = (starts.into_iter())
+            .map(|(topic, partition, start)| {
+                // Without a committed offset, librdkafka starts at the watermark `start` names.
+                let start = start.or_else(|| {
+                    let (low, high) = consumer.fetch_watermarks(&topic, partition, RESOLVE_TIMEOUT).ok()?;
+                    u64::try_from(if self.start == StartFrom::Beginning { low } else { high }).ok()
+                });
+                (topic, partition, start)
+            })
+            .collect();
         for (topic, partition, start) in starts {
             let tp = self.topic_partition(&topic, partition);
             if let (Some(start), Some(live)) = (start, self.live.get_mut(&tp)) {
@@ -848,8 +862,10 @@ impl Worker {
         for tp in self.live.keys() {
             tpl.add_partition(&tp.topic, tp.partition as i32);
         }
-        let committed = retry(timeout, |timeout| self.consumer().committed_offsets(tpl.clone(), timeout))
-            .map_err(|e| backend(format_args!("group `{}`: rewind: committed offsets", self.group), e))?;
+        let committed = retry(timeout, |timeout| self.consumer().committed_offsets(tpl.clone(), timeout));
+        self.note_offsets_read(committed.is_ok());
+        let committed =
+            committed.map_err(|e| backend(format_args!("group `{}`: rewind: committed offsets", self.group), e))?;
         let logical = match self.start {
             StartFrom::Beginning => Offset::Beginning,
             StartFrom::End => Offset::End,
@@ -880,6 +896,31 @@ impl Worker {
             return Err(backend(format_args!("group `{}`: rewind: seek", self.group), error));
         }
         Ok(positions)
+    }
+
+    /// Keeps track of failed reads of the group's committed offsets. They fail while the group
+    /// coordinator is away, and forever while a transaction hangs on the group's
+    /// `__consumer_offsets` partition: Kafka skips the commit marker of a partition that has no
+    /// leader at that moment (its only broker shutting down), so its offsets stay pending.
+    /// No client can end such a transaction; an operator can, so the member says so.
+    fn note_offsets_read(&mut self, read: bool) {
+        if read {
+            self.unreadable = None;
+            return;
+        }
+        let now = Instant::now();
+        let (since, told) = self.unreadable.get_or_insert((now, None));
+        if now.duration_since(*since) >= HANGING_AFTER && told.is_none_or(|t| now.duration_since(t) >= HANGING_AFTER) {
+            *told = Some(now);
+            tracing::error!(
+                group = self.group,
+                unreadable_for = ?now.duration_since(*since),
+                "kafka: the group's committed offsets cannot be read; if the brokers answer, a transaction probably \
+                 hangs on its `__consumer_offsets` partition (Kafka drops the markers of transactions completed while \
+                 a partition has no leader, as when a single broker shuts down): `kafka-transactions.sh find-hanging` \
+                 finds it"
+            );
+        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1002,9 +1043,9 @@ impl Worker {
                 self.transactional_id, self.inner.config.instance_id
             ));
         }
-        if let Err(abort) = producer.abort_transaction(self.inner.config.request_timeout) {
+        let aborted = producer.abort_transaction(self.inner.config.request_timeout);
+        if let Err(abort) = &aborted {
             tracing::warn!(group = self.group, %abort, "kafka: abort_transaction failed; the producer is re-created");
-            self.producer = None;
         }
         let stale = matches!(
             code,
@@ -1016,8 +1057,14 @@ impl Worker {
             )
         );
         if stale {
+            if aborted.is_err() {
+                self.producer = None;
+            }
             return self.fenced(format!("{what}: {error}: the group rebalanced; the transaction was aborted"));
         }
+        // The next commit starts a new producer, whose init_transactions also aborts the
+        // transaction if the abort above did not make it.
+        self.producer = None;
         LogError::Backend(format!(
             "kafka: group `{}`: {what}: {error}; the transaction was aborted, nothing of the write is visible",
             self.group
