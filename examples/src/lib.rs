@@ -34,6 +34,18 @@ pub struct LogArgs {
     /// that several platforms share one cluster without meeting.
     #[arg(long, env = "TRAMLINE_NAMESPACE", value_parser = namespace)]
     pub namespace: Option<String>,
+    /// A librdkafka setting for every Kafka client (`security.protocol=SASL_SSL`,
+    /// `sasl.mechanism=PLAIN`, `debug=cgrp`...); repeatable.
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = key_value, requires = "brokers")]
+    pub kafka_settings: Vec<(String, String)>,
+}
+
+/// A `KEY=VALUE` pair of `--kafka-set`.
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 /// A namespace is part of topic names: Kafka allows letters, digits, `.`, `_` and `-`.
@@ -48,7 +60,11 @@ impl LogArgs {
     /// Opens the chosen log.
     pub async fn open(&self) -> Result<Arc<dyn EventLog>, RuntimeError> {
         let log: Arc<dyn EventLog> = match (&self.brokers, self.memory) {
-            (Some(brokers), _) => Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await?),
+            (Some(brokers), _) => {
+                let config = (self.kafka_settings.iter())
+                    .fold(KafkaConfig::new(brokers.as_str()), |config, (key, value)| config.set(key, value));
+                Arc::new(KafkaLog::connect(config).await?)
+            }
             (None, true) => MemoryLog::shared(),
             (None, false) => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
         };
@@ -136,3 +152,16 @@ pub fn raw_consume(
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    use super::key_value;
+
+    #[test]
+    fn a_kafka_setting_splits_at_its_first_equals_sign() {
+        assert_eq!(key_value("sasl.jaas.config=a=b"), Ok(("sasl.jaas.config".into(), "a=b".into())));
+        assert_eq!(key_value(" debug = cgrp "), Ok(("debug".into(), "cgrp".into())));
+        assert!(key_value("debug").is_err());
+        assert!(key_value("=cgrp").is_err());
+    }
+}

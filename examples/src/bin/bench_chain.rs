@@ -55,13 +55,8 @@ struct Cli {
     #[arg(long, value_name = "N")]
     paced_orders: Option<usize>,
     /// A librdkafka setting for every Kafka client (repeatable), to try a tuning.
-    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = key_value)]
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = tramline_examples::key_value)]
     kafka_settings: Vec<(String, String)>,
-}
-
-fn key_value(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
-    Ok((key.trim().to_owned(), value.trim().to_owned()))
 }
 
 /// When this process saw each order's PaymentCompleted, and how long its TicketIssued took.
