@@ -68,6 +68,21 @@ impl Process {
         self.child.wait().expect("reaped");
     }
 
+    /// Freezes it (SIGSTOP): it keeps its connections and state but does nothing.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "cannot send SIG{name} to {}", self.name);
+    }
+
     /// Whether it still runs.
     pub fn running(&mut self) -> bool {
         self.child.try_wait().expect("a status").is_none()
