@@ -119,7 +119,7 @@ pub fn raw_consume(
     use std::time::{Duration, Instant};
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", format!("bench-raw-{}", uuid::Uuid::now_v7().simple()))
+        .set("group.id", format!("{topic}.raw-{}", uuid::Uuid::now_v7().simple())) // gone with the topic's leftovers
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
@@ -146,6 +146,44 @@ pub fn raw_consume(
     let elapsed = started.elapsed();
     std::hint::black_box(bytes);
     Ok(elapsed)
+}
+
+/// Deletes the topics and consumer groups a benchmark run left on Kafka (those whose name
+/// `ours` accepts), so that runs on one broker do not pile up partitions that slow it down.
+/// Returns how many topics and groups went; one that cannot go is a warning, not an error.
+pub async fn delete_kafka_leftovers(
+    brokers: &str,
+    ours: impl Fn(&str) -> bool,
+) -> Result<(usize, usize), Box<dyn std::error::Error + Send + Sync>> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let timeout = std::time::Duration::from_secs(30);
+    let metadata = admin.inner().fetch_metadata(None, timeout)?;
+    let topics: Vec<&str> = metadata.topics().iter().map(|t| t.name()).filter(|name| ours(name)).collect();
+    let groups = admin.inner().fetch_group_list(None, timeout)?;
+    let groups: Vec<&str> = groups.groups().iter().map(|g| g.name()).filter(|name| ours(name)).collect();
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    let gone = |results: Vec<Result<String, (String, rdkafka::types::RDKafkaErrorCode)>>, what: &str| {
+        let mut count = 0;
+        for result in results {
+            match result {
+                Ok(_) => count += 1,
+                Err((name, code)) => eprintln!("warning: cannot delete the benchmark's {what} `{name}`: {code:?}"),
+            }
+        }
+        count
+    };
+    let deleted_groups = match groups.is_empty() {
+        true => 0,
+        false => gone(admin.delete_groups(&groups, &options).await?, "group"),
+    };
+    let deleted_topics = match topics.is_empty() {
+        true => 0,
+        false => gone(admin.delete_topics(&topics, &options).await?, "topic"),
+    };
+    Ok((deleted_topics, deleted_groups))
 }
 
 /// The README's code blocks, compiled and run as doctests so that the walkthrough stays true.

@@ -96,20 +96,22 @@ impl ChainLatency {
 }
 
 impl Cli {
-    async fn log(&self, run: usize) -> Result<Arc<dyn EventLog>, Box<dyn std::error::Error>> {
+    /// The log of run `run`, and its namespace on Kafka.
+    async fn log(&self, run: usize) -> Result<(Arc<dyn EventLog>, Option<String>), Box<dyn std::error::Error>> {
         Ok(match (&self.data, &self.brokers) {
             (Some(dir), _) => {
                 let dir = dir.join(format!("run-{run}"));
                 let _ = std::fs::remove_dir_all(&dir);
-                Arc::new(EmbeddedLog::open_async(dir, EmbeddedOptions::default()).await?)
+                (Arc::new(EmbeddedLog::open_async(dir, EmbeddedOptions::default()).await?), None)
             }
             (None, Some(brokers)) => {
                 let config = (self.kafka_settings.iter())
                     .fold(KafkaConfig::new(brokers.as_str()), |config, (key, value)| config.set(key, value));
                 let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await?);
-                Arc::new(Namespaced::new(kafka, &format!("bench-{}", uuid::Uuid::now_v7().simple())))
+                let namespace = format!("bench-{}", uuid::Uuid::now_v7().simple());
+                (Arc::new(Namespaced::new(kafka, &namespace)), Some(namespace))
             }
-            (None, None) => MemoryLog::shared(),
+            (None, None) => (MemoryLog::shared(), None),
         })
     }
 
@@ -134,12 +136,19 @@ impl Cli {
             concurrency: self.concurrency,
             decline_percent: 10,
         };
-        let (mut platform, mailer) = start_platform(self.log(run).await?, &simulation).await?;
+        let (log, namespace) = self.log(run).await?;
+        let (mut platform, mailer) = start_platform(log, &simulation).await?;
         let latency = platform.app.projection(ChainLatency::default()).await?;
         let summary = simulation.run_paced(&mut platform, &*mailer, rate, |_| {}).await?;
         latency.caught_up().await?;
         let latency = latency.read(|l| ChainLatency { completed: HashMap::new(), latencies: l.latencies.clone() });
         platform.app.shutdown().await?;
+        if let (Some(brokers), Some(namespace)) = (&self.brokers, namespace) {
+            let prefix = format!("{namespace}.");
+            tramline_examples::delete_kafka_leftovers(brokers, |name| name.starts_with(&prefix))
+                .await
+                .map_err(|error| format!("deleting the run's topics: {error}"))?;
+        }
         Ok((summary, latency))
     }
 }

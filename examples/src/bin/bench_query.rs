@@ -210,7 +210,8 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
     let log: Arc<dyn EventLog> =
         Arc::new(KafkaLog::connect(KafkaConfig::new(brokers).with_instance_id("bench-query")).await?);
     // A fresh source topic per run: both readers read exactly these records.
-    let topic: Arc<str> = Arc::from(format!("bench.events.{}", uuid::Uuid::now_v7().simple()));
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let topic: Arc<str> = Arc::from(format!("bench.events.{run}"));
     log.create_topic(&TopicSpec::keep(topic.to_string(), cli.partitions)).await?;
     let count = records.len();
     for chunk in records.chunks(50_000) {
@@ -227,7 +228,7 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
     let measured = Measured { elapsed: raw, cpu: None };
     report("raw-rdkafka-consumer", count, measured, serde_json::json!({ "partitions": cli.partitions }));
     // The query reads `bench.events`: point its plan at the fresh topic instead.
-    let name = format!("suspicious_sales_{}", uuid::Uuid::now_v7().simple());
+    let name = format!("suspicious_sales_{run}");
     let mut plan = plan(&name);
     let source: &'static str = Box::leak(topic.to_string().into_boxed_str());
     if let Some(subscription) = plan.source.subscription.as_mut() {
@@ -249,6 +250,9 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
         Measured { elapsed, cpu: None },
         serde_json::json!({ "rows": rows, "partitions": cli.partitions, "ratio_to_raw_consumer": raw.as_secs_f64() / elapsed.as_secs_f64() }),
     );
+    tramline_examples::delete_kafka_leftovers(brokers, |name| name.contains(&run))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

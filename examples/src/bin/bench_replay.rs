@@ -153,6 +153,8 @@ async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) 
             "ratio_to_raw_consumer": raw.as_secs_f64() / projection.as_secs_f64(),
         })
     );
+    let prefix = format!("{namespace}.");
+    tramline_examples::delete_kafka_leftovers(brokers, |name| name.starts_with(&prefix)).await?;
     Ok(())
 }
 
