@@ -592,6 +592,8 @@ impl EventLog for KafkaLog {
         let timed_out = |result: &Option<DeliveryResult>| matches!(result, Some(Ok(Err((error, _)))) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut));
         if results.iter().any(timed_out) {
             self.inner.retire_append_producer(&producer);
+            // Its last handle may be this one, and closing a client blocks: not on the executor.
+            tokio::task::spawn_blocking(move || drop(producer));
         }
         let refused = refused.map(|(index, error)| {
             format!("record {index} of {count} (to `{}`) was refused: {error}", records[index].topic)
