@@ -40,6 +40,11 @@ pub struct LogArgs {
     pub kafka_settings: Vec<(String, String)>,
 }
 
+/// The client configuration for `brokers` with the `--kafka-set` settings.
+pub fn kafka_config(brokers: &str, settings: &[(String, String)]) -> KafkaConfig {
+    settings.iter().fold(KafkaConfig::new(brokers), |config, (key, value)| config.set(key, value))
+}
+
 /// A `KEY=VALUE` pair of `--kafka-set`.
 pub fn key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -60,11 +65,7 @@ impl LogArgs {
     /// Opens the chosen log.
     pub async fn open(&self) -> Result<Arc<dyn EventLog>, RuntimeError> {
         let log: Arc<dyn EventLog> = match (&self.brokers, self.memory) {
-            (Some(brokers), _) => {
-                let config = (self.kafka_settings.iter())
-                    .fold(KafkaConfig::new(brokers.as_str()), |config, (key, value)| config.set(key, value));
-                Arc::new(KafkaLog::connect(config).await?)
-            }
+            (Some(brokers), _) => Arc::new(KafkaLog::connect(kafka_config(brokers, &self.kafka_settings)).await?),
             (None, true) => MemoryLog::shared(),
             (None, false) => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
         };
@@ -149,12 +150,12 @@ pub fn raw_consume(
 }
 
 /// Deletes the topics and consumer groups a benchmark run left on Kafka (those whose name
-/// `ours` accepts), so that runs on one broker do not pile up partitions that slow it down.
-/// Returns how many topics and groups went; one that cannot go is a warning, not an error.
+/// `ours` accepts), so that runs on one broker do not pile up partitions that slow it down. One
+/// that cannot go is a warning, not an error.
 pub async fn delete_kafka_leftovers(
     brokers: &str,
     ours: impl Fn(&str) -> bool,
-) -> Result<(usize, usize), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::config::ClientConfig;
@@ -165,25 +166,18 @@ pub async fn delete_kafka_leftovers(
     let groups = admin.inner().fetch_group_list(None, timeout)?;
     let groups: Vec<&str> = groups.groups().iter().map(|g| g.name()).filter(|name| ours(name)).collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout));
-    let gone = |results: Vec<Result<String, (String, rdkafka::types::RDKafkaErrorCode)>>, what: &str| {
-        let mut count = 0;
-        for result in results {
-            match result {
-                Ok(_) => count += 1,
-                Err((name, code)) => eprintln!("warning: cannot delete the benchmark's {what} `{name}`: {code:?}"),
-            }
+    let warn = |results: Vec<Result<String, (String, rdkafka::types::RDKafkaErrorCode)>>, what: &str| {
+        for (name, code) in results.into_iter().filter_map(Result::err) {
+            eprintln!("warning: cannot delete the benchmark's {what} `{name}`: {code:?}");
         }
-        count
     };
-    let deleted_groups = match groups.is_empty() {
-        true => 0,
-        false => gone(admin.delete_groups(&groups, &options).await?, "group"),
-    };
-    let deleted_topics = match topics.is_empty() {
-        true => 0,
-        false => gone(admin.delete_topics(&topics, &options).await?, "topic"),
-    };
-    Ok((deleted_topics, deleted_groups))
+    if !groups.is_empty() {
+        warn(admin.delete_groups(&groups, &options).await?, "group");
+    }
+    if !topics.is_empty() {
+        warn(admin.delete_topics(&topics, &options).await?, "topic");
+    }
+    Ok(())
 }
 
 /// The README's code blocks, compiled and run as doctests so that the walkthrough stays true.

@@ -34,9 +34,10 @@ fn transactions_in_flight(bootstrap: &str, namespace: &str) -> Vec<String> {
         .output()
         .expect("Kafka's kafka-transactions tool runs");
     assert!(output.status.success(), "kafka-transactions list failed: {}", String::from_utf8_lossy(&output.stderr));
+    let prefix = format!("{namespace}.");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter(|line| line.starts_with(&format!("{namespace}.")))
+        .filter(|line| line.starts_with(&prefix))
         .filter(|line| !["Empty", "CompleteCommit", "CompleteAbort"].iter().any(|done| line.contains(done)))
         .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect()

@@ -22,7 +22,7 @@ use payment_contract::PaymentEvent;
 use ticket_contract::TicketEvent;
 use ticketing_platform::{Simulation, Summary};
 use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
-use tramline::log::kafka::{KafkaConfig, KafkaLog};
+use tramline::log::kafka::KafkaLog;
 use tramline::log::{EventLog, Namespaced};
 use tramline::{Envelope, Handle, MemoryLog, Projection};
 use tramline_examples::{init_logging, start_platform};
@@ -105,8 +105,7 @@ impl Cli {
                 (Arc::new(EmbeddedLog::open_async(dir, EmbeddedOptions::default()).await?), None)
             }
             (None, Some(brokers)) => {
-                let config = (self.kafka_settings.iter())
-                    .fold(KafkaConfig::new(brokers.as_str()), |config, (key, value)| config.set(key, value));
+                let config = tramline_examples::kafka_config(brokers, &self.kafka_settings);
                 let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await?);
                 let namespace = format!("bench-{}", uuid::Uuid::now_v7().simple());
                 (Arc::new(Namespaced::new(kafka, &namespace)), Some(namespace))

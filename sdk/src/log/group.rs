@@ -237,15 +237,12 @@ impl Cursor {
     /// Records were handed out: the next read of their partitions starts after them.
     pub(crate) fn consumed(&mut self, records: &[Record]) {
         // A partition's records come together: one look-up per run of them.
-        let mut rest = records;
-        while let Some(first) = rest.first() {
-            let run = rest.iter().take_while(|r| r.partition == first.partition && r.topic == first.topic).count();
-            let next = rest[..run].iter().map(|r| r.offset + 1).max().unwrap_or_default();
-            let tp = TopicPartition { topic: first.topic.clone(), partition: first.partition };
+        for run in records.chunk_by(|a, b| a.partition == b.partition && a.topic == b.topic) {
+            let next = run.iter().map(|r| r.offset + 1).max().expect("a run is not empty");
+            let tp = TopicPartition { topic: run[0].topic.clone(), partition: run[0].partition };
             if let Some(position) = self.positions.get_mut(&tp) {
                 *position = (*position).max(next);
             }
-            rest = &rest[run..];
         }
     }
 
