@@ -58,7 +58,9 @@
 //! process owns a directory: opening takes an exclusive `flock` on `tramline.lock`, and a second
 //! open (from another process, or a second [`EmbeddedLog::open`] of the same directory in this
 //! one) fails with a [`LogError::Backend`] that names the lock file. Share one `EmbeddedLog`
-//! (it is `Clone`) within a process. The lock goes when the last clone and member are dropped.
+//! (it is `Clone`) within a process. The lock goes when the last clone and member are dropped
+//! and their last database tasks have finished; an open in the same process waits up to two
+//! seconds for that.
 //!
 //! # Compacted topics
 //!

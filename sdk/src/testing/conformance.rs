@@ -74,7 +74,6 @@ mod embedded {
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
 
     use async_trait::async_trait;
 
@@ -110,18 +109,9 @@ mod embedded {
         }
 
         async fn open(&self, dir: PathBuf) -> Arc<dyn EventLog> {
-            // The previous handle's last clone may still be on its way out of a blocking task.
-            let deadline = Instant::now() + super::PATIENCE;
-            let log = loop {
-                match EmbeddedLog::open_async(dir.clone(), self.options.clone()).await {
-                    Ok(log) => break log,
-                    Err(e) if e.to_string().contains("already open") && Instant::now() < deadline => {
-                        tracing::debug!(%e, "reopening the embedded log; retrying");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                    Err(e) => panic!("cannot open the embedded log in {}: {e}", dir.display()),
-                }
-            };
+            // The previous handle may still be closing: opening waits for it.
+            let log = (EmbeddedLog::open_async(dir.clone(), self.options.clone()).await)
+                .unwrap_or_else(|e| panic!("cannot open the embedded log in {}: {e}", dir.display()));
             let log: Arc<dyn EventLog> = Arc::new(log);
             self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(Self::key(&log), dir);
             log

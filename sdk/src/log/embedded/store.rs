@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -31,6 +31,8 @@ pub(super) const DATABASE: &str = "log.sqlite3";
 pub(super) const LOCK: &str = "tramline.lock";
 /// `PRAGMA user_version` of the schema below.
 const SCHEMA_VERSION: i64 = 1;
+/// How long opening waits for an instance of this same process to let go of the directory.
+const CLOSING_GRACE: Duration = Duration::from_secs(2);
 /// Idle read connections kept for reuse.
 const IDLE_READERS: usize = 4;
 
@@ -162,24 +164,34 @@ impl Store {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| io("cannot open the lock file", &lock_path, e))?;
-        match fs4::FileExt::try_lock(&lock_file) {
-            Ok(()) => {}
-            Err(fs4::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = lock_file.read_to_string(&mut holder);
-                let holder = match holder.trim() {
-                    "" => String::new(),
-                    pid => format!(" (by process {pid})"),
-                };
-                return Err(LogError::Backend(format!(
-                    "embedded log {}: the directory is already open{holder}: its lock file {} is held. \
-                     One EmbeddedLog in one process at a time may open a directory; share that one \
-                     (it is Clone) or stop the other process",
-                    dir.display(),
-                    lock_path.display()
-                )));
+        let started = Instant::now();
+        loop {
+            let holder = match fs4::FileExt::try_lock(&lock_file) {
+                Ok(()) => break,
+                Err(fs4::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = lock_file.rewind().and_then(|()| lock_file.read_to_string(&mut holder));
+                    holder.trim().to_owned()
+                }
+                Err(fs4::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path, e)),
+            };
+            // An instance of this process that is being dropped lets go once its last database
+            // tasks (still running after their callers went away) finish: moments.
+            if holder == std::process::id().to_string() && started.elapsed() < CLOSING_GRACE {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             }
-            Err(fs4::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path, e)),
+            let holder = match holder.as_str() {
+                "" => String::new(),
+                pid => format!(" (by process {pid})"),
+            };
+            return Err(LogError::Backend(format!(
+                "embedded log {}: the directory is already open{holder}: its lock file {} is held. \
+                 One EmbeddedLog in one process at a time may open a directory; share that one \
+                 (it is Clone) or stop the other process",
+                dir.display(),
+                lock_path.display()
+            )));
         }
         // For the message above, in the process that fails to get the lock.
         let _ = lock_file.set_len(0).and_then(|()| lock_file.rewind());
