@@ -86,6 +86,12 @@ fn rows_of<'a>(rows: &'a [QueryRow], keys: &BTreeSet<String>) -> Vec<&'a QueryRo
     rows.iter().filter(|r| keys.contains(&r.key)).collect()
 }
 
+/// A column of a row that is not a deletion.
+fn column<'a>(row: &'a QueryRow, name: &str) -> &'a serde_json::Value {
+    let columns = row.columns.as_ref().unwrap_or_else(|| panic!("a row, not a deletion: {row:?}"));
+    &columns[name]
+}
+
 /// The reference query as written: customers keyed by order (spread over four partitions) are
 /// re-keyed by customer; those with more than four confirmed orders in one ten-minute window
 /// are flagged, others not; a record at a window's end counts in the next window.
@@ -118,9 +124,9 @@ async fn reference_query_flags_exactly_the_customers_over_four_in_a_window(log: 
     let flagged: BTreeSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(flagged, BTreeSet::from([customer("burst").as_str()]));
     // EMIT CHANGES: one row per update past HAVING, counts 5 and 6.
-    let counts: Vec<i64> = rows.iter().map(|r| r.columns["KSQL_COL_1"].as_i64().expect("a count")).collect();
+    let counts: Vec<i64> = rows.iter().map(|r| column(r, "KSQL_COL_1").as_i64().expect("a count")).collect();
     assert_eq!(counts, [5, 6]);
-    assert_eq!(rows[0].columns["customer_id"], customer("burst").as_str());
+    assert_eq!(column(rows[0], "customer_id"), customer("burst").as_str());
     assert_eq!(rows[0].window.start, t0);
 
     // The records went through the repartition topic, spread over its partitions.
@@ -195,9 +201,9 @@ async fn a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(
         per_window
             .entry((row.key.clone(), row.window.start))
             .or_default()
-            .push(row.columns["orders"].as_i64().expect("a count"));
-        assert_eq!(row.columns["WINDOWSTART"].as_i64(), Some(row.window.start));
-        assert_eq!(row.columns["WINDOWEND"].as_i64(), Some(row.window.end));
+            .push(column(row, "orders").as_i64().expect("a count"));
+        assert_eq!(column(row, "WINDOWSTART").as_i64(), Some(row.window.start));
+        assert_eq!(column(row, "WINDOWEND").as_i64(), Some(row.window.end));
     }
     for (i, customer) in customers.iter().enumerate() {
         let first_window = &per_window[&(customer.clone(), t0)];
@@ -208,6 +214,41 @@ async fn a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(
     }
     assert_eq!(handle.late_records(), 1, "the record for the closed window was dropped and counted");
     app.shutdown().await.expect("a clean shutdown");
+}
+
+/// A TABLE's row that stops passing HAVING is deleted on the sink: a tombstone under the row's
+/// key (`key@windowstart`), read back as a row without columns.
+async fn a_table_deletes_a_row_that_stops_passing_having(log: Arc<dyn EventLog>) {
+    let name = format!("small_spenders_{}", uuid::Uuid::now_v7().simple());
+    let sql = "CREATE TABLE suspicious_sales AS SELECT customer_id, SUM(total) AS spent
+        FROM order_confirmed WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY customer_id HAVING SUM(total) < 300";
+    let (app, handle) = start(log.clone(), query(sql, &name)).await;
+    let customer = format!("cus_big_{}", uuid::Uuid::now_v7().simple());
+    let t0 = base();
+    // One at a time: orders keyed by order id come from different partitions, in any order.
+    for (i, total) in [100, 100, 150, 50].into_iter().enumerate() {
+        append(&*log, &[(t0 + i as i64 * MINUTE, confirmed(&customer, total))]).await;
+        within("the query to settle", app.settle()).await.expect("settled");
+    }
+
+    let rows = handle.rows().await.expect("rows");
+    let rows = rows_of(&rows, &BTreeSet::from([customer.clone()]));
+    let shown: Vec<Option<i64>> = rows
+        .iter()
+        .map(|r| r.columns.as_ref().map(|_| column(r, "spent").as_i64().expect("a sum")))
+        .collect();
+    // 100, 200, then 350 fails HAVING: the row goes, once (400 has nothing left to delete).
+    assert_eq!(shown, [Some(100), Some(200), None]);
+    assert!(rows.iter().all(|r| r.window.start == t0));
+    let sink = records_of(&*log, &name).await;
+    let tombstone = sink.iter().find(|r| r.value.is_none()).expect("a tombstone on the sink");
+    assert_eq!(tombstone.key.as_deref(), Some(format!("{customer}@{t0}").as_bytes()));
+    app.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_table_deletes_a_row() {
+    a_table_deletes_a_row_that_stops_passing_having(MemoryLog::shared()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,6 +275,13 @@ mod embedded {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_table_deletes_a_row() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
+        a_table_deletes_a_row_that_stops_passing_having(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn embedded_restart_in_the_middle_of_a_window() {
         let dir = tempfile::tempdir().expect("a directory");
         let path = dir.path().to_owned();
@@ -257,6 +305,12 @@ mod kafka {
     async fn kafka_reference_query() {
         let (log, _) = tramline::testing::kafka::isolated_log("stream-queries").await;
         reference_query_flags_exactly_the_customers_over_four_in_a_window(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_table_deletes_a_row() {
+        let (log, _) = tramline::testing::kafka::isolated_log("stream-tombstones").await;
+        a_table_deletes_a_row_that_stops_passing_having(log).await;
     }
 
     /// The namespace of the restart test: the same across its "processes".
@@ -321,7 +375,7 @@ async fn memory_json_and_damaged_rows_on_the_repartition_topic() {
     within("the query to settle", app.settle()).await.expect("settled");
 
     let rows = handle.rows().await.expect("rows");
-    let counts: Vec<_> = rows.iter().filter(|r| r.key == "cus_json").map(|r| r.columns["KSQL_COL_1"].clone()).collect();
+    let counts: Vec<_> = rows.iter().filter(|r| r.key == "cus_json").map(|r| column(r, "KSQL_COL_1").clone()).collect();
     assert_eq!(counts, [serde_json::json!(5)], "the JSON rows counted, the damaged ones not: {rows:?}");
     let letters = records_of(&*log, &dead_letter::topic_of(&format!("{name}.aggregate"))).await;
     let errors: Vec<String> = letters
@@ -367,7 +421,7 @@ async fn memory_a_changelog_in_json_restores() {
     append(&*log, &[(t0 + 2 * MINUTE, confirmed(customer, 1))]).await;
     within("the query to settle", app.settle()).await.expect("settled");
     let rows = handle.rows().await.expect("rows");
-    let counts: Vec<_> = rows.iter().filter(|r| r.key == customer).map(|r| r.columns["KSQL_COL_1"].clone()).collect();
+    let counts: Vec<_> = rows.iter().filter(|r| r.key == customer).map(|r| column(r, "KSQL_COL_1").clone()).collect();
     assert_eq!(counts, [serde_json::json!(5)], "four restored and one more: {rows:?}");
     app.shutdown().await.expect("a clean shutdown");
 }

@@ -109,7 +109,16 @@ impl Run<'_> {
 
     fn flush(&mut self) {
         for emitted in self.emitted.drain(..) {
-            let row = self.plan.row_json(&emitted.values);
+            let row = match &emitted.values {
+                Some(values) => serde_json::Value::Object(self.plan.row_json(values)),
+                // A TABLE's row deleted: its key and window, marked as ksqlDB's CLI marks it.
+                None => serde_json::json!({
+                    "key": emitted.key,
+                    "WINDOWSTART": emitted.window.start,
+                    "WINDOWEND": emitted.window.end,
+                    "TOMBSTONE": true,
+                }),
+            };
             // A closed stdout (a pipe into `head`) ends the output, not the count.
             let _ = serde_json::to_writer(&mut self.out, &row).map(|()| self.out.write_all(b"\n"));
             self.counts.rows += 1;

@@ -1,5 +1,6 @@
 //! The `tramline query` command end to end: the reference query over CloudEvents JSON lines,
-//! EMIT FINAL with --until-end, and how bad queries and bad lines are reported.
+//! EMIT FINAL with --until-end, a TABLE's deletions, and how bad queries and bad lines are
+//! reported.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -79,6 +80,23 @@ fn emit_final_rows_come_out_at_the_end_of_the_input_with_until_end() {
     assert_eq!((rows[0]["customer_id"].as_str(), rows[0]["orders"].as_i64()), (Some("cus_bulk"), Some(6)));
     assert_eq!((rows[1]["customer_id"].as_str(), rows[1]["orders"].as_i64()), (Some("cus_ok"), Some(3)));
     assert_eq!(rows[0]["ws"], 1_893_492_000_000i64);
+}
+
+#[test]
+fn a_table_prints_a_tombstone_when_a_row_stops_passing_having() {
+    let sql = "CREATE TABLE light_buyers AS SELECT customer_id, COUNT(*) AS orders
+               FROM order_confirmed WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY customer_id HAVING COUNT(*) < 5";
+    let output = run(sql, &orders(), &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rows = lines(&output.stdout);
+    let bulk: Vec<&serde_json::Value> =
+        rows.iter().filter(|r| r["customer_id"] == "cus_bulk" || r["key"] == "cus_bulk").collect();
+    // Counts 1 to 4, then the fifth order deletes the row, once.
+    assert_eq!(bulk.len(), 5, "{bulk:?}");
+    assert_eq!(bulk[3]["orders"], 4);
+    assert_eq!(bulk[4]["TOMBSTONE"], true);
+    assert_eq!(bulk[4]["WINDOWSTART"], 1_893_492_000_000i64);
+    assert_eq!(rows.iter().filter(|r| r["TOMBSTONE"] == true).count(), 1, "cus_ok stays under five");
 }
 
 #[test]

@@ -68,8 +68,9 @@ pub struct QueryRow {
     pub key: String,
     /// The window.
     pub window: Window,
-    /// The row, columns by name.
-    pub columns: serde_json::Map<String, serde_json::Value>,
+    /// The row, columns by name; `None` where a TABLE deletes the row (a tombstone on the sink:
+    /// it stopped passing HAVING, or its session merged into another).
+    pub columns: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl QueryHandle {
@@ -83,7 +84,8 @@ impl QueryHandle {
         self.late.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
     }
 
-    /// Every row on the sink topic so far, partition by partition.
+    /// Every row on the sink topic so far, partition by partition, deletions of a TABLE's rows
+    /// included (in order: the last row of a key and window is the current one).
     pub async fn rows(&self) -> Result<Vec<QueryRow>, RuntimeError> {
         let mut rows = Vec::new();
         let partitions = self.log.partition_count(&self.name).await?.unwrap_or(0);
@@ -112,7 +114,10 @@ fn row_of(record: &Record) -> Option<QueryRow> {
     Some(QueryRow {
         key,
         window: Window { start: number(headers::WINDOW_START)?, end: number(headers::WINDOW_END)? },
-        columns: serde_json::from_slice(record.value.as_ref()?).ok()?,
+        columns: match &record.value {
+            Some(value) => Some(serde_json::from_slice(value).ok()?),
+            None => None,
+        },
     })
 }
 
@@ -384,7 +389,8 @@ impl WindowProcessor {
             OutputKind::Stream => emitted.key.clone(),
             OutputKind::Table => format!("{}@{}", emitted.key, emitted.window.start),
         };
-        let value = serde_json::to_vec(&self.plan.row_json(&emitted.values)).expect("values serialise");
+        let value = (emitted.values.as_ref())
+            .map(|values| Bytes::from(serde_json::to_vec(&self.plan.row_json(values)).expect("values serialise")));
         let time = jiff::Timestamp::from_millisecond(emitted.time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let mut headers = Headers::builder(320);
         headers.push(ce::SPEC_VERSION, b"1.0");
@@ -400,7 +406,7 @@ impl WindowProcessor {
             topic: self.sink.clone(),
             partition: None,
             key: Some(Bytes::from(key)),
-            value: Some(Bytes::from(value)),
+            value,
             headers: headers.build(),
             timestamp: Some(emitted.time),
         }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::Accumulator;
 use super::expr::Scope;
-use super::plan::{Emit, Keyed, Plan};
+use super::plan::{Emit, Keyed, OutputKind, Plan};
 use super::value::Value;
 use super::window::{Window, WindowKind, merge_session};
 
@@ -28,8 +28,9 @@ pub struct Emitted {
     pub window: Window,
     /// The time of the update (the record's event time; the window's end for a final row).
     pub time: i64,
-    /// The SELECT values.
-    pub values: Vec<Value>,
+    /// The SELECT values; `None` when a TABLE's row is deleted (a tombstone): it stopped
+    /// passing HAVING, or its session merged into another.
+    pub values: Option<Vec<Value>>,
     /// Whether the window closed with it (EMIT FINAL).
     pub is_final: bool,
 }
@@ -100,6 +101,11 @@ struct Windows(Vec<(i64, Slot)>);
 impl Windows {
     fn find(&self, start: i64) -> Result<usize, usize> {
         self.0.binary_search_by_key(&start, |(s, _)| *s)
+    }
+
+    fn get(&self, start: &i64) -> Option<&Slot> {
+        let i = self.find(*start).ok()?;
+        Some(&self.0[i].1)
     }
 
     fn get_mut(&mut self, start: &i64) -> Option<&mut Slot> {
@@ -271,8 +277,15 @@ impl PartitionState {
                     let (group, _) = self.groups.entry(&key, || key.clone());
                     let mut accumulators: Vec<Accumulator> =
                         plan.aggregates.iter().map(|a| a.function.start()).collect();
+                    // The rows of the merged sessions that a TABLE shows, to delete.
+                    let mut shown = Vec::new();
                     for old in &merge.absorbed {
                         if let Some(slot) = group.windows.remove(&old.start) {
+                            if deletes_rows(plan)
+                                && passes(plan, &group.values, *old, &slot.accumulators, &mut self.values)
+                            {
+                                shown.push(*old);
+                            }
                             for (acc, other) in accumulators.iter_mut().zip(&slot.accumulators) {
                                 acc.merge(other);
                             }
@@ -289,6 +302,20 @@ impl PartitionState {
                     group.windows.insert(window.start, Slot { end: window.end, dirty: false, accumulators });
                     self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
                     self.update(plan, &key, window, row, out);
+                    if !shown.is_empty() {
+                        let group = self.groups.get(&key).expect("the group was just updated");
+                        let slot = group.windows.get(&window.start).expect("the window was just updated");
+                        let kept = passes(plan, &group.values, window, &slot.accumulators, &mut self.values);
+                        for old in shown.into_iter().filter(|old| old.start != window.start || !kept) {
+                            out.push(Emitted {
+                                key: key.to_string(),
+                                window: old,
+                                time: row.time,
+                                values: None,
+                                is_final: false,
+                            });
+                        }
+                    }
                 }
             }
             _ => {
@@ -316,7 +343,20 @@ impl PartitionState {
                             self.closing.schedule(windowing.close_time(window), group.key.clone(), window.start);
                         }
                         let (dirty, values) = (&mut self.dirty, &mut self.values);
+                        let shown = !made
+                            && deletes_rows(plan)
+                            && passes(plan, &group.values, window, &slot.accumulators, values);
                         add(plan, &group.key, bucket, window, row, slot, &group.values, dirty, values, out);
+                        if shown && !passes(plan, &group.values, window, &slot.accumulators, values) {
+                            // The TABLE showed the row; the update does not pass HAVING: it goes.
+                            out.push(Emitted {
+                                key: group.key.to_string(),
+                                window,
+                                time: row.time,
+                                values: None,
+                                is_final: false,
+                            });
+                        }
                     }
                 }
             }
@@ -356,7 +396,7 @@ impl PartitionState {
             self.groups.remove(&key);
         }
         if let Some(values) = row {
-            out.push(Emitted { key: key.to_string(), window, time: window.end, values, is_final: true });
+            out.push(Emitted { key: key.to_string(), window, time: window.end, values: Some(values), is_final: true });
         }
         if !slot.dirty {
             self.dirty.push(Dirty { key, start, bucket: NO_BUCKET });
@@ -517,8 +557,30 @@ fn add(
     if plan.emit == Emit::Changes
         && let Some(values) = output(plan, group, window, &slot.accumulators, values)
     {
-        out.push(Emitted { key: key.to_string(), window, time: row.time, values, is_final: false });
+        out.push(Emitted { key: key.to_string(), window, time: row.time, values: Some(values), is_final: false });
     }
+}
+
+/// Whether the query deletes rows it showed: a TABLE emitting changes, whose rows can stop
+/// passing HAVING or merge (sessions). A STREAM is the rows that pass; EMIT FINAL emits once.
+fn deletes_rows(plan: &Plan) -> bool {
+    plan.output == OutputKind::Table
+        && plan.emit == Emit::Changes
+        && (plan.having.is_some() || matches!(plan.windowing.kind, WindowKind::Session { .. }))
+}
+
+/// Whether a window's row passes HAVING.
+fn passes(
+    plan: &Plan,
+    group: &[Value],
+    window: Window,
+    accumulators: &[Accumulator],
+    scratch: &mut Vec<Value>,
+) -> bool {
+    let Some(having) = &plan.having else { return true };
+    scratch.clear();
+    scratch.extend(accumulators.iter().map(Accumulator::value));
+    having.holds(&Scope { group, aggregates: scratch, window: Some(window), ..Scope::default() })
 }
 
 /// The SELECT values of a window, if it passes HAVING.
@@ -563,10 +625,17 @@ mod tests {
         rows(out)
     }
 
+    /// The count of a deleted row (a TABLE's tombstone) in [`rows`].
+    const DELETED: i64 = -1;
+
     fn rows(out: Vec<Emitted>) -> Vec<(String, i64, i64)> {
         out.into_iter()
             .map(|e| {
-                let Value::Int(n) = e.values[1] else { panic!("a count: {:?}", e.values) };
+                let n = match e.values.as_deref() {
+                    Some([_, Value::Int(n), ..]) => *n,
+                    None => DELETED,
+                    Some(values) => panic!("a count: {values:?}"),
+                };
                 (e.key, e.window.start, n)
             })
             .collect()
@@ -654,7 +723,7 @@ mod tests {
         let keyed = plan.rekey(61 * S, br#"{"k":"b"}"#, &mut columns).unwrap().unwrap();
         state.apply(&plan, &keyed, &mut emitted);
         assert_eq!(emitted.len(), 1, "the merged session closes at 21s + 10s + 30s");
-        assert_eq!(emitted[0].values, [Value::from("a"), Value::Int(5), Value::Int(0), Value::Int(21 * S)]);
+        assert_eq!(emitted[0].values, Some(vec![Value::from("a"), Value::Int(5), Value::Int(0), Value::Int(21 * S)]));
     }
 
     #[test]
@@ -665,6 +734,36 @@ mod tests {
         let mut state = PartitionState::default();
         let out = feed(&plan, &mut state, &[(0, "a"), (S, "a"), (2 * S, "b"), (3 * S, "a"), (4 * S, "a")]);
         assert_eq!(out, [row("a", 0, 3), row("a", 0, 4)]);
+    }
+
+    #[test]
+    fn a_table_deletes_a_row_that_stops_passing_having() {
+        let sql = |kind| {
+            format!(
+                "CREATE {kind} t AS SELECT k, count(*) AS n FROM e WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY k HAVING count(*) < 3"
+            )
+        };
+        let records = [(0, "a"), (S, "a"), (2 * S, "b"), (3 * S, "a"), (4 * S, "a"), (5 * S, "b")];
+        let out = feed(&plan(&sql("TABLE")), &mut PartitionState::default(), &records);
+        // Deleted once, when the third order fails HAVING; the fourth has nothing to delete.
+        assert_eq!(out, [row("a", 0, 1), row("a", 0, 2), row("b", 0, 1), row("a", 0, DELETED), row("b", 0, 2)]);
+        // A STREAM is the rows that pass: nothing to delete.
+        let out = feed(&plan(&sql("STREAM")), &mut PartitionState::default(), &records);
+        assert_eq!(out, [row("a", 0, 1), row("a", 0, 2), row("b", 0, 1), row("b", 0, 2)]);
+    }
+
+    #[test]
+    fn a_table_deletes_the_rows_of_sessions_merged_into_another() {
+        let plan = plan(
+            "CREATE TABLE t AS SELECT k, count(*) AS n FROM e
+             WINDOW SESSION (10 SECONDS, GRACE PERIOD 1 MINUTE) GROUP BY k",
+        );
+        // 0s and 20s are two sessions; 10s bridges them into one that starts at 0s.
+        let out = feed(&plan, &mut PartitionState::default(), &[(0, "a"), (20 * S, "a"), (10 * S, "a")]);
+        assert_eq!(out, [row("a", 0, 1), row("a", 20 * S, 1), row("a", 0, 3), row("a", 20 * S, DELETED)]);
+        // A merge that keeps the start updates the row in place: nothing to delete.
+        let out = feed(&plan, &mut PartitionState::default(), &[(0, "a"), (5 * S, "a")]);
+        assert_eq!(out, [row("a", 0, 1), row("a", 0, 2)]);
     }
 
     /// Restores a state from the changes written every `every` records (as the processor
