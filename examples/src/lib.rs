@@ -106,6 +106,26 @@ pub fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// How much of each record the raw consumer of the benchmarks reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawRead {
+    /// The value's length only: librdkafka's floor.
+    Value,
+    /// The key, the value and every header, as any consumer of tramline's records must (a
+    /// record's event type, id and time are headers, CloudEvents' binary mode).
+    Whole,
+}
+
+impl RawRead {
+    /// The benchmark's name of the raw consumer reading this much.
+    pub fn bench(self) -> &'static str {
+        match self {
+            RawRead::Value => "raw-rdkafka-consumer",
+            RawRead::Whole => "raw-rdkafka-consumer-with-headers",
+        }
+    }
+}
+
 /// What the benchmarks compare tramline with: a plain rdkafka consumer in a group of its own
 /// (`read_committed`, as tramline's members) reading every record of `topic`, timed from
 /// subscribing until it has read `expected` records.
@@ -113,10 +133,11 @@ pub fn raw_consume(
     brokers: &str,
     topic: &str,
     expected: usize,
+    read: RawRead,
 ) -> Result<std::time::Duration, Box<dyn std::error::Error + Send + Sync>> {
     use rdkafka::config::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
+    use rdkafka::message::{Headers, Message};
     use std::time::{Duration, Instant};
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -135,6 +156,12 @@ pub fn raw_consume(
             Some(Ok(message)) => {
                 seen += 1;
                 bytes += message.payload().map_or(0, <[u8]>::len);
+                if read == RawRead::Whole {
+                    bytes += message.key().map_or(0, <[u8]>::len);
+                    for header in message.headers().iter().flat_map(|headers| headers.iter()) {
+                        bytes += header.key.len() + header.value.map_or(0, <[u8]>::len);
+                    }
+                }
                 last = Instant::now();
             }
             Some(Err(error)) => return Err(error.into()),

@@ -4,8 +4,10 @@
 //! - `query-engine`: WHERE, re-keying and the windowed aggregate per record, without a log;
 //! - `query-memory`: the query in an app on the memory log, both processors and the
 //!   repartition topic included, on one core (a current-thread runtime);
-//! - with `--brokers`: `raw-rdkafka-consumer` reading the source topic, and `query-kafka`, the
-//!   query in an app on Kafka over the same topic, with their ratio.
+//! - with `--brokers`: `raw-rdkafka-consumer` reading the source topic (the values only), and
+//!   `raw-rdkafka-consumer-with-headers` (keys, values and headers, as any reader of these
+//!   records must), and `query-kafka`, the query in an app on Kafka over the same topic, with
+//!   its ratio to both.
 //!
 //! ```text
 //! cargo run --release --bin bench-query -- --events 1000000
@@ -23,6 +25,7 @@ use tramline::log::{EventLog, OutRecord, Record, TopicSpec};
 use tramline::runtime::Settings;
 use tramline::stream::{Catalog, PartitionState, Plan, sql};
 use tramline::{App, Envelope, Event, MemoryLog, Message, ReferenceId, codec};
+use tramline_examples::RawRead;
 
 /// Measures the reference query's throughput.
 #[derive(Debug, Parser)]
@@ -46,6 +49,9 @@ struct Cli {
     /// Also measure on Kafka at these bootstrap servers.
     #[arg(long, value_name = "HOST:PORT")]
     brokers: Option<String>,
+    /// The most records a processor of the app handles in one batch (one atomic write).
+    #[arg(long, default_value_t = Settings::default().batch_size)]
+    batch_size: usize,
 }
 
 #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -218,15 +224,16 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
         let chunk = chunk.iter().cloned().map(|r| OutRecord { topic: topic.clone(), ..r }).collect();
         log.append(chunk).await?;
     }
-    let raw = {
+    let mut raw = [Duration::ZERO; 2];
+    for (elapsed, read) in raw.iter_mut().zip([RawRead::Value, RawRead::Whole]) {
         let (brokers, topic) = (brokers.to_owned(), topic.to_string());
-        tokio::task::spawn_blocking(move || tramline_examples::raw_consume(&brokers, &topic, count))
+        *elapsed = tokio::task::spawn_blocking(move || tramline_examples::raw_consume(&brokers, &topic, count, read))
             .await?
-            .map_err(|error| error.to_string())?
-    };
-    // Other threads (librdkafka's) do part of the work: no CPU time of one thread to report.
-    let measured = Measured { elapsed: raw, cpu: None };
-    report("raw-rdkafka-consumer", count, measured, serde_json::json!({ "partitions": cli.partitions }));
+            .map_err(|error| error.to_string())?;
+        // Other threads (librdkafka's) do part of the work: no CPU time of one thread to report.
+        let measured = Measured { elapsed: *elapsed, cpu: None };
+        report(read.bench(), count, measured, serde_json::json!({ "partitions": cli.partitions }));
+    }
     // The query reads `bench.events`: point its plan at the fresh topic instead.
     let name = format!("suspicious_sales_{run}");
     let mut plan = plan(&name);
@@ -234,8 +241,12 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
     if let Some(subscription) = plan.source.subscription.as_mut() {
         subscription.topic = source;
     }
-    let settings =
-        Settings { partitions: cli.partitions, poll_timeout: Duration::from_millis(20), ..Settings::default() };
+    let settings = Settings {
+        partitions: cli.partitions,
+        batch_size: cli.batch_size,
+        poll_timeout: Duration::from_millis(20),
+        ..Settings::default()
+    };
     let mut app = App::new(log).with_settings(settings);
     let handle = app.query(plan).await?;
     let started = Instant::now();
@@ -248,7 +259,12 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
         "query-kafka",
         count,
         Measured { elapsed, cpu: None },
-        serde_json::json!({ "rows": rows, "partitions": cli.partitions, "ratio_to_raw_consumer": raw.as_secs_f64() / elapsed.as_secs_f64() }),
+        serde_json::json!({
+            "rows": rows,
+            "partitions": cli.partitions,
+            "ratio_to_raw_consumer": raw[0].as_secs_f64() / elapsed.as_secs_f64(),
+            "ratio_to_raw_consumer_with_headers": raw[1].as_secs_f64() / elapsed.as_secs_f64(),
+        }),
     );
     tramline_examples::delete_kafka_leftovers(brokers, |name| name.contains(&run))
         .await

@@ -4,7 +4,9 @@
 //! measurement:
 //!
 //! - `raw-rdkafka-consumer`: a plain consumer in a group of its own (`read_committed`, as the
-//!   projection's), from subscribing until it has read every record;
+//!   projection's), from subscribing until it has read every record's value;
+//! - `raw-rdkafka-consumer-with-headers`: the same, reading every record's key, value and
+//!   headers, as any reader of these records must (their event type is a header);
 //! - `late-projection`: accounting in an app, from its start until it is caught up, decoding
 //!   every envelope and event; checked against the events written;
 //! - without `--brokers`, only `late-projection` on the memory log.
@@ -28,6 +30,7 @@ use tramline::log::kafka::{KafkaConfig, KafkaLog};
 use tramline::log::{EventLog, Namespaced, OutRecord, TopicSpec};
 use tramline::runtime::Settings;
 use tramline::{App, Envelope, MemoryLog, Message, ReferenceId, codec};
+use tramline_examples::RawRead;
 
 /// Measures how fast a late projection catches up.
 #[derive(Debug, Parser)]
@@ -120,12 +123,16 @@ async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) 
     write(log.clone(), cli.partitions, records).await?;
     let topic = format!("{namespace}.{}", OrderEvent::TOPIC);
     let count = records.len();
-    let (mut raw_runs, mut projection_runs) = (Vec::new(), Vec::new());
+    let (mut raw_runs, mut whole_runs, mut projection_runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..cli.runs {
-        let (brokers, topic) = (brokers.to_owned(), topic.clone());
-        let raw =
-            tokio::task::spawn_blocking(move || tramline_examples::raw_consume(&brokers, &topic, count)).await??;
-        report("raw-rdkafka-consumer", "kafka", count, raw, serde_json::json!({ "partitions": cli.partitions }));
+        let mut raw = [Duration::ZERO; 2];
+        for (elapsed, read) in raw.iter_mut().zip([RawRead::Value, RawRead::Whole]) {
+            let (brokers, topic) = (brokers.to_owned(), topic.clone());
+            *elapsed =
+                tokio::task::spawn_blocking(move || tramline_examples::raw_consume(&brokers, &topic, count, read))
+                    .await??;
+            report(read.bench(), "kafka", count, *elapsed, serde_json::json!({ "partitions": cli.partitions }));
+        }
         let projection = late_projection(log.clone(), cli.partitions, revenue).await?;
         report(
             "late-projection",
@@ -134,23 +141,30 @@ async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) 
             projection,
             serde_json::json!({
                 "partitions": cli.partitions,
-                "ratio_to_raw_consumer": raw.as_secs_f64() / projection.as_secs_f64(),
+                "ratio_to_raw_consumer": raw[0].as_secs_f64() / projection.as_secs_f64(),
+                "ratio_to_raw_consumer_with_headers": raw[1].as_secs_f64() / projection.as_secs_f64(),
             }),
         );
-        raw_runs.push(raw);
+        raw_runs.push(raw[0]);
+        whole_runs.push(raw[1]);
         projection_runs.push(projection);
     }
-    raw_runs.sort();
-    projection_runs.sort();
-    let (raw, projection) = (raw_runs[raw_runs.len() / 2], projection_runs[projection_runs.len() / 2]);
+    let median = |runs: &mut Vec<Duration>| {
+        runs.sort();
+        runs[runs.len() / 2]
+    };
+    let (raw, whole, projection) = (median(&mut raw_runs), median(&mut whole_runs), median(&mut projection_runs));
+    let per_s = |elapsed: Duration| (count as f64 / elapsed.as_secs_f64()).round();
     println!(
         "{}",
         serde_json::json!({
             "bench": "late-projection-vs-raw-median",
             "events": count,
-            "raw_events_per_s": (count as f64 / raw.as_secs_f64()).round(),
-            "projection_events_per_s": (count as f64 / projection.as_secs_f64()).round(),
+            "raw_events_per_s": per_s(raw),
+            "raw_with_headers_events_per_s": per_s(whole),
+            "projection_events_per_s": per_s(projection),
             "ratio_to_raw_consumer": raw.as_secs_f64() / projection.as_secs_f64(),
+            "ratio_to_raw_consumer_with_headers": whole.as_secs_f64() / projection.as_secs_f64(),
         })
     );
     let prefix = format!("{namespace}.");

@@ -53,6 +53,22 @@ struct Copied {
 impl RecordBatch {
     /// Copies the message read from `topic` (the caller's shared name of the message's topic).
     pub(super) fn push(&mut self, message: &BorrowedMessage<'_>, topic: Arc<str>) {
+        let at = (topic, message.partition() as u32, message.offset() as u64);
+        // A null header value reads as an empty one (tramline's headers always have a value).
+        let headers = message.headers().into_iter().flat_map(|headers| headers.iter());
+        let fields = headers.map(|h| (h.key, h.value.unwrap_or_default()));
+        let timestamp = message.timestamp().to_millis().unwrap_or_default();
+        self.push_parts(at, message.key(), message.payload(), fields, timestamp);
+    }
+
+    fn push_parts<'a>(
+        &mut self,
+        (topic, partition, offset): (Arc<str>, u32, u64),
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+        timestamp: i64,
+    ) {
         if self.records.is_empty() {
             self.buffer.reserve(64 * 1024);
             self.records.reserve(256);
@@ -63,23 +79,12 @@ impl RecordBatch {
             buffer.extend_from_slice(bytes);
             start..buffer.len()
         };
-        let key = message.key().map(&mut copy);
-        let value = message.payload().map(&mut copy);
+        let key = key.map(&mut copy);
+        let value = value.map(&mut copy);
         let start = self.buffer.len();
-        if let Some(headers) = message.headers() {
-            // A null header value reads as an empty one (tramline's headers always have a value).
-            let fields = headers.iter().map(|h| (h.key, h.value.unwrap_or_default()));
-            Headers::encode_into(&mut self.buffer, fields);
-        }
-        self.records.push(Copied {
-            topic,
-            partition: message.partition() as u32,
-            offset: message.offset() as u64,
-            key,
-            value,
-            headers: start..self.buffer.len(),
-            timestamp: message.timestamp().to_millis().unwrap_or_default(),
-        });
+        Headers::encode_into(&mut self.buffer, headers);
+        let headers = start..self.buffer.len();
+        self.records.push(Copied { topic, partition, offset, key, value, headers, timestamp });
     }
 
     pub(super) fn len(&self) -> usize {
@@ -93,6 +98,20 @@ impl RecordBatch {
     /// Drops the records of one partition (their bytes stay in the buffer until it is freed).
     pub(super) fn drop_partition(&mut self, topic: &str, partition: u32) {
         self.records.retain(|r| !(r.partition == partition && &*r.topic == topic));
+    }
+
+    /// Splits off the records after the first `at`, with their bytes, into a batch of their
+    /// own (a record's bytes follow those of the records before it, headers last).
+    pub(super) fn split_off(&mut self, at: usize) -> RecordBatch {
+        let Some(last) = at.checked_sub(1).and_then(|i| self.records.get(i)) else {
+            return std::mem::take(self);
+        };
+        let cut = last.headers.end;
+        let rebase = |range: Range<usize>| range.start - cut..range.end - cut;
+        let records = (self.records.split_off(at).into_iter())
+            .map(|r| Copied { key: r.key.map(rebase), value: r.value.map(rebase), headers: rebase(r.headers), ..r })
+            .collect();
+        RecordBatch { buffer: self.buffer.split_off(cut), records }
     }
 
     pub(super) fn clear(&mut self) {
@@ -191,4 +210,36 @@ pub(super) async fn send_all(
         results[index] = Some(delivery.await);
     }
     (results, refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_batch_keeps_every_record_whole() {
+        let topic: Arc<str> = Arc::from("t");
+        let mut batch = RecordBatch::default();
+        for offset in 0..5u64 {
+            let (key, value) = (format!("k{offset}"), format!("value {offset}"));
+            let headers = [("ce_id", key.as_bytes())];
+            let value = (offset != 2).then_some(value.as_bytes());
+            batch.push_parts((topic.clone(), 0, offset), Some(key.as_bytes()), value, headers.into_iter(), 7);
+        }
+        let rest = batch.split_off(3);
+        let (first, rest) = (batch.into_records(), rest.into_records());
+        assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(rest.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 4]);
+        for record in first.iter().chain(&rest) {
+            let key = format!("k{}", record.offset);
+            assert_eq!(record.key.as_deref(), Some(key.as_bytes()));
+            assert_eq!(record.header("ce_id"), Some(key.as_bytes()));
+            let value = format!("value {}", record.offset);
+            assert_eq!(record.value.as_deref(), (record.offset != 2).then_some(value.as_bytes()));
+        }
+        let mut none = RecordBatch::default();
+        none.push_parts((topic, 0, 9), None, None, std::iter::empty(), 0);
+        assert_eq!(none.split_off(0).into_records().len(), 1, "split at 0 takes everything");
+        assert!(none.into_records().is_empty());
+    }
 }

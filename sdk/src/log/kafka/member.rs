@@ -20,6 +20,16 @@
 //!   [`GroupMember::position`] never runs ahead of what was delivered;
 //! - the cost is one parked thread per member (a process runs one member per processor).
 //!
+//! # Reading ahead
+//!
+//! Turning librdkafka's messages into records (their headers parsed, their bytes copied) costs
+//! about as much as the application's decoding. So once a poll has handed out records, the
+//! thread goes on taking what librdkafka has fetched (every millisecond, without waiting, up to
+//! the poll's `max`) until the next command comes: the next poll starts with those, and the
+//! conversion overlaps with the application's work on the batch before. A commit or rewind
+//! meanwhile is served at once; a rewind drops what was read ahead, and a rebalance read ahead
+//! stops the reading and fences a commit until a poll has handed it out.
+//!
 //! # Rebalances
 //!
 //! The consumer's context implements the rebalance callback. On assignment it looks up the
@@ -82,6 +92,9 @@ use crate::model::Position;
 /// How long the member's thread waits in one librdkafka poll before it checks whether the
 /// caller still waits.
 const SLICE: Duration = Duration::from_millis(100);
+
+/// How often the member's thread takes what librdkafka has fetched while it reads ahead.
+const READ_AHEAD_TICK: Duration = Duration::from_millis(1);
 
 /// The transactional id of the member in `slot` of `group` on the instance `instance`.
 pub(super) fn transactional_id(group: &str, instance: &str, slot: u32) -> String {
@@ -498,6 +511,11 @@ struct Worker {
     mailbox: Mailbox,
     /// The positions last put in an outcome.
     noted: Fetched,
+    /// Records (and rebalances) taken from librdkafka after the last poll, for the next one.
+    ahead: Outcome,
+    /// While the application handles what the last poll returned, the thread reads up to this
+    /// many records ahead, so that converting them overlaps with the application's work.
+    reading_ahead: Option<usize>,
     /// Since when the group has taken every partition away without handing any out again.
     orphaned_since: Option<Instant>,
     /// Since when the group's committed offsets could not be read, and when that was last told.
@@ -529,6 +547,8 @@ impl Worker {
             handed: BTreeSet::new(),
             mailbox,
             noted: Fetched::new(),
+            ahead: Outcome::default(),
+            reading_ahead: None,
             orphaned_since: None,
             unreadable: None,
         };
@@ -611,11 +631,24 @@ impl Worker {
 
     fn run(mut self, commands: mpsc::Receiver<Command>) {
         // Ends when the member leaves, or is dropped (its sender with it).
-        while let Ok(command) = commands.recv() {
+        loop {
+            let command = match self.reading_ahead {
+                None => commands.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(_) => commands.recv_timeout(READ_AHEAD_TICK),
+            };
+            let command = match command {
+                Ok(command) => command,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.read_ahead();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
             match command {
                 Command::Poll { max, timeout, done } => {
                     self.poll(max, timeout, &done);
                     let _ = done.send(());
+                    self.read_ahead();
                 }
                 Command::Commit { outputs, positions, reply } => {
                     let _ = reply.send(self.commit(outputs, positions));
@@ -647,9 +680,14 @@ impl Worker {
         }
         self.rejoin_if_orphaned();
         let deadline = Instant::now() + timeout;
-        let mut out = Outcome::default();
+        self.reading_ahead = None;
+        let mut out = std::mem::take(&mut self.ahead);
+        if out.records.len() > max {
+            // Read ahead for a larger poll than this one.
+            self.ahead.records = out.records.split_off(max);
+        }
         let mut last = None;
-        loop {
+        while out.records.len() < max {
             let settled = out.changed() && !out.awaiting;
             let wait = match out.records.is_empty() && !settled {
                 true => deadline.saturating_duration_since(Instant::now()).min(SLICE),
@@ -670,7 +708,34 @@ impl Worker {
                 break;
             }
         }
+        let busy = !out.records.is_empty() && out.error.is_none();
         self.post(out);
+        if busy {
+            self.reading_ahead = Some(max);
+        }
+    }
+
+    /// Takes what librdkafka has fetched so far, without waiting, into the next poll's outcome;
+    /// stops reading ahead at `max` records, a rebalance or an error, which the next poll hands
+    /// out. (A rebalance read ahead makes a commit before that poll [`LogError::Fenced`], as
+    /// one the application has not polled yet always does.)
+    fn read_ahead(&mut self) {
+        let Some(max) = self.reading_ahead else { return };
+        let mut ahead = std::mem::take(&mut self.ahead);
+        let mut last = None;
+        while ahead.records.len() < max && ahead.error.is_none() && !ahead.changed() {
+            let received = self.receive(&mut ahead, &mut last, Duration::ZERO);
+            if self.apply_changes(&mut ahead) {
+                last = None;
+            }
+            if !received {
+                break;
+            }
+        }
+        if ahead.records.len() >= max || ahead.error.is_some() || ahead.changed() {
+            self.reading_ahead = None;
+        }
+        self.ahead = ahead;
     }
 
     /// Starts over with a new consumer (which joins the group afresh) when the group has left
@@ -853,6 +918,8 @@ impl Worker {
             outcome.records.clear();
             outcome.fetched = None;
         }
+        self.ahead.records.clear();
+        self.reading_ahead = None;
         self.noted.clear();
         if self.live.is_empty() {
             return Ok(Vec::new());
@@ -931,7 +998,7 @@ impl Worker {
         outputs: Vec<OutRecord>,
         positions: Vec<(TopicPartition, u64)>,
     ) -> Result<Vec<Position>, LogError> {
-        if lock(&self.mailbox).as_ref().is_some_and(Outcome::changed) {
+        if self.ahead.changed() || lock(&self.mailbox).as_ref().is_some_and(Outcome::changed) {
             return Err(self.fenced("the group rebalanced and this member has not polled the new assignment yet"));
         }
         if let Some((tp, _)) = positions.iter().find(|(tp, _)| !self.live.contains_key(tp) || !self.handed.contains(tp))
