@@ -176,37 +176,6 @@ pub fn raw_consume(
     Ok(elapsed)
 }
 
-/// Deletes the topics and consumer groups a benchmark run left on Kafka (those whose name
-/// `ours` accepts), so that runs on one broker do not pile up partitions that slow it down. One
-/// that cannot go is a warning, not an error.
-pub async fn delete_kafka_leftovers(
-    brokers: &str,
-    ours: impl Fn(&str) -> bool,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::config::ClientConfig;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let timeout = std::time::Duration::from_secs(30);
-    let metadata = admin.inner().fetch_metadata(None, timeout)?;
-    let topics: Vec<&str> = metadata.topics().iter().map(|t| t.name()).filter(|name| ours(name)).collect();
-    let groups = admin.inner().fetch_group_list(None, timeout)?;
-    let groups: Vec<&str> = groups.groups().iter().map(|g| g.name()).filter(|name| ours(name)).collect();
-    let options = AdminOptions::new().operation_timeout(Some(timeout));
-    let warn = |results: Vec<Result<String, (String, rdkafka::types::RDKafkaErrorCode)>>, what: &str| {
-        for (name, code) in results.into_iter().filter_map(Result::err) {
-            eprintln!("warning: cannot delete the benchmark's {what} `{name}`: {code:?}");
-        }
-    };
-    if !groups.is_empty() {
-        warn(admin.delete_groups(&groups, &options).await?, "group");
-    }
-    if !topics.is_empty() {
-        warn(admin.delete_topics(&topics, &options).await?, "topic");
-    }
-    Ok(())
-}
-
 /// The README's code blocks, compiled and run as doctests so that the walkthrough stays true.
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]

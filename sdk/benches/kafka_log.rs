@@ -45,8 +45,14 @@ fn bootstrap() -> String {
     stdout.lines().rev().map(str::trim).find(|l| !l.is_empty()).expect("the address").to_owned()
 }
 
+/// This run's id: in the name of every topic and group it makes, which go when it ends.
+fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| uuid::Uuid::now_v7().simple().to_string())
+}
+
 fn unique(name: &str) -> String {
-    format!("bench-{name}-{}", uuid::Uuid::now_v7().simple())
+    format!("bench-{}-{name}-{}", run_id(), uuid::Uuid::now_v7().simple())
 }
 
 fn scaled(n: usize) -> usize {
@@ -335,5 +341,10 @@ fn main() {
             "results": results,
         });
         println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+        let ours = format!("bench-{}-", run_id());
+        if let Err(error) = tramline::testing::kafka::delete_leftovers(&bootstrap, |name| name.starts_with(&ours)).await
+        {
+            eprintln!("warning: the run's topics stay on the broker: {error}");
+        }
     });
 }

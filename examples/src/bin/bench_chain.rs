@@ -209,7 +209,7 @@ async fn main() -> ExitCode {
     {
         let prefixes: Vec<String> = namespaces.iter().map(|namespace| format!("{namespace}.")).collect();
         let ours = |name: &str| prefixes.iter().any(|prefix| name.starts_with(prefix));
-        if let Err(error) = tramline_examples::delete_kafka_leftovers(brokers, ours).await {
+        if let Err(error) = tramline::testing::kafka::delete_leftovers(brokers, ours).await {
             eprintln!("warning: the runs' topics stay on the broker: {error}");
         }
     }

@@ -266,7 +266,7 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
             "ratio_to_raw_consumer_with_headers": raw[1].as_secs_f64() / elapsed.as_secs_f64(),
         }),
     );
-    tramline_examples::delete_kafka_leftovers(brokers, |name| name.contains(&run))
+    tramline::testing::kafka::delete_leftovers(brokers, |name| name.contains(&run))
         .await
         .map_err(|e| e.to_string())?;
     Ok(())

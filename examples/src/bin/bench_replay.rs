@@ -168,7 +168,7 @@ async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) 
         })
     );
     let prefix = format!("{namespace}.");
-    tramline_examples::delete_kafka_leftovers(brokers, |name| name.starts_with(&prefix)).await?;
+    tramline::testing::kafka::delete_leftovers(brokers, |name| name.starts_with(&prefix)).await?;
     Ok(())
 }
 

@@ -47,3 +47,37 @@ pub async fn isolated_log(prefix: &str) -> (std::sync::Arc<dyn crate::log::Event
     let kafka = KafkaLog::connect(config).await.unwrap_or_else(|e| panic!("cannot connect to the test broker: {e}"));
     (std::sync::Arc::new(crate::log::Namespaced::new(std::sync::Arc::new(kafka), &namespace)), namespace)
 }
+
+/// Deletes the topics and consumer groups on the cluster at `brokers` whose names `ours`
+/// accepts: what a benchmark or test run left, so that runs on one broker do not pile up
+/// partitions that slow it down. One that cannot go is a warning on stderr, not an error.
+pub async fn delete_leftovers(brokers: &str, ours: impl Fn(&str) -> bool) -> Result<(), crate::log::LogError> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    let failed = |what: &str, error: rdkafka::error::KafkaError| {
+        crate::log::LogError::Backend(format!("kafka: deleting the leftovers on {brokers}: {what}: {error}"))
+    };
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| failed("admin client", e))?;
+    let timeout = std::time::Duration::from_secs(30);
+    let metadata = admin.inner().fetch_metadata(None, timeout).map_err(|e| failed("metadata", e))?;
+    let topics: Vec<&str> = metadata.topics().iter().map(|t| t.name()).filter(|name| ours(name)).collect();
+    let groups = admin.inner().fetch_group_list(None, timeout).map_err(|e| failed("group list", e))?;
+    let groups: Vec<&str> = groups.groups().iter().map(|g| g.name()).filter(|name| ours(name)).collect();
+    let options = AdminOptions::new().operation_timeout(Some(timeout));
+    let warn = |results: Vec<Result<String, (String, rdkafka::types::RDKafkaErrorCode)>>, what: &str| {
+        for (name, code) in results.into_iter().filter_map(Result::err) {
+            eprintln!("warning: cannot delete the {what} `{name}`: {code:?}");
+        }
+    };
+    if !groups.is_empty() {
+        warn(admin.delete_groups(&groups, &options).await.map_err(|e| failed("delete groups", e))?, "group");
+    }
+    if !topics.is_empty() {
+        warn(admin.delete_topics(&topics, &options).await.map_err(|e| failed("delete topics", e))?, "topic");
+    }
+    Ok(())
+}
