@@ -569,18 +569,18 @@ fn deletes_rows(plan: &Plan) -> bool {
         && (plan.having.is_some() || matches!(plan.windowing.kind, WindowKind::Session { .. }))
 }
 
-/// Whether a window's row passes HAVING.
+/// Whether a window's row passes HAVING; leaves the aggregates' values in `aggregates`.
 fn passes(
     plan: &Plan,
     group: &[Value],
     window: Window,
     accumulators: &[Accumulator],
-    scratch: &mut Vec<Value>,
+    aggregates: &mut Vec<Value>,
 ) -> bool {
-    let Some(having) = &plan.having else { return true };
-    scratch.clear();
-    scratch.extend(accumulators.iter().map(Accumulator::value));
-    having.holds(&Scope { group, aggregates: scratch, window: Some(window), ..Scope::default() })
+    aggregates.clear();
+    aggregates.extend(accumulators.iter().map(Accumulator::value));
+    let scope = Scope { group, aggregates, window: Some(window), ..Scope::default() };
+    plan.having.as_ref().is_none_or(|having| having.holds(&scope))
 }
 
 /// The SELECT values of a window, if it passes HAVING.
@@ -591,14 +591,10 @@ fn output(
     accumulators: &[Accumulator],
     aggregates: &mut Vec<Value>,
 ) -> Option<Vec<Value>> {
-    aggregates.clear();
-    aggregates.extend(accumulators.iter().map(Accumulator::value));
-    let scope = Scope { group, aggregates, window: Some(window), ..Scope::default() };
-    if let Some(having) = &plan.having
-        && !having.holds(&scope)
-    {
+    if !passes(plan, group, window, accumulators, aggregates) {
         return None;
     }
+    let scope = Scope { group, aggregates, window: Some(window), ..Scope::default() };
     Some(plan.select.iter().map(|named| named.expr.eval(&scope)).collect())
 }
 
