@@ -128,8 +128,19 @@ impl RawRead {
 
 /// What the benchmarks compare tramline with: a plain rdkafka consumer in a group of its own
 /// (`read_committed`, as tramline's members) reading every record of `topic`, timed from
-/// subscribing until it has read `expected` records.
-pub fn raw_consume(
+/// subscribing until it has read `expected` records. It polls on a thread of tokio's blocking
+/// pool, off the executor.
+pub async fn raw_consume(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+    read: RawRead,
+) -> Result<std::time::Duration, Box<dyn std::error::Error + Send + Sync>> {
+    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || raw_consume_blocking(&brokers, &topic, expected, read)).await?
+}
+
+fn raw_consume_blocking(
     brokers: &str,
     topic: &str,
     expected: usize,

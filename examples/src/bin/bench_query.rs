@@ -226,9 +226,8 @@ async fn kafka(cli: &Cli, brokers: &str, records: Vec<OutRecord>) -> Result<(), 
     }
     let mut raw = [Duration::ZERO; 2];
     for (elapsed, read) in raw.iter_mut().zip([RawRead::Value, RawRead::Whole]) {
-        let (brokers, topic) = (brokers.to_owned(), topic.to_string());
-        *elapsed = tokio::task::spawn_blocking(move || tramline_examples::raw_consume(&brokers, &topic, count, read))
-            .await?
+        *elapsed = tramline_examples::raw_consume(brokers, &topic, count, read)
+            .await
             .map_err(|error| error.to_string())?;
         // Other threads (librdkafka's) do part of the work: no CPU time of one thread to report.
         let measured = Measured { elapsed: *elapsed, cpu: None };

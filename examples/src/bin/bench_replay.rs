@@ -127,10 +127,7 @@ async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) 
     for _ in 0..cli.runs {
         let mut raw = [Duration::ZERO; 2];
         for (elapsed, read) in raw.iter_mut().zip([RawRead::Value, RawRead::Whole]) {
-            let (brokers, topic) = (brokers.to_owned(), topic.clone());
-            *elapsed =
-                tokio::task::spawn_blocking(move || tramline_examples::raw_consume(&brokers, &topic, count, read))
-                    .await??;
+            *elapsed = tramline_examples::raw_consume(brokers, &topic, count, read).await?;
             report(read.bench(), "kafka", count, *elapsed, serde_json::json!({ "partitions": cli.partitions }));
         }
         let projection = late_projection(log.clone(), cli.partitions, revenue).await?;
