@@ -171,7 +171,12 @@ async fn committed_transaction_is_visible_with_its_offsets() {
     let out = TopicPartition::new(output.clone(), 0);
     assert_eq!(log.end_offset(&out).await.unwrap(), 3, "two records and the commit marker");
     assert!(log.read(&out, 2, 10).await.unwrap().is_empty(), "only the marker is left: an empty page");
+    assert!(log.read(&out, 2, 10).await.unwrap().is_empty(), "a known marker is skipped, still an empty page");
     assert_eq!(values(&restore(&log, &out).await), ["out-a", "out-b"], "a restore terminates");
+    log.append(vec![record(&output, "c", b"later")]).await.expect("append");
+    let page = log.read(&out, 2, 10).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.offset).collect::<Vec<_>>(), [3], "a record after the skipped marker comes");
+    assert_eq!(values(&page), ["later"]);
     member.leave().await.unwrap();
 }
 

@@ -110,6 +110,11 @@ struct Inner {
     partitions: Mutex<HashMap<String, u32>>,
     /// Idle readers, each possibly positioned where the last read stopped.
     readers: Mutex<Vec<reader::Reader>>,
+    /// Per partition, the last read that found only transaction markers or aborted records: from
+    /// the offset it asked for to the position it reached. A reader that reads up to the end
+    /// asks for the offset after its last record again and again, and the marker after that
+    /// record would cost a fetch each time.
+    skipped: Mutex<HashMap<TopicPartition, (u64, u64)>>,
     /// Consumers with a group id (never subscribed) that look up a group's committed offsets.
     offsets: Mutex<HashMap<String, Arc<BaseConsumer>>>,
     /// Per group, the transactional-id slots the members of this process hold (see
@@ -202,6 +207,7 @@ impl KafkaLog {
                 meta,
                 partitions: Mutex::default(),
                 readers: Mutex::default(),
+                skipped: Mutex::default(),
                 offsets: Mutex::default(),
                 slots: Mutex::default(),
             }),
