@@ -136,9 +136,10 @@ impl Reader {
             if !records.is_empty() {
                 return Ok(records.into_records());
             }
-            if self.position(tp).is_some_and(|p| p >= end) {
-                // Past every marker and aborted record before the end: nothing more to read.
-                self.at = Some((tp.clone(), offset));
+            if let Some(reached) = self.position(tp).filter(|p| *p >= end) {
+                // Past every marker and aborted record before the end: nothing more to read. The
+                // reader is positioned where it stopped, where the next read starts (`skipped`).
+                self.at = Some((tp.clone(), reached));
                 return Ok(Vec::new());
             }
             if Instant::now() >= deadline {
