@@ -766,8 +766,11 @@ impl Worker {
         match self.consumer().poll(wait) {
             Some(Ok(message)) => {
                 let partition = message.partition() as u32;
-                let same =
-                    |(tp, _): &(TopicPartition, bool)| tp.partition == partition && *tp.topic == *message.topic();
+                // A member of one topic need not read the message's topic name (a C string).
+                let one_topic = self.topics.len() == 1;
+                let same = |(tp, _): &(TopicPartition, bool)| {
+                    tp.partition == partition && (one_topic || *tp.topic == *message.topic())
+                };
                 if !last.as_ref().is_some_and(same) {
                     let tp = self.topic_partition(message.topic(), message.partition());
                     let live = self.live.contains_key(&tp);
@@ -863,7 +866,8 @@ impl Worker {
     /// there were any.
     fn apply_changes(&mut self, out: &mut Outcome) -> bool {
         let context = self.consumer().context();
-        if !context.changed.swap(false, Ordering::Acquire) {
+        // Checked after every record: a plain load first, the swap (a locked write) only when set.
+        if !context.changed.load(Ordering::Relaxed) || !context.changed.swap(false, Ordering::Acquire) {
             return false;
         }
         let changes = std::mem::take(&mut *lock(&context.changes));

@@ -105,6 +105,8 @@ impl Reader {
         }
         let deadline = Instant::now() + timeout;
         let mut records = RecordBatch::default();
+        // Where the records read stop; the reader is positioned there once they are returned.
+        let mut next = offset;
         loop {
             let wait = match records.is_empty() {
                 true => deadline.saturating_duration_since(Instant::now()).min(WAIT),
@@ -112,13 +114,14 @@ impl Reader {
             };
             match self.consumer.poll(wait) {
                 Some(Ok(message)) => {
-                    let next = message.offset() as u64 + 1;
-                    if message.topic() != &*tp.topic || message.partition() != tp.partition as i32 || next <= offset {
+                    let after = message.offset() as u64 + 1;
+                    if message.topic() != &*tp.topic || message.partition() != tp.partition as i32 || after <= offset {
                         continue;
                     }
                     records.push(&message, tp.topic.clone());
-                    self.at = Some((tp.clone(), next));
+                    next = after;
                     if records.len() >= max || next >= end {
+                        self.at = Some((tp.clone(), next));
                         return Ok(records.into_records());
                     }
                     continue;
@@ -134,6 +137,7 @@ impl Reader {
                 None => {}
             }
             if !records.is_empty() {
+                self.at = Some((tp.clone(), next));
                 return Ok(records.into_records());
             }
             if let Some(reached) = self.position(tp).filter(|p| *p >= end) {
