@@ -144,6 +144,77 @@ mod embedded {
         assert_eq!(position[0].offset, 7);
     }
 
+    fn tables(db: &rusqlite::Connection) -> Vec<String> {
+        let mut select = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name").unwrap();
+        select.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    #[tokio::test]
+    async fn another_applications_database_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sqlite3");
+        rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE users (name TEXT)").unwrap();
+        let error = EmbeddedLog::open(dir.path()).expect_err("not a tramline log");
+        let message = error.to_string();
+        assert!(message.contains("not a tramline log") && message.contains("users"), "{message}");
+        assert!(message.contains(&*path.to_string_lossy()), "names the file: {message}");
+        let db = rusqlite::Connection::open(&path).unwrap();
+        assert_eq!(tables(&db), ["users"]);
+        let mode: String = db.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
+        assert_eq!(mode, "delete", "still in its own journal mode");
+    }
+
+    #[tokio::test]
+    async fn a_log_made_before_the_application_id_opens_and_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        log.create_topic(&TopicSpec::keep("t", 1)).await.unwrap();
+        log.append(vec![record("t", Some("k"), Some("v"))]).await.unwrap();
+        drop(log);
+        let path = dir.path().join("log.sqlite3");
+        let application_id = |db: &rusqlite::Connection| -> i64 {
+            db.pragma_query_value(None, "application_id", |row| row.get(0)).unwrap()
+        };
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let marked = application_id(&db);
+        assert_ne!(marked, 0, "a new log is marked as tramline's");
+        db.pragma_update(None, "application_id", 0).unwrap();
+        drop(db);
+
+        let log = EmbeddedLog::open(dir.path()).expect("an unmarked log of this schema opens");
+        assert_eq!(log.read(&TopicPartition::new("t", 0), 0, 10).await.unwrap().len(), 1);
+        drop(log);
+        assert_eq!(application_id(&rusqlite::Connection::open(&path).unwrap()), marked);
+    }
+
+    /// Compaction promises that no copy of a deleted record stays in the files; another
+    /// process reading the database keeps the write-ahead log from being emptied, which must
+    /// be said, and done by the next compaction.
+    #[tokio::test]
+    async fn a_reader_elsewhere_that_keeps_the_wal_fails_the_compaction_until_it_is_gone() {
+        const SECRET: &[u8] = b"secret-key-of-ada-0123456789";
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        log.create_topic(&TopicSpec::compact("keys.state", 1)).await.unwrap();
+        log.append(vec![record("keys.state", Some("ada"), Some(std::str::from_utf8(SECRET).unwrap()))])
+            .await
+            .unwrap();
+        let outside = rusqlite::Connection::open(dir.path().join("log.sqlite3")).unwrap();
+        outside.execute_batch("BEGIN").unwrap();
+        outside.query_row("SELECT count(*) FROM records", [], |row| row.get::<_, i64>(0)).unwrap();
+        log.append(vec![record("keys.state", Some("ada"), None)]).await.unwrap();
+
+        let error = log.compact().await.expect_err("the WAL could not be emptied");
+        assert!(error.to_string().contains("log.sqlite3-wal"), "{error}");
+        outside.execute_batch("COMMIT").unwrap();
+        drop(outside);
+        assert_eq!(log.compact().await.unwrap(), 0, "nothing more to delete, and the WAL is emptied now");
+        let wal = std::fs::read(dir.path().join("log.sqlite3-wal")).unwrap_or_default();
+        assert!(wal.is_empty(), "the WAL is truncated ({} bytes)", wal.len());
+        let database = std::fs::read(dir.path().join("log.sqlite3")).unwrap();
+        assert!(!database.windows(SECRET.len()).any(|w| w == SECRET), "the deleted value is gone from the database");
+    }
+
     #[tokio::test]
     async fn a_database_of_a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();

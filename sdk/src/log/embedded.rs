@@ -194,8 +194,16 @@ impl EmbeddedLog {
     /// without a key). Deleted records are overwritten on disk (`secure_delete`, and the
     /// write-ahead log is emptied), so that a forgotten subject's key is really gone. Returns
     /// how many records were deleted.
+    ///
+    /// Fails if another process was reading the database, so that the write-ahead log could
+    /// not be emptied: the records are deleted, but copies stay in that file until a later
+    /// compaction empties it.
     pub async fn compact(&self) -> Result<u64, LogError> {
-        blocking(&self.store, |store| store.compact()).await
+        let compacted = blocking(&self.store, |store| store.compact()).await?;
+        match compacted.unemptied_wal {
+            Some(error) => Err(error),
+            None => Ok(compacted.removed),
+        }
     }
 }
 

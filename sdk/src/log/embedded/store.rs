@@ -12,11 +12,12 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, MAIN_DB, OpenFlags, OptionalExtension, params};
 
 use super::{Durability, EmbeddedOptions};
 use crate::log::group::{Coordinator, Fence};
@@ -31,6 +32,13 @@ pub(super) const DATABASE: &str = "log.sqlite3";
 pub(super) const LOCK: &str = "tramline.lock";
 /// `PRAGMA user_version` of the schema below.
 const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA application_id` of a tramline log ("trln"): tells its database from any other.
+const APPLICATION_ID: i64 = 0x7472_6c6e;
+/// The tables of the schema, to recognise a log made before the application id was set.
+const TABLES: [&str; 3] = ["committed", "records", "topics"];
+/// How long emptying the write-ahead log after a compaction waits for readers of the database
+/// (other processes: this one's readers hold no transaction between reads). Writers wait too.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
 /// How long opening waits for an instance of this same process to let go of the directory.
 const CLOSING_GRACE: Duration = Duration::from_secs(2);
 /// Idle read connections kept for reuse.
@@ -91,8 +99,19 @@ pub(super) struct Store {
     pub(super) groups: Mutex<Coordinator>,
     /// The members waiting for records or rebalances.
     pub(super) wakeups: Wakeups,
+    /// A compaction removed records but could not empty the write-ahead log (a reader held
+    /// it): the next compaction tries again even if it removes nothing.
+    unemptied_wal: AtomicBool,
     /// Held for the life of the store; closing it releases the `flock`.
     _lock: File,
+}
+
+/// What a compaction did.
+pub(super) struct Compacted {
+    /// Records deleted.
+    pub(super) removed: u64,
+    /// Why the write-ahead log still holds copies of deleted records, if it does.
+    pub(super) unemptied_wal: Option<LogError>,
 }
 
 /// The topics, with their end offsets, mirrored in memory. Changed only by the holder of the
@@ -137,6 +156,18 @@ pub(super) struct Located {
 /// A database error, with the database's path and what was being done.
 fn sql_error(database: &Path, doing: &str, error: rusqlite::Error) -> LogError {
     LogError::Backend(format!("embedded log {}: {doing}: {error}", database.display()))
+}
+
+/// An error while opening the database; a read-only one says where the write was refused.
+fn open_error(database: &Path, doing: &str, error: rusqlite::Error) -> LogError {
+    match error.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ReadOnly) => LogError::Backend(format!(
+            "embedded log {}: {doing}: {error}; SQLite creates `{DATABASE}-wal` and `{DATABASE}-shm` next \
+             to the database, so the directory must be writable too",
+            database.display()
+        )),
+        _ => sql_error(database, doing, error),
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -205,9 +236,18 @@ impl Store {
         };
         let mut writer = Connection::open(&database).map_err(err("cannot open the database"))?;
         writer.busy_timeout(Duration::from_secs(5)).map_err(err("cannot set the busy timeout"))?;
+        // Before anything writes to the file: it must be ours (or new) and writable.
+        let found = identify(&writer, &database)?;
+        if writer.is_readonly(MAIN_DB).map_err(err("cannot tell whether the database is writable"))? {
+            return Err(LogError::Backend(format!(
+                "embedded log {}: the database file is read-only for this process; the log needs to \
+                 write it (check the file's permissions and owner)",
+                database.display()
+            )));
+        }
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(err("cannot switch to WAL mode"))?;
+            .map_err(|e| open_error(&database, "cannot switch to WAL mode", e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(LogError::Backend(format!(
                 "embedded log {}: the database refused WAL mode (journal mode is `{mode}`)",
@@ -222,7 +262,7 @@ impl Store {
         // Deleted records (superseded keys of forgotten data subjects among them) are
         // overwritten, not left in free pages.
         writer.pragma_update(None, "secure_delete", "ON").map_err(err("cannot set `secure_delete`"))?;
-        migrate(&mut writer, &database)?;
+        migrate(&mut writer, &database, found)?;
         let catalog = load_catalog(&writer).map_err(err("cannot load the topics"))?;
         let store = Store {
             dir: dir.to_owned(),
@@ -232,10 +272,14 @@ impl Store {
             catalog: Mutex::new(catalog),
             groups: Mutex::new(Coordinator::default()),
             wakeups: Wakeups::default(),
+            unemptied_wal: AtomicBool::new(false),
             _lock: lock_file,
         };
-        if options.compact_on_open {
-            store.compact()?;
+        if options.compact_on_open
+            && let Some(error) = store.compact()?.unemptied_wal
+        {
+            // The log is usable; the copies go with the next compaction that can empty the WAL.
+            tracing::warn!(%error, "embedded log: compaction on open");
         }
         Ok(store)
     }
@@ -457,8 +501,9 @@ impl Store {
     }
 
     /// Compacts every compacted topic: only the latest record per key stays (and every record
-    /// without a key). Returns how many records were removed. Blocks.
-    pub(super) fn compact(&self) -> Result<u64, LogError> {
+    /// without a key), then empties the write-ahead log so that no copy of a deleted record
+    /// stays in the files. Blocks.
+    pub(super) fn compact(&self) -> Result<Compacted, LogError> {
         let writer = lock(&self.writer);
         let compacted: Vec<(i64, String)> = writer
             .prepare_cached("SELECT id, name FROM topics WHERE cleanup = 'compact'")
@@ -471,14 +516,28 @@ impl Store {
                 .and_then(|mut delete| delete.execute([id]))
                 .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))? as u64;
         }
-        if removed > 0 {
-            // The WAL still holds the pages as they were before: copy the deletions into the
-            // database and empty it, so that what compaction removed is gone from the disk.
-            writer
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(self.sql("cannot checkpoint the write-ahead log after compacting"))?;
+        if removed == 0 && !self.unemptied_wal.load(Ordering::Relaxed) {
+            return Ok(Compacted { removed, unemptied_wal: None });
         }
-        Ok(removed)
+        // The WAL still holds the pages as they were before: copy the deletions into the
+        // database and empty it, so that what compaction removed is gone from the disk. A
+        // reader of another process in the middle of a read transaction keeps the WAL: SQLite
+        // then says so in `busy` instead of failing.
+        let checkpoint = writer
+            .busy_timeout(CHECKPOINT_WAIT)
+            .and_then(|()| writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)));
+        writer.busy_timeout(Duration::from_secs(5)).map_err(self.sql("cannot set the busy timeout"))?;
+        let busy = checkpoint.map_err(self.sql("cannot checkpoint the write-ahead log after compacting"))? != 0;
+        self.unemptied_wal.store(busy, Ordering::Relaxed);
+        let unemptied_wal = busy.then(|| {
+            LogError::Backend(format!(
+                "embedded log {}: compaction deleted superseded records, but another connection to \
+                 the database was reading, so the write-ahead log `{DATABASE}-wal` still holds copies of \
+                 them; the next compaction empties it once that reader has finished",
+                self.database.display()
+            ))
+        });
+        Ok(Compacted { removed, unemptied_wal })
     }
 
     /// The names of the topics.
@@ -510,21 +569,66 @@ fn open_reader(database: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// What an opened database file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// Nothing yet: a new log.
+    Nothing,
+    /// A tramline log.
+    Log,
+    /// A tramline log made before the application id was set.
+    UnmarkedLog,
+}
+
+/// Tells a tramline log from any other database, without changing the file; anything else is
+/// an error.
+fn identify(writer: &Connection, database: &Path) -> Result<Found, LogError> {
+    let err = |doing: &'static str| move |e| open_error(database, doing, e);
+    let application_id: i64 = writer
+        .pragma_query_value(None, "application_id", |row| row.get(0))
+        .map_err(err("cannot read the database"))?;
+    let tables: Vec<String> = writer
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .and_then(|mut select| select.query_map([], |row| row.get(0))?.collect())
+        .map_err(err("cannot read the database"))?;
+    match application_id {
+        APPLICATION_ID => Ok(Found::Log),
+        0 if tables.is_empty() => Ok(Found::Nothing),
+        0 if tables == TABLES => Ok(Found::UnmarkedLog),
+        _ => Err(LogError::Backend(format!(
+            "embedded log {}: this database is not a tramline log (application id {application_id:#x}, \
+             tables: {}); it was left unchanged: give the log a directory of its own",
+            database.display(),
+            tables.join(", ")
+        ))),
+    }
+}
+
 /// Creates the schema in a new database, or checks the version of an existing one.
-fn migrate(writer: &mut Connection, database: &Path) -> Result<(), LogError> {
+fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(), LogError> {
     let err = |doing: &'static str| move |e| sql_error(database, doing, e);
     let version: i64 = writer
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .map_err(err("cannot read the schema version"))?;
     match version {
-        0 => {
+        0 if found == Found::Nothing => {
             let tx = writer.transaction().map_err(err("cannot begin the schema transaction"))?;
             tx.execute_batch(SCHEMA).map_err(err("cannot create the schema"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("cannot set the schema version"))?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(err("cannot set the application id"))?;
             tx.commit().map_err(err("cannot commit the schema"))
         }
+        SCHEMA_VERSION if found == Found::UnmarkedLog => writer
+            .pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(err("cannot set the application id")),
         SCHEMA_VERSION => Ok(()),
+        0 => Err(LogError::Backend(format!(
+            "embedded log {}: the database has tramline's tables but no schema version; it was left \
+             unchanged",
+            database.display()
+        ))),
         other => Err(LogError::Backend(format!(
             "embedded log {}: the database has schema version {other}, this tramline knows version \
              {SCHEMA_VERSION}: it was written by a newer tramline",
