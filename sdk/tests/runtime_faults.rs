@@ -3,11 +3,15 @@
 //! served.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tramline::log::{EventLog, OutRecord, TopicPartition, partition_for};
+use tramline::log::{
+    EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
+};
+use tramline::model::Position;
 use tramline::runtime::{CommandError, RuntimeError, Settings, dead_letter};
 use tramline::{
     Aggregate, App, Command, Envelope, Event, Handle, MemoryLog, Message, Projection, React, Reaction, ReferenceId,
@@ -149,6 +153,98 @@ async fn panicking_handlers_are_dead_lettered_once_even_when_a_projection_is_reb
         app.settle().await.unwrap();
         assert_eq!(letters(&*log, "tap.faulty").await, 1, "run {run}: the reaction's letter");
         assert_eq!(letters(&*log, "gauge").await, 1, "run {run}: the projection replays, but letters once");
+        app.shutdown().await.unwrap();
+    }
+}
+
+/// A memory log whose first write carrying a dead letter fails, as a broker away for a moment.
+struct FirstLetterFails {
+    log: Arc<MemoryLog>,
+    failed: Arc<AtomicBool>,
+}
+
+struct FirstLetterFailsMember {
+    member: Box<dyn GroupMember>,
+    failed: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for FirstLetterFails {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        self.log.create_topic(spec).await
+    }
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        self.log.partition_count(topic).await
+    }
+    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+        self.log.append(records).await
+    }
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        self.log.read(partition, offset, max).await
+    }
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+        self.log.end_offset(partition).await
+    }
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+        self.log.committed(group, partition).await
+    }
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        let member = self.log.join(group, topics, start).await?;
+        Ok(Box::new(FirstLetterFailsMember { member, failed: self.failed.clone() }))
+    }
+}
+
+#[async_trait::async_trait]
+impl GroupMember for FirstLetterFailsMember {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
+        self.member.poll(max, timeout).await
+    }
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.member.assignment()
+    }
+    fn has_assignment(&self) -> bool {
+        self.member.has_assignment()
+    }
+    fn position(&self, partition: &TopicPartition) -> Option<u64> {
+        self.member.position(partition)
+    }
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        self.member.rewind().await
+    }
+    async fn commit(
+        &mut self,
+        outputs: Vec<OutRecord>,
+        positions: Vec<(TopicPartition, u64)>,
+    ) -> Result<Vec<Position>, LogError> {
+        let letter = outputs.iter().any(|o| o.topic.ends_with(".dlq"));
+        if letter && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(LogError::Backend("the write failed this once".into()));
+        }
+        self.member.commit(outputs, positions).await
+    }
+    async fn leave(self: Box<Self>) -> Result<(), LogError> {
+        self.member.leave().await
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_whose_write_failed_is_written_again() {
+    for reaction in [false, true] {
+        let memory = MemoryLog::shared();
+        let failed = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(FirstLetterFails { log: memory.clone(), failed: failed.clone() });
+        let mut app = App::new(log).with_settings(settings());
+        let taps = app.aggregate::<Tap>(()).await.unwrap();
+        match reaction {
+            true => app.reaction(Faulty).await.unwrap(),
+            false => app.projection(Gauge).await.map(drop).unwrap(),
+        }
+        app.start().await.unwrap();
+        taps.send(TapCommand::Pour { id: TapId::generate() }).await.unwrap();
+        app.settle().await.unwrap();
+        assert!(failed.load(Ordering::SeqCst), "the first letter's write failed");
+        let group = if reaction { "tap.faulty" } else { "gauge" };
+        assert_eq!(letters(&*memory, group).await, 1, "{group}: the letter was written on the second try");
         app.shutdown().await.unwrap();
     }
 }

@@ -30,6 +30,10 @@ pub(crate) struct ProjectionProcessor<P: Projection> {
     /// Records already dead-lettered by an earlier instance: a projection replays from the
     /// beginning on every start, and must not letter them again.
     lettered: Option<HashSet<(String, u32, u64)>>,
+    /// Dead letters handed to a write that has not been committed yet. The records they are
+    /// about count as applied (the read model keeps them), so a batch written again after a
+    /// failed write skips those records: these letters go with it instead.
+    unwritten: Vec<OutRecord>,
     /// The next offset to apply per topic and partition. A projection commits no positions, so
     /// partitions it gets back after losing them (Kafka's group session lost in a broker
     /// restart) start from the beginning again: what it applied already is skipped.
@@ -68,6 +72,7 @@ impl<P: Projection> ProjectionProcessor<P> {
             dead_letters: Arc::from(dead_letter::topic_of(&id)),
             id,
             lettered: None,
+            unwritten: Vec::new(),
             applied: Vec::new(),
         }
     }
@@ -98,6 +103,7 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        outputs.extend(self.unwritten.iter().cloned());
         let state = self.state.clone();
         let mut state = state.write().unwrap_or_else(|p| p.into_inner());
         for record in records {
@@ -113,9 +119,15 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
             };
             let origin = (record.topic.to_string(), record.partition, record.offset);
             if self.lettered.as_mut().is_none_or(|lettered| lettered.insert(origin)) {
-                outputs.push(dead_letter::letter(&self.dead_letters, &self.id, record, &error));
+                let letter = dead_letter::letter(&self.dead_letters, &self.id, record, &error);
+                self.unwritten.push(letter.clone());
+                outputs.push(letter);
             }
         }
+    }
+
+    async fn committed(&mut self, _: &dyn EventLog, _: Vec<Position>) {
+        self.unwritten.clear();
     }
 }
 
