@@ -61,7 +61,22 @@ fn namespace(name: &str) -> Result<String, String> {
     }
 }
 
+/// Exits as clap does on a usage error (status 2), with `message`. For the rules clap cannot
+/// check: it skips a `requires` when an argument that conflicts with the required one is given
+/// (`--kafka-set` with `--memory`).
+pub fn usage_error<Cli: clap::CommandFactory>(message: impl std::fmt::Display) -> ! {
+    Cli::command().error(clap::error::ErrorKind::MissingRequiredArgument, message).exit()
+}
+
 impl LogArgs {
+    /// The rules between the log's arguments that clap does not check.
+    pub fn check(&self) -> Result<(), String> {
+        match self.kafka_settings.is_empty() || self.brokers.is_some() {
+            true => Ok(()),
+            false => Err("`--kafka-set` sets up Kafka clients: it needs `--brokers`".into()),
+        }
+    }
+
     /// Opens the chosen log.
     pub async fn open(&self) -> Result<Arc<dyn EventLog>, RuntimeError> {
         let log: Arc<dyn EventLog> = match (&self.brokers, self.memory) {

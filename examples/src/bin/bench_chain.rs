@@ -40,7 +40,7 @@ struct Cli {
     #[arg(long, default_value_t = 1_024)]
     concurrency: usize,
     /// Runs, each on a fresh log.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     runs: usize,
     /// Seed of the first run; run i uses seed + i.
     #[arg(long, default_value_t = 1)]
@@ -55,7 +55,7 @@ struct Cli {
     #[arg(long, value_name = "N")]
     paced_orders: Option<usize>,
     /// A librdkafka setting for every Kafka client (repeatable), to try a tuning.
-    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = tramline_examples::key_value)]
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = tramline_examples::key_value, requires = "brokers")]
     kafka_settings: Vec<(String, String)>,
 }
 
@@ -173,6 +173,9 @@ fn report(cli: &Cli, run: usize, orders: usize, rate: Option<f64>, summary: &Sum
 async fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
+    if !cli.kafka_settings.is_empty() && cli.brokers.is_none() {
+        tramline_examples::usage_error::<Cli>("`--kafka-set` sets up Kafka clients: it needs `--brokers`");
+    }
     let mut last_rate = None;
     let mut namespaces = Vec::new();
     let mut failed = false;

@@ -31,10 +31,10 @@ use tramline_examples::RawRead;
 #[derive(Debug, Parser)]
 struct Cli {
     /// Events per measurement.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     events: usize,
     /// Distinct customers.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     customers: usize,
     /// Event time between two events, in milliseconds. With the defaults the customers order
     /// about once in three hours, except five bulk buyers who order every 100 seconds (flagged).

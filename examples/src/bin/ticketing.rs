@@ -29,7 +29,7 @@ use product_contract::Money;
 use ticketing_platform::{FolderMailer, MODULES, Platform, Services, Simulation, Summary};
 use tramline::runtime::Settings;
 use tramline::{App, MemoryLog};
-use tramline_examples::{LogArgs, init_logging, start_platform};
+use tramline_examples::{LogArgs, init_logging, start_platform, usage_error};
 
 /// Runs the reference ticketing platform with simulated customers.
 #[derive(Debug, Parser)]
@@ -83,6 +83,12 @@ enum Command {
 async fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
+    if let Err(message) = cli.log.check() {
+        usage_error::<Cli>(message);
+    }
+    if cli.modules.is_some() && cli.log.brokers.is_none() {
+        usage_error::<Cli>("`--modules` runs modules in processes that meet on Kafka: it needs `--brokers`");
+    }
     let result = match (&cli.command, &cli.modules) {
         (Some(Command::Topology), _) => topology().await,
         (Some(Command::Catalog(args)), _) => tramline_examples::catalog::run(args).map(|()| ExitCode::SUCCESS),

@@ -697,17 +697,20 @@ fn read_partition(
     let limit = i64::try_from(max).unwrap_or(i64::MAX);
     let mut rows = select.query(params![at.id, at.partition, to_sql(offset), limit])?;
     while let Some(row) = rows.next()? {
+        let offset = row.get::<_, i64>(0)? as u64;
         let headers = match row.get_ref(3)?.as_blob_or_null()? {
             None => Headers::new(),
-            Some(blob) => Headers::from_encoded(Bytes::copy_from_slice(blob))
-                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, e.into()))?,
+            Some(blob) => Headers::from_encoded(Bytes::copy_from_slice(blob)).map_err(|e| {
+                let damaged = format!("the record at offset {offset} is damaged: {e}");
+                rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Blob, damaged.into())
+            })?,
         };
         let key: Option<Vec<u8>> = row.get(1)?;
         let value: Option<Vec<u8>> = row.get(2)?;
         out.push(Record {
             topic: at.name.clone(),
             partition: at.partition,
-            offset: row.get::<_, i64>(0)? as u64,
+            offset,
             key: key.map(Bytes::from),
             value: value.map(Bytes::from),
             headers,

@@ -1,0 +1,44 @@
+//! Flags that do not go together are refused before anything runs, with clap's status 2.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn refused(binary: &str, args: &[&str], says: &str) {
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Accepted flags would start a platform that serves until stopped.
+    let started = Instant::now();
+    while child.try_wait().expect("waits").is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().expect("killed");
+            panic!("{args:?} was accepted: still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("its output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(says), "{args:?} should say `{says}`: {stderr}");
+}
+
+#[test]
+fn kafka_only_flags_need_brokers_whatever_log_is_chosen() {
+    let ticketing = env!("CARGO_BIN_EXE_ticketing");
+    for log in [&["--memory"][..], &["--data", "/nonexistent/tramline-usage-test"]] {
+        let with = |extra: &[&'static str]| [log, extra].concat();
+        refused(ticketing, &with(&["--modules", "order"]), "needs `--brokers`");
+        refused(ticketing, &with(&["--kafka-set", "acks=all"]), "needs `--brokers`");
+    }
+    let bench_chain = env!("CARGO_BIN_EXE_bench-chain");
+    refused(bench_chain, &["--data", "/nonexistent/tramline-usage-test", "--kafka-set", "acks=all"], "--brokers");
+}
+
+#[test]
+fn counts_that_cannot_be_zero_are_refused() {
+    refused(env!("CARGO_BIN_EXE_bench-chain"), &["--runs", "0"], "--runs");
+    refused(env!("CARGO_BIN_EXE_bench-query"), &["--customers", "0"], "--customers");
+}
