@@ -246,6 +246,26 @@ async fn a_table_deletes_a_row_that_stops_passing_having(log: Arc<dyn EventLog>)
     app.shutdown().await.expect("a clean shutdown");
 }
 
+/// The sink's rows are JSON objects with their columns in SELECT order (not sorted by name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_sink_rows_keep_the_select_order() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let name = format!("ordered_{}", uuid::Uuid::now_v7().simple());
+    let sql = "CREATE STREAM suspicious_sales AS SELECT SUM(total) AS spent, customer_id, COUNT(*) AS orders
+        FROM order_confirmed WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY customer_id";
+    let (app, _handle) = start(log.clone(), query(sql, &name)).await;
+    append(&*log, &[(base(), confirmed("cus_ordered", 250))]).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    let sink = records_of(&*log, &name).await;
+    let values: Vec<String> = sink
+        .iter()
+        .filter_map(|r| r.value.as_ref())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(values, [r#"{"spent":250,"customer_id":"cus_ordered","orders":1}"#]);
+    app.shutdown().await.expect("a clean shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_table_deletes_a_row() {
     a_table_deletes_a_row_that_stops_passing_having(MemoryLog::shared()).await;

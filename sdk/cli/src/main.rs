@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
@@ -70,6 +70,17 @@ struct CloudEvent<'a> {
     data: Option<&'a RawValue>,
 }
 
+/// A TABLE's deleted row, as ksqlDB's CLI marks it: its key and window.
+#[derive(Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct Tombstone<'a> {
+    #[serde(rename = "key")]
+    key: &'a str,
+    windowstart: i64,
+    windowend: i64,
+    tombstone: bool,
+}
+
 /// What a run counted, for the closing line on stderr.
 #[derive(Debug, Default)]
 struct Counts {
@@ -95,11 +106,12 @@ impl Run<'_> {
             self.counts.skipped += 1;
             return Ok(());
         }
-        self.counts.events += 1;
         let keyed = self
             .plan
             .rekey(time, data, &mut self.columns)
             .map_err(|error| format!("`data` is not a JSON object of the event's fields: {error}"))?;
+        // Counted once read: an event that cannot be read is counted as bad instead.
+        self.counts.events += 1;
         if let Some(keyed) = keyed {
             self.state.apply(self.plan, &keyed, &mut self.emitted);
             self.flush();
@@ -109,18 +121,21 @@ impl Run<'_> {
 
     fn flush(&mut self) {
         for emitted in self.emitted.drain(..) {
-            let row = match &emitted.values {
-                Some(values) => serde_json::Value::Object(self.plan.row_json(values)),
-                // A TABLE's row deleted: its key and window, marked as ksqlDB's CLI marks it.
-                None => serde_json::json!({
-                    "key": emitted.key,
-                    "WINDOWSTART": emitted.window.start,
-                    "WINDOWEND": emitted.window.end,
-                    "TOMBSTONE": true,
-                }),
+            let written = match &emitted.values {
+                // Columns in SELECT order.
+                Some(values) => serde_json::to_writer(&mut self.out, &self.plan.row_json(values)),
+                None => serde_json::to_writer(
+                    &mut self.out,
+                    &Tombstone {
+                        key: &emitted.key,
+                        windowstart: emitted.window.start,
+                        windowend: emitted.window.end,
+                        tombstone: true,
+                    },
+                ),
             };
             // A closed stdout (a pipe into `head`) ends the output, not the count.
-            let _ = serde_json::to_writer(&mut self.out, &row).map(|()| self.out.write_all(b"\n"));
+            let _ = written.map(|()| self.out.write_all(b"\n"));
             self.counts.rows += 1;
         }
     }
@@ -136,6 +151,10 @@ impl Run<'_> {
     }
 
     fn parse_line(&mut self, line: &str) -> Result<(), String> {
+        // serde would read a struct from a JSON array too, by position.
+        if !line.trim_start().starts_with('{') {
+            return Err("not a CloudEvent in structured JSON: expected a JSON object".into());
+        }
         let event: CloudEvent<'_> =
             serde_json::from_str(line).map_err(|e| format!("not a CloudEvent in structured JSON: {e}"))?;
         if !self.plan.reads_type(event.event_type.as_bytes()) {
@@ -146,7 +165,7 @@ impl Run<'_> {
         let time: jiff::Timestamp =
             time.parse().map_err(|e| format!("`time` is not an RFC 3339 timestamp (`{time}`): {e}"))?;
         let data = event.data.ok_or("no `data`: the event's fields are missing")?;
-        self.feed(&event.event_type, time.as_millisecond(), data.get().as_bytes())
+        self.feed(&event.event_type, epoch_millis(time), data.get().as_bytes())
     }
 
     fn record(&mut self, record: &Record) {
@@ -223,6 +242,13 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
     let late = run.state.late();
     eprintln!("{events} events read, {skipped} of other types skipped, {bad} bad, {late} late (dropped), {rows} rows");
     Ok(if bad > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Milliseconds since the epoch, rounded down as Java's `Instant.toEpochMilli` does (jiff's
+/// `as_millisecond` rounds toward zero, which moves a time before 1970 a millisecond later).
+fn epoch_millis(time: jiff::Timestamp) -> i64 {
+    // jiff's times (years -9999 to 9999) are well within i64 milliseconds.
+    time.as_nanosecond().div_euclid(1_000_000) as i64
 }
 
 fn read_lines(run: &mut Run<'_>, input: impl BufRead) -> Result<(), String> {

@@ -120,3 +120,106 @@ fn bad_lines_are_reported_by_number_and_counted_while_the_others_go_on() {
     assert!(stderr.contains("2 bad"), "{stderr}");
     assert_eq!(lines(&output.stdout).len(), 2, "the good lines still made their rows");
 }
+
+/// A CloudEvent of type `E` at `time` with data `{"k": key}`.
+fn keyed(time: &str, key: &str) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"{key}-{time}","source":"x","type":"E","time":"{time}","data":{{"k":"{key}","amount":1}}}}"#
+    )
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_session_takes_a_record_at_its_end_plus_gap_after_other_keys_reached_that_time() {
+    let sql = "CREATE TABLE s AS SELECT k, COUNT(*) AS n, WINDOWSTART AS ws, WINDOWEND AS we FROM e
+               WINDOW SESSION (10 SECONDS, GRACE PERIOD 0 SECONDS) GROUP BY k EMIT FINAL;";
+    let input =
+        [keyed("1970-01-01T00:00:00Z", "a"), keyed("1970-01-01T00:00:10Z", "b"), keyed("1970-01-01T00:00:10Z", "a")];
+    let output = run(sql, &input.join("\n"), &["--until-end"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut rows = lines(&output.stdout);
+    rows.sort_by_key(|r| r["k"].as_str().unwrap().to_owned());
+    assert_eq!(
+        rows,
+        [
+            serde_json::json!({"k":"a","n":2,"ws":0,"we":10000}),
+            serde_json::json!({"k":"b","n":1,"ws":10000,"we":10000})
+        ]
+    );
+}
+
+#[test]
+fn columns_come_out_in_select_order() {
+    let sql = "CREATE TABLE t AS SELECT k, COUNT(*) AS n, SUM(amount) AS s, WINDOWSTART AS ws, WINDOWEND AS we FROM e
+               WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY k EMIT FINAL;";
+    let output = run(sql, &keyed("1970-01-01T00:00:01Z", "a"), &["--until-end"]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "{\"k\":\"a\",\"n\":1,\"s\":1,\"ws\":0,\"we\":10000}\n");
+    let sql = "CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM e WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY k HAVING COUNT(*) < 2";
+    let input = [keyed("1970-01-01T00:00:01Z", "a"), keyed("1970-01-01T00:00:02Z", "a")];
+    let output = run(sql, &input.join("\n"), &[]);
+    let tombstone = String::from_utf8_lossy(&output.stdout).lines().nth(1).map(str::to_owned);
+    assert_eq!(tombstone.as_deref(), Some(r#"{"key":"a","WINDOWSTART":0,"WINDOWEND":10000,"TOMBSTONE":true}"#));
+}
+
+#[test]
+fn a_time_before_1970_with_a_fraction_of_a_millisecond_rounds_down() {
+    let sql = "CREATE TABLE t AS SELECT k, COUNT(*) AS n, WINDOWSTART AS ws FROM e
+               WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY k EMIT FINAL";
+    let output = run(sql, &keyed("1969-12-31T23:59:59.9995Z", "a"), &["--until-end"]);
+    assert_eq!(lines(&output.stdout)[0]["ws"], -10_000, "-0.5 ms is in [-10s, 0)");
+}
+
+const COUNT_PER_KEY: &str =
+    "CREATE STREAM s AS SELECT k, COUNT(*) AS n FROM e WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY k";
+
+#[test]
+fn a_json_array_is_a_bad_line() {
+    let input = [keyed("1970-01-01T00:00:01Z", "a"), r#"["E","1970-01-01T00:00:01Z",{"k":"a"}]"#.to_owned()];
+    let output = run(COUNT_PER_KEY, &input.join("\n"), &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr(&output);
+    assert!(stderr.contains("input line 2: not a CloudEvent in structured JSON: expected a JSON object"), "{stderr}");
+    assert!(stderr.contains("1 events read, 0 of other types skipped, 1 bad"), "{stderr}");
+}
+
+#[test]
+fn an_event_whose_data_is_not_an_object_is_counted_once_as_bad() {
+    let input =
+        [keyed("1970-01-01T00:00:01Z", "a"), r#"{"type":"E","time":"1970-01-01T00:00:01Z","data":[1,2]}"#.to_owned()];
+    let output = run(COUNT_PER_KEY, &input.join("\n"), &[]);
+    let stderr = stderr(&output);
+    assert!(stderr.contains("input line 2: `data` is not a JSON object"), "{stderr}");
+    assert!(stderr.contains("1 events read, 0 of other types skipped, 1 bad"), "{stderr}");
+}
+
+#[test]
+fn unquoted_stream_and_column_names_match_in_any_case() {
+    let input = [keyed("1970-01-01T00:00:01Z", "a"), keyed("1970-01-01T00:00:02Z", "a")];
+    let sql = "CREATE STREAM s AS SELECT K, count(*) AS n FROM E WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY K";
+    let rows = lines(&run(sql, &input.join("\n"), &[]).stdout);
+    assert_eq!(rows.last(), Some(&serde_json::json!({"K":"a","n":2})));
+    let output = run(&REFERENCE.replace("FROM order_confirmed", "FROM OrderConfirmed"), &orders(), &[]);
+    assert_eq!(lines(&output.stdout).len(), 2, "{}", stderr(&output));
+    assert!(stderr(&output).contains("9 events read, 3 of other types skipped"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_query_that_does_not_plan_never_panics() {
+    for sql in [
+        "CREATE STREAM s AS SELECT k, count(*) FROM `éé` GROUP BY k",
+        "CREATE STREAM s AS SELECT k, count(*) FROM e WINDOW TUMBLING (SIZE 106751991168 DAYS) GROUP BY k",
+    ] {
+        let output = run(sql, "", &[]);
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(stderr(&output).contains("line 1, column "), "{}", stderr(&output));
+    }
+    // The largest windows, and a record before 1970.
+    let sql = "CREATE TABLE h AS SELECT k, COUNT(*) AS n FROM e
+               WINDOW HOPPING (SIZE 106751991167 DAYS, ADVANCE BY 53375995583 DAYS) GROUP BY k";
+    let output = run(sql, &keyed("1969-12-31T23:59:59.999Z", "a"), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(lines(&output.stdout).len(), 2, "one row per window that holds it");
+}

@@ -142,7 +142,9 @@ fn add(a: &Value, b: &Value) -> Value {
         },
         (a, b) => match (a.as_f64(), b.as_f64()) {
             (Some(x), Some(y)) => Value::Float(x + y),
-            // A text in a SUM: the sum so far stands (the planner refuses text columns it knows).
+            // Not a number (text, where the catalog does not know the column's type, as the
+            // CLI's open one): skipped, the sum so far stands. The planner refuses SUM over a
+            // column the catalog knows to be text.
             _ => a.clone(),
         },
     }

@@ -27,10 +27,10 @@ use std::time::Duration;
 use schemars::JsonSchema;
 
 use super::aggregate::Function;
-use super::catalog::{Catalog, StreamInfo};
+use super::catalog::{Catalog, NameCase, StreamInfo};
 use super::expr::Expr;
 use super::expr::build::Operand;
-use super::plan::{AggregateCall, Emit, Named, OutputKind, Plan, Source};
+use super::plan::{AggregateCall, Column, Emit, Named, OutputKind, Plan, Source};
 use super::window::{WindowError, WindowKind, Windowing};
 use crate::model::Event;
 
@@ -307,14 +307,14 @@ impl<E> WindowedTable<E> {
             WindowKind::Session { gap } => Windowing::session(gap, windowing.grace),
         }?;
         let known: Option<Vec<String>> = stream.infos.iter().try_fold(Vec::new(), |mut all, info| {
-            for column in info.columns.as_ref()? {
-                if !all.contains(column) {
-                    all.push(column.clone());
+            for field in info.columns.as_ref()? {
+                if !all.contains(&field.name) {
+                    all.push(field.name.clone());
                 }
             }
             Some(all)
         });
-        let mut columns: Vec<String> = Vec::new();
+        let mut columns: Vec<Column> = Vec::new();
         let mut input = |name: &str| -> Option<Expr> {
             if name.eq_ignore_ascii_case("ROWTIME") {
                 return Some(Expr::RowTime);
@@ -322,10 +322,10 @@ impl<E> WindowedTable<E> {
             if known.as_ref().is_some_and(|known| !known.iter().any(|c| c == name)) {
                 return None;
             }
-            Some(Expr::Column(match columns.iter().position(|c| c == name) {
+            Some(Expr::Column(match columns.iter().position(|c| c.name == name) {
                 Some(i) => i,
                 None => {
-                    columns.push(name.to_owned());
+                    columns.push(Column { name: name.to_owned(), case: NameCase::Exact });
                     columns.len() - 1
                 }
             }))
@@ -386,6 +386,7 @@ impl<E> WindowedTable<E> {
             source: Source {
                 stream: first.map(|i| i.stream.clone()).unwrap_or_default(),
                 types: stream.infos.iter().map(|i| i.type_name.clone()).collect(),
+                by_name: None,
                 subscription: first.and_then(|i| i.subscription),
             },
             columns,

@@ -48,14 +48,16 @@ pub(crate) mod wire;
 
 pub use crate::runtime::{QueryHandle, QueryRow, changelog_topic, query_headers, repartition_topic};
 pub use aggregate::{Accumulator, Function};
-pub use catalog::{Catalog, StreamInfo, pascal_case, snake_case};
+pub use catalog::{Catalog, Field, NameCase, StreamInfo, names_type, pascal_case, snake_case};
 pub use dsl::{
     Agg, DslError, GroupedStream, Query, SessionWindows, StreamBuilder, TimeWindows, WindowedStream, WindowedTable,
     col, lit,
 };
 pub use expr::build::Operand;
 pub use expr::{BinaryOp, Expr, Scope};
-pub use plan::{AggregateCall, Emit, KEY_SEPARATOR, Keyed, Named, OutputKind, Plan, Source, write_key};
+pub use plan::{
+    AggregateCall, Column, Emit, KEY_SEPARATOR, Keyed, Named, OutputKind, Plan, RowJson, Source, write_key,
+};
 pub use state::{Change, ChangeRef, Emitted, PartitionState, StoredWindow};
-pub use value::Value;
+pub use value::{SqlType, Value};
 pub use window::{DEFAULT_GRACE, SessionMerge, Window, WindowError, WindowKind, Windowing, merge_session};

@@ -1,9 +1,11 @@
 //! The one logical plan that both front ends (SQL and the Rust DSL) compile into:
 //! source -> WHERE -> re-key for GROUP BY -> windowed aggregate -> HAVING -> emit -> sink.
 
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::Function;
+use super::catalog::{NameCase, names_type};
 use super::expr::{Expr, Scope};
 use super::value::{Value, read_columns};
 use super::window::Windowing;
@@ -33,11 +35,26 @@ pub enum Emit {
 pub struct Source {
     /// The stream's name in SQL (`order_confirmed`).
     pub stream: String,
-    /// The event types read (`OrderConfirmed`); records of other types are skipped.
+    /// The event types read (`OrderConfirmed`); records of other types are skipped. With
+    /// `by_name`, the names of the types as written instead.
     pub types: Vec<String>,
+    /// Set when the catalog did not know the event types (an open catalog): a record is read
+    /// when its type is named by one of `types`, the type itself or its snake case, matched as
+    /// this says (`order_confirmed` reads `OrderConfirmed`).
+    pub by_name: Option<NameCase>,
     /// The event enum and topic, when the catalog knows them. A plan without one runs on
     /// input handed to it (the CLI) but cannot be registered in an app.
     pub subscription: Option<Subscription>,
+}
+
+/// A payload field a plan reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The field's name.
+    pub name: String,
+    /// How it matches the names of the payload's fields: [`NameCase::Any`] for a name written
+    /// without backticks that no catalog resolved (the CLI's open catalog).
+    pub case: NameCase,
 }
 
 /// One aggregate of the plan.
@@ -68,7 +85,7 @@ pub struct Plan {
     /// What it reads.
     pub source: Source,
     /// The payload fields it reads, in the order [`Expr::Column`] indexes them.
-    pub columns: Vec<String>,
+    pub columns: Vec<Column>,
     /// WHERE, over the input row.
     pub filter: Option<Expr>,
     /// GROUP BY, over the input row; their values make the key.
@@ -130,7 +147,11 @@ pub fn write_key(group: &[Value], out: &mut String) {
 impl Plan {
     /// Whether records of this event type feed the query.
     pub fn reads_type(&self, type_name: &[u8]) -> bool {
-        self.source.types.iter().any(|t| t.as_bytes() == type_name)
+        match self.source.by_name {
+            None => self.source.types.iter().any(|t| t.as_bytes() == type_name),
+            Some(case) => std::str::from_utf8(type_name)
+                .is_ok_and(|type_name| self.source.types.iter().any(|name| names_type(name, type_name, case))),
+        }
     }
 
     /// WHERE and re-keying of one record of a read type: `None` when WHERE filters it out or
@@ -175,12 +196,61 @@ impl Plan {
         Ok(true)
     }
 
-    /// The output row as a JSON object, columns in SELECT order.
-    pub fn row_json(&self, values: &[Value]) -> serde_json::Map<String, serde_json::Value> {
-        self.select
-            .iter()
-            .zip(values)
-            .map(|(named, value)| (named.name.clone(), serde_json::to_value(value).unwrap_or_default()))
-            .collect()
+    /// The output row, to serialise as a JSON object with its columns in SELECT order.
+    pub fn row_json<'a>(&'a self, values: &'a [Value]) -> RowJson<'a> {
+        RowJson { select: &self.select, values }
+    }
+}
+
+/// An output row that serialises as a JSON object, columns in SELECT order ([`Plan::row_json`]);
+/// a `serde_json::Map` would sort them.
+#[derive(Debug, Clone, Copy)]
+pub struct RowJson<'a> {
+    select: &'a [Named],
+    values: &'a [Value],
+}
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut row = serializer.serialize_map(Some(self.select.len()))?;
+        for (named, value) in self.select.iter().zip(self.values) {
+            row.serialize_entry(&named.name, value)?;
+        }
+        row.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::{Catalog, sql};
+
+    #[test]
+    fn a_row_keeps_the_select_order() {
+        let plan = sql::plan(
+            "CREATE STREAM s AS SELECT k, COUNT(*) AS n, WINDOWSTART AS ws, WINDOWEND AS we, 1.5 AS a FROM e
+             WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY k",
+            &Catalog::open(),
+        )
+        .unwrap();
+        let values = [Value::from("x"), Value::Int(2), Value::Int(0), Value::Int(1000), Value::Float(1.5)];
+        let json = serde_json::to_string(&plan.row_json(&values)).unwrap();
+        assert_eq!(json, r#"{"k":"x","n":2,"ws":0,"we":1000,"a":1.5}"#);
+    }
+
+    #[test]
+    fn an_open_source_reads_the_types_its_name_names_in_any_case_unless_quoted() {
+        let plan = |from: &str| {
+            let sql =
+                format!("CREATE STREAM s AS SELECT k, COUNT(*) FROM {from} WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY k");
+            sql::plan(&sql, &Catalog::open()).unwrap()
+        };
+        for from in ["OrderConfirmed", "order_confirmed", "ORDER_CONFIRMED", "`OrderConfirmed`"] {
+            assert!(plan(from).reads_type(b"OrderConfirmed"), "{from}");
+            assert!(!plan(from).reads_type(b"OrderPlaced"), "{from}");
+        }
+        assert!(!plan("`orderconfirmed`").reads_type(b"OrderConfirmed"));
+        assert!(plan("`com.example.Ordered`").reads_type(b"com.example.Ordered"));
+        assert!(plan("E").reads_type(b"e"));
     }
 }

@@ -713,13 +713,46 @@ mod tests {
         let keyed = plan.rekey(11 * S, br#"{"k":"a"}"#, &mut columns).unwrap().unwrap();
         state.apply(&plan, &keyed, &mut emitted);
         assert_eq!(state.open_windows(), 1, "the bridge merged both sessions");
-        let keyed = plan.rekey(60 * S, br#"{"k":"b"}"#, &mut columns).unwrap().unwrap();
-        state.apply(&plan, &keyed, &mut emitted);
-        assert!(emitted.is_empty(), "open until 21s + 10s + 30s");
         let keyed = plan.rekey(61 * S, br#"{"k":"b"}"#, &mut columns).unwrap().unwrap();
         state.apply(&plan, &keyed, &mut emitted);
-        assert_eq!(emitted.len(), 1, "the merged session closes at 21s + 10s + 30s");
+        assert!(emitted.is_empty(), "open until 21s + 10s + 30s, that instant included");
+        let keyed = plan.rekey(61 * S + 1, br#"{"k":"b"}"#, &mut columns).unwrap().unwrap();
+        state.apply(&plan, &keyed, &mut emitted);
+        assert_eq!(emitted.len(), 1, "the merged session closes just after 21s + 10s + 30s");
         assert_eq!(emitted[0].values, Some(vec![Value::from("a"), Value::Int(5), Value::Int(0), Value::Int(21 * S)]));
+    }
+
+    #[test]
+    fn a_record_at_a_sessions_end_plus_gap_joins_it_after_other_keys_moved_stream_time_there() {
+        let plan = plan(
+            "CREATE TABLE s AS SELECT k, COUNT(*) AS n FROM e
+             WINDOW SESSION (10 SECONDS, GRACE PERIOD 0 SECONDS) GROUP BY k EMIT FINAL",
+        );
+        // Kafka Streams: late only when the merged session ends before stream time - gap - grace.
+        let mut state = PartitionState::default();
+        let mut out = feed(&plan, &mut state, &[(0, "a"), (10 * S, "b"), (10 * S, "a")]);
+        assert_eq!((out.len(), state.late()), (0, 0), "stream time 10s closes nothing yet");
+        let mut rest = Vec::new();
+        state.close_all(&plan, &mut rest);
+        out.extend(rows(rest));
+        out.sort();
+        assert_eq!(out, [row("a", 0, 2), row("b", 10 * S, 1)]);
+    }
+
+    #[test]
+    fn windows_as_large_as_event_times_allow_take_records_at_any_time() {
+        for window in [
+            "HOPPING (SIZE 106751991167 DAYS, ADVANCE BY 53375995583 DAYS)",
+            "SESSION (106751991167 DAYS, GRACE PERIOD 106751991167 DAYS)",
+            "TUMBLING (SIZE 9223372036854775807 MILLISECONDS)",
+        ] {
+            let plan = plan(&format!("CREATE TABLE h AS SELECT k, COUNT(*) AS n FROM e WINDOW {window} GROUP BY k"));
+            let mut state = PartitionState::default();
+            let out = feed(&plan, &mut state, &[(-1, "a"), (i64::MIN, "a"), (0, "b"), (i64::MAX, "a")]);
+            assert!(!out.is_empty(), "{window}");
+            state.close_all(&plan, &mut Vec::new());
+            assert_eq!(state.open_windows(), 0, "{window}");
+        }
     }
 
     #[test]

@@ -7,6 +7,44 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::catalog::NameCase;
+use super::plan::Column;
+
+/// The type of a column or expression, as far as the planner knows it (ksqlDB's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SqlType {
+    /// `BOOLEAN`
+    Boolean,
+    /// `BIGINT`: a whole number.
+    Bigint,
+    /// `DOUBLE`: a floating-point number.
+    Double,
+    /// `STRING`
+    String,
+}
+
+impl SqlType {
+    /// The name in SQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            SqlType::Boolean => "BOOLEAN",
+            SqlType::Bigint => "BIGINT",
+            SqlType::Double => "DOUBLE",
+            SqlType::String => "STRING",
+        }
+    }
+
+    /// Whether it is a number.
+    pub fn is_numeric(self) -> bool {
+        matches!(self, SqlType::Bigint | SqlType::Double)
+    }
+
+    /// Whether values of the two types compare (otherwise a comparison is always NULL).
+    pub fn compares_with(self, other: SqlType) -> bool {
+        self == other || (self.is_numeric() && other.is_numeric())
+    }
+}
+
 /// A scalar value of a column, an aggregate or an expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(untagged)]
@@ -56,12 +94,17 @@ impl Value {
 
     /// The name of the value's type, for messages.
     pub fn type_name(&self) -> &'static str {
+        self.sql_type().map_or("NULL", SqlType::name)
+    }
+
+    /// The value's type; `None` for NULL, which has every type.
+    pub fn sql_type(&self) -> Option<SqlType> {
         match self {
-            Value::Null => "NULL",
-            Value::Bool(_) => "BOOLEAN",
-            Value::Int(_) => "BIGINT",
-            Value::Float(_) => "DOUBLE",
-            Value::Text(_) => "STRING",
+            Value::Null => None,
+            Value::Bool(_) => Some(SqlType::Boolean),
+            Value::Int(_) => Some(SqlType::Bigint),
+            Value::Float(_) => Some(SqlType::Double),
+            Value::Text(_) => Some(SqlType::String),
         }
     }
 
@@ -189,18 +232,39 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
 /// Reads the top-level fields named in `columns` from a JSON object into `out` (one slot per
 /// column, NULL where the field is absent), skipping every other field without building it.
-pub(crate) fn read_columns(json: &[u8], columns: &[String], out: &mut Vec<Value>) -> serde_json::Result<()> {
+pub(crate) fn read_columns(json: &[u8], columns: &[Column], out: &mut Vec<Value>) -> serde_json::Result<()> {
     out.clear();
-    out.resize(columns.len(), Value::Null);
+    // A column matched in any case takes a field of its exact name over the others, in
+    // whatever order they come: slots after the values mark the columns read exactly. They
+    // live in `out`, which callers reuse, so that no record allocates.
+    let any_case = columns.iter().any(|c| c.case == NameCase::Any);
+    out.resize(if any_case { 2 * columns.len() } else { columns.len() }, Value::Null);
     let mut de = serde_json::Deserializer::from_slice(json);
-    Picker { columns, out }.deserialize(&mut de)?;
-    de.end()
+    let read = Picker { columns, any_case, out }.deserialize(&mut de).and_then(|()| de.end());
+    out.truncate(columns.len());
+    read
 }
 
 /// Reads the wanted fields of one JSON object.
 struct Picker<'a> {
-    columns: &'a [String],
+    columns: &'a [Column],
+    any_case: bool,
+    /// The values, then (with `any_case`) a TRUE for each column read from its exact name.
     out: &'a mut [Value],
+}
+
+impl Picker<'_> {
+    /// The slot a field goes to, if a column wants it (and has no exact match yet).
+    fn slot(&self, field: &str) -> Option<usize> {
+        let exact = self.columns.iter().position(|c| c.name == field);
+        if exact.is_some() || !self.any_case {
+            return exact;
+        }
+        let n = self.columns.len();
+        self.columns.iter().enumerate().position(|(i, c)| {
+            c.case == NameCase::Any && c.name.eq_ignore_ascii_case(field) && !self.out[n + i].is_true()
+        })
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Picker<'_> {
@@ -219,8 +283,13 @@ impl<'de> Visitor<'de> for Picker<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(field) = map.next_key::<FieldName<'de>>()? {
-            match self.columns.iter().position(|c| *c == *field.0) {
-                Some(index) => self.out[index] = map.next_value::<Value>()?,
+            match self.slot(&field.0) {
+                Some(index) => {
+                    self.out[index] = map.next_value::<Value>()?;
+                    if self.any_case && self.columns[index].name == *field.0 {
+                        self.out[self.columns.len() + index] = Value::Bool(true);
+                    }
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -256,9 +325,13 @@ impl<'de> Deserialize<'de> for FieldName<'de> {
 mod tests {
     use super::*;
 
+    fn exact(names: &[&str]) -> Vec<Column> {
+        names.iter().map(|name| Column { name: (*name).to_owned(), case: NameCase::Exact }).collect()
+    }
+
     #[test]
     fn reads_only_the_named_columns_and_nulls_the_absent_ones() {
-        let columns = vec!["total".to_owned(), "customer_id".to_owned(), "missing".to_owned()];
+        let columns = exact(&["total", "customer_id", "missing"]);
         let mut out = Vec::new();
         read_columns(
             br#"{"order_id":"ord_1","customer_id":"cus_7","nested":{"a":[1]},"total":1250}"#,
@@ -272,8 +345,27 @@ mod tests {
     #[test]
     fn a_payload_that_is_not_an_object_is_an_error() {
         let mut out = Vec::new();
-        assert!(read_columns(b"[1,2]", &["a".to_owned()], &mut out).is_err());
-        assert!(read_columns(b"{\"a\":1", &["a".to_owned()], &mut out).is_err());
+        assert!(read_columns(b"[1,2]", &exact(&["a"]), &mut out).is_err());
+        assert!(read_columns(b"{\"a\":1", &exact(&["a"]), &mut out).is_err());
+    }
+
+    #[test]
+    fn a_column_in_any_case_prefers_the_field_of_its_exact_name() {
+        let columns = vec![
+            Column { name: "k".into(), case: NameCase::Any },
+            Column { name: "K".into(), case: NameCase::Exact },
+            Column { name: "Amount".into(), case: NameCase::Any },
+        ];
+        let mut out = Vec::new();
+        read_columns(br#"{"AMOUNT":1,"k":null,"K":"upper"}"#, &columns, &mut out).unwrap();
+        assert_eq!(out, [Value::Null, Value::from("upper"), Value::Int(1)]);
+        read_columns(br#"{"K":"upper","Amount":2,"amount":3,"k":"lower"}"#, &columns, &mut out).unwrap();
+        assert_eq!(out, [Value::from("lower"), Value::from("upper"), Value::Int(2)]);
+        let capacity = out.capacity();
+        read_columns(br#"{"K":"upper"}"#, &columns, &mut out).unwrap();
+        assert_eq!(out.capacity(), capacity, "the buffer is reused");
+        read_columns(br#"{"K":"upper"}"#, &columns[..1], &mut out).unwrap();
+        assert_eq!(out, [Value::from("upper")], "another case when there is no exact match");
     }
 
     #[test]

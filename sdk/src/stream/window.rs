@@ -58,6 +58,9 @@ pub enum WindowError {
     /// A size, advance or gap of zero (or below a millisecond).
     #[error("the window {0} must be at least one millisecond")]
     Empty(&'static str),
+    /// A duration longer than `i64::MAX` milliseconds, the range of event times.
+    #[error("the window {0} is too large: at most {max} milliseconds (about 292 million years)", max = i64::MAX)]
+    TooLarge(&'static str),
     /// A hopping window advancing by more than its size would leave gaps no window covers.
     #[error("a hopping window's ADVANCE BY ({advance:?}) must not exceed its SIZE ({size:?})")]
     AdvanceExceedsSize {
@@ -70,6 +73,11 @@ pub enum WindowError {
 
 pub(crate) fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Whether a duration has more milliseconds than event times can hold.
+pub(crate) fn too_large(duration: Duration) -> bool {
+    duration.as_millis() > i64::MAX as u128
 }
 
 impl Windowing {
@@ -89,6 +97,16 @@ impl Windowing {
     }
 
     fn checked(self) -> Result<Self, WindowError> {
+        let fits = |duration: Duration, what| match too_large(duration) {
+            true => Err(WindowError::TooLarge(what)),
+            false => Ok(()),
+        };
+        match self.kind {
+            WindowKind::Tumbling { size } => fits(size, "SIZE")?,
+            WindowKind::Hopping { size, advance } => fits(size, "SIZE").and(fits(advance, "ADVANCE BY"))?,
+            WindowKind::Session { gap } => fits(gap, "session gap")?,
+        }
+        fits(self.grace, "GRACE PERIOD")?;
         match self.kind {
             WindowKind::Tumbling { size } if millis(size) < 1 => Err(WindowError::Empty("SIZE")),
             WindowKind::Hopping { size, .. } if millis(size) < 1 => Err(WindowError::Empty("SIZE")),
@@ -103,35 +121,50 @@ impl Windowing {
 
     /// The time windows (tumbling or hopping) a record at `time` belongs to, earliest first.
     /// Empty for session windows, which [`merge_session`] assigns.
+    ///
+    /// Never overflows: a window that would start before `i64::MIN` starts there, one that would
+    /// end after `i64::MAX` ends there.
     pub fn windows_for(&self, time: i64) -> impl Iterator<Item = Window> + use<> {
         let (size, advance) = match self.kind {
             WindowKind::Tumbling { size } => (millis(size), millis(size)),
             WindowKind::Hopping { size, advance } => (millis(size), millis(advance)),
             WindowKind::Session { .. } => (0, 1),
         };
-        // The latest window start at or before `time`, aligned to the epoch; earlier starts
-        // whose window still reaches past `time` hold it too.
-        let last = time.div_euclid(advance) * advance;
-        let first = last - ((size - 1).max(0) / advance) * advance;
-        (0..)
-            .map(move |i| first + i * advance)
-            .take_while(move |start| *start <= last)
-            .filter(move |start| start + size > time)
-            .map(move |start| Window { start, end: start + size })
+        // Windows are epoch-aligned: the latest starts `offset` before `time`, each earlier one
+        // `advance` before the next, as long as it still reaches past `time`. Distances from
+        // `time` stay below `size`, so they never overflow where absolute starts might.
+        let offset = time.rem_euclid(advance);
+        let count = if size > offset { (size - offset - 1) / advance + 1 } else { 0 };
+        let starts_too_early = move |distance: i64| time.checked_sub(distance).is_none();
+        (0..count)
+            .rev()
+            .map(move |hops| offset + hops * advance)
+            // Of the windows that would start before i64::MIN, only the latest is kept (starting
+            // there): two windows of one key must not share a start.
+            .filter(move |&distance| {
+                !(starts_too_early(distance) && distance >= advance && starts_too_early(distance - advance))
+            })
+            .map(move |distance| Window {
+                start: time.checked_sub(distance).unwrap_or(i64::MIN),
+                end: time.saturating_add(size - distance),
+            })
     }
 
-    /// When a window stops taking records and closes: `end + grace` for time windows,
-    /// `last record + gap + grace` for a session.
+    /// The stream time at which a window stops taking records and closes. A time window's end
+    /// is outside it: it closes at `end + grace`. A session's end is its last record, inside
+    /// it: as in Kafka Streams, it is late only once `end + gap + grace` is behind the stream
+    /// time, so it closes a millisecond after that.
     pub fn close_time(&self, window: Window) -> i64 {
         let open = match self.kind {
-            WindowKind::Session { gap } => window.end.saturating_add(millis(gap)),
+            WindowKind::Session { gap } => window.end.saturating_add(millis(gap)).saturating_add(1),
             _ => window.end,
         };
         open.saturating_add(millis(self.grace))
     }
 
     /// Whether a window has closed at this stream time (DESIGN.md: dropped and closed when
-    /// `window end + grace <= stream time`).
+    /// `window end + grace <= stream time`; `< stream time` for a session, see
+    /// [`Windowing::close_time`]).
     pub fn is_closed(&self, window: Window, stream_time: i64) -> bool {
         self.close_time(window) <= stream_time
     }
@@ -219,11 +252,45 @@ mod tests {
     }
 
     #[test]
-    fn a_session_closes_a_gap_and_a_grace_after_its_last_record() {
+    fn a_session_closes_strictly_after_a_gap_and_a_grace_after_its_last_record() {
         let w = Windowing::session(Duration::from_secs(60), Duration::from_secs(30)).unwrap();
         let session = Window { start: 0, end: 10_000 };
-        assert!(!w.is_closed(session, 99_999));
-        assert!(w.is_closed(session, 100_000));
+        // Its end is its last record, inside it: a record at 70s may still join it at 100s.
+        assert!(!w.is_closed(session, 100_000));
+        assert!(w.is_closed(session, 100_001));
+        // A time window's end is outside it: closed at exactly end + grace.
+        let tumbling = Windowing::tumbling(Duration::from_secs(10), Duration::from_secs(30)).unwrap();
+        assert!(!tumbling.is_closed(session, 39_999));
+        assert!(tumbling.is_closed(session, 40_000));
+    }
+
+    #[test]
+    fn windows_at_the_ends_of_time_do_not_overflow() {
+        // The reviewer's: SIZE 106751991167 DAYS, ADVANCE BY 53375995583 DAYS, a record at -1 ms.
+        let day = 86_400_000;
+        let size = Duration::from_millis(106_751_991_167 * day);
+        let w = Windowing::hopping(size, Duration::from_millis(53_375_995_583 * day), Duration::ZERO).unwrap();
+        assert_eq!(w.windows_for(-1).count(), 2);
+        let size = Duration::from_millis(i64::MAX as u64);
+        let w = Windowing::hopping(size, size / 2, Duration::ZERO).unwrap();
+        for time in [-1, 0, i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1] {
+            let windows: Vec<_> = w.windows_for(time).collect();
+            assert!(!windows.is_empty(), "{time}");
+            assert!(windows.iter().all(|w| w.start <= time && (time < w.end || w.end == i64::MAX)), "{windows:?}");
+        }
+        let at_min: Vec<_> = Windowing::tumbling(size, Duration::ZERO).unwrap().windows_for(i64::MIN).collect();
+        assert_eq!(at_min, [Window { start: i64::MIN, end: i64::MIN + 1 }]);
+        let session = Windowing::session(size, size).unwrap();
+        assert_eq!(session.close_time(Window { start: 0, end: i64::MAX }), i64::MAX);
+    }
+
+    #[test]
+    fn durations_beyond_i64_milliseconds_are_refused() {
+        let too_large = Duration::from_millis(i64::MAX as u64) + Duration::from_millis(1);
+        let second = Duration::from_secs(1);
+        assert_eq!(Windowing::tumbling(too_large, second), Err(WindowError::TooLarge("SIZE")));
+        assert_eq!(Windowing::hopping(too_large, too_large, second), Err(WindowError::TooLarge("SIZE")));
+        assert_eq!(Windowing::session(second, too_large), Err(WindowError::TooLarge("GRACE PERIOD")));
     }
 
     proptest! {
@@ -251,6 +318,28 @@ mod tests {
                 prop_assert!(window.start <= time && time < window.end);
                 prop_assert_eq!(window.start.rem_euclid(advance), 0);
                 prop_assert_eq!(window.end - window.start, size);
+            }
+        }
+
+        #[test]
+        fn any_time_has_its_windows_without_overflow(
+            time in any::<i64>(),
+            size in 1i64..=i64::MAX,
+            hops in 1i64..8,
+        ) {
+            let advance = (size / hops).max(1);
+            let w = Windowing::hopping(Duration::from_millis(size as u64), Duration::from_millis(advance as u64), Duration::ZERO).unwrap();
+            let windows: Vec<_> = w.windows_for(time).collect();
+            prop_assert!(!windows.is_empty());
+            prop_assert!(windows.len() as i64 <= hops + 1);
+            for pair in windows.windows(2) {
+                prop_assert!(pair[0].start < pair[1].start);
+            }
+            for window in &windows {
+                // Clamped at the ends of time; otherwise `[start, end)` holds the record.
+                prop_assert!(window.start <= time);
+                prop_assert!(time < window.end || window.end == i64::MAX);
+                prop_assert!(window.start == i64::MIN || window.end == i64::MAX || window.end - window.start == size);
             }
         }
 

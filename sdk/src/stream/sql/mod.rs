@@ -21,7 +21,12 @@ pub struct SqlError {
 
 impl SqlError {
     pub(crate) fn at(sql: &str, offset: usize, message: impl Into<String>) -> Self {
-        let before = &sql[..offset.min(sql.len())];
+        // An offset inside a character counts as that character's start: never a panic.
+        let mut offset = offset.min(sql.len());
+        while !sql.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &sql[..offset];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
         SqlError { line, column, message: message.into() }

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use winnow::ascii::{Caseless, digit1, multispace1};
+use winnow::ascii::{digit1, multispace1};
 use winnow::combinator::{alt, cut_err, delimited, eof, not, opt, preceded, repeat, separated, terminated};
 use winnow::error::{ContextError, ErrMode, ModalResult, StrContext, StrContextValue};
 use winnow::prelude::*;
@@ -32,6 +32,10 @@ pub struct Ident {
     pub text: String,
     /// Its byte offset in the query.
     pub at: usize,
+    /// The byte offset just after it (after the closing backtick of a quoted name).
+    pub end: usize,
+    /// Whether it was written in backticks: then it is matched exactly, otherwise in any case.
+    pub quoted: bool,
 }
 
 /// An expression as written.
@@ -92,11 +96,20 @@ pub struct WindowClause {
     /// `TUMBLING`, `HOPPING` or `SESSION`, where written.
     pub kind: Ident,
     /// SIZE, or the session gap.
-    pub size: Duration,
+    pub size: TimeSpan,
     /// ADVANCE BY.
-    pub advance: Option<Duration>,
+    pub advance: Option<TimeSpan>,
     /// GRACE PERIOD.
-    pub grace: Option<Duration>,
+    pub grace: Option<TimeSpan>,
+}
+
+/// A duration as written (`10 MINUTES`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeSpan {
+    /// The duration; [`Duration::MAX`] when even that is shorter than written.
+    pub duration: Duration,
+    /// The byte offset of its number.
+    pub at: usize,
 }
 
 /// A parsed `CREATE STREAM | TABLE ... AS SELECT`.
@@ -147,7 +160,7 @@ pub struct ParseFailure {
 pub fn parse(sql: &str) -> Result<Statement, ParseFailure> {
     statement.parse(LocatingSlice::new(sql)).map_err(|error| {
         let at = error.offset();
-        ParseFailure { at, expected: expected(error.inner()), found: found(&sql[at..]) }
+        ParseFailure { at, expected: expected(error.inner()), found: found(sql.get(at..).unwrap_or_default()) }
     })
 }
 
@@ -206,9 +219,10 @@ fn is_ident_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-/// A keyword, in any case, as a whole word.
+/// A keyword, in any case, as a whole word. The whole word is read first: a word that only
+/// starts with the keyword (`SELECTED`) fails where it starts, so errors quote all of it.
 fn kw<'i>(word: &'static str) -> impl Parser<In<'i>, (), ErrMode<ContextError>> {
-    preceded(ws, terminated(literal(Caseless(word)), not(one_of(is_ident_char))))
+    preceded(ws, take_while(1.., is_ident_char).verify(move |written: &str| written.eq_ignore_ascii_case(word)))
         .void()
         .context(word_of(word))
 }
@@ -221,12 +235,13 @@ fn punct<'i>(token: &'static str) -> impl Parser<In<'i>, (), ErrMode<ContextErro
 fn ident(i: &mut In<'_>) -> ModalResult<Ident> {
     ws.parse_next(i)?;
     let at = i.current_token_start();
-    let quoted = delimited('`', take_till(1.., ['`']), '`').map(str::to_owned);
+    let quoted = delimited('`', take_till(1.., ['`']), '`').map(|text: &str| (text.to_owned(), true));
     let bare = (one_of(|c: char| c.is_ascii_alphabetic() || c == '_'), take_while(0.., is_ident_char))
         .take()
         .verify(|word: &str| !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word)))
-        .map(str::to_owned);
-    alt((quoted, bare)).map(|text| Ident { text, at }).context(expect("a name")).parse_next(i)
+        .map(|text: &str| (text.to_owned(), false));
+    let (text, quoted) = alt((quoted, bare)).context(expect("a name")).parse_next(i)?;
+    Ok(Ident { text, at, end: i.current_token_start(), quoted })
 }
 
 fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
@@ -274,7 +289,7 @@ fn window(i: &mut In<'_>) -> ModalResult<WindowClause> {
         .context(word_of("HOPPING"))
         .context(word_of("TUMBLING"))
         .parse_next(i)?;
-    let kind = Ident { text: kind.to_owned(), at };
+    let kind = Ident { text: kind.to_owned(), at, end: i.current_token_start(), quoted: false };
     punct("(").parse_next(i)?;
     let (size, advance) = match kind.text.as_str() {
         "SESSION" => (duration.parse_next(i)?, None),
@@ -285,20 +300,25 @@ fn window(i: &mut In<'_>) -> ModalResult<WindowClause> {
         }
         _ => (preceded(kw("SIZE"), duration).parse_next(i)?, None),
     };
-    let grace = opt(preceded((punct(","), kw("GRACE"), kw("PERIOD")), duration)).parse_next(i)?;
+    // After a comma only the grace period can come: say so when it is misspelt.
+    let grace = opt(preceded(punct(","), cut_err(preceded((kw("GRACE"), kw("PERIOD")), duration)))).parse_next(i)?;
     punct(")").parse_next(i)?;
     Ok(WindowClause { kind, size, advance, grace })
 }
 
-fn duration(i: &mut In<'_>) -> ModalResult<Duration> {
-    let amount: u64 = preceded(ws, digit1).try_map(str::parse).context(expect("a whole number")).parse_next(i)?;
+fn duration(i: &mut In<'_>) -> ModalResult<TimeSpan> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    // A number beyond u64 is as much too large as one beyond i64 milliseconds: see below.
+    let amount: Option<u64> =
+        digit1.map(|digits: &str| digits.parse().ok()).context(expect("a whole number")).parse_next(i)?;
     // Past the blanks first: an unknown unit is reported where its word starts.
     ws.parse_next(i)?;
     let unit = terminated(take_while(1.., |c: char| c.is_ascii_alphabetic()), not(one_of(is_ident_char)))
         .verify_map(|unit: &str| {
             let singular = unit.strip_suffix(['s', 'S']).unwrap_or(unit).to_ascii_uppercase();
             Some(match singular.as_str() {
-                "MILLISECOND" => 1,
+                "MILLISECOND" => 1u32,
                 "SECOND" => 1_000,
                 "MINUTE" => 60_000,
                 "HOUR" => 3_600_000,
@@ -308,7 +328,9 @@ fn duration(i: &mut In<'_>) -> ModalResult<Duration> {
         })
         .context(expect("a time unit (MILLISECOND, SECOND, MINUTE, HOUR or DAY, singular or plural)"))
         .parse_next(i)?;
-    Ok(Duration::from_millis(amount.saturating_mul(unit)))
+    // Too large for event times is the planner's to say, with the clause it is in.
+    let duration = amount.and_then(|amount| Duration::from_millis(amount).checked_mul(unit)).unwrap_or(Duration::MAX);
+    Ok(TimeSpan { duration, at })
 }
 
 fn expr(i: &mut In<'_>) -> ModalResult<Ast> {

@@ -1,41 +1,47 @@
 //! From a syntax tree to the plan: names resolved against the catalog, aggregates collected,
 //! every rule checked with the offset of the offending text.
 
-use super::parser::{Ast, Ident, Statement};
+use std::time::Duration;
+
+use super::parser::{Ast, Ident, Statement, TimeSpan};
 use crate::stream::aggregate::Function;
-use crate::stream::catalog::{Catalog, StreamInfo};
-use crate::stream::expr::Expr;
-use crate::stream::plan::{AggregateCall, Emit, Named, Plan, Source};
-use crate::stream::window::{DEFAULT_GRACE, Windowing};
+use crate::stream::catalog::{Catalog, Field, NameCase, StreamInfo};
+use crate::stream::expr::{BinaryOp, Expr};
+use crate::stream::plan::{AggregateCall, Column, Emit, Named, Plan, Source};
+use crate::stream::value::SqlType;
+use crate::stream::window::{DEFAULT_GRACE, Windowing, too_large};
 
 type Failure = (usize, String);
 
 struct Planner<'a> {
     info: StreamInfo,
     statement: &'a Statement,
-    columns: Vec<String>,
+    columns: Vec<Column>,
     group_by: Vec<Named>,
     aggregates: Vec<AggregateCall>,
 }
 
 pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Failure> {
     let from = &statement.from;
-    let info = catalog.stream(&from.text).ok_or_else(|| {
+    let info = catalog.lookup(&from.text, NameCase::of(from.quoted)).ok_or_else(|| {
         (from.at, format!("unknown stream `{}`; known streams: {}", from.text, catalog.names().join(", ")))
     })?;
-    let after_from = statement.alias.as_ref().unwrap_or(from);
-    let after_from = after_from.at + after_from.text.len();
+    let after_from = statement.alias.as_ref().unwrap_or(from).end;
     let Some(clause) = &statement.window else {
         return Err((
             after_from,
             "expected WINDOW TUMBLING, HOPPING or SESSION after FROM: stream queries aggregate per window".into(),
         ));
     };
-    let grace = clause.grace.unwrap_or(DEFAULT_GRACE);
+    let size = fitting(clause.size, "SIZE")?;
+    let grace = clause.grace.map(|grace| fitting(grace, "GRACE PERIOD")).transpose()?.unwrap_or(DEFAULT_GRACE);
     let windowing = match clause.kind.text.as_str() {
-        "HOPPING" => Windowing::hopping(clause.size, clause.advance.unwrap_or(clause.size), grace),
-        "SESSION" => Windowing::session(clause.size, grace),
-        _ => Windowing::tumbling(clause.size, grace),
+        "HOPPING" => {
+            let advance = clause.advance.map(|advance| fitting(advance, "ADVANCE BY")).transpose()?;
+            Windowing::hopping(size, advance.unwrap_or(size), grace)
+        }
+        "SESSION" => Windowing::session(size, grace),
+        _ => Windowing::tumbling(size, grace),
     }
     .map_err(|error| (clause.kind.at, error.to_string()))?;
 
@@ -71,7 +77,12 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
     Ok(Plan {
         name: statement.name.text.clone(),
         output: statement.output,
-        source: Source { stream: info.stream, types: vec![info.type_name], subscription: info.subscription },
+        source: Source {
+            stream: info.stream,
+            types: vec![info.type_name],
+            by_name: info.by_name,
+            subscription: info.subscription,
+        },
         columns,
         filter,
         group_by,
@@ -81,6 +92,17 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         having,
         emit: statement.emit.unwrap_or(Emit::Changes),
     })
+}
+
+/// A duration of the WINDOW clause, if event times (i64 milliseconds) can hold it.
+fn fitting(span: TimeSpan, what: &str) -> Result<Duration, Failure> {
+    match too_large(span.duration) {
+        true => Err((
+            span.at,
+            format!("the {what} is too large: at most {} milliseconds (about 292 million years)", i64::MAX),
+        )),
+        false => Ok(span.duration),
+    }
 }
 
 fn is_window_bound(name: &Ident) -> Option<Expr> {
@@ -119,7 +141,10 @@ impl Planner<'_> {
             Ast::Not(e, _) => Expr::Not(Box::new(self.input(e, clause)?)),
             Ast::Neg(e, _) => Expr::Neg(Box::new(self.input(e, clause)?)),
             Ast::IsNull(e, negated) => Expr::IsNull { expr: Box::new(self.input(e, clause)?), negated: *negated },
-            Ast::Binary(op, l, r) => Expr::binary(*op, self.input(l, clause)?, self.input(r, clause)?),
+            Ast::Binary(op, l, r) => {
+                self.check_comparison(*op, l, r)?;
+                Expr::binary(*op, self.input(l, clause)?, self.input(r, clause)?)
+            }
         })
     }
 
@@ -158,7 +183,10 @@ impl Planner<'_> {
             Ast::Not(e, _) => Expr::Not(Box::new(self.output(e)?)),
             Ast::Neg(e, _) => Expr::Neg(Box::new(self.output(e)?)),
             Ast::IsNull(e, negated) => Expr::IsNull { expr: Box::new(self.output(e)?), negated: *negated },
-            Ast::Binary(op, l, r) => Expr::binary(*op, self.output(l)?, self.output(r)?),
+            Ast::Binary(op, l, r) => {
+                self.check_comparison(*op, l, r)?;
+                Expr::binary(*op, self.output(l)?, self.output(r)?)
+            }
             Ast::Literal(..) | Ast::Call { .. } => unreachable!("handled above"),
         })
     }
@@ -177,7 +205,19 @@ impl Planner<'_> {
                 if let Some(inner) = find_call(arg) {
                     return Err((inner.at, "an aggregate function cannot take another aggregate".into()));
                 }
-                AggregateCall { function, argument: Some(self.input(arg, "an aggregate's argument")?) }
+                let argument = self.input(arg, "an aggregate's argument")?;
+                let numeric = matches!(function, Function::Sum | Function::Avg);
+                if let Some(found) = self.type_of(arg).filter(|t| numeric && !t.is_numeric()) {
+                    return Err((
+                        arg.at(),
+                        format!(
+                            "Function '{}' does not accept parameters ({}): it takes a number",
+                            name.text.to_uppercase(),
+                            found.name()
+                        ),
+                    ));
+                }
+                AggregateCall { function, argument: Some(argument) }
             }
             (_, false, _) => {
                 return Err((
@@ -216,34 +256,94 @@ impl Planner<'_> {
 
     /// The index of a payload column, added to the columns read.
     fn column(&mut self, name: &Ident) -> Result<usize, Failure> {
-        let canonical = match &self.info.columns {
-            None => name.text.clone(),
-            Some(known) => {
-                let found = known.iter().find(|c| **c == name.text);
-                let found = found.or_else(|| known.iter().find(|c| c.eq_ignore_ascii_case(&name.text)));
-                match found {
-                    Some(column) => column.clone(),
-                    None => {
-                        return Err((
-                            name.at,
-                            format!(
-                                "stream `{}` has no column `{}`; its columns: {}, ROWTIME",
-                                self.info.stream,
-                                name.text,
-                                known.join(", ")
-                            ),
-                        ));
-                    }
+        let case = NameCase::of(name.quoted);
+        let column = match &self.info.columns {
+            // Fields unknown (an open catalog): matched in each record.
+            None => Column { name: name.text.clone(), case },
+            Some(known) => match self.field(name) {
+                Some(field) => Column { name: field.name.clone(), case: NameCase::Exact },
+                None => {
+                    let names: Vec<&str> = known.iter().map(|f| f.name.as_str()).collect();
+                    return Err((
+                        name.at,
+                        format!(
+                            "stream `{}` has no column `{}`; its columns: {}, ROWTIME",
+                            self.info.stream,
+                            name.text,
+                            names.join(", ")
+                        ),
+                    ));
                 }
-            }
+            },
         };
-        Ok(match self.columns.iter().position(|c| *c == canonical) {
+        let same = |c: &Column| c.case == column.case && column.case.matches(&column.name, &c.name);
+        Ok(match self.columns.iter().position(same) {
             Some(i) => i,
             None => {
-                self.columns.push(canonical);
+                self.columns.push(column);
                 self.columns.len() - 1
             }
         })
+    }
+
+    /// The catalog's field of this name: exact first, then in any case unless quoted.
+    fn field(&self, name: &Ident) -> Option<&Field> {
+        let known = self.info.columns.as_ref()?;
+        let exact = known.iter().find(|f| f.name == name.text);
+        exact.or_else(|| known.iter().find(|f| NameCase::of(name.quoted).matches(&name.text, &f.name)))
+    }
+
+    /// The type of an expression as far as the catalog tells (nothing in an open catalog).
+    fn type_of(&self, ast: &Ast) -> Option<SqlType> {
+        match ast {
+            Ast::Literal(value, _) => value.sql_type(),
+            Ast::Column { name, .. } if is_window_bound(name).is_some() => Some(SqlType::Bigint),
+            Ast::Column { name, .. } if name.text.eq_ignore_ascii_case("ROWTIME") => Some(SqlType::Bigint),
+            Ast::Column { name, .. } => self.field(name)?.sql_type,
+            Ast::Call { name, args, .. } => match Function::by_name(&name.text)? {
+                Function::CountAll | Function::Count => Some(SqlType::Bigint),
+                Function::Avg => Some(SqlType::Double),
+                Function::Sum | Function::Min | Function::Max => self.type_of(args.first()?),
+            },
+            Ast::Not(..) | Ast::IsNull(..) => Some(SqlType::Boolean),
+            Ast::Neg(e, _) => self.type_of(e),
+            Ast::Binary(op, l, r) => match op {
+                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
+                    match (self.type_of(l)?, self.type_of(r)?) {
+                        (SqlType::Bigint, SqlType::Bigint) => Some(SqlType::Bigint),
+                        (l, r) if l.is_numeric() && r.is_numeric() => Some(SqlType::Double),
+                        _ => None,
+                    }
+                }
+                _ => Some(SqlType::Boolean),
+            },
+        }
+    }
+
+    /// Refuses a comparison of values that never compare (it would always be NULL), such as
+    /// a STRING column with a number.
+    fn check_comparison(&self, op: BinaryOp, l: &Ast, r: &Ast) -> Result<(), Failure> {
+        use BinaryOp::*;
+        if !matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq) {
+            return Ok(());
+        }
+        match (self.type_of(l), self.type_of(r)) {
+            (Some(left), Some(right)) if !left.compares_with(right) => Err((
+                l.at(),
+                format!("cannot compare {} ({}) with {} ({})", describe(l), left.name(), describe(r), right.name()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An operand, for messages.
+fn describe(ast: &Ast) -> String {
+    match ast {
+        Ast::Column { name, .. } => format!("`{}`", name.text),
+        Ast::Literal(value, _) => value.to_string(),
+        Ast::Call { name, .. } => format!("{}(...)", name.text.to_uppercase()),
+        _ => "the expression".to_owned(),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{SqlError, plan};
-use crate::stream::{Agg, Catalog, Emit, Expr, OutputKind, Query, TimeWindows, Value, WindowKind, col};
+use crate::stream::{Agg, Catalog, Emit, Expr, NameCase, OutputKind, Query, TimeWindows, Value, WindowKind, col};
 
 mod order {
     use schemars::JsonSchema;
@@ -44,7 +44,8 @@ fn the_reference_query_plans_as_written() {
     assert_eq!(plan.output, OutputKind::Stream);
     assert_eq!(plan.source.types, ["OrderConfirmed"]);
     assert_eq!(plan.source.subscription.map(|s| s.topic), Some("order.events"));
-    assert_eq!(plan.columns, ["customer_id"]);
+    let columns: Vec<&str> = plan.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(columns, ["customer_id"]);
     assert_eq!(plan.windowing.kind, WindowKind::Tumbling { size: Duration::from_secs(600) });
     assert_eq!(plan.windowing.grace, Duration::from_secs(24 * 3600), "ksqlDB's default grace");
     assert_eq!(plan.emit, Emit::Changes);
@@ -212,4 +213,145 @@ fn an_error_renders_with_its_line_and_a_caret() {
     let sql = "CREATE STREAM s AS\nSELECT customer_id\nFORM x";
     let e = error(sql);
     assert_eq!(e.render(sql).lines().nth(2), Some("  | ^"));
+}
+
+/// The error of a query against the open catalog (the CLI's).
+fn open_error(sql: &str) -> SqlError {
+    plan(sql, &Catalog::open()).expect_err("the query is refused")
+}
+
+#[test]
+fn an_error_after_a_quoted_name_points_after_its_backticks_and_never_panics() {
+    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM `éé` GROUP BY k");
+    assert_eq!((e.line, e.column), (1, 48), "just after the closing backtick: {e}");
+    assert!(e.message.starts_with("expected WINDOW"), "{e}");
+    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM `ab` GROUP BY k");
+    assert_eq!((e.line, e.column), (1, 48), "after `ab`, not inside it: {e}");
+    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM e AS `éé` GROUP BY k");
+    assert_eq!((e.line, e.column), (1, 53), "{e}");
+    // An offset inside a character stands for the character.
+    let e = SqlError::at("`é`", 2, "m");
+    assert_eq!((e.line, e.column), (1, 2));
+}
+
+#[test]
+fn a_duration_beyond_i64_milliseconds_is_too_large_where_it_is_written() {
+    let query = |window: &str| {
+        format!(
+            "CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed\nWINDOW {window} GROUP BY customer_id"
+        )
+    };
+    let e = error(&query("TUMBLING (SIZE 106751991168 DAYS)"));
+    assert_eq!((e.line, e.column), (2, 23), "at the number: {e}");
+    assert!(e.message.starts_with("the SIZE is too large"), "{e}");
+    let e = error(&query("HOPPING (SIZE 1 DAY, ADVANCE BY 99999999999999999999999 SECONDS)"));
+    assert_eq!((e.line, e.column), (2, 40), "{e}");
+    assert!(e.message.starts_with("the ADVANCE BY is too large"), "{e}");
+    let e = error(&query("SESSION (1 SECOND, GRACE PERIOD 9223372036854776 SECONDS)"));
+    assert!(e.message.starts_with("the GRACE PERIOD is too large"), "{e}");
+    // The largest that fits plans.
+    plan(&query("HOPPING (SIZE 106751991167 DAYS, ADVANCE BY 53375995583 DAYS)"), &catalog()).unwrap();
+    plan(&query("TUMBLING (SIZE 9223372036854775807 MILLISECONDS)"), &catalog()).unwrap();
+}
+
+#[test]
+fn unquoted_names_match_in_any_case_and_quoted_names_exactly() {
+    let plan = plan(
+        "CREATE STREAM s AS SELECT CUSTOMER_ID, COUNT(*) FROM Order_Confirmed WINDOW TUMBLING (SIZE 1 SECOND)
+         WHERE Total > 1 GROUP BY Customer_Id",
+        &catalog(),
+    )
+    .unwrap();
+    assert_eq!(plan.source.types, ["OrderConfirmed"]);
+    let columns: Vec<(&str, NameCase)> = plan.columns.iter().map(|c| (c.name.as_str(), c.case)).collect();
+    assert_eq!(columns, [("total", NameCase::Exact), ("customer_id", NameCase::Exact)]);
+    assert_eq!(plan.select[0].expr, Expr::Group(0), "CUSTOMER_ID is the GROUP BY's Customer_Id");
+
+    let e = error(REFERENCE.replace("FROM order_confirmed", "FROM `Order_Confirmed`").as_str());
+    assert!(e.message.starts_with("unknown stream `Order_Confirmed`"), "{e}");
+    let e = error(REFERENCE.replace("GROUP BY customer_id", "GROUP BY `Customer_Id`").as_str());
+    assert!(e.message.starts_with("stream `order_confirmed` has no column `Customer_Id`"), "{e}");
+}
+
+#[test]
+fn an_open_catalog_reads_fields_in_any_case_unless_quoted() {
+    let open = |sql: &str| plan(sql, &Catalog::open()).unwrap();
+    let mut columns = Vec::new();
+    let plan = open("CREATE STREAM s AS SELECT K, count(*) FROM E WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY K");
+    let keyed = plan.rekey(0, br#"{"k":"a","amount":1}"#, &mut columns).unwrap();
+    assert_eq!(keyed.map(|k| k.group), Some(vec![Value::from("a")]));
+    assert!(plan.reads_type(b"E"));
+
+    let plan = open("CREATE STREAM s AS SELECT `K`, count(*) FROM e WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY `K`");
+    assert_eq!(plan.rekey(0, br#"{"k":"a"}"#, &mut columns).unwrap(), None, "`K` is not k");
+    // Written twice in two cases, read once.
+    let plan = open(
+        "CREATE STREAM s AS SELECT k, sum(AMOUNT) FROM e WINDOW TUMBLING (SIZE 1 SECOND) WHERE Amount > 0 GROUP BY k",
+    );
+    assert_eq!(plan.columns.len(), 2, "{:?}", plan.columns);
+}
+
+#[test]
+fn a_word_that_starts_with_a_keyword_is_quoted_whole_where_it_starts() {
+    let window = "CREATE STREAM s AS SELECT customer_id FROM order_confirmed WINDOW";
+    let cases = [
+        ("CREATE STREAM s AS SELECTED k".to_owned(), "SELECTED", "`SELECT`"),
+        ("CREATE TABLES s AS SELECT k".to_owned(), "TABLES", "`STREAM` or `TABLE`"),
+        (format!("{window} TUMBLING (SIZES 1 MINUTE)"), "SIZES", "`SIZE`"),
+        (format!("{window} HOPPING (SIZE 1 MINUTE, ADVANCED BY 1 MINUTE)"), "ADVANCED", "`ADVANCE`"),
+        (format!("{window} TUMBLING (SIZE 1 MINUTE) GROUP BYE customer_id"), "BYE", "`BY`"),
+        (
+            format!("{window} TUMBLING (SIZE 1 MINUTE) GROUP BY customer_id EMIT FINALLY"),
+            "FINALLY",
+            "`CHANGES` or `FINAL`",
+        ),
+    ];
+    for (sql, word, expected) in cases {
+        let e = error(&sql);
+        let column = sql.find(word).unwrap() + 1;
+        assert_eq!((e.column, e.message), (column, format!("expected {expected}, found `{word}`")), "{sql}");
+    }
+}
+
+#[test]
+fn a_grace_without_period_says_period_is_expected() {
+    let e = error(
+        "CREATE STREAM s AS SELECT customer_id FROM order_confirmed WINDOW TUMBLING (SIZE 1 MINUTE, GRACE 1 MINUTE) GROUP BY customer_id",
+    );
+    assert_eq!((e.line, e.column, e.message.as_str()), (1, 98, "expected `PERIOD`, found `1`"));
+    let e = error(
+        "CREATE STREAM s AS SELECT customer_id FROM order_confirmed WINDOW TUMBLING (SIZE 1 MINUTE, ADVANCE BY 1 MINUTE) GROUP BY customer_id",
+    );
+    assert_eq!((e.line, e.column, e.message.as_str()), (1, 92, "expected `GRACE`, found `ADVANCE`"));
+}
+
+#[test]
+fn a_typed_catalog_refuses_text_where_a_number_is_needed() {
+    let query = |select: &str, rest: &str| {
+        format!(
+            "CREATE STREAM s AS SELECT customer_id, {select} FROM order_confirmed WINDOW TUMBLING (SIZE 1 MINUTE) {rest}"
+        )
+    };
+    let sql = query("SUM(customer_id)", "GROUP BY customer_id");
+    let e = error(&sql);
+    assert_eq!(e.message, "Function 'SUM' does not accept parameters (STRING): it takes a number");
+    assert_eq!(e.column, sql.find("customer_id)").unwrap() + 1, "at the argument");
+    let e = error(&query("avg(order_id)", "GROUP BY customer_id"));
+    assert!(e.message.starts_with("Function 'AVG' does not accept parameters (STRING)"), "{e}");
+    let sql = query("COUNT(*)", "WHERE customer_id > 5 GROUP BY customer_id");
+    let e = error(&sql);
+    assert_eq!(e.message, "cannot compare `customer_id` (STRING) with 5 (BIGINT)");
+    assert_eq!(e.column, sql.find("customer_id >").unwrap() + 1);
+    let e = error(&query("COUNT(*)", "GROUP BY customer_id HAVING 'many' < COUNT(*)"));
+    assert_eq!(e.message, "cannot compare 'many' (STRING) with COUNT(...) (BIGINT)");
+    let e = error(&query("COUNT(*)", "GROUP BY customer_id HAVING SUM(total) = 'x'"));
+    assert!(e.message.starts_with("cannot compare SUM(...) (BIGINT) with 'x' (STRING)"), "{e}");
+    // Numbers compare with numbers, text with text; NULL with anything.
+    plan(&query("SUM(quantity), AVG(total)", "WHERE total > 1.5 AND customer_id <> 'x' AND quantity IS NOT NULL AND total = NULL GROUP BY customer_id HAVING SUM(total) > 2.5"), &catalog()).unwrap();
+    // The open catalog knows no types: nothing to refuse.
+    plan(
+        &query("SUM(customer_id)", "WHERE customer_id > 5 GROUP BY customer_id").replace("order_confirmed", "e"),
+        &Catalog::open(),
+    )
+    .unwrap();
 }
