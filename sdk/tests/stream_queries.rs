@@ -266,6 +266,62 @@ async fn memory_sink_rows_keep_the_select_order() {
     app.shutdown().await.expect("a clean shutdown");
 }
 
+/// `record` with header `name` set to `value`, or without it.
+fn with_header(mut record: OutRecord, name: &str, value: Option<&[u8]>) -> OutRecord {
+    let mut headers = Headers::builder(256);
+    for (n, v) in record.headers.iter().filter(|(n, _)| *n != name) {
+        headers.push(n, v);
+    }
+    if let Some(value) = value {
+        headers.push(name, value);
+    }
+    record.headers = headers.build();
+    record
+}
+
+/// The query refuses what every other reader of the topic refuses (a newer schema version,
+/// a missing or broken CloudEvents attribute, no type, a tombstone): dead-lettered, never
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_records_other_readers_refuse_are_dead_lettered_not_counted() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let name = format!("refusing_{}", uuid::Uuid::now_v7().simple());
+    let (app, handle) = start(log.clone(), query(REFERENCE, &name)).await;
+    let customer = "cus_refused";
+    let t0 = base();
+    let good =
+        |i: i64| codec::encode(&Envelope::new(confirmed(customer, 100), Timestamp::from_millisecond(t0 + i).unwrap()));
+    let mut tombstone = good(5);
+    tombstone.value = None;
+    let bad = vec![
+        with_header(good(4), "ce_schemaversion", Some(b"99")),
+        with_header(good(5), "ce_schemaversion", Some(b"0")),
+        with_header(good(6), "ce_schemaversion", Some(b"x")),
+        with_header(good(7), "ce_id", None),
+        with_header(good(8), "ce_time", Some(b"yesterday")),
+        with_header(good(9), "ce_type", None),
+        tombstone,
+    ];
+    let letters = bad.len() as u64;
+    // Four good orders: one short of being flagged, which any bad one counted would make.
+    log.append((0..4).map(good).chain(bad).collect()).await.expect("appended");
+    within("the query to settle", app.settle()).await.expect("settled");
+
+    let rows = handle.rows().await.expect("rows");
+    assert!(rows.iter().all(|r| r.key != customer), "not flagged: {rows:?}");
+    let dlq = dead_letter::topic_of(&format!("{name}.rekey"));
+    let lettered = records_of(&*log, &dlq).await;
+    assert_eq!(lettered.len() as u64, letters, "one letter per refused record");
+    let reasons: Vec<String> = lettered
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.header("dlq_error").unwrap_or_default()).into_owned())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("schema version 99")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("no upcaster from version 0")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("`ce_id` is missing")), "{reasons:?}");
+    app.shutdown().await.expect("a clean shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_table_deletes_a_row() {
     a_table_deletes_a_row_that_stops_passing_having(MemoryLog::shared()).await;

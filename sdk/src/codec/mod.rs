@@ -239,24 +239,32 @@ pub fn type_of(record: &Record) -> Option<&str> {
     record.header(headers::TYPE).and_then(|v| std::str::from_utf8(v).ok())
 }
 
-/// Decodes a record into an envelope of `M`.
-pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
-    let [type_name, version, id, time, correlation_id, causation_id] = record.headers.get_all([
-        headers::TYPE,
+/// The CloudEvents attributes of a record, checked as every reader checks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attributes {
+    /// The schema version the payload was written with (`ce_schemaversion`, 1 when absent).
+    pub version: u32,
+    /// The message id (`ce_id`).
+    pub id: Uuid,
+    /// When it happened (`ce_time`).
+    pub time: jiff::Timestamp,
+    /// `ce_correlationid`, the id itself when absent.
+    pub correlation_id: Uuid,
+    /// `ce_causationid`.
+    pub causation_id: Option<Uuid>,
+}
+
+/// Checks the attributes of a record of `message_type` whose enum writes schema version
+/// `current`: a reader that does not decode the payload into the enum (a stream query) refuses
+/// exactly the records that [`decode`] refuses for their headers.
+pub fn attributes(record: &Record, message_type: &str, current: u32) -> Result<Attributes, DecodeError> {
+    let [version, id, time, correlation_id, causation_id] = record.headers.get_all([
         headers::SCHEMA_VERSION,
         headers::ID,
         headers::TIME,
         headers::CORRELATION_ID,
         headers::CAUSATION_ID,
     ]);
-    let type_name = required(record, headers::TYPE, type_name)?;
-    let message_type =
-        M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| DecodeError::UnknownType {
-            position: position_of(record),
-            expected: M::NAME,
-            found: String::from_utf8_lossy(type_name).into_owned(),
-            known: M::TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
-        })?;
     let version = match version {
         None => 1,
         Some(value) => std::str::from_utf8(value)
@@ -264,14 +272,41 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
             .and_then(|v| v.parse::<u32>().ok())
             .ok_or_else(|| header_error(record, headers::SCHEMA_VERSION, value, &"not a whole number"))?,
     };
-    if version > M::VERSION {
+    if version > current {
         return Err(DecodeError::UnknownVersion {
             position: position_of(record),
-            message_type: message_type.name.to_owned(),
+            message_type: message_type.to_owned(),
             found: version,
-            known: M::VERSION,
+            known: current,
         });
     }
+    let id = required(record, headers::ID, id)?;
+    let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
+    let time = required(record, headers::TIME, time)?;
+    let time = TIME_PARSER
+        .parse_timestamp(time)
+        .map_err(|error| header_error(record, headers::TIME, time, &error))?;
+    Ok(Attributes {
+        version,
+        id,
+        time,
+        correlation_id: uuid_header(record, headers::CORRELATION_ID, correlation_id)?.unwrap_or(id),
+        causation_id: uuid_header(record, headers::CAUSATION_ID, causation_id)?,
+    })
+}
+
+/// Decodes a record into an envelope of `M`.
+pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
+    let type_name = required(record, headers::TYPE, record.header(headers::TYPE))?;
+    let message_type =
+        M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| DecodeError::UnknownType {
+            position: position_of(record),
+            expected: M::NAME,
+            found: String::from_utf8_lossy(type_name).into_owned(),
+            known: M::TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
+        })?;
+    let Attributes { version, id, time, correlation_id, causation_id } =
+        attributes(record, message_type.name, M::VERSION)?;
     let value = record.value.as_ref().ok_or_else(|| DecodeError::Tombstone { position: position_of(record) })?;
     let payload_error = |error: serde_json::Error| DecodeError::Payload {
         position: position_of(record),
@@ -298,21 +333,7 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
         true => privacy::opening(&record.key_text(), read_payload)?,
         false => read_payload()?,
     };
-    let id = required(record, headers::ID, id)?;
-    let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
-    let time = required(record, headers::TIME, time)?;
-    let time = TIME_PARSER
-        .parse_timestamp(time)
-        .map_err(|error| header_error(record, headers::TIME, time, &error))?;
-    Ok(Envelope {
-        id,
-        time,
-        version,
-        correlation_id: uuid_header(record, headers::CORRELATION_ID, correlation_id)?.unwrap_or(id),
-        causation_id: uuid_header(record, headers::CAUSATION_ID, causation_id)?,
-        position: Some(position_of(record)),
-        payload,
-    })
+    Ok(Envelope { id, time, version, correlation_id, causation_id, position: Some(position_of(record)), payload })
 }
 
 /// The payload of a message as JSON text: the fields of its variant.

@@ -110,8 +110,9 @@ pub trait Event: Message {}
 )]
 pub trait Command: Message {}
 
-/// A processor's declared interest in one event enum, hence one topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A processor's declared interest in one event enum, hence one topic. Two are equal when
+/// they name the same enum (its types and upcaster come with it).
+#[derive(Debug, Clone, Copy)]
 pub struct Subscription {
     /// The module that publishes the events.
     pub module: &'static str,
@@ -121,11 +122,45 @@ pub struct Subscription {
     pub event: &'static str,
     /// The event types of the enum.
     pub types: &'static [MessageType],
+    /// The schema version the enum writes ([`Message::VERSION`]).
+    pub version: u32,
+    /// The enum's [upcaster](Message::upcast), for a reader that does not decode into the enum.
+    pub upcast: Upcaster,
 }
+
+impl Subscription {
+    fn identity(&self) -> (&'static str, &'static str, &'static str, u32) {
+        (self.module, self.topic, self.event, self.version)
+    }
+}
+
+impl PartialEq for Subscription {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for Subscription {}
+
+impl std::hash::Hash for Subscription {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
+/// A payload of an older schema version to the current shape: [`Message::upcast`] of an enum.
+pub type Upcaster = fn(&str, u32, serde_json::Value) -> Result<serde_json::Value, String>;
 
 impl Subscription {
     /// The subscription to every event type of `E`.
     pub fn of<E: Event>() -> Self {
-        Subscription { module: E::MODULE, topic: E::TOPIC, event: E::NAME, types: E::TYPES }
+        Subscription {
+            module: E::MODULE,
+            topic: E::TOPIC,
+            event: E::NAME,
+            types: E::TYPES,
+            version: E::VERSION,
+            upcast: E::upcast,
+        }
     }
 }

@@ -9,6 +9,7 @@
 //!   its input positions, in one atomic write. A restart restores the partition from the
 //!   changelog: nothing lost, nothing counted twice.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -19,8 +20,9 @@ use uuid::Uuid;
 use super::aggregate::for_each_record;
 use super::processor::Processor;
 use super::{App, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
-use crate::codec::{self, headers as ce};
+use crate::codec::{self, DecodeError, headers as ce};
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
+use crate::model::Subscription;
 use crate::stream::wire;
 use crate::stream::{
     ChangeRef, Emitted, Keyed, OutputKind, PartitionState, Plan, Value, Window, pascal_case, write_key,
@@ -160,7 +162,7 @@ impl App {
             }
             return Ok(handle);
         }
-        let rekey = RekeyProcessor::new(plan.clone(), rekey_group.clone(), subscription.topic, repartition);
+        let rekey = RekeyProcessor::new(plan.clone(), rekey_group.clone(), subscription, repartition);
         self.register(Registration {
             group: rekey_group.clone(),
             subscriptions: vec![subscription],
@@ -213,6 +215,8 @@ struct RekeyProcessor {
     plan: Arc<Plan>,
     group: String,
     source: &'static str,
+    /// The source enum: the schema version it writes, and its upcaster.
+    subscription: Subscription,
     repartition: Arc<str>,
     dead_letters: Arc<str>,
     columns: Vec<Value>,
@@ -224,12 +228,13 @@ struct RekeyProcessor {
 }
 
 impl RekeyProcessor {
-    fn new(plan: Arc<Plan>, group: String, source: &'static str, repartition: &'static str) -> Self {
+    fn new(plan: Arc<Plan>, group: String, subscription: Subscription, repartition: &'static str) -> Self {
         let dead_letters = Arc::from(dead_letter::topic_of(&group));
         RekeyProcessor {
             plan,
             group,
-            source,
+            source: subscription.topic,
+            subscription,
             repartition: Arc::from(repartition),
             dead_letters,
             columns: Vec::new(),
@@ -238,6 +243,31 @@ impl RekeyProcessor {
             encoded: Vec::new(),
             buffer: OutputBuffer::default(),
         }
+    }
+}
+
+impl RekeyProcessor {
+    /// The record's payload in the current schema version: upcast when older.
+    fn payload<'r>(&self, record: &'r Record, type_name: &str, version: u32) -> Result<Cow<'r, [u8]>, DecodeError> {
+        let position = || codec::position_of(record);
+        let value = record.value.as_deref().ok_or_else(|| DecodeError::Tombstone { position: position() })?;
+        if version == self.subscription.version {
+            return Ok(Cow::Borrowed(value));
+        }
+        let payload_error = |error: serde_json::Error| DecodeError::Payload {
+            position: position(),
+            message_type: type_name.to_owned(),
+            problem: error.to_string(),
+        };
+        let old = serde_json::from_slice(value).map_err(payload_error)?;
+        let current = (self.subscription.upcast)(type_name, version, old).map_err(|problem| DecodeError::Upcast {
+            position: position(),
+            message_type: type_name.to_owned(),
+            found: version,
+            current: self.subscription.version,
+            problem,
+        })?;
+        Ok(Cow::Owned(serde_json::to_vec(&current).expect("a JSON value always serialises")))
     }
 }
 
@@ -258,20 +288,28 @@ impl Processor for RekeyProcessor {
         outputs.reserve(records.len());
         for record in records {
             // Other event types of the topic are not the query's: skipped, not failed.
-            if !record.header(ce::TYPE).is_some_and(|t| self.plan.reads_type(t)) {
-                continue;
-            }
-            let Some(payload) = &record.value else {
-                outputs.push(dead_letter::letter(
-                    &self.dead_letters,
-                    &self.group,
-                    record,
-                    &"a tombstone where an event was expected",
-                ));
-                continue;
+            let type_name = match record.header(ce::TYPE) {
+                Some(type_name) if self.plan.reads_type(type_name) => type_name,
+                Some(_) => continue,
+                None => {
+                    let reason = format!("record {}: header `{}` is missing", codec::position_of(record), ce::TYPE);
+                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
+                    continue;
+                }
+            };
+            // What every other reader of the topic refuses, the query refuses too.
+            let type_name = String::from_utf8_lossy(type_name);
+            let payload = codec::attributes(record, &type_name, self.subscription.version)
+                .and_then(|attributes| self.payload(record, &type_name, attributes.version));
+            let payload = match payload {
+                Ok(payload) => payload,
+                Err(error) => {
+                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &error));
+                    continue;
+                }
             };
             let (group, args) = &mut self.values;
-            match self.plan.rekey_into(record.timestamp, payload, &mut self.columns, group, args) {
+            match self.plan.rekey_into(record.timestamp, &payload, &mut self.columns, group, args) {
                 Ok(true) => {
                     self.key.clear();
                     write_key(group, &mut self.key);

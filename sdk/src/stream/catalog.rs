@@ -221,7 +221,7 @@ fn sql_type(
         }
     };
     match type_name {
-        "string" => Some(SqlType::String),
+        "string" => Some(SqlType::Text),
         "integer" => Some(SqlType::Bigint),
         "number" => Some(SqlType::Double),
         "boolean" => Some(SqlType::Boolean),

@@ -19,8 +19,9 @@ pub enum SqlType {
     Bigint,
     /// `DOUBLE`: a floating-point number.
     Double,
-    /// `STRING`
-    String,
+    /// `STRING` (named `Text` here: an item named `String` in this crate makes rustc spell
+    /// out `std::string::String` in every user's error messages).
+    Text,
 }
 
 impl SqlType {
@@ -30,7 +31,7 @@ impl SqlType {
             SqlType::Boolean => "BOOLEAN",
             SqlType::Bigint => "BIGINT",
             SqlType::Double => "DOUBLE",
-            SqlType::String => "STRING",
+            SqlType::Text => "STRING",
         }
     }
 
@@ -104,7 +105,7 @@ impl Value {
             Value::Bool(_) => Some(SqlType::Boolean),
             Value::Int(_) => Some(SqlType::Bigint),
             Value::Float(_) => Some(SqlType::Double),
-            Value::Text(_) => Some(SqlType::String),
+            Value::Text(_) => Some(SqlType::Text),
         }
     }
 
