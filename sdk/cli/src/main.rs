@@ -187,6 +187,13 @@ impl Run<'_> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let Command::Query(args) = Cli::parse().command;
+    // clap skips `requires = "topic"` when --input (which conflicts with --topic) is given.
+    if args.topic.is_none() && (args.data.is_some() || args.brokers.is_some()) {
+        let message = "--data and --brokers name where --topic is read: give --topic, or leave them out";
+        <Cli as clap::CommandFactory>::command()
+            .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+            .exit();
+    }
     match query(args).await {
         Ok(code) => code,
         Err(message) => {
@@ -214,11 +221,15 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
                 (_, Some(brokers)) => {
                     Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
                 }
-                (Some(dir), None) => Arc::new(
-                    EmbeddedLog::open_async(dir.clone(), EmbeddedOptions::default())
-                        .await
-                        .map_err(|e| e.to_string())?,
-                ),
+                (Some(dir), None) => {
+                    // Reading a log must not make one, nor compact the one it reads.
+                    let database = dir.join("log.sqlite3");
+                    if !database.exists() {
+                        return Err(format!("{} holds no embedded log (no {})", dir.display(), database.display()));
+                    }
+                    let options = EmbeddedOptions::default().with_compact_on_open(false);
+                    Arc::new(EmbeddedLog::open_async(dir.clone(), options).await.map_err(|e| e.to_string())?)
+                }
                 (None, None) => {
                     return Err("--topic needs --data DIR (embedded log) or --brokers HOST:PORT (Kafka)".into());
                 }

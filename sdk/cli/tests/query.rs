@@ -223,3 +223,25 @@ fn a_query_that_does_not_plan_never_panics() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(lines(&output.stdout).len(), 2, "one row per window that holds it");
 }
+
+#[test]
+fn a_log_flag_without_a_topic_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.jsonl");
+    std::fs::write(&input, orders()).unwrap();
+    for log in [["--data", "/tmp/tramline-cli-no-such-dir"], ["--brokers", "127.0.0.1:1"]] {
+        let output = run(REFERENCE, "", &[&["--input", input.to_str().unwrap()][..], &log[..]].concat());
+        assert_eq!(output.status.code(), Some(2), "{log:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("--topic"), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn reading_a_directory_without_a_log_neither_makes_one_nor_reads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("not-a-log");
+    let output = run(REFERENCE, "", &["--data", missing.to_str().unwrap(), "--topic", "order.events"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("holds no embedded log"), "{}", stderr(&output));
+    assert!(!missing.exists(), "no directory made");
+}
