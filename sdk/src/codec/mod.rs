@@ -254,50 +254,71 @@ pub struct Attributes {
     pub causation_id: Option<Uuid>,
 }
 
-/// Checks the attributes of a record of `message_type` whose enum writes schema version
-/// `current`: a reader that does not decode the payload into the enum (a stream query) refuses
-/// exactly the records that [`decode`] refuses for their headers.
-pub fn attributes(record: &Record, message_type: &str, current: u32) -> Result<Attributes, DecodeError> {
-    let [version, id, time, correlation_id, causation_id] = record.headers.get_all([
-        headers::SCHEMA_VERSION,
-        headers::ID,
-        headers::TIME,
-        headers::CORRELATION_ID,
-        headers::CAUSATION_ID,
-    ]);
-    let version = match version {
-        None => 1,
-        Some(value) => std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.parse::<u32>().ok())
-            .ok_or_else(|| header_error(record, headers::SCHEMA_VERSION, value, &"not a whole number"))?,
-    };
-    if version > current {
-        return Err(DecodeError::UnknownVersion {
-            position: position_of(record),
-            message_type: message_type.to_owned(),
-            found: version,
-            known: current,
-        });
+/// The headers of a record's CloudEvents attributes, found in one pass over its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct AttributeHeaders<'r> {
+    /// `ce_type`.
+    pub type_name: Option<&'r [u8]>,
+    version: Option<&'r [u8]>,
+    id: Option<&'r [u8]>,
+    time: Option<&'r [u8]>,
+    correlation_id: Option<&'r [u8]>,
+    causation_id: Option<&'r [u8]>,
+}
+
+impl<'r> AttributeHeaders<'r> {
+    /// The attribute headers of `record`.
+    pub fn of(record: &'r Record) -> Self {
+        let [type_name, version, id, time, correlation_id, causation_id] = record.headers.get_all([
+            headers::TYPE,
+            headers::SCHEMA_VERSION,
+            headers::ID,
+            headers::TIME,
+            headers::CORRELATION_ID,
+            headers::CAUSATION_ID,
+        ]);
+        AttributeHeaders { type_name, version, id, time, correlation_id, causation_id }
     }
-    let id = required(record, headers::ID, id)?;
-    let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
-    let time = required(record, headers::TIME, time)?;
-    let time = TIME_PARSER
-        .parse_timestamp(time)
-        .map_err(|error| header_error(record, headers::TIME, time, &error))?;
-    Ok(Attributes {
-        version,
-        id,
-        time,
-        correlation_id: uuid_header(record, headers::CORRELATION_ID, correlation_id)?.unwrap_or(id),
-        causation_id: uuid_header(record, headers::CAUSATION_ID, causation_id)?,
-    })
+
+    /// Checks the attributes of `record`, of `message_type` whose enum writes schema version
+    /// `current`, as [`decode`] does: a reader that does not decode the payload into the enum (a
+    /// stream query) refuses exactly the records that `decode` refuses for their headers.
+    pub fn check(&self, record: &Record, message_type: &str, current: u32) -> Result<Attributes, DecodeError> {
+        let version = match self.version {
+            None => 1,
+            Some(value) => std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| header_error(record, headers::SCHEMA_VERSION, value, &"not a whole number"))?,
+        };
+        if version > current {
+            return Err(DecodeError::UnknownVersion {
+                position: position_of(record),
+                message_type: message_type.to_owned(),
+                found: version,
+                known: current,
+            });
+        }
+        let id = required(record, headers::ID, self.id)?;
+        let id = Uuid::try_parse_ascii(id).map_err(|error| header_error(record, headers::ID, id, &error))?;
+        let time = required(record, headers::TIME, self.time)?;
+        let time = TIME_PARSER
+            .parse_timestamp(time)
+            .map_err(|error| header_error(record, headers::TIME, time, &error))?;
+        Ok(Attributes {
+            version,
+            id,
+            time,
+            correlation_id: uuid_header(record, headers::CORRELATION_ID, self.correlation_id)?.unwrap_or(id),
+            causation_id: uuid_header(record, headers::CAUSATION_ID, self.causation_id)?,
+        })
+    }
 }
 
 /// Decodes a record into an envelope of `M`.
 pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
-    let type_name = required(record, headers::TYPE, record.header(headers::TYPE))?;
+    let found = AttributeHeaders::of(record);
+    let type_name = required(record, headers::TYPE, found.type_name)?;
     let message_type =
         M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| DecodeError::UnknownType {
             position: position_of(record),
@@ -306,7 +327,7 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
             known: M::TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", "),
         })?;
     let Attributes { version, id, time, correlation_id, causation_id } =
-        attributes(record, message_type.name, M::VERSION)?;
+        found.check(record, message_type.name, M::VERSION)?;
     let value = record.value.as_ref().ok_or_else(|| DecodeError::Tombstone { position: position_of(record) })?;
     let payload_error = |error: serde_json::Error| DecodeError::Payload {
         position: position_of(record),

@@ -288,7 +288,8 @@ impl Processor for RekeyProcessor {
         outputs.reserve(records.len());
         for record in records {
             // Other event types of the topic are not the query's: skipped, not failed.
-            let type_name = match record.header(ce::TYPE) {
+            let found = codec::AttributeHeaders::of(record);
+            let type_name = match found.type_name {
                 Some(type_name) if self.plan.reads_type(type_name) => type_name,
                 Some(_) => continue,
                 None => {
@@ -299,7 +300,8 @@ impl Processor for RekeyProcessor {
             };
             // What every other reader of the topic refuses, the query refuses too.
             let type_name = String::from_utf8_lossy(type_name);
-            let payload = codec::attributes(record, &type_name, self.subscription.version)
+            let payload = found
+                .check(record, &type_name, self.subscription.version)
                 .and_then(|attributes| self.payload(record, &type_name, attributes.version));
             let payload = match payload {
                 Ok(payload) => payload,
