@@ -8,10 +8,12 @@ use bytes::BytesMut;
 
 use std::collections::HashSet;
 
-use crate::log::{EventLog, LogError, OutRecord, Record, TopicPartition};
+use crate::log::{EventLog, Headers, LogError, OutRecord, Record, TopicPartition};
 
 /// Header names on dead letters.
 pub mod headers {
+    /// What every dead-letter header's name starts with.
+    pub const PREFIX: &str = "dlq_";
     /// Why the record failed.
     pub const ERROR: &str = "dlq_error";
     /// The processor (consumer group) that failed.
@@ -31,7 +33,12 @@ pub fn topic_of(group: &str) -> String {
 
 /// A dead letter for `record`: its key, value and headers, plus the error and origin.
 pub(crate) fn letter(dlq: &Arc<str>, group: &str, record: &Record, error: &dyn std::fmt::Display) -> OutRecord {
-    let mut headers = record.headers.to_builder(160);
+    // A record that was a letter itself (copied back to its topic to be tried again) is
+    // lettered afresh: the old letter's headers go, so that readers find this failure's.
+    let mut headers = Headers::builder(record.headers.encoded().len() + 160);
+    for (name, value) in record.headers.iter().filter(|(name, _)| !name.starts_with(headers::PREFIX)) {
+        headers.push(name, value);
+    }
     headers.push_with(headers::ERROR, |b| write(b, error));
     headers.push(headers::PROCESSOR, group.as_bytes());
     headers.push(headers::TOPIC, record.topic.as_bytes());
@@ -75,4 +82,35 @@ fn origin(letter: &Record) -> Option<(String, u32, u64)> {
     let [topic, partition, offset] = letter.headers.get_all([headers::TOPIC, headers::PARTITION, headers::OFFSET]);
     let text = |value: Option<&[u8]>| std::str::from_utf8(value?).ok().map(str::to_owned);
     Some((text(topic)?, text(partition)?.parse().ok()?, text(offset)?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_letter_of_a_letter_carries_only_the_new_failure() {
+        let record = |headers: Headers, offset| Record {
+            topic: Arc::from("shop.events"),
+            partition: 1,
+            offset,
+            key: None,
+            value: None,
+            headers,
+            timestamp: 0,
+        };
+        let mut original = Headers::builder(64);
+        original.push("ce_type", b"Placed");
+        let dlq: Arc<str> = Arc::from("shop.dlq");
+        let first = letter(&dlq, "shop", &record(original.build(), 7), &"first failure");
+        // Copied back to its topic, it fails again at another offset.
+        let second = letter(&dlq, "shop", &record(first.headers, 9), &"second failure");
+        let names: Vec<&str> = second.headers.iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            names,
+            ["ce_type", headers::ERROR, headers::PROCESSOR, headers::TOPIC, headers::PARTITION, headers::OFFSET]
+        );
+        assert_eq!(second.headers.get(headers::ERROR), Some(&b"second failure"[..]));
+        assert_eq!(second.headers.get(headers::OFFSET), Some(&b"9"[..]));
+    }
 }
