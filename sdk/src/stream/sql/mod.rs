@@ -34,13 +34,21 @@ impl SqlError {
 
     /// The error with the offending line of `sql` and a caret under the column, for terminals.
     pub fn render(&self, sql: &str) -> String {
+        let sql = sql.strip_prefix(BOM).unwrap_or(sql);
         let text = sql.lines().nth(self.line - 1).unwrap_or("");
-        format!("{self}\n  | {text}\n  | {}^", " ".repeat(self.column - 1))
+        // Tabs stay tabs under the line, so that the caret lands under the column.
+        let pad: String = text.chars().take(self.column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        format!("{self}\n  | {text}\n  | {pad}^")
     }
 }
 
+/// The byte-order mark some editors put at the start of a UTF-8 file.
+const BOM: char = '\u{feff}';
+
 /// Parses and plans a `CREATE STREAM | TABLE ... AS SELECT` against the streams of `catalog`.
 pub fn plan(sql: &str, catalog: &Catalog) -> Result<Plan, SqlError> {
+    // A file saved with a byte-order mark: positions count from after it.
+    let sql = sql.strip_prefix(BOM).unwrap_or(sql);
     let statement = parser::parse(sql).map_err(|failure| {
         SqlError::at(sql, failure.at, format!("expected {}, found {}", failure.expected, failure.found))
     })?;

@@ -17,7 +17,7 @@ use winnow::combinator::{alt, cut_err, delimited, eof, not, opt, preceded, repea
 use winnow::error::{ContextError, ErrMode, ModalResult, StrContext, StrContextValue};
 use winnow::prelude::*;
 use winnow::stream::{LocatingSlice, Location};
-use winnow::token::{literal, one_of, take_till, take_while};
+use winnow::token::{literal, one_of, take_till, take_until, take_while};
 
 use crate::stream::expr::BinaryOp;
 use crate::stream::plan::{Emit, OutputKind};
@@ -210,9 +210,10 @@ fn word_of(what: &'static str) -> StrContext {
     StrContext::Expected(StrContextValue::StringLiteral(what))
 }
 
-/// Whitespace and `--` comments.
+/// Whitespace, `--` comments and `/* */` comments (as ksqlDB's grammar has them).
 fn ws(i: &mut In<'_>) -> ModalResult<()> {
-    repeat(0.., alt((multispace1.void(), ("--", take_till(0.., ['\n'])).void()))).parse_next(i)
+    let bracketed = ("/*", cut_err((take_until(0.., "*/"), "*/")).context(word_of("*/"))).void();
+    repeat(0.., alt((multispace1.void(), ("--", take_till(0.., ['\n'])).void(), bracketed))).parse_next(i)
 }
 
 fn is_ident_char(c: char) -> bool {

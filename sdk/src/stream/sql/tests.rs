@@ -355,3 +355,23 @@ fn a_typed_catalog_refuses_text_where_a_number_is_needed() {
     )
     .unwrap();
 }
+
+#[test]
+fn bracketed_comments_a_byte_order_mark_and_tabs_are_read_as_ksqldb_and_editors_write_them() {
+    let commented = "\u{feff}/* flags bulk buyers\n   (see the README) */ CREATE STREAM suspicious_sales AS
+SELECT customer_id, /* the count */ count(*)
+FROM order_confirmed -- confirmed only
+WINDOW TUMBLING (SIZE 10 MINUTE)
+GROUP BY customer_id
+HAVING count(*) > 4";
+    assert_eq!(plan(commented, &catalog()).expect("plans"), plan(REFERENCE, &catalog()).unwrap());
+
+    let unterminated = "CREATE STREAM s AS /* never closed\nSELECT customer_id FROM order_confirmed";
+    let refused = error(unterminated);
+    assert!(refused.message.contains("*/"), "{refused}");
+
+    let tabbed = "CREATE STREAM s AS\n\tSELECT\tcustmer_id, count(*) FROM order_confirmed\n\
+                  WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY customer_id";
+    let rendered = error(tabbed).render(tabbed);
+    assert!(rendered.contains("custmer_id") && rendered.ends_with("  | \t      \t^"), "{rendered:?}");
+}
