@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tramline::export::{Export, PublicEvent};
 use tramline::log::{
     EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
 };
@@ -247,6 +248,71 @@ async fn a_dead_letter_whose_write_failed_is_written_again() {
         assert_eq!(letters(&*memory, group).await, 1, "{group}: the letter was written on the second try");
         app.shutdown().await.unwrap();
     }
+}
+
+/// What a feed publishes of a pour.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
+pub struct PublicPour {
+    id: TapId,
+}
+
+impl PublicEvent for PublicPour {
+    const NAME: &'static str = "Poured";
+    const VERSION: u32 = 1;
+    type Key = TapId;
+    fn key(&self) -> &TapId {
+        &self.id
+    }
+}
+
+/// A feed's own log on which the feed's topic is gone: every append is refused for good.
+struct GoneFeed(Arc<MemoryLog>);
+
+#[async_trait::async_trait]
+impl EventLog for GoneFeed {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        self.0.create_topic(spec).await
+    }
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        self.0.partition_count(topic).await
+    }
+    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+        Err(LogError::UnknownTopic(records.first().map(|r| r.topic.to_string()).unwrap_or_default()))
+    }
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        self.0.read(partition, offset, max).await
+    }
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+        self.0.end_offset(partition).await
+    }
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+        self.0.committed(group, partition).await
+    }
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        self.0.join(group, topics, start).await
+    }
+}
+
+#[tokio::test]
+async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retrying_forever() {
+    let mut app = App::new(MemoryLog::shared()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    let export = Export::new("tap", "pours", "Pours.")
+        .publish(
+            |_, _: &Envelope<TapEvent>| true,
+            |_, event| match event.payload {
+                TapEvent::Poured { id } => Ok(PublicPour { id }),
+            },
+        )
+        .to_log(Arc::new(GoneFeed(MemoryLog::shared())));
+    app.export(export).await.unwrap();
+    app.start().await.unwrap();
+    taps.send(TapCommand::Pour { id: TapId::generate() }).await.unwrap();
+    let settled = tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles or fails in time");
+    assert!(settled.is_err(), "the export stopped: {settled:?}");
+    let error = app.shutdown().await.expect_err("the export's error");
+    let message = error.to_string();
+    assert!(message.contains("tap.export.pours") && message.contains("public.pours"), "{message}");
 }
 
 #[tokio::test]

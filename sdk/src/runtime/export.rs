@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::processor::Processor;
+use super::processor::{Processor, permanent};
 use super::{RuntimeError, Settings, dead_letter};
 use crate::export::{Cursors, Export, encode};
 use crate::log::{EventLog, LogError, OutRecord, Record, StartFrom, TopicPartition};
@@ -26,6 +26,8 @@ pub(crate) struct ExportProcessor<S> {
     keys: KeyStore,
     cursors: Cursors,
     settings: Settings,
+    /// A log call that failed for good in `process` (a table's or the feed's topic is gone).
+    failure: Option<RuntimeError>,
 }
 
 impl<S: Send + Sync + 'static> ExportProcessor<S> {
@@ -41,6 +43,7 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
             keys,
             cursors: Cursors::new(),
             settings,
+            failure: None,
         }
     }
 
@@ -70,16 +73,27 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
         Ok(())
     }
 
-    /// Waits before trying a log call again: the export cannot go on without it.
-    async fn pause(&self, what: &str, error: &LogError, failures: &mut u32) {
+    /// Waits before trying a log call again: the export cannot go on without it. An error no
+    /// retry mends is kept instead, for the loop to stop with (`false`: do not try again).
+    async fn pause(&mut self, what: &str, error: LogError, failures: &mut u32) -> bool {
+        if permanent(&error) {
+            tracing::error!(group = self.group, %error, "{what} failed for good");
+            self.failure = Some(error.into());
+            return false;
+        }
         *failures += 1;
         tracing::warn!(group = self.group, %error, failures, "{what} failed; trying again");
         let pause = self.settings.retry_backoff.saturating_mul(1 << (*failures).min(8));
         tokio::time::sleep(pause.min(std::time::Duration::from_secs(5))).await;
+        true
     }
 }
 
 impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
+    fn failure(&mut self) -> Option<RuntimeError> {
+        self.failure.take()
+    }
+
     fn group(&self) -> &str {
         &self.group
     }
@@ -96,7 +110,9 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
         let mut failures = 0;
         while let Err(error) = self.refresh_tables().await {
-            self.pause("reading the export's tables", &error, &mut failures).await;
+            if !self.pause("reading the export's tables", error, &mut failures).await {
+                return;
+            }
         }
         let mut public = Vec::new();
         for record in records {
@@ -113,7 +129,9 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
             Some(target) if !public.is_empty() => {
                 let mut failures = 0;
                 while let Err(error) = target.append(public.clone()).await {
-                    self.pause("writing to the feed's log", &error, &mut failures).await;
+                    if !self.pause("writing to the feed's log", error, &mut failures).await {
+                        return;
+                    }
                 }
             }
             Some(_) => {}

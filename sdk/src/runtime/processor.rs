@@ -56,6 +56,12 @@ pub(crate) trait Processor: Send + 'static {
     fn damaged(&mut self) -> Vec<TopicPartition> {
         Vec::new()
     }
+
+    /// An error met in `process` that no retry mends (the processor's own log calls): the
+    /// batch is not written and the processor stops with it.
+    fn failure(&mut self) -> Option<RuntimeError> {
+        None
+    }
 }
 
 /// Marks the group stopped on the board however the task ends (a panic included), so that
@@ -75,7 +81,7 @@ impl Drop for StopSignal {
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Errors that no retry will mend: the processor stops with them.
-fn permanent(error: &LogError) -> bool {
+pub(crate) fn permanent(error: &LogError) -> bool {
     matches!(error, LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } | LogError::Closed)
 }
 
@@ -178,6 +184,10 @@ pub(crate) async fn run<P: Processor>(
             tokio::time::sleep(backoff(&settings, failures_keys)).await;
         }
         processor.process(&polled.records, &mut outputs).await;
+        if let Some(error) = processor.failure() {
+            tracing::error!(group, %error, "the processor stops");
+            return Err(error);
+        }
         // Keys made for this batch's personal data go out in the same write as what they seal.
         let new_keys = match outputs.is_empty() {
             true => None,
