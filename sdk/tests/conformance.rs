@@ -165,6 +165,27 @@ mod embedded {
     }
 
     #[tokio::test]
+    async fn a_database_that_only_looks_like_a_log_is_refused_before_anything_is_written() {
+        for (what, setup) in [
+            ("an empty database of another schema", "PRAGMA user_version = 5"),
+            (
+                "tramline's tables without a schema version",
+                "CREATE TABLE topics (id INTEGER); CREATE TABLE records (topic INTEGER); \
+                 CREATE TABLE committed (topic INTEGER)",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("log.sqlite3");
+            rusqlite::Connection::open(&path).unwrap().execute_batch(setup).unwrap();
+            let error = EmbeddedLog::open(dir.path()).expect_err(what);
+            assert!(error.to_string().contains("left unchanged"), "{what}: {error}");
+            let db = rusqlite::Connection::open(&path).unwrap();
+            let mode: String = db.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
+            assert_eq!(mode, "delete", "{what}: not switched to WAL");
+        }
+    }
+
+    #[tokio::test]
     async fn a_log_made_before_the_application_id_opens_and_is_marked() {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(dir.path()).unwrap();

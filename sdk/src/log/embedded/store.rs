@@ -99,8 +99,9 @@ pub(super) struct Store {
     pub(super) groups: Mutex<Coordinator>,
     /// The members waiting for records or rebalances.
     pub(super) wakeups: Wakeups,
-    /// A compaction removed records but could not empty the write-ahead log (a reader held
-    /// it): the next compaction tries again even if it removes nothing.
+    /// The write-ahead log may hold copies of deleted records: from the first deletion of a
+    /// compaction (or an earlier process) until a checkpoint empties it. A compaction that
+    /// removes nothing still empties it then.
     unemptied_wal: AtomicBool,
     /// Held for the life of the store; closing it releases the `flock`.
     _lock: File,
@@ -272,7 +273,8 @@ impl Store {
             catalog: Mutex::new(catalog),
             groups: Mutex::new(Coordinator::default()),
             wakeups: Wakeups::default(),
-            unemptied_wal: AtomicBool::new(false),
+            // A WAL left by an earlier process may hold copies of what it deleted.
+            unemptied_wal: AtomicBool::new(true),
             _lock: lock_file,
         };
         if options.compact_on_open
@@ -511,12 +513,18 @@ impl Store {
             .map_err(self.sql("cannot list the compacted topics"))?;
         let mut removed = 0u64;
         for (id, name) in compacted {
-            removed += writer
+            let deleted = writer
                 .prepare_cached(COMPACT)
                 .and_then(|mut delete| delete.execute([id]))
-                .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))? as u64;
+                .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))?
+                as u64;
+            // Each topic's deletion is committed on its own: from here the WAL has copies.
+            if deleted > 0 {
+                self.unemptied_wal.store(true, Ordering::Relaxed);
+            }
+            removed += deleted;
         }
-        if removed == 0 && !self.unemptied_wal.load(Ordering::Relaxed) {
+        if !self.unemptied_wal.load(Ordering::Relaxed) {
             return Ok(Compacted { removed, unemptied_wal: None });
         }
         // The WAL still holds the pages as they were before: copy the deletions into the
@@ -528,12 +536,15 @@ impl Store {
             .and_then(|()| writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)));
         writer.busy_timeout(Duration::from_secs(5)).map_err(self.sql("cannot set the busy timeout"))?;
         let busy = checkpoint.map_err(self.sql("cannot checkpoint the write-ahead log after compacting"))? != 0;
-        self.unemptied_wal.store(busy, Ordering::Relaxed);
+        if !busy {
+            self.unemptied_wal.store(false, Ordering::Relaxed);
+        }
         let unemptied_wal = busy.then(|| {
             LogError::Backend(format!(
-                "embedded log {}: compaction deleted superseded records, but another connection to \
-                 the database was reading, so the write-ahead log `{DATABASE}-wal` still holds copies of \
-                 them; the next compaction empties it once that reader has finished",
+                "embedded log {}: compaction could not empty the write-ahead log `{DATABASE}-wal`: \
+                 another connection to the database was reading, so it still holds copies of records \
+                 deleted by this or an earlier compaction; the next compaction empties it once that \
+                 reader has finished",
                 self.database.display()
             ))
         });
@@ -580,38 +591,49 @@ enum Found {
     UnmarkedLog,
 }
 
-/// Tells a tramline log from any other database, without changing the file; anything else is
-/// an error.
+/// Tells a tramline log of this schema from any other database, before anything writes to the
+/// file; anything else is an error and the file stays as it was.
 fn identify(writer: &Connection, database: &Path) -> Result<Found, LogError> {
     let err = |doing: &'static str| move |e| open_error(database, doing, e);
     let application_id: i64 = writer
         .pragma_query_value(None, "application_id", |row| row.get(0))
         .map_err(err("cannot read the database"))?;
+    let version: i64 = writer
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(err("cannot read the database"))?;
     let tables: Vec<String> = writer
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
         .and_then(|mut select| select.query_map([], |row| row.get(0))?.collect())
         .map_err(err("cannot read the database"))?;
-    match application_id {
-        APPLICATION_ID => Ok(Found::Log),
-        0 if tables.is_empty() => Ok(Found::Nothing),
-        0 if tables == TABLES => Ok(Found::UnmarkedLog),
-        _ => Err(LogError::Backend(format!(
-            "embedded log {}: this database is not a tramline log (application id {application_id:#x}, \
-             tables: {}); it was left unchanged: give the log a directory of its own",
-            database.display(),
+    let refused = |why: String| {
+        Err(LogError::Backend(format!(
+            "embedded log {}: {why}; the file was left unchanged: give the log a directory of its own",
+            database.display()
+        )))
+    };
+    let ours = application_id == APPLICATION_ID || (application_id == 0 && tables == TABLES);
+    match (ours, version) {
+        (false, 0) if application_id == 0 && tables.is_empty() => Ok(Found::Nothing),
+        (false, _) => refused(format!(
+            "this database is not a tramline log (application id {application_id:#x}, schema version \
+             {version}, tables: {})",
             tables.join(", ")
-        ))),
+        )),
+        (true, SCHEMA_VERSION) if application_id == 0 => Ok(Found::UnmarkedLog),
+        (true, SCHEMA_VERSION) => Ok(Found::Log),
+        (true, version) if version > SCHEMA_VERSION => refused(format!(
+            "the database has schema version {version}, this tramline knows version {SCHEMA_VERSION}: \
+             it was written by a newer tramline"
+        )),
+        (true, version) => refused(format!("the database has tramline's tables but schema version {version}")),
     }
 }
 
-/// Creates the schema in a new database, or checks the version of an existing one.
+/// Creates the schema in a new database, or marks a log made before the application id.
 fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(), LogError> {
     let err = |doing: &'static str| move |e| sql_error(database, doing, e);
-    let version: i64 = writer
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(err("cannot read the schema version"))?;
-    match version {
-        0 if found == Found::Nothing => {
+    match found {
+        Found::Nothing => {
             let tx = writer.transaction().map_err(err("cannot begin the schema transaction"))?;
             tx.execute_batch(SCHEMA).map_err(err("cannot create the schema"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
@@ -620,20 +642,10 @@ fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(),
                 .map_err(err("cannot set the application id"))?;
             tx.commit().map_err(err("cannot commit the schema"))
         }
-        SCHEMA_VERSION if found == Found::UnmarkedLog => writer
+        Found::UnmarkedLog => writer
             .pragma_update(None, "application_id", APPLICATION_ID)
             .map_err(err("cannot set the application id")),
-        SCHEMA_VERSION => Ok(()),
-        0 => Err(LogError::Backend(format!(
-            "embedded log {}: the database has tramline's tables but no schema version; it was left \
-             unchanged",
-            database.display()
-        ))),
-        other => Err(LogError::Backend(format!(
-            "embedded log {}: the database has schema version {other}, this tramline knows version \
-             {SCHEMA_VERSION}: it was written by a newer tramline",
-            database.display()
-        ))),
+        Found::Log => Ok(()),
     }
 }
 
