@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
-use tramline::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
+use tramline::log::{EventLog, Record, StartFrom, TopicPartition, TopicSpec};
 use tramline::runtime::dead_letter;
 
 /// The contract, as published by the platform (`ticketing catalog --out schemas`).
@@ -165,7 +165,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Err(rejected) => {
                     lettered += 1;
                     tracing::warn!(topic = %record.topic, offset = record.offset, %rejected, "record dead-lettered");
-                    letters.push(letter(&dead_letters, &cli.group, record, &rejected));
+                    letters.push(dead_letter::letter(&dead_letters, &cli.group, record, &rejected));
                 }
             }
             let tp = TopicPartition::new(record.topic.clone(), record.partition);
@@ -299,23 +299,4 @@ fn templates(operators: &[String], dir: Option<&Path>) -> Result<HashMap<String,
         templates.insert(operator.clone(), template);
     }
     Ok(templates)
-}
-
-/// A dead letter: the record as it came, with the reason and its origin in headers.
-fn letter(topic: &Arc<str>, group: &str, record: &Record, reason: &Rejected) -> OutRecord {
-    let mut headers = record.headers.to_builder(160);
-    headers.push(dead_letter::headers::ERROR, reason.to_string().as_bytes());
-    headers.push(dead_letter::headers::PROCESSOR, group.as_bytes());
-    headers.push(dead_letter::headers::TOPIC, record.topic.as_bytes());
-    headers.push(dead_letter::headers::PARTITION, record.partition.to_string().as_bytes());
-    headers.push(dead_letter::headers::OFFSET, record.offset.to_string().as_bytes());
-    let headers: Headers = headers.build();
-    OutRecord {
-        topic: topic.clone(),
-        partition: None,
-        key: record.key.clone(),
-        value: record.value.clone(),
-        headers,
-        timestamp: Some(record.timestamp),
-    }
 }

@@ -31,8 +31,10 @@ pub fn topic_of(group: &str) -> String {
     format!("{group}.dlq")
 }
 
-/// A dead letter for `record`: its key, value and headers, plus the error and origin.
-pub(crate) fn letter(dlq: &Arc<str>, group: &str, record: &Record, error: &dyn std::fmt::Display) -> OutRecord {
+/// A dead letter for `record`, for the topic `dlq`: its key, value and headers, plus the error,
+/// the processor (`group`) and the record's origin in `dlq_*` headers. Processors outside the
+/// runtime (a partner's consumer) write their letters with it too.
+pub fn letter(dlq: &Arc<str>, group: &str, record: &Record, error: &dyn std::fmt::Display) -> OutRecord {
     // A record that was a letter itself (copied back to its topic to be tried again) is
     // lettered afresh: the old letter's headers go, so that readers find this failure's.
     let mut headers = Headers::builder(record.headers.encoded().len() + 160);

@@ -740,7 +740,7 @@ mod tests {
     }
 
     #[test]
-    fn windows_as_large_as_event_times_allow_take_records_at_any_time() {
+    fn records_at_the_ends_of_time_in_the_largest_windows_neither_overflow_nor_stay_open() {
         for window in [
             "HOPPING (SIZE 106751991167 DAYS, ADVANCE BY 53375995583 DAYS)",
             "SESSION (106751991167 DAYS, GRACE PERIOD 106751991167 DAYS)",

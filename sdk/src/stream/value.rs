@@ -255,16 +255,17 @@ struct Picker<'a> {
 }
 
 impl Picker<'_> {
-    /// The slot a field goes to, if a column wants it (and has no exact match yet).
-    fn slot(&self, field: &str) -> Option<usize> {
-        let exact = self.columns.iter().position(|c| c.name == field);
-        if exact.is_some() || !self.any_case {
-            return exact;
+    /// Whether column `i` takes `field`: by its exact name, or in any case unless a field of
+    /// its exact name was read already.
+    fn wants(&self, i: usize, field: &str) -> bool {
+        let column = &self.columns[i];
+        match column.case {
+            NameCase::Exact => column.name == field,
+            NameCase::Any => {
+                column.name == field
+                    || (column.name.eq_ignore_ascii_case(field) && !self.out[self.columns.len() + i].is_true())
+            }
         }
-        let n = self.columns.len();
-        self.columns.iter().enumerate().position(|(i, c)| {
-            c.case == NameCase::Any && c.name.eq_ignore_ascii_case(field) && !self.out[n + i].is_true()
-        })
     }
 }
 
@@ -283,16 +284,23 @@ impl<'de> Visitor<'de> for Picker<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let n = self.columns.len();
         while let Some(field) = map.next_key::<FieldName<'de>>()? {
-            match self.slot(&field.0) {
-                Some(index) => {
-                    self.out[index] = map.next_value::<Value>()?;
-                    if self.any_case && self.columns[index].name == *field.0 {
-                        self.out[self.columns.len() + index] = Value::Bool(true);
-                    }
+            let field = &*field.0;
+            let Some(first) = (0..n).find(|&i| self.wants(i, field)) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            self.out[first] = map.next_value::<Value>()?;
+            // Several columns may read one field (`k` and `` `k` ``): each gets its value.
+            for i in first + 1..n {
+                if self.wants(i, field) {
+                    self.out[i] = self.out[first].clone();
                 }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
+            }
+            if self.any_case {
+                for i in (first..n).filter(|&i| self.columns[i].name == field) {
+                    self.out[n + i] = Value::Bool(true);
                 }
             }
         }
@@ -367,6 +375,20 @@ mod tests {
         assert_eq!(out.capacity(), capacity, "the buffer is reused");
         read_columns(br#"{"K":"upper"}"#, &columns[..1], &mut out).unwrap();
         assert_eq!(out, [Value::from("upper")], "another case when there is no exact match");
+    }
+
+    #[test]
+    fn every_column_that_names_a_field_reads_it() {
+        // `SELECT K ... WHERE `k` = 'a'` on an open catalog: two columns, one field.
+        let columns =
+            vec![Column { name: "K".into(), case: NameCase::Any }, Column { name: "k".into(), case: NameCase::Exact }];
+        let mut out = Vec::new();
+        read_columns(br#"{"k":"a"}"#, &columns, &mut out).unwrap();
+        assert_eq!(out, [Value::from("a"), Value::from("a")]);
+        let columns =
+            vec![Column { name: "k".into(), case: NameCase::Any }, Column { name: "k".into(), case: NameCase::Exact }];
+        read_columns(br#"{"k":"a"}"#, &columns, &mut out).unwrap();
+        assert_eq!(out, [Value::from("a"), Value::from("a")]);
     }
 
     #[test]
