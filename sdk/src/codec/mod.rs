@@ -6,13 +6,14 @@
 
 mod variant;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use uuid::Uuid;
 
 use crate::log::{Headers, OutRecord, Record};
-use crate::model::{Envelope, Message, Position};
+use crate::model::{Envelope, Message, Position, Upcaster};
 use crate::privacy;
 
 /// CloudEvents and tramline header names.
@@ -329,25 +330,9 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
     let Attributes { version, id, time, correlation_id, causation_id } =
         found.check(record, message_type.name, M::VERSION)?;
     let value = record.value.as_ref().ok_or_else(|| DecodeError::Tombstone { position: position_of(record) })?;
-    let payload_error = |error: serde_json::Error| DecodeError::Payload {
-        position: position_of(record),
-        message_type: message_type.name.to_owned(),
-        problem: error.to_string(),
-    };
     let read_payload = || -> Result<M, DecodeError> {
-        if version == M::VERSION {
-            return variant::from_json(message_type.variant, value).map_err(payload_error);
-        }
-        let old: serde_json::Value = serde_json::from_slice(value).map_err(payload_error)?;
-        let current = M::upcast(message_type.name, version, old).map_err(|problem| DecodeError::Upcast {
-            position: position_of(record),
-            message_type: message_type.name.to_owned(),
-            found: version,
-            current: M::VERSION,
-            problem,
-        })?;
-        let current = serde_json::to_vec(&current).expect("a JSON value always serialises");
-        variant::from_json(message_type.variant, &current).map_err(payload_error)
+        let payload = current_payload(record, value, message_type.name, version, M::VERSION, M::upcast)?;
+        variant::from_json(message_type.variant, &payload).map_err(|e| payload_error(record, message_type.name, e))
     };
     // Personal data opens with the keys of the record's subject, its key.
     let payload = match M::PERSONAL {
@@ -355,6 +340,38 @@ pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
         false => read_payload()?,
     };
     Ok(Envelope { id, time, version, correlation_id, causation_id, position: Some(position_of(record)), payload })
+}
+
+/// The payload `value` of `record`, a `message_type` written with schema `version`, in the
+/// shape of version `current`: as it is, or made so by the enum's `upcast`.
+pub fn current_payload<'v>(
+    record: &Record,
+    value: &'v [u8],
+    message_type: &str,
+    version: u32,
+    current: u32,
+    upcast: Upcaster,
+) -> Result<Cow<'v, [u8]>, DecodeError> {
+    if version == current {
+        return Ok(Cow::Borrowed(value));
+    }
+    let old = serde_json::from_slice(value).map_err(|e| payload_error(record, message_type, e))?;
+    let new = upcast(message_type, version, old).map_err(|problem| DecodeError::Upcast {
+        position: position_of(record),
+        message_type: message_type.to_owned(),
+        found: version,
+        current,
+        problem,
+    })?;
+    Ok(Cow::Owned(serde_json::to_vec(&new).expect("a JSON value always serialises")))
+}
+
+fn payload_error(record: &Record, message_type: &str, error: serde_json::Error) -> DecodeError {
+    DecodeError::Payload {
+        position: position_of(record),
+        message_type: message_type.to_owned(),
+        problem: error.to_string(),
+    }
 }
 
 /// The payload of a message as JSON text: the fields of its variant.

@@ -18,7 +18,7 @@ pub mod reference_id_support {
 pub use aggregate::Aggregate;
 pub use clock::{Clock, SystemClock};
 pub use envelope::{Envelope, Position};
-pub use message::{Command, Event, Message, MessageType, Subscription};
+pub use message::{Command, Event, Message, MessageType, Subscription, Upcaster};
 pub use projection::{Handle, Projection};
 pub use reaction::{DispatchError, NoCommand, NoKey, React, Reaction, StartFrom};
 pub use reference_id::{ParseIdError, ReferenceId};

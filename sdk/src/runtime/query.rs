@@ -9,7 +9,6 @@
 //!   its input positions, in one atomic write. A restart restores the partition from the
 //!   changelog: nothing lost, nothing counted twice.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -246,31 +245,6 @@ impl RekeyProcessor {
     }
 }
 
-impl RekeyProcessor {
-    /// The record's payload in the current schema version: upcast when older.
-    fn payload<'r>(&self, record: &'r Record, type_name: &str, version: u32) -> Result<Cow<'r, [u8]>, DecodeError> {
-        let position = || codec::position_of(record);
-        let value = record.value.as_deref().ok_or_else(|| DecodeError::Tombstone { position: position() })?;
-        if version == self.subscription.version {
-            return Ok(Cow::Borrowed(value));
-        }
-        let payload_error = |error: serde_json::Error| DecodeError::Payload {
-            position: position(),
-            message_type: type_name.to_owned(),
-            problem: error.to_string(),
-        };
-        let old = serde_json::from_slice(value).map_err(payload_error)?;
-        let current = (self.subscription.upcast)(type_name, version, old).map_err(|problem| DecodeError::Upcast {
-            position: position(),
-            message_type: type_name.to_owned(),
-            found: version,
-            current: self.subscription.version,
-            problem,
-        })?;
-        Ok(Cow::Owned(serde_json::to_vec(&current).expect("a JSON value always serialises")))
-    }
-}
-
 impl Processor for RekeyProcessor {
     fn group(&self) -> &str {
         &self.group
@@ -300,9 +274,14 @@ impl Processor for RekeyProcessor {
             };
             // What every other reader of the topic refuses, the query refuses too.
             let type_name = String::from_utf8_lossy(type_name);
-            let payload = found
-                .check(record, &type_name, self.subscription.version)
-                .and_then(|attributes| self.payload(record, &type_name, attributes.version));
+            let Subscription { version: current, upcast, .. } = self.subscription;
+            let payload = found.check(record, &type_name, current).and_then(|attributes| {
+                let value = record
+                    .value
+                    .as_deref()
+                    .ok_or_else(|| DecodeError::Tombstone { position: codec::position_of(record) })?;
+                codec::current_payload(record, value, &type_name, attributes.version, current, upcast)
+            });
             let payload = match payload {
                 Ok(payload) => payload,
                 Err(error) => {
