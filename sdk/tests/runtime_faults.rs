@@ -158,10 +158,13 @@ async fn panicking_handlers_are_dead_lettered_once_even_when_a_projection_is_reb
     }
 }
 
-/// A memory log whose first write carrying a dead letter fails, as a broker away for a moment.
-struct FirstLetterFails {
+/// A memory log with a fault: the first write carrying a dead letter fails (a broker away for
+/// a moment), or every append is refused for good (the topic is gone).
+struct FaultyLog {
     log: Arc<MemoryLog>,
-    failed: Arc<AtomicBool>,
+    /// Set once the first write carrying a letter has failed.
+    first_letter_failed: Option<Arc<AtomicBool>>,
+    topic_gone: bool,
 }
 
 struct FirstLetterFailsMember {
@@ -170,7 +173,7 @@ struct FirstLetterFailsMember {
 }
 
 #[async_trait::async_trait]
-impl EventLog for FirstLetterFails {
+impl EventLog for FaultyLog {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
         self.log.create_topic(spec).await
     }
@@ -178,7 +181,10 @@ impl EventLog for FirstLetterFails {
         self.log.partition_count(topic).await
     }
     async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
-        self.log.append(records).await
+        match self.topic_gone {
+            true => Err(LogError::UnknownTopic(records.first().map(|r| r.topic.to_string()).unwrap_or_default())),
+            false => self.log.append(records).await,
+        }
     }
     async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
         self.log.read(partition, offset, max).await
@@ -191,7 +197,10 @@ impl EventLog for FirstLetterFails {
     }
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         let member = self.log.join(group, topics, start).await?;
-        Ok(Box::new(FirstLetterFailsMember { member, failed: self.failed.clone() }))
+        Ok(match &self.first_letter_failed {
+            Some(failed) => Box::new(FirstLetterFailsMember { member, failed: failed.clone() }),
+            None => member,
+        })
     }
 }
 
@@ -233,7 +242,8 @@ async fn a_dead_letter_whose_write_failed_is_written_again() {
     for reaction in [false, true] {
         let memory = MemoryLog::shared();
         let failed = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(FirstLetterFails { log: memory.clone(), failed: failed.clone() });
+        let log =
+            Arc::new(FaultyLog { log: memory.clone(), first_letter_failed: Some(failed.clone()), topic_gone: false });
         let mut app = App::new(log).with_settings(settings());
         let taps = app.aggregate::<Tap>(()).await.unwrap();
         match reaction {
@@ -265,34 +275,6 @@ impl PublicEvent for PublicPour {
     }
 }
 
-/// A feed's own log on which the feed's topic is gone: every append is refused for good.
-struct GoneFeed(Arc<MemoryLog>);
-
-#[async_trait::async_trait]
-impl EventLog for GoneFeed {
-    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
-        self.0.create_topic(spec).await
-    }
-    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
-        self.0.partition_count(topic).await
-    }
-    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
-        Err(LogError::UnknownTopic(records.first().map(|r| r.topic.to_string()).unwrap_or_default()))
-    }
-    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        self.0.read(partition, offset, max).await
-    }
-    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-        self.0.end_offset(partition).await
-    }
-    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
-        self.0.committed(group, partition).await
-    }
-    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-        self.0.join(group, topics, start).await
-    }
-}
-
 #[tokio::test]
 async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retrying_forever() {
     let mut app = App::new(MemoryLog::shared()).with_settings(settings());
@@ -304,7 +286,7 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
                 TapEvent::Poured { id } => Ok(PublicPour { id }),
             },
         )
-        .to_log(Arc::new(GoneFeed(MemoryLog::shared())));
+        .to_log(Arc::new(FaultyLog { log: MemoryLog::shared(), first_letter_failed: None, topic_gone: true }));
     app.export(export).await.unwrap();
     app.start().await.unwrap();
     taps.send(TapCommand::Pour { id: TapId::generate() }).await.unwrap();
