@@ -341,14 +341,42 @@ async fn a_dropped_poll_loses_no_record() {
     member.leave().await.unwrap();
 }
 
-/// `Keep` topics keep records forever; `Compact` topics are compacted.
+/// A poll smaller than what the member read ahead hands out the first records only, and the
+/// member's position stays right after them, not where the consumer already stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn position_stays_after_what_a_smaller_poll_handed_out() {
+    let log = connect(config()).await;
+    let topic = topic(&log, "smaller", 1).await;
+    let mut member = log.join(&unique("smaller"), &[&*topic], StartFrom::Beginning).await.expect("join");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while member.assignment().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no assignment");
+        assert!(member.poll(10, POLL).await.unwrap().records.is_empty());
+    }
+    log.append((0..10).map(|i| record(&topic, "k", format!("v{i}").as_bytes())).collect())
+        .await
+        .expect("append");
+    let tp = TopicPartition::new(topic.clone(), 0);
+    while member.poll(4, POLL).await.unwrap().records.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no record");
+    }
+    // Meanwhile the member reads up to 4 records ahead.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let polled = member.poll(1, POLL).await.unwrap();
+    let last = polled.records.last().expect("records").offset;
+    assert_eq!(member.position(&tp), Some(last + 1), "the position runs ahead of what was handed out");
+    member.leave().await.unwrap();
+}
+
+/// `Keep` topics keep records forever; `Compact` topics are compacted, and a replaced record
+/// (a forgotten subject's key) is gone within the configured bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_configs_follow_the_cleanup_policy() {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::config::ClientConfig;
 
-    let log = connect(config()).await;
+    let log = connect(config().with_max_compaction_lag(Duration::from_secs(3600))).await;
     let keep = unique("keep");
     let compact = unique("compact");
     log.create_topic(&tramline::log::TopicSpec::keep(&keep, 2)).await.unwrap();
@@ -368,6 +396,7 @@ async fn topic_configs_follow_the_cleanup_policy() {
     assert_eq!(value(0, "retention.ms"), "-1", "the source of truth is kept forever");
     assert_eq!(value(0, "cleanup.policy"), "delete");
     assert_eq!(value(1, "cleanup.policy"), "compact");
+    assert_eq!(value(1, "max.compaction.lag.ms"), "3600000");
 }
 
 /// No broker at the address: `connect` fails at once, naming the address and how to start one.

@@ -28,10 +28,11 @@
 //!   transaction. Every destination (topic, partition) is checked before anything is sent, so a
 //!   missing topic or partition fails the whole batch with nothing written. A failure after that
 //!   (broker down past `message.timeout.ms`, a record larger than the broker accepts) returns
-//!   [`LogError::Backend`] naming the first failed record and how many of the batch were written:
-//!   those stay written (per partition a prefix of the batch's records, thanks to idempotence and
-//!   ordering), the others are not. Use a group member's [`commit`](GroupMember::commit) when
-//!   outputs must be atomic.
+//!   [`LogError::Backend`] naming the first failed record, how many of the batch were written
+//!   and how many timed out: the written ones stay written (per partition a prefix of the
+//!   batch's records, thanks to idempotence and ordering), and a timed-out one may have been
+//!   written too (librdkafka cannot tell), so resending it can duplicate it. Use a group
+//!   member's [`commit`](GroupMember::commit) when outputs must be atomic.
 //! - **`read` may return fewer records than asked** before the end: it returns what is already
 //!   fetched once it has at least one record, and stops at the high watermark seen when it
 //!   started. It returns nothing only at or past the high watermark, or when everything from
@@ -537,10 +538,12 @@ impl EventLog for KafkaLog {
             spec.partitions as i32,
             TopicReplication::Fixed(self.inner.config.replication_factor),
         );
+        let compaction_lag = self.inner.config.max_compaction_lag.as_millis().to_string();
         let topic = match spec.cleanup {
             // The source of truth is kept forever.
             Cleanup::Keep => topic.set("retention.ms", "-1"),
-            Cleanup::Compact => topic.set("cleanup.policy", "compact"),
+            // Replaced records (a deleted key among them) are gone within a known time.
+            Cleanup::Compact => topic.set("cleanup.policy", "compact").set("max.compaction.lag.ms", &compaction_lag),
         };
         // A record's timestamp is its event time, which may lie ahead of the broker's clock (a
         // simulation, a replay, a producer's clock): Kafka 4 refuses those more than an hour
@@ -596,7 +599,9 @@ impl EventLog for KafkaLog {
         let count = records.len();
         let (results, refused) = send_all(&producer, &records).await;
         let timed_out = |result: &Option<DeliveryResult>| matches!(result, Some(Ok(Err((error, _)))) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut));
-        if results.iter().any(timed_out) {
+        // librdkafka cannot tell whether a timed-out record reached the log ("possibly persisted").
+        let unknown = results.iter().filter(|result| timed_out(result)).count();
+        if unknown > 0 {
             self.inner.retire_append_producer(&producer);
             // Its last handle may be this one, and closing a client blocks: not on the executor.
             tokio::task::spawn_blocking(move || drop(producer));
@@ -621,10 +626,16 @@ impl EventLog for KafkaLog {
         }
         match failure {
             None => Ok(positions),
-            Some(failure) => Err(LogError::Backend(format!(
-                "kafka: append: {failure}; {written} of the batch's {count} records were written (outside a \
-                 transaction Kafka cannot take them back)"
-            ))),
+            Some(failure) => {
+                let unknown = match unknown {
+                    0 => String::new(),
+                    n => format!(", {n} timed out and may or may not have been written"),
+                };
+                Err(LogError::Backend(format!(
+                    "kafka: append: {failure}; {written} of the batch's {count} records were written{unknown} \
+                     (outside a transaction Kafka cannot take them back)"
+                )))
+            }
         }
     }
 

@@ -31,13 +31,21 @@ pub struct KafkaConfig {
     /// pod ordinal, a host name): never random. A group member's transactional id is
     /// `<group>.<instance id>`, so an instance that restarts after a crash fences its previous
     /// incarnation and aborts the transaction it left open, instead of waiting out the
-    /// transaction timeout. Two live processes must not share an instance id. Default: the
-    /// environment variable [`TRAMLINE_INSTANCE_ID`](INSTANCE_ID_ENV), else `0`.
+    /// transaction timeout. Two live processes must not share an instance id: they would fence
+    /// each other's transactions in turn. Default: the environment variable
+    /// [`TRAMLINE_INSTANCE_ID`](INSTANCE_ID_ENV), else the host's name, which tells instances on
+    /// different hosts (pods) apart; processes of one module on the same host need the variable.
     pub instance_id: String,
     /// The replication factor of the topics [`create_topic`](crate::log::EventLog::create_topic)
     /// creates; `-1` (the default) takes the cluster's `default.replication.factor`, which is 1
     /// on a single-node broker.
     pub replication_factor: i32,
+    /// `max.compaction.lag.ms` of the compacted topics the log creates: how long a record that a
+    /// newer one (or a tombstone) replaces may stay on the brokers' disks. Kafka never compacts
+    /// the segment it writes to, and by default rolls it only after a week and cleans a topic
+    /// only once half of it is stale; this bound is what makes a forgotten subject's deleted key
+    /// (`tramline.keys`) leave the cluster in a known time. Default: one day.
+    pub max_compaction_lag: Duration,
     /// librdkafka settings applied to every client the log creates (`security.protocol`,
     /// `sasl.*`, `ssl.*`, `client.rack`, tuning such as `linger.ms`), after the log's own defaults
     /// so they can override them. The settings the log's guarantees rest on (`isolation.level`,
@@ -59,6 +67,12 @@ pub struct KafkaConfig {
     pub read_timeout: Duration,
 }
 
+/// The host's name, or `0` where it cannot be read.
+fn host_name() -> String {
+    let name = gethostname::gethostname().to_string_lossy().trim().to_owned();
+    if name.is_empty() { "0".to_owned() } else { name }
+}
+
 impl KafkaConfig {
     /// Settings for the brokers at `bootstrap_servers`, with every other setting at its default.
     pub fn new(bootstrap_servers: impl Into<String>) -> Self {
@@ -66,11 +80,12 @@ impl KafkaConfig {
             .ok()
             .map(|id| id.trim().to_owned())
             .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| "0".to_owned());
+            .unwrap_or_else(host_name);
         KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             instance_id,
             replication_factor: -1,
+            max_compaction_lag: Duration::from_secs(24 * 60 * 60),
             client: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
@@ -88,6 +103,12 @@ impl KafkaConfig {
     /// The same settings with another [replication factor](Self::replication_factor).
     pub fn with_replication_factor(mut self, replication_factor: i32) -> Self {
         self.replication_factor = replication_factor;
+        self
+    }
+
+    /// The same settings with another [compaction bound](Self::max_compaction_lag).
+    pub fn with_max_compaction_lag(mut self, lag: Duration) -> Self {
+        self.max_compaction_lag = lag;
         self
     }
 
@@ -143,11 +164,27 @@ impl fmt::Debug for KafkaConfig {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("instance_id", &self.instance_id)
             .field("replication_factor", &self.replication_factor)
+            .field("max_compaction_lag", &self.max_compaction_lag)
             .field("client", &client)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("transaction_timeout", &self.transaction_timeout)
             .field("read_timeout", &self.read_timeout)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_instance_id_is_the_host_name_unless_the_environment_names_one() {
+        let expected = match std::env::var(INSTANCE_ID_ENV) {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+            _ => gethostname::gethostname().to_string_lossy().into_owned(),
+        };
+        assert_eq!(KafkaConfig::new("broker:9092").instance_id, expected);
+        assert_ne!(expected, "", "an empty transactional id suffix");
     }
 }

@@ -800,7 +800,10 @@ impl Worker {
             self.handed = self.live.keys().cloned().collect();
         }
         self.resolve_starts(&mut out);
-        self.note_positions(&mut out);
+        // Records held back for the next poll lie below where the consumer stands.
+        if self.ahead.records.is_empty() {
+            self.note_positions(&mut out);
+        }
         if !out.is_empty() {
             *lock(&self.mailbox) = Some(out);
         }
