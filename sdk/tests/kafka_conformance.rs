@@ -399,6 +399,30 @@ async fn topic_configs_follow_the_cleanup_policy() {
     assert_eq!(value(1, "max.compaction.lag.ms"), "3600000");
 }
 
+/// A topic someone else created with the broker's defaults (a week's retention) is no source
+/// of truth: creating it as one is refused, naming what it found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_made_elsewhere_with_a_retention_is_refused_as_a_source_of_truth() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+
+    let log = connect(config()).await;
+    let name = unique("elsewhere");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", tramline::testing::kafka::bootstrap())
+        .create()
+        .expect("an admin client");
+    let created = admin
+        .create_topics([&NewTopic::new(&name, 2, TopicReplication::Fixed(-1))], &AdminOptions::new())
+        .await
+        .expect("create topics");
+    assert!(created[0].is_ok(), "{created:?}");
+    let refused = log.create_topic(&tramline::log::TopicSpec::keep(&name, 2)).await;
+    let Err(error @ LogError::CleanupMismatch { .. }) = refused else { panic!("accepted: {refused:?}") };
+    assert!(error.to_string().contains("retention.ms=604800000"), "{error}");
+}
+
 /// No broker at the address: `connect` fails at once, naming the address and how to start one.
 #[tokio::test]
 async fn connect_names_the_address_when_no_broker_answers() {

@@ -66,7 +66,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -522,6 +522,42 @@ fn delivered(record: &OutRecord, index: usize, count: usize, result: DeliveryRes
     }
 }
 
+impl KafkaLog {
+    /// Whether a topic made before (by an earlier run, an operator, auto-creation) discards
+    /// records as `spec` asks: a source of truth with the broker's default retention would lose
+    /// its events after a week.
+    async fn check_cleanup(&self, spec: &TopicSpec, options: &AdminOptions) -> Result<(), LogError> {
+        let described = self
+            .inner
+            .admin
+            .describe_configs([&ResourceSpecifier::Topic(&spec.name)], options)
+            .await
+            .map_err(|e| backend(format_args!("describe topic `{}`", spec.name), e))?;
+        let config = match described.into_iter().next() {
+            Some(Ok(config)) => config,
+            Some(Err(code)) => return Err(backend(format_args!("describe topic `{}`", spec.name), code)),
+            None => return Err(LogError::Backend(format!("kafka: describe topic `{}`: no answer", spec.name))),
+        };
+        let value = |name: &str| config.get(name).and_then(|entry| entry.value.clone()).unwrap_or_default();
+        let (policy, retention_ms, retention_bytes) =
+            (value("cleanup.policy"), value("retention.ms"), value("retention.bytes"));
+        let fits = match spec.cleanup {
+            Cleanup::Keep => policy == "delete" && retention_ms == "-1" && retention_bytes == "-1",
+            Cleanup::Compact => policy == "compact",
+        };
+        match fits {
+            true => Ok(()),
+            false => Err(LogError::CleanupMismatch {
+                topic: spec.name.clone(),
+                existing: format!(
+                    "cleanup.policy={policy}, retention.ms={retention_ms}, retention.bytes={retention_bytes}"
+                ),
+                requested: spec.cleanup,
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl EventLog for KafkaLog {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
@@ -557,9 +593,11 @@ impl EventLog for KafkaLog {
             .create_topics([&topic], &options)
             .await
             .map_err(|e| backend(format_args!("create topic `{}`", spec.name), e))?;
+        let mut existed = false;
         for result in results {
             match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => existed = true,
                 Err((name, code)) => return Err(backend(format_args!("create topic `{name}`"), code)),
             }
         }
@@ -582,7 +620,10 @@ impl EventLog for KafkaLog {
         if existing != spec.partitions {
             return Err(LogError::PartitionMismatch { topic: spec.name.clone(), existing, requested: spec.partitions });
         }
-        Ok(())
+        match existed {
+            true => self.check_cleanup(spec, &options).await,
+            false => Ok(()),
+        }
     }
 
     async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {

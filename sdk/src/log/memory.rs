@@ -196,14 +196,7 @@ impl EventLog for MemoryLog {
         }
         let mut state = self.shared.lock();
         if let Some(existing) = state.topics.get(spec.name.as_str()) {
-            return match existing.spec.partitions == spec.partitions {
-                true => Ok(()),
-                false => Err(LogError::PartitionMismatch {
-                    topic: spec.name.clone(),
-                    existing: existing.spec.partitions,
-                    requested: spec.partitions,
-                }),
-            };
+            return spec.check(existing.spec.partitions, existing.spec.cleanup);
         }
         let name: Arc<str> = Arc::from(spec.name.as_str());
         let partitions = (0..spec.partitions).map(|_| Segments::default()).collect();

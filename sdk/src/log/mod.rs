@@ -37,6 +37,15 @@ pub enum Cleanup {
     Compact,
 }
 
+impl std::fmt::Display for Cleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cleanup::Keep => "every record kept forever",
+            Cleanup::Compact => "compaction (the latest record per key kept)",
+        })
+    }
+}
+
 /// A topic's name, partition count and cleanup policy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TopicSpec {
@@ -57,6 +66,25 @@ impl TopicSpec {
     /// A compacted topic.
     pub fn compact(name: impl Into<String>, partitions: u32) -> Self {
         TopicSpec { name: name.into(), partitions, cleanup: Cleanup::Compact }
+    }
+
+    /// Whether an existing topic with this partition count and cleanup policy is this one.
+    pub(crate) fn check(&self, partitions: u32, cleanup: Cleanup) -> Result<(), LogError> {
+        if partitions != self.partitions {
+            return Err(LogError::PartitionMismatch {
+                topic: self.name.clone(),
+                existing: partitions,
+                requested: self.partitions,
+            });
+        }
+        if cleanup != self.cleanup {
+            return Err(LogError::CleanupMismatch {
+                topic: self.name.clone(),
+                existing: cleanup.to_string(),
+                requested: self.cleanup,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -134,6 +162,19 @@ pub enum LogError {
         existing: u32,
         /// The requested count.
         requested: u32,
+    },
+    /// An existing topic discards old records otherwise than requested: a source of truth that
+    /// expires, or state that is never compacted (a forgotten subject's key kept).
+    #[error(
+        "topic `{topic}` exists with {existing}, but it needs {requested}: change the topic's configuration or delete it"
+    )]
+    CleanupMismatch {
+        /// The topic.
+        topic: String,
+        /// What the backend found.
+        existing: String,
+        /// The requested policy.
+        requested: Cleanup,
     },
     /// This member lost partitions to another one (a rebalance) or left the group: the write was
     /// not applied.

@@ -26,7 +26,8 @@ use bytes::Bytes;
 
 use crate::log::memory::MemoryLog;
 use crate::log::{
-    EventLog, GroupMember, Headers, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
+    Cleanup, EventLog, GroupMember, Headers, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec,
+    partition_for,
 };
 
 /// How long a check waits for something that should happen (an assignment, records) before it
@@ -308,8 +309,9 @@ fn next_positions(records: &[Record]) -> Vec<(TopicPartition, u64)> {
 // ---------------------------------------------------------------------------------------------
 // Checks
 
-/// Topics: creating is idempotent for the same partition count and an error for another; the
-/// partition count is known; unknown topics and partitions are errors that say so.
+/// Topics: creating is idempotent for the same partition count and cleanup policy and an error
+/// for another; the partition count is known; unknown topics and partitions are errors that say
+/// so.
 pub async fn topics(target: &dyn ConformanceTarget) {
     let log = target.fresh().await;
     let name = unique("topics");
@@ -319,6 +321,21 @@ pub async fn topics(target: &dyn ConformanceTarget) {
     assert!(
         matches!(mismatch, Err(LogError::PartitionMismatch { existing: 3, requested: 4, .. })),
         "another partition count must be refused, got {mismatch:?}"
+    );
+    let mismatch = log.create_topic(&TopicSpec::compact(&name, 3)).await;
+    assert!(
+        matches!(mismatch, Err(LogError::CleanupMismatch { requested: Cleanup::Compact, .. })),
+        "another cleanup policy must be refused, got {mismatch:?}"
+    );
+    let state = unique("state");
+    log.create_topic(&TopicSpec::compact(&state, 1)).await.expect("create a compacted topic");
+    log.create_topic(&TopicSpec::compact(&state, 1))
+        .await
+        .expect("create the same compacted topic again");
+    let mismatch = log.create_topic(&TopicSpec::keep(&state, 1)).await;
+    assert!(
+        matches!(mismatch, Err(LogError::CleanupMismatch { requested: Cleanup::Keep, .. })),
+        "a compacted topic is no source of truth, got {mismatch:?}"
     );
     assert_eq!(log.partition_count(&name).await.unwrap(), Some(3));
     let missing = unique("missing");

@@ -128,6 +128,7 @@ struct TopicMeta {
     id: i64,
     name: Arc<str>,
     partitions: u32,
+    cleanup: Cleanup,
     /// The offset the next record of each partition gets.
     ends: Vec<u64>,
 }
@@ -357,8 +358,8 @@ impl Store {
             .map_err(|e| self.error(&format!("cannot create topic `{}`", spec.name), e))?;
         let id = writer.last_insert_rowid();
         let name: Arc<str> = Arc::from(spec.name.as_str());
-        let meta =
-            TopicMeta { id, name: name.clone(), partitions: spec.partitions, ends: vec![0; spec.partitions as usize] };
+        let ends = vec![0; spec.partitions as usize];
+        let meta = TopicMeta { id, name: name.clone(), partitions: spec.partitions, cleanup: spec.cleanup, ends };
         self.catalog().topics.insert(name, meta);
         Ok(())
     }
@@ -650,13 +651,17 @@ fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(),
 }
 
 fn load_catalog(writer: &Connection) -> rusqlite::Result<Catalog> {
-    let topics: Vec<(i64, String, u32)> = writer
-        .prepare("SELECT id, name, partitions FROM topics")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+    let topics: Vec<(i64, String, u32, String)> = writer
+        .prepare("SELECT id, name, partitions, cleanup FROM topics")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut catalog = Catalog::default();
     let mut end = writer.prepare(SELECT_END)?;
-    for (id, name, partitions) in topics {
+    for (id, name, partitions, cleanup) in topics {
+        let cleanup = match cleanup.as_str() {
+            "compact" => Cleanup::Compact,
+            _ => Cleanup::Keep,
+        };
         let ends = (0..partitions)
             .map(|partition| {
                 let last: Option<i64> = end.query_row(params![id, partition], |row| row.get(0))?;
@@ -664,7 +669,7 @@ fn load_catalog(writer: &Connection) -> rusqlite::Result<Catalog> {
             })
             .collect::<rusqlite::Result<_>>()?;
         let name: Arc<str> = Arc::from(name);
-        catalog.topics.insert(name.clone(), TopicMeta { id, name, partitions, ends });
+        catalog.topics.insert(name.clone(), TopicMeta { id, name, partitions, cleanup, ends });
     }
     Ok(catalog)
 }
@@ -681,14 +686,7 @@ fn locate(catalog: &Catalog, tp: &TopicPartition) -> Result<Located, LogError> {
 
 fn existing(catalog: &Catalog, spec: &TopicSpec) -> Option<Result<(), LogError>> {
     let meta = catalog.topics.get(spec.name.as_str())?;
-    Some(match meta.partitions == spec.partitions {
-        true => Ok(()),
-        false => Err(LogError::PartitionMismatch {
-            topic: spec.name.clone(),
-            existing: meta.partitions,
-            requested: spec.partitions,
-        }),
-    })
+    Some(spec.check(meta.partitions, meta.cleanup))
 }
 
 /// The partition a record goes to, as the memory log picks it.
