@@ -134,13 +134,29 @@ impl Keyed {
     }
 }
 
-/// Writes GROUP BY values as record-key text: each value's text, [`KEY_SEPARATOR`] between.
+/// Writes GROUP BY values as record-key text: one value's text as it is; several with
+/// [`KEY_SEPARATOR`] between, each value's own `|` and `\` escaped with a `\`, so that two
+/// groups never share a key (`a|+|b`, `c` and `a`, `b|+|c` would), as the key names the group's
+/// state.
 pub fn write_key(group: &[Value], out: &mut String) {
+    if let [value] = group {
+        return value.write_key(out);
+    }
     for (i, value) in group.iter().enumerate() {
         if i > 0 {
             out.push_str(KEY_SEPARATOR);
         }
+        let start = out.len();
         value.write_key(out);
+        if out[start..].contains(['|', '\\']) {
+            let text = out.split_off(start);
+            for c in text.chars() {
+                if matches!(c, '|' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+        }
     }
 }
 
@@ -222,6 +238,20 @@ impl Serialize for RowJson<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn composite_keys_of_different_groups_differ() {
+        let key = |group: &[&str]| {
+            let mut key = String::new();
+            write_key(&group.iter().map(|t| Value::Text((*t).into())).collect::<Vec<_>>(), &mut key);
+            key
+        };
+        assert_eq!(key(&["a|b"]), "a|b", "one value is its own text");
+        assert_eq!(key(&["a", "b"]), "a|+|b", "ksqlDB's separator");
+        assert_ne!(key(&["x|+|y", "z"]), key(&["x", "y|+|z"]));
+        assert_ne!(key(&["x\\", "y"]), key(&["x\\|+|y"]));
+        assert_eq!(key(&["x|+|y", "z\\"]), "x\\|+\\|y|+|z\\\\");
+    }
+
     use super::*;
     use crate::stream::{Catalog, sql};
 
