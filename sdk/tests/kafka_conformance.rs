@@ -368,6 +368,32 @@ async fn position_stays_after_what_a_smaller_poll_handed_out() {
     member.leave().await.unwrap();
 }
 
+/// A member whose application polls nothing for longer than `max.poll.interval.ms` (a long
+/// batch, a restore) stays in its group: its commit afterwards succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stays_in_its_group_through_a_batch_longer_than_the_poll_interval() {
+    // The broker's least session timeout, and librdkafka's least poll interval with it.
+    let config = config().set("session.timeout.ms", "6000").set("max.poll.interval.ms", "6000");
+    let log = connect(config).await;
+    let topic = topic(&log, "long-batch", 1).await;
+    log.append((0..3).map(|i| record(&topic, "k", format!("v{i}").as_bytes())).collect())
+        .await
+        .expect("append");
+    let mut member = log.join(&unique("long-batch"), &[&*topic], StartFrom::Beginning).await.expect("join");
+    // A batch of one: the member reads one more ahead and then waits for the next poll.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let first = loop {
+        assert!(tokio::time::Instant::now() < deadline, "no record");
+        if let Some(record) = member.poll(1, POLL).await.unwrap().records.pop() {
+            break record;
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let position = (TopicPartition::new(topic.clone(), 0), first.offset + 1);
+    member.commit(Vec::new(), vec![position]).await.expect("the member is still in its group");
+    member.leave().await.unwrap();
+}
+
 /// `Keep` topics keep records forever; `Compact` topics are compacted, and a replaced record
 /// (a forgotten subject's key) is gone within the configured bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,7 +445,9 @@ async fn a_topic_made_elsewhere_with_a_retention_is_refused_as_a_source_of_truth
         .expect("create topics");
     assert!(created[0].is_ok(), "{created:?}");
     let refused = log.create_topic(&tramline::log::TopicSpec::keep(&name, 2)).await;
-    let Err(error @ LogError::CleanupMismatch { .. }) = refused else { panic!("accepted: {refused:?}") };
+    let Err(error @ LogError::CleanupMismatch { .. }) = refused else {
+        panic!("accepted: {refused:?}")
+    };
     assert!(error.to_string().contains("retention.ms=604800000"), "{error}");
 }
 

@@ -28,7 +28,10 @@
 //! the poll's `max`) until the next command comes: the next poll starts with those, and the
 //! conversion overlaps with the application's work on the batch before. A commit or rewind
 //! meanwhile is served at once; a rewind drops what was read ahead, and a rebalance read ahead
-//! stops the reading and fences a commit until a poll has handed it out.
+//! stops the reading and fences a commit until a poll has handed it out. While the
+//! application polls nothing for longer (a long batch, a restore), the thread still polls
+//! librdkafka once a second ([`KEEP_ALIVE`]): a consumer that does not poll for
+//! `max.poll.interval.ms` is put out of its group, and the batch's commit would fail.
 //!
 //! # Rebalances
 //!
@@ -95,6 +98,12 @@ const SLICE: Duration = Duration::from_millis(100);
 
 /// How often the member's thread takes what librdkafka has fetched while it reads ahead.
 const READ_AHEAD_TICK: Duration = Duration::from_millis(1);
+
+/// How often the member's thread polls librdkafka while the application polls nothing (a long
+/// batch, a restore): a consumer that does not poll for `max.poll.interval.ms` (5 minutes by
+/// default, 6 s at the least) is put out of its group, and the batch's commit would fail and be
+/// done again, forever if every attempt takes as long.
+const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// The transactional id of the member in `slot` of `group` on the instance `instance`.
 pub(super) fn transactional_id(group: &str, instance: &str, slot: u32) -> String {
@@ -633,13 +642,16 @@ impl Worker {
         // Ends when the member leaves, or is dropped (its sender with it).
         loop {
             let command = match self.reading_ahead {
-                None => commands.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                None => commands.recv_timeout(KEEP_ALIVE),
                 Some(_) => commands.recv_timeout(READ_AHEAD_TICK),
             };
             let command = match command {
                 Ok(command) => command,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.read_ahead();
+                    match self.reading_ahead {
+                        Some(_) => self.read_ahead(),
+                        None => self.keep_alive(),
+                    }
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -735,6 +747,19 @@ impl Worker {
         if ahead.records.len() >= max || ahead.error.is_some() || ahead.changed() {
             self.reading_ahead = None;
         }
+        self.ahead = ahead;
+    }
+
+    /// Polls librdkafka once, without waiting, so that the group keeps this member: a record
+    /// that comes waits in the next poll's outcome, as one read ahead does (one a second at
+    /// most). Not after a rebalance or an error that the application has not polled yet.
+    fn keep_alive(&mut self) {
+        if self.consumer.is_none() || self.ahead.changed() || self.ahead.error.is_some() {
+            return;
+        }
+        let mut ahead = std::mem::take(&mut self.ahead);
+        self.receive(&mut ahead, &mut None, Duration::ZERO);
+        self.apply_changes(&mut ahead);
         self.ahead = ahead;
     }
 
