@@ -3,7 +3,7 @@
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
-use syn::{Data, DeriveInput, Error, Field, Fields, Generics, Ident, LitStr, Path, Type};
+use syn::{Data, DataEnum, DeriveInput, Error, Field, Fields, Generics, Ident, LitStr, Path, Type};
 
 use crate::attr::{self, Start, Subscribe};
 
@@ -43,8 +43,8 @@ pub struct Variant {
     pub rename: Option<LitStr>,
     /// `#[event(forgets)]`: the event forgets its entity as a data subject.
     pub forgets: Option<Span>,
-    /// The fields marked `#[pii]`, with where the attribute was written.
-    pub pii: Vec<(Field, Span)>,
+    /// The fields marked `#[pii]`.
+    pub pii: Vec<Field>,
     /// The keys of the variant's `#[serde(...)]` attributes.
     pub serde: Vec<Path>,
 }
@@ -99,6 +99,7 @@ impl Message {
             let message = format!("derive({derive}) goes on the module's {attr} enum: one variant per {attr} type");
             return Err(Error::new(keyword(&input.data), message));
         };
+        misplaced(input, data, attr)?;
         let attrs = attr::message(&input.attrs, attr)?;
         let absent = absent(&[("module", attrs.module.is_none()), ("key", attrs.key.is_none())]);
         let (Some(module), Some(key)) = (attrs.module, attrs.key) else {
@@ -115,8 +116,8 @@ impl Message {
                 let attrs = attr::variant(&variant.attrs, attr)?;
                 let mut pii = Vec::new();
                 for field in &variant.fields {
-                    if let Some(span) = attr::pii(&field.attrs)? {
-                        pii.push((field.clone(), span));
+                    if attr::pii(&field.attrs)? {
+                        pii.push(field.clone());
                     }
                 }
                 Ok(Variant {
@@ -241,6 +242,25 @@ impl Projection {
             subscribe,
         })
     }
+}
+
+/// `#[pii]` on the enum or a variant, and the derive's attribute on a field: the derive reads
+/// neither there, so they would be ignored.
+fn misplaced(input: &DeriveInput, data: &DataEnum, attr: &str) -> syn::Result<()> {
+    let pii = "`#[pii]` goes on a field that holds personal data, not on the enum or a variant";
+    let on_field = format!("`#[{attr}(...)]` goes on the enum or a variant, not on a field");
+    let variant_attrs = data.variants.iter().flat_map(|variant| &variant.attrs);
+    let on_enum_or_variant = input.attrs.iter().chain(variant_attrs).filter(|a| a.path().is_ident("pii"));
+    let fields = data.variants.iter().flat_map(|variant| &variant.fields);
+    let on_fields = fields.flat_map(|field| &field.attrs).filter(|a| a.path().is_ident(attr));
+    let errors = on_enum_or_variant
+        .map(|a| Error::new_spanned(a, pii))
+        .chain(on_fields.map(|a| Error::new_spanned(a, &on_field)));
+    let all = errors.reduce(|mut all, error| {
+        all.combine(error);
+        all
+    });
+    all.map_or(Ok(()), Err)
 }
 
 /// The `struct`, `enum` or `union` keyword, where an item of the wrong kind is reported.

@@ -90,20 +90,20 @@ pub fn variant(attrs: &[Attribute], name: &str) -> syn::Result<VariantAttrs> {
     Ok(attrs.unwrap_or_default())
 }
 
-/// A field's `#[pii]`, where it was written. It takes no arguments: the data subject is the
-/// entity the message is keyed by.
-pub fn pii(attrs: &[Attribute]) -> syn::Result<Option<Span>> {
-    let mut found = None;
+/// Whether a field is marked `#[pii]`. It takes no arguments: the data subject is the entity
+/// the message is keyed by.
+pub fn pii(attrs: &[Attribute]) -> syn::Result<bool> {
+    let mut found = false;
     for attr in attrs.iter().filter(|attr| attr.path().is_ident("pii")) {
         if !matches!(attr.meta, Meta::Path(_)) {
             let message = "`#[pii]` takes no arguments: the data subject of a message's personal data is the \
                            entity the message is keyed by";
             return Err(syn::Error::new_spanned(attr, message));
         }
-        if found.is_some() {
+        if found {
             return Err(syn::Error::new_spanned(attr, "`#[pii]` is given twice"));
         }
-        found = Some(attr.path().span());
+        found = true;
     }
     Ok(found)
 }

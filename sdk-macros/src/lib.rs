@@ -59,15 +59,19 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 ///   current shape when a record is read. Without it, a record of an older version is not read
 ///   (it is dead-lettered with the reason).
 ///
-/// Personal data: a field of type `tramline::privacy::Personal<T>` is marked `#[pii]` (and only
-/// such a field); it is sealed with the key of the message's subject, the entity it is keyed by,
-/// whenever it is written. `#[event(forgets)]` on a variant makes that event forget its subject:
-/// its keys are deleted in the same write, and its personal data reads as erased from then on
-/// (see `tramline::privacy`).
+/// Personal data: a field that holds `tramline::privacy::Personal<T>` is marked `#[pii]`; its
+/// personal data is sealed with the key of the message's subject, the entity it is keyed by,
+/// whenever it is written. A field whose type shows `Personal` without the marker is an error;
+/// mark also a field whose `Personal` data the derive cannot see (a struct of yours holding it,
+/// a type alias), or encoding it panics. `#[event(forgets)]` on a variant makes that event
+/// forget its subject: its keys are deleted in the same write, and its personal data reads as
+/// erased from then on (see `tramline::privacy`).
 ///
 /// An event type is named after the enum without its `Event` suffix, then the variant
 /// (`PaymentEvent::Completed` is `PaymentCompleted`); `#[event(rename = "...")]` on a variant
-/// names it otherwise. Do not rename variants with serde: the codec finds them by their Rust name.
+/// names it otherwise, with a letter, then letters, digits or `_`. Do not rename, tag, skip or
+/// convert variants with serde (a compile error): the codec writes a variant's fields only and
+/// finds the variant by its Rust name.
 ///
 /// ```
 /// use tramline::{Event, Message, ReferenceId};

@@ -3,7 +3,7 @@
 use std::fmt::Display;
 
 use quote::ToTokens;
-use syn::{Error, Fields, Generics, Ident, LitStr, Type};
+use syn::{Error, Fields, Generics, Ident, LitStr, Path, Type};
 
 use crate::ast::{Kind, Message, Projection, Reaction, ReferenceId};
 use crate::attr::Subscribe;
@@ -61,6 +61,58 @@ pub fn projection(projection: &Projection) -> syn::Result<()> {
     errors.finish()
 }
 
+/// Why a serde attribute does not fit the codec.
+enum SerdeProblem {
+    /// It names the variants otherwise than by their Rust names.
+    Naming,
+    /// It breaks writing or reading the variant's fields, for this reason.
+    Breaks(&'static str),
+}
+
+/// What is wrong with a `#[serde(key)]` on the message enum, if anything.
+fn serde_on_enum(key: &Path) -> Option<SerdeProblem> {
+    let problem = match key.get_ident()?.to_string().as_str() {
+        "rename_all" | "tag" | "content" | "untagged" => SerdeProblem::Naming,
+        "from" | "try_from" | "into" => SerdeProblem::Breaks(
+            "it (de)serialises the enum as another type, but the codec writes and reads the fields of the enum's \
+             own variants; remove it, and put serde attributes on fields to change how they are written",
+        ),
+        "remote" => SerdeProblem::Breaks(
+            "it derives serde for another type, but the codec (de)serialises this enum itself; remove it",
+        ),
+        _ => return None,
+    };
+    Some(problem)
+}
+
+/// What is wrong with a `#[serde(key)]` on a variant, if anything.
+fn serde_on_variant(key: &Path) -> Option<SerdeProblem> {
+    let problem = match key.get_ident()?.to_string().as_str() {
+        "rename" => SerdeProblem::Naming,
+        "skip" | "skip_serializing" => SerdeProblem::Breaks(
+            "serde would refuse to write this variant, but every variant is written to the log; remove it",
+        ),
+        "skip_deserializing" => SerdeProblem::Breaks(
+            "serde would refuse to read this variant, but every variant written to the log is read back; remove it",
+        ),
+        "untagged" => SerdeProblem::Breaks(
+            "serde would write this variant without its name and read it by trying its fields, but the codec \
+             finds a variant by the type name in the record's header; remove it",
+        ),
+        "other" => SerdeProblem::Breaks(
+            "a record of a type the enum does not know is reported as unknown, never read into a catch-all \
+             variant; remove it",
+        ),
+        _ => return None,
+    };
+    Some(problem)
+}
+
+/// Whether a type name is ASCII letters, digits and `_`, starting with a letter (`CustomerMovedV2`).
+fn is_type_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic()) && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Whether a type names `Personal` anywhere (`Personal<String>`, `Option<Personal<String>>`).
 fn mentions_personal(tokens: proc_macro2::TokenStream) -> bool {
     tokens.into_iter().any(|token| match token {
@@ -100,23 +152,31 @@ impl Errors {
         }
     }
 
-    /// serde must name each variant by its Rust name and write its fields only, as the codec
-    /// expects.
+    /// serde must write each variant as its fields only and name it by its Rust name, as the
+    /// codec expects: the type name travels in the `ce_type` header, from which the codec
+    /// finds the variant.
     fn serde(&mut self, input: &Message) {
         let attr = input.kind.attr();
-        let on_enum = input
-            .serde
-            .iter()
-            .filter(|key| ["rename_all", "tag", "content", "untagged"].iter().any(|k| key.is_ident(k)));
-        let on_variants = input.variants.iter().flat_map(|variant| &variant.serde).filter(|key| key.is_ident("rename"));
-        for key in on_enum.chain(on_variants) {
-            let message = format!(
-                "`#[serde({})]` does not apply to a tramline {attr}: the type name on the log comes from the \
-                 variant name and travels in a header, the payload being the variant's fields; to choose the \
-                 type name, write `#[{attr}(rename = \"...\")]` on the variant",
-                key.to_token_stream()
-            );
-            self.at(key, message);
+        let on_enum = input.serde.iter().map(|key| (key, serde_on_enum(key)));
+        let on_variants =
+            input.variants.iter().flat_map(|variant| &variant.serde).map(|key| (key, serde_on_variant(key)));
+        for (key, problem) in on_enum.chain(on_variants) {
+            let key_text = key.to_token_stream();
+            match problem {
+                Some(SerdeProblem::Naming) => {
+                    let message = format!(
+                        "`#[serde({key_text})]` does not apply to a tramline {attr}: the type name on the log comes \
+                         from the variant name and travels in a header, the payload being the variant's fields; to \
+                         choose the type name, write `#[{attr}(rename = \"...\")]` on the variant"
+                    );
+                    self.at(key, message);
+                }
+                Some(SerdeProblem::Breaks(why)) => {
+                    let message = format!("`#[serde({key_text})]` does not apply to a tramline {attr}: {why}");
+                    self.at(key, message);
+                }
+                None => {}
+            }
         }
     }
 
@@ -155,7 +215,8 @@ impl Errors {
         }
     }
 
-    /// Type names are unique, each reported at its `rename` or else at its variant.
+    /// Type names given by `rename` are identifier-like, and all are unique, each reported at its
+    /// `rename` or else at its variant.
     fn type_names(&mut self, input: &Message) {
         let attr = input.kind.attr();
         let mut seen: Vec<(String, &Ident)> = Vec::new();
@@ -165,8 +226,12 @@ impl Errors {
                 Some(rename) => rename.to_token_stream(),
                 None => variant.ident.to_token_stream(),
             };
-            if type_name.is_empty() {
-                self.at(at, "a type name cannot be empty");
+            if variant.rename.is_some() && !is_type_name(&type_name) {
+                let message = format!(
+                    "`{type_name}` is not a type name: write a letter, then letters, digits or `_` \
+                     (`CustomerMovedV2`); the name goes into record headers, schema file names and stream queries"
+                );
+                self.at(at, message);
             } else if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == type_name) {
                 let message = format!(
                     "variant `{first}` already has the type name `{type_name}`; \
@@ -178,7 +243,9 @@ impl Errors {
         }
     }
 
-    /// `#[pii]` marks exactly the fields of type `Personal<_>`, and only events forget.
+    /// A field whose type shows `Personal<_>` is marked `#[pii]`, and only events forget. A
+    /// marked field need not show it: a struct of the user's or a type alias may hold personal
+    /// data the derive cannot see, and the marker is how the user says so.
     fn personal_data(&mut self, input: &Message) {
         for variant in &input.variants {
             if let (Some(span), Kind::Command) = (variant.forgets, input.kind) {
@@ -187,24 +254,14 @@ impl Errors {
                 self.push(Error::new(span, message));
             }
             for field in &variant.fields {
-                let name = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
-                let marked = variant.pii.iter().find(|(pii, _)| pii.ident == field.ident).map(|(_, span)| *span);
-                match (marked, mentions_personal(field.ty.to_token_stream())) {
-                    (Some(span), false) => {
-                        let message = format!(
-                            "a #[pii] field holds `tramline::privacy::Personal<T>` (`{name}: Personal<String>`), which \
-                             is sealed with the key of the message's subject whenever it is written"
-                        );
-                        self.push(Error::new(span, message));
-                    }
-                    (None, true) => {
-                        let message = format!(
-                            "field `{name}` holds personal data: mark it `#[pii]`, so that the contract shows what \
-                             is erased when its subject is forgotten"
-                        );
-                        self.at(&field.ty, message);
-                    }
-                    _ => {}
+                let marked = variant.pii.iter().any(|pii| pii.ident == field.ident);
+                if !marked && mentions_personal(field.ty.to_token_stream()) {
+                    let name = field.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+                    let message = format!(
+                        "field `{name}` holds personal data: mark it `#[pii]`, so that the contract shows what \
+                         is erased when its subject is forgotten"
+                    );
+                    self.at(&field.ty, message);
                 }
             }
         }

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tramline::codec::{self, DecodeError, headers};
 use tramline::log::Record;
+use tramline::privacy::{KeyStore, Personal};
 use tramline::{
     Command, DispatchError, Envelope, Event, Handle, Message, MessageType, NoCommand, ParseIdError, Projection, React,
     Reaction, ReferenceId, StartFrom, Subscription,
@@ -123,6 +124,66 @@ impl Handle<Order> for PlacedOrders {
     fn handle(&mut self, _: &Envelope<Order>) {
         self.0 += 1;
     }
+}
+
+/// Personal data the derive cannot see in a field's type: inside a struct of the user's, and
+/// behind a type alias.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Address {
+    street: Personal<String>,
+    city: String,
+}
+
+pub type FullName = Personal<String>;
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "cus")]
+pub struct CustomerId(uuid::Uuid);
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(module = "customer", key = customer_id)]
+pub enum CustomerEvent {
+    Moved {
+        customer_id: CustomerId,
+        #[pii]
+        address: Address,
+    },
+    Renamed {
+        customer_id: CustomerId,
+        #[pii]
+        name: FullName,
+    },
+}
+
+/// The same personal data, the fields not marked `#[pii]`.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(module = "customer", key = customer_id)]
+pub enum UnmarkedCustomerEvent {
+    Moved { customer_id: CustomerId, address: Address },
+}
+
+/// Reference ID types named like what their generated code names.
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "vis")]
+pub struct Visitor(uuid::Uuid);
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "e")]
+pub struct E(uuid::Uuid);
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "d")]
+pub struct D(uuid::Uuid);
+
+/// An upcaster named like a parameter of the generated `upcast`.
+fn version(message_type: &str, version: u32, payload: serde_json::Value) -> Result<serde_json::Value, String> {
+    Ok(serde_json::json!({ "type": message_type, "from": version, "payload": payload }))
+}
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(module = "visit", key = visitor, version = 2, upcast = version)]
+pub enum VisitEvent {
+    Started { visitor: Visitor },
 }
 
 /// The record a log would return for `message`, at offset 0 of partition 0.
@@ -352,4 +413,53 @@ fn projection_apply_errors() {
     let unknown = with_type(record(Order::Placed { order_id: OrderId::generate() }), "OrderShipped");
     assert!(matches!(history.apply(&unknown), Err(DecodeError::UnknownType { found, .. }) if found == "OrderShipped"));
     assert_eq!(history.lines, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn personal_data_inside_a_struct_or_an_alias_is_sealed_when_marked() {
+    const { assert!(CustomerEvent::PERSONAL) };
+    let keys = KeyStore::in_memory();
+    let customer_id = CustomerId::generate();
+    let address = Address { street: "1 Analytical Row".into(), city: "London".into() };
+    for event in [
+        CustomerEvent::Moved { customer_id, address: address.clone() },
+        CustomerEvent::Renamed { customer_id, name: "Ada Lovelace".into() },
+    ] {
+        let out = keys.scope(|| codec::encode(&Envelope::new(event.clone(), jiff::Timestamp::now())));
+        let json = String::from_utf8(out.value.clone().unwrap().to_vec()).unwrap();
+        assert!(!json.contains("Analytical") && !json.contains("Lovelace"), "sealed: {json}");
+        assert!(json.contains("pii1:"), "sealed: {json}");
+        let record = Record {
+            topic: out.topic,
+            partition: 0,
+            offset: 0,
+            key: out.key,
+            value: out.value,
+            headers: out.headers,
+            timestamp: out.timestamp.unwrap(),
+        };
+        assert_eq!(keys.decode::<CustomerEvent>(&record).await.unwrap().payload, event);
+    }
+}
+
+#[test]
+#[should_panic(expected = "mark that field `#[pii]`")]
+fn unmarked_personal_data_fails_to_encode_saying_to_mark_it() {
+    const { assert!(!UnmarkedCustomerEvent::PERSONAL) };
+    let address = Address { street: "1 Analytical Row".into(), city: "London".into() };
+    let event = UnmarkedCustomerEvent::Moved { customer_id: CustomerId::generate(), address };
+    KeyStore::in_memory().scope(|| codec::encode(&Envelope::new(event, jiff::Timestamp::now())));
+}
+
+#[test]
+fn reference_ids_named_like_the_generated_code_work() {
+    let (visitor, e, d) = (Visitor::generate(), E::generate(), D::generate());
+    let json = serde_json::to_string(&(visitor, e, d)).unwrap();
+    assert_eq!(serde_json::from_str::<(Visitor, E, D)>(&json).unwrap(), (visitor, e, d));
+}
+
+#[test]
+fn upcast_may_be_named_like_its_parameters() {
+    let upcast = VisitEvent::upcast("VisitStarted", 1, serde_json::json!({}));
+    assert_eq!(upcast, Ok(serde_json::json!({ "type": "VisitStarted", "from": 1, "payload": {} })));
 }

@@ -1,5 +1,6 @@
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
+use syn::Ident;
 use syn::ext::IdentExt;
 
 use crate::ast::Message;
@@ -11,13 +12,16 @@ pub fn message(input: &Message) -> TokenStream {
     let topic = format!("{}.{}s", module.value(), input.kind.attr());
     let version = input.version.unwrap_or(1);
     let upcast = input.upcast.as_ref().map(|upcast| {
+        // Hygienic parameters: the user's path (`upcast = version`) must not resolve to them.
+        let [message_type, version, payload] =
+            ["message_type", "version", "payload"].map(|name| Ident::new(name, Span::mixed_site()));
         quote! {
             fn upcast(
-                message_type: &str,
-                version: u32,
-                payload: ::tramline::__private::serde_json::Value,
+                #message_type: &str,
+                #version: u32,
+                #payload: ::tramline::__private::serde_json::Value,
             ) -> ::core::result::Result<::tramline::__private::serde_json::Value, ::std::string::String> {
-                #upcast(message_type, version, payload)
+                #upcast(#message_type, #version, #payload)
             }
         }
     });

@@ -46,30 +46,38 @@ pub fn reference_id(id: &ReferenceId) -> TokenStream {
             }
         }
 
+        // Here and below, the generic parameters and the local struct have names no user type
+        // has: inside the function, a user type named `D`, `E` or `Visitor` would mean them.
         impl #serde::Serialize for #ident {
-            fn serialize<S: #serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+            fn serialize<__S>(&self, serializer: __S) -> ::core::result::Result<__S::Ok, __S::Error>
+            where
+                __S: #serde::Serializer,
+            {
                 serializer.collect_str(self)
             }
         }
 
         impl<'de> #serde::Deserialize<'de> for #ident {
-            fn deserialize<D: #serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+            fn deserialize<__D>(deserializer: __D) -> ::core::result::Result<Self, __D::Error>
+            where
+                __D: #serde::Deserializer<'de>,
+            {
                 // A visitor borrows the text where the format allows, instead of allocating a String.
-                struct Visitor;
+                struct __TramlineIdVisitor;
 
-                impl #serde::de::Visitor<'_> for Visitor {
+                impl #serde::de::Visitor<'_> for __TramlineIdVisitor {
                     type Value = #ident;
 
                     fn expecting(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                         f.write_str(#expecting)
                     }
 
-                    fn visit_str<E: #serde::de::Error>(self, text: &str) -> ::core::result::Result<#ident, E> {
-                        ::core::str::FromStr::from_str(text).map_err(E::custom)
+                    fn visit_str<__E: #serde::de::Error>(self, text: &str) -> ::core::result::Result<Self::Value, __E> {
+                        ::core::str::FromStr::from_str(text).map_err(__E::custom)
                     }
                 }
 
-                deserializer.deserialize_str(Visitor)
+                deserializer.deserialize_str(__TramlineIdVisitor)
             }
         }
 

@@ -153,8 +153,16 @@ pub fn encode_to<M: Message>(envelope: &Envelope<M>, topic: Arc<str>) -> OutReco
     let value = value.unwrap_or_else(|error| {
         // Serialising a derived Serialize into a Vec only fails on a custom impl that errors:
         // a programming error of the message type (or personal data outside a key store's
-        // scope), not bad input.
-        panic!("cannot serialise {} as JSON: {error}", M::NAME)
+        // scope), not bad input. A `Personal` value in a field not marked `#[pii]` (the derive
+        // sees it only in the field's own type) is not sealed, and fails here.
+        let unmarked = match M::PERSONAL {
+            true => "",
+            false => {
+                "; if a field holds tramline::privacy::Personal data (inside a struct or through a type alias), \
+                 mark that field `#[pii]`"
+            }
+        };
+        panic!("cannot serialise {} as JSON: {error}{unmarked}", M::NAME)
     });
     // Every header goes into one buffer, the key is a slice of `ce_subject`: one allocation.
     // Ten CloudEvents headers take about 340 bytes: start above that, so the buffer is

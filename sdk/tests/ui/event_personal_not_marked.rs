@@ -11,8 +11,8 @@ pub enum CustomerEvent {
     Registered {
         customer_id: CustomerId,
         #[pii]
-        name: String,
-        email: Personal<String>,
+        name: Personal<String>,
+        email: Option<Personal<String>>,
     },
     #[event(forgets)]
     Forgotten { customer_id: CustomerId },
