@@ -246,7 +246,7 @@ async fn a_rejected_command_leaves_no_half_applied_state() {
     let refused = within("a registration", customers.send(bad)).await;
     assert_eq!(
         refused.as_ref().err().and_then(|e| e.rejection()),
-        Some(&CustomerError::InvalidEmail("bo at home".into()))
+        Some(&CustomerError::InvalidEmail(customer::EmailProblem::WhiteSpace))
     );
     assert_eq!(record_count(&*running.log, "customer.events").await, 1, "only the first registration");
 

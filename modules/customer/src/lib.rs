@@ -28,7 +28,9 @@ struct Details {
     email: Personal<String>,
 }
 
-/// Why the customer module rejects a command.
+/// Why the customer module rejects a command. It never holds a customer's name or e-mail: a
+/// rejection goes into replies (`customer.replies`) and logs, where forgetting the customer
+/// cannot erase it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum CustomerError {
     /// Register for an ID that is taken.
@@ -37,9 +39,9 @@ pub enum CustomerError {
     /// A command for a customer that does not exist.
     #[error("customer {0} does not exist")]
     Unknown(CustomerId),
-    /// An e-mail address without `@` or with spaces.
-    #[error("`{0}` is not an e-mail address")]
-    InvalidEmail(String),
+    /// An e-mail address that is not one; the address itself is left out.
+    #[error("the e-mail address is not valid: {0}")]
+    InvalidEmail(EmailProblem),
     /// A blank name.
     #[error("a customer's name cannot be blank")]
     BlankName,
@@ -51,6 +53,20 @@ pub enum CustomerError {
     Forgotten(CustomerId),
 }
 
+/// What is wrong with an e-mail address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum EmailProblem {
+    /// No `@`, nothing before it, or no `.` in the domain.
+    #[error("it needs a name, `@` and a domain with a dot (name@example.org)")]
+    Malformed,
+    /// Spaces or other white space.
+    #[error("it contains white space")]
+    WhiteSpace,
+    /// The value reads as erased (its key is missing, or its customer was forgotten).
+    #[error("it reads as erased; send the command again")]
+    Erased,
+}
+
 fn valid_name(name: &Personal<String>) -> Result<(), CustomerError> {
     match name.get() {
         Some(name) if !name.trim().is_empty() => Ok(()),
@@ -60,10 +76,16 @@ fn valid_name(name: &Personal<String>) -> Result<(), CustomerError> {
 
 fn valid_email(email: &Personal<String>) -> Result<(), CustomerError> {
     // An erased value (a command sealed after its customer was forgotten) is not an address.
-    let email = email.get().map(String::as_str).unwrap_or(tramline::privacy::ERASED);
-    let well_formed = matches!(email.split_once('@'), Some((user, domain)) if !user.is_empty() && domain.contains('.'))
-        && !email.contains(char::is_whitespace);
-    if well_formed { Ok(()) } else { Err(CustomerError::InvalidEmail(email.to_owned())) }
+    let Some(email) = email.get() else {
+        return Err(CustomerError::InvalidEmail(EmailProblem::Erased));
+    };
+    if email.contains(char::is_whitespace) {
+        return Err(CustomerError::InvalidEmail(EmailProblem::WhiteSpace));
+    }
+    match email.split_once('@') {
+        Some((user, domain)) if !user.is_empty() && domain.contains('.') => Ok(()),
+        _ => Err(CustomerError::InvalidEmail(EmailProblem::Malformed)),
+    }
 }
 
 impl Aggregate for Customer {
@@ -157,10 +179,25 @@ mod tests {
         let id = CustomerId::generate();
         AggregateTest::<Customer>::new()
             .when(CustomerCommand::Register { customer_id: id, name: "Ada".into(), email: "ada at home".into() })
-            .then_rejected_with(CustomerError::InvalidEmail("ada at home".into()));
+            .then_rejected_with(CustomerError::InvalidEmail(EmailProblem::WhiteSpace));
         AggregateTest::<Customer>::new()
             .when(CustomerCommand::Register { customer_id: id, name: "  ".into(), email: "a@b.c".into() })
             .then_rejected_with(CustomerError::BlankName);
+    }
+
+    #[test]
+    fn a_rejection_never_holds_the_address() {
+        // Rejections go to `customer.replies` and logs, which forgetting cannot erase.
+        let id = CustomerId::generate();
+        let given = CustomerCommand::Register { customer_id: id, name: "Ada".into(), email: "ada@home".into() };
+        let error = Customer::default().decide(&given, &()).expect_err("no dot in the domain");
+        assert_eq!(error, CustomerError::InvalidEmail(EmailProblem::Malformed));
+        for text in [error.to_string(), format!("{error:?}")] {
+            assert!(!text.contains("ada@home"), "{text}");
+        }
+        let erased = CustomerCommand::Register { customer_id: id, name: "Ada".into(), email: Personal::erased() };
+        let error = Customer::default().decide(&erased, &()).expect_err("an erased address");
+        assert_eq!(error, CustomerError::InvalidEmail(EmailProblem::Erased));
     }
 
     #[test]

@@ -44,6 +44,12 @@ const FORGOTTEN: &[u8] = b"forgotten";
 /// Kafka the parts of one transaction become visible one partition at a time).
 const KEY_WAIT: Duration = Duration::from_secs(10);
 
+/// How stale this process's view of the keys topic may be when it opens personal data: a
+/// subject forgotten by another process (whose marker and tombstones are on the topic) stops
+/// opening here at most this long after. One read of the topic's ends per interval, and only
+/// when sealed data is about to be opened.
+const KEY_REFRESH: Duration = Duration::from_secs(1);
+
 /// The keys of the data subjects, on the log (see the [module docs](crate::privacy)). Cheap to
 /// clone; an [`App`](crate::App) has one ([`App::keys`](crate::App::keys)).
 #[derive(Clone)]
@@ -73,8 +79,10 @@ struct Ring {
     subjects: HashMap<String, Subject>,
     /// Keys made here and not yet seen written: (subject, key id).
     pending: Vec<(String, Uuid)>,
-    /// Keys waited for in vain: what they sealed reads as erased.
+    /// Keys waited for in vain: what they sealed reads as erased until they show up.
     given_up: HashSet<Uuid>,
+    /// When the topic was last read to its end.
+    read_at: Option<tokio::time::Instant>,
     /// Tombstones of keys that should be gone, to write at the end of the catch-up.
     sweep: Vec<OutRecord>,
 }
@@ -201,10 +209,16 @@ impl KeyStore {
                 ring.read[partition as usize] = from;
             }
         }
+        self.ring().read_at = Some(tokio::time::Instant::now());
         let sweep = std::mem::take(&mut self.ring().sweep);
         if !sweep.is_empty() {
             tracing::info!(tombstones = sweep.len(), "deleting keys of forgotten subjects");
-            log.append(sweep).await?;
+            if let Err(error) = log.append(sweep.clone()).await {
+                // The records that called for them are read already: keep the tombstones for
+                // the next catch-up.
+                self.ring().sweep.extend(sweep);
+                return Err(error);
+            }
         }
         Ok(())
     }
@@ -281,18 +295,30 @@ impl KeyStore {
         if named.is_empty() {
             return Ok(());
         }
+        // Keys known here may be deleted since (a subject forgotten by another process), and
+        // keys given up on may have arrived: look at the topic again now and then.
+        if self.ring().read_at.is_none_or(|at| at.elapsed() >= KEY_REFRESH) {
+            self.catch_up().await?;
+        }
         let started = tokio::time::Instant::now();
         loop {
             let missing = self.missing(&named);
             if missing.is_empty() {
                 return Ok(());
             }
-            if started.elapsed() >= KEY_WAIT {
-                tracing::warn!(
-                    keys = ?missing,
-                    "keys named by records are not on `{KEYS_TOPIC}`: what they sealed reads as erased"
-                );
-                self.ring().given_up.extend(missing.into_iter().map(|(_, id)| id));
+            let waited = started.elapsed();
+            if waited >= KEY_WAIT {
+                let mut ring = self.ring();
+                for (subject, id) in missing {
+                    tracing::warn!(
+                        %subject,
+                        key = %id,
+                        ?waited,
+                        "key {id} of {subject}, named by a record, is not on `{KEYS_TOPIC}` after {waited:?}: \
+                         what it sealed reads as erased until the key shows up (check the process that wrote the record)"
+                    );
+                    ring.given_up.insert(id);
+                }
                 return Ok(());
             }
             self.catch_up().await?;
@@ -360,7 +386,8 @@ impl KeyStore {
         records
     }
 
-    /// `subject` is forgotten on the log: drop its keys here too.
+    /// `subject` is forgotten on the log (this process wrote the forgetting event, or decoded
+    /// it): drop its keys here too.
     pub(crate) fn forgotten(&self, subject: &str) {
         let mut ring = self.ring();
         ring.pending.retain(|(s, _)| s != subject);
@@ -434,6 +461,9 @@ impl Ring {
                         if !entry.keys.iter().any(|(k, _)| *k == id) {
                             entry.keys.push((id, key));
                         }
+                        if self.given_up.remove(&id) {
+                            tracing::info!(%subject, key = %id, "key {id} of {subject} arrived late: what it sealed reads again");
+                        }
                     }
                     Some(None) => tracing::warn!(key, "a record of `{KEYS_TOPIC}` is not a key; skipped"),
                     None => entry.keys.retain(|(k, _)| *k != id),
@@ -451,5 +481,172 @@ impl Ring {
             }
             None => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::log::memory::MemoryLog;
+    use crate::log::{GroupMember, StartFrom};
+    use crate::model::Position;
+    use crate::privacy::Personal;
+    use crate::{Event, ReferenceId};
+
+    #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[reference(prefix = "cus")]
+    pub struct CustomerId(Uuid);
+
+    #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    #[event(module = "customer", key = id)]
+    pub enum CustomerEvent {
+        Named {
+            id: CustomerId,
+            #[pii]
+            name: Personal<String>,
+        },
+        #[event(forgets)]
+        Forgotten { id: CustomerId },
+    }
+
+    /// A process on `log`: its own key store, with the keys topic read.
+    async fn process(log: &Arc<MemoryLog>) -> KeyStore {
+        let keys = KeyStore::on(log.clone());
+        keys.load(2).await.expect("the keys topic");
+        keys
+    }
+
+    /// Writes `event` as `keys`' process would, with the keys it made unless `with_keys` is
+    /// false (a write that lost them); returns the record as read back.
+    async fn write(log: &Arc<MemoryLog>, keys: &KeyStore, event: CustomerEvent, with_keys: bool) -> Record {
+        let topic = Arc::<str>::from(CustomerEvent::TOPIC);
+        if log.partition_count(&topic).await.unwrap().is_none() {
+            log.create_topic(&TopicSpec::keep(CustomerEvent::TOPIC, 1)).await.unwrap();
+        }
+        let mut records = vec![keys.encode(&Envelope::new(event, jiff::Timestamp::now()), topic.clone())];
+        if with_keys && let Some((new_keys, ids)) = keys.pending() {
+            records.extend(new_keys);
+            keys.written(&ids);
+        }
+        let position = log.append(records).await.unwrap().remove(0);
+        log.read(&TopicPartition::new(topic, 0), position.offset, 1).await.unwrap().remove(0)
+    }
+
+    async fn name_in(keys: &KeyStore, record: &Record) -> Personal<String> {
+        match keys.decode::<CustomerEvent>(record).await.expect("decodes").payload {
+            CustomerEvent::Named { name, .. } => name,
+            other => panic!("not a name: {other:?}"),
+        }
+    }
+
+    fn ada(id: CustomerId) -> CustomerEvent {
+        CustomerEvent::Named { id, name: "Ada".into() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subject_forgotten_elsewhere_stops_opening_once_the_keys_topic_is_read_again() {
+        let log = MemoryLog::shared();
+        let (forgetter, other) = (process(&log).await, process(&log).await);
+        let id = CustomerId::generate();
+        let named = write(&log, &forgetter, ada(id), true).await;
+        assert_eq!(name_in(&other, &named).await.get().map(String::as_str), Some("Ada"));
+
+        log.append(forgetter.forget(&id.to_string())).await.unwrap();
+        forgetter.forgotten(&id.to_string());
+        tokio::time::advance(KEY_REFRESH).await;
+        assert!(name_in(&other, &named).await.is_erased(), "the other process read the marker");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn decoding_the_forgetting_event_drops_the_subjects_keys_at_once() {
+        let log = MemoryLog::shared();
+        let (forgetter, other) = (process(&log).await, process(&log).await);
+        let id = CustomerId::generate();
+        let named = write(&log, &forgetter, ada(id), true).await;
+        assert_eq!(name_in(&other, &named).await.get().map(String::as_str), Some("Ada"));
+
+        // Within the refresh interval: only the event tells the other process.
+        let forgotten = write(&log, &forgetter, CustomerEvent::Forgotten { id }, true).await;
+        other.decode::<CustomerEvent>(&forgotten).await.expect("decodes");
+        assert!(other.is_forgotten(&id.to_string()));
+        assert!(name_in(&other, &named).await.is_erased());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_given_up_on_is_taken_up_when_it_arrives_late() {
+        let log = MemoryLog::shared();
+        let (writer, reader) = (process(&log).await, process(&log).await);
+        let id = CustomerId::generate();
+        let named = write(&log, &writer, ada(id), false).await;
+        assert!(name_in(&reader, &named).await.is_erased(), "given up after the wait");
+
+        let (late, ids) = writer.pending().expect("the key not written yet");
+        log.append(late).await.unwrap();
+        writer.written(&ids);
+        tokio::time::advance(KEY_REFRESH).await;
+        assert_eq!(name_in(&reader, &named).await.get().map(String::as_str), Some("Ada"));
+    }
+
+    /// A memory log whose appends fail while `failing` is set.
+    struct Flaky {
+        log: Arc<MemoryLog>,
+        failing: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl EventLog for Flaky {
+        async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+            self.log.create_topic(spec).await
+        }
+        async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+            self.log.partition_count(topic).await
+        }
+        async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+            match self.failing.load(Ordering::SeqCst) {
+                true => Err(LogError::Backend("the broker is away".into())),
+                false => self.log.append(records).await,
+            }
+        }
+        async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+            self.log.read(partition, offset, max).await
+        }
+        async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+            self.log.end_offset(partition).await
+        }
+        async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+            self.log.committed(group, partition).await
+        }
+        async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+            self.log.join(group, topics, start).await
+        }
+    }
+
+    #[tokio::test]
+    async fn tombstones_whose_write_failed_are_written_by_the_next_catch_up() {
+        let memory = MemoryLog::shared();
+        let writer = process(&memory).await;
+        let subject = CustomerId::generate().to_string();
+        // A key written after its subject's marker (by a process that had not seen it): void,
+        // and whoever reads it writes its tombstone.
+        writer.seal(&subject, b"\"Ada\"");
+        let (key, _) = writer.pending().expect("a new key");
+        let marker = writer.ring().record(&writer.inner.topic, &subject, None, Some(Bytes::from_static(FORGOTTEN)));
+        memory.append(vec![marker]).await.unwrap();
+        memory.append(key).await.unwrap();
+
+        let flaky = Arc::new(Flaky { log: memory.clone(), failing: AtomicBool::new(true) });
+        let reader = KeyStore::on(flaky.clone());
+        assert!(reader.catch_up().await.is_err(), "the tombstone's write fails");
+        flaky.failing.store(false, Ordering::SeqCst);
+        reader.catch_up().await.expect("written now");
+
+        let tp = TopicPartition::new(KEYS_TOPIC, partition_for(subject.as_bytes(), 2));
+        let records = memory.read(&tp, 0, 10).await.unwrap();
+        let last = records.last().expect("records");
+        assert!(last.value.is_none() && last.key_text().starts_with(&format!("{subject}/")), "the tombstone");
     }
 }

@@ -15,7 +15,10 @@
 //! the subject's keys are deleted (tombstones) and a marker records that it is forgotten. From
 //! then on every copy of its personal data, in commands, events, snapshots and dead letters, past
 //! records and future replays alike, reads as [`Personal::is_erased`] (shown as [`ERASED`]),
-//! never as an error; what is written for a forgotten subject is written erased. The key records
+//! never as an error; what is written for a forgotten subject is written erased. Another process
+//! that holds the subject's keys drops them when it decodes the forgetting event, and otherwise
+//! when it reads the keys topic again, which it does before it opens sealed data with a view of
+//! the topic more than a second old. The key records
 //! disappear from the log when it compacts `tramline.keys` (the embedded log on open and on
 //! `EmbeddedLog::compact`, overwriting the freed pages; a Kafka broker by its log cleaner).
 //!
@@ -46,4 +49,4 @@ mod scope;
 pub use key_store::{KEYS_TOPIC, KeyStore, ReadError};
 pub use personal::{ERASED, Personal};
 
-pub(crate) use scope::{KEY_IDS_HEADER, opening, sealing};
+pub(crate) use scope::{KEY_IDS_HEADER, opening, opening_state, sealing};

@@ -82,13 +82,16 @@ impl<T: fmt::Display> fmt::Display for Personal<T> {
     }
 }
 
-const OUTSIDE: &str = "personal data (tramline::privacy::Personal) is only written and read by tramline's codec, \
+const WRITTEN_OUTSIDE: &str = "personal data (tramline::privacy::Personal) is only written by tramline's codec, \
      which seals it for the record's subject: it cannot go into a public event or any other JSON";
+
+const READ_OUTSIDE: &str = "sealed personal data (tramline::privacy::Personal) opens only with the keys of a key store: \
+     decode the record with KeyStore::decode, or call codec::decode inside KeyStore::scope (an app's store is App::keys)";
 
 impl<T: Serialize> Serialize for Personal<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let (Some(keys), Some(subject)) = (scope::keys(), scope::subject()) else {
-            return Err(ser::Error::custom(OUTSIDE));
+            return Err(ser::Error::custom(WRITTEN_OUTSIDE));
         };
         let Some(value) = &self.0 else {
             return serializer.serialize_str(ERASED_FORM);
@@ -111,16 +114,29 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Personal<T> {
             serde_json::Value::String(text) if cipher::is_sealed(text) => text,
             // Written before the field was personal data: plain text, which forgetting cannot
             // erase (see the module docs).
-            _ => return serde_json::from_value(value).map(Personal::new).map_err(de::Error::custom),
+            _ => return serde_json::from_value(value).map(Personal::new).map_err(|_| not_a::<T, D::Error>()),
         };
         let (Some(keys), Some(subject)) = (scope::keys(), scope::subject()) else {
-            return Err(de::Error::custom(OUTSIDE));
+            return Err(de::Error::custom(READ_OUTSIDE));
         };
         match keys.open(&subject, sealed).map_err(de::Error::custom)? {
-            Some(plain) => serde_json::from_slice(&plain).map(Personal::new).map_err(de::Error::custom),
+            Some(plain) => serde_json::from_slice(&plain).map(Personal::new).map_err(|_| not_a::<T, D::Error>()),
             None => Ok(Personal::erased()),
         }
     }
+}
+
+/// The error of personal data that is not a `T`. serde's own message quotes the value
+/// (`invalid type: string "ada@example.org", expected ...`), and this error travels to
+/// dead-letter headers, replies and logs, which forgetting cannot erase: it names the subject
+/// and the type only.
+fn not_a<T, E: de::Error>() -> E {
+    let subject = scope::subject().unwrap_or_else(|| "an unknown subject".to_owned());
+    E::custom(format_args!(
+        "personal data of {subject} does not read as {} (the value is not shown: it is personal); \
+         if the field's type changed since the record was written, give it a type that also reads the old values",
+        std::any::type_name::<T>()
+    ))
 }
 
 impl<T> schemars::JsonSchema for Personal<T> {
@@ -138,5 +154,42 @@ impl<T> schemars::JsonSchema for Personal<T> {
             "description": "Personal data, sealed with its data subject's key (XChaCha20-Poly1305): `pii1:<key id>:<base64>`, or `pii1:erased` once the subject is forgotten",
             "pattern": "^pii1:",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::privacy::KeyStore;
+
+    const ADDRESS: &str = "ada@example.org";
+
+    /// The address sealed for `cus_1` by `keys`, as it is on the log.
+    fn sealed(keys: &KeyStore) -> String {
+        let (json, _) = keys.scope(|| scope::sealing("cus_1", || serde_json::to_string(&Personal::new(ADDRESS))));
+        json.expect("sealed")
+    }
+
+    #[test]
+    fn a_value_of_another_type_is_refused_without_showing_it() {
+        let keys = KeyStore::in_memory();
+        let json = sealed(&keys);
+        let read = keys.scope(|| scope::opening_state("cus_1", || serde_json::from_str::<Personal<u32>>(&json)));
+        let error = read.expect_err("not a number").to_string();
+        assert!(!error.contains(ADDRESS), "{error}");
+        assert!(error.contains("cus_1") && error.contains("u32"), "names the subject and the type: {error}");
+        // The same for plain text written before the field was personal.
+        let error = serde_json::from_str::<Personal<u32>>(&format!("\"{ADDRESS}\"")).expect_err("not a number");
+        assert!(!error.to_string().contains(ADDRESS), "{error}");
+    }
+
+    #[test]
+    fn reading_without_a_key_store_says_how_to_read() {
+        let json = sealed(&KeyStore::in_memory());
+        let error = scope::opening_state("cus_1", || serde_json::from_str::<Personal<String>>(&json));
+        let error = error.expect_err("no key store").to_string();
+        assert!(error.contains("KeyStore::decode") && error.contains("KeyStore::scope"), "{error}");
+        let error = serde_json::to_string(&Personal::new(ADDRESS)).expect_err("no key store").to_string();
+        assert!(error.contains("public event"), "{error}");
     }
 }

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use uuid::Uuid;
 
 use super::KeyStore;
+use crate::model::Message;
 
 /// The header that lists the keys a record's personal data is sealed with (comma-separated key
 /// ids), so that a reader can load them before it decodes.
@@ -34,15 +35,55 @@ thread_local! {
 /// Runs `serialise` (one record's value) with personal data sealed for `subject`; returns its
 /// result and the ids of the keys it sealed with.
 pub(crate) fn sealing<T>(subject: &str, serialise: impl FnOnce() -> T) -> (T, Vec<Uuid>) {
-    let outer = FRAME.with(|f| f.replace(Some(Frame { subject: subject.to_owned(), used: Vec::new() })));
+    let frame = Frame { subject: subject.to_owned(), used: Vec::new() };
+    let mut guard = FrameGuard { outer: Some(FRAME.with(|f| f.replace(Some(frame)))) };
     let value = serialise();
-    let frame = FRAME.with(|f| f.replace(outer)).expect("set above");
+    let frame = guard.restore().expect("set above");
     (value, frame.used)
 }
 
-/// Runs `deserialise` (one record's value) with personal data opened for `subject`.
-pub(crate) fn opening<T>(subject: &str, deserialise: impl FnOnce() -> T) -> T {
+/// Runs `deserialise` (one message's payload) with personal data opened for `subject`. A
+/// message that forgets its subject (`#[event(forgets)]`) drops the subject's keys from the
+/// store in scope at once: the forgetting is committed (it is on the log), so nothing of the
+/// subject opens here any more, even before this process reads the marker on the keys topic.
+pub(crate) fn opening<M: Message, E>(subject: &str, deserialise: impl FnOnce() -> Result<M, E>) -> Result<M, E> {
+    let message = opening_state(subject, deserialise);
+    if let Ok(message) = &message
+        && message.forgets()
+        && let Some(keys) = keys()
+    {
+        keys.forgotten(subject);
+    }
+    message
+}
+
+/// Runs `deserialise` (an entity's state snapshot) with personal data opened for `subject`.
+pub(crate) fn opening_state<T>(subject: &str, deserialise: impl FnOnce() -> T) -> T {
     sealing(subject, deserialise).0
+}
+
+/// Puts the frame that was current before a record's back in place, also when the record's
+/// (de)serialisation panics (an upcaster, a custom `Deserialize`): a frame left behind would
+/// make the thread seal later values for the wrong subject.
+struct FrameGuard {
+    /// The frame to put back; `None` once put back.
+    outer: Option<Option<Frame>>,
+}
+
+impl FrameGuard {
+    /// Restores the outer frame; returns the record's.
+    fn restore(&mut self) -> Option<Frame> {
+        let outer = self.outer.take().expect("restored once");
+        FRAME.with(|f| f.replace(outer))
+    }
+}
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        if self.outer.is_some() {
+            self.restore();
+        }
+    }
 }
 
 /// The subject of the record being (de)serialised.
@@ -64,4 +105,23 @@ pub(super) fn used(key: Uuid) {
 /// The key store in scope.
 pub(super) fn keys() -> Option<KeyStore> {
     KEYS.try_with(KeyStore::clone).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::catch_unwind;
+
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_a_record_puts_the_outer_subject_back() {
+        let panicked = catch_unwind(|| opening_state("cus_1", || panic!("an upcaster panics")));
+        assert!(panicked.is_err());
+        assert_eq!(subject(), None, "no subject left behind on this thread");
+        let (inner, _) = sealing("cus_outer", || {
+            let _ = catch_unwind(|| sealing("cus_inner", || panic!("a custom Serialize panics")));
+            subject()
+        });
+        assert_eq!(inner.as_deref(), Some("cus_outer"));
+    }
 }

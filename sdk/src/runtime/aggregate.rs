@@ -180,7 +180,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     entities.remove(&key);
                 }
                 Some(value) => {
-                    let entity = privacy::opening(&record.key_text(), || serde_json::from_slice(value))
+                    let entity = privacy::opening_state(&record.key_text(), || serde_json::from_slice(value))
                         .map_err(|error| restore_error(record, &error))?;
                     entities.insert(key, entity);
                 }
