@@ -12,6 +12,8 @@ pub struct ReferenceId {
     pub ident: Ident,
     pub generics: Generics,
     pub prefix: LitStr,
+    /// `crate = "..."`: where the user's crate reaches tramline.
+    pub krate: Option<Path>,
 }
 
 /// `#[derive(Event)]` or `#[derive(Command)]`: an enum of message types.
@@ -27,6 +29,7 @@ pub struct Message {
     /// The keys of the enum's `#[serde(...)]` attributes.
     pub serde: Vec<Path>,
     pub variants: Vec<Variant>,
+    pub krate: Option<Path>,
 }
 
 /// Which of the two message derives.
@@ -59,6 +62,7 @@ pub struct Reaction {
     pub error: Option<Type>,
     pub start: Option<Start>,
     pub subscribe: Subscribe,
+    pub krate: Option<Path>,
 }
 
 /// `#[derive(Projection)]`.
@@ -68,6 +72,7 @@ pub struct Projection {
     pub module: Option<LitStr>,
     pub name: Option<LitStr>,
     pub subscribe: Subscribe,
+    pub krate: Option<Path>,
 }
 
 impl ReferenceId {
@@ -84,11 +89,12 @@ impl ReferenceId {
         if !is_uuid(&field.ty) {
             return Err(Error::new_spanned(&field.ty, SHAPE));
         }
-        let Some(prefix) = attr::reference(&input.attrs)? else {
+        let attrs = attr::reference(&input.attrs)?;
+        let Some(prefix) = attrs.prefix else {
             let write = "`#[reference(prefix = \"ord\")]`, the prefix of the ID's text form (`ord_0193…`)";
             return Err(missing(input, "ReferenceId", "reference", &["prefix"], write));
         };
-        Ok(ReferenceId { ident: input.ident.clone(), generics: input.generics.clone(), prefix })
+        Ok(ReferenceId { ident: input.ident.clone(), generics: input.generics.clone(), prefix, krate: attrs.krate })
     }
 }
 
@@ -140,6 +146,7 @@ impl Message {
             upcast: attrs.upcast,
             serde: attr::serde_keys(&input.attrs),
             variants,
+            krate: attrs.krate,
         })
     }
 
@@ -202,7 +209,7 @@ impl Reaction {
             let message = "derive(Reaction) goes on a struct that holds what the reaction needs (clients, settings)";
             return Err(Error::new(keyword(&input.data), message));
         }
-        let keys = ["module", "name", "commands", "error", "start", "subscribe"];
+        let keys = ["module", "name", "commands", "error", "start", "subscribe", "crate"];
         let attrs = attr::processor(&input.attrs, "reaction", &keys)?;
         let absent = absent(&[("module", attrs.module.is_none()), ("subscribe", attrs.subscribe.is_none())]);
         let (Some(module), Some(subscribe)) = (attrs.module, attrs.subscribe) else {
@@ -219,6 +226,7 @@ impl Reaction {
             error: attrs.error,
             start: attrs.start,
             subscribe,
+            krate: attrs.krate,
         })
     }
 }
@@ -229,7 +237,7 @@ impl Projection {
             let message = "derive(Projection) goes on the struct of the read model";
             return Err(Error::new(keyword(&input.data), message));
         }
-        let attrs = attr::processor(&input.attrs, "projection", &["module", "name", "subscribe"])?;
+        let attrs = attr::processor(&input.attrs, "projection", &["module", "name", "subscribe", "crate"])?;
         let Some(subscribe) = attrs.subscribe else {
             let write = "`#[projection(subscribe(OrderEvent))]`, naming the event enums it folds";
             return Err(missing(input, "Projection", "projection", &["subscribe"], write));
@@ -240,6 +248,7 @@ impl Projection {
             module: attrs.module,
             name: attrs.name,
             subscribe,
+            krate: attrs.krate,
         })
     }
 }

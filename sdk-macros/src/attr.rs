@@ -16,6 +16,7 @@ pub struct MessageAttrs {
     pub key: Option<Ident>,
     pub version: Option<u32>,
     pub upcast: Option<Path>,
+    pub krate: Option<Path>,
 }
 
 /// `#[reaction(...)]` or `#[projection(...)]`; a projection accepts `module`, `name` and
@@ -28,6 +29,7 @@ pub struct ProcessorAttrs {
     pub error: Option<Type>,
     pub start: Option<Start>,
     pub subscribe: Option<Subscribe>,
+    pub krate: Option<Path>,
 }
 
 /// `start = beginning | end`.
@@ -44,24 +46,44 @@ pub struct Subscribe {
     pub events: Vec<Path>,
 }
 
-/// `#[reference(prefix = "ord")]`: the prefix, if given.
-pub fn reference(attrs: &[Attribute]) -> syn::Result<Option<LitStr>> {
-    let prefix = parse(attrs, "reference", &["prefix"], |prefix: &mut Option<LitStr>, _, meta| {
-        *prefix = Some(meta.value()?.parse()?);
+/// `#[reference(prefix = "ord", crate = "...")]`.
+#[derive(Default)]
+pub struct ReferenceAttrs {
+    pub prefix: Option<LitStr>,
+    pub krate: Option<Path>,
+}
+
+/// The struct's `#[reference(...)]`.
+pub fn reference(attrs: &[Attribute]) -> syn::Result<ReferenceAttrs> {
+    let attrs = parse(attrs, "reference", &["prefix", "crate"], |attrs: &mut ReferenceAttrs, key, meta| {
+        match key {
+            "prefix" => attrs.prefix = Some(meta.value()?.parse()?),
+            "crate" => attrs.krate = Some(crate_path(meta)?),
+            _ => unreachable!("`parse` passes only the keys given"),
+        }
         Ok(())
     })?;
-    Ok(prefix.flatten())
+    Ok(attrs.unwrap_or_default())
+}
+
+/// `crate = "path"`: where the user's crate reaches tramline, when not as `::tramline` (a facade
+/// crate that re-exports it), as serde's `#[serde(crate = "...")]`.
+fn crate_path(meta: ParseNestedMeta) -> syn::Result<Path> {
+    let path: LitStr = meta.value()?.parse()?;
+    path.parse()
+        .map_err(|_| syn::Error::new(path.span(), "expected the path of the tramline crate (`my_sdk::tramline`)"))
 }
 
 /// The enum's `#[event(...)]` or `#[command(...)]` (`name`).
 pub fn message(attrs: &[Attribute], name: &str) -> syn::Result<MessageAttrs> {
-    let keys = ["module", "key", "version", "upcast"];
+    let keys = ["module", "key", "version", "upcast", "crate"];
     let attrs = parse(attrs, name, &keys, |attrs: &mut MessageAttrs, key, meta| {
         match key {
             "module" => attrs.module = Some(meta.value()?.parse()?),
             "key" => attrs.key = Some(meta.value()?.parse()?),
             "version" => attrs.version = Some(version(meta)?),
             "upcast" => attrs.upcast = Some(meta.value()?.parse()?),
+            "crate" => attrs.krate = Some(crate_path(meta)?),
             _ => unreachable!("`parse` passes only the keys given"),
         }
         Ok(())
@@ -118,6 +140,7 @@ pub fn processor(attrs: &[Attribute], name: &str, keys: &[&str]) -> syn::Result<
             "error" => attrs.error = Some(meta.value()?.parse()?),
             "start" => attrs.start = Some(start(meta)?),
             "subscribe" => attrs.subscribe = Some(subscribe(meta)?),
+            "crate" => attrs.krate = Some(crate_path(meta)?),
             _ => unreachable!("`parse` passes only the keys given"),
         }
         Ok(())

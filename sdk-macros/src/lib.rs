@@ -11,6 +11,11 @@
 //! | [`Projection`] | a struct | `#[projection(subscribe(OrderEvent))]` |
 //!
 //! A misuse is a compile error at the offending token that says what to write instead.
+//!
+//! The generated code finds tramline under the name the user's Cargo.toml gives it (also when
+//! renamed with `package = "tramline"`). A crate that reaches tramline only through another
+//! crate's re-export names the path in any of the attributes: `crate = "my_sdk::tramline"`,
+//! as serde's `#[serde(crate = "...")]`.
 #![warn(missing_docs)]
 
 mod ast;
@@ -44,7 +49,7 @@ use crate::ast::Kind;
 /// ```
 #[proc_macro_derive(ReferenceId, attributes(reference))]
 pub fn derive_reference_id(input: TokenStream) -> TokenStream {
-    derive(input, ast::ReferenceId::from_syn, valid::reference_id, expand::reference_id)
+    derive(input, ast::ReferenceId::from_syn, valid::reference_id, expand::reference_id, |id| id.krate.as_ref())
 }
 
 /// Implements `tramline::Message` and `tramline::Event` on a module's event enum: one variant,
@@ -94,7 +99,13 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(Event, attributes(event, pii))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
-    derive(input, |input| ast::Message::from_syn(input, Kind::Event), valid::message, expand::message)
+    derive(
+        input,
+        |input| ast::Message::from_syn(input, Kind::Event),
+        valid::message,
+        expand::message,
+        |message| message.krate.as_ref(),
+    )
 }
 
 /// Implements `tramline::Message` and `tramline::Command` on a module's command enum: one
@@ -124,7 +135,13 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(Command, attributes(command, pii))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
-    derive(input, |input| ast::Message::from_syn(input, Kind::Command), valid::message, expand::message)
+    derive(
+        input,
+        |input| ast::Message::from_syn(input, Kind::Command),
+        valid::message,
+        expand::message,
+        |message| message.krate.as_ref(),
+    )
 }
 
 /// Implements `tramline::Reaction` on a struct; implement `tramline::React<E>` for each
@@ -169,7 +186,7 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(Reaction, attributes(reaction))]
 pub fn derive_reaction(input: TokenStream) -> TokenStream {
-    derive(input, ast::Reaction::from_syn, valid::reaction, expand::reaction)
+    derive(input, ast::Reaction::from_syn, valid::reaction, expand::reaction, |reaction| reaction.krate.as_ref())
 }
 
 /// Implements `tramline::Projection` on a read model; implement `tramline::Handle<E>` for each
@@ -201,7 +218,9 @@ pub fn derive_reaction(input: TokenStream) -> TokenStream {
 /// ```
 #[proc_macro_derive(Projection, attributes(projection))]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
-    derive(input, ast::Projection::from_syn, valid::projection, expand::projection)
+    derive(input, ast::Projection::from_syn, valid::projection, expand::projection, |projection| {
+        projection.krate.as_ref()
+    })
 }
 
 /// Parses, validates and expands; a failure becomes `compile_error!`s at the offending tokens.
@@ -210,10 +229,11 @@ fn derive<T>(
     parse: fn(&DeriveInput) -> syn::Result<T>,
     validate: fn(&T) -> syn::Result<()>,
     expand: fn(&T) -> proc_macro2::TokenStream,
+    krate: fn(&T) -> Option<&syn::Path>,
 ) -> TokenStream {
     let input = syn::parse_macro_input!(input as DeriveInput);
     parse(&input)
-        .and_then(|parsed| validate(&parsed).map(|()| expand(&parsed)))
+        .and_then(|parsed| validate(&parsed).map(|()| expand::with_tramline(krate(&parsed), expand(&parsed))))
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -463,3 +463,45 @@ fn upcast_may_be_named_like_its_parameters() {
     let upcast = VisitEvent::upcast("VisitStarted", 1, serde_json::json!({}));
     assert_eq!(upcast, Ok(serde_json::json!({ "type": "VisitStarted", "from": 1, "payload": {} })));
 }
+
+/// A crate of the user's that re-exports tramline, as a platform team's SDK would; its users
+/// depend on it alone and name it in `crate = "..."`.
+mod facade {
+    pub use tramline as sdk;
+}
+
+/// Derives used through the facade only: nothing here names `tramline`.
+mod through_the_facade {
+    use crate::facade::sdk;
+
+    #[derive(sdk::ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[reference(prefix = "lin", crate = "crate::facade::sdk")]
+    pub struct LineId(uuid::Uuid);
+
+    #[derive(sdk::Event, serde::Serialize, serde::Deserialize, Clone, Debug)]
+    #[event(module = "line", key = line_id, crate = "crate::facade::sdk")]
+    pub enum LineEvent {
+        Opened { line_id: LineId },
+    }
+
+    #[derive(sdk::Projection, Default)]
+    #[projection(subscribe(LineEvent), crate = "crate::facade::sdk")]
+    pub struct OpenLines(pub usize);
+
+    impl sdk::Handle<LineEvent> for OpenLines {
+        fn handle(&mut self, _: &sdk::Envelope<LineEvent>) {
+            self.0 += 1;
+        }
+    }
+}
+
+#[test]
+fn derives_name_tramline_through_the_path_given_by_crate() {
+    use through_the_facade::{LineEvent, LineId, OpenLines};
+    assert_eq!(<LineEvent as Message>::TOPIC, "line.events");
+    let id = LineId::generate();
+    assert!(id.to_string().starts_with("lin_"));
+    let mut lines = OpenLines::default();
+    tramline::Projection::apply(&mut lines, &record(LineEvent::Opened { line_id: id })).expect("applied");
+    assert_eq!(lines.0, 1);
+}

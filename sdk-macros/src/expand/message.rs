@@ -19,8 +19,8 @@ pub fn message(input: &Message) -> TokenStream {
             fn upcast(
                 #message_type: &str,
                 #version: u32,
-                #payload: ::tramline::__private::serde_json::Value,
-            ) -> ::core::result::Result<::tramline::__private::serde_json::Value, ::std::string::String> {
+                #payload: __tramline::__private::serde_json::Value,
+            ) -> ::core::result::Result<__tramline::__private::serde_json::Value, ::std::string::String> {
                 #upcast(#message_type, #version, #payload)
             }
         }
@@ -46,14 +46,14 @@ pub fn message(input: &Message) -> TokenStream {
         }
     });
     quote! {
-        impl ::tramline::Message for #ident {
+        impl __tramline::Message for #ident {
             const MODULE: &'static str = #module;
             const TOPIC: &'static str = #topic;
             const NAME: &'static str = #name;
             const VERSION: u32 = #version;
             const PERSONAL: bool = #personal;
-            const TYPES: &'static [::tramline::MessageType] = &[
-                #(::tramline::MessageType { name: #type_names, variant: #variant_names },)*
+            const TYPES: &'static [__tramline::MessageType] = &[
+                #(__tramline::MessageType { name: #type_names, variant: #variant_names },)*
             ];
 
             type Key = #key_ty;
@@ -74,6 +74,6 @@ pub fn message(input: &Message) -> TokenStream {
             #forgets
         }
 
-        impl ::tramline::#marker for #ident {}
+        impl __tramline::#marker for #ident {}
     }
 }

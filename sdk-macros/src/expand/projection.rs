@@ -17,38 +17,38 @@ pub fn projection(projection: &Projection) -> TokenStream {
     // Spanned at the event enum, so that a missing `Handle` impl is reported at `subscribe(...)`.
     let branches = projection.subscribe.events.iter().map(|event| {
         quote_spanned! {event.span()=>
-            if &*record.topic == ::tramline::Subscription::of::<#event>().topic {
+            if &*record.topic == __tramline::Subscription::of::<#event>().topic {
                 return handle::<Self, #event>(self, record);
             }
         }
     });
     quote! {
-        impl ::tramline::Projection for #ident {
+        impl __tramline::Projection for #ident {
             const NAME: &'static str = #name;
             const MODULE: &'static str = #module;
 
-            fn subscriptions() -> ::std::vec::Vec<::tramline::Subscription> {
+            fn subscriptions() -> ::std::vec::Vec<__tramline::Subscription> {
                 #subscriptions
             }
 
             fn apply(
                 &mut self,
-                record: &::tramline::log::Record,
-            ) -> ::core::result::Result<(), ::tramline::codec::DecodeError> {
+                record: &__tramline::log::Record,
+            ) -> ::core::result::Result<(), __tramline::codec::DecodeError> {
                 // Generic, so that a subscribed type that is not an event is reported by the
                 // `Event` trait's message rather than by every use of `Message` items.
-                fn handle<P: ::tramline::Handle<E>, E: ::tramline::Event>(
+                fn handle<P: __tramline::Handle<E>, E: __tramline::Event>(
                     projection: &mut P,
-                    record: &::tramline::log::Record,
-                ) -> ::core::result::Result<(), ::tramline::codec::DecodeError> {
-                    let envelope = ::tramline::codec::decode::<E>(record)?;
-                    <P as ::tramline::Handle<E>>::handle(projection, &envelope);
+                    record: &__tramline::log::Record,
+                ) -> ::core::result::Result<(), __tramline::codec::DecodeError> {
+                    let envelope = __tramline::codec::decode::<E>(record)?;
+                    <P as __tramline::Handle<E>>::handle(projection, &envelope);
                     ::core::result::Result::Ok(())
                 }
 
                 #(#branches)*
-                ::core::result::Result::Err(::tramline::codec::DecodeError::NotSubscribed {
-                    position: ::tramline::codec::position_of(record),
+                ::core::result::Result::Err(__tramline::codec::DecodeError::NotSubscribed {
+                    position: __tramline::codec::position_of(record),
                     processor: #name,
                 })
             }

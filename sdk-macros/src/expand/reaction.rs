@@ -12,62 +12,62 @@ pub fn reaction(reaction: &Reaction) -> TokenStream {
     let Reaction { ident, module, .. } = reaction;
     let name = processor_name(reaction.name.as_ref(), ident);
     let start = match reaction.start {
-        Some(Start::Beginning) => quote!(::tramline::StartFrom::Beginning),
-        Some(Start::End) | None => quote!(::tramline::StartFrom::End),
+        Some(Start::Beginning) => quote!(__tramline::StartFrom::Beginning),
+        Some(Start::End) | None => quote!(__tramline::StartFrom::End),
     };
-    let command = reaction.commands.as_ref().map_or_else(|| quote!(::tramline::NoCommand), |ty| quote!(#ty));
+    let command = reaction.commands.as_ref().map_or_else(|| quote!(__tramline::NoCommand), |ty| quote!(#ty));
     let error = reaction.error.as_ref().map_or_else(|| quote!(::std::convert::Infallible), |ty| quote!(#ty));
     let subscriptions = subscriptions(&reaction.subscribe);
     // Spanned at the event enum, so that a missing `React` impl is reported at `subscribe(...)`.
     let branches = reaction.subscribe.events.iter().map(|event| {
         quote_spanned! {event.span()=>
-            if &*record.topic == ::tramline::Subscription::of::<#event>().topic {
+            if &*record.topic == __tramline::Subscription::of::<#event>().topic {
                 return react::<Self, #event>(self, record).await;
             }
         }
     });
     quote! {
-        impl ::tramline::Reaction for #ident {
+        impl __tramline::Reaction for #ident {
             const NAME: &'static str = #name;
             const MODULE: &'static str = #module;
-            const START: ::tramline::StartFrom = #start;
+            const START: __tramline::StartFrom = #start;
 
             type Command = #command;
             type Error = #error;
 
-            fn subscriptions() -> ::std::vec::Vec<::tramline::Subscription> {
+            fn subscriptions() -> ::std::vec::Vec<__tramline::Subscription> {
                 #subscriptions
             }
 
             fn dispatch(
                 &self,
-                record: &::tramline::log::Record,
+                record: &__tramline::log::Record,
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<
                     ::std::vec::Vec<Self::Command>,
-                    ::tramline::DispatchError<Self::Error>,
+                    __tramline::DispatchError<Self::Error>,
                 >,
             > + ::core::marker::Send {
                 // Generic, so that a subscribed type that is not an event is reported by the
                 // `Event` trait's message rather than by every use of `Message` items.
-                async fn react<R: ::tramline::React<E>, E: ::tramline::Event>(
+                async fn react<R: __tramline::React<E>, E: __tramline::Event>(
                     reaction: &R,
-                    record: &::tramline::log::Record,
+                    record: &__tramline::log::Record,
                 ) -> ::core::result::Result<
-                    ::std::vec::Vec<<R as ::tramline::Reaction>::Command>,
-                    ::tramline::DispatchError<<R as ::tramline::Reaction>::Error>,
+                    ::std::vec::Vec<<R as __tramline::Reaction>::Command>,
+                    __tramline::DispatchError<<R as __tramline::Reaction>::Error>,
                 > {
-                    let envelope = ::tramline::codec::decode::<E>(record)?;
-                    <R as ::tramline::React<E>>::react(reaction, &envelope)
+                    let envelope = __tramline::codec::decode::<E>(record)?;
+                    <R as __tramline::React<E>>::react(reaction, &envelope)
                         .await
-                        .map_err(::tramline::DispatchError::Handler)
+                        .map_err(__tramline::DispatchError::Handler)
                 }
 
                 async move {
                     #(#branches)*
-                    ::core::result::Result::Err(::tramline::DispatchError::Decode(
-                        ::tramline::codec::DecodeError::NotSubscribed {
-                            position: ::tramline::codec::position_of(record),
+                    ::core::result::Result::Err(__tramline::DispatchError::Decode(
+                        __tramline::codec::DecodeError::NotSubscribed {
+                            position: __tramline::codec::position_of(record),
                             processor: #name,
                         },
                     ))

@@ -10,25 +10,25 @@ pub fn reference_id(id: &ReferenceId) -> TokenStream {
     let ReferenceId { ident, prefix, .. } = id;
     let name = ident.unraw().to_string();
     let expecting = format!("a {name}: `{}_` followed by 32 lowercase hex digits", prefix.value());
-    let serde = quote!(::tramline::__private::serde);
-    let schemars = quote!(::tramline::__private::schemars);
+    let serde = quote!(__tramline::__private::serde);
+    let schemars = quote!(__tramline::__private::schemars);
     quote! {
-        impl ::tramline::ReferenceId for #ident {
+        impl __tramline::ReferenceId for #ident {
             const PREFIX: &'static str = #prefix;
             const NAME: &'static str = #name;
 
-            fn from_uuid(uuid: ::tramline::__private::uuid::Uuid) -> Self {
+            fn from_uuid(uuid: __tramline::__private::uuid::Uuid) -> Self {
                 Self(uuid)
             }
 
-            fn as_uuid(&self) -> &::tramline::__private::uuid::Uuid {
+            fn as_uuid(&self) -> &__tramline::__private::uuid::Uuid {
                 &self.0
             }
         }
 
         impl ::core::fmt::Display for #ident {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                ::tramline::__private::format_id(#prefix, &self.0, f)
+                __tramline::__private::format_id(#prefix, &self.0, f)
             }
         }
 
@@ -39,10 +39,10 @@ pub fn reference_id(id: &ReferenceId) -> TokenStream {
         }
 
         impl ::core::str::FromStr for #ident {
-            type Err = ::tramline::ParseIdError;
+            type Err = __tramline::ParseIdError;
 
-            fn from_str(s: &str) -> ::core::result::Result<Self, ::tramline::ParseIdError> {
-                ::tramline::__private::parse_id(#name, #prefix, s).map(Self)
+            fn from_str(s: &str) -> ::core::result::Result<Self, __tramline::ParseIdError> {
+                __tramline::__private::parse_id(#name, #prefix, s).map(Self)
             }
         }
 
@@ -93,7 +93,7 @@ pub fn reference_id(id: &ReferenceId) -> TokenStream {
             }
 
             fn json_schema(_: &mut #schemars::SchemaGenerator) -> #schemars::Schema {
-                ::tramline::__private::id_schema(#name, #prefix)
+                __tramline::__private::id_schema(#name, #prefix)
             }
         }
     }
