@@ -253,7 +253,7 @@ async fn memory_sink_rows_keep_the_select_order() {
     let name = format!("ordered_{}", uuid::Uuid::now_v7().simple());
     let sql = "CREATE STREAM suspicious_sales AS SELECT SUM(total) AS spent, customer_id, COUNT(*) AS orders
         FROM order_confirmed WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY customer_id";
-    let (app, _handle) = start(log.clone(), query(sql, &name)).await;
+    let (app, handle) = start(log.clone(), query(sql, &name)).await;
     append(&*log, &[(base(), confirmed("cus_ordered", 250))]).await;
     within("the query to settle", app.settle()).await.expect("settled");
     let sink = records_of(&*log, &name).await;
@@ -263,6 +263,10 @@ async fn memory_sink_rows_keep_the_select_order() {
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .collect();
     assert_eq!(values, [r#"{"spent":250,"customer_id":"cus_ordered","orders":1}"#]);
+    let rows = handle.rows().await.expect("rows");
+    let columns = rows[0].columns.as_ref().expect("a row");
+    assert_eq!(columns.iter().map(|(name, _)| name).collect::<Vec<_>>(), ["spent", "customer_id", "orders"]);
+    assert_eq!((&columns["orders"], &columns["missing"]), (&serde_json::json!(1), &serde_json::Value::Null));
     app.shutdown().await.expect("a clean shutdown");
 }
 

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub use gateway::{Accepted, CommandError, CommandGateway, Outcome};
 pub use projection::ProjectionHandle;
-pub use query::{QueryHandle, QueryRow, changelog_topic, headers as query_headers, repartition_topic};
+pub use query::{Columns, QueryHandle, QueryRow, changelog_topic, headers as query_headers, repartition_topic};
 pub use topology::{ProcessorInfo, ProcessorKind, Topology};
 
 use crate::log::{EventLog, LogError, TopicPartition, TopicSpec};

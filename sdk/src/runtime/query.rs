@@ -69,9 +69,75 @@ pub struct QueryRow {
     pub key: String,
     /// The window.
     pub window: Window,
-    /// The row, columns by name; `None` where a TABLE deletes the row (a tombstone on the sink:
-    /// it stopped passing HAVING, or its session merged into another).
-    pub columns: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The row's columns, in `SELECT` order; `None` where a TABLE deletes the row (a tombstone
+    /// on the sink: it stopped passing HAVING, or its session merged into another).
+    pub columns: Option<Columns>,
+}
+
+/// A row's columns by name, in `SELECT` order (as on the sink; a `serde_json::Map` would sort
+/// them). `columns["spent"]` is `null` for a column the row does not have.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Columns(Vec<(String, serde_json::Value)>);
+
+impl Columns {
+    /// The column named `name`.
+    pub fn get(&self, name: &str) -> Option<&serde_json::Value> {
+        self.0.iter().find(|(column, _)| column == name).map(|(_, value)| value)
+    }
+
+    /// The columns in `SELECT` order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+        self.0.iter().map(|(name, value)| (name.as_str(), value))
+    }
+
+    /// How many columns.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for Columns {
+    type Output = serde_json::Value;
+
+    fn index(&self, name: &str) -> &serde_json::Value {
+        static NULL: serde_json::Value = serde_json::Value::Null;
+        self.get(name).unwrap_or(&NULL)
+    }
+}
+
+impl serde::Serialize for Columns {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Columns {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Columns;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a row: an object of columns")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Columns, A::Error> {
+                let mut columns = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(column) = map.next_entry()? {
+                    columns.push(column);
+                }
+                Ok(Columns(columns))
+            }
+        }
+
+        deserializer.deserialize_map(InOrder)
+    }
 }
 
 impl QueryHandle {

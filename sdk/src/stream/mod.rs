@@ -46,7 +46,7 @@ mod value;
 mod window;
 pub(crate) mod wire;
 
-pub use crate::runtime::{QueryHandle, QueryRow, changelog_topic, query_headers, repartition_topic};
+pub use crate::runtime::{Columns, QueryHandle, QueryRow, changelog_topic, query_headers, repartition_topic};
 pub use aggregate::{Accumulator, Function};
 pub use catalog::{Catalog, Field, NameCase, StreamInfo, names_type, pascal_case, snake_case};
 pub use dsl::{
