@@ -95,6 +95,11 @@ impl RecordBatch {
         self.records.is_empty()
     }
 
+    /// Where each record comes from: topic, partition and offset, in the batch's order.
+    pub(super) fn origins(&self) -> impl Iterator<Item = (&Arc<str>, u32, u64)> {
+        self.records.iter().map(|r| (&r.topic, r.partition, r.offset))
+    }
+
     /// Drops the records of one partition (their bytes stay in the buffer until it is freed).
     pub(super) fn drop_partition(&mut self, topic: &str, partition: u32) {
         self.records.retain(|r| !(r.partition == partition && &*r.topic == topic));

@@ -824,6 +824,7 @@ impl Worker {
         if out.changed() {
             self.handed = self.live.keys().cloned().collect();
         }
+        self.start_at_first_records(&out);
         self.resolve_starts(&mut out);
         // Records held back for the next poll lie below where the consumer stands.
         if self.ahead.records.is_empty() {
@@ -831,6 +832,21 @@ impl Worker {
         }
         if !out.is_empty() {
             *lock(&self.mailbox) = Some(out);
+        }
+    }
+
+    /// A partition assigned while its start could not be looked up (the coordinator was away)
+    /// starts, as librdkafka resolved it, at the first record delivered from it: a rewind must
+    /// come back there, not to an end offset read later, past records handed out meanwhile.
+    fn start_at_first_records(&mut self, out: &Outcome) {
+        if !self.live.values().any(Option::is_none) {
+            return;
+        }
+        for (topic, partition, offset) in out.records.origins() {
+            let tp = TopicPartition { topic: topic.clone(), partition };
+            if let Some(start @ None) = self.live.get_mut(&tp) {
+                *start = Some(offset);
+            }
         }
     }
 
