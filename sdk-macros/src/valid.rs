@@ -3,7 +3,7 @@
 use std::fmt::Display;
 
 use quote::ToTokens;
-use syn::{Error, Fields, Generics, Ident, LitStr, Path, Type};
+use syn::{Error, Fields, Generics, Ident, LitStr, Path};
 
 use crate::ast::{Kind, Message, Projection, Reaction, ReferenceId};
 use crate::attr::Subscribe;
@@ -180,25 +180,15 @@ impl Errors {
         }
     }
 
-    /// Every variant has named fields, among them the key, of one type in all variants.
+    /// Every variant has named fields, among them the key. That the keys are of one type is left
+    /// to the compiler (the expansion checks each at its field's type), which knows that
+    /// `OrderId`, `ids::OrderId` and an alias of it are one type.
     fn keys(&mut self, input: &Message) {
-        let (key, attr, name) = (&input.key, input.kind.attr(), &input.ident);
-        let mut first: Option<(&Type, &Ident)> = None;
+        let (key, attr) = (&input.key, input.kind.attr());
         for variant in &input.variants {
             let ident = &variant.ident;
             match (&variant.fields, variant.field(key)) {
-                (Fields::Named(_), Some(field)) => match first {
-                    None => first = Some((&field.ty, ident)),
-                    Some((ty, first)) if !same_tokens(ty, &field.ty) => {
-                        let (ty, here) = (ty.to_token_stream(), field.ty.to_token_stream());
-                        let message = format!(
-                            "the key `{key}` has type `{here}` here but `{ty}` in `{first}`; \
-                             every {attr} of `{name}` is keyed by one reference ID type"
-                        );
-                        self.at(&field.ty, message);
-                    }
-                    Some(_) => {}
-                },
+                (Fields::Named(_), Some(_)) => {}
                 (Fields::Named(_), None) => {
                     self.at(ident, format!("variant `{ident}` has no field `{key}`, the key of every {attr}"));
                 }

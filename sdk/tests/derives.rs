@@ -505,3 +505,33 @@ fn derives_name_tramline_through_the_path_given_by_crate() {
     tramline::Projection::apply(&mut lines, &record(LineEvent::Opened { line_id: id })).expect("applied");
     assert_eq!(lines.0, 1);
 }
+
+/// One key type written three ways: by name, by path and through an alias.
+mod key_written_three_ways {
+    pub mod ids {
+        #[derive(tramline::ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[reference(prefix = "stp")]
+        pub struct StopId(uuid::Uuid);
+    }
+    use ids::StopId;
+    pub type Stop = StopId;
+
+    #[derive(tramline::Event, serde::Serialize, serde::Deserialize, Clone, Debug)]
+    #[event(module = "stop", key = stop_id)]
+    pub enum StopEvent {
+        Opened { stop_id: StopId },
+        Moved { stop_id: ids::StopId },
+        Closed { stop_id: Stop },
+    }
+}
+
+#[test]
+fn a_key_type_may_be_written_by_path_or_alias() {
+    use key_written_three_ways::{StopEvent, ids::StopId};
+    let id = StopId::generate();
+    for event in
+        [StopEvent::Opened { stop_id: id }, StopEvent::Moved { stop_id: id }, StopEvent::Closed { stop_id: id }]
+    {
+        assert_eq!(*event.key(), id);
+    }
+}

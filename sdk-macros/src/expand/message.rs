@@ -1,7 +1,8 @@
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 
 use crate::ast::Message;
 
@@ -29,6 +30,13 @@ pub fn message(input: &Message) -> TokenStream {
     // Validated: every variant has the key, of one type.
     let key_ty = input.variants.iter().find_map(|variant| variant.field(key)).map(|field| &field.ty);
     let variants = input.variants.iter().map(|variant| &variant.ident).collect::<Vec<_>>();
+    // Each variant's key as `Self::Key` (the first variant's key type), checked at the variant's
+    // field type: a variant keyed by another type is reported there.
+    let keys = input.variants.iter().map(|variant| {
+        let span = variant.field(key).map_or_else(Span::call_site, |field| field.ty.span());
+        let key_of_variant = Ident::new("__key", Span::mixed_site());
+        quote_spanned!(span=> { let #key_of_variant: &Self::Key = #key; #key_of_variant })
+    });
     let variant_names = input.variants.iter().map(|variant| variant.ident.unraw().to_string());
     let type_names = input.variants.iter().map(|variant| input.type_name(variant)).collect::<Vec<_>>();
     let personal = input.personal();
@@ -66,7 +74,7 @@ pub fn message(input: &Message) -> TokenStream {
 
             fn key(&self) -> &Self::Key {
                 match self {
-                    #(Self::#variants { #key, .. } => #key,)*
+                    #(Self::#variants { #key, .. } => #keys,)*
                 }
             }
 
