@@ -210,6 +210,29 @@ fn with_type(record: Record, type_name: &'static str) -> Record {
     Record { headers, ..record }
 }
 
+/// The record with header `name` set to `value`.
+fn with_header(record: Record, name: &str, value: &'static [u8]) -> Record {
+    let headers = record.headers.iter().map(|(n, v)| if n == name { (n, value) } else { (n, v) }).collect();
+    Record { headers, ..record }
+}
+
+#[test]
+fn records_of_another_cloudevents_version_or_format_are_refused_naming_the_header() {
+    let refused = |record: Record| codec::decode::<PaymentEvent>(&record).unwrap_err().to_string();
+    let error = refused(with_header(record(completed()), headers::SPEC_VERSION, b"0.3"));
+    assert!(error.contains("ce_specversion") && error.contains("`0.3`") && error.contains("1.0"), "{error}");
+    let error = refused(with_header(record(completed()), headers::CONTENT_TYPE, b"application/avro"));
+    assert!(error.contains("content-type") && error.contains("application/avro"), "{error}");
+    // A structured-mode event has no ce_* headers at all: the content type says why.
+    let structured = Record {
+        headers: [(headers::CONTENT_TYPE, &b"application/cloudevents+json"[..])].into_iter().collect(),
+        ..record(completed())
+    };
+    assert!(refused(structured).contains("structured mode"));
+    let charset = with_header(record(completed()), headers::CONTENT_TYPE, b"application/json; charset=utf-8");
+    assert!(codec::decode::<PaymentEvent>(&charset).is_ok(), "a parameter of the JSON media type is fine");
+}
+
 fn completed() -> PaymentEvent {
     PaymentEvent::Completed { payment_id: PaymentId::generate(), order_id: OrderId::generate() }
 }

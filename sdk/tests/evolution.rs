@@ -74,6 +74,11 @@ fn an_old_record_is_upcast_on_read() {
     let event = codec::decode::<v2::ShopEvent>(&old_record(id)).unwrap();
     assert_eq!(event.payload, v2::ShopEvent::Ordered { order_id: id, quantity: 3, note: String::new() });
     assert_eq!(event.version, 1, "the envelope tells which version was on the log");
+    // Written again, it is a record of the current version: the next reader does not upcast it.
+    let again = codec::encode(&event);
+    let again = tramline::log::Record { value: again.value, headers: again.headers, ..old_record(id) };
+    assert_eq!(again.header(codec::headers::SCHEMA_VERSION), Some(&b"2"[..]));
+    assert_eq!(codec::decode::<v2::ShopEvent>(&again).unwrap().payload, event.payload);
 }
 
 #[test]

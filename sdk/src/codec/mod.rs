@@ -174,7 +174,10 @@ pub fn encode_to<M: Message>(envelope: &Envelope<M>, topic: Arc<str>) -> OutReco
     headers.push(headers::TYPE, envelope.payload.type_name().as_bytes());
     headers.push_with(headers::TIME, |b| write_display(b, &envelope.time));
     let key = headers.push_with(headers::SUBJECT, |b| write_display(b, envelope.payload.key()));
-    headers.push_with(headers::SCHEMA_VERSION, |b| write_display(b, &envelope.version));
+    // The payload is written in the current shape, whatever version it was read from: an
+    // envelope decoded from an older record must not go out labelled with that version, or the
+    // next reader would upcast it again.
+    headers.push_with(headers::SCHEMA_VERSION, |b| write_display(b, &M::VERSION));
     headers.push_with(headers::CORRELATION_ID, |b| write_uuid(b, &envelope.correlation_id));
     if let Some(causation) = envelope.causation_id {
         headers.push_with(headers::CAUSATION_ID, |b| write_uuid(b, &causation));
@@ -273,26 +276,59 @@ pub struct AttributeHeaders<'r> {
     time: Option<&'r [u8]>,
     correlation_id: Option<&'r [u8]>,
     causation_id: Option<&'r [u8]>,
+    spec_version: Option<&'r [u8]>,
+    content_type: Option<&'r [u8]>,
 }
 
 impl<'r> AttributeHeaders<'r> {
     /// The attribute headers of `record`.
     pub fn of(record: &'r Record) -> Self {
-        let [type_name, version, id, time, correlation_id, causation_id] = record.headers.get_all([
-            headers::TYPE,
-            headers::SCHEMA_VERSION,
-            headers::ID,
-            headers::TIME,
-            headers::CORRELATION_ID,
-            headers::CAUSATION_ID,
-        ]);
-        AttributeHeaders { type_name, version, id, time, correlation_id, causation_id }
+        let [type_name, version, id, time, correlation_id, causation_id, spec_version, content_type] =
+            record.headers.get_all([
+                headers::TYPE,
+                headers::SCHEMA_VERSION,
+                headers::ID,
+                headers::TIME,
+                headers::CORRELATION_ID,
+                headers::CAUSATION_ID,
+                headers::SPEC_VERSION,
+                headers::CONTENT_TYPE,
+            ]);
+        AttributeHeaders { type_name, version, id, time, correlation_id, causation_id, spec_version, content_type }
+    }
+
+    /// Whether the record is a CloudEvent as tramline writes them: CloudEvents 1.0 in binary
+    /// mode (attributes in `ce_*` headers) with a JSON payload. Either header may be absent.
+    fn check_format(&self, record: &Record) -> Result<(), DecodeError> {
+        let problem = |header, value: &[u8], why: &str| DecodeError::Header {
+            position: position_of(record),
+            header,
+            problem: format!("is `{}`: {why}", String::from_utf8_lossy(value)),
+        };
+        if let Some(version) = self.spec_version
+            && version != b"1.0"
+        {
+            return Err(problem(headers::SPEC_VERSION, version, "tramline reads CloudEvents 1.0"));
+        }
+        if let Some(content_type) = self.content_type {
+            let media_type = content_type.split(|b| *b == b';').next().unwrap_or_default().trim_ascii();
+            if media_type.eq_ignore_ascii_case(b"application/cloudevents+json") {
+                let why = "a CloudEvent in structured mode (the whole event in the value); tramline reads binary \
+                           mode, the attributes in ce_* headers and the data in the value";
+                return Err(problem(headers::CONTENT_TYPE, content_type, why));
+            }
+            if !media_type.eq_ignore_ascii_case(b"application/json") {
+                return Err(problem(headers::CONTENT_TYPE, content_type, "tramline reads JSON payloads"));
+            }
+        }
+        Ok(())
     }
 
     /// Checks the attributes of `record`, of `message_type` whose enum writes schema version
     /// `current`, as [`decode`] does: a reader that does not decode the payload into the enum (a
     /// stream query) refuses exactly the records that `decode` refuses for their headers.
     pub fn check(&self, record: &Record, message_type: &str, current: u32) -> Result<Attributes, DecodeError> {
+        self.check_format(record)?;
         let version = match self.version {
             None => 1,
             Some(value) => std::str::from_utf8(value)
@@ -327,6 +363,8 @@ impl<'r> AttributeHeaders<'r> {
 /// Decodes a record into an envelope of `M`.
 pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
     let found = AttributeHeaders::of(record);
+    // Before the type: a record in another format says so rather than "ce_type is missing".
+    found.check_format(record)?;
     let type_name = required(record, headers::TYPE, found.type_name)?;
     let message_type =
         M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| DecodeError::UnknownType {
