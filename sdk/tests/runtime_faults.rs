@@ -26,14 +26,28 @@ pub struct TapId(uuid::Uuid);
 #[derive(Command, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[command(module = "tap", key = id)]
 pub enum TapCommand {
-    Pour { id: TapId },
-    Break { id: TapId },
+    Pour {
+        id: TapId,
+    },
+    Break {
+        id: TapId,
+    },
+    /// Pours, then spills: `evolve` panics on the spill.
+    Spill {
+        id: TapId,
+    },
+    /// Tells how many pours the tap has seen.
+    Count {
+        id: TapId,
+    },
 }
 
 #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[event(module = "tap", key = id)]
 pub enum TapEvent {
     Poured { id: TapId },
+    Spilled { id: TapId },
+    Counted { id: TapId, pours: u32 },
 }
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -55,11 +69,17 @@ impl Aggregate for Tap {
         match *command {
             TapCommand::Pour { id } => Ok(vec![TapEvent::Poured { id }]),
             TapCommand::Break { .. } => panic!("the tap broke"),
+            TapCommand::Spill { id } => Ok(vec![TapEvent::Poured { id }, TapEvent::Spilled { id }]),
+            TapCommand::Count { id } => Ok(vec![TapEvent::Counted { id, pours: self.pours }]),
         }
     }
 
-    fn evolve(&mut self, _: &TapEvent) {
-        self.pours += 1;
+    fn evolve(&mut self, event: &TapEvent) {
+        match event {
+            TapEvent::Poured { .. } => self.pours += 1,
+            TapEvent::Spilled { .. } => panic!("the tap spilled"),
+            TapEvent::Counted { .. } => {}
+        }
     }
 }
 
@@ -114,10 +134,37 @@ async fn a_panicking_decide_is_dead_lettered_and_the_module_goes_on() {
         Err(CommandError::Failed { reason, .. }) => assert!(reason.contains("the tap broke"), "{reason}"),
         other => panic!("expected Failed, got {other:?}"),
     }
-    // The partition was reloaded from the log: the entity still has its one pour, and goes on.
+    // The entity still has its one pour, and goes on.
     let accepted = taps.send(TapCommand::Pour { id }).await.expect("the module goes on");
     assert_eq!(accepted.events.len(), 1);
     assert_eq!(letters(&*log, "tap.aggregate").await, 1);
+    app.shutdown().await.unwrap();
+}
+
+/// A command whose `evolve` panics half-way, in the same batch as an accepted command of the
+/// same entity: the entity keeps the accepted command's change and nothing of the failed one,
+/// in memory and in the batch's snapshot.
+#[tokio::test]
+async fn a_panicking_evolve_leaves_the_entity_as_it_was_before_the_command() {
+    let log = MemoryLog::shared();
+    let id = TapId::generate();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    // Both commands on the log before the module starts: one batch.
+    let command = |c| codec::encode(&Envelope::new(c, jiff::Timestamp::now()));
+    log.append(vec![command(TapCommand::Pour { id }), command(TapCommand::Spill { id })]).await.unwrap();
+    app.start().await.unwrap();
+    app.settle().await.unwrap();
+    assert_eq!(letters(&*log, "tap.aggregate").await, 1, "the spill is dead-lettered");
+    let counted = taps.send(TapCommand::Count { id }).await.expect("counted");
+    assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
+    app.shutdown().await.unwrap();
+    // A restart restores the batch's snapshot.
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    let counted = taps.send(TapCommand::Count { id }).await.expect("counted");
+    assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
     app.shutdown().await.unwrap();
 }
 
@@ -283,7 +330,9 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
         .publish(
             |_, _: &Envelope<TapEvent>| true,
             |_, event| match event.payload {
-                TapEvent::Poured { id } => Ok(PublicPour { id }),
+                TapEvent::Poured { id } | TapEvent::Spilled { id } | TapEvent::Counted { id, .. } => {
+                    Ok(PublicPour { id })
+                }
             },
         )
         .to_log(Arc::new(FaultyLog { log: MemoryLog::shared(), first_letter_failed: None, topic_gone: true }));

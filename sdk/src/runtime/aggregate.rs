@@ -89,8 +89,6 @@ pub(crate) struct AggregateProcessor<A: Aggregate> {
     reply_to: Option<Arc<str>>,
     /// Entities changed in the current batch.
     changed: Vec<(u32, Key<A>)>,
-    /// Partitions whose state a panicking handler may have damaged in the current batch.
-    damaged: Vec<TopicPartition>,
     /// The partition count of the commands topic, once known.
     partition_count: Option<u32>,
 }
@@ -138,7 +136,6 @@ impl<A: Aggregate> AggregateProcessor<A> {
             pending: Vec::new(),
             reply_to: None,
             changed: Vec::new(),
-            damaged: Vec::new(),
             partition_count: None,
         }
     }
@@ -288,14 +285,18 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     stray.key()
                 ));
             }
-            let entity = entities.entry(key.clone()).or_default();
+            // Evolved on a copy, swapped in once every event applied: a panicking `evolve`
+            // leaves the entity as it was, not half-changed into this batch's snapshot.
+            let mut next = state.clone();
             let events: Vec<_> = events
                 .into_iter()
                 .map(|event| {
-                    entity.state.evolve(&event);
+                    next.evolve(&event);
                     Envelope::caused_by(event, &command, now)
                 })
                 .collect();
+            let entity = entities.entry(key.clone()).or_default();
+            entity.state = next;
             entity.remember(id, limit);
             let records: Vec<_> =
                 events.iter().map(|e| codec::encode_to(e, events_topic.clone()).to_partition(partition)).collect();
@@ -313,9 +314,6 @@ impl<A: Aggregate> AggregateProcessor<A> {
             Ok(Ok(Err(error))) => self.push(Pending::Rejected { id, error }),
             Ok(Err(reason)) => self.dead_letter(record, reason, outputs),
             Err(panic) => {
-                // `evolve` may have changed the entity half-way: reload the partition from the
-                // log once this batch is written.
-                self.damaged.push(TopicPartition::new(record.topic.clone(), partition));
                 let reason = format!("decide or evolve panicked: {}", panic_message(&*panic));
                 self.dead_letter(record, reason, outputs);
             }
@@ -399,10 +397,6 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         self.pending.clear();
         self.changed.clear();
         self.forgetting.clear();
-    }
-
-    fn damaged(&mut self) -> Vec<TopicPartition> {
-        std::mem::take(&mut self.damaged)
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {

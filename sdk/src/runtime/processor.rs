@@ -51,12 +51,6 @@ pub(crate) trait Processor: Send + 'static {
         async {}
     }
 
-    /// Partitions whose state a handler left damaged in this batch (it panicked half-way):
-    /// restored from the log once the batch is written.
-    fn damaged(&mut self) -> Vec<TopicPartition> {
-        Vec::new()
-    }
-
     /// An error met in `process` that no retry mends (the processor's own log calls): the
     /// batch is not written and the processor stops with it.
     fn failure(&mut self) -> Option<RuntimeError> {
@@ -210,11 +204,6 @@ pub(crate) async fn run<P: Processor>(
                 processor.committed(&*log, written).await;
                 for (tp, offset) in positions {
                     board.advance(&group, tp, offset);
-                }
-                let damaged = processor.damaged();
-                if !damaged.is_empty() {
-                    processor.revoked(&damaged);
-                    processor.assigned(&*log, &damaged).await?;
                 }
             }
             Err(error) if permanent(&error) => {
