@@ -13,13 +13,13 @@ pub enum Function {
     CountAll,
     /// `COUNT(col)`: the records whose argument is not NULL.
     Count,
-    /// `SUM(col)`: integer while every value is, NULL over no values.
+    /// `SUM(col)`: integer while every value is; 0 over no values (NULLs skipped), as in ksqlDB.
     Sum,
     /// `MIN(col)`
     Min,
     /// `MAX(col)`
     Max,
-    /// `AVG(col)`: a float, NULL over no values.
+    /// `AVG(col)`: a float; 0.0 over no values (NULLs skipped), as in ksqlDB.
     Avg,
 }
 
@@ -120,12 +120,14 @@ impl Accumulator {
         }
     }
 
-    /// The aggregate's current value.
+    /// The aggregate's current value. Over no values (none, or only NULLs) SUM is 0 and AVG is
+    /// 0.0, as ksqlDB's start from zero; MIN and MAX are NULL.
     pub fn value(&self) -> Value {
         match self {
             Accumulator::Count(n) => Value::Int(*n),
+            Accumulator::Sum(Value::Null) => Value::Int(0),
             Accumulator::Sum(v) | Accumulator::Min(v) | Accumulator::Max(v) => v.clone(),
-            Accumulator::Avg { count: 0, .. } => Value::Null,
+            Accumulator::Avg { count: 0, .. } => Value::Float(0.0),
             Accumulator::Avg { sum, count } => Value::Float(sum / *count as f64),
         }
     }
@@ -174,10 +176,12 @@ mod tests {
     }
 
     #[test]
-    fn over_no_values_sum_and_avg_are_null_and_count_is_zero() {
-        assert_eq!(fold(Function::Sum, &[Value::Null]), Value::Null);
-        assert_eq!(fold(Function::Avg, &[]), Value::Null);
+    fn over_no_values_sum_and_avg_are_zero_as_in_ksqldb_and_min_and_max_null() {
+        assert_eq!(fold(Function::Sum, &[Value::Null]), Value::Int(0));
+        assert_eq!(fold(Function::Avg, &[Value::Null]), Value::Float(0.0));
         assert_eq!(fold(Function::Count, &[Value::Null]), Value::Int(0));
+        assert_eq!(fold(Function::Min, &[Value::Null]), Value::Null);
+        assert_eq!(fold(Function::Max, &[]), Value::Null);
     }
 
     #[test]
