@@ -270,6 +270,30 @@ async fn memory_sink_rows_keep_the_select_order() {
     app.shutdown().await.expect("a clean shutdown");
 }
 
+/// A query changed under the same name (other aggregates) does not restore the old query's
+/// windows into the new plan: it stops with an error that says so and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_changed_query_refuses_the_old_querys_changelog() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let name = format!("changed_{}", uuid::Uuid::now_v7().simple());
+    let (app, _) = start(log.clone(), query(REFERENCE, &name)).await;
+    append(&*log, &[(base(), confirmed("cus_changed", 250))]).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    app.shutdown().await.expect("a clean shutdown");
+
+    let changed = "CREATE STREAM suspicious_sales AS SELECT customer_id, SUM(total) AS spent, count(*) AS n
+        FROM order_confirmed WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY customer_id";
+    log.create_topic(&TopicSpec::keep(OrderEvent::TOPIC, 4)).await.expect("the source topic");
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.query(query(changed, &name)).await.expect("registered");
+    let started = within("the app to start or fail", app.start()).await;
+    let error = match started {
+        Err(error) => error.to_string(),
+        Ok(()) => within("the query to fail", app.settle()).await.expect_err("the restore fails").to_string(),
+    };
+    assert!(error.contains("changed since its changelog was written") && error.contains("new name"), "{error}");
+}
+
 /// `record` with header `name` set to `value`, or without it.
 fn with_header(mut record: OutRecord, name: &str, value: Option<&[u8]>) -> OutRecord {
     let mut headers = Headers::builder(256);

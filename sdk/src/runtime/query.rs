@@ -24,7 +24,7 @@ use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition
 use crate::model::Subscription;
 use crate::stream::wire;
 use crate::stream::{
-    ChangeRef, Emitted, Keyed, OutputKind, PartitionState, Plan, Value, Window, pascal_case, write_key,
+    ChangeRef, Emitted, Keyed, OutputKind, PartitionState, Plan, StoredWindow, Value, Window, pascal_case, write_key,
 };
 
 /// The topic a query re-keys its records onto.
@@ -383,9 +383,12 @@ impl Processor for RekeyProcessor {
 
 /// A window as the changelog stores it, with its key.
 #[derive(Serialize, Deserialize)]
-struct Progress {
+struct Progress<'a> {
     stream_time: Option<i64>,
     late: u64,
+    /// The plan's [state shape](Plan::state_shape) (absent in changelogs of earlier versions).
+    #[serde(default, borrow)]
+    shape: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Aggregates the repartitioned records per key and window.
@@ -398,6 +401,8 @@ struct WindowProcessor {
     source_name: String,
     row_type: String,
     dead_letters: Arc<str>,
+    /// The plan's state shape, written with the progress so that a changed query is noticed.
+    shape: String,
     partitions: HashMap<u32, PartitionState>,
     late: Arc<Mutex<HashMap<u32, u64>>>,
     emitted: Vec<Emitted>,
@@ -416,6 +421,7 @@ impl WindowProcessor {
             source_name: plan.name.clone(),
             row_type: pascal_case(&plan.name),
             dead_letters: Arc::from(dead_letter::topic_of(&group)),
+            shape: plan.state_shape(),
             plan,
             group,
             repartition,
@@ -432,6 +438,12 @@ impl WindowProcessor {
         let mut state = PartitionState::default();
         let changelog = TopicPartition::new(self.changelog.clone(), partition);
         let plan = &self.plan;
+        // The last record of each window wins: folded first, so that each window is restored
+        // once, in the order the windows first appeared (replacing a window restored already
+        // costs a search of its close time's schedule, quadratic over a changelog not yet
+        // compacted).
+        let mut windows: Vec<(String, i64, Option<StoredWindow>)> = Vec::new();
+        let mut index: HashMap<(String, i64), usize> = HashMap::new();
         for_each_record(log, None, &changelog, |record| {
             let broken = |reason: &dyn std::fmt::Display| RuntimeError::Restore {
                 position: codec::position_of(record),
@@ -441,20 +453,41 @@ impl WindowProcessor {
             if key == PROGRESS_KEY {
                 let value = record.value.as_deref().unwrap_or_default();
                 let progress: Progress = serde_json::from_slice(value).map_err(|e| broken(&e))?;
+                if let Some(written) = progress.shape.as_deref().filter(|written| *written != self.shape) {
+                    return Err(broken(&format!(
+                        "query `{}` changed since its changelog was written (aggregates|windows|group: `{written}`, now \
+                         `{}`): its stored windows do not fit the new query; give the changed query a new name, or \
+                         delete the topics `{}`, `{}` and `{}` to start it over",
+                        plan.name,
+                        self.shape,
+                        self.changelog,
+                        self.repartition,
+                        plan.name
+                    )));
+                }
                 state.restore_progress(progress.stream_time, progress.late);
                 return Ok(());
             }
             let (start, group) = window_key(key).ok_or_else(|| broken(&"not a window key"))?;
-            match &record.value {
-                None => state.restore_delete(plan, &group, start),
-                Some(value) => {
-                    let stored = wire::decode_window(value).map_err(|e| broken(&format!("not a window: {e}")))?;
-                    state.restore_window(plan, group, stored);
+            let stored = match &record.value {
+                None => None,
+                Some(value) => Some(wire::decode_window(value).map_err(|e| broken(&format!("not a window: {e}")))?),
+            };
+            match index.get(&(group.clone(), start)) {
+                Some(&at) => windows[at].2 = stored,
+                None => {
+                    index.insert((group.clone(), start), windows.len());
+                    windows.push((group, start, stored));
                 }
             }
             Ok(())
         })
         .await?;
+        for (group, _, stored) in windows {
+            if let Some(stored) = stored {
+                state.restore_window(plan, group, stored);
+            }
+        }
         Ok(state)
     }
 
@@ -572,7 +605,7 @@ impl Processor for WindowProcessor {
         // The changed windows and the progress go in the same atomic write as the rows and
         // the positions.
         // Each changed window once, as it stands at the end of the batch.
-        let WindowProcessor { partitions, changelog, scratch: (key, value), buffer, late, .. } = self;
+        let WindowProcessor { partitions, changelog, scratch: (key, value), buffer, late, shape, .. } = self;
         let mut late = late.lock().unwrap_or_else(|p| p.into_inner());
         for partition in touched {
             let Some(state) = partitions.get_mut(&partition) else { continue };
@@ -593,7 +626,9 @@ impl Processor for WindowProcessor {
             });
             let (stream_time, dropped) = state.progress();
             late.insert(partition, dropped);
-            let progress = serde_json::to_vec(&Progress { stream_time, late: dropped }).expect("progress serialises");
+            let shape = Some(std::borrow::Cow::Borrowed(shape.as_str()));
+            let progress =
+                serde_json::to_vec(&Progress { stream_time, late: dropped, shape }).expect("progress serialises");
             let progress = Some(Bytes::from(progress));
             outputs.push(Self::changelog_record(changelog, partition, Bytes::from_static(PROGRESS_KEY), progress));
         }

@@ -161,6 +161,30 @@ pub fn write_key(group: &[Value], out: &mut String) {
 }
 
 impl Plan {
+    /// What the query's stored windows depend on: the aggregate functions, the windows' shape
+    /// and the number of GROUP BY values (`count(*),sum|TUMBLING 600000|1`). A changelog written
+    /// by a query of another shape cannot be restored into this one: its accumulators are of
+    /// other functions, its windows of another size.
+    pub fn state_shape(&self) -> String {
+        use super::window::WindowKind;
+        use std::fmt::Write;
+        let mut shape = String::new();
+        for (i, call) in self.aggregates.iter().enumerate() {
+            let separator = if i > 0 { "," } else { "" };
+            let star = if call.function == Function::CountAll { "(*)" } else { "" };
+            let _ = write!(shape, "{separator}{}{star}", call.function.name());
+        }
+        let _ = match self.windowing.kind {
+            WindowKind::Tumbling { size } => write!(shape, "|TUMBLING {}", size.as_millis()),
+            WindowKind::Hopping { size, advance } => {
+                write!(shape, "|HOPPING {} {}", size.as_millis(), advance.as_millis())
+            }
+            WindowKind::Session { gap } => write!(shape, "|SESSION {}", gap.as_millis()),
+        };
+        let _ = write!(shape, "|{}", self.group_by.len());
+        shape
+    }
+
     /// Whether records of this event type feed the query.
     pub fn reads_type(&self, type_name: &[u8]) -> bool {
         match self.source.by_name {
