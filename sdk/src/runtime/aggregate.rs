@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::gateway::{Accepted, CommandError, Replies};
+use super::gateway::{Accepted, CommandError, Outcome, Replies};
 use super::processor::Processor;
 use super::progress::ProgressBoard;
 use super::remote::{self, Reply, ReplyEvent};
@@ -57,6 +57,44 @@ enum Pending<A: Aggregate> {
     Duplicate { id: Uuid },
     Rejected { id: Uuid, error: A::Error },
     Failed { id: Uuid, reason: String },
+}
+
+impl<A: Aggregate> Pending<A> {
+    fn id(&self) -> Uuid {
+        match self {
+            Pending::Accepted { id, .. }
+            | Pending::Duplicate { id }
+            | Pending::Rejected { id, .. }
+            | Pending::Failed { id, .. } => *id,
+        }
+    }
+
+    /// The outcome for a caller in this process.
+    fn into_outcome(self) -> Outcome<A> {
+        match self {
+            Pending::Accepted { events, .. } => Ok(Accepted { events, duplicate: false }),
+            Pending::Duplicate { .. } => Ok(Accepted { events: Vec::new(), duplicate: true }),
+            Pending::Rejected { error, .. } => Err(CommandError::Rejected(error)),
+            Pending::Failed { id, reason } => Err(CommandError::Failed { id, reason }),
+        }
+    }
+
+    /// The record that carries the outcome to a caller in another process, on `topic`.
+    fn into_reply(self, topic: Arc<str>) -> OutRecord {
+        let id = self.id();
+        let reply: Reply<A::Event, A::Error> = match self {
+            // Personal data stays on the module's own topics, where it can be erased: a caller
+            // elsewhere hears that the command was accepted.
+            Pending::Accepted { events, .. } => match <A::Event as Message>::PERSONAL {
+                true => Reply::Accepted { events: Vec::new(), duplicate: false },
+                false => Reply::Accepted { events: events.iter().map(ReplyEvent::from).collect(), duplicate: false },
+            },
+            Pending::Duplicate { .. } => Reply::Accepted { events: Vec::new(), duplicate: true },
+            Pending::Rejected { error, .. } => Reply::Rejected { error },
+            Pending::Failed { reason, .. } => Reply::Failed { reason },
+        };
+        remote::reply_record(topic, id, &reply)
+    }
 }
 
 /// The projections of the module's own, which a command carrying positions waits for (see
@@ -393,7 +431,8 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         for tp in partitions {
             self.partitions.remove(&tp.partition);
         }
-        // Outcomes of an uncommitted batch are not revealed: the new owner will reply.
+        // Outcomes of an uncommitted batch are not revealed: the new owner answers, in memory or
+        // on the reply topic the command names.
         self.pending.clear();
         self.changed.clear();
         self.forgetting.clear();
@@ -429,52 +468,26 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
             self.keys.forgotten(&subject);
         }
         let mut remote_replies = Vec::new();
-        for (pending, reply_to) in std::mem::take(&mut self.pending) {
-            match (pending, reply_to) {
-                (Pending::Accepted { id, mut events, first_output }, reply_to) => {
-                    for (event, position) in events.iter_mut().zip(&written[first_output..]) {
-                        event.position = Some(position.clone());
-                    }
-                    match reply_to {
-                        Some(topic) => {
-                            // Personal data stays on the module's own topics, where it can be
-                            // erased: a caller elsewhere hears that the command was accepted.
-                            let events = match <A::Event as Message>::PERSONAL {
-                                true => Vec::new(),
-                                false => events.iter().map(ReplyEvent::from).collect(),
-                            };
-                            let reply = Reply::<_, A::Error>::Accepted { events, duplicate: false };
-                            remote_replies.push(remote::reply_record(topic, id, &reply));
-                        }
-                        None => {
-                            self.replies.reply(&id, || Ok(Accepted { events, duplicate: false }));
-                        }
-                    }
+        for (mut pending, reply_to) in std::mem::take(&mut self.pending) {
+            if let Pending::Accepted { events, first_output, .. } = &mut pending {
+                for (event, position) in events.iter_mut().zip(&written[*first_output..]) {
+                    event.position = Some(position.clone());
                 }
-                (Pending::Duplicate { id }, Some(topic)) => {
-                    let reply = Reply::<A::Event, A::Error>::Accepted { events: Vec::new(), duplicate: true };
-                    remote_replies.push(remote::reply_record(topic, id, &reply));
+            }
+            // A caller in this process hears the outcome in memory. Any other hears it on the
+            // topic its command names: it runs where the module does not, or where another
+            // instance of the module runs (that instance does not own the command's partition).
+            let id = pending.id();
+            match (self.replies.caller(&id), reply_to) {
+                (Some(caller), _) => {
+                    let _ = caller.send(pending.into_outcome());
                 }
-                (Pending::Duplicate { id }, None) => {
-                    self.replies.reply(&id, || Ok(Accepted { events: Vec::new(), duplicate: true }));
-                }
-                (Pending::Rejected { id, error }, Some(topic)) => {
-                    let reply = Reply::<A::Event, _>::Rejected { error: &error };
-                    remote_replies.push(remote::reply_record(topic, id, &reply));
-                }
-                (Pending::Rejected { id, error }, None) => {
+                (None, Some(topic)) => remote_replies.push(pending.into_reply(topic)),
+                (None, None) => {
                     // A command nobody waits for (a reaction's) is rejected in silence otherwise.
-                    let message = error.to_string();
-                    if !self.replies.reply(&id, || Err(CommandError::Rejected(error))) {
-                        tracing::info!(group = self.group, command = %id, reason = message, "command rejected");
+                    if let Pending::Rejected { error, .. } = pending {
+                        tracing::info!(group = self.group, command = %id, reason = %error, "command rejected");
                     }
-                }
-                (Pending::Failed { id, reason }, Some(topic)) => {
-                    let reply = Reply::<A::Event, A::Error>::Failed { reason };
-                    remote_replies.push(remote::reply_record(topic, id, &reply));
-                }
-                (Pending::Failed { id, reason }, None) => {
-                    self.replies.reply(&id, || Err(CommandError::Failed { id, reason }));
                 }
             }
         }

@@ -149,17 +149,21 @@ impl<A: Aggregate> Replies<A> {
         }
     }
 
-    /// Hands an outcome to the oldest caller still waiting for this command in this process.
-    /// Returns whether there was one.
-    pub(crate) fn reply(&self, id: &Uuid, outcome: impl FnOnce() -> Outcome<A>) -> bool {
+    /// Takes the oldest caller still waiting for this command in this process, if there is one.
+    pub(crate) fn caller(&self, id: &Uuid) -> Option<oneshot::Sender<Outcome<A>>> {
         let mut waiting = self.lock();
-        let Some(callers) = waiting.by_command.get_mut(id) else { return false };
+        let callers = waiting.by_command.get_mut(id)?;
         let caller = std::iter::from_fn(|| callers.pop_front()).find(|(_, sender)| !sender.is_closed());
         if callers.is_empty() {
             waiting.by_command.remove(id);
         }
-        drop(waiting);
-        caller.map(|(_, sender)| sender.send(outcome())).is_some()
+        caller.map(|(_, sender)| sender)
+    }
+
+    /// Hands an outcome to the oldest caller still waiting for this command in this process.
+    /// Returns whether there was one.
+    pub(crate) fn reply(&self, id: &Uuid, outcome: impl FnOnce() -> Outcome<A>) -> bool {
+        self.caller(id).map(|sender| sender.send(outcome())).is_some()
     }
 }
 
@@ -189,8 +193,11 @@ pub struct CommandGateway<A: Aggregate> {
     keys: KeyStore,
     clock: Arc<dyn Clock>,
     timeout: Duration,
-    /// Where the module publishes outcomes, when it runs in another process.
-    reply_to: Option<&'static str>,
+    /// Where an instance of the module in another process publishes the outcomes of this
+    /// gateway's commands (one in this process answers in memory).
+    reply_to: &'static str,
+    /// The module runs only in other processes.
+    remote: bool,
 }
 
 impl<A: Aggregate> Clone for CommandGateway<A> {
@@ -202,6 +209,7 @@ impl<A: Aggregate> Clone for CommandGateway<A> {
             clock: self.clock.clone(),
             timeout: self.timeout,
             reply_to: self.reply_to,
+            remote: self.remote,
         }
     }
 }
@@ -219,14 +227,15 @@ impl<A: Aggregate> CommandGateway<A> {
         keys: KeyStore,
         clock: Arc<dyn Clock>,
         timeout: Duration,
-        reply_to: Option<&'static str>,
+        reply_to: &'static str,
+        remote: bool,
     ) -> Self {
-        CommandGateway { replies, log, keys, clock, timeout, reply_to }
+        CommandGateway { replies, log, keys, clock, timeout, reply_to, remote }
     }
 
-    /// Whether the module runs in another process (its outcomes come back on the log).
+    /// Whether the module runs only in other processes (every outcome comes back on the log).
     pub fn is_remote(&self) -> bool {
-        self.reply_to.is_some()
+        self.remote
     }
 
     /// Sends a command that starts a new flow and waits for its outcome.
@@ -277,7 +286,9 @@ impl<A: Aggregate> CommandGateway<A> {
         };
         let written = match self.records(&envelope).await {
             Ok((mut records, new_keys)) => {
-                // The command is the last record; the others carry new keys of its subject.
+                // The command is the last record; the others carry new keys of its subject. It
+                // names the reply topic even when the module runs here: another instance of the
+                // module, in another process, may own its partition.
                 if let Some(command) = records.pop() {
                     records.push(remote::mark(command, self.reply_to, after));
                 }

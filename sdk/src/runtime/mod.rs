@@ -169,6 +169,15 @@ type Spawn = Box<dyn FnOnce(&App) -> Started + Send>;
 /// How long a wait of `settle` goes before it logs what it waits for.
 const SLOW_WAIT: Duration = Duration::from_secs(10);
 
+/// A partition a group has not processed to its end.
+struct Behind {
+    group: String,
+    tp: TopicPartition,
+    /// Where the group stands on it.
+    at: u64,
+    end: u64,
+}
+
 /// A registered processor not started yet.
 struct Waiting {
     group: String,
@@ -265,7 +274,11 @@ impl App {
     /// topology, dead letters and [`App::settle`] cover the whole platform, and the gateway of
     /// a data module that runs elsewhere sends commands through the log and hears their
     /// outcomes on `<module>.replies`. A projection of a module that runs elsewhere is not
-    /// built here: waiting for it is an error ([`RuntimeError::Elsewhere`]).
+    /// built here: waiting for it is an error ([`RuntimeError::Elsewhere`]). A module may also
+    /// run in several processes (instances of one consumer group, each owning some partitions):
+    /// a caller hears the outcome of a command that another process decided on the reply topic
+    /// too, and `start` and `settle` look at the group's committed positions for the partitions
+    /// held elsewhere.
     pub fn run_only<S: Into<String>>(mut self, modules: impl IntoIterator<Item = S>) -> Self {
         self.local = Some(modules.into_iter().map(Into::into).collect());
         self
@@ -333,9 +346,9 @@ impl App {
         Ok(count)
     }
 
-    /// Registers a data module: creates its topics (`.commands`, `.events`, `.state`, and the
-    /// dead-letter topic) and returns a gateway to send it commands. `services` is what its
-    /// `decide` may consult.
+    /// Registers a data module: creates its topics (`.commands`, `.events`, `.state`,
+    /// `.replies` and the dead-letter topic) and returns a gateway to send it commands.
+    /// `services` is what its `decide` may consult.
     pub async fn aggregate<A: Aggregate>(&mut self, services: A::Services) -> Result<CommandGateway<A>, RuntimeError> {
         let module = <A::Command as Message>::MODULE;
         if module != <A::Event as Message>::MODULE {
@@ -363,17 +376,23 @@ impl App {
         };
         self.open_keys().await?;
         let replies = Arc::new(gateway::Replies::new());
-        if !self.runs_here(module) {
-            return self.remote_aggregate::<A>(group, info, replies).await;
-        }
+        // An outcome comes back on the reply topic when an instance of the module in another
+        // process decided the command, whether or not the module also runs here.
+        let replies_topic = self.listen_for_replies::<A>(replies.clone()).await?;
+        let remote = !self.runs_here(module);
         let gateway = CommandGateway::new(
             replies.clone(),
             self.log.clone(),
             self.keys.clone(),
             self.clock.clone(),
             self.settings.command_timeout,
-            None,
+            replies_topic,
+            remote,
         );
+        if remote {
+            self.declare_elsewhere(group, info, vec![<A::Command as Message>::TOPIC]).await?;
+            return Ok(gateway);
+        }
         let services = Arc::new(services);
         self.register(Registration {
             group: group.clone(),
@@ -406,20 +425,15 @@ impl App {
         Ok(gateway)
     }
 
-    /// The gateway to a data module that runs in another process, and the listener that hears
-    /// its outcomes.
-    async fn remote_aggregate<A: Aggregate>(
+    /// Creates a data module's reply topic and registers the listener that hands the outcomes
+    /// published there to the callers of this process; returns the topic.
+    async fn listen_for_replies<A: Aggregate>(
         &mut self,
-        group: String,
-        info: ProcessorInfo,
         replies: Arc<gateway::Replies<A>>,
-    ) -> Result<CommandGateway<A>, RuntimeError> {
-        let module = <A::Command as Message>::MODULE;
-        let replies_topic = remote::replies_topic(module);
+    ) -> Result<&'static str, RuntimeError> {
+        let replies_topic = remote::replies_topic(<A::Command as Message>::MODULE);
         self.create(TopicSpec::keep(replies_topic, self.settings.partitions)).await?;
-        self.declare_elsewhere(group, info, vec![<A::Command as Message>::TOPIC]).await?;
         let listener_group = format!("{replies_topic}@{}", Uuid::now_v7().simple());
-        let listener_replies = replies.clone();
         self.register(Registration {
             group: listener_group.clone(),
             subscriptions: Vec::new(),
@@ -429,18 +443,11 @@ impl App {
             reads: vec![replies_topic],
             dead_letters: None,
             spawn: Box::new(move |app: &App| {
-                app.spawn(remote::ReplyListener::new(listener_group, replies_topic, listener_replies))
+                app.spawn(remote::ReplyListener::new(listener_group, replies_topic, replies))
             }),
         })
         .await?;
-        Ok(CommandGateway::new(
-            replies,
-            self.log.clone(),
-            self.keys.clone(),
-            self.clock.clone(),
-            self.settings.command_timeout,
-            Some(replies_topic),
-        ))
+        Ok(replies_topic)
     }
 
     /// Registers a reaction. It starts with the app (or at once, if the app runs already).
@@ -695,39 +702,61 @@ impl App {
     /// Waits until every running processor has processed everything on its topics, including
     /// what the others wrote meanwhile: the app is quiet. Data modules and reactions that run
     /// in other processes ([`App::run_only`]) count too: they are quiet when their committed
-    /// positions leave nothing to read. Fails if a processor of this process stopped; waits as
-    /// long as a module elsewhere is away.
+    /// positions leave nothing to read, as do the partitions that another instance of a group
+    /// running here holds. Fails if a processor of this process stopped; waits as long as a
+    /// module elsewhere is away.
     pub async fn settle(&self) -> Result<(), RuntimeError> {
         let groups: Vec<String> = self.running.iter().map(|(group, _)| group.clone()).collect();
+        let mut report = tokio::time::Instant::now() + SLOW_WAIT;
         loop {
             let ends = self.end_offsets(&groups).await?;
             self.wait_for_positions(&ends).await?;
-            while !self.quiet_elsewhere().await? {
-                tokio::time::sleep(self.settings.poll_timeout.max(Duration::from_millis(20))).await;
+            while let Some(behind) = self.behind_elsewhere().await? {
+                if tokio::time::Instant::now() >= report {
+                    // A wait that does not end must say what it waits for.
+                    let Behind { group, tp, at, end } = behind;
+                    tracing::info!(group, %tp, committed = at, end, "still waiting for a processor in another process to commit the end of a partition");
+                    report += SLOW_WAIT;
+                }
+                tokio::time::sleep(self.elsewhere_poll()).await;
             }
-            if self.end_offsets(&groups).await? == ends && self.quiet_elsewhere().await? {
+            if self.end_offsets(&groups).await? == ends && self.behind_elsewhere().await?.is_none() {
                 return Ok(());
             }
         }
     }
 
-    /// Whether the processors that run elsewhere have committed everything on their topics (a
-    /// gap of transaction markers aside).
-    async fn quiet_elsewhere(&self) -> Result<bool, RuntimeError> {
+    /// How often a wait looks again at the committed positions of processors in other processes.
+    fn elsewhere_poll(&self) -> Duration {
+        self.settings.poll_timeout.max(Duration::from_millis(20))
+    }
+
+    /// The first partition that the processors running elsewhere have not committed to its end
+    /// (a gap of transaction markers aside), if any.
+    async fn behind_elsewhere(&self) -> Result<Option<Behind>, RuntimeError> {
         for (group, topics) in &self.elsewhere {
             for topic in topics {
                 for partition in 0..self.log.partition_count(topic).await?.unwrap_or(0) {
                     let tp = TopicPartition::new(*topic, partition);
-                    let committed = self.log.committed(group, &tp).await?.unwrap_or(0);
-                    if committed < self.log.end_offset(&tp).await?
-                        && !self.log.read(&tp, committed, 1).await?.is_empty()
-                    {
-                        return Ok(false);
+                    let end = self.log.end_offset(&tp).await?;
+                    if let Some(at) = self.committed_before(group, &tp, end).await? {
+                        return Ok(Some(Behind { group: group.clone(), tp, at, end }));
                     }
                 }
             }
         }
-        Ok(true)
+        Ok(None)
+    }
+
+    /// The group's committed position on `tp` if records before `end` remain to be processed
+    /// after it; `None` when only transaction markers (which are never handed out) lie between.
+    async fn committed_before(&self, group: &str, tp: &TopicPartition, end: u64) -> Result<Option<u64>, RuntimeError> {
+        let committed = self.log.committed(group, tp).await?.unwrap_or(0);
+        if committed >= end {
+            return Ok(None);
+        }
+        let next = self.log.read(tp, committed, 1).await?;
+        Ok(next.first().is_some_and(|record| record.offset < end).then_some(committed))
     }
 
     /// Waits until these processors have processed what is on their topics now.
@@ -736,29 +765,55 @@ impl App {
         self.wait_for_positions(&ends).await
     }
 
+    /// Waits until each group has processed its partitions up to these ends: the partitions it
+    /// holds in this process by their positions on the board, the others (held by another
+    /// instance of the group, in another process) by the group's committed positions.
     async fn wait_for_positions(&self, ends: &[(String, TopicPartition, u64)]) -> Result<(), RuntimeError> {
-        let mut stopped = None;
         let mut report = tokio::time::Instant::now() + SLOW_WAIT;
-        self.board
-            .wait_until(|board| {
-                stopped = self.running.iter().find(|(_, task)| task.is_finished()).map(|(g, _)| g.clone());
-                let behind = ends.iter().find(|(group, tp, end)| {
-                    *end > 0 && board.position(group, tp).is_none_or(|next| next < *end)
-                });
-                if let Some((group, tp, end)) = behind
-                    && tokio::time::Instant::now() >= report
-                {
-                    // A wait that does not end must say what it waits for.
-                    let at = board.position(group, tp);
-                    tracing::info!(group, %tp, ?at, end, "still waiting for a processor to reach the end of a partition");
-                    report += SLOW_WAIT;
+        loop {
+            let mut stopped = None;
+            let mut not_held = Vec::new();
+            self.board
+                .wait_until(|board| {
+                    stopped = self.running.iter().find(|(_, task)| task.is_finished()).map(|(g, _)| g.clone());
+                    not_held.clear();
+                    let mut behind = None;
+                    for (group, tp, end) in ends.iter().filter(|(_, _, end)| *end > 0) {
+                        match board.position(group, tp) {
+                            None => not_held.push((group, tp, *end)),
+                            Some(next) if next < *end => {
+                                behind = Some((group, tp, next, *end));
+                                break;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    if let Some((group, tp, at, end)) = behind
+                        && tokio::time::Instant::now() >= report
+                    {
+                        // A wait that does not end must say what it waits for.
+                        tracing::info!(group, %tp, at, end, "still waiting for a processor to reach the end of a partition");
+                        report += SLOW_WAIT;
+                    }
+                    stopped.is_some() || behind.is_none()
+                })
+                .await;
+            if let Some(group) = stopped {
+                return Err(RuntimeError::Stopped(group));
+            }
+            let mut behind = None;
+            for (group, tp, end) in not_held {
+                if let Some(committed) = self.committed_before(group, tp, end).await? {
+                    behind = Some((group, tp, committed, end));
+                    break;
                 }
-                stopped.is_some() || behind.is_none()
-            })
-            .await;
-        match stopped {
-            Some(group) => Err(RuntimeError::Stopped(group)),
-            None => Ok(()),
+            }
+            let Some((group, tp, committed, end)) = behind else { return Ok(()) };
+            if tokio::time::Instant::now() >= report {
+                tracing::info!(group, %tp, committed, end, "still waiting for a partition held elsewhere (another instance of the group) to be committed to its end");
+                report += SLOW_WAIT;
+            }
+            tokio::time::sleep(self.elsewhere_poll()).await;
         }
     }
 

@@ -1,12 +1,15 @@
 //! Data modules in other processes: commands travel on the log as always, and their outcomes come
 //! back on `<module>.replies`.
 //!
-//! A gateway to a module that runs elsewhere marks each command with the topic to answer on
-//! ([`REPLY_TO`]). The module's processor publishes the outcome there once its atomic write is
-//! committed, keyed by the command id, and a [`ReplyListener`] in the caller's process hands it to
-//! the caller waiting for that id. A reply lost in a crash between the commit and the publication
-//! is never lost work: the caller times out and sends the same command again, which the module
-//! recognises by its id and answers as a duplicate.
+//! A gateway marks each command with the topic to answer on ([`REPLY_TO`]), also when the module
+//! runs in its own process: another instance of the module, in another process, may own the
+//! command's partition. Once its atomic write is committed, the instance that owns it answers a
+//! caller of its own process in memory and publishes the outcome for any other on the reply
+//! topic, keyed by the command id; a [`ReplyListener`] in the caller's process hands it to the
+//! caller waiting for that id. Commands nobody waits for (a reaction's) carry no reply topic, so
+//! a module in one process publishes nothing there. A reply lost in a crash between the commit
+//! and the publication is never lost work: the caller times out and sends the same command
+//! again, which the module recognises by its id and answers as a duplicate.
 //!
 //! A command may also carry positions ([`AFTER`]): the module decides it only once its own
 //! projections have read them, so that a command caused by another module's events is decided on
@@ -51,14 +54,9 @@ fn intern(name: String) -> &'static str {
 }
 
 /// Adds the reply topic and the positions to wait for to a command record.
-pub(crate) fn mark(mut record: OutRecord, reply_to: Option<&str>, after: &[Position]) -> OutRecord {
-    if reply_to.is_none() && after.is_empty() {
-        return record;
-    }
+pub(crate) fn mark(mut record: OutRecord, reply_to: &str, after: &[Position]) -> OutRecord {
     let mut headers = record.headers.to_builder(64 + after.len() * 32);
-    if let Some(topic) = reply_to {
-        headers.push(REPLY_TO, topic.as_bytes());
-    }
+    headers.push(REPLY_TO, reply_to.as_bytes());
     if !after.is_empty() {
         let list: Vec<String> = after.iter().map(Position::to_string).collect();
         headers.push(AFTER, list.join(",").as_bytes());
@@ -82,7 +80,8 @@ pub(crate) fn after_of(record: &Record) -> Vec<Position> {
         .collect()
 }
 
-/// The topic a command's outcome goes to, if its sender runs in another process.
+/// The reply topic a command names, where its outcome goes if its caller does not wait in the
+/// deciding process; `None` for a command nobody waits for.
 pub(crate) fn reply_to_of(record: &Record) -> Option<Arc<str>> {
     record.header(REPLY_TO).and_then(|v| std::str::from_utf8(v).ok()).map(Arc::from)
 }
