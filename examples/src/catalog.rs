@@ -10,7 +10,8 @@ use tramline::runtime::Settings;
 pub struct CatalogArgs {
     /// Write one file per schema under DIR (`events/<module>/<Type>.v<N>.json`,
     /// `public/<module>/<Type>.v<N>.json`, and `asyncapi.json` with `--asyncapi`) instead of
-    /// printing.
+    /// printing. Refuses, writing nothing, when a schema breaks the one committed there for its
+    /// type and version: raise the type's version instead.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The AsyncAPI 3.0 document of the public feeds instead of the schemas.
@@ -27,6 +28,8 @@ pub fn run(args: &CatalogArgs) -> Result<(), Box<dyn std::error::Error>> {
     let asyncapi = args.asyncapi.then(|| ticketing_platform::asyncapi(&catalog, args.server.clone()));
     match &args.out {
         Some(dir) => {
+            // Refuses before writing anything (asyncapi.json included) when a committed
+            // snapshot would be overwritten by a schema that breaks it.
             for path in catalog.write_to(dir)? {
                 eprintln!("wrote {}", path.display());
             }
@@ -42,4 +45,51 @@ pub fn run(args: &CatalogArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let target = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy_dir(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn out_refuses_to_overwrite_a_snapshot_that_the_catalog_breaks() {
+        let scratch = std::env::temp_dir().join(format!("tramline-catalog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas"), &scratch);
+        std::fs::remove_file(scratch.join("asyncapi.json")).unwrap();
+        // As if the committed contract had a field that the current public event dropped.
+        let file = scratch.join("public/partner-feed/OrderConfirmed.v1.json");
+        let mut snapshot: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        snapshot["properties"]["platform"] = serde_json::json!({"type": "string"});
+        let committed = serde_json::to_string_pretty(&snapshot).unwrap();
+        std::fs::write(&file, &committed).unwrap();
+
+        let args = CatalogArgs { out: Some(scratch.clone()), asyncapi: true, server: Vec::new() };
+        let error = run(&args).unwrap_err().to_string();
+        assert!(error.contains("field `platform` was removed or renamed"), "{error}");
+        assert!(error.contains("raise the type's version"), "{error}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), committed, "the evidence stays");
+        assert!(!scratch.join("asyncapi.json").exists(), "nothing is written");
+
+        // Without the tampering, it writes.
+        std::fs::remove_file(&file).unwrap();
+        run(&args).unwrap();
+        assert!(file.exists() && scratch.join("asyncapi.json").exists());
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
 }

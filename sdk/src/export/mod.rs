@@ -131,7 +131,6 @@ pub struct Export<S = ()> {
     pub(crate) tables: Vec<Table<S>>,
     pub(crate) subscriptions: Vec<Subscription>,
     messages: Vec<MessageSchema>,
-    key: Option<serde_json::Value>,
     pub(crate) target: Option<Arc<dyn EventLog>>,
 }
 
@@ -178,7 +177,6 @@ impl<S: Send + Sync + 'static> Export<S> {
             tables: Vec::new(),
             subscriptions: Vec::new(),
             messages: Vec::new(),
-            key: None,
             target: None,
         }
     }
@@ -259,9 +257,10 @@ impl<S: Send + Sync + 'static> Export<S> {
                 name: P::NAME,
                 version: P::VERSION,
                 schema: schema::public_schema::<P>(P::NAME, P::VERSION),
+                // Each public event type its own: two types on one feed may have different keys.
+                key: schema::schema_of::<P::Key>(),
             });
         }
-        self.key.get_or_insert_with(schema::schema_of::<P::Key>);
     }
 
     /// The feed's contract, for the catalog and the AsyncAPI document.
@@ -271,7 +270,6 @@ impl<S: Send + Sync + 'static> Export<S> {
             module: self.module,
             description: self.description.clone(),
             partitions,
-            key: self.key.clone().unwrap_or_else(|| serde_json::json!({"type": "string"})),
             messages: self.messages.clone(),
         }
     }

@@ -2,22 +2,30 @@
 //! new one, and would partners who read the old one still read what the new one writes?
 //!
 //! Both directions must hold for a type that already has records in the log or readers
-//! outside, so the rules are the intersection: no field removed or renamed, no type changed,
-//! no enum value removed, and no field required that the old schema did not require (a new
-//! field needs a default: `#[serde(default)]`, which takes it out of `required`). Adding an
-//! optional field is the one change that breaks nobody.
+//! outside, so the rules are the intersection: no field removed or renamed, no type changed
+//! (`null` included: `T` to `Option<T>` is a change), no enum value or variant removed, no
+//! field required that the old schema did not require (a new field needs a default:
+//! `#[serde(default)]`, which takes it out of `required`), no `format` or `pattern` changed and
+//! no bound (`minimum`, `maximum`, lengths) narrowed. Adding an optional field, an enum value or
+//! a variant are the changes that break nobody. One exception: a string that becomes personal
+//! data (`String` to `Personal<String>`, pattern `^pii1:`) is compatible, because the codec reads
+//! the plain text of records written before as is.
+//!
+//! Alternatives (`anyOf`/`oneOf`: an `Option`, an enum with data) are compared one by one:
+//! unit variants (`enum`, `const`) as one set of values, the others paired by their type and,
+//! for objects, by their tag or their required fields.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 /// One change between two schemas that breaks a reader or a writer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A field of the old schema is gone (removed or renamed).
     Removed {
-        /// The field's path (`total`, `lines[].price`).
+        /// The field's path (`total`, `lines[].price`, `prices.*`).
         field: String,
     },
     /// A field's JSON type changed.
@@ -41,6 +49,34 @@ pub enum Change {
         /// The value.
         value: String,
     },
+    /// One of the shapes a field could take is gone (a variant of an enum with data).
+    AlternativeRemoved {
+        /// The field's path.
+        field: String,
+        /// The shape (`an object with `Cash``).
+        alternative: String,
+    },
+    /// A `format` or `pattern` changed, or a bound (`minimum`, `maximum`, …) was narrowed.
+    ConstraintChanged {
+        /// The field's path.
+        field: String,
+        /// The JSON Schema keyword (`format`, `pattern`, `maximum`).
+        keyword: String,
+        /// The old value, `none` when absent.
+        from: String,
+        /// The new value, `none` when absent.
+        to: String,
+    },
+    /// A committed message type has no current type (removed, renamed, or moved to another
+    /// module): its records already on the log would no longer be read.
+    MessageRemoved,
+    /// The current version is lower than a committed one.
+    VersionLowered {
+        /// The highest committed version.
+        committed: u32,
+        /// The current version.
+        current: u32,
+    },
 }
 
 impl fmt::Display for Change {
@@ -52,15 +88,33 @@ impl fmt::Display for Change {
                 write!(f, "field `{field}` is required but old records lack it: give it a default (#[serde(default)])")
             }
             Change::ValueRemoved { field, value } => write!(f, "field `{field}` no longer accepts {value}"),
+            Change::AlternativeRemoved { field, alternative } => {
+                write!(f, "field `{field}` no longer accepts {alternative}")
+            }
+            Change::ConstraintChanged { field, keyword, from, to } => {
+                write!(f, "field `{field}` changed `{keyword}` from {from} to {to}")
+            }
+            Change::MessageRemoved => write!(
+                f,
+                "no current message type has this name and module (removed, renamed or moved): its records already \
+                 on the log would no longer be read; keep the type, or delete this snapshot if no record of it exists"
+            ),
+            Change::VersionLowered { committed, current } => write!(
+                f,
+                "the current version {current} is lower than the committed version {committed}: records of version \
+                 {committed} would be refused; versions only go up (raise it above {committed})"
+            ),
         }
     }
 }
 
-/// The breaking changes of one message type against its committed schema.
+/// The breaking changes of one message type against a committed schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Breaking {
     /// The message type (`OrderConfirmed`).
-    pub message: &'static str,
+    pub message: String,
+    /// The version of the committed schema.
+    pub version: u32,
     /// The committed schema it was compared with.
     pub file: PathBuf,
     /// What breaks.
@@ -69,7 +123,7 @@ pub struct Breaking {
 
 impl fmt::Display for Breaking {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} breaks {}:", self.message, self.file.display())?;
+        write!(f, "{} version {} breaks {}:", self.message, self.version, self.file.display())?;
         for change in &self.changes {
             write!(f, "\n  - {change}")?;
         }
@@ -78,62 +132,336 @@ impl fmt::Display for Breaking {
 }
 
 /// The changes from `old` to `new` that break readers of old records or readers of new ones.
+/// A `$ref` resolves against the `definitions` of its own document (a recursive type).
 pub fn compare(old: &Value, new: &Value) -> Vec<Change> {
-    let mut changes = Vec::new();
-    compare_at("", old, new, &mut changes);
-    changes
+    let mut comparison = Comparison { old_root: old, new_root: new, comparing: Vec::new(), changes: Vec::new() };
+    comparison.compare_at("", old, new);
+    comparison.changes
 }
 
-fn compare_at(path: &str, old: &Value, new: &Value, changes: &mut Vec<Change>) {
-    let field = || if path.is_empty() { "<root>".to_owned() } else { path.to_owned() };
-    let (old_types, new_types) = (types(old), types(new));
-    if !old_types.is_empty() && !new_types.is_empty() && old_types != new_types {
-        changes.push(Change::TypeChanged { field: field(), from: old_types.join("|"), to: new_types.join("|") });
-        return;
+/// The pattern of `Personal` data: turning a plain string into one is compatible.
+const PERSONAL_PATTERN: &str = "^pii1:";
+
+/// Bounds, and whether each is a lower one: narrowing any of them breaks.
+const BOUNDS: [(&str, bool); 8] = [
+    ("minimum", true),
+    ("exclusiveMinimum", true),
+    ("maximum", false),
+    ("exclusiveMaximum", false),
+    ("minLength", true),
+    ("maxLength", false),
+    ("minItems", true),
+    ("maxItems", false),
+];
+
+struct Comparison<'a> {
+    old_root: &'a Value,
+    new_root: &'a Value,
+    /// The pairs of definitions being compared: a recursive type ends where it recurs.
+    comparing: Vec<(String, String)>,
+    changes: Vec<Change>,
+}
+
+/// One shape a schema allows: the schema itself, or one of its `anyOf`/`oneOf` alternatives.
+struct Alternative {
+    schema: Value,
+    /// The definition it came from (`#/definitions/Node`), if any.
+    reference: Option<String>,
+}
+
+impl Alternative {
+    /// A unit variant or a fixed set of values.
+    fn is_enumerated(&self) -> bool {
+        self.schema.get("enum").is_some() || self.schema.get("const").is_some()
     }
-    if let (Some(old_values), Some(new_values)) = (enumeration(old), enumeration(new)) {
-        for value in old_values.iter().filter(|v| !new_values.contains(v)) {
-            changes.push(Change::ValueRemoved { field: field(), value: value.to_string() });
+
+    /// Every `enum` value and `const` of an enumerated alternative.
+    fn values(&self) -> Vec<&Value> {
+        let listed = self.schema.get("enum").and_then(Value::as_array).into_iter().flatten();
+        listed.chain(self.schema.get("const")).collect()
+    }
+
+    /// The JSON types it admits; `any` when it does not restrict them.
+    fn kinds(&self) -> Vec<String> {
+        let schema = &self.schema;
+        match schema {
+            Value::Bool(true) => return vec!["any".into()],
+            Value::Bool(false) => return vec!["nothing".into()],
+            _ => {}
+        }
+        match schema.get("type") {
+            Some(Value::String(single)) => return vec![single.clone()],
+            Some(Value::Array(several)) => {
+                return several.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+            }
+            _ => {}
+        }
+        if self.is_enumerated() {
+            return self.values().into_iter().map(|value| json_type(value).to_owned()).collect();
+        }
+        let object = ["properties", "additionalProperties", "required"].iter().any(|k| schema.get(k).is_some());
+        let kind = if object {
+            "object"
+        } else if schema.get("items").is_some() {
+            "array"
+        } else {
+            "any"
+        };
+        vec![kind.into()]
+    }
+
+    /// Its one JSON type (an alternative that is not enumerated has one after splitting).
+    fn kind(&self) -> String {
+        self.kinds().into_iter().next().unwrap_or_else(|| "any".into())
+    }
+
+    /// What pairs it with its counterpart, and names it when it is gone: an object by its tag
+    /// (a property with a constant: internally tagged enums) or its required fields (the variant
+    /// name of an externally tagged enum); anything else by its type.
+    fn key(&self) -> String {
+        let kind = self.kind();
+        if kind != "object" {
+            return if kind == "null" { kind } else { format!("a value of type {kind}") };
+        }
+        let properties = self.schema.get("properties").and_then(Value::as_object);
+        let tags: Vec<String> = properties
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, field)| {
+                let value = field.get("const").or_else(|| match field.get("enum")?.as_array()?.as_slice() {
+                    [only] => Some(only),
+                    _ => None,
+                })?;
+                Some(format!("`{name}` = {value}"))
+            })
+            .collect();
+        if !tags.is_empty() {
+            return format!("an object with {}", tags.join(", "));
+        }
+        let mut fields = required(&self.schema);
+        if fields.is_empty() {
+            fields = properties.into_iter().flatten().map(|(name, _)| name.as_str()).collect();
+        }
+        fields.sort_unstable();
+        match fields.as_slice() {
+            [] => "an object".into(),
+            _ => format!("an object with {}", fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")),
         }
     }
-    let old_properties = old.get("properties").and_then(Value::as_object);
-    let new_properties = new.get("properties").and_then(Value::as_object);
-    if let (Some(old_properties), Some(new_properties)) = (old_properties, new_properties) {
-        let child = |name: &str| if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
-        for (name, old_field) in old_properties {
-            match new_properties.get(name) {
-                Some(new_field) => compare_at(&child(name), old_field, new_field, changes),
-                None => changes.push(Change::Removed { field: child(name) }),
+
+    /// Whether a value of an old enumeration is still admitted by this (open) alternative.
+    fn admits_type_of(&self, value: &Value) -> bool {
+        let kind = self.kind();
+        let value_kind = json_type(value);
+        kind == "any" || kind == value_kind || (kind == "number" && value_kind == "integer")
+    }
+}
+
+impl Comparison<'_> {
+    fn compare_at(&mut self, path: &str, old: &Value, new: &Value) {
+        let old_alternatives = alternatives(self.old_root, old, None);
+        let new_alternatives = alternatives(self.new_root, new, None);
+        let (old_kinds, new_kinds) = (kinds(&old_alternatives), kinds(&new_alternatives));
+        if old_kinds != new_kinds {
+            let (from, to) = (old_kinds.join("|"), new_kinds.join("|"));
+            self.changes.push(Change::TypeChanged { field: field_name(path), from, to });
+            return;
+        }
+        self.compare_alternatives(path, old_alternatives, new_alternatives);
+    }
+
+    /// Every old value must still be admitted, and every old shape must have its counterpart
+    /// (compared in turn); new values and shapes break nobody.
+    fn compare_alternatives(&mut self, path: &str, old: Vec<Alternative>, new: Vec<Alternative>) {
+        let (old_enumerated, old_open): (Vec<_>, Vec<_>) = old.into_iter().partition(Alternative::is_enumerated);
+        let (new_enumerated, new_open): (Vec<_>, Vec<_>) = new.into_iter().partition(Alternative::is_enumerated);
+        let new_values: Vec<&Value> = new_enumerated.iter().flat_map(Alternative::values).collect();
+        for value in old_enumerated.iter().flat_map(Alternative::values) {
+            if !new_values.contains(&value) && !new_open.iter().any(|a| a.admits_type_of(value)) {
+                self.changes.push(Change::ValueRemoved { field: field_name(path), value: value.to_string() });
             }
         }
-        let old_required = required(old);
-        for name in required(new).into_iter().filter(|name| !old_required.contains(name)) {
-            changes.push(Change::NewRequired { field: child(name) });
+
+        let mut unpaired_new: Vec<Option<Alternative>> = new_open.into_iter().map(Some).collect();
+        let mut unpaired_old = Vec::new();
+        for old in old_open {
+            let key = old.key();
+            match unpaired_new.iter_mut().find(|n| n.as_ref().is_some_and(|n| n.key() == key)) {
+                Some(slot) => {
+                    let new = slot.take().expect("found unpaired");
+                    self.compare_pair(path, &old, &new);
+                }
+                None => unpaired_old.push(old),
+            }
+        }
+        // A shape whose key changed (a field of an `Option<Struct>` removed) still pairs with
+        // the one left of its type, if there is exactly one on each side.
+        for old in &unpaired_old {
+            let kind = old.kind();
+            let old_of_kind = unpaired_old.iter().filter(|o| o.kind() == kind).count();
+            let mut new_of_kind = unpaired_new.iter_mut().filter(|n| n.as_ref().is_some_and(|n| n.kind() == kind));
+            match (old_of_kind, new_of_kind.next(), new_of_kind.next()) {
+                (1, Some(slot), None) => {
+                    let new = slot.take().expect("filtered unpaired");
+                    self.compare_pair(path, old, &new);
+                }
+                _ => self.changes.push(Change::AlternativeRemoved { field: field_name(path), alternative: old.key() }),
+            }
         }
     }
-    if let (Some(old_items), Some(new_items)) = (old.get("items"), new.get("items")) {
-        compare_at(&format!("{path}[]"), old_items, new_items, changes);
+
+    fn compare_pair(&mut self, path: &str, old: &Alternative, new: &Alternative) {
+        let recursion = match (&old.reference, &new.reference) {
+            (Some(old), Some(new)) => Some((old.clone(), new.clone())),
+            _ => None,
+        };
+        if let Some(pair) = recursion.clone() {
+            if self.comparing.contains(&pair) {
+                return;
+            }
+            self.comparing.push(pair);
+        }
+        self.compare_shape(path, &old.schema, &new.schema);
+        if recursion.is_some() {
+            self.comparing.pop();
+        }
+    }
+
+    /// Two paired shapes: their constraints, then their fields, items and map values.
+    fn compare_shape(&mut self, path: &str, old: &Value, new: &Value) {
+        self.compare_constraints(path, old, new);
+        let child = |name: &str| if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+        let old_properties = old.get("properties").and_then(Value::as_object);
+        let new_properties = new.get("properties").and_then(Value::as_object);
+        // An object without `properties` (a map, a unit variant) has no fields to keep.
+        if old_properties.is_some() || new_properties.is_some() {
+            let none = Map::new();
+            let new_properties = new_properties.unwrap_or(&none);
+            for (name, old_field) in old_properties.unwrap_or(&none) {
+                match new_properties.get(name) {
+                    Some(new_field) => self.compare_at(&child(name), old_field, new_field),
+                    None => self.changes.push(Change::Removed { field: child(name) }),
+                }
+            }
+            let old_required = required(old);
+            for name in required(new).into_iter().filter(|name| !old_required.contains(name)) {
+                self.changes.push(Change::NewRequired { field: child(name) });
+            }
+        }
+        match (old.get("items"), new.get("items")) {
+            // A tuple: its elements by position.
+            (Some(Value::Array(old_items)), Some(Value::Array(new_items))) => {
+                for (i, old_item) in old_items.iter().enumerate() {
+                    match new_items.get(i) {
+                        Some(new_item) => self.compare_at(&format!("{path}[{i}]"), old_item, new_item),
+                        None => self.changes.push(Change::Removed { field: format!("{path}[{i}]") }),
+                    }
+                }
+            }
+            (Some(old_items), Some(new_items)) => self.compare_at(&format!("{path}[]"), old_items, new_items),
+            _ => {}
+        }
+        // The values of a map (`BTreeMap<String, T>`); a boolean is about unknown fields, and
+        // the fields are compared above.
+        let (old_values, new_values) = (old.get("additionalProperties"), new.get("additionalProperties"));
+        if old_values.is_some_and(Value::is_object) || new_values.is_some_and(Value::is_object) {
+            let anything = Value::Bool(true);
+            self.compare_at(&child("*"), old_values.unwrap_or(&anything), new_values.unwrap_or(&anything));
+        }
+    }
+
+    /// A changed `format` or `pattern` (`u64` to `u8`, `String` to an ID), a narrowed bound.
+    fn compare_constraints(&mut self, path: &str, old: &Value, new: &Value) {
+        let mut changed = |keyword: &str, from: Option<&Value>, to: Option<&Value>| {
+            let (from, to) = (shown(from), shown(to));
+            self.changes
+                .push(Change::ConstraintChanged { field: field_name(path), keyword: keyword.into(), from, to });
+        };
+        let (old_format, new_format) = (old.get("format"), new.get("format"));
+        if old_format != new_format {
+            changed("format", old_format, new_format);
+        }
+        let (old_pattern, new_pattern) = (old.get("pattern"), new.get("pattern"));
+        let became_personal = old_pattern.is_none() && new_pattern.and_then(Value::as_str) == Some(PERSONAL_PATTERN);
+        if old_pattern != new_pattern && !became_personal {
+            changed("pattern", old_pattern, new_pattern);
+        }
+        for (keyword, lower) in BOUNDS {
+            let (from, to) = (old.get(keyword), new.get(keyword));
+            let Some(new_bound) = to.and_then(Value::as_f64) else { continue };
+            let narrowed = match from.and_then(Value::as_f64) {
+                None => true,
+                Some(old_bound) if lower => new_bound > old_bound,
+                Some(old_bound) => new_bound < old_bound,
+            };
+            if narrowed {
+                changed(keyword, from, to);
+            }
+        }
     }
 }
 
-/// The JSON types a schema allows, sorted; empty when it does not say.
-fn types(schema: &Value) -> Vec<&str> {
-    let mut types: Vec<&str> = match schema.get("type") {
-        Some(Value::String(single)) => vec![single],
-        Some(Value::Array(several)) => several.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    types.sort_unstable();
-    types
+/// The shapes a schema allows, `$ref`s resolved: its `anyOf`/`oneOf` alternatives (nested ones
+/// flattened, as in `Option<Enum>`), its `type` array split by type (`Option<u32>`), or itself.
+fn alternatives(root: &Value, schema: &Value, reference: Option<String>) -> Vec<Alternative> {
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str)
+        && let Some(definition) =
+            target.strip_prefix("#/definitions/").and_then(|name| root.get("definitions")?.get(name))
+    {
+        return alternatives(root, definition, Some(target.to_owned()));
+    }
+    if let Some(listed) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Value::as_array) {
+        return listed.iter().flat_map(|alternative| alternatives(root, alternative, reference.clone())).collect();
+    }
+    let enumerated = schema.get("enum").is_some() || schema.get("const").is_some();
+    if let Some(Value::Array(types)) = schema.get("type")
+        && types.len() > 1
+        && !enumerated
+    {
+        let split = |kind: &Value| {
+            let mut one = if kind == "null" { json!({}) } else { schema.clone() };
+            one["type"] = kind.clone();
+            Alternative { schema: one, reference: reference.clone() }
+        };
+        return types.iter().map(split).collect();
+    }
+    vec![Alternative { schema: schema.clone(), reference }]
 }
 
-fn enumeration(schema: &Value) -> Option<Vec<&Value>> {
-    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-        return Some(values.iter().collect());
+/// The JSON types a set of alternatives admits, sorted; `any` for no restriction.
+fn kinds(alternatives: &[Alternative]) -> Vec<String> {
+    let mut kinds: Vec<String> = alternatives.iter().flat_map(Alternative::kinds).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if kinds.iter().any(|kind| kind == "any") {
+        return vec!["any".into()];
     }
-    // schemars writes a unit-only enum with documented variants as a oneOf of consts.
-    let alternatives = schema.get("oneOf").and_then(Value::as_array)?;
-    alternatives.iter().map(|a| a.get("const").or_else(|| a.get("enum")?.get(0))).collect()
+    kinds
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(number) if number.is_i64() || number.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn field_name(path: &str) -> String {
+    if path.is_empty() { "<root>".to_owned() } else { path.to_owned() }
+}
+
+/// A keyword's value as a change shows it: a string without quotes, `none` when absent.
+fn shown(value: Option<&Value>) -> String {
+    match value {
+        None => "none".into(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
 }
 
 fn required(schema: &Value) -> Vec<&str> {
@@ -214,5 +542,219 @@ mod tests {
         let old = json!({"type": "string", "enum": ["first", "second"]});
         let new = json!({"type": "string", "enum": ["first"]});
         assert_eq!(compare(&old, &new), [Change::ValueRemoved { field: "<root>".into(), value: "\"second\"".into() }]);
+    }
+
+    /// The schemas of two versions of one Rust type, as schemars writes them.
+    mod versions {
+        #![allow(dead_code)]
+        use std::collections::BTreeMap;
+
+        use schemars::JsonSchema;
+
+        use crate::privacy::Personal;
+
+        #[derive(JsonSchema)]
+        pub struct Money {
+            pub cents: i64,
+            pub currency: String,
+        }
+
+        pub mod money_without_currency {
+            #[derive(schemars::JsonSchema)]
+            pub struct Money {
+                pub cents: i64,
+            }
+        }
+
+        /// An enum with data: `oneOf` of `{"Cash": {…}}`, `{"Card": …}` and `{"enum": ["Voucher"]}`.
+        #[derive(JsonSchema)]
+        pub enum Payment {
+            Cash { cents: i64 },
+            Card(String),
+            Voucher,
+        }
+
+        pub mod payment_without_cash {
+            #[derive(schemars::JsonSchema)]
+            pub enum Payment {
+                Card(String),
+                Voucher,
+            }
+        }
+
+        /// Partly documented unit variants: schemars writes `{"enum": [Open, Held]}` and
+        /// `{"const": Closed}`.
+        #[derive(JsonSchema)]
+        pub enum Status {
+            Open,
+            Held,
+            /// Done.
+            Closed,
+        }
+
+        pub mod status_without_held {
+            #[derive(schemars::JsonSchema)]
+            pub enum Status {
+                Open,
+                /// Done.
+                Closed,
+            }
+        }
+
+        #[derive(JsonSchema)]
+        pub struct Node {
+            pub name: String,
+            pub children: Vec<Node>,
+        }
+
+        pub mod node_with_number {
+            #[derive(schemars::JsonSchema)]
+            pub struct Node {
+                pub name: u32,
+                pub children: Vec<Node>,
+            }
+        }
+
+        #[derive(JsonSchema)]
+        #[schemars(transparent)]
+        pub struct OrderId(#[schemars(regex(pattern = "^ord_[0-9a-f]{32}$"))] pub String);
+
+        #[derive(JsonSchema)]
+        #[schemars(transparent)]
+        pub struct CustomerId(#[schemars(regex(pattern = "^cus_[0-9a-f]{32}$"))] pub String);
+
+        /// One field of type `T`.
+        #[derive(JsonSchema)]
+        pub struct Field<T> {
+            pub field: T,
+        }
+
+        pub type Paid = Field<Money>;
+        pub type MaybePaid = Field<Option<Money>>;
+        pub type MaybePaidWithoutCurrency = Field<Option<money_without_currency::Money>>;
+        pub type Paying = Field<Payment>;
+        pub type PayingWithoutCash = Field<payment_without_cash::Payment>;
+        pub type Counts = Field<BTreeMap<String, u32>>;
+        pub type Labels = Field<BTreeMap<String, String>>;
+        pub type Big = Field<u64>;
+        pub type Small = Field<u8>;
+        pub type Text = Field<String>;
+        pub type Order = Field<OrderId>;
+        pub type Customer = Field<CustomerId>;
+        pub type Sealed = Field<Personal<String>>;
+        pub type Anything = Field<serde_json::Value>;
+        pub type State = Field<Status>;
+        pub type StateWithoutHeld = Field<status_without_held::Status>;
+        pub type Tree = Field<Node>;
+        pub type NumberedTree = Field<node_with_number::Node>;
+    }
+
+    fn from_to<Old: schemars::JsonSchema, New: schemars::JsonSchema>() -> Vec<Change> {
+        compare(&crate::schema::schema_of::<Old>(), &crate::schema::schema_of::<New>())
+    }
+
+    fn constraint(field: &str, keyword: &str, from: &str, to: &str) -> Change {
+        Change::ConstraintChanged { field: field.into(), keyword: keyword.into(), from: from.into(), to: to.into() }
+    }
+
+    #[test]
+    fn a_struct_that_becomes_optional_breaks() {
+        use versions::*;
+        // `anyOf: [{…}, {"type": "null"}]` has no `type` of its own: null appears.
+        let type_changed =
+            |from: &str, to: &str| Change::TypeChanged { field: "field".into(), from: from.into(), to: to.into() };
+        assert_eq!(from_to::<Paid, MaybePaid>(), [type_changed("object", "null|object")]);
+        // And an `Option` field is not required: records without it may exist.
+        let required = Change::NewRequired { field: "field".into() };
+        assert_eq!(from_to::<MaybePaid, Paid>(), [type_changed("null|object", "object"), required]);
+        assert_eq!(from_to::<MaybePaid, MaybePaid>(), []);
+    }
+
+    #[test]
+    fn a_field_removed_inside_an_option_breaks() {
+        use versions::*;
+        assert_eq!(
+            from_to::<MaybePaid, MaybePaidWithoutCurrency>(),
+            [Change::Removed { field: "field.currency".into() }]
+        );
+    }
+
+    #[test]
+    fn a_removed_variant_of_an_enum_with_data_breaks_and_an_added_one_not() {
+        use versions::*;
+        assert_eq!(
+            from_to::<Paying, PayingWithoutCash>(),
+            [Change::AlternativeRemoved { field: "field".into(), alternative: "an object with `Cash`".into() }]
+        );
+        assert_eq!(from_to::<PayingWithoutCash, Paying>(), []);
+    }
+
+    #[test]
+    fn a_changed_map_value_breaks() {
+        use versions::*;
+        assert_eq!(
+            from_to::<Counts, Labels>(),
+            [Change::TypeChanged { field: "field.*".into(), from: "integer".into(), to: "string".into() }]
+        );
+    }
+
+    #[test]
+    fn a_narrower_integer_breaks() {
+        use versions::*;
+        assert_eq!(
+            from_to::<Big, Small>(),
+            [constraint("field", "format", "uint64", "uint8"), constraint("field", "maximum", "none", "255")]
+        );
+    }
+
+    #[test]
+    fn a_changed_pattern_breaks_but_a_string_may_become_personal() {
+        use versions::*;
+        assert_eq!(from_to::<Text, Order>(), [constraint("field", "pattern", "none", "^ord_[0-9a-f]{32}$")]);
+        assert_eq!(
+            from_to::<Order, Customer>(),
+            [constraint("field", "pattern", "^ord_[0-9a-f]{32}$", "^cus_[0-9a-f]{32}$")]
+        );
+        // Records written before the field was personal are read as plain text.
+        assert_eq!(from_to::<Text, Sealed>(), []);
+        // The other way the sealed text of old records would be read as the value.
+        assert_eq!(from_to::<Sealed, Text>(), [constraint("field", "pattern", "^pii1:", "none")]);
+    }
+
+    #[test]
+    fn a_struct_that_becomes_any_json_breaks_both_ways() {
+        use versions::*;
+        // New readers read the old records, but old readers (partners) would meet anything.
+        let type_changed =
+            |from: &str, to: &str| Change::TypeChanged { field: "field".into(), from: from.into(), to: to.into() };
+        assert_eq!(from_to::<Paid, Anything>(), [type_changed("object", "any")]);
+        assert_eq!(from_to::<Anything, Paid>(), [type_changed("any", "object")]);
+    }
+
+    #[test]
+    fn every_value_of_a_partly_documented_enum_counts() {
+        use versions::*;
+        assert_eq!(
+            from_to::<State, StateWithoutHeld>(),
+            [Change::ValueRemoved { field: "field".into(), value: "\"Held\"".into() }]
+        );
+        assert_eq!(from_to::<StateWithoutHeld, State>(), []);
+    }
+
+    #[test]
+    fn a_recursive_type_compares_where_it_recurs_and_ends() {
+        use versions::*;
+        assert_eq!(from_to::<Tree, Tree>(), []);
+        assert_eq!(
+            from_to::<Tree, NumberedTree>(),
+            [
+                Change::TypeChanged {
+                    field: "field.children[].name".into(),
+                    from: "string".into(),
+                    to: "integer".into()
+                },
+                Change::TypeChanged { field: "field.name".into(), from: "string".into(), to: "integer".into() },
+            ]
+        );
     }
 }
