@@ -50,7 +50,11 @@ pub struct Settings {
     pub retry_backoff: Duration,
     /// How long a caller waits for a command's outcome.
     pub command_timeout: Duration,
-    /// How many command ids an entity remembers to recognise repeats.
+    /// How many ids of accepted commands an entity remembers to recognise repeats. A caller
+    /// that heard no outcome sends the same envelope again after `command_timeout`; the repeat
+    /// is recognised only if the entity accepted fewer other commands meanwhile. Raise it for
+    /// entities that take many commands in a few timeouts (a stock, an account). Rejected
+    /// commands are not remembered: a repeat is decided again.
     pub seen_commands: usize,
 }
 
