@@ -40,6 +40,10 @@ pub enum TapCommand {
     Count {
         id: TapId,
     },
+    /// Pours, then leaks: the leak cannot be written.
+    Leak {
+        id: TapId,
+    },
 }
 
 #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -47,12 +51,23 @@ pub enum TapCommand {
 pub enum TapEvent {
     Poured { id: TapId },
     Spilled { id: TapId },
+    Leaked { id: TapId, drops: Unwritable },
     Counted { id: TapId, pours: u32 },
 }
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[error("never")]
 pub struct Never;
+
+/// A value whose serialisation fails, like a custom `Serialize` with a bug.
+#[derive(Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+pub struct Unwritable;
+
+impl Serialize for Unwritable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("unwritable"))
+    }
+}
 
 #[derive(Default, Clone, Serialize, Deserialize)]
 pub struct Tap {
@@ -71,6 +86,7 @@ impl Aggregate for Tap {
             TapCommand::Break { .. } => panic!("the tap broke"),
             TapCommand::Spill { id } => Ok(vec![TapEvent::Poured { id }, TapEvent::Spilled { id }]),
             TapCommand::Count { id } => Ok(vec![TapEvent::Counted { id, pours: self.pours }]),
+            TapCommand::Leak { id } => Ok(vec![TapEvent::Poured { id }, TapEvent::Leaked { id, drops: Unwritable }]),
         }
     }
 
@@ -78,7 +94,7 @@ impl Aggregate for Tap {
         match event {
             TapEvent::Poured { .. } => self.pours += 1,
             TapEvent::Spilled { .. } => panic!("the tap spilled"),
-            TapEvent::Counted { .. } => {}
+            TapEvent::Counted { .. } | TapEvent::Leaked { .. } => {}
         }
     }
 }
@@ -165,6 +181,28 @@ async fn a_panicking_evolve_leaves_the_entity_as_it_was_before_the_command() {
     app.start().await.unwrap();
     let counted = taps.send(TapCommand::Count { id }).await.expect("counted");
     assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
+    app.shutdown().await.unwrap();
+}
+
+/// A command whose events cannot be encoded (a custom `Serialize` that fails) changes nothing:
+/// the entity keeps its state, and a repeat of the envelope is decided again, not taken for a
+/// duplicate of a command that was applied.
+#[tokio::test]
+async fn a_command_whose_events_cannot_be_written_changes_nothing() {
+    let log = MemoryLog::shared();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    let id = TapId::generate();
+    let leak = Envelope::new(TapCommand::Leak { id }, jiff::Timestamp::now());
+    for attempt in 0..2 {
+        match taps.send_envelope(leak.clone()).await {
+            Err(CommandError::Failed { reason, .. }) => assert!(reason.contains("unwritable"), "{reason}"),
+            other => panic!("attempt {attempt}: expected Failed, got {other:?}"),
+        }
+    }
+    let counted = taps.send(TapCommand::Count { id }).await.expect("counted");
+    assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 0 });
     app.shutdown().await.unwrap();
 }
 
@@ -330,9 +368,10 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
         .publish(
             |_, _: &Envelope<TapEvent>| true,
             |_, event| match event.payload {
-                TapEvent::Poured { id } | TapEvent::Spilled { id } | TapEvent::Counted { id, .. } => {
-                    Ok(PublicPour { id })
-                }
+                TapEvent::Poured { id }
+                | TapEvent::Spilled { id }
+                | TapEvent::Counted { id, .. }
+                | TapEvent::Leaked { id, .. } => Ok(PublicPour { id }),
             },
         )
         .to_log(Arc::new(FaultyLog { log: MemoryLog::shared(), first_letter_failed: None, topic_gone: true }));

@@ -323,8 +323,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     stray.key()
                 ));
             }
-            // Evolved on a copy, swapped in once every event applied: a panicking `evolve`
-            // leaves the entity as it was, not half-changed into this batch's snapshot.
+            // Evolved on a copy and encoded, then swapped in: a panicking `evolve` or encoding
+            // leaves the entity as it was, not changed by events that are never written.
             let mut next = state.clone();
             let events: Vec<_> = events
                 .into_iter()
@@ -333,11 +333,11 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     Envelope::caused_by(event, &command, now)
                 })
                 .collect();
+            let records: Vec<_> =
+                events.iter().map(|e| codec::encode_to(e, events_topic.clone()).to_partition(partition)).collect();
             let entity = entities.entry(key.clone()).or_default();
             entity.state = next;
             entity.remember(id, limit);
-            let records: Vec<_> =
-                events.iter().map(|e| codec::encode_to(e, events_topic.clone()).to_partition(partition)).collect();
             Ok(Ok((events, records)))
         }));
         match decided {
