@@ -245,6 +245,12 @@ impl KafkaMember {
 
     /// Applies an outcome to the application's view and turns it into what `poll` returns.
     fn deliver(&mut self, outcome: Outcome) -> Result<Polled, LogError> {
+        // A partition that changed hands starts afresh: where the consumer stood on it before
+        // is no position of the new assignment (an outcome that holds records back carries no
+        // new positions to replace it).
+        for tp in outcome.revoked.iter().chain(outcome.assigned.iter().map(|(tp, _)| tp)) {
+            self.fetched.remove(tp);
+        }
         for tp in &outcome.revoked {
             self.positions.remove(tp);
         }
