@@ -67,8 +67,9 @@ pub fn derive_reference_id(input: TokenStream) -> TokenStream {
 /// Personal data: a field that holds `tramline::privacy::Personal<T>` is marked `#[pii]`; its
 /// personal data is sealed with the key of the message's subject, the entity it is keyed by,
 /// whenever it is written. A field whose type shows `Personal` without the marker is an error;
-/// mark also a field whose `Personal` data the derive cannot see (a struct of yours holding it,
-/// a type alias), or encoding it panics. `#[event(forgets)]` on a variant makes that event
+/// mark also a field whose `Personal` data the derive cannot see (a type alias; a struct of
+/// yours holding it, which implements `tramline::privacy::HoldsPersonal`), or encoding it
+/// panics. A marked field whose type holds no personal data is an error too. `#[event(forgets)]` on a variant makes that event
 /// forget its subject: its keys are deleted in the same write, and its personal data reads as
 /// erased from then on (see `tramline::privacy`).
 ///

@@ -92,6 +92,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::model::reference_id_support::{format_id, id_schema, parse_id};
+    pub use crate::privacy::holds_personal;
     pub use schemars;
     pub use serde;
     pub use serde_json;

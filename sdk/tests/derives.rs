@@ -134,6 +134,9 @@ pub struct Address {
     city: String,
 }
 
+/// What lets a field of this type be marked `#[pii]`.
+impl tramline::privacy::HoldsPersonal for Address {}
+
 pub type FullName = Personal<String>;
 
 #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

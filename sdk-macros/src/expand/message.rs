@@ -40,6 +40,18 @@ pub fn message(input: &Message) -> TokenStream {
     let variant_names = input.variants.iter().map(|variant| variant.ident.unraw().to_string());
     let type_names = input.variants.iter().map(|variant| input.type_name(variant)).collect::<Vec<_>>();
     let personal = input.personal();
+    // A `#[pii]` field must hold personal data (`Personal<T>`, or a type that implements
+    // `HoldsPersonal`): checked by the compiler, at the field's type.
+    let pii_types = input.variants.iter().flat_map(|variant| &variant.pii).map(|field| {
+        let ty = &field.ty;
+        quote_spanned!(ty.span()=> __tramline::__private::holds_personal::<#ty>();)
+    });
+    let pii_checks = quote! {
+        #[allow(dead_code)]
+        fn __tramline_pii_fields() {
+            #(#pii_types)*
+        }
+    };
     let forgetting = input
         .variants
         .iter()
@@ -83,5 +95,7 @@ pub fn message(input: &Message) -> TokenStream {
         }
 
         impl __tramline::#marker for #ident {}
+
+        #pii_checks
     }
 }

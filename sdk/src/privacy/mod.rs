@@ -47,6 +47,6 @@ mod personal;
 mod scope;
 
 pub use key_store::{KEYS_TOPIC, KeyStore, ReadError};
-pub use personal::{ERASED, Personal};
+pub use personal::{ERASED, HoldsPersonal, Personal, holds_personal};
 
 pub(crate) use scope::{KEY_IDS_HEADER, opening, opening_state, sealing};

@@ -82,6 +82,30 @@ impl<T: fmt::Display> fmt::Display for Personal<T> {
     }
 }
 
+/// A type that holds personal data: what a `#[pii]` field may be. Implemented for
+/// [`Personal<T>`] and for options, lists, boxes and maps of such types. Implement it for a
+/// type of yours that holds `Personal` fields (`impl HoldsPersonal for Address {}`), so that a
+/// field of that type can be marked `#[pii]`; a field marked `#[pii]` whose type holds no
+/// personal data is a compile error, since nothing in it would be sealed.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` holds no personal data, but its field is marked `#[pii]`: nothing in it would be sealed",
+    label = "not personal data",
+    note = "make the field `tramline::privacy::Personal<...>`, or, if `{Self}` is a type of yours with `Personal` fields, implement `tramline::privacy::HoldsPersonal` for it"
+)]
+pub trait HoldsPersonal {}
+
+impl<T> HoldsPersonal for Personal<T> {}
+impl<T: HoldsPersonal> HoldsPersonal for Option<T> {}
+impl<T: HoldsPersonal> HoldsPersonal for Vec<T> {}
+impl<T: HoldsPersonal + ?Sized> HoldsPersonal for Box<T> {}
+impl<K, V: HoldsPersonal, S> HoldsPersonal for std::collections::HashMap<K, V, S> {}
+impl<K, V: HoldsPersonal> HoldsPersonal for std::collections::BTreeMap<K, V> {}
+
+/// Compiles only for a type that holds personal data: the derives call it for each `#[pii]`
+/// field.
+#[doc(hidden)]
+pub fn holds_personal<T: HoldsPersonal + ?Sized>() {}
+
 const WRITTEN_OUTSIDE: &str = "personal data (tramline::privacy::Personal) is only written by tramline's codec, \
      which seals it for the record's subject: it cannot go into a public event or any other JSON";
 
