@@ -262,7 +262,12 @@ impl Comparison<'_> {
         let old_alternatives = alternatives(self.old_root, old, None);
         let new_alternatives = alternatives(self.new_root, new, None);
         let (old_kinds, new_kinds) = (kinds(&old_alternatives), kinds(&new_alternatives));
-        if old_kinds != new_kinds {
+        // New alternatives of another type (the first data variant of an enum of unit variants)
+        // break nobody, as new variants do; `null` is no variant (`T` to `Option<T>` changes).
+        let widened = new_alternatives.len() > 1
+            && old_kinds.iter().all(|kind| new_kinds.contains(kind))
+            && (old_kinds.iter().any(|kind| kind == "null") || !new_kinds.iter().any(|kind| kind == "null"));
+        if old_kinds != new_kinds && !widened {
             let (from, to) = (old_kinds.join("|"), new_kinds.join("|"));
             self.changes.push(Change::TypeChanged { field: field_name(path), from, to });
             return;
@@ -592,6 +597,19 @@ mod tests {
             Closed,
         }
 
+        pub mod status_with_data {
+            #[derive(schemars::JsonSchema)]
+            pub enum Status {
+                Open,
+                Held,
+                /// Done.
+                Closed,
+                Moved {
+                    to: String,
+                },
+            }
+        }
+
         pub mod status_without_held {
             #[derive(schemars::JsonSchema)]
             pub enum Status {
@@ -645,6 +663,7 @@ mod tests {
         pub type Anything = Field<serde_json::Value>;
         pub type State = Field<Status>;
         pub type StateWithoutHeld = Field<status_without_held::Status>;
+        pub type StateWithData = Field<status_with_data::Status>;
         pub type Tree = Field<Node>;
         pub type NumberedTree = Field<node_with_number::Node>;
     }
@@ -677,6 +696,17 @@ mod tests {
             from_to::<MaybePaid, MaybePaidWithoutCurrency>(),
             [Change::Removed { field: "field.currency".into() }]
         );
+    }
+
+    #[test]
+    fn a_first_data_variant_added_to_unit_variants_breaks_nobody_but_removing_it_does() {
+        use versions::*;
+        assert_eq!(from_to::<State, StateWithData>(), []);
+        assert_eq!(
+            from_to::<StateWithData, State>(),
+            [Change::TypeChanged { field: "field".into(), from: "object|string".into(), to: "string".into() }]
+        );
+        assert!(!from_to::<Paid, MaybePaid>().is_empty(), "`T` to `Option<T>` stays a change");
     }
 
     #[test]
