@@ -121,6 +121,17 @@ impl Handle<TapEvent> for Gauge {
     }
 }
 
+/// Counts the pours, as a module's own read model.
+#[derive(Projection, Default)]
+#[projection(module = "tap", subscribe(TapEvent))]
+pub struct PourCount(u32);
+
+impl Handle<TapEvent> for PourCount {
+    fn handle(&mut self, _: &Envelope<TapEvent>) {
+        self.0 += 1;
+    }
+}
+
 fn settings() -> Settings {
     Settings {
         poll_timeout: Duration::from_millis(20),
@@ -203,6 +214,30 @@ async fn a_command_whose_events_cannot_be_written_changes_nothing() {
     }
     let counted = taps.send(TapCommand::Count { id }).await.expect("counted");
     assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 0 });
+    app.shutdown().await.unwrap();
+}
+
+/// A command that names positions the module's projections do not read in time is not decided
+/// on what they show: its caller hears so, well within its own timeout, and may send it again.
+#[tokio::test]
+async fn a_command_whose_positions_are_not_read_in_time_is_not_decided() {
+    let log = MemoryLog::shared();
+    let settings = Settings { command_timeout: Duration::from_secs(2), ..settings() };
+    let mut app = App::new(log.clone()).with_settings(settings);
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.projection(PourCount::default()).await.unwrap();
+    app.start().await.unwrap();
+    let id = TapId::generate();
+    let pour = Envelope::new(TapCommand::Pour { id }, jiff::Timestamp::now());
+    let never = Position { topic: Arc::from(TapEvent::TOPIC), partition: 0, offset: 1_000_000 };
+    match taps.send_after(pour.clone(), &[never]).await {
+        Err(error @ CommandError::NotCaughtUp { .. }) => {
+            assert!(error.is_transient() && error.to_string().contains("send it again"), "{error}");
+        }
+        other => panic!("expected NotCaughtUp, got {other:?}"),
+    }
+    let accepted = taps.send_envelope(pour).await.expect("decided when sent again");
+    assert!(!accepted.duplicate, "the first copy was not applied");
     app.shutdown().await.unwrap();
 }
 

@@ -53,10 +53,27 @@ impl<A> Entity<A> {
 
 /// An outcome waiting for the commit.
 enum Pending<A: Aggregate> {
-    Accepted { id: Uuid, events: Vec<Envelope<A::Event>>, first_output: usize },
-    Duplicate { id: Uuid },
-    Rejected { id: Uuid, error: A::Error },
-    Failed { id: Uuid, reason: String },
+    Accepted {
+        id: Uuid,
+        events: Vec<Envelope<A::Event>>,
+        first_output: usize,
+    },
+    Duplicate {
+        id: Uuid,
+    },
+    Rejected {
+        id: Uuid,
+        error: A::Error,
+    },
+    Failed {
+        id: Uuid,
+        reason: String,
+    },
+    /// Not decided: the module's projections had not read the positions it named in time.
+    NotCaughtUp {
+        id: Uuid,
+        reason: String,
+    },
 }
 
 impl<A: Aggregate> Pending<A> {
@@ -65,7 +82,8 @@ impl<A: Aggregate> Pending<A> {
             Pending::Accepted { id, .. }
             | Pending::Duplicate { id }
             | Pending::Rejected { id, .. }
-            | Pending::Failed { id, .. } => *id,
+            | Pending::Failed { id, .. }
+            | Pending::NotCaughtUp { id, .. } => *id,
         }
     }
 
@@ -76,6 +94,7 @@ impl<A: Aggregate> Pending<A> {
             Pending::Duplicate { .. } => Ok(Accepted { events: Vec::new(), duplicate: true }),
             Pending::Rejected { error, .. } => Err(CommandError::Rejected(error)),
             Pending::Failed { id, reason } => Err(CommandError::Failed { id, reason }),
+            Pending::NotCaughtUp { id, reason } => Err(CommandError::NotCaughtUp { id, reason }),
         }
     }
 
@@ -92,6 +111,7 @@ impl<A: Aggregate> Pending<A> {
             Pending::Duplicate { .. } => Reply::Accepted { events: Vec::new(), duplicate: true },
             Pending::Rejected { error, .. } => Reply::Rejected { error },
             Pending::Failed { reason, .. } => Reply::Failed { reason },
+            Pending::NotCaughtUp { reason, .. } => Reply::NotCaughtUp { reason },
         };
         remote::reply_record(topic, id, &reply)
     }
@@ -249,26 +269,30 @@ impl<A: Aggregate> AggregateProcessor<A> {
         Ok(entities)
     }
 
-    /// Waits until the module's own projections have read these positions, at most the command
-    /// timeout (then `decide` sees what they have, as it would without the header).
-    async fn wait_for_projections(&self, after: &[Position]) {
+    /// Waits until the module's own projections have read these positions, at most half the
+    /// command timeout (so that the caller, who waits the whole timeout, hears the outcome).
+    /// `None` when they did; else why not.
+    async fn wait_for_projections(&self, after: &[Position]) -> Option<String> {
         let OwnProjections { board, projections } = &self.own_projections;
         let reached = async {
             for position in after {
                 let tp = TopicPartition { topic: position.topic.clone(), partition: position.partition };
                 for (group, _) in projections.iter().filter(|(_, topics)| topics.contains(&&*position.topic)) {
-                    // A stopped projection will not get there: decide with what it has.
-                    let _ = board.reached(group, &tp, position.offset + 1).await;
+                    if board.reached(group, &tp, position.offset + 1).await.is_err() {
+                        return Some(format!("projection `{group}` of the module stopped before reading {position}"));
+                    }
                 }
             }
+            None
         };
-        if tokio::time::timeout(self.settings.command_timeout, reached).await.is_err() {
-            tracing::warn!(
-                group = self.group,
-                ?after,
-                "the module's projections did not reach the command's positions in time"
-            );
+        let patience = self.settings.command_timeout / 2;
+        let behind = tokio::time::timeout(patience, reached)
+            .await
+            .unwrap_or_else(|_| Some(format!("the module's projections did not read {after:?} within {patience:?}")));
+        if let Some(reason) = &behind {
+            tracing::warn!(group = self.group, reason, "commands that name positions are not decided");
         }
+        behind
     }
 
     fn push(&mut self, pending: Pending<A>) {
@@ -358,6 +382,13 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }
     }
 
+    fn not_caught_up(&mut self, record: &Record, reason: String) {
+        self.reply_to = remote::reply_to_of(record);
+        if let Some(id) = codec::lineage(record).map(|l| l.id) {
+            self.push(Pending::NotCaughtUp { id, reason });
+        }
+    }
+
     fn dead_letter(&mut self, record: &Record, reason: String, outputs: &mut Vec<OutRecord>) {
         outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
         if let Some(id) = codec::lineage(record).map(|l| l.id) {
@@ -442,11 +473,21 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         // Commands that name positions are decided once the module's projections have read
         // them: one wait for the whole batch.
         let after: Vec<Position> = records.iter().flat_map(remote::after_of).collect();
-        if !after.is_empty() {
-            self.wait_for_projections(&after).await;
-        }
+        let behind = match after.is_empty() {
+            true => None,
+            false => self.wait_for_projections(&after).await,
+        };
         let now = self.clock.now();
         for record in records {
+            // Decided on what the projections show before they read the positions, the command
+            // could be refused wrongly (an order "unknown" that is on the log): its caller
+            // hears that it was not decided, and may send it again.
+            if let Some(reason) = &behind
+                && !remote::after_of(record).is_empty()
+            {
+                self.not_caught_up(record, reason.clone());
+                continue;
+            }
             self.handle(record, now, outputs);
         }
         // One snapshot per changed entity per batch, in the same atomic write as its events.

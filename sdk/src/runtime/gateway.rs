@@ -60,6 +60,16 @@ pub enum CommandError<E> {
         /// The module.
         module: &'static str,
     },
+    /// The module's projections had not read the positions the command named
+    /// ([`CommandGateway::send_after`]) in time: it was not decided, so that it is not decided
+    /// on what they showed before. Sending the same envelope again may succeed.
+    #[error("command {id} was not decided: {reason}; send it again")]
+    NotCaughtUp {
+        /// The command id.
+        id: Uuid,
+        /// What the module waited for.
+        reason: String,
+    },
     /// The command could not be processed (it is in the module's dead-letter topic).
     #[error("command {id} failed: {reason}; it was dead-lettered")]
     Failed {
@@ -82,7 +92,13 @@ impl<E> CommandError<E> {
     /// Whether sending the same envelope again may succeed: the outcome did not arrive (the log
     /// or the module was away). The module recognises the repeat by the envelope's id.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CommandError::Log(_) | CommandError::Timeout { .. } | CommandError::Stopped { .. })
+        matches!(
+            self,
+            CommandError::Log(_)
+                | CommandError::Timeout { .. }
+                | CommandError::Stopped { .. }
+                | CommandError::NotCaughtUp { .. }
+        )
     }
 }
 

@@ -94,6 +94,7 @@ pub(crate) enum Reply<E, R> {
     Accepted { events: Vec<ReplyEvent<E>>, duplicate: bool },
     Rejected { error: R },
     Failed { reason: String },
+    NotCaughtUp { reason: String },
 }
 
 /// An event of an accepted command, with where it was written.
@@ -177,6 +178,7 @@ impl<A: Aggregate> ReplyListener<A> {
                 }
                 Reply::Rejected { error } => Err(CommandError::Rejected(error)),
                 Reply::Failed { reason } => Err(CommandError::Failed { id, reason }),
+                Reply::NotCaughtUp { reason } => Err(CommandError::NotCaughtUp { id, reason }),
             }
         });
         Ok(())
