@@ -293,7 +293,9 @@ impl<A: Aggregate> CommandGateway<A> {
     /// Sends a command that the module decides only once its own projections have read these
     /// positions (typically another module's events that caused the command: pass
     /// [`Accepted::positions`]), and waits for its outcome. Read-your-writes across modules,
-    /// in one process or several: the module waits, not the caller.
+    /// in one process or several: the module waits, not the caller. If they have not read them
+    /// within half the command timeout, the command is not decided and the outcome is
+    /// [`CommandError::NotCaughtUp`]: send the same envelope again.
     pub async fn send_after(&self, envelope: Envelope<A::Command>, after: &[Position]) -> Outcome<A> {
         let id = envelope.id;
         let module = <A::Command as Message>::MODULE;
