@@ -205,12 +205,7 @@ fn record<M: Message>(message: M) -> Record {
 
 /// The record with its `ce_type` header replaced.
 fn with_type(record: Record, type_name: &'static str) -> Record {
-    let headers = record
-        .headers
-        .iter()
-        .map(|(name, value)| if name == headers::TYPE { (name, type_name.as_bytes()) } else { (name, value) })
-        .collect();
-    Record { headers, ..record }
+    with_header(record, headers::TYPE, type_name.as_bytes())
 }
 
 /// The record with header `name` set to `value`.
