@@ -300,7 +300,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
     }
 
     fn handle(&mut self, record: &Record, now: jiff::Timestamp, outputs: &mut Vec<OutRecord>) {
-        self.reply_to = remote::reply_to_of(record);
+        remote::read_reply_to(record, &mut self.reply_to);
         let command = match codec::decode::<A::Command>(record) {
             Ok(command) => command,
             Err(error) => return self.dead_letter(record, error.to_string(), outputs),
@@ -383,7 +383,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
     }
 
     fn not_caught_up(&mut self, record: &Record, reason: String) {
-        self.reply_to = remote::reply_to_of(record);
+        remote::read_reply_to(record, &mut self.reply_to);
         if let Some(id) = codec::lineage(record).map(|l| l.id) {
             self.push(Pending::NotCaughtUp { id, reason });
         }

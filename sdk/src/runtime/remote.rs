@@ -80,10 +80,15 @@ pub(crate) fn after_of(record: &Record) -> Vec<Position> {
         .collect()
 }
 
-/// The reply topic a command names, where its outcome goes if its caller does not wait in the
-/// deciding process; `None` for a command nobody waits for.
-pub(crate) fn reply_to_of(record: &Record) -> Option<Arc<str>> {
-    record.header(REPLY_TO).and_then(|v| std::str::from_utf8(v).ok()).map(Arc::from)
+/// Sets `reply_to` to the reply topic a command names, where its outcome goes if its caller
+/// does not wait in the deciding process; `None` for a command nobody waits for. The topic of
+/// the command before is kept when it is the same (every command names one: no allocation per
+/// command).
+pub(crate) fn read_reply_to(record: &Record, reply_to: &mut Option<Arc<str>>) {
+    let named = record.header(REPLY_TO).and_then(|v| std::str::from_utf8(v).ok());
+    if reply_to.as_deref() != named {
+        *reply_to = named.map(Arc::from);
+    }
 }
 
 /// An outcome as published on `<module>.replies`.
