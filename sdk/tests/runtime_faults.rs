@@ -420,6 +420,25 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
     assert!(message.contains("tap.export.pours") && message.contains("public.pours"), "{message}");
 }
 
+/// A command the log refuses says which command and module it was, and may be sent again.
+#[tokio::test]
+async fn a_command_the_log_refuses_names_its_id_and_module() {
+    let log = Arc::new(FaultyLog { log: MemoryLog::shared(), first_letter_failed: None, topic_gone: true });
+    let mut app = App::new(log).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    let pour = taps.envelope(TapCommand::Pour { id: TapId::generate() });
+    let id = pour.id;
+    match taps.send_envelope(pour).await {
+        Err(error @ CommandError::Log { .. }) => {
+            let message = error.to_string();
+            assert!(error.is_transient(), "{message}");
+            assert!(message.contains(&id.to_string()) && message.contains("`tap` module"), "{message}");
+            assert!(std::error::Error::source(&error).is_some_and(|e| e.to_string().contains("tap.commands")));
+        }
+        other => panic!("expected the log's refusal, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_reaction_needs_its_modules_commands_topic_and_its_own_module() {
     let log: Arc<MemoryLog> = MemoryLog::shared();

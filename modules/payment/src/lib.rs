@@ -15,7 +15,7 @@ use order_contract::{OrderEvent, OrderId};
 use payment_contract::{PaymentCommand, PaymentEvent, PaymentId};
 use product_contract::Money;
 use serde::{Deserialize, Serialize};
-use tramline::runtime::{CommandGateway, Outcome, RuntimeError};
+use tramline::runtime::{CommandError, CommandGateway, Outcome, RuntimeError};
 use tramline::{Aggregate, App, Envelope, Message, Position, React, Reaction, ReferenceId};
 use uuid::Uuid;
 
@@ -200,7 +200,11 @@ impl Payments {
         let id = Uuid::new_v5(payment_id.as_uuid(), order_id.as_uuid().as_bytes());
         // A repeated placement carries no positions: then after everything on the order log.
         let after = match placed.is_empty() {
-            true => self.gateway.last_positions(OrderEvent::TOPIC).await?,
+            true => self.gateway.last_positions(OrderEvent::TOPIC).await.map_err(|error| CommandError::Log {
+                id,
+                module: <PaymentCommand as Message>::MODULE,
+                error,
+            })?,
             false => placed.to_vec(),
         };
         self.gateway.send_after(self.gateway.envelope(create).with_id(id).in_flow_of(cause), &after).await

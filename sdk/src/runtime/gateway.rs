@@ -38,8 +38,16 @@ pub enum CommandError<E> {
     #[error("rejected: {0}")]
     Rejected(E),
     /// The command could not be written to the log.
-    #[error("command not sent: {0}")]
-    Log(#[from] LogError),
+    #[error("command {id} to the `{module}` module not sent: {error}")]
+    Log {
+        /// The command id.
+        id: Uuid,
+        /// The module.
+        module: &'static str,
+        /// Why the log refused it.
+        #[source]
+        error: LogError,
+    },
     /// No outcome arrived in time.
     #[error("no outcome for command {id} on `{topic}` within {timeout:?}: is the `{module}` module running?")]
     Timeout {
@@ -94,7 +102,7 @@ impl<E> CommandError<E> {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            CommandError::Log(_)
+            CommandError::Log { .. }
                 | CommandError::Timeout { .. }
                 | CommandError::Stopped { .. }
                 | CommandError::NotCaughtUp { .. }
@@ -318,7 +326,7 @@ impl<A: Aggregate> CommandGateway<A> {
             Ok(new_keys) => self.keys.written(&new_keys),
             Err(error) => {
                 self.replies.forget(&id, ticket);
-                return Err(CommandError::Log(error));
+                return Err(CommandError::Log { id, module, error });
             }
         }
         match tokio::time::timeout(self.timeout, outcome).await {
