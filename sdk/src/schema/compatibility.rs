@@ -3,13 +3,19 @@
 //!
 //! Both directions must hold for a type that already has records in the log or readers
 //! outside, so the rules are the intersection: no field removed or renamed, no type changed
-//! (`null` included: `T` to `Option<T>` is a change), no enum value or variant removed, no
-//! field required that the old schema did not require (a new field needs a default:
+//! (`null` included: `T` to `Option<T>` is a change), no enum value or variant removed or added
+//! (a reader of the old schema refuses a value it does not know, as serde does), no field
+//! required that the old schema did not require (a new field needs a default:
 //! `#[serde(default)]`, which takes it out of `required`), no `format` or `pattern` changed and
-//! no bound (`minimum`, `maximum`, lengths) narrowed. Adding an optional field, an enum value or
-//! a variant are the changes that break nobody. One exception: a string that becomes personal
-//! data (`String` to `Personal<String>`, pattern `^pii1:`) is compatible, because the codec reads
-//! the plain text of records written before as is.
+//! no bound (`minimum`, `maximum`, lengths) narrowed. Adding an optional field is the change that
+//! breaks nobody. One exception: a string that becomes personal data (`String` to
+//! `Personal<String>`, pattern `^pii1:`) is compatible, because the codec reads the plain text
+//! of records written before as is.
+//!
+//! A new value or variant in a message is a new contract: raise the message's version (with an
+//! upcaster), so that readers of the old one see a version they do not know rather than a value.
+//! A new event type (a new variant of a module's event enum) is a message of its own and breaks
+//! nobody: readers skip types they do not read.
 //!
 //! Alternatives (`anyOf`/`oneOf`: an `Option`, an enum with data) are compared one by one:
 //! unit variants (`enum`, `const`) as one set of values, the others paired by their type and,
@@ -56,6 +62,21 @@ pub enum Change {
         /// The shape (`an object with `Cash``).
         alternative: String,
     },
+    /// A value of an enumeration is new: readers of the old schema refuse it.
+    ValueAdded {
+        /// The field's path.
+        field: String,
+        /// The value.
+        value: String,
+    },
+    /// A field can take a new shape (a new variant of an enum with data): readers of the old
+    /// schema refuse it.
+    AlternativeAdded {
+        /// The field's path.
+        field: String,
+        /// The shape.
+        alternative: String,
+    },
     /// A `format` or `pattern` changed, or a bound (`minimum`, `maximum`, …) was narrowed.
     ConstraintChanged {
         /// The field's path.
@@ -90,6 +111,12 @@ impl fmt::Display for Change {
             Change::ValueRemoved { field, value } => write!(f, "field `{field}` no longer accepts {value}"),
             Change::AlternativeRemoved { field, alternative } => {
                 write!(f, "field `{field}` no longer accepts {alternative}")
+            }
+            Change::ValueAdded { field, value } => {
+                write!(f, "field `{field}` accepts a new value {value}, which readers of the old schema refuse")
+            }
+            Change::AlternativeAdded { field, alternative } => {
+                write!(f, "field `{field}` accepts {alternative}, which readers of the old schema refuse")
             }
             Change::ConstraintChanged { field, keyword, from, to } => {
                 write!(f, "field `{field}` changed `{keyword}` from {from} to {to}")
@@ -263,11 +290,13 @@ impl Comparison<'_> {
         let new_alternatives = alternatives(self.new_root, new, None);
         let (old_kinds, new_kinds) = (kinds(&old_alternatives), kinds(&new_alternatives));
         // New alternatives of another type (the first data variant of an enum of unit variants)
-        // break nobody, as new variants do; `null` is no variant (`T` to `Option<T>` changes).
-        let widened = new_alternatives.len() > 1
-            && old_kinds.iter().all(|kind| new_kinds.contains(kind))
-            && (old_kinds.iter().any(|kind| kind == "null") || !new_kinds.iter().any(|kind| kind == "null"));
-        if old_kinds != new_kinds && !widened {
+        // are compared as new variants; `null` is no variant (`T` to `Option<T>` changes type).
+        let within = |few: &[String], many: &[String]| few.iter().all(|kind| many.contains(kind));
+        let nullable = |kinds: &[String]| kinds.iter().any(|kind| kind == "null");
+        let variants_changed = nullable(&old_kinds) == nullable(&new_kinds)
+            && ((new_alternatives.len() > 1 && within(&old_kinds, &new_kinds))
+                || (old_alternatives.len() > 1 && within(&new_kinds, &old_kinds)));
+        if old_kinds != new_kinds && !variants_changed {
             let (from, to) = (old_kinds.join("|"), new_kinds.join("|"));
             self.changes.push(Change::TypeChanged { field: field_name(path), from, to });
             return;
@@ -275,15 +304,21 @@ impl Comparison<'_> {
         self.compare_alternatives(path, old_alternatives, new_alternatives);
     }
 
-    /// Every old value must still be admitted, and every old shape must have its counterpart
-    /// (compared in turn); new values and shapes break nobody.
+    /// Every old value must still be admitted and no new one appear, and every shape must have
+    /// its counterpart on the other side (compared in turn).
     fn compare_alternatives(&mut self, path: &str, old: Vec<Alternative>, new: Vec<Alternative>) {
         let (old_enumerated, old_open): (Vec<_>, Vec<_>) = old.into_iter().partition(Alternative::is_enumerated);
         let (new_enumerated, new_open): (Vec<_>, Vec<_>) = new.into_iter().partition(Alternative::is_enumerated);
+        let old_values: Vec<&Value> = old_enumerated.iter().flat_map(Alternative::values).collect();
         let new_values: Vec<&Value> = new_enumerated.iter().flat_map(Alternative::values).collect();
-        for value in old_enumerated.iter().flat_map(Alternative::values) {
+        for &value in &old_values {
             if !new_values.contains(&value) && !new_open.iter().any(|a| a.admits_type_of(value)) {
                 self.changes.push(Change::ValueRemoved { field: field_name(path), value: value.to_string() });
+            }
+        }
+        for &value in &new_values {
+            if !old_values.contains(&value) && !old_open.iter().any(|a| a.admits_type_of(value)) {
+                self.changes.push(Change::ValueAdded { field: field_name(path), value: value.to_string() });
             }
         }
 
@@ -312,6 +347,9 @@ impl Comparison<'_> {
                 }
                 _ => self.changes.push(Change::AlternativeRemoved { field: field_name(path), alternative: old.key() }),
             }
+        }
+        for new in unpaired_new.into_iter().flatten() {
+            self.changes.push(Change::AlternativeAdded { field: field_name(path), alternative: new.key() });
         }
     }
 
@@ -547,6 +585,8 @@ mod tests {
         let old = json!({"type": "string", "enum": ["first", "second"]});
         let new = json!({"type": "string", "enum": ["first"]});
         assert_eq!(compare(&old, &new), [Change::ValueRemoved { field: "<root>".into(), value: "\"second\"".into() }]);
+        // And a new value: a reader of the old schema refuses it.
+        assert_eq!(compare(&new, &old), [Change::ValueAdded { field: "<root>".into(), value: "\"second\"".into() }]);
     }
 
     /// The schemas of two versions of one Rust type, as schemars writes them.
@@ -699,24 +739,32 @@ mod tests {
     }
 
     #[test]
-    fn a_first_data_variant_added_to_unit_variants_breaks_nobody_but_removing_it_does() {
+    fn a_first_data_variant_added_to_unit_variants_breaks_as_removing_it_does() {
         use versions::*;
-        assert_eq!(from_to::<State, StateWithData>(), []);
+        let moved = "an object with `Moved`".to_owned();
+        assert_eq!(
+            from_to::<State, StateWithData>(),
+            [Change::AlternativeAdded { field: "field".into(), alternative: moved.clone() }]
+        );
         assert_eq!(
             from_to::<StateWithData, State>(),
-            [Change::TypeChanged { field: "field".into(), from: "object|string".into(), to: "string".into() }]
+            [Change::AlternativeRemoved { field: "field".into(), alternative: moved }]
         );
         assert!(!from_to::<Paid, MaybePaid>().is_empty(), "`T` to `Option<T>` stays a change");
     }
 
     #[test]
-    fn a_removed_variant_of_an_enum_with_data_breaks_and_an_added_one_not() {
+    fn a_variant_of_an_enum_with_data_removed_or_added_breaks() {
         use versions::*;
+        let cash = "an object with `Cash`".to_owned();
         assert_eq!(
             from_to::<Paying, PayingWithoutCash>(),
-            [Change::AlternativeRemoved { field: "field".into(), alternative: "an object with `Cash`".into() }]
+            [Change::AlternativeRemoved { field: "field".into(), alternative: cash.clone() }]
         );
-        assert_eq!(from_to::<PayingWithoutCash, Paying>(), []);
+        assert_eq!(
+            from_to::<PayingWithoutCash, Paying>(),
+            [Change::AlternativeAdded { field: "field".into(), alternative: cash }]
+        );
     }
 
     #[test]
@@ -768,7 +816,10 @@ mod tests {
             from_to::<State, StateWithoutHeld>(),
             [Change::ValueRemoved { field: "field".into(), value: "\"Held\"".into() }]
         );
-        assert_eq!(from_to::<StateWithoutHeld, State>(), []);
+        assert_eq!(
+            from_to::<StateWithoutHeld, State>(),
+            [Change::ValueAdded { field: "field".into(), value: "\"Held\"".into() }]
+        );
     }
 
     #[test]
