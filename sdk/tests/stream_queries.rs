@@ -124,7 +124,7 @@ async fn reference_query_flags_exactly_the_customers_over_four_in_a_window(log: 
     let flagged: BTreeSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(flagged, BTreeSet::from([customer("burst").as_str()]));
     // EMIT CHANGES: one row per update past HAVING, counts 5 and 6.
-    let counts: Vec<i64> = rows.iter().map(|r| column(r, "KSQL_COL_1").as_i64().expect("a count")).collect();
+    let counts: Vec<i64> = rows.iter().map(|r| column(r, "KSQL_COL_0").as_i64().expect("a count")).collect();
     assert_eq!(counts, [5, 6]);
     assert_eq!(column(rows[0], "customer_id"), customer("burst").as_str());
     assert_eq!(rows[0].window.start, t0);
@@ -479,7 +479,7 @@ async fn memory_json_and_damaged_rows_on_the_repartition_topic() {
     within("the query to settle", app.settle()).await.expect("settled");
 
     let rows = handle.rows().await.expect("rows");
-    let counts: Vec<_> = rows.iter().filter(|r| r.key == "cus_json").map(|r| column(r, "KSQL_COL_1").clone()).collect();
+    let counts: Vec<_> = rows.iter().filter(|r| r.key == "cus_json").map(|r| column(r, "KSQL_COL_0").clone()).collect();
     assert_eq!(counts, [serde_json::json!(5)], "the JSON rows counted, the damaged ones not: {rows:?}");
     let letters = records_of(&*log, &dead_letter::topic_of(&format!("{name}.aggregate"))).await;
     let errors: Vec<String> = letters
@@ -525,7 +525,7 @@ async fn memory_a_changelog_in_json_restores() {
     append(&*log, &[(t0 + 2 * MINUTE, confirmed(customer, 1))]).await;
     within("the query to settle", app.settle()).await.expect("settled");
     let rows = handle.rows().await.expect("rows");
-    let counts: Vec<_> = rows.iter().filter(|r| r.key == customer).map(|r| column(r, "KSQL_COL_1").clone()).collect();
+    let counts: Vec<_> = rows.iter().filter(|r| r.key == customer).map(|r| column(r, "KSQL_COL_0").clone()).collect();
     assert_eq!(counts, [serde_json::json!(5)], "four restored and one more: {rows:?}");
     app.shutdown().await.expect("a clean shutdown");
 }

@@ -43,7 +43,7 @@ struct QueryArgs {
     /// The file holding the query.
     #[arg(long, value_name = "FILE")]
     sql: PathBuf,
-    /// CloudEvents JSON lines to read; stdin when neither this nor --topic is given.
+    /// CloudEvents JSON lines to read (`-` for stdin); stdin when neither this nor --topic is given.
     #[arg(long, value_name = "FILE", conflicts_with = "topic")]
     input: Option<PathBuf>,
     /// Read this topic (every partition, in event-time order) instead of JSON lines.
@@ -88,6 +88,8 @@ struct Counts {
     skipped: u64,
     bad: u64,
     rows: u64,
+    /// Per column the query reads, whether any event read had a value in it.
+    filled: Vec<bool>,
 }
 
 struct Run<'a> {
@@ -112,6 +114,9 @@ impl Run<'_> {
             .map_err(|error| format!("`data` is not a JSON object of the event's fields: {error}"))?;
         // Counted once read: an event that cannot be read is counted as bad instead.
         self.counts.events += 1;
+        for (filled, value) in self.counts.filled.iter_mut().zip(&self.columns) {
+            *filled |= !value.is_null();
+        }
         if let Some(keyed) = keyed {
             self.state.apply(self.plan, &keyed, &mut self.emitted);
             self.flush();
@@ -141,6 +146,8 @@ impl Run<'_> {
     }
 
     fn line(&mut self, number: u64, line: &str) {
+        // Editors on Windows open a UTF-8 file with a byte order mark.
+        let line = if number == 1 { line.strip_prefix('\u{feff}').unwrap_or(line) } else { line };
         if line.trim().is_empty() {
             return;
         }
@@ -212,7 +219,7 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
         state: PartitionState::default(),
         columns: Vec::new(),
         emitted: Vec::new(),
-        counts: Counts::default(),
+        counts: Counts { filled: vec![false; plan.columns.len()], ..Counts::default() },
         out: BufWriter::new(std::io::stdout().lock()),
     };
     match (&args.topic, &args.input) {
@@ -238,6 +245,7 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
                 run.record(&record);
             }
         }
+        (None, Some(path)) if path.as_os_str() == "-" => read_lines(&mut run, std::io::stdin().lock())?,
         (None, Some(path)) => {
             let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
             read_lines(&mut run, std::io::BufReader::new(file))?;
@@ -249,9 +257,22 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
         run.flush();
     }
     let _ = run.out.flush();
-    let Counts { events, skipped, bad, rows } = run.counts;
+    let Counts { events, skipped, bad, rows, filled } = run.counts;
     let late = run.state.late();
     eprintln!("{events} events read, {skipped} of other types skipped, {bad} bad, {late} late (dropped), {rows} rows");
+    // The CLI knows no schema: a misspelt name shows only as nothing read.
+    let stream = &plan.source.stream;
+    if events == 0 && skipped > 0 {
+        eprintln!("warning: no event of the query's stream `{stream}` among the {skipped} read: is its name right?");
+    }
+    for (column, _) in plan.columns.iter().zip(filled).filter(|(_, filled)| !filled) {
+        if events > 0 {
+            let name = &column.name;
+            eprintln!(
+                "warning: column `{name}` is missing or NULL in all {events} `{stream}` events: is its name right?"
+            );
+        }
+    }
     Ok(if bad > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 

@@ -59,7 +59,7 @@ fn the_reference_query_runs_as_written_over_json_lines_from_stdin() {
     let rows = lines(&output.stdout);
     assert_eq!(rows.len(), 2, "counts 5 and 6 of the bulk buyer");
     assert_eq!(rows[0]["customer_id"], "cus_bulk");
-    assert_eq!(rows[1]["KSQL_COL_1"], 6);
+    assert_eq!(rows[1]["KSQL_COL_0"], 6);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("9 events read, 3 of other types skipped, 0 bad"), "{stderr}");
 }
@@ -204,6 +204,31 @@ fn unquoted_stream_and_column_names_match_in_any_case() {
     let output = run(&REFERENCE.replace("FROM order_confirmed", "FROM OrderConfirmed"), &orders(), &[]);
     assert_eq!(lines(&output.stdout).len(), 2, "{}", stderr(&output));
     assert!(stderr(&output).contains("9 events read, 3 of other types skipped"), "{}", stderr(&output));
+}
+
+/// The CLI knows no schema: a misspelt stream or column reads nothing, and it says so.
+#[test]
+fn a_stream_or_column_that_matches_nothing_is_warned_about() {
+    let output = run(&REFERENCE.replace("FROM order_confirmed", "FROM order_confirmd"), &orders(), &[]);
+    assert!(output.status.success());
+    let warning = "warning: no event of the query's stream `order_confirmd` among the 12 read: is its name right?";
+    assert!(stderr(&output).contains(warning), "{}", stderr(&output));
+
+    let misspelt = REFERENCE.replace("customer_id", "custmer_id");
+    let output = run(&misspelt, &orders(), &[]);
+    let warning = "warning: column `custmer_id` is missing or NULL in all 9 `order_confirmed` events";
+    assert!(stderr(&output).contains(warning), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("`customer_id` is missing"), "{}", stderr(&output));
+
+    let output = run(REFERENCE, &orders(), &[]);
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_byte_order_mark_before_the_first_line_is_no_bad_line() {
+    let output = run(REFERENCE, &format!("\u{feff}{}", orders()), &["--input", "-"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("9 events read, 3 of other types skipped, 0 bad"), "{}", stderr(&output));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! CREATE (STREAM | TABLE) name AS
-//! SELECT expr [AS alias] [, ...]* FROM stream [[AS] alias]
+//! SELECT expr [[AS] alias] [, ...]* FROM stream [[AS] alias]
 //! [WINDOW (TUMBLING (SIZE d [, GRACE PERIOD d])
 //!        | HOPPING (SIZE d, ADVANCE BY d [, GRACE PERIOD d])
 //!        | SESSION (d [, GRACE PERIOD d]))]
@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use winnow::ascii::{digit1, multispace1};
-use winnow::combinator::{alt, cut_err, delimited, eof, not, opt, preceded, repeat, separated, terminated};
-use winnow::error::{ContextError, ErrMode, ModalResult, StrContext, StrContextValue};
+use winnow::ascii::{digit0, digit1, multispace1};
+use winnow::combinator::{alt, cut_err, delimited, eof, fail, not, opt, preceded, repeat, separated, terminated};
+use winnow::error::{AddContext, ContextError, ErrMode, ModalResult, StrContext, StrContextValue};
 use winnow::prelude::*;
 use winnow::stream::{LocatingSlice, Location};
 use winnow::token::{literal, one_of, take_till, take_until, take_while};
@@ -28,13 +28,14 @@ type In<'i> = LocatingSlice<&'i str>;
 /// A name and where it was written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ident {
-    /// The name (without backticks).
+    /// The name (without its quotes).
     pub text: String,
     /// Its byte offset in the query.
     pub at: usize,
-    /// The byte offset just after it (after the closing backtick of a quoted name).
+    /// The byte offset just after it (after the closing quote of a quoted name).
     pub end: usize,
-    /// Whether it was written in backticks: then it is matched exactly, otherwise in any case.
+    /// Whether it was written in backticks or double quotes: then it is matched exactly,
+    /// otherwise in any case.
     pub quoted: bool,
 }
 
@@ -236,13 +237,43 @@ fn punct<'i>(token: &'static str) -> impl Parser<In<'i>, (), ErrMode<ContextErro
 fn ident(i: &mut In<'_>) -> ModalResult<Ident> {
     ws.parse_next(i)?;
     let at = i.current_token_start();
-    let quoted = delimited('`', take_till(1.., ['`']), '`').map(|text: &str| (text.to_owned(), true));
+    let quoted = alt((quoted_name('`'), quoted_name('"'))).map(|text| (text, true));
     let bare = (one_of(|c: char| c.is_ascii_alphabetic() || c == '_'), take_while(0.., is_ident_char))
         .take()
         .verify(|word: &str| !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word)))
         .map(|text: &str| (text.to_owned(), false));
     let (text, quoted) = alt((quoted, bare)).context(expect("a name")).parse_next(i)?;
     Ok(Ident { text, at, end: i.current_token_start(), quoted })
+}
+
+/// A name in `quote`s, where a doubled quote stands for one (ksqlDB's backquoted and quoted
+/// identifiers).
+fn quoted_name<'i>(quote: char) -> impl Parser<In<'i>, String, ErrMode<ContextError>> {
+    let doubled: &'static str = if quote == '`' { "``" } else { "\"\"" };
+    let parts = separated(1.., take_till(0.., [quote]), doubled);
+    delimited(quote, parts, quote)
+        .map(move |parts: Vec<&str>| parts.join(&quote.to_string()))
+        .verify(|text: &String| !text.is_empty())
+}
+
+/// What may follow each optional clause, in order: an error at the end of the query lists the
+/// clauses still possible there instead of only "the end of the query".
+const AFTER_CLAUSE: [&str; 6] = [
+    "`WINDOW`, `WHERE`, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query",
+    "`WHERE`, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query",
+    "an operator, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query",
+    "an operator, `,`, `HAVING`, `EMIT`, `;` or the end of the query",
+    "an operator, `EMIT`, `;` or the end of the query",
+    "`;` or the end of the query",
+];
+
+/// One or more `item`s separated by commas; after a comma an item must come.
+fn list<'i, O>(item: fn(&mut In<'i>) -> ModalResult<O>) -> impl Parser<In<'i>, Vec<O>, ErrMode<ContextError>> {
+    (item, repeat(0.., preceded(punct(","), cut_err(item)))).map(|(first, rest): (O, Vec<O>)| {
+        let mut items = vec![first];
+        items.extend(rest);
+        items
+    })
 }
 
 fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
@@ -254,13 +285,13 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
     let name = cut_err(ident).parse_next(i)?;
     cut_err(kw("AS")).parse_next(i)?;
     cut_err(kw("SELECT")).parse_next(i)?;
-    let select = cut_err(separated(1.., select_item, punct(","))).parse_next(i)?;
+    let select = cut_err(list(select_item)).parse_next(i)?;
     cut_err(kw("FROM")).parse_next(i)?;
     let from = cut_err(ident).parse_next(i)?;
-    let alias = opt(preceded(opt(kw("AS")), ident)).parse_next(i)?;
+    let alias = alias.parse_next(i)?;
     let window = opt(preceded(kw("WINDOW"), cut_err(window))).parse_next(i)?;
     let filter = opt(preceded(kw("WHERE"), cut_err(expr))).parse_next(i)?;
-    let group_by = opt(preceded((kw("GROUP"), cut_err(kw("BY"))), cut_err(separated(1.., expr, punct(",")))))
+    let group_by = opt(preceded((kw("GROUP"), cut_err(kw("BY"))), cut_err(list(expr))))
         .parse_next(i)?
         .unwrap_or_default();
     let having = opt(preceded(kw("HAVING"), cut_err(expr))).parse_next(i)?;
@@ -269,18 +300,26 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
         cut_err(alt((kw("CHANGES").value(Emit::Changes), kw("FINAL").value(Emit::Final))).context(word_of("CHANGES"))),
     ))
     .parse_next(i)?;
-    opt(punct(";")).parse_next(i)?;
+    let closed = opt(punct(";")).parse_next(i)?.is_some();
     ws.parse_next(i)?;
     let end = i.current_token_start();
-    cut_err(eof.context(expect("the end of the query"))).parse_next(i)?;
+    let present = [true, window.is_some(), filter.is_some(), !group_by.is_empty(), having.is_some(), emit.is_some()];
+    let last = present.iter().rposition(|present| *present).unwrap_or_default();
+    let rest = if closed { "the end of the query" } else { AFTER_CLAUSE[last] };
+    cut_err(eof.context(expect(rest))).parse_next(i)?;
     Ok(Statement { output, name, select, from, alias, window, filter, group_by, having, emit, end })
 }
 
 fn select_item(i: &mut In<'_>) -> ModalResult<SelectItem> {
     let expr = expr.parse_next(i)?;
-    // AS is required: a misspelt FROM must not pass for an alias.
-    let alias = opt(preceded(kw("AS"), cut_err(ident))).parse_next(i)?;
+    let alias = alias.parse_next(i)?;
     Ok(SelectItem { expr, alias })
+}
+
+/// `AS name` or just `name` (ksqlDB's `(AS? identifier)?`); a keyword is never an alias, so the
+/// next clause is not taken for one.
+fn alias(i: &mut In<'_>) -> ModalResult<Option<Ident>> {
+    opt(alt((preceded(kw("AS"), cut_err(ident)), ident))).parse_next(i)
 }
 
 fn window(i: &mut In<'_>) -> ModalResult<WindowClause> {
@@ -435,6 +474,7 @@ fn unary(i: &mut In<'_>) -> ModalResult<Ast> {
 fn primary(i: &mut In<'_>) -> ModalResult<Ast> {
     ws.parse_next(i)?;
     let at = i.current_token_start();
+    let start = i.checkpoint();
     alt((
         number.map(move |v| Ast::Literal(v, at)),
         string.map(move |s| Ast::Literal(Value::Text(s), at)),
@@ -444,12 +484,22 @@ fn primary(i: &mut In<'_>) -> ModalResult<Ast> {
         delimited(punct("("), cut_err(expr), cut_err(punct(")"))),
         call_or_column,
     ))
-    .context(expect("an expression"))
     .parse_next(i)
+    .map_err(|error| match error {
+        // Nothing matched: "an expression" says it all (not what the last choice wanted).
+        ErrMode::Backtrack(_) => {
+            ErrMode::Backtrack(ContextError::new().add_context(i, &start, expect("an expression")))
+        }
+        // Inside one (an unterminated string, a call without `)`): what it wanted.
+        error => error,
+    })
 }
 
+/// ksqlDB's numbers: `1`, `1.5`, `1.`, `.5`, `1E3`, `2.5e-3`.
 fn number(i: &mut In<'_>) -> ModalResult<Value> {
-    let text = (digit1, opt(('.', digit1))).take().parse_next(i)?;
+    let exponent = opt((one_of(['e', 'E']), opt(one_of(['+', '-'])), digit1));
+    let mantissa = alt(((digit1, opt(('.', digit0))).void(), ('.', digit1).void()));
+    let text = (mantissa, exponent).take().parse_next(i)?;
     match text.parse::<i64>() {
         Ok(int) => Ok(Value::Int(int)),
         Err(_) => text.parse::<f64>().map(Value::Float).map_err(|_| ErrMode::Backtrack(ContextError::new())),
@@ -457,9 +507,17 @@ fn number(i: &mut In<'_>) -> ModalResult<Value> {
 }
 
 fn string(i: &mut In<'_>) -> ModalResult<String> {
-    let parts: Vec<&str> =
-        preceded('\'', cut_err(terminated(separated(1.., take_till(0.., ['\'']), "''"), '\''))).parse_next(i)?;
-    Ok(parts.join("'"))
+    let opening = i.checkpoint();
+    '\''.parse_next(i)?;
+    let closed: ModalResult<Vec<&str>> = terminated(separated(1.., take_till(0.., ['\'']), "''"), '\'').parse_next(i);
+    match closed {
+        Ok(parts) => Ok(parts.join("'")),
+        // Unterminated: said where it opens, not at the end of the query.
+        Err(_) => {
+            i.reset(&opening);
+            cut_err(fail.context(expect("a string closed with `'`"))).parse_next(i)
+        }
+    }
 }
 
 fn call_or_column(i: &mut In<'_>) -> ModalResult<Ast> {

@@ -9,7 +9,7 @@ use crate::stream::catalog::{Catalog, Field, NameCase, StreamInfo};
 use crate::stream::expr::{BinaryOp, Expr};
 use crate::stream::plan::{AggregateCall, Column, Emit, Named, Plan, Source};
 use crate::stream::value::SqlType;
-use crate::stream::window::{DEFAULT_GRACE, Windowing, too_large};
+use crate::stream::window::{DEFAULT_GRACE, WindowError, Windowing, too_large};
 
 type Failure = (usize, String);
 
@@ -43,29 +43,34 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         "SESSION" => Windowing::session(size, grace),
         _ => Windowing::tumbling(size, grace),
     }
-    .map_err(|error| (clause.kind.at, error.to_string()))?;
+    .map_err(|error| {
+        // Pointed at the value at fault.
+        let at = match &error {
+            WindowError::Empty("ADVANCE BY")
+            | WindowError::TooLarge("ADVANCE BY")
+            | WindowError::AdvanceExceedsSize { .. } => clause.advance.map_or(clause.size.at, |advance| advance.at),
+            WindowError::TooLarge("GRACE PERIOD") => clause.grace.map_or(clause.size.at, |grace| grace.at),
+            _ => clause.size.at,
+        };
+        (at, error.to_string())
+    })?;
 
     let mut planner = Planner { info, statement, columns: Vec::new(), group_by: Vec::new(), aggregates: Vec::new() };
     let filter = statement.filter.as_ref().map(|ast| planner.input(ast, "WHERE")).transpose()?;
     if statement.group_by.is_empty() {
         return Err((statement.end, "expected GROUP BY: a windowed aggregation groups its records by a key".into()));
     }
-    for (i, ast) in statement.group_by.iter().enumerate() {
+    let mut names = Synthetic::new(statement.group_by.iter().map(|ast| (None, ast)));
+    for ast in &statement.group_by {
         let expr = planner.input(ast, "GROUP BY")?;
-        let name = match ast {
-            Ast::Column { name, .. } => name.text.clone(),
-            _ => format!("KSQL_COL_{i}"),
-        };
+        let name = written_name(None, ast).map_or_else(|| names.next(), str::to_owned);
         planner.group_by.push(Named { name, expr });
     }
+    let mut names = Synthetic::new(statement.select.iter().map(|item| (item.alias.as_ref(), &item.expr)));
     let mut select: Vec<Named> = Vec::new();
-    for (i, item) in statement.select.iter().enumerate() {
+    for item in &statement.select {
         let expr = planner.output(&item.expr)?;
-        let name = match (&item.alias, &item.expr) {
-            (Some(alias), _) => alias.text.clone(),
-            (None, Ast::Column { name, .. }) => name.text.clone(),
-            (None, _) => format!("KSQL_COL_{i}"),
-        };
+        let name = written_name(item.alias.as_ref(), &item.expr).map_or_else(|| names.next(), str::to_owned);
         if select.iter().any(|named| named.name.eq_ignore_ascii_case(&name)) {
             let at = item.alias.as_ref().map_or(item.expr.at(), |a| a.at);
             return Err((at, format!("the output column `{name}` is named twice; give one an alias with AS")));
@@ -92,6 +97,38 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         having,
         emit: statement.emit.unwrap_or(Emit::Changes),
     })
+}
+
+/// The name an item of a list is written with: its alias, or the column it is.
+fn written_name<'a>(alias: Option<&'a Ident>, ast: &'a Ast) -> Option<&'a str> {
+    match (alias, ast) {
+        (Some(alias), _) => Some(&alias.text),
+        (None, Ast::Column { name, .. }) => Some(&name.text),
+        (None, _) => None,
+    }
+}
+
+/// ksqlDB's names for the expressions of a list written without one: `KSQL_COL_0`,
+/// `KSQL_COL_1`, … in order, skipping any name the list writes itself.
+struct Synthetic<'a> {
+    written: Vec<&'a str>,
+    next: usize,
+}
+
+impl<'a> Synthetic<'a> {
+    fn new(items: impl Iterator<Item = (Option<&'a Ident>, &'a Ast)>) -> Self {
+        Synthetic { written: items.filter_map(|(alias, ast)| written_name(alias, ast)).collect(), next: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        loop {
+            let name = format!("KSQL_COL_{}", self.next);
+            self.next += 1;
+            if !self.written.iter().any(|written| written.eq_ignore_ascii_case(&name)) {
+                return name;
+            }
+        }
+    }
 }
 
 /// A duration of the WINDOW clause, if event times (i64 milliseconds) can hold it.

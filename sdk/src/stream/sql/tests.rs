@@ -50,7 +50,7 @@ fn the_reference_query_plans_as_written() {
     assert_eq!(plan.windowing.grace, Duration::from_secs(24 * 3600), "ksqlDB's default grace");
     assert_eq!(plan.emit, Emit::Changes);
     let names: Vec<&str> = plan.select.iter().map(|n| n.name.as_str()).collect();
-    assert_eq!(names, ["customer_id", "KSQL_COL_1"]);
+    assert_eq!(names, ["customer_id", "KSQL_COL_0"], "as ksqlDB names them");
     assert_eq!(plan.aggregates.len(), 1, "count(*) in SELECT and HAVING is one aggregate");
 }
 
@@ -120,7 +120,7 @@ fn windows_units_aliases_and_clauses() {
     let names: Vec<&str> = plan.select.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(
         names,
-        ["customer", "spent", "KSQL_COL_2", "KSQL_COL_3", "KSQL_COL_4", "KSQL_COL_5", "windowstart", "windowend"]
+        ["customer", "spent", "KSQL_COL_0", "KSQL_COL_1", "KSQL_COL_2", "KSQL_COL_3", "windowstart", "windowend"]
     );
     assert_eq!(plan.select[6].expr, Expr::WindowStart);
     assert_eq!(plan.emit, Emit::Final);
@@ -133,6 +133,97 @@ fn windows_units_aliases_and_clauses() {
     )
     .unwrap();
     assert_eq!(session.windowing.kind, WindowKind::Session { gap: Duration::from_secs(30) });
+}
+
+#[test]
+fn an_alias_may_go_without_as_and_unnamed_expressions_are_numbered_from_zero() {
+    let plan = plan(
+        "CREATE STREAM s AS SELECT o.customer_id customer, count(*) n, sum(total), count(*) AS KSQL_COL_1, max(total)
+         FROM order_confirmed o WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY o.customer_id",
+        &catalog(),
+    )
+    .unwrap();
+    let names: Vec<&str> = plan.select.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["customer", "n", "KSQL_COL_0", "KSQL_COL_1", "KSQL_COL_2"], "a written name is skipped");
+}
+
+/// The WHERE literal of a query over `order_confirmed`.
+fn literal_of(condition: &str) -> Expr {
+    let sql = format!(
+        "CREATE STREAM q AS SELECT customer_id, COUNT(*) FROM order_confirmed WINDOW TUMBLING (SIZE 1 SECOND)
+         WHERE {condition} GROUP BY customer_id"
+    );
+    match plan(&sql, &catalog()).unwrap().filter {
+        Some(Expr::Binary(_, _, literal)) => *literal,
+        other => panic!("a comparison: {other:?}"),
+    }
+}
+
+#[test]
+fn numbers_and_quoted_names_are_read_as_ksqldb_writes_them() {
+    assert_eq!(literal_of("total > 10"), Expr::Literal(Value::Int(10)));
+    assert_eq!(literal_of("total > 1E1"), Expr::Literal(Value::Float(10.0)));
+    assert_eq!(literal_of("total > .5"), Expr::Literal(Value::Float(0.5)));
+    assert_eq!(literal_of("total > 2."), Expr::Literal(Value::Float(2.0)));
+    assert_eq!(literal_of("total > 2.5e-1"), Expr::Literal(Value::Float(0.25)));
+
+    let open = Catalog::open();
+    let plan = super::plan(
+        "CREATE STREAM s AS SELECT `a``b`, \"Mixed\"\"Case\", COUNT(*) FROM e WINDOW TUMBLING (SIZE 1 SECOND)
+         GROUP BY `a``b`, \"Mixed\"\"Case\"",
+        &open,
+    )
+    .unwrap();
+    let names: Vec<&str> = plan.select.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a`b", "Mixed\"Case", "KSQL_COL_0"]);
+}
+
+#[test]
+fn an_error_after_a_clause_lists_what_may_still_come() {
+    let query = |tail: &str| {
+        format!(
+            "CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed WINDOW TUMBLING (SIZE 1 MINUTE) {tail}"
+        )
+    };
+    let e = error(&query("GRUOP BY customer_id"));
+    assert_eq!(e.message, "expected `WHERE`, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query, found `GRUOP`");
+    let e = error(&query("WHERE total IN (1, 2) GROUP BY customer_id"));
+    assert_eq!(
+        e.message,
+        "expected an operator, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query, found `IN`"
+    );
+    let e = error(&query("GROUP BY customer_id, HAVING count(*) > 1"));
+    assert_eq!(e.message, "expected an expression, found `HAVING`");
+    let e = error(&query("GROUP BY customer_id EMIT FINAL; GROUP"));
+    assert_eq!(e.message, "expected the end of the query, found `GROUP`");
+    let e = error("CREATE STREAM s AS SELECT customer_id FROM order_confirmed AS WINDOW TUMBLING (SIZE 1 MINUTE)");
+    assert_eq!(e.message, "expected a name, found `WINDOW`");
+}
+
+#[test]
+fn an_unterminated_string_is_reported_where_it_opens() {
+    let e = error(
+        "CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed WINDOW TUMBLING (SIZE 1 MINUTE)
+WHERE customer_id = 'abc GROUP BY customer_id",
+    );
+    assert_eq!((e.line, e.column), (2, 21));
+    assert_eq!(e.message, "expected a string closed with `'`, found `'`");
+}
+
+#[test]
+fn a_window_error_points_at_the_value_at_fault() {
+    let window = |window: &str| {
+        error(&format!(
+            "CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed\nWINDOW {window} GROUP BY customer_id"
+        ))
+    };
+    let e = window("TUMBLING (SIZE 0 MINUTES)");
+    assert_eq!((e.line, e.column, e.message.as_str()), (2, 23, "the window SIZE must be at least one millisecond"));
+    let e = window("HOPPING (SIZE 1 MINUTE, ADVANCE BY 0 SECONDS)");
+    assert_eq!((e.line, e.column), (2, 43), "{e}");
+    let e = window("HOPPING (SIZE 1 MINUTE, ADVANCE BY 2 MINUTES)");
+    assert_eq!((e.line, e.column), (2, 43), "{e}");
+    assert!(e.message.contains("must not exceed its SIZE"), "{e}");
 }
 
 #[test]
@@ -151,9 +242,13 @@ fn a_where_literal_compares_as_written() {
 
 #[test]
 fn parse_errors_name_line_column_and_what_was_expected() {
-    let e = error("CREATE STREAM s AS\nSELECT customer_id, count(*)\nFORM order_confirmed");
+    let e = error("CREATE STREAM s AS\nSELECT customer_id, count(*),\nFROM order_confirmed");
     assert_eq!((e.line, e.column), (3, 1));
-    assert!(e.message.contains("`FROM`") && e.message.ends_with("found `FORM`"), "{e}");
+    assert_eq!(e.message, "expected an expression, found `FROM`");
+    // As in ksqlDB, a word after an expression is its alias: a misspelt FROM is one.
+    let e = error("CREATE STREAM s AS\nSELECT customer_id, count(*)\nFORM order_confirmed");
+    assert_eq!((e.line, e.column), (3, 6));
+    assert_eq!(e.message, "expected `FROM`, found `order_confirmed`");
 
     let e = error("CREATE STREAM s AS SELECT customer_id FROM order_confirmed\nWINDOW TUMBLING (SIZE 10 FORTNIGHTS)");
     assert_eq!((e.line, e.column), (2, 26));
@@ -210,7 +305,7 @@ fn planning_errors_name_line_column_and_the_fix() {
 
 #[test]
 fn an_error_renders_with_its_line_and_a_caret() {
-    let sql = "CREATE STREAM s AS\nSELECT customer_id\nFORM x";
+    let sql = "CREATE STREAM s AS\nSELECT customer_id,\nFROM x";
     let e = error(sql);
     assert_eq!(e.render(sql).lines().nth(2), Some("  | ^"));
 }
