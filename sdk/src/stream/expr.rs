@@ -105,6 +105,38 @@ pub struct Scope<'a> {
 }
 
 impl Expr {
+    /// Writes an input expression as SQL, fully bracketed, its columns named from `columns`
+    /// (the plan's): two expressions that compute the same write the same text.
+    pub fn write_sql(&self, columns: &[super::plan::Column], out: &mut String) {
+        use std::fmt::Write;
+        let _ = match self {
+            Expr::Literal(value) => write!(out, "{value}"),
+            Expr::Column(i) => write!(out, "`{}`", columns.get(*i).map_or("?", |c| c.name.as_str())),
+            Expr::RowTime => write!(out, "ROWTIME"),
+            Expr::Group(i) => write!(out, "GROUP[{i}]"),
+            Expr::Aggregate(i) => write!(out, "AGGREGATE[{i}]"),
+            Expr::WindowStart => write!(out, "WINDOWSTART"),
+            Expr::WindowEnd => write!(out, "WINDOWEND"),
+            Expr::Not(e) | Expr::Neg(e) => {
+                out.push_str(if matches!(self, Expr::Not(_)) { "(NOT " } else { "(-" });
+                e.write_sql(columns, out);
+                write!(out, ")")
+            }
+            Expr::IsNull { expr, negated } => {
+                out.push('(');
+                expr.write_sql(columns, out);
+                write!(out, " IS {}NULL)", if *negated { "NOT " } else { "" })
+            }
+            Expr::Binary(op, l, r) => {
+                out.push('(');
+                l.write_sql(columns, out);
+                let _ = write!(out, " {} ", op.symbol());
+                r.write_sql(columns, out);
+                write!(out, ")")
+            }
+        };
+    }
+
     /// `l op r`.
     pub fn binary(op: BinaryOp, l: Expr, r: Expr) -> Expr {
         Expr::Binary(op, Box::new(l), Box::new(r))

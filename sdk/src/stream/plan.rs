@@ -161,18 +161,23 @@ pub fn write_key(group: &[Value], out: &mut String) {
 }
 
 impl Plan {
-    /// What the query's stored windows depend on: the aggregate functions, the windows' shape
-    /// and the number of GROUP BY values (`count(*),sum|TUMBLING 600000|1`). A changelog written
-    /// by a query of another shape cannot be restored into this one: its accumulators are of
-    /// other functions, its windows of another size.
+    /// What the query's stored windows depend on: the aggregates and their arguments, the
+    /// windows' shape and the GROUP BY expressions
+    /// (``count(*),sum(`total`)|TUMBLING 600000|`customer_id` ``). A changelog written by a query
+    /// of another shape cannot be restored into this one: its accumulators are of other
+    /// functions or other values, its windows of another size, its keys of other columns.
     pub fn state_shape(&self) -> String {
         use super::window::WindowKind;
         use std::fmt::Write;
         let mut shape = String::new();
         for (i, call) in self.aggregates.iter().enumerate() {
             let separator = if i > 0 { "," } else { "" };
-            let star = if call.function == Function::CountAll { "(*)" } else { "" };
-            let _ = write!(shape, "{separator}{}{star}", call.function.name());
+            let _ = write!(shape, "{separator}{}(", call.function.name());
+            match &call.argument {
+                Some(argument) => argument.write_sql(&self.columns, &mut shape),
+                None => shape.push('*'),
+            }
+            shape.push(')');
         }
         let _ = match self.windowing.kind {
             WindowKind::Tumbling { size } => write!(shape, "|TUMBLING {}", size.as_millis()),
@@ -181,7 +186,10 @@ impl Plan {
             }
             WindowKind::Session { gap } => write!(shape, "|SESSION {}", gap.as_millis()),
         };
-        let _ = write!(shape, "|{}", self.group_by.len());
+        for (i, named) in self.group_by.iter().enumerate() {
+            shape.push(if i > 0 { ',' } else { '|' });
+            named.expr.write_sql(&self.columns, &mut shape);
+        }
         shape
     }
 

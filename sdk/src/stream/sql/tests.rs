@@ -470,3 +470,23 @@ HAVING count(*) > 4";
     let rendered = error(tabbed).render(tabbed);
     assert!(rendered.contains("custmer_id") && rendered.ends_with("  | \t      \t^"), "{rendered:?}");
 }
+
+/// The state shape that guards a changelog tells apart queries whose windows hold other values
+/// (other aggregate arguments, other group keys) and not queries that differ in how they are
+/// written.
+#[test]
+fn the_state_shape_names_aggregate_arguments_and_group_keys() {
+    let shape = |sql: &str| plan(sql, &catalog()).unwrap().state_shape();
+    let sum = |argument: &str, key: &str| {
+        shape(&format!(
+            "CREATE TABLE t AS SELECT {key}, SUM({argument}) AS s FROM order_confirmed
+             WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY {key}"
+        ))
+    };
+    let original = sum("total", "customer_id");
+    assert_eq!(original, "sum(`total`)|TUMBLING 10000|`customer_id`");
+    assert_ne!(original, sum("total * 100", "customer_id"), "another argument");
+    assert_ne!(original, sum("total", "order_id"), "another key");
+    assert_eq!(original, sum("TOTAL", "Customer_Id"), "the same columns written in another case");
+    assert_eq!(shape(REFERENCE), "count(*)|TUMBLING 600000|`customer_id`");
+}
