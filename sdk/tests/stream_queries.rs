@@ -308,8 +308,8 @@ fn with_header(mut record: OutRecord, name: &str, value: Option<&[u8]>) -> OutRe
 }
 
 /// The query refuses what every other reader of the topic refuses (a newer schema version,
-/// a missing or broken CloudEvents attribute, no type, a tombstone): dead-lettered, never
-/// counted.
+/// a missing or broken CloudEvents attribute, no type, a tombstone, a field it reads of
+/// another type than the event's): dead-lettered, never counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_records_other_readers_refuse_are_dead_lettered_not_counted() {
     let log: Arc<dyn EventLog> = MemoryLog::shared();
@@ -321,6 +321,10 @@ async fn memory_records_other_readers_refuse_are_dead_lettered_not_counted() {
         |i: i64| codec::encode(&Envelope::new(confirmed(customer, 100), Timestamp::from_millisecond(t0 + i).unwrap()));
     let mut tombstone = good(5);
     tombstone.value = None;
+    let mut numbered = good(10);
+    let mut payload: serde_json::Value = serde_json::from_slice(numbered.value.as_deref().unwrap()).unwrap();
+    payload["customer_id"] = serde_json::json!(42);
+    numbered.value = Some(serde_json::to_vec(&payload).unwrap().into());
     let bad = vec![
         with_header(good(4), "ce_schemaversion", Some(b"99")),
         with_header(good(5), "ce_schemaversion", Some(b"0")),
@@ -329,6 +333,7 @@ async fn memory_records_other_readers_refuse_are_dead_lettered_not_counted() {
         with_header(good(8), "ce_time", Some(b"yesterday")),
         with_header(good(9), "ce_type", None),
         tombstone,
+        numbered,
     ];
     let letters = bad.len() as u64;
     // Four good orders: one short of being flagged, which any bad one counted would make.
@@ -347,6 +352,7 @@ async fn memory_records_other_readers_refuse_are_dead_lettered_not_counted() {
     assert!(reasons.iter().any(|r| r.contains("schema version 99")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("no upcaster from version 0")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("`ce_id` is missing")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("field `customer_id` holds a BIGINT, not a STRING")), "{reasons:?}");
     app.shutdown().await.expect("a clean shutdown");
 }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 
 use super::aggregate::Function;
-use super::catalog::{Catalog, NameCase, StreamInfo};
+use super::catalog::{Catalog, Field, NameCase, StreamInfo};
 use super::expr::Expr;
 use super::expr::build::Operand;
 use super::plan::{AggregateCall, Column, Emit, Named, OutputKind, Plan, Source};
@@ -306,10 +306,13 @@ impl<E> WindowedTable<E> {
             WindowKind::Hopping { size, advance } => Windowing::hopping(size, advance, windowing.grace),
             WindowKind::Session { gap } => Windowing::session(gap, windowing.grace),
         }?;
-        let known: Option<Vec<String>> = stream.infos.iter().try_fold(Vec::new(), |mut all, info| {
+        // The fields of every type read; a field whose types disagree has none to check.
+        let known: Option<Vec<Field>> = stream.infos.iter().try_fold(Vec::new(), |mut all: Vec<Field>, info| {
             for field in info.columns.as_ref()? {
-                if !all.contains(&field.name) {
-                    all.push(field.name.clone());
+                match all.iter_mut().find(|known| known.name == field.name) {
+                    Some(known) if known.sql_type != field.sql_type => known.sql_type = None,
+                    Some(_) => {}
+                    None => all.push(field.clone()),
                 }
             }
             Some(all)
@@ -319,13 +322,14 @@ impl<E> WindowedTable<E> {
             if name.eq_ignore_ascii_case("ROWTIME") {
                 return Some(Expr::RowTime);
             }
-            if known.as_ref().is_some_and(|known| !known.iter().any(|c| c == name)) {
-                return None;
-            }
+            let sql_type = match &known {
+                Some(known) => known.iter().find(|field| field.name == name)?.sql_type,
+                None => None,
+            };
             Some(Expr::Column(match columns.iter().position(|c| c.name == name) {
                 Some(i) => i,
                 None => {
-                    columns.push(Column { name: name.to_owned(), case: NameCase::Exact });
+                    columns.push(Column { name: name.to_owned(), case: NameCase::Exact, sql_type });
                     columns.len() - 1
                 }
             }))
@@ -336,7 +340,7 @@ impl<E> WindowedTable<E> {
             known: names.join(", "),
         };
         let known_names: Vec<String> =
-            known.clone().unwrap_or_default().into_iter().chain(["ROWTIME".to_owned()]).collect();
+            known.iter().flatten().map(|field| field.name.clone()).chain(["ROWTIME".to_owned()]).collect();
         let filter = stream
             .filter
             .map(|f| f.resolve(&mut input))

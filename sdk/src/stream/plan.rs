@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::Function;
 use super::catalog::{NameCase, names_type};
 use super::expr::{Expr, Scope};
-use super::value::{Value, read_columns};
+use super::value::{SqlType, Value, read_columns};
 use super::window::Windowing;
 use crate::model::Subscription;
 
@@ -55,6 +55,9 @@ pub struct Column {
     /// How it matches the names of the payload's fields: [`NameCase::Any`] for a name written
     /// without backticks that no catalog resolved (the CLI's open catalog).
     pub case: NameCase,
+    /// Its SQL type when the event's schema tells it: a value of another type is refused, as
+    /// the event's other readers refuse it.
+    pub sql_type: Option<SqlType>,
 }
 
 /// One aggregate of the plan.
@@ -224,6 +227,19 @@ impl Plan {
         group.clear();
         args.clear();
         read_columns(payload, &self.columns, columns)?;
+        for (value, column) in columns.iter().zip(&self.columns) {
+            if let Some(expected) = column.sql_type
+                && !value.fits(expected)
+            {
+                // The value itself is not quoted: it may be personal data.
+                return Err(serde::de::Error::custom(format_args!(
+                    "field `{}` holds a {}, not a {}",
+                    column.name,
+                    value.type_name(),
+                    expected.name()
+                )));
+            }
+        }
         let scope = Scope { columns, row_time: time, ..Scope::default() };
         if let Some(filter) = &self.filter
             && !filter.holds(&scope)

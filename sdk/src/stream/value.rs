@@ -93,6 +93,21 @@ impl Value {
         }
     }
 
+    /// Whether it is a value of a column of type `sql_type`: NULL is of every type, and a whole
+    /// number also a DOUBLE (a JSON number without a fraction).
+    pub fn fits(&self, sql_type: SqlType) -> bool {
+        match (self, sql_type) {
+            (Value::Null, _)
+            | (Value::Bool(_), SqlType::Boolean)
+            | (Value::Int(_), SqlType::Bigint | SqlType::Double)
+            | (Value::Float(_), SqlType::Double)
+            | (Value::Text(_), SqlType::Text) => true,
+            // A whole number beyond i64 (a `u64` field) is read as a float.
+            (Value::Float(x), SqlType::Bigint) => x.fract() == 0.0,
+            _ => false,
+        }
+    }
+
     /// The name of the value's type, for messages.
     pub fn type_name(&self) -> &'static str {
         self.sql_type().map_or("NULL", SqlType::name)
@@ -335,7 +350,10 @@ mod tests {
     use super::*;
 
     fn exact(names: &[&str]) -> Vec<Column> {
-        names.iter().map(|name| Column { name: (*name).to_owned(), case: NameCase::Exact }).collect()
+        names
+            .iter()
+            .map(|name| Column { name: (*name).to_owned(), case: NameCase::Exact, sql_type: None })
+            .collect()
     }
 
     #[test]
@@ -361,9 +379,9 @@ mod tests {
     #[test]
     fn a_column_in_any_case_prefers_the_field_of_its_exact_name() {
         let columns = vec![
-            Column { name: "k".into(), case: NameCase::Any },
-            Column { name: "K".into(), case: NameCase::Exact },
-            Column { name: "Amount".into(), case: NameCase::Any },
+            Column { name: "k".into(), case: NameCase::Any, sql_type: None },
+            Column { name: "K".into(), case: NameCase::Exact, sql_type: None },
+            Column { name: "Amount".into(), case: NameCase::Any, sql_type: None },
         ];
         let mut out = Vec::new();
         read_columns(br#"{"AMOUNT":1,"k":null,"K":"upper"}"#, &columns, &mut out).unwrap();
@@ -380,13 +398,17 @@ mod tests {
     #[test]
     fn every_column_that_names_a_field_reads_it() {
         // `SELECT K ... WHERE `k` = 'a'` on an open catalog: two columns, one field.
-        let columns =
-            vec![Column { name: "K".into(), case: NameCase::Any }, Column { name: "k".into(), case: NameCase::Exact }];
+        let columns = vec![
+            Column { name: "K".into(), case: NameCase::Any, sql_type: None },
+            Column { name: "k".into(), case: NameCase::Exact, sql_type: None },
+        ];
         let mut out = Vec::new();
         read_columns(br#"{"k":"a"}"#, &columns, &mut out).unwrap();
         assert_eq!(out, [Value::from("a"), Value::from("a")]);
-        let columns =
-            vec![Column { name: "k".into(), case: NameCase::Any }, Column { name: "k".into(), case: NameCase::Exact }];
+        let columns = vec![
+            Column { name: "k".into(), case: NameCase::Any, sql_type: None },
+            Column { name: "k".into(), case: NameCase::Exact, sql_type: None },
+        ];
         read_columns(br#"{"k":"a"}"#, &columns, &mut out).unwrap();
         assert_eq!(out, [Value::from("a"), Value::from("a")]);
     }

@@ -296,9 +296,9 @@ impl Planner<'_> {
         let case = NameCase::of(name.quoted);
         let column = match &self.info.columns {
             // Fields unknown (an open catalog): matched in each record.
-            None => Column { name: name.text.clone(), case },
+            None => Column { name: name.text.clone(), case, sql_type: None },
             Some(known) => match self.field(name) {
-                Some(field) => Column { name: field.name.clone(), case: NameCase::Exact },
+                Some(field) => Column { name: field.name.clone(), case: NameCase::Exact, sql_type: field.sql_type },
                 None => {
                     let names: Vec<&str> = known.iter().map(|f| f.name.as_str()).collect();
                     return Err((
