@@ -510,6 +510,12 @@ impl Inner {
 }
 
 /// A record's position from its delivery report.
+/// Whether the broker refused the record as invalid (a record without a key for a compacted
+/// topic).
+fn invalid_record(result: &DeliveryResult) -> bool {
+    matches!(result, Ok(Err((error, _))) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidRecord))
+}
+
 fn delivered(record: &OutRecord, index: usize, count: usize, result: DeliveryResult) -> Result<Position, String> {
     match result {
         Ok(Ok(delivery)) => Ok(Position {
@@ -653,8 +659,12 @@ impl EventLog for KafkaLog {
         let mut positions = Vec::with_capacity(count);
         let mut failure = refused;
         let mut written = 0;
+        let mut keyless_refused = None;
         for (index, (record, result)) in records.iter().zip(results).enumerate() {
             let Some(result) = result else { continue };
+            if record.key.is_none() && invalid_record(&result) {
+                keyless_refused.get_or_insert_with(|| record.topic.to_string());
+            }
             match delivered(record, index, count, result) {
                 Ok(position) => {
                     written += 1;
@@ -665,9 +675,11 @@ impl EventLog for KafkaLog {
                 }
             }
         }
-        match failure {
-            None => Ok(positions),
-            Some(failure) => {
+        match (failure, keyless_refused) {
+            (None, _) => Ok(positions),
+            // A compacted topic's broker refuses a record without a key: said as the other logs say it.
+            (Some(_), Some(topic)) if written == 0 && unknown == 0 => Err(LogError::KeyRequired { topic }),
+            (Some(failure), _) => {
                 let unknown = match unknown {
                     0 => String::new(),
                     n => format!(", {n} timed out and may or may not have been written"),

@@ -15,7 +15,9 @@ use tokio::sync::Notify;
 use super::group::{Coordinator, Cursor};
 use super::partitioner::destination;
 use super::wakeup::Wakeups;
-use super::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
+use super::{
+    Cleanup, EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec,
+};
 use crate::model::Position;
 
 /// The in-memory log. Cheap to clone: clones share the same topics.
@@ -141,17 +143,18 @@ impl State {
     fn destinations(&mut self, records: &[OutRecord]) -> Result<Vec<u32>, LogError> {
         let mut partitions = Vec::with_capacity(records.len());
         // A batch's records mostly go to a few topics in runs: one look-up per run.
-        let mut last: Option<(&str, u32)> = None;
+        let mut last: Option<(&str, u32, Cleanup)> = None;
         for record in records {
-            let count = match last {
-                Some((topic, count)) if topic == &*record.topic => count,
+            let (count, cleanup) = match last {
+                Some((topic, count, cleanup)) if topic == &*record.topic => (count, cleanup),
                 _ => {
-                    let count = self.topic(&record.topic)?.spec.partitions;
-                    last = Some((&record.topic, count));
-                    count
+                    let spec = &self.topic(&record.topic)?.spec;
+                    let (count, cleanup) = (spec.partitions, spec.cleanup);
+                    last = Some((&record.topic, count, cleanup));
+                    (count, cleanup)
                 }
             };
-            let partition = destination(record, count, &mut self.unkeyed)?;
+            let partition = destination(record, count, cleanup, &mut self.unkeyed)?;
             partitions.push(partition);
         }
         Ok(partitions)

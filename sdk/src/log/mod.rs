@@ -176,6 +176,13 @@ pub enum LogError {
         /// The requested policy.
         requested: Cleanup,
     },
+    /// A record without a key for a compacted topic, which keeps the last record per key (Kafka's
+    /// broker refuses one too): nothing of the write was applied.
+    #[error("topic `{topic}` is compacted (the last record per key is kept): a record for it needs a key")]
+    KeyRequired {
+        /// The topic.
+        topic: String,
+    },
     /// This member lost partitions to another one (a rebalance) or left the group: the write was
     /// not applied.
     #[error("group `{group}`: this member was fenced ({reason}); nothing of the write was applied")]

@@ -1,7 +1,7 @@
 //! Kafka's default partitioner for keyed records, bit for bit: Java clients, Kafka Streams and
 //! librdkafka's `murmur2_random` put a key on the same partition as we do.
 
-use super::{LogError, OutRecord};
+use super::{Cleanup, LogError, OutRecord};
 
 /// Kafka's murmur2 hash (`org.apache.kafka.common.utils.Utils.murmur2`).
 pub fn murmur2(data: &[u8]) -> i32 {
@@ -44,7 +44,16 @@ pub fn partition_for(key: &[u8], partitions: u32) -> u32 {
 
 /// The partition a record goes to on a topic of `count` partitions: its explicit partition
 /// (checked), else its key's, else the next of a round robin kept in `unkeyed`.
-pub(crate) fn destination(record: &OutRecord, count: u32, unkeyed: &mut u32) -> Result<u32, LogError> {
+/// A record without a key for a compacted topic is refused, as Kafka's broker refuses it.
+pub(crate) fn destination(
+    record: &OutRecord,
+    count: u32,
+    cleanup: Cleanup,
+    unkeyed: &mut u32,
+) -> Result<u32, LogError> {
+    if cleanup == Cleanup::Compact && record.key.is_none() {
+        return Err(LogError::KeyRequired { topic: record.topic.to_string() });
+    }
     match (record.partition, &record.key) {
         (Some(p), _) if p < count => Ok(p),
         (Some(p), _) => {

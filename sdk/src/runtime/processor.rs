@@ -76,7 +76,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Errors that no retry will mend: the processor stops with them.
 pub(crate) fn permanent(error: &LogError) -> bool {
-    matches!(error, LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } | LogError::Closed)
+    matches!(
+        error,
+        LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } | LogError::KeyRequired { .. } | LogError::Closed
+    )
 }
 
 /// Runs a processor until `shutdown` turns true or the log fails for good.

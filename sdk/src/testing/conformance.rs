@@ -148,6 +148,7 @@ pub async fn run_all(target: &dyn ConformanceTarget) {
     rewind(target).await;
     fenced_commit_writes_nothing(target).await;
     failed_commit_writes_nothing(target).await;
+    keyless_records_for_compacted_topics_are_refused(target).await;
     replay_by_new_group(target).await;
     members_split_partitions(target).await;
     poll_wakes_promptly(target).await;
@@ -172,6 +173,7 @@ macro_rules! conformance_tests {
             rewind,
             fenced_commit_writes_nothing,
             failed_commit_writes_nothing,
+            keyless_records_for_compacted_topics_are_refused,
             replay_by_new_group,
             members_split_partitions,
             poll_wakes_promptly,
@@ -673,6 +675,32 @@ pub async fn failed_commit_writes_nothing(target: &dyn ConformanceTarget) {
     assert_eq!(log.committed(&group, &tp).await.unwrap(), Some(1));
     let out = TopicPartition::new(output.clone(), written[0].partition);
     assert_eq!(log.read(&out, written[0].offset, 1).await.unwrap()[0].value.as_deref(), Some(&b"out"[..]));
+    member.leave().await.unwrap();
+}
+
+/// A record without a key for a compacted topic is refused, by `append` and in the atomic write,
+/// as Kafka's broker refuses it: memory and embedded logs must not accept what Kafka will not.
+pub async fn keyless_records_for_compacted_topics_are_refused(target: &dyn ConformanceTarget) {
+    let log = target.fresh().await;
+    let input = new_topic(&*log, "keyless-in", 1).await;
+    let state: Arc<str> = Arc::from(unique("keyless-state"));
+    log.create_topic(&TopicSpec::compact(&*state, 1)).await.expect("create a compacted topic");
+    let keyless = || OutRecord { key: None, ..record(&state, "", "v") };
+    let appended = log.append(vec![keyless()]).await;
+    assert!(matches!(appended, Err(LogError::KeyRequired { .. })), "append: {appended:?}");
+    assert_eq!(end_offsets(&*log, &state, 1).await, [0], "nothing was written");
+
+    let tp = TopicPartition::new(input.clone(), 0);
+    append(&*log, vec![record(&input, "k", "in")]).await;
+    let group = unique("keyless");
+    let mut member = join(&*log, &group, &[&input], StartFrom::Beginning).await;
+    collect(&mut *member, 1).await;
+    let written = member.commit(vec![keyless()], vec![(tp.clone(), 1)]).await;
+    assert!(matches!(written, Err(LogError::KeyRequired { .. })), "commit: {written:?}");
+    // (Kafka's abort marker takes an offset: what counts is that nothing can be read.)
+    let visible = read_all(&*log, &TopicPartition::new(state.clone(), 0)).await;
+    assert!(visible.is_empty(), "no output of the refused write is visible: {visible:?}");
+    assert_eq!(log.committed(&group, &tp).await.unwrap(), None, "no position of the refused write is visible");
     member.leave().await.unwrap();
 }
 

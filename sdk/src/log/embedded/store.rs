@@ -392,7 +392,7 @@ impl Store {
             for record in &records {
                 let meta =
                     topics.get(&*record.topic).ok_or_else(|| LogError::UnknownTopic(record.topic.to_string()))?;
-                let partition = destination(record, meta.partitions, unkeyed)?;
+                let partition = destination(record, meta.partitions, meta.cleanup, unkeyed)?;
                 let slot = next.entry((meta.name.clone(), partition)).or_insert(meta.ends[partition as usize]);
                 written.push(Position { topic: meta.name.clone(), partition, offset: *slot });
                 ids.push(meta.id);

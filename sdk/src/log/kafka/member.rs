@@ -1078,7 +1078,20 @@ impl Worker {
         }
         match self.transact(&producer, &outputs, &positions) {
             Ok(written) => Ok(written),
-            Err((what, error)) => Err(self.failed(&producer, &what, error)),
+            Err((what, error)) => {
+                // A compacted topic's broker refuses a record without a key: said as the other
+                // logs say it, once the transaction is aborted.
+                let keyless = match error.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::InvalidRecord) => outputs.iter().find(|r| r.key.is_none()),
+                    _ => None,
+                };
+                match (self.failed(&producer, &what, error), keyless) {
+                    (LogError::Backend(_), Some(record)) => {
+                        Err(LogError::KeyRequired { topic: record.topic.to_string() })
+                    }
+                    (failure, _) => Err(failure),
+                }
+            }
         }
     }
 
