@@ -83,6 +83,46 @@ mod embedded {
         }
     }
 
+    /// A write's input positions never show (through `committed`) before its outputs do
+    /// (through `end_offset`): a reader that trusts a committed position finds what it produced.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committed_position_never_shows_before_its_outputs() {
+        use tramline::log::StartFrom;
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        log.create_topic(&TopicSpec::keep("in", 1)).await.unwrap();
+        log.create_topic(&TopicSpec::keep("out", 1)).await.unwrap();
+        const INPUTS: u64 = 2000;
+        log.append((0..INPUTS).map(|i| record("in", Some("k"), Some(&i.to_string()))).collect())
+            .await
+            .unwrap();
+        let (input, output) = (TopicPartition::new("in", 0), TopicPartition::new("out", 0));
+        let worker = tokio::spawn({
+            let (log, input) = (log.clone(), input.clone());
+            async move {
+                let mut member = log.join("g", &["in"], StartFrom::Beginning).await.unwrap();
+                let mut done = 0;
+                while done < INPUTS {
+                    for polled in member.poll(1, std::time::Duration::from_millis(100)).await.unwrap().records {
+                        let next = vec![(input.clone(), polled.offset + 1)];
+                        member.commit(vec![record("out", Some("k"), Some("o"))], next).await.unwrap();
+                        done += 1;
+                    }
+                }
+            }
+        });
+        let (mut checks, mut ahead) = (0, 0);
+        while !worker.is_finished() {
+            let committed = log.committed("g", &input).await.unwrap().unwrap_or(0);
+            let end = log.end_offset(&output).await.unwrap();
+            checks += 1;
+            ahead += u32::from(end < committed);
+        }
+        worker.await.unwrap();
+        assert!(checks > 100, "the checks raced the writes: {checks}");
+        assert_eq!(ahead, 0, "{ahead} of {checks} checks saw a position before its outputs");
+    }
+
     #[tokio::test]
     async fn a_second_open_of_the_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -278,11 +278,15 @@ impl Store {
             unemptied_wal: AtomicBool::new(true),
             _lock: lock_file,
         };
-        if options.compact_on_open
-            && let Some(error) = store.compact()?.unemptied_wal
-        {
-            // The log is usable; the copies go with the next compaction that can empty the WAL.
-            tracing::warn!(%error, "embedded log: compaction on open");
+        if options.compact_on_open {
+            // Housekeeping: the log is usable without it (a full disk can refuse the
+            // checkpoint), and the copies go with the next compaction that can empty the WAL.
+            match store.compact() {
+                Ok(Compacted { unemptied_wal: Some(error), .. }) | Err(error) => {
+                    tracing::warn!(%error, "embedded log: compaction on open did not complete; the log opens without it");
+                }
+                Ok(_) => {}
+            }
         }
         Ok(store)
     }
@@ -466,15 +470,16 @@ impl Store {
         })
     }
 
-    /// The position a group committed for a partition. Blocks.
+    /// The position a group committed for a partition. Blocks. Read under the writer lock: a
+    /// write's positions and its outputs' end offsets become visible together (a reader
+    /// connection would see the positions of a write whose ends are not published yet).
     pub(super) fn committed(&self, group: &str, tp: &TopicPartition) -> Result<Option<u64>, LogError> {
         let Some(id) = self.catalog().topics.get(&*tp.topic).map(|t| t.id) else {
             return Ok(None);
         };
-        self.with_reader(|conn| {
-            select_committed(conn, group, id, tp.partition)
-                .map_err(|e| self.error(&format!("cannot read the position of group `{group}` on {tp}"), e))
-        })
+        let writer = lock(&self.writer);
+        select_committed(&writer, group, id, tp.partition)
+            .map_err(|e| self.error(&format!("cannot read the position of group `{group}` on {tp}"), e))
     }
 
     /// For a rebalance or a rewind: the group's committed positions and the end offsets of these
