@@ -65,8 +65,9 @@
 //! # Compacted topics
 //!
 //! [`Cleanup::Compact`](crate::log::Cleanup::Compact) promises only that the latest record per key
-//! is kept. This log keeps every record while it runs and compacts when it opens (see
-//! [`EmbeddedOptions::with_compact_on_open`]) or when [`EmbeddedLog::compact`] is called: every
+//! is kept. This log compacts when it opens (see [`EmbeddedOptions::with_compact_on_open`]),
+//! every [`EmbeddedOptions::compaction_interval`] while it is open (a day by default), and when
+//! [`EmbeddedLog::compact`] is called: every
 //! keyed record that a later record with the same key supersedes is deleted; records without a
 //! key and tombstones stay. Offsets never change; a reader simply skips the gaps. Deleted records
 //! are overwritten on disk (`PRAGMA secure_delete`, and a compaction that removed anything empties
@@ -106,11 +107,22 @@ pub struct EmbeddedOptions {
     pub durability: Durability,
     /// Whether opening compacts the compacted topics.
     pub compact_on_open: bool,
+    /// How often the compacted topics are compacted while the log is open (`None`: only on
+    /// open and by [`EmbeddedLog::compact`]). A day by default, the bound the Kafka adapter
+    /// sets on its compacted topics (`max.compaction.lag.ms`).
+    pub compaction_interval: Option<Duration>,
 }
+
+/// How often an open embedded log compacts by default.
+pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
-        EmbeddedOptions { durability: Durability::Normal, compact_on_open: true }
+        EmbeddedOptions {
+            durability: Durability::Normal,
+            compact_on_open: true,
+            compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
+        }
     }
 }
 
@@ -124,6 +136,12 @@ impl EmbeddedOptions {
     /// The options with compaction on open turned on (the default) or off.
     pub fn with_compact_on_open(mut self, compact: bool) -> Self {
         self.compact_on_open = compact;
+        self
+    }
+
+    /// The options with compaction every `interval` while the log is open, or none (`None`).
+    pub fn with_compaction_interval(mut self, interval: Option<Duration>) -> Self {
+        self.compaction_interval = interval;
         self
     }
 }
@@ -163,7 +181,11 @@ impl EmbeddedLog {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<EmbeddedLog, LogError> {
-        Ok(EmbeddedLog { store: Arc::new(Store::open(dir.as_ref(), &options)?) })
+        let store = Arc::new(Store::open(dir.as_ref(), &options)?);
+        if let Some(interval) = options.compaction_interval {
+            store.compact_every(interval)?;
+        }
+        Ok(EmbeddedLog { store })
     }
 
     /// [`open_with`](Self::open_with) on tokio's blocking pool.

@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -103,6 +103,8 @@ pub(super) struct Store {
     /// compaction (or an earlier process) until a checkpoint empties it. A compaction that
     /// removes nothing still empties it then.
     unemptied_wal: AtomicBool,
+    /// Dropped with the store, which stops the compaction thread, if any.
+    stop_compactor: OnceLock<mpsc::Sender<()>>,
     /// Held for the life of the store; closing it releases the `flock`.
     _lock: File,
 }
@@ -276,6 +278,7 @@ impl Store {
             wakeups: Wakeups::default(),
             // A WAL left by an earlier process may hold copies of what it deleted.
             unemptied_wal: AtomicBool::new(true),
+            stop_compactor: OnceLock::new(),
             _lock: lock_file,
         };
         if options.compact_on_open {
@@ -555,6 +558,33 @@ impl Store {
             ))
         });
         Ok(Compacted { removed, unemptied_wal })
+    }
+
+    /// Compacts every `interval` on a thread of its own while the store lives, so that a
+    /// long-running process does not keep superseded records (a forgotten subject's key) until
+    /// its next start. The thread holds no reference that keeps the store open.
+    pub(super) fn compact_every(self: &Arc<Self>, interval: Duration) -> Result<(), LogError> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let store = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("tramline-compactor".into())
+            .spawn(move || {
+                // Woken by the interval, or for good when the store (and its sender) is dropped.
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                    let Some(store) = store.upgrade() else { return };
+                    match store.compact() {
+                        Ok(Compacted { removed, unemptied_wal: None }) => {
+                            tracing::debug!(removed, "embedded log: compacted");
+                        }
+                        Ok(Compacted { unemptied_wal: Some(error), .. }) | Err(error) => {
+                            tracing::warn!(%error, "embedded log: periodic compaction did not complete");
+                        }
+                    }
+                }
+            })
+            .map_err(|e| self.error("cannot start the compaction thread", e))?;
+        let _ = self.stop_compactor.set(stop);
+        Ok(())
     }
 
     /// The names of the topics.
