@@ -31,8 +31,12 @@
 //! .unwrap();
 //! assert_eq!(plan.source.types, ["OrderConfirmed"]);
 //!
-//! let error = sql::plan("CREATE STREAM s AS SELECT customer_id, count(*)\nFORM order_confirmed", &catalog);
-//! assert_eq!(error.unwrap_err().to_string(), "line 2, column 1: expected `FROM`, found `FORM`");
+//! let misspelt = "CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed
+//! WINDOW TUMBLING (SIZE 1 MINUTE) GRUOP BY customer_id";
+//! assert_eq!(
+//!     sql::plan(misspelt, &catalog).unwrap_err().to_string(),
+//!     "line 2, column 33: expected `WHERE`, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query, found `GRUOP`"
+//! );
 //! ```
 
 mod aggregate;
