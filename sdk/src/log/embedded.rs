@@ -149,7 +149,31 @@ impl EmbeddedOptions {
 /// The durable embedded log: SQLite in one directory. Cheap to clone: clones share the database.
 #[derive(Clone)]
 pub struct EmbeddedLog {
-    store: Arc<Store>,
+    store: StoreHandle,
+}
+
+/// A shared handle on the store. The last one to go closes the database, which checkpoints
+/// the write-ahead log (I/O and `fsync`s): dropped in async code, it closes on the blocking pool.
+#[derive(Clone)]
+struct StoreHandle(Option<Arc<Store>>);
+
+impl std::ops::Deref for StoreHandle {
+    type Target = Arc<Store>;
+
+    fn deref(&self) -> &Arc<Store> {
+        self.0.as_ref().expect("the store leaves its handle only when the handle is dropped")
+    }
+}
+
+impl Drop for StoreHandle {
+    fn drop(&mut self) {
+        let Some(store) = self.0.take() else { return };
+        if Arc::strong_count(&store) == 1
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn_blocking(move || drop(store));
+        }
+    }
 }
 
 impl std::fmt::Debug for EmbeddedLog {
@@ -185,7 +209,7 @@ impl EmbeddedLog {
         if let Some(interval) = options.compaction_interval {
             store.compact_every(interval)?;
         }
-        Ok(EmbeddedLog { store })
+        Ok(EmbeddedLog { store: StoreHandle(Some(store)) })
     }
 
     /// [`open_with`](Self::open_with) on tokio's blocking pool.
@@ -278,7 +302,7 @@ impl EventLog for EmbeddedLog {
 
 /// A member of a consumer group on the embedded log.
 struct EmbeddedMember {
-    store: Arc<Store>,
+    store: StoreHandle,
     cursor: Cursor,
     /// Woken when records arrive on its topics or its group changes.
     waker: Arc<Notify>,
