@@ -68,6 +68,8 @@ struct CloudEvent<'a> {
     time: Option<String>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    /// The data as base64, which the CloudEvents JSON format allows instead of `data`.
+    data_base64: Option<String>,
 }
 
 /// A TABLE's deleted row, as ksqlDB's CLI marks it: its key and window.
@@ -171,8 +173,20 @@ impl Run<'_> {
         let time = event.time.ok_or("no `time` attribute: the query's windows need each event's time")?;
         let time: jiff::Timestamp =
             time.parse().map_err(|e| format!("`time` is not an RFC 3339 timestamp (`{time}`): {e}"))?;
-        let data = event.data.ok_or("no `data`: the event's fields are missing")?;
-        self.feed(&event.event_type, epoch_millis(time), data.get().as_bytes())
+        let decoded;
+        let data = match (event.data, &event.data_base64) {
+            (Some(data), None) => data.get().as_bytes(),
+            (None, Some(base64)) => {
+                use base64::Engine;
+                decoded = base64::engine::general_purpose::STANDARD
+                    .decode(base64)
+                    .map_err(|e| format!("`data_base64` is not base64: {e}"))?;
+                &decoded[..]
+            }
+            (Some(_), Some(_)) => return Err("both `data` and `data_base64`: a CloudEvent carries one".into()),
+            (None, None) => return Err("no `data` (nor `data_base64`): the event's fields are missing".into()),
+        };
+        self.feed(&event.event_type, epoch_millis(time), data)
     }
 
     fn record(&mut self, record: &Record) {

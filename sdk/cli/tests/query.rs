@@ -225,6 +225,24 @@ fn a_stream_or_column_that_matches_nothing_is_warned_about() {
 }
 
 #[test]
+fn data_may_come_as_base64_as_the_cloudevents_json_format_allows() {
+    let plain = event("OrderConfirmed", "2030-01-01T10:00:00Z", "cus_bulk");
+    let mut encoded: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    let data = encoded.as_object_mut().unwrap().remove("data").unwrap().to_string();
+    encoded["data_base64"] = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data).into();
+    let mut both = encoded.clone();
+    both["data"] = serde_json::json!({});
+    let mut broken = encoded.clone();
+    broken["data_base64"] = "not base64!".into();
+    let input = [encoded, both, broken].map(|line| line.to_string()).join("\n");
+    let output = run(REFERENCE, &input, &[]);
+    let stderr = stderr(&output);
+    assert!(stderr.contains("input line 2: both `data` and `data_base64`"), "{stderr}");
+    assert!(stderr.contains("input line 3: `data_base64` is not base64"), "{stderr}");
+    assert!(stderr.contains("1 events read, 0 of other types skipped, 2 bad"), "{stderr}");
+}
+
+#[test]
 fn a_byte_order_mark_before_the_first_line_is_no_bad_line() {
     let output = run(REFERENCE, &format!("\u{feff}{}", orders()), &["--input", "-"]);
     assert!(output.status.success(), "{}", stderr(&output));
