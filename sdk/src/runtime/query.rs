@@ -611,10 +611,10 @@ impl Processor for WindowProcessor {
             let Some(state) = partitions.get_mut(&partition) else { continue };
             state.drain_changes(|change| {
                 let value = match change {
-                    ChangeRef::Put { key: group_key, group, window, accumulators } => {
+                    ChangeRef::Put { key: group_key, group, window, accumulators, latest } => {
                         window_key_of(group_key, window.start, key);
                         value.clear();
-                        wire::encode_window(group, window, accumulators, value);
+                        wire::encode_window(group, window, accumulators, latest, value);
                         Some(buffer.bytes(value))
                     }
                     ChangeRef::Delete { key: group_key, start } => {

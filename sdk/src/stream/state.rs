@@ -26,7 +26,9 @@ pub struct Emitted {
     pub key: String,
     /// The window.
     pub window: Window,
-    /// The time of the update (the record's event time; the window's end for a final row).
+    /// The time of the row: on an update, the latest event time among the window's records, as
+    /// Kafka Streams stamps it (an out-of-order record does not take a window's time back); the
+    /// window's end for a final row.
     pub time: i64,
     /// The SELECT values; `None` when a TABLE's row is deleted (a tombstone): it stopped
     /// passing HAVING, or its session merged into another.
@@ -44,6 +46,10 @@ pub struct StoredWindow {
     pub window: Window,
     /// The aggregates so far.
     pub accumulators: Vec<Accumulator>,
+    /// The latest event time among its records (absent from changelogs of earlier versions:
+    /// then the window's start stands for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<i64>,
 }
 
 /// A change to write to the changelog, borrowed from the state ([`PartitionState::drain_changes`]).
@@ -59,6 +65,8 @@ pub enum ChangeRef<'a> {
         window: Window,
         /// The aggregates so far.
         accumulators: &'a [Accumulator],
+        /// The latest event time among its records.
+        latest: i64,
     },
     /// The window of this key starting then is gone.
     Delete {
@@ -148,6 +156,8 @@ impl Windows {
 #[derive(Debug, Clone)]
 struct Slot {
     end: i64,
+    /// The latest event time among its records: the time of its updates.
+    latest: i64,
     /// Whether the window changed since the last write of the changes (it is in `dirty`).
     dirty: bool,
     accumulators: Vec<Accumulator>,
@@ -277,6 +287,7 @@ impl PartitionState {
                     let (group, _) = self.groups.entry(&key, || key.clone());
                     let mut accumulators: Vec<Accumulator> =
                         plan.aggregates.iter().map(|a| a.function.start()).collect();
+                    let mut latest = row.time;
                     // The rows of the merged sessions that a TABLE shows, to delete.
                     let mut shown = Vec::new();
                     for old in &merge.absorbed {
@@ -289,6 +300,7 @@ impl PartitionState {
                             for (acc, other) in accumulators.iter_mut().zip(&slot.accumulators) {
                                 acc.merge(other);
                             }
+                            latest = latest.max(slot.latest);
                             self.closing.unschedule(windowing.close_time(*old), &key, old.start);
                             if !slot.dirty {
                                 self.dirty.push(Dirty { key: key.clone(), start: old.start, bucket: NO_BUCKET });
@@ -299,7 +311,7 @@ impl PartitionState {
                         group.values = row.group.clone();
                     }
                     let window = merge.merged;
-                    group.windows.insert(window.start, Slot { end: window.end, dirty: false, accumulators });
+                    group.windows.insert(window.start, Slot { end: window.end, latest, dirty: false, accumulators });
                     self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
                     self.update(plan, &key, window, row, out);
                     if !shown.is_empty() {
@@ -310,7 +322,7 @@ impl PartitionState {
                             out.push(Emitted {
                                 key: key.to_string(),
                                 window: old,
-                                time: row.time,
+                                time: slot.latest,
                                 values: None,
                                 is_final: false,
                             });
@@ -336,6 +348,7 @@ impl PartitionState {
                     for window in open {
                         let (slot, made) = group.windows.get_or_insert_with(window.start, || Slot {
                             end: window.end,
+                            latest: row.time,
                             dirty: false,
                             accumulators: plan.aggregates.iter().map(|a| a.function.start()).collect(),
                         });
@@ -352,7 +365,7 @@ impl PartitionState {
                             out.push(Emitted {
                                 key: group.key.to_string(),
                                 window,
-                                time: row.time,
+                                time: slot.latest,
                                 values: None,
                                 is_final: false,
                             });
@@ -419,9 +432,14 @@ impl PartitionState {
         let mut changes = Vec::new();
         self.drain_changes(|change| {
             changes.push(match change {
-                ChangeRef::Put { key, group, window, accumulators } => Change::Put(
+                ChangeRef::Put { key, group, window, accumulators, latest } => Change::Put(
                     key.to_owned(),
-                    StoredWindow { group: group.to_vec(), window, accumulators: accumulators.to_vec() },
+                    StoredWindow {
+                        group: group.to_vec(),
+                        window,
+                        accumulators: accumulators.to_vec(),
+                        latest: Some(latest),
+                    },
                 ),
                 ChangeRef::Delete { key, start } => Change::Delete(key.to_owned(), start),
             })
@@ -449,6 +467,7 @@ impl PartitionState {
                         group,
                         window: Window { start, end: slot.end },
                         accumulators: &slot.accumulators,
+                        latest: slot.latest,
                     });
                 }
                 None => write(ChangeRef::Delete { key: &key, start }),
@@ -475,7 +494,12 @@ impl PartitionState {
         group.values = stored.group;
         group.windows.insert(
             stored.window.start,
-            Slot { end: stored.window.end, dirty: false, accumulators: stored.accumulators },
+            Slot {
+                end: stored.window.end,
+                latest: stored.latest.unwrap_or(stored.window.start),
+                dirty: false,
+                accumulators: stored.accumulators,
+            },
         );
         self.closing.schedule(plan.windowing.close_time(stored.window), key, stored.window.start);
     }
@@ -550,6 +574,7 @@ fn add(
     for ((acc, call), arg) in slot.accumulators.iter_mut().zip(&plan.aggregates).zip(&row.args) {
         acc.add(call.function, arg);
     }
+    slot.latest = slot.latest.max(row.time);
     if !slot.dirty {
         slot.dirty = true;
         dirty.push(Dirty { key: key.clone(), start: window.start, bucket });
@@ -557,7 +582,7 @@ fn add(
     if plan.emit == Emit::Changes
         && let Some(values) = output(plan, group, window, &slot.accumulators, values)
     {
-        out.push(Emitted { key: key.to_string(), window, time: row.time, values: Some(values), is_final: false });
+        out.push(Emitted { key: key.to_string(), window, time: slot.latest, values: Some(values), is_final: false });
     }
 }
 
@@ -643,6 +668,43 @@ mod tests {
 
     const TUMBLING_FINAL: &str = "CREATE TABLE t AS SELECT k, count(*) AS n FROM e
         WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS) GROUP BY k EMIT FINAL";
+
+    /// The times of the rows emitted for `(time, key)` records.
+    fn times(plan: &Plan, state: &mut PartitionState, records: &[(i64, &str)]) -> Vec<i64> {
+        let (mut out, mut columns) = (Vec::new(), Vec::new());
+        for (time, key) in records {
+            let payload = format!(r#"{{"k":"{key}"}}"#);
+            let keyed = plan.rekey(*time, payload.as_bytes(), &mut columns).unwrap().unwrap();
+            state.apply(plan, &keyed, &mut out);
+        }
+        out.iter().map(|emitted| emitted.time).collect()
+    }
+
+    /// As Kafka Streams stamps a window's update: with the latest time among its records, so
+    /// that an out-of-order record does not take the window's time back; kept across a restore
+    /// and a session merge.
+    #[test]
+    fn an_update_is_stamped_with_the_latest_time_of_its_window() {
+        let tumbling =
+            plan("CREATE TABLE t AS SELECT k, count(*) AS n FROM e WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY k");
+        let mut state = PartitionState::default();
+        assert_eq!(times(&tumbling, &mut state, &[(5 * S, "a"), (2 * S, "a"), (7 * S, "a")]), [5 * S, 5 * S, 7 * S]);
+
+        let mut restored = PartitionState::default();
+        for change in state.take_changes() {
+            if let Change::Put(key, stored) = change {
+                assert_eq!(stored.latest, Some(7 * S));
+                restored.restore_window(&tumbling, key, stored);
+            }
+        }
+        assert_eq!(times(&tumbling, &mut restored, &[(S, "a")]), [7 * S], "after a restore");
+
+        let sessions = plan("CREATE TABLE t AS SELECT k, count(*) AS n FROM e WINDOW SESSION (10 SECONDS) GROUP BY k");
+        let mut state = PartitionState::default();
+        // 0s and 20s are two sessions; 10s bridges them: the merged one's time is 20s.
+        let times = times(&sessions, &mut state, &[(0, "a"), (20 * S, "a"), (10 * S, "a")]);
+        assert_eq!(times.last(), Some(&(20 * S)), "{times:?}");
+    }
 
     #[test]
     fn a_record_at_exactly_the_window_end_opens_the_next_window() {

@@ -5,8 +5,10 @@
 //! Every value starts with a byte that names its encoding, so that the encoding can change
 //! without a reader mistaking one form for another:
 //!
-//! - `0x01`: postcard, version 1 (the wire types below; their variants and fields are only
-//!   ever appended to, never reordered);
+//! - `0x01`: postcard, version 1 (the wire types below; their variants are only ever appended
+//!   to, never reordered);
+//! - `0x02`: postcard, version 2, for windows: version 1's window and the latest event time of
+//!   its records (a window of version 1 is still read, without it);
 //! - `{`: JSON, as written before the binary form: still read, so that a changelog or a
 //!   repartition topic written by an earlier version restores and drains.
 //!
@@ -27,6 +29,9 @@ use super::window::Window;
 /// The first byte of a value in the binary form, version 1.
 pub const BINARY_V1: u8 = 0x01;
 
+/// The first byte of a window in the binary form, version 2 (with its latest event time).
+pub const BINARY_V2: u8 = 0x02;
+
 /// A value of an internal record that cannot be read.
 #[derive(Debug)]
 pub enum WireError {
@@ -34,10 +39,10 @@ pub enum WireError {
     Empty,
     /// The first byte names no encoding this version knows.
     UnknownEncoding(u8),
-    /// The binary form is damaged.
-    Binary(postcard::Error),
-    /// The binary form has bytes after its end.
-    Trailing(usize),
+    /// The binary form (of this version) is damaged.
+    Binary(u8, postcard::Error),
+    /// The binary form (of this version) has this many bytes after its end.
+    Trailing(u8, usize),
     /// The JSON form is damaged.
     Json(serde_json::Error),
 }
@@ -48,10 +53,13 @@ impl fmt::Display for WireError {
             WireError::Empty => f.write_str("an empty value"),
             WireError::UnknownEncoding(byte) => write!(
                 f,
-                "an unknown encoding (first byte {byte:#04x}; known: {BINARY_V1:#04x} for binary version 1, `{{` for JSON)"
+                "an unknown encoding (first byte {byte:#04x}; known: {BINARY_V1:#04x} and {BINARY_V2:#04x} for binary \
+                 versions 1 and 2, `{{` for JSON)"
             ),
-            WireError::Binary(error) => write!(f, "a damaged binary value (version 1): {error}"),
-            WireError::Trailing(n) => write!(f, "a binary value (version 1) followed by {n} unexpected bytes"),
+            WireError::Binary(version, error) => write!(f, "a damaged binary value (version {version}): {error}"),
+            WireError::Trailing(version, n) => {
+                write!(f, "a binary value (version {version}) followed by {n} unexpected bytes")
+            }
             WireError::Json(error) => write!(f, "a damaged JSON value: {error}"),
         }
     }
@@ -269,12 +277,14 @@ struct KeyedRef<'a> {
     args: Values<'a>,
 }
 
+/// A window, version 2 (version 1 without `latest`).
 #[derive(Serialize)]
 struct WindowRef<'a> {
     group: Values<'a>,
     start: i64,
     end: i64,
     accumulators: Accumulators<'a>,
+    latest: i64,
 }
 
 #[derive(Deserialize)]
@@ -285,17 +295,17 @@ struct WindowOwned {
     accumulators: Vec<AccumulatorOwned>,
 }
 
-/// Appends the binary form of `value` to `out`.
-fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) {
-    out.push(BINARY_V1);
+/// Appends the binary form of `value`, of this version, to `out`.
+fn encode<T: Serialize>(value: &T, version: u8, out: &mut Vec<u8>) {
+    out.push(version);
     let buffer = postcard::to_extend(value, std::mem::take(out)).expect("postcard writes to a Vec without failing");
     *out = buffer;
 }
 
 /// Which form a value is in.
 enum Form<'a> {
-    /// The binary form, version 1, without its first byte.
-    Binary(&'a [u8]),
+    /// The binary form of this version, without its first byte.
+    Binary(u8, &'a [u8]),
     /// JSON.
     Json(&'a [u8]),
 }
@@ -303,23 +313,31 @@ enum Form<'a> {
 fn form(bytes: &[u8]) -> Result<Form<'_>, WireError> {
     match bytes.first() {
         None => Err(WireError::Empty),
-        Some(&BINARY_V1) => Ok(Form::Binary(&bytes[1..])),
+        Some(&version @ (BINARY_V1 | BINARY_V2)) => Ok(Form::Binary(version, &bytes[1..])),
         Some(b'{') => Ok(Form::Json(bytes)),
         Some(&byte) => Err(WireError::UnknownEncoding(byte)),
     }
 }
 
-fn binary<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
-    let (value, rest) = postcard::take_from_bytes(bytes).map_err(WireError::Binary)?;
+/// Reads a `T` and then the `latest` of version 2, if it is of that version.
+fn binary<'de, T: Deserialize<'de>>(version: u8, bytes: &'de [u8]) -> Result<(T, Option<i64>), WireError> {
+    let damaged = |error| WireError::Binary(version, error);
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(damaged)?;
+    let (latest, rest) = match version {
+        BINARY_V2 => {
+            postcard::take_from_bytes::<i64>(rest).map(|(latest, rest)| (Some(latest), rest)).map_err(damaged)?
+        }
+        _ => (None, rest),
+    };
     match rest.len() {
-        0 => Ok(value),
-        n => Err(WireError::Trailing(n)),
+        0 => Ok((value, latest)),
+        n => Err(WireError::Trailing(version, n)),
     }
 }
 
 /// Appends a re-keyed row (a [`Keyed`], from its parts) to `out`.
 pub fn encode_keyed(time: i64, group: &[Value], args: &[Value], out: &mut Vec<u8>) {
-    encode(&KeyedRef { time, group: Values(group), args: Values(args) }, out);
+    encode(&KeyedRef { time, group: Values(group), args: Values(args) }, BINARY_V1, out);
 }
 
 /// Reads a re-keyed row, in either form.
@@ -334,14 +352,17 @@ pub fn decode_keyed(bytes: &[u8]) -> Result<Keyed, WireError> {
 /// form). After an error `keyed` holds parts of the row: read the next one over it.
 pub fn decode_keyed_into(bytes: &[u8], keyed: &mut Keyed) -> Result<(), WireError> {
     match form(bytes)? {
-        Form::Binary(bytes) => {
+        Form::Binary(BINARY_V1, bytes) => {
+            let damaged = |error| WireError::Binary(BINARY_V1, error);
             let mut deserializer = postcard::Deserializer::from_bytes(bytes);
-            KeyedInto(keyed).deserialize(&mut deserializer).map_err(WireError::Binary)?;
-            match deserializer.finalize().map_err(WireError::Binary)?.len() {
+            KeyedInto(keyed).deserialize(&mut deserializer).map_err(damaged)?;
+            match deserializer.finalize().map_err(damaged)?.len() {
                 0 => Ok(()),
-                n => Err(WireError::Trailing(n)),
+                n => Err(WireError::Trailing(BINARY_V1, n)),
             }
         }
+        // Version 2 is a window's.
+        Form::Binary(version, _) => Err(WireError::UnknownEncoding(version)),
         Form::Json(json) => {
             *keyed = serde_json::from_slice(json).map_err(WireError::Json)?;
             Ok(())
@@ -350,25 +371,27 @@ pub fn decode_keyed_into(bytes: &[u8], keyed: &mut Keyed) -> Result<(), WireErro
 }
 
 /// Appends a window of a key (a [`StoredWindow`], from its parts) to `out`.
-pub fn encode_window(group: &[Value], window: Window, accumulators: &[Accumulator], out: &mut Vec<u8>) {
+pub fn encode_window(group: &[Value], window: Window, accumulators: &[Accumulator], latest: i64, out: &mut Vec<u8>) {
     let window = WindowRef {
         group: Values(group),
         start: window.start,
         end: window.end,
         accumulators: Accumulators(accumulators),
+        latest,
     };
-    encode(&window, out);
+    encode(&window, BINARY_V2, out);
 }
 
 /// Reads a window of a key, in either form.
 pub fn decode_window(bytes: &[u8]) -> Result<StoredWindow, WireError> {
     match form(bytes)? {
-        Form::Binary(bytes) => {
-            let stored: WindowOwned = binary(bytes)?;
+        Form::Binary(version, bytes) => {
+            let (stored, latest): (WindowOwned, _) = binary(version, bytes)?;
             Ok(StoredWindow {
                 group: values(stored.group),
                 window: Window { start: stored.start, end: stored.end },
                 accumulators: stored.accumulators.into_iter().map(Accumulator::from).collect(),
+                latest,
             })
         }
         Form::Json(json) => serde_json::from_slice(json).map_err(WireError::Json),
@@ -399,6 +422,7 @@ mod tests {
                 Accumulator::Avg { sum: 3.5, count: 2 },
                 Accumulator::Sum(Value::Null),
             ],
+            latest: Some(-1),
         }
     }
 
@@ -413,9 +437,37 @@ mod tests {
 
         let stored = stored();
         let mut out = Vec::new();
-        encode_window(&stored.group, stored.window, &stored.accumulators, &mut out);
+        encode_window(&stored.group, stored.window, &stored.accumulators, -1, &mut out);
+        assert_eq!(out[0], BINARY_V2);
         assert_eq!(decode_window(&out).unwrap(), stored);
         assert!(out.len() < serde_json::to_vec(&stored).unwrap().len());
+    }
+
+    /// A window of version 1, as written before windows carried their latest event time.
+    #[test]
+    fn a_window_of_version_1_is_read_without_its_latest_time() {
+        #[derive(Serialize)]
+        struct WindowV1<'a> {
+            group: Values<'a>,
+            start: i64,
+            end: i64,
+            accumulators: Accumulators<'a>,
+        }
+        let stored = stored();
+        let v1 = WindowV1 {
+            group: Values(&stored.group),
+            start: stored.window.start,
+            end: stored.window.end,
+            accumulators: Accumulators(&stored.accumulators),
+        };
+        let mut out = Vec::new();
+        encode(&v1, BINARY_V1, &mut out);
+        assert_eq!(decode_window(&out).unwrap(), StoredWindow { latest: None, ..stored });
+        out.push(0);
+        assert_eq!(
+            decode_window(&out).unwrap_err().to_string(),
+            "a binary value (version 1) followed by 1 unexpected bytes"
+        );
     }
 
     #[test]
@@ -444,8 +496,10 @@ mod tests {
     fn the_json_of_earlier_versions_is_still_read() {
         let keyed = keyed();
         assert_eq!(decode_keyed(&serde_json::to_vec(&keyed).unwrap()).unwrap(), keyed);
-        let stored = StoredWindow { group: vec![Value::from("cus_1")], ..stored() };
-        assert_eq!(decode_window(&serde_json::to_vec(&stored).unwrap()).unwrap(), stored);
+        let stored = StoredWindow { group: vec![Value::from("cus_1")], latest: None, ..stored() };
+        let json = serde_json::to_vec(&stored).unwrap();
+        assert!(!String::from_utf8_lossy(&json).contains("latest"), "as written before");
+        assert_eq!(decode_window(&json).unwrap(), stored);
     }
 
     #[test]
@@ -460,7 +514,9 @@ mod tests {
             decode_keyed(&out).unwrap_err().to_string(),
             "a binary value (version 1) followed by 1 unexpected bytes"
         );
-        let error = decode_window(&[0x02, 1, 2]).unwrap_err();
+        let error = decode_window(&[0x03, 1, 2]).unwrap_err();
+        assert!(error.to_string().starts_with("an unknown encoding (first byte 0x03"), "{error}");
+        let error = decode_keyed(&[BINARY_V2, 1, 2]).unwrap_err();
         assert!(error.to_string().starts_with("an unknown encoding (first byte 0x02"), "{error}");
         assert_eq!(decode_window(&[]).unwrap_err().to_string(), "an empty value");
         assert!(decode_keyed(b"{\"time\":").unwrap_err().to_string().starts_with("a damaged JSON value"));
