@@ -44,6 +44,10 @@ pub enum TapCommand {
     Leak {
         id: TapId,
     },
+    /// Jams the tap: its state no longer serialises.
+    Jam {
+        id: TapId,
+    },
 }
 
 #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -53,6 +57,7 @@ pub enum TapEvent {
     Spilled { id: TapId },
     Leaked { id: TapId, drops: Unwritable },
     Counted { id: TapId, pours: u32 },
+    Jammed { id: TapId },
 }
 
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
@@ -72,6 +77,7 @@ impl Serialize for Unwritable {
 #[derive(Default, Clone, Serialize, Deserialize)]
 pub struct Tap {
     pours: u32,
+    jam: Option<Unwritable>,
 }
 
 impl Aggregate for Tap {
@@ -87,6 +93,7 @@ impl Aggregate for Tap {
             TapCommand::Spill { id } => Ok(vec![TapEvent::Poured { id }, TapEvent::Spilled { id }]),
             TapCommand::Count { id } => Ok(vec![TapEvent::Counted { id, pours: self.pours }]),
             TapCommand::Leak { id } => Ok(vec![TapEvent::Poured { id }, TapEvent::Leaked { id, drops: Unwritable }]),
+            TapCommand::Jam { id } => Ok(vec![TapEvent::Poured { id }, TapEvent::Jammed { id }]),
         }
     }
 
@@ -94,6 +101,7 @@ impl Aggregate for Tap {
         match event {
             TapEvent::Poured { .. } => self.pours += 1,
             TapEvent::Spilled { .. } => panic!("the tap spilled"),
+            TapEvent::Jammed { .. } => self.jam = Some(Unwritable),
             TapEvent::Counted { .. } | TapEvent::Leaked { .. } => {}
         }
     }
@@ -187,6 +195,39 @@ async fn a_panicking_evolve_leaves_the_entity_as_it_was_before_the_command() {
     assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
     app.shutdown().await.unwrap();
     // A restart restores the batch's snapshot.
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    let counted = taps.send(TapCommand::Count { id }).await.expect("counted");
+    assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
+    app.shutdown().await.unwrap();
+}
+
+/// A command after which the entity's state does not serialise for its snapshot (a map with
+/// keys that are not text, a custom `Serialize` that fails) fails alone: dead-lettered, the
+/// entity as it was before it, also in the batch's snapshot, and the module goes on.
+#[tokio::test]
+async fn a_command_whose_state_cannot_be_snapshotted_fails_alone() {
+    let log = MemoryLog::shared();
+    let id = TapId::generate();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    // Both commands on the log before the module starts: one batch.
+    let command = |c| codec::encode(&Envelope::new(c, jiff::Timestamp::now()));
+    log.append(vec![command(TapCommand::Pour { id }), command(TapCommand::Jam { id })]).await.unwrap();
+    app.start().await.unwrap();
+    app.settle().await.unwrap();
+    assert_eq!(letters(&*log, "tap.aggregate").await, 1, "the jam is dead-lettered");
+    match taps.send(TapCommand::Jam { id }).await {
+        Err(CommandError::Failed { reason, .. }) => {
+            assert!(reason.contains("cannot be serialised as JSON for its snapshot"), "{reason}")
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    let counted = taps.send(TapCommand::Count { id }).await.expect("the module goes on");
+    assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
+    app.shutdown().await.unwrap();
+    // A restart restores the snapshot of the pour.
     let mut app = App::new(log.clone()).with_settings(settings());
     let taps = app.aggregate::<Tap>(()).await.unwrap();
     app.start().await.unwrap();
@@ -406,7 +447,8 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
                 TapEvent::Poured { id }
                 | TapEvent::Spilled { id }
                 | TapEvent::Counted { id, .. }
-                | TapEvent::Leaked { id, .. } => Ok(PublicPour { id }),
+                | TapEvent::Leaked { id, .. }
+                | TapEvent::Jammed { id } => Ok(PublicPour { id }),
             },
         )
         .to_log(Arc::new(FaultyLog { log: MemoryLog::shared(), first_letter_failed: None, topic_gone: true }));

@@ -45,9 +45,37 @@ impl<A: Default> Default for Entity<A> {
 impl<A> Entity<A> {
     fn remember(&mut self, command: Uuid, limit: usize) {
         self.seen.push_back(command);
+        self.forget_beyond(limit);
+    }
+
+    fn forget_beyond(&mut self, limit: usize) {
         while self.seen.len() > limit {
             self.seen.pop_front();
         }
+    }
+}
+
+/// The snapshots of the entities a batch changed: each entity's latest, in the order the
+/// entities first changed.
+struct Snapshots<K> {
+    records: Vec<OutRecord>,
+    index: HashMap<(u32, K), usize>,
+}
+
+impl<K: std::hash::Hash + Eq> Snapshots<K> {
+    fn put(&mut self, partition: u32, key: K, record: OutRecord) {
+        match self.index.entry((partition, key)) {
+            std::collections::hash_map::Entry::Occupied(at) => self.records[*at.get()] = record,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(self.records.len());
+                self.records.push(record);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.index.clear();
     }
 }
 
@@ -145,8 +173,8 @@ pub(crate) struct AggregateProcessor<A: Aggregate> {
     pending: Vec<(Pending<A>, Option<Arc<str>>)>,
     /// The reply topic of the command being handled.
     reply_to: Option<Arc<str>>,
-    /// Entities changed in the current batch.
-    changed: Vec<(u32, Key<A>)>,
+    /// The snapshots of the entities changed in the current batch.
+    changed: Snapshots<Key<A>>,
     /// The partition count of the commands topic, once known.
     partition_count: Option<u32>,
 }
@@ -193,16 +221,21 @@ impl<A: Aggregate> AggregateProcessor<A> {
             partitions: HashMap::new(),
             pending: Vec::new(),
             reply_to: None,
-            changed: Vec::new(),
+            changed: Snapshots { records: Vec::new(), index: HashMap::new() },
             partition_count: None,
         }
     }
 
-    fn snapshot(&self, partition: u32, key: &Key<A>, entity: &Entity<A>) -> OutRecord {
+    /// The snapshot of an entity; an error when its state does not serialise as JSON.
+    fn snapshot(topic: &Arc<str>, partition: u32, key: &Key<A>, entity: &Entity<A>) -> Result<OutRecord, String> {
         // The entity is the subject of the personal data its state holds.
         let subject = key.to_string();
         let (value, sealed_with) = privacy::sealing(&subject, || serde_json::to_vec(entity));
-        let value = value.unwrap_or_else(|error| panic!("cannot serialise the state of {key} as JSON: {error}"));
+        let value = value.map_err(|error| {
+            format!(
+                "the state of {key} cannot be serialised as JSON for its snapshot ({error}); the command is not applied"
+            )
+        })?;
         let headers = match sealed_with.is_empty() {
             true => Headers::new(),
             false => {
@@ -211,14 +244,14 @@ impl<A: Aggregate> AggregateProcessor<A> {
                 headers.build()
             }
         };
-        OutRecord {
-            topic: self.snapshots.clone(),
+        Ok(OutRecord {
+            topic: topic.clone(),
             partition: Some(partition),
             key: Some(subject.into()),
             value: Some(value.into()),
             headers,
             timestamp: None,
-        }
+        })
     }
 
     /// Restores one partition from its snapshots, or from its events when it has none or when
@@ -327,7 +360,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }
         // The module's code runs guarded: a panic dead-letters the command instead of stopping
         // the module on the same record forever.
-        let (services, events_topic, limit) = (&self.services, &self.events, self.settings.seen_commands);
+        let (services, events_topic, snapshots, limit) =
+            (&self.services, &self.events, &self.snapshots, self.settings.seen_commands);
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let fresh;
             let state = match entities.get(&key) {
@@ -359,24 +393,49 @@ impl<A: Aggregate> AggregateProcessor<A> {
                 .collect();
             let records: Vec<_> =
                 events.iter().map(|e| codec::encode_to(e, events_topic.clone()).to_partition(partition)).collect();
+            // The snapshot too is made before the entity is left changed: a state that does not
+            // serialise (a map with keys that are not text) fails this command, not the module.
+            let existed = entities.contains_key(&key);
             let entity = entities.entry(key.clone()).or_default();
-            entity.state = next;
-            entity.remember(id, limit);
-            Ok(Ok((events, records)))
+            let previous = std::mem::replace(&mut entity.state, next);
+            entity.seen.push_back(id);
+            let evicted = if entity.seen.len() > limit { entity.seen.pop_front() } else { None };
+            let snapshot =
+                std::panic::catch_unwind(AssertUnwindSafe(|| Self::snapshot(snapshots, partition, &key, entity)))
+                    .unwrap_or_else(|panic| {
+                        Err(format!("serialising the state of {key} panicked: {}", panic_message(&*panic)))
+                    });
+            match snapshot {
+                Ok(snapshot) => {
+                    entity.forget_beyond(limit);
+                    Ok(Ok((events, records, snapshot)))
+                }
+                Err(reason) => {
+                    entity.state = previous;
+                    entity.seen.pop_back();
+                    if let Some(evicted) = evicted {
+                        entity.seen.push_front(evicted);
+                    }
+                    if !existed {
+                        entities.remove(&key);
+                    }
+                    Err(reason)
+                }
+            }
         }));
         match decided {
-            Ok(Ok(Ok((events, records)))) => {
+            Ok(Ok(Ok((events, records, snapshot)))) => {
                 if events.iter().any(|event| event.payload.forgets()) {
                     self.forgetting.push(key.to_string());
                 }
                 self.push(Pending::Accepted { id, events, first_output: outputs.len() });
                 outputs.extend(records);
-                self.changed.push((partition, key));
+                self.changed.put(partition, key, snapshot);
             }
             Ok(Ok(Err(error))) => self.push(Pending::Rejected { id, error }),
             Ok(Err(reason)) => self.dead_letter(record, reason, outputs),
             Err(panic) => {
-                let reason = format!("decide or evolve panicked: {}", panic_message(&*panic));
+                let reason = format!("decide, evolve or encoding panicked: {}", panic_message(&*panic));
                 self.dead_letter(record, reason, outputs);
             }
         }
@@ -491,13 +550,8 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
             self.handle(record, now, outputs);
         }
         // One snapshot per changed entity per batch, in the same atomic write as its events.
-        let mut seen = std::collections::HashSet::new();
-        for (partition, key) in std::mem::take(&mut self.changed) {
-            if seen.insert((partition, key.clone())) {
-                let entity = &self.partitions[&partition][&key];
-                outputs.push(self.snapshot(partition, &key, entity));
-            }
-        }
+        outputs.append(&mut self.changed.records);
+        self.changed.clear();
         // Forgetting deletes the subject's keys in the same write as the event that says so.
         for subject in &self.forgetting {
             outputs.extend(self.keys.forget(subject));
