@@ -194,7 +194,12 @@ pub fn derive_reaction(input: TokenStream) -> TokenStream {
 /// subscribed event enum `E`.
 ///
 /// - `subscribe(E, ...)` (required): the event enums it folds.
-/// - `name` (default: the struct's name in kebab case): also its consumer group.
+/// - `name` (default: the struct's name in kebab case): its name, unique within its module;
+///   with the module it names its dead-letter topic. (Each instance reads every partition from
+///   the beginning, in a consumer group of its own: the name followed by `@` and a fresh id.)
+/// - `module` (default: none, the projection is a function module of its own name): the module
+///   it belongs to, whose commands wait for it (`CommandGateway::send_after`).
+/// - `crate`: the path to tramline, for a crate that reaches it through a re-export.
 ///
 /// ```
 /// use tramline::{Envelope, Handle, Projection};

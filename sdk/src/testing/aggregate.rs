@@ -1,12 +1,22 @@
 //! Given events, when a command, then events or a rejection.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::panic::AssertUnwindSafe;
 
-use crate::model::{Aggregate, Message};
+use super::keys;
+use crate::codec;
+use crate::model::{Aggregate, Envelope, Message};
+use crate::privacy;
 
-/// A test of one entity: its history, then one command.
+/// The key of the entities of `A`.
+type Key<A> = <<A as Aggregate>::Command as Message>::Key;
+
+/// A test of an aggregate: the history of its entities, then commands, each decided as the
+/// runtime decides it: on its own entity's state, its events encoded by the codec, and the
+/// entity's state afterwards as its snapshot restores it.
 pub struct AggregateTest<A: Aggregate> {
-    state: A,
+    entities: HashMap<Key<A>, A>,
     services: A::Services,
 }
 
@@ -14,7 +24,7 @@ impl<A: Aggregate> AggregateTest<A>
 where
     A::Services: Default,
 {
-    /// A fresh entity with default services.
+    /// Fresh entities with default services.
     pub fn new() -> Self {
         Self::with_services(A::Services::default())
     }
@@ -30,48 +40,82 @@ where
 }
 
 impl<A: Aggregate> AggregateTest<A> {
-    /// A fresh entity with these services.
+    /// Fresh entities with these services.
     pub fn with_services(services: A::Services) -> Self {
-        AggregateTest { state: A::default(), services }
+        AggregateTest { entities: HashMap::new(), services }
     }
 
-    /// The entity's history.
+    /// The history: each event is applied to the state of its own entity.
     pub fn given(mut self, events: impl IntoIterator<Item = A::Event>) -> Self {
         for event in events {
-            self.state.evolve(&event);
+            self.entities.entry(event.key().clone()).or_default().evolve(&event);
         }
         self
     }
 
-    /// Decides one command. Like the runtime, it refuses events for another entity than the
-    /// command's.
+    /// Decides one command on the state of its entity. Like the runtime, it refuses events for
+    /// another entity than the command's, events the codec cannot encode, and a state that
+    /// cannot be snapshotted: the runtime dead-letters such a command, so the test panics.
     #[track_caller]
-    pub fn when(self, command: A::Command) -> Decided<A> {
-        let result = self.state.decide(&command, &self.services);
-        if let Ok(events) = &result
-            && let Some(stray) = events.iter().find(|e| e.key() != command.key())
-        {
-            panic!(
-                "decide returned an event for {} while handling a command for {}: an entity may only change itself (the runtime dead-letters such a command)",
-                stray.key(),
-                command.key()
-            );
-        }
-        let mut state = self.state;
+    pub fn when(mut self, command: A::Command) -> Decided<A> {
+        let key = command.key().clone();
+        let state = self.entities.remove(&key).unwrap_or_default();
+        let result = state.decide(&command, &self.services);
+        let mut next = state.clone();
         if let Ok(events) = &result {
-            for event in events {
-                state.evolve(event);
+            if let Some(stray) = events.iter().find(|e| e.key() != &key) {
+                panic!(
+                    "decide returned an event for {} while handling a command for {key}: an entity may only change itself (the runtime dead-letters such a command)",
+                    stray.key()
+                );
             }
+            for event in events {
+                encoded(event);
+                next.evolve(event);
+            }
+            next = snapshotted(&key, &next);
         }
-        Decided { result, state, services: self.services }
+        self.entities.insert(key.clone(), next);
+        Decided { result, key, test: self }
     }
+}
+
+/// Encodes an event as the runtime writes it, or panics saying why it cannot be.
+#[track_caller]
+fn encoded<E: crate::model::Event + Clone>(event: &E) {
+    let envelope = Envelope::new(event.clone(), jiff::Timestamp::UNIX_EPOCH);
+    let encoding = std::panic::catch_unwind(AssertUnwindSafe(|| keys().scope(|| codec::encode(&envelope))));
+    if let Err(panic) = encoding {
+        let reason = panic.downcast_ref::<String>().map(String::as_str).or(panic.downcast_ref::<&str>().copied());
+        panic!(
+            "the codec cannot encode the event {event:?} (the runtime dead-letters the command): {}",
+            reason.unwrap_or("a panic")
+        );
+    }
+}
+
+/// The state as its snapshot restores it (JSON, personal data sealed), or a panic saying why
+/// it cannot be snapshotted.
+#[track_caller]
+fn snapshotted<A: Aggregate>(key: &Key<A>, state: &A) -> A {
+    let subject = key.to_string();
+    let restored = keys().scope(|| {
+        let (json, _) = privacy::sealing(&subject, || serde_json::to_vec(state));
+        json.and_then(|json| privacy::opening_state(&subject, || serde_json::from_slice(&json)))
+    });
+    restored.unwrap_or_else(|error| {
+        panic!(
+            "the state of {key} after the command cannot be snapshotted as JSON (the runtime dead-letters the command): {error}"
+        )
+    })
 }
 
 /// What `decide` returned, to check.
 pub struct Decided<A: Aggregate> {
     result: Result<Vec<A::Event>, A::Error>,
-    state: A,
-    services: A::Services,
+    /// The entity of the command.
+    key: Key<A>,
+    test: AggregateTest<A>,
 }
 
 impl<A: Aggregate> Decided<A> {
@@ -115,15 +159,17 @@ impl<A: Aggregate> Decided<A> {
         self
     }
 
-    /// Checks the entity's state after the events were applied.
+    /// Checks the state of the command's entity after its events were applied (as its
+    /// snapshot restores it).
     pub fn then_state(self, check: impl FnOnce(&A)) -> Self {
-        check(&self.state);
+        check(&self.test.entities[&self.key]);
         self
     }
 
-    /// Continues with another command on the resulting state.
+    /// Continues with another command, on the state of its own entity.
+    #[track_caller]
     pub fn and_when(self, command: A::Command) -> Decided<A> {
-        AggregateTest { state: self.state, services: self.services }.when(command)
+        self.test.when(command)
     }
 
     /// The raw result.

@@ -38,7 +38,9 @@ impl<P: Projection> ProjectionTest<P> {
         self
     }
 
-    /// Folds one event in a given envelope; returns the decode error if the record is rejected.
+    /// Folds one event in a given envelope (its ids, times and lineage; the record says the
+    /// event's current version, whatever the envelope's `version`: an upcaster is tested on its
+    /// own, as a function of JSON); returns the decode error if the record is rejected.
     pub fn try_given<E: Event>(&mut self, envelope: &Envelope<E>) -> Result<(), DecodeError> {
         let record = record_of(envelope, self.offset);
         self.offset += 1;
