@@ -290,7 +290,9 @@ impl<A: Aggregate> AggregateProcessor<A> {
         for_each_record(log, Some(&self.keys), &events, |record| {
             let envelope = codec::decode::<A::Event>(record).map_err(|error| restore_error(record, &error))?;
             let entity: &mut Entity<A> = entities.entry(envelope.payload.key().clone()).or_default();
-            entity.state.evolve(&envelope.payload);
+            // Said with the record at fault, rather than as a processor that panicked.
+            std::panic::catch_unwind(AssertUnwindSafe(|| entity.state.evolve(&envelope.payload)))
+                .map_err(|panic| restore_error(record, &format_args!("evolve panicked: {}", panic_message(&*panic))))?;
             if let Some(command) = envelope.causation_id
                 && entity.seen.back() != Some(&command)
             {

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use super::processor::{Processor, permanent};
+use tokio::sync::watch;
+
+use super::processor::{Processor, backoff, pause, permanent};
 use super::{RuntimeError, Settings, dead_letter};
 use crate::export::{Cursors, Export, encode};
 use crate::log::{EventLog, LogError, OutRecord, Record, StartFrom, TopicPartition};
@@ -28,6 +30,10 @@ pub(crate) struct ExportProcessor<S> {
     settings: Settings,
     /// A log call that failed for good in `process` (a table's or the feed's topic is gone).
     failure: Option<RuntimeError>,
+    /// The app's shutdown, which ends the retries of a log that is away.
+    shutdown: Option<watch::Receiver<bool>>,
+    /// The batch was given up to shut down.
+    gave_up: bool,
 }
 
 impl<S: Send + Sync + 'static> ExportProcessor<S> {
@@ -44,6 +50,8 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
             cursors: Cursors::new(),
             settings,
             failure: None,
+            shutdown: None,
+            gave_up: false,
         }
     }
 
@@ -74,8 +82,9 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
     }
 
     /// Waits before trying a log call again: the export cannot go on without it. An error no
-    /// retry mends is kept instead, for the loop to stop with (`false`: do not try again).
-    async fn pause(&mut self, what: &str, error: LogError, failures: &mut u32) -> bool {
+    /// retry mends is kept instead, for the loop to stop with, and a shutdown gives the batch up
+    /// (`false`: do not try again).
+    async fn retry(&mut self, what: &str, error: LogError, failures: &mut u32) -> bool {
         if permanent(&error) {
             tracing::error!(group = self.group, %error, "{what} failed for good");
             self.failure = Some(error.into());
@@ -83,15 +92,28 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
         }
         *failures += 1;
         tracing::warn!(group = self.group, %error, failures, "{what} failed; trying again");
-        let pause = self.settings.retry_backoff.saturating_mul(1 << (*failures).min(8));
-        tokio::time::sleep(pause.min(std::time::Duration::from_secs(5))).await;
-        true
+        self.gave_up = match &self.shutdown {
+            Some(shutdown) => !pause(&self.settings, *failures, shutdown).await,
+            None => {
+                tokio::time::sleep(backoff(&self.settings, *failures)).await;
+                false
+            }
+        };
+        !self.gave_up
     }
 }
 
 impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
     fn failure(&mut self) -> Option<RuntimeError> {
         self.failure.take()
+    }
+
+    fn watch_shutdown(&mut self, shutdown: watch::Receiver<bool>) {
+        self.shutdown = Some(shutdown);
+    }
+
+    fn gave_up(&mut self) -> bool {
+        std::mem::take(&mut self.gave_up)
     }
 
     fn group(&self) -> &str {
@@ -110,7 +132,7 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
         let mut failures = 0;
         while let Err(error) = self.refresh_tables().await {
-            if !self.pause("reading the export's tables", error, &mut failures).await {
+            if !self.retry("reading the export's tables", error, &mut failures).await {
                 return;
             }
         }
@@ -129,7 +151,7 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
             Some(target) if !public.is_empty() => {
                 let mut failures = 0;
                 while let Err(error) = target.append(public.clone()).await {
-                    if !self.pause("writing to the feed's log", error, &mut failures).await {
+                    if !self.retry("writing to the feed's log", error, &mut failures).await {
                         return;
                     }
                 }

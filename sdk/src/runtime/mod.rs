@@ -149,9 +149,20 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
-    /// A processor's task panicked.
-    #[error("processor `{0}` panicked")]
-    Panicked(String),
+    /// A processor's task panicked (outside the module code it guards: restoring, say).
+    #[error("processor `{processor}` panicked: {message}")]
+    Panicked {
+        /// The processor (its consumer group).
+        processor: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// Two processors of the app would share one consumer group (the same module and name),
+    /// and so split the partitions between them: each would see part of the events.
+    #[error(
+        "two processors are named `{0}` (the same module and name): they would split its events; give one another name"
+    )]
+    DuplicateGroup(String),
     /// A processor stopped while others waited for it.
     #[error("processor `{0}` stopped; App::shutdown returns its error")]
     Stopped(String),
@@ -575,6 +586,14 @@ impl App {
         .await
     }
 
+    /// Refuses a consumer group another processor of the app has already.
+    fn check_unique(&self, group: &str) -> Result<(), RuntimeError> {
+        match self.reads.contains_key(group) || self.elsewhere.iter().any(|(other, _)| other == group) {
+            true => Err(RuntimeError::DuplicateGroup(group.to_owned())),
+            false => Ok(()),
+        }
+    }
+
     /// Records a processor that runs in another process: the topology shows it, its dead-letter
     /// topic exists, and `settle` waits for its group's committed positions.
     pub(crate) async fn declare_elsewhere(
@@ -583,6 +602,7 @@ impl App {
         info: ProcessorInfo,
         reads: Vec<&'static str>,
     ) -> Result<(), RuntimeError> {
+        self.check_unique(&group)?;
         self.create_dead_letters(&group).await?;
         self.topology.processors.push(info);
         self.elsewhere.push((group, reads));
@@ -593,6 +613,7 @@ impl App {
     /// subscriptions cannot be served.
     async fn register(&mut self, registration: Registration) -> Result<(), RuntimeError> {
         let Registration { group, subscriptions, writes, info, early, reads, dead_letters, spawn } = registration;
+        self.check_unique(&group)?;
         self.open_keys().await?;
         if self.started {
             self.check_publishers(&group, &subscriptions, writes).await?;
@@ -673,7 +694,8 @@ impl App {
             // The task ended before it was assigned: report why.
             let error = match task.await {
                 Ok(Err(error)) => error,
-                Ok(Ok(())) | Err(_) => RuntimeError::Panicked(group.clone()),
+                Ok(Ok(())) => RuntimeError::Stopped(group.clone()),
+                Err(join) => panicked(&group, join),
             };
             return Err(RuntimeError::Processor { name: group, source: Box::new(error) });
         }
@@ -844,7 +866,7 @@ impl App {
         for (group, task) in self.running.drain(..) {
             let result = match task.await {
                 Ok(result) => result,
-                Err(_) => Err(RuntimeError::Panicked(group.clone())),
+                Err(join) => Err(panicked(&group, join)),
             };
             if let Err(error) = result {
                 tracing::error!(group, %error, "processor stopped with an error");
@@ -853,4 +875,13 @@ impl App {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The error of a processor task that panicked, with the panic's message.
+fn panicked(group: &str, join: tokio::task::JoinError) -> RuntimeError {
+    let message = match join.try_into_panic() {
+        Ok(panic) => aggregate::panic_message(&*panic).to_owned(),
+        Err(join) => join.to_string(),
+    };
+    RuntimeError::Panicked { processor: group.to_owned(), message }
 }

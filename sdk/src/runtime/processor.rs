@@ -56,6 +56,16 @@ pub(crate) trait Processor: Send + 'static {
     fn failure(&mut self) -> Option<RuntimeError> {
         None
     }
+
+    /// The app is shutting down: given once, before the first batch, to a processor whose
+    /// `process` waits on something of its own (another log), so that it can give its batch up.
+    fn watch_shutdown(&mut self, _shutdown: watch::Receiver<bool>) {}
+
+    /// Whether `process` gave its batch up because the app shuts down: nothing of it is
+    /// written, and the next start does it again.
+    fn gave_up(&mut self) -> bool {
+        false
+    }
 }
 
 /// Marks the group stopped on the board however the task ends (a panic included), so that
@@ -95,6 +105,7 @@ pub(crate) async fn run<P: Processor>(
     let group = processor.group().to_owned();
     let _stop = StopSignal { board: board.clone(), group: group.clone() };
     let topics = processor.topics();
+    processor.watch_shutdown(shutdown.clone());
     let mut member = log.join(&group, &topics, processor.start()).await?;
     let mut outputs = Vec::new();
     let mut ready = Some(ready);
@@ -132,21 +143,45 @@ pub(crate) async fn run<P: Processor>(
                 Ok(()) => {}
                 Err(RuntimeError::Log(error)) if !permanent(&error) => {
                     tracing::warn!(group, %error, "cannot restore the assigned partitions yet; trying again");
-                    recover(&mut processor, &mut *member, &*log, &settings, &group).await?;
+                    if !recover(&mut processor, &mut *member, &*log, &settings, &group, &shutdown).await? {
+                        // Not restored, and shutting down: nothing more is processed.
+                        break;
+                    }
                 }
                 Err(error) => return Err(error),
             }
             let positions: Vec<(TopicPartition, u64)> =
                 polled.assigned.iter().filter_map(|tp| Some((tp.clone(), member.position(tp)?))).collect();
             if processor.start() == StartFrom::End {
-                // Pin "the end" to now: a rebalance later must not skip what arrives meanwhile.
-                match member.commit(Vec::new(), positions.clone()).await {
-                    Ok(_) => {}
-                    // Another member joined meanwhile: the next poll hands out the new assignment.
-                    Err(LogError::Fenced { .. }) => continue,
-                    Err(error) if permanent(&error) => return Err(error.into()),
-                    // The first batch's write commits these positions with its outputs.
-                    Err(error) => tracing::warn!(group, %error, "cannot pin the starting positions yet"),
+                // Pin "the end" to now, before anything else: a restart or a rebalance must not
+                // skip what arrives meanwhile (a partition without records in the first batch
+                // would otherwise stay unpinned).
+                let (mut failures, mut fenced, mut pinned) = (0, false, true);
+                loop {
+                    match member.commit(Vec::new(), positions.clone()).await {
+                        Ok(_) => break,
+                        // Another member joined meanwhile: the next poll hands out the new assignment.
+                        Err(LogError::Fenced { .. }) => {
+                            fenced = true;
+                            break;
+                        }
+                        Err(error) if permanent(&error) => return Err(error.into()),
+                        Err(error) => {
+                            failures += 1;
+                            tracing::warn!(group, %error, failures, "cannot pin the starting positions yet; trying again");
+                            if !pause(&settings, failures, &shutdown).await {
+                                pinned = false;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if !pinned {
+                    // Shutting down: the next start pins the end again.
+                    break;
+                }
+                if fenced {
+                    continue;
                 }
             }
             for (tp, position) in positions {
@@ -172,15 +207,27 @@ pub(crate) async fn run<P: Processor>(
         let positions = next_positions(&polled.records);
         // The keys the batch's personal data is sealed with, before it is decoded.
         let mut failures_keys = 0;
+        let mut prepared = true;
         while let Err(error) = keys.prepare(&polled.records).await {
             if permanent(&error) {
                 return Err(error.into());
             }
             failures_keys += 1;
             tracing::warn!(group, %error, failures = failures_keys, "cannot read the keys of the batch yet; trying again");
-            tokio::time::sleep(backoff(&settings, failures_keys)).await;
+            if !pause(&settings, failures_keys, &shutdown).await {
+                prepared = false;
+                break;
+            }
+        }
+        if !prepared {
+            // Shutting down: the batch is done again at the next start.
+            break;
         }
         processor.process(&polled.records, &mut outputs).await;
+        if processor.gave_up() {
+            outputs.clear();
+            break;
+        }
         if let Some(error) = processor.failure() {
             tracing::error!(group, %error, "the processor stops");
             return Err(error);
@@ -226,8 +273,8 @@ pub(crate) async fn run<P: Processor>(
                     tokio::time::sleep(backoff(&settings, failures)).await;
                 }
                 // Until the member is back at the committed positions, polling again could skip
-                // the records of the batch that was not written.
-                recover(&mut processor, &mut *member, &*log, &settings, &group).await?;
+                // the records of the batch that was not written (given up only to shut down).
+                recover(&mut processor, &mut *member, &*log, &settings, &group, &shutdown).await?;
             }
         }
     }
@@ -236,19 +283,35 @@ pub(crate) async fn run<P: Processor>(
 }
 
 /// The pause before attempt `failures + 1`: doubling, capped.
-fn backoff(settings: &Settings, failures: u32) -> Duration {
+pub(crate) fn backoff(settings: &Settings, failures: u32) -> Duration {
     settings.retry_backoff.saturating_mul(1 << failures.min(8)).min(MAX_BACKOFF)
 }
 
+/// Waits before attempt `failures + 1`; `false` when the app shuts down (meanwhile or before):
+/// then stop trying, as nothing that was not written is lost.
+pub(crate) async fn pause(settings: &Settings, failures: u32, shutdown: &watch::Receiver<bool>) -> bool {
+    let mut shutdown = shutdown.clone();
+    if *shutdown.borrow_and_update() {
+        return false;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(backoff(settings, failures)) => !*shutdown.borrow(),
+        // Shutdown, or the app dropped.
+        _ = shutdown.changed() => false,
+    }
+}
+
 /// Moves the member back to the committed positions and restores the processor's state,
-/// retrying while the log is away.
+/// retrying while the log is away; `false` when it gave up because the app shuts down (then the
+/// loop leaves without processing anything more).
 async fn recover<P: Processor>(
     processor: &mut P,
     member: &mut dyn GroupMember,
     log: &dyn EventLog,
     settings: &Settings,
     group: &str,
-) -> Result<(), RuntimeError> {
+    shutdown: &watch::Receiver<bool>,
+) -> Result<bool, RuntimeError> {
     let mut failures = 0;
     loop {
         let step = match member.rewind().await {
@@ -256,11 +319,13 @@ async fn recover<P: Processor>(
             Err(error) => Err(error.into()),
         };
         match step {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(RuntimeError::Log(error)) if !permanent(&error) => {
                 failures += 1;
                 tracing::warn!(group, %error, failures, "cannot take the partitions up again yet; trying again");
-                tokio::time::sleep(backoff(settings, failures)).await;
+                if !pause(settings, failures, shutdown).await {
+                    return Ok(false);
+                }
             }
             Err(error) => return Err(error),
         }

@@ -1,0 +1,426 @@
+//! The processor loop when the log is away or the app is wrong: shutdown returns while a log
+//! stays away, a reaction's start is pinned before anything else, two processors cannot share
+//! a group, and a panic while restoring names its record.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tramline::export::{Export, PublicEvent};
+use tramline::log::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
+use tramline::model::Position;
+use tramline::runtime::{RuntimeError, Settings};
+use tramline::{Aggregate, App, Command, Envelope, Event, MemoryLog, Message, React, Reaction, ReferenceId, codec};
+
+fn settings() -> Settings {
+    Settings { poll_timeout: Duration::from_millis(20), command_timeout: Duration::from_secs(5), ..Settings::default() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A jar.
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "jar")]
+pub struct JarId(uuid::Uuid);
+
+#[derive(Command, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[command(module = "jar", key = id)]
+pub enum JarCommand {
+    Fill { id: JarId },
+    Crack { id: JarId },
+}
+
+#[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[event(module = "jar", key = id)]
+pub enum JarEvent {
+    Filled {
+        id: JarId,
+    },
+    Cracked {
+        id: JarId,
+    },
+    /// Never decided; its `evolve` panics (a bug shipped in a later version of the module).
+    Shattered {
+        id: JarId,
+    },
+}
+
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+#[error("never")]
+pub struct Never;
+
+#[derive(Default, Clone, Deserialize)]
+pub struct Jar {
+    fills: u32,
+    cracked: bool,
+}
+
+impl Serialize for Jar {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.cracked {
+            return Err(serde::ser::Error::custom("a cracked jar cannot be written"));
+        }
+        let mut s = serializer.serialize_struct("Jar", 2)?;
+        s.serialize_field("fills", &self.fills)?;
+        s.serialize_field("cracked", &self.cracked)?;
+        s.end()
+    }
+}
+
+impl Aggregate for Jar {
+    type Command = JarCommand;
+    type Event = JarEvent;
+    type Error = Never;
+    type Services = ();
+
+    fn decide(&self, command: &JarCommand, _: &()) -> Result<Vec<JarEvent>, Never> {
+        match *command {
+            JarCommand::Fill { id } => Ok(vec![JarEvent::Filled { id }]),
+            JarCommand::Crack { id } => Ok(vec![JarEvent::Cracked { id }]),
+        }
+    }
+
+    fn evolve(&mut self, event: &JarEvent) {
+        match event {
+            JarEvent::Filled { .. } => self.fills += 1,
+            JarEvent::Cracked { .. } => self.cracked = true,
+            JarEvent::Shattered { .. } => panic!("evolve cannot take a shattered jar"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A partner log that is away: every append fails (a broker down, a network partition).
+
+struct AwayLog {
+    log: Arc<MemoryLog>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for AwayLog {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        self.log.create_topic(spec).await
+    }
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        self.log.partition_count(topic).await
+    }
+    async fn append(&self, _: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+        Err(LogError::Backend("the partner's broker is away".into()))
+    }
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        self.log.read(partition, offset, max).await
+    }
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+        self.log.end_offset(partition).await
+    }
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+        self.log.committed(group, partition).await
+    }
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        self.log.join(group, topics, start).await
+    }
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
+pub struct PublicFill {
+    id: JarId,
+}
+
+impl PublicEvent for PublicFill {
+    const NAME: &'static str = "Filled";
+    const VERSION: u32 = 1;
+    type Key = JarId;
+    fn key(&self) -> &JarId {
+        &self.id
+    }
+}
+
+/// An export whose feed log stays away gives its batch up when the app shuts down: nothing of
+/// it is committed, so the next start does it again.
+#[tokio::test]
+async fn shutdown_returns_while_an_export_feed_log_is_away() {
+    let log = MemoryLog::shared();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let jars = app.aggregate::<Jar>(()).await.unwrap();
+    let export = Export::new("jar", "fills", "Fills.")
+        .publish(
+            |_, event: &Envelope<JarEvent>| matches!(event.payload, JarEvent::Filled { .. }),
+            |_, event| match event.payload {
+                JarEvent::Filled { id } | JarEvent::Cracked { id } | JarEvent::Shattered { id } => {
+                    Ok(PublicFill { id })
+                }
+            },
+        )
+        .to_log(Arc::new(AwayLog { log: MemoryLog::shared() }));
+    app.export(export).await.unwrap();
+    app.start().await.unwrap();
+    jars.send(JarCommand::Fill { id: JarId::generate() }).await.unwrap();
+    // Let the export take the batch and start retrying.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shutdown = tokio::time::timeout(Duration::from_secs(15), app.shutdown()).await;
+    assert!(shutdown.is_ok(), "App::shutdown did not return within 15 s while the feed's log is away");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A reaction (start = end) whose starting position could not be pinned once.
+
+#[derive(Reaction)]
+#[reaction(module = "jar", commands = JarCommand, subscribe(JarEvent))]
+pub struct CountFills(Arc<AtomicU32>);
+
+impl React<JarEvent> for CountFills {
+    async fn react(&self, _: &Envelope<JarEvent>) -> Result<Vec<JarCommand>, Self::Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Vec::new())
+    }
+}
+
+/// The first write without outputs (the pin of a start-at-end reaction) fails once.
+struct PinFailsLog {
+    log: Arc<MemoryLog>,
+    failed: Arc<AtomicBool>,
+}
+
+struct PinFailsMember {
+    member: Box<dyn GroupMember>,
+    failed: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for PinFailsLog {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        self.log.create_topic(spec).await
+    }
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        self.log.partition_count(topic).await
+    }
+    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+        self.log.append(records).await
+    }
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        self.log.read(partition, offset, max).await
+    }
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+        self.log.end_offset(partition).await
+    }
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+        self.log.committed(group, partition).await
+    }
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        let member = self.log.join(group, topics, start).await?;
+        match group == "jar.count-fills" {
+            true => Ok(Box::new(PinFailsMember { member, failed: self.failed.clone() })),
+            false => Ok(member),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl GroupMember for PinFailsMember {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
+        self.member.poll(max, timeout).await
+    }
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.member.assignment()
+    }
+    fn has_assignment(&self) -> bool {
+        self.member.has_assignment()
+    }
+    fn position(&self, partition: &TopicPartition) -> Option<u64> {
+        self.member.position(partition)
+    }
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        self.member.rewind().await
+    }
+    async fn commit(
+        &mut self,
+        outputs: Vec<OutRecord>,
+        positions: Vec<(TopicPartition, u64)>,
+    ) -> Result<Vec<Position>, LogError> {
+        if outputs.is_empty() && !positions.is_empty() && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(LogError::Backend("the write failed this once".into()));
+        }
+        self.member.commit(outputs, positions).await
+    }
+    async fn leave(self: Box<Self>) -> Result<(), LogError> {
+        self.member.leave().await
+    }
+}
+
+/// A reaction starts at the end on its first start, and resumes from its committed position
+/// after that: its start is pinned before anything else, also when the first try fails, so an
+/// event of a later restart's downtime reaches it.
+#[tokio::test]
+async fn a_reaction_whose_first_pin_fails_still_sees_what_happens_after_its_start() {
+    let memory = MemoryLog::shared();
+    let failed = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(PinFailsLog { log: memory.clone(), failed: failed.clone() });
+    let count = Arc::new(AtomicU32::new(0));
+    // Run 1: the reaction starts at the end; its pin fails once; nothing happens; shut down.
+    {
+        let mut app = App::new(log.clone()).with_settings(settings());
+        app.aggregate::<Jar>(()).await.unwrap();
+        app.reaction(CountFills(count.clone())).await.unwrap();
+        app.start().await.unwrap();
+        app.settle().await.unwrap();
+        app.shutdown().await.unwrap();
+    }
+    assert!(failed.load(Ordering::SeqCst), "the pin failed once");
+    // While the process is down, a fill happens (another process of the module wrote it).
+    let fill = codec::encode(&Envelope::new(JarEvent::Filled { id: JarId::generate() }, jiff::Timestamp::now()));
+    memory.append(vec![fill]).await.unwrap();
+    // Run 2: the reaction should see the fill.
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.aggregate::<Jar>(()).await.unwrap();
+    app.reaction(CountFills(count.clone())).await.unwrap();
+    app.start().await.unwrap();
+    app.settle().await.unwrap();
+    app.shutdown().await.unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 1, "the fill that happened after the reaction's first run was skipped");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A log that is away for one group's member: its writes and its rewinds fail (a broker down).
+
+struct DownLog {
+    log: Arc<MemoryLog>,
+    group: &'static str,
+}
+
+struct DownMember {
+    member: Box<dyn GroupMember>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for DownLog {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        self.log.create_topic(spec).await
+    }
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+        self.log.partition_count(topic).await
+    }
+    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+        self.log.append(records).await
+    }
+    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+        self.log.read(partition, offset, max).await
+    }
+    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+        self.log.end_offset(partition).await
+    }
+    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+        self.log.committed(group, partition).await
+    }
+    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        let member = self.log.join(group, topics, start).await?;
+        match group == self.group {
+            true => Ok(Box::new(DownMember { member })),
+            false => Ok(member),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl GroupMember for DownMember {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
+        self.member.poll(max, timeout).await
+    }
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.member.assignment()
+    }
+    fn has_assignment(&self) -> bool {
+        self.member.has_assignment()
+    }
+    fn position(&self, partition: &TopicPartition) -> Option<u64> {
+        self.member.position(partition)
+    }
+    async fn rewind(&mut self) -> Result<(), LogError> {
+        Err(LogError::Backend("the broker is away".into()))
+    }
+    async fn commit(&mut self, _: Vec<OutRecord>, _: Vec<(TopicPartition, u64)>) -> Result<Vec<Position>, LogError> {
+        Err(LogError::Backend("the broker is away".into()))
+    }
+    async fn leave(self: Box<Self>) -> Result<(), LogError> {
+        self.member.leave().await
+    }
+}
+
+/// A failed write followed by a log that stays away: the rewind is retried until the app shuts
+/// down, and then shutdown returns.
+#[tokio::test]
+async fn shutdown_returns_while_a_failed_write_cannot_be_rewound() {
+    let log = Arc::new(DownLog { log: MemoryLog::shared(), group: "jar.aggregate" });
+    let mut app = App::new(log).with_settings(settings());
+    let jars = app.aggregate::<Jar>(()).await.unwrap();
+    app.start().await.unwrap();
+    let sent = tokio::spawn(async move { jars.send(JarCommand::Fill { id: JarId::generate() }).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shutdown = tokio::time::timeout(Duration::from_secs(15), app.shutdown()).await;
+    sent.abort();
+    assert!(shutdown.is_ok(), "App::shutdown did not return within 15 s");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two reactions of one module with the same name (two `Notify` structs in different Rust
+// modules, say): one consumer group, so each sees only part of the events.
+
+mod mail {
+    use super::*;
+    #[derive(Reaction)]
+    #[reaction(module = "jar", name = "notify", commands = JarCommand, subscribe(JarEvent), start = beginning)]
+    pub struct Notify(pub Arc<AtomicU32>);
+    impl React<JarEvent> for Notify {
+        async fn react(&self, _: &Envelope<JarEvent>) -> Result<Vec<JarCommand>, Self::Error> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+    }
+}
+
+mod sms {
+    use super::*;
+    #[derive(Reaction)]
+    #[reaction(module = "jar", name = "notify", commands = JarCommand, subscribe(JarEvent), start = beginning)]
+    pub struct Notify(pub Arc<AtomicU32>);
+    impl React<JarEvent> for Notify {
+        async fn react(&self, _: &Envelope<JarEvent>) -> Result<Vec<JarCommand>, Self::Error> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Two processors of one module and name would share a consumer group and split its events:
+/// the second is refused.
+#[tokio::test]
+async fn a_second_reaction_of_the_same_module_and_name_is_refused() {
+    let mut app = App::new(MemoryLog::shared()).with_settings(settings());
+    app.aggregate::<Jar>(()).await.unwrap();
+    app.reaction(mail::Notify(Arc::new(AtomicU32::new(0)))).await.expect("the first one");
+    let second = app.reaction(sms::Notify(Arc::new(AtomicU32::new(0)))).await;
+    match second {
+        Err(RuntimeError::DuplicateGroup(group)) => assert_eq!(group, "jar.notify"),
+        other => panic!("expected DuplicateGroup, got {other:?}"),
+    }
+}
+
+/// An `evolve` that panics on an event of the log while a partition is restored stops the
+/// module with an error that says why and which record.
+#[tokio::test]
+async fn a_panic_while_restoring_names_its_reason_and_record() {
+    let log = MemoryLog::shared();
+    log.create_topic(&TopicSpec::keep(JarEvent::TOPIC, 4)).await.unwrap();
+    let shattered =
+        codec::encode(&Envelope::new(JarEvent::Shattered { id: JarId::generate() }, jiff::Timestamp::now()));
+    log.append(vec![shattered]).await.unwrap();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.aggregate::<Jar>(()).await.unwrap();
+    let message = app.start().await.expect_err("the restore fails").to_string();
+    assert!(
+        message.contains("shattered") && message.contains("jar.events"),
+        "the error should say why and which record: {message}"
+    );
+}
