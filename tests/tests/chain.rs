@@ -238,3 +238,25 @@ async fn a_seeded_simulation_keeps_every_invariant_and_matches_its_provider() {
     assert_eq!(mailer.sent(), confirmed.len() as u64);
     platform.app.shutdown().await.expect("clean shutdown");
 }
+
+/// A run stopped half-way (Ctrl-C) places no more orders, finishes those in flight and checks
+/// what it did: no order is left half-placed for the next run to trip on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_simulation_finishes_what_it_started_and_keeps_every_invariant() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let simulation = Simulation { seed: 5, customers: 40, orders: 2_000, concurrency: 64, decline_percent: 10 };
+    let Running { mut platform, mailer, .. } = start_platform(Arc::new(simulation.provider())).await;
+    let stop = AtomicBool::new(false);
+    let stop_after_100 = |done| {
+        if done >= 100 {
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    let summary = within("the simulation", simulation.run_until(&mut platform, &*mailer, None, stop_after_100, &stop))
+        .await
+        .expect("the simulation runs");
+    assert_invariants(&summary);
+    assert!(summary.stopped_early, "{summary:?}");
+    assert!((100..2_000).contains(&summary.reservations), "{}", summary.reservations);
+    assert_eq!(summary.orders_placed, summary.reservations);
+}

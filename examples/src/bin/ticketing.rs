@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 use comfy_table::{Cell, Color, Table};
@@ -31,9 +32,10 @@ use tramline::runtime::Settings;
 use tramline::{App, MemoryLog};
 use tramline_examples::{LogArgs, init_logging, start_platform, usage_error};
 
-/// Runs the reference ticketing platform with simulated customers.
+/// Runs the reference ticketing platform with simulated customers. Ctrl-C or SIGTERM stops
+/// placing orders: those in flight finish, every module settles and the summary is printed.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "ticketing", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -167,10 +169,35 @@ async fn run_some(cli: &Cli, modules: &[String]) -> Result<ExitCode, Box<dyn std
         eprintln!("tramline ticketing: {} orders, seed {}, {names} here, {}", cli.orders, cli.seed, cli.log.describe());
     }
     let bar = progress_bar(cli);
-    let summary = simulation.run(&mut platform, &mailer, |done| bar.set_position(done)).await?;
+    let summary = drive(&simulation, &mut platform, &mailer, |done| bar.set_position(done)).await?;
     bar.finish_and_clear();
     platform.app.shutdown().await?;
     report(cli, &summary)
+}
+
+/// Runs the simulation until it is done or Ctrl-C / SIGTERM stops it (a second one aborts).
+async fn drive(
+    simulation: &Simulation,
+    platform: &mut Platform,
+    mails: &dyn ticketing_platform::MailCount,
+    progress: impl Fn(u64),
+) -> Result<Summary, Box<dyn std::error::Error>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if shutdown_signal().await.is_ok() {
+                eprintln!("stopping: finishing the orders in flight (again to abort)");
+                stop.store(true, Ordering::Relaxed);
+                if shutdown_signal().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
+    let summary = simulation.run_until(platform, mails, None, progress, &stop).await;
+    watcher.abort();
+    Ok(summary?)
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -198,7 +225,10 @@ fn progress_bar(cli: &Cli) -> ProgressBar {
 
 fn report(cli: &Cli, summary: &Summary) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if cli.json {
-        println!("{}", serde_json::to_string(summary)?);
+        let mut json = serde_json::to_value(summary)?;
+        json["invariants"] = serde_json::to_value(summary.invariants())?;
+        json["holds"] = summary.holds().into();
+        println!("{json}");
     } else {
         print_summary(summary);
     }
@@ -213,7 +243,7 @@ async fn run(cli: &Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
     let (mut platform, mailer) = start_platform(log, &simulation).await?;
     let bar = progress_bar(cli);
-    let summary = simulation.run(&mut platform, &*mailer, |done| bar.set_position(done)).await?;
+    let summary = drive(&simulation, &mut platform, &*mailer, |done| bar.set_position(done)).await?;
     bar.finish_and_clear();
     platform.app.shutdown().await?;
     report(cli, &summary)
@@ -225,7 +255,13 @@ fn print_summary(summary: &Summary) {
     let money = |cents: i64| Money::cents(cents).to_string();
     let rows: [(&str, String); 15] = [
         ("orders placed (whole log)", summary.orders_placed.to_string()),
-        ("of which this run", summary.reservations.to_string()),
+        (
+            "of which this run",
+            match summary.stopped_early {
+                true => format!("{} (stopped early)", summary.reservations),
+                false => summary.reservations.to_string(),
+            },
+        ),
         ("reservations refused", summary.reservations_rejected.to_string()),
         ("payments completed", summary.payments_completed.to_string()),
         ("payments cancelled", summary.payments_cancelled.to_string()),
@@ -248,7 +284,11 @@ fn print_summary(summary: &Summary) {
     let mut checks = Table::new();
     checks.set_header(["invariant", "figures", "holds"]);
     for invariant in summary.invariants() {
-        let (text, color) = if invariant.holds { ("yes", Color::Green) } else { ("NO", Color::Red) };
+        let (text, color) = match (invariant.checked, invariant.holds) {
+            (false, _) => ("n/a", Color::Grey),
+            (true, true) => ("yes", Color::Green),
+            (true, false) => ("NO", Color::Red),
+        };
         checks.add_row(vec![Cell::new(invariant.name), Cell::new(invariant.detail), Cell::new(text).fg(color)]);
     }
     println!("{checks}");
