@@ -18,7 +18,7 @@ pub struct CatalogArgs {
     #[arg(long)]
     pub asyncapi: bool,
     /// Kafka bootstrap servers to name in the AsyncAPI document.
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", requires = "asyncapi")]
     pub server: Vec<String>,
 }
 

@@ -28,7 +28,7 @@ pub struct LogArgs {
     pub memory: bool,
     /// Run on Apache Kafka at these bootstrap servers (`127.0.0.1:9092`; `scripts/kafka start`
     /// runs a broker here).
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "data")]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "data", value_parser = brokers)]
     pub brokers: Option<String>,
     /// Put every topic and consumer group under this prefix (`<namespace>.order.events`), so
     /// that several platforms share one cluster without meeting.
@@ -50,6 +50,14 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
         _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// Bootstrap servers: `HOST:PORT`, comma-separated, none empty.
+fn brokers(list: &str) -> Result<String, String> {
+    match list.split(',').all(|server| !server.trim().is_empty()) {
+        true => Ok(list.to_owned()),
+        false => Err(format!("`{list}` names no broker: give HOST:PORT[,HOST:PORT...]")),
     }
 }
 

@@ -42,3 +42,12 @@ fn counts_that_cannot_be_zero_are_refused() {
     refused(env!("CARGO_BIN_EXE_bench-chain"), &["--runs", "0"], "--runs");
     refused(env!("CARGO_BIN_EXE_bench-query"), &["--customers", "0"], "--customers");
 }
+
+#[test]
+fn flags_that_would_be_ignored_or_name_nothing_are_refused() {
+    let ticketing = env!("CARGO_BIN_EXE_ticketing");
+    refused(ticketing, &["--brokers", "", "--orders", "1"], "names no broker");
+    refused(ticketing, &["--memory", "topology"], "cannot be used with");
+    refused(ticketing, &["catalog", "--server", "127.0.0.1:9092"], "--asyncapi");
+    refused(ticketing, &["--memory", "--kafka-set", "acks=all"], "Usage: ticketing");
+}

@@ -35,7 +35,7 @@ use tramline_examples::{LogArgs, init_logging, start_platform, usage_error};
 /// Runs the reference ticketing platform with simulated customers. Ctrl-C or SIGTERM stops
 /// placing orders: those in flight finish, every module settles and the summary is printed.
 #[derive(Debug, Parser)]
-#[command(name = "ticketing", version)]
+#[command(name = "ticketing", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
