@@ -153,7 +153,9 @@ pub struct EmbeddedLog {
 }
 
 /// A shared handle on the store. The last one to go closes the database, which checkpoints
-/// the write-ahead log (I/O and `fsync`s): dropped in async code, it closes on the blocking pool.
+/// the write-ahead log (I/O and `fsync`s): dropped on a worker of a multi-threaded runtime, it
+/// closes there as blocking work (`block_in_place`, the worker's other tasks move on), and still
+/// before the drop returns, so that the directory is free for another process at once.
 #[derive(Clone)]
 struct StoreHandle(Option<Arc<Store>>);
 
@@ -168,10 +170,10 @@ impl std::ops::Deref for StoreHandle {
 impl Drop for StoreHandle {
     fn drop(&mut self) {
         let Some(store) = self.0.take() else { return };
-        if Arc::strong_count(&store) == 1
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn_blocking(move || drop(store));
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if Arc::strong_count(&store) == 1 && multi_threaded {
+            tokio::task::block_in_place(move || drop(store));
         }
     }
 }
