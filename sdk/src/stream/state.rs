@@ -160,7 +160,9 @@ struct Slot {
     latest: i64,
     /// Whether the window changed since the last write of the changes (it is in `dirty`).
     dirty: bool,
-    accumulators: Vec<Accumulator>,
+    /// A boxed slice, not a `Vec`: with its two times the slot stays 40 bytes, and the state,
+    /// bound by cache misses, keeps as many slots per cache line.
+    accumulators: Box<[Accumulator]>,
 }
 
 /// Keys are shared between the maps that index a window: one allocation per key.
@@ -311,6 +313,7 @@ impl PartitionState {
                         group.values = row.group.clone();
                     }
                     let window = merge.merged;
+                    let accumulators = accumulators.into_boxed_slice();
                     group.windows.insert(window.start, Slot { end: window.end, latest, dirty: false, accumulators });
                     self.closing.schedule(windowing.close_time(window), key.clone(), window.start);
                     self.update(plan, &key, window, row, out);
@@ -498,7 +501,7 @@ impl PartitionState {
                 end: stored.window.end,
                 latest: stored.latest.unwrap_or(stored.window.start),
                 dirty: false,
-                accumulators: stored.accumulators,
+                accumulators: stored.accumulators.into_boxed_slice(),
             },
         );
         self.closing.schedule(plan.windowing.close_time(stored.window), key, stored.window.start);
