@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+mod faults;
+
+use faults::FaultyLog;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tramline::export::{Export, PublicEvent};
-use tramline::log::{
-    EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec, partition_for,
-};
+use tramline::log::{EventLog, LogError, OutRecord, TopicPartition, partition_for};
 use tramline::model::Position;
 use tramline::runtime::{CommandError, RuntimeError, Settings, dead_letter};
 use tramline::{
@@ -138,6 +139,11 @@ impl Handle<TapEvent> for PourCount {
     fn handle(&mut self, _: &Envelope<TapEvent>) {
         self.0 += 1;
     }
+}
+
+/// Every append is refused for good: the topic is gone.
+fn topic_gone(records: &[OutRecord]) -> Option<LogError> {
+    Some(LogError::UnknownTopic(records.first().map(|r| r.topic.to_string()).unwrap_or_default()))
 }
 
 fn settings() -> Settings {
@@ -319,92 +325,20 @@ async fn panicking_handlers_are_dead_lettered_once_even_when_a_projection_is_reb
     }
 }
 
-/// A memory log with a fault: the first write carrying a dead letter fails (a broker away for
-/// a moment), or every append is refused for good (the topic is gone).
-struct FaultyLog {
-    log: Arc<MemoryLog>,
-    /// Set once the first write carrying a letter has failed.
-    first_letter_failed: Option<Arc<AtomicBool>>,
-    topic_gone: bool,
-}
-
-struct FirstLetterFailsMember {
-    member: Box<dyn GroupMember>,
-    failed: Arc<AtomicBool>,
-}
-
-#[async_trait::async_trait]
-impl EventLog for FaultyLog {
-    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
-        self.log.create_topic(spec).await
-    }
-    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
-        self.log.partition_count(topic).await
-    }
-    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
-        match self.topic_gone {
-            true => Err(LogError::UnknownTopic(records.first().map(|r| r.topic.to_string()).unwrap_or_default())),
-            false => self.log.append(records).await,
-        }
-    }
-    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        self.log.read(partition, offset, max).await
-    }
-    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-        self.log.end_offset(partition).await
-    }
-    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
-        self.log.committed(group, partition).await
-    }
-    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-        let member = self.log.join(group, topics, start).await?;
-        Ok(match &self.first_letter_failed {
-            Some(failed) => Box::new(FirstLetterFailsMember { member, failed: failed.clone() }),
-            None => member,
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl GroupMember for FirstLetterFailsMember {
-    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
-        self.member.poll(max, timeout).await
-    }
-    fn assignment(&self) -> Vec<TopicPartition> {
-        self.member.assignment()
-    }
-    fn has_assignment(&self) -> bool {
-        self.member.has_assignment()
-    }
-    fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.member.position(partition)
-    }
-    async fn rewind(&mut self) -> Result<(), LogError> {
-        self.member.rewind().await
-    }
-    async fn commit(
-        &mut self,
-        outputs: Vec<OutRecord>,
-        positions: Vec<(TopicPartition, u64)>,
-    ) -> Result<Vec<Position>, LogError> {
-        let letter = outputs.iter().any(|o| o.topic.ends_with(".dlq"));
-        if letter && !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(LogError::Backend("the write failed this once".into()));
-        }
-        self.member.commit(outputs, positions).await
-    }
-    async fn leave(self: Box<Self>) -> Result<(), LogError> {
-        self.member.leave().await
-    }
-}
-
 #[tokio::test]
 async fn a_dead_letter_whose_write_failed_is_written_again() {
     for reaction in [false, true] {
         let memory = MemoryLog::shared();
         let failed = Arc::new(AtomicBool::new(false));
-        let log =
-            Arc::new(FaultyLog { log: memory.clone(), first_letter_failed: Some(failed.clone()), topic_gone: false });
+        let log = Arc::new(FaultyLog::over(memory.clone()).commit_fails({
+            let failed = failed.clone();
+            // The first write carrying a dead letter fails (a broker away for a moment).
+            move |outputs, _| {
+                let letter = outputs.iter().any(|o| o.topic.ends_with(".dlq"));
+                (letter && !failed.swap(true, Ordering::SeqCst))
+                    .then(|| LogError::Backend("the write failed this once".into()))
+            }
+        }));
         let mut app = App::new(log).with_settings(settings());
         let taps = app.aggregate::<Tap>(()).await.unwrap();
         match reaction {
@@ -451,7 +385,7 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
                 | TapEvent::Jammed { id } => Ok(PublicPour { id }),
             },
         )
-        .to_log(Arc::new(FaultyLog { log: MemoryLog::shared(), first_letter_failed: None, topic_gone: true }));
+        .to_log(Arc::new(FaultyLog::over(MemoryLog::shared()).append_fails(topic_gone)));
     app.export(export).await.unwrap();
     app.start().await.unwrap();
     taps.send(TapCommand::Pour { id: TapId::generate() }).await.unwrap();
@@ -465,7 +399,7 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
 /// A command the log refuses says which command and module it was, and may be sent again.
 #[tokio::test]
 async fn a_command_the_log_refuses_names_its_id_and_module() {
-    let log = Arc::new(FaultyLog { log: MemoryLog::shared(), first_letter_failed: None, topic_gone: true });
+    let log = Arc::new(FaultyLog::over(MemoryLog::shared()).append_fails(topic_gone));
     let mut app = App::new(log).with_settings(settings());
     let taps = app.aggregate::<Tap>(()).await.unwrap();
     let pour = taps.envelope(TapCommand::Pour { id: TapId::generate() });

@@ -2,15 +2,17 @@
 //! stays away, a reaction's start is pinned before anything else, two processors cannot share
 //! a group, and a panic while restoring names its record.
 
+mod faults;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use faults::FaultyLog;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tramline::export::{Export, PublicEvent};
-use tramline::log::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
-use tramline::model::Position;
+use tramline::log::{EventLog, LogError, TopicSpec};
 use tramline::runtime::{RuntimeError, Settings};
 use tramline::{Aggregate, App, Command, Envelope, Event, MemoryLog, Message, React, Reaction, ReferenceId, codec};
 
@@ -95,35 +97,6 @@ impl Aggregate for Jar {
 // ---------------------------------------------------------------------------------------------
 // A partner log that is away: every append fails (a broker down, a network partition).
 
-struct AwayLog {
-    log: Arc<MemoryLog>,
-}
-
-#[async_trait::async_trait]
-impl EventLog for AwayLog {
-    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
-        self.log.create_topic(spec).await
-    }
-    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
-        self.log.partition_count(topic).await
-    }
-    async fn append(&self, _: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
-        Err(LogError::Backend("the partner's broker is away".into()))
-    }
-    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        self.log.read(partition, offset, max).await
-    }
-    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-        self.log.end_offset(partition).await
-    }
-    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
-        self.log.committed(group, partition).await
-    }
-    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-        self.log.join(group, topics, start).await
-    }
-}
-
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
 pub struct PublicFill {
     id: JarId,
@@ -154,7 +127,10 @@ async fn shutdown_returns_while_an_export_feed_log_is_away() {
                 }
             },
         )
-        .to_log(Arc::new(AwayLog { log: MemoryLog::shared() }));
+        .to_log(Arc::new(
+            FaultyLog::over(MemoryLog::shared())
+                .append_fails(|_| Some(LogError::Backend("the partner's broker is away".into()))),
+        ));
     app.export(export).await.unwrap();
     app.start().await.unwrap();
     jars.send(JarCommand::Fill { id: JarId::generate() }).await.unwrap();
@@ -178,78 +154,6 @@ impl React<JarEvent> for CountFills {
     }
 }
 
-/// The first write without outputs (the pin of a start-at-end reaction) fails once.
-struct PinFailsLog {
-    log: Arc<MemoryLog>,
-    failed: Arc<AtomicBool>,
-}
-
-struct PinFailsMember {
-    member: Box<dyn GroupMember>,
-    failed: Arc<AtomicBool>,
-}
-
-#[async_trait::async_trait]
-impl EventLog for PinFailsLog {
-    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
-        self.log.create_topic(spec).await
-    }
-    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
-        self.log.partition_count(topic).await
-    }
-    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
-        self.log.append(records).await
-    }
-    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        self.log.read(partition, offset, max).await
-    }
-    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-        self.log.end_offset(partition).await
-    }
-    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
-        self.log.committed(group, partition).await
-    }
-    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-        let member = self.log.join(group, topics, start).await?;
-        match group == "jar.count-fills" {
-            true => Ok(Box::new(PinFailsMember { member, failed: self.failed.clone() })),
-            false => Ok(member),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl GroupMember for PinFailsMember {
-    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
-        self.member.poll(max, timeout).await
-    }
-    fn assignment(&self) -> Vec<TopicPartition> {
-        self.member.assignment()
-    }
-    fn has_assignment(&self) -> bool {
-        self.member.has_assignment()
-    }
-    fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.member.position(partition)
-    }
-    async fn rewind(&mut self) -> Result<(), LogError> {
-        self.member.rewind().await
-    }
-    async fn commit(
-        &mut self,
-        outputs: Vec<OutRecord>,
-        positions: Vec<(TopicPartition, u64)>,
-    ) -> Result<Vec<Position>, LogError> {
-        if outputs.is_empty() && !positions.is_empty() && !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(LogError::Backend("the write failed this once".into()));
-        }
-        self.member.commit(outputs, positions).await
-    }
-    async fn leave(self: Box<Self>) -> Result<(), LogError> {
-        self.member.leave().await
-    }
-}
-
 /// A reaction starts at the end on its first start, and resumes from its committed position
 /// after that: its start is pinned before anything else, also when the first try fails, so an
 /// event of a later restart's downtime reaches it.
@@ -257,7 +161,14 @@ impl GroupMember for PinFailsMember {
 async fn a_reaction_whose_first_pin_fails_still_sees_what_happens_after_its_start() {
     let memory = MemoryLog::shared();
     let failed = Arc::new(AtomicBool::new(false));
-    let log = Arc::new(PinFailsLog { log: memory.clone(), failed: failed.clone() });
+    // The first write without outputs (the pin of a start-at-end reaction) fails once.
+    let log = Arc::new(FaultyLog::over(memory.clone()).of_group("jar.count-fills").commit_fails({
+        let failed = failed.clone();
+        move |outputs, positions| {
+            (outputs.is_empty() && !positions.is_empty() && !failed.swap(true, Ordering::SeqCst))
+                .then(|| LogError::Backend("the write failed this once".into()))
+        }
+    }));
     let count = Arc::new(AtomicU32::new(0));
     // Run 1: the reaction starts at the end; its pin fails once; nothing happens; shut down.
     {
@@ -285,74 +196,17 @@ async fn a_reaction_whose_first_pin_fails_still_sees_what_happens_after_its_star
 // ---------------------------------------------------------------------------------------------
 // A log that is away for one group's member: its writes and its rewinds fail (a broker down).
 
-struct DownLog {
-    log: Arc<MemoryLog>,
-    group: &'static str,
-}
-
-struct DownMember {
-    member: Box<dyn GroupMember>,
-}
-
-#[async_trait::async_trait]
-impl EventLog for DownLog {
-    async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
-        self.log.create_topic(spec).await
-    }
-    async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
-        self.log.partition_count(topic).await
-    }
-    async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
-        self.log.append(records).await
-    }
-    async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        self.log.read(partition, offset, max).await
-    }
-    async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-        self.log.end_offset(partition).await
-    }
-    async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
-        self.log.committed(group, partition).await
-    }
-    async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-        let member = self.log.join(group, topics, start).await?;
-        match group == self.group {
-            true => Ok(Box::new(DownMember { member })),
-            false => Ok(member),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl GroupMember for DownMember {
-    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
-        self.member.poll(max, timeout).await
-    }
-    fn assignment(&self) -> Vec<TopicPartition> {
-        self.member.assignment()
-    }
-    fn has_assignment(&self) -> bool {
-        self.member.has_assignment()
-    }
-    fn position(&self, partition: &TopicPartition) -> Option<u64> {
-        self.member.position(partition)
-    }
-    async fn rewind(&mut self) -> Result<(), LogError> {
-        Err(LogError::Backend("the broker is away".into()))
-    }
-    async fn commit(&mut self, _: Vec<OutRecord>, _: Vec<(TopicPartition, u64)>) -> Result<Vec<Position>, LogError> {
-        Err(LogError::Backend("the broker is away".into()))
-    }
-    async fn leave(self: Box<Self>) -> Result<(), LogError> {
-        self.member.leave().await
-    }
-}
-
 /// A failed write followed by a log that stays away: the rewind is retried until the app shuts
 /// down, and then shutdown returns.
 #[tokio::test]
 async fn shutdown_returns_while_a_failed_write_cannot_be_rewound() {
-    let log = Arc::new(DownLog { log: MemoryLog::shared(), group: "jar.aggregate" });
+    let away = || LogError::Backend("the broker is away".into());
+    let log = Arc::new(
+        FaultyLog::over(MemoryLog::shared())
+            .of_group("jar.aggregate")
+            .commit_fails(move |_, _| Some(away()))
+            .rewind_fails(away()),
+    );
     let mut app = App::new(log).with_settings(settings());
     let jars = app.aggregate::<Jar>(()).await.unwrap();
     app.start().await.unwrap();
