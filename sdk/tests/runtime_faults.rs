@@ -182,22 +182,25 @@ async fn a_panicking_decide_is_dead_lettered_and_the_module_goes_on() {
     app.shutdown().await.unwrap();
 }
 
-/// A command whose `evolve` panics half-way, in the same batch as an accepted command of the
-/// same entity: the entity keeps the accepted command's change and nothing of the failed one,
-/// in memory and in the batch's snapshot.
-#[tokio::test]
-async fn a_panicking_evolve_leaves_the_entity_as_it_was_before_the_command() {
+/// A pour, then `failing` on the same entity, in one batch: `failing` is dead-lettered with a
+/// reason that says `why`, and the entity keeps the pour and nothing of `failing`, in memory and
+/// in the batch's snapshot (a restart restores it), and goes on.
+async fn a_failing_command_leaves_the_entity_as_it_was(failing: fn(TapId) -> TapCommand, why: &str) {
     let log = MemoryLog::shared();
     let id = TapId::generate();
     let mut app = App::new(log.clone()).with_settings(settings());
     let taps = app.aggregate::<Tap>(()).await.unwrap();
     // Both commands on the log before the module starts: one batch.
     let command = |c| codec::encode(&Envelope::new(c, jiff::Timestamp::now()));
-    log.append(vec![command(TapCommand::Pour { id }), command(TapCommand::Spill { id })]).await.unwrap();
+    log.append(vec![command(TapCommand::Pour { id }), command(failing(id))]).await.unwrap();
     app.start().await.unwrap();
     app.settle().await.unwrap();
-    assert_eq!(letters(&*log, "tap.aggregate").await, 1, "the spill is dead-lettered");
-    let counted = taps.send(TapCommand::Count { id }).await.expect("counted");
+    assert_eq!(letters(&*log, "tap.aggregate").await, 1, "the failing command is dead-lettered");
+    match taps.send(failing(id)).await {
+        Err(CommandError::Failed { reason, .. }) => assert!(reason.contains(why), "{reason}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    let counted = taps.send(TapCommand::Count { id }).await.expect("the module goes on");
     assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
     app.shutdown().await.unwrap();
     // A restart restores the batch's snapshot.
@@ -209,37 +212,18 @@ async fn a_panicking_evolve_leaves_the_entity_as_it_was_before_the_command() {
     app.shutdown().await.unwrap();
 }
 
-/// A command after which the entity's state does not serialise for its snapshot (a map with
-/// keys that are not text, a custom `Serialize` that fails) fails alone: dead-lettered, the
-/// entity as it was before it, also in the batch's snapshot, and the module goes on.
+/// `evolve` panics half-way through the command's events.
+#[tokio::test]
+async fn a_panicking_evolve_leaves_the_entity_as_it_was_before_the_command() {
+    a_failing_command_leaves_the_entity_as_it_was(|id| TapCommand::Spill { id }, "the tap spilled").await;
+}
+
+/// The state after the command does not serialise for its snapshot (a map with keys that are
+/// not text, a custom `Serialize` that fails): that command fails alone.
 #[tokio::test]
 async fn a_command_whose_state_cannot_be_snapshotted_fails_alone() {
-    let log = MemoryLog::shared();
-    let id = TapId::generate();
-    let mut app = App::new(log.clone()).with_settings(settings());
-    let taps = app.aggregate::<Tap>(()).await.unwrap();
-    // Both commands on the log before the module starts: one batch.
-    let command = |c| codec::encode(&Envelope::new(c, jiff::Timestamp::now()));
-    log.append(vec![command(TapCommand::Pour { id }), command(TapCommand::Jam { id })]).await.unwrap();
-    app.start().await.unwrap();
-    app.settle().await.unwrap();
-    assert_eq!(letters(&*log, "tap.aggregate").await, 1, "the jam is dead-lettered");
-    match taps.send(TapCommand::Jam { id }).await {
-        Err(CommandError::Failed { reason, .. }) => {
-            assert!(reason.contains("cannot be serialised as JSON for its snapshot"), "{reason}")
-        }
-        other => panic!("expected Failed, got {other:?}"),
-    }
-    let counted = taps.send(TapCommand::Count { id }).await.expect("the module goes on");
-    assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
-    app.shutdown().await.unwrap();
-    // A restart restores the snapshot of the pour.
-    let mut app = App::new(log.clone()).with_settings(settings());
-    let taps = app.aggregate::<Tap>(()).await.unwrap();
-    app.start().await.unwrap();
-    let counted = taps.send(TapCommand::Count { id }).await.expect("counted");
-    assert_eq!(counted.events[0].payload, TapEvent::Counted { id, pours: 1 });
-    app.shutdown().await.unwrap();
+    let why = "cannot be serialised as JSON for its snapshot";
+    a_failing_command_leaves_the_entity_as_it_was(|id| TapCommand::Jam { id }, why).await;
 }
 
 /// A command whose events cannot be encoded (a custom `Serialize` that fails) changes nothing:
