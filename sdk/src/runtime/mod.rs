@@ -741,7 +741,7 @@ impl App {
                 if tokio::time::Instant::now() >= report {
                     // A wait that does not end must say what it waits for.
                     let Behind { group, tp, at, end } = behind;
-                    tracing::info!(group, %tp, committed = at, end, "still waiting for a processor in another process to commit the end of a partition");
+                    tracing::warn!(group, %tp, committed = at, end, "still waiting for a processor in another process to commit the end of a partition");
                     report += SLOW_WAIT;
                 }
                 tokio::time::sleep(self.elsewhere_poll()).await;
@@ -818,7 +818,7 @@ impl App {
                         && tokio::time::Instant::now() >= report
                     {
                         // A wait that does not end must say what it waits for.
-                        tracing::info!(group, %tp, at, end, "still waiting for a processor to reach the end of a partition");
+                        tracing::warn!(group, %tp, at, end, "still waiting for a processor to reach the end of a partition");
                         report += SLOW_WAIT;
                     }
                     stopped.is_some() || behind.is_none()
@@ -836,7 +836,7 @@ impl App {
             }
             let Some((group, tp, committed, end)) = behind else { return Ok(()) };
             if tokio::time::Instant::now() >= report {
-                tracing::info!(group, %tp, committed, end, "still waiting for a partition held elsewhere (another instance of the group) to be committed to its end");
+                tracing::warn!(group, %tp, committed, end, "still waiting for a partition held elsewhere (another instance of the group) to be committed to its end");
                 report += SLOW_WAIT;
             }
             tokio::time::sleep(self.elsewhere_poll()).await;
