@@ -226,6 +226,26 @@ async fn a_command_whose_state_cannot_be_snapshotted_fails_alone() {
     a_failing_command_leaves_the_entity_as_it_was(|id| TapCommand::Jam { id }, why).await;
 }
 
+/// With a window of no remembered commands, a command whose snapshot failed is not remembered
+/// either: the same envelope again is decided again (and fails again), not taken for a duplicate.
+#[tokio::test]
+async fn a_command_whose_snapshot_failed_is_not_remembered_with_no_window() {
+    let settings = Settings { seen_commands: 0, ..settings() };
+    let mut app = App::new(MemoryLog::shared()).with_settings(settings);
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    let id = TapId::generate();
+    taps.send(TapCommand::Pour { id }).await.expect("poured");
+    let jam = Envelope::new(TapCommand::Jam { id }, jiff::Timestamp::now());
+    for attempt in 0..2 {
+        match taps.send_envelope(jam.clone()).await {
+            Err(CommandError::Failed { reason, .. }) => assert!(reason.contains("snapshot"), "{reason}"),
+            other => panic!("attempt {attempt}: expected Failed, got {other:?}"),
+        }
+    }
+    app.shutdown().await.unwrap();
+}
+
 /// A command whose events cannot be encoded (a custom `Serialize` that fails) changes nothing:
 /// the entity keeps its state, and a repeat of the envelope is decided again, not taken for a
 /// duplicate of a command that was applied.

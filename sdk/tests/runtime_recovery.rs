@@ -12,7 +12,7 @@ use faults::FaultyLog;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tramline::export::{Export, PublicEvent};
-use tramline::log::{EventLog, LogError, TopicSpec};
+use tramline::log::{EventLog, LogError, TopicPartition, TopicSpec};
 use tramline::runtime::{RuntimeError, Settings};
 use tramline::{Aggregate, App, Command, Envelope, Event, MemoryLog, Message, React, Reaction, ReferenceId, codec};
 
@@ -138,6 +138,11 @@ async fn shutdown_returns_while_an_export_feed_log_is_away() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let shutdown = tokio::time::timeout(Duration::from_secs(15), app.shutdown()).await;
     assert!(shutdown.is_ok(), "App::shutdown did not return within 15 s while the feed's log is away");
+    for partition in 0..log.partition_count(JarEvent::TOPIC).await.unwrap().unwrap() {
+        let tp = TopicPartition::new(JarEvent::TOPIC, partition);
+        let committed = log.committed("jar.export.fills", &tp).await.unwrap();
+        assert_eq!(committed, None, "the given-up batch is not committed: the next start does it again");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -155,7 +155,9 @@ pub struct EmbeddedLog {
 /// A shared handle on the store. The last one to go closes the database, which checkpoints
 /// the write-ahead log (I/O and `fsync`s): dropped on a worker of a multi-threaded runtime, it
 /// closes there as blocking work (`block_in_place`, the worker's other tasks move on), and still
-/// before the drop returns, so that the directory is free for another process at once.
+/// before the drop returns, so that the directory is free for another process at once (unless a
+/// database task of a cancelled call, or the compaction thread, holds the store a moment longer:
+/// then that thread closes it).
 #[derive(Clone)]
 struct StoreHandle(Option<Arc<Store>>);
 

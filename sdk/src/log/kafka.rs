@@ -509,13 +509,13 @@ impl Inner {
     }
 }
 
-/// A record's position from its delivery report.
 /// Whether the broker refused the record as invalid (a record without a key for a compacted
 /// topic).
 fn invalid_record(result: &DeliveryResult) -> bool {
     matches!(result, Ok(Err((error, _))) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidRecord))
 }
 
+/// A record's position from its delivery report.
 fn delivered(record: &OutRecord, index: usize, count: usize, result: DeliveryResult) -> Result<Position, String> {
     match result {
         Ok(Ok(delivery)) => Ok(Position {

@@ -413,10 +413,14 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     Ok(Ok((events, records, snapshot)))
                 }
                 Err(reason) => {
+                    // Back as it was: the command is not remembered (with a window of no
+                    // commands, it evicted itself).
                     entity.state = previous;
-                    entity.seen.pop_back();
-                    if let Some(evicted) = evicted {
-                        entity.seen.push_front(evicted);
+                    if evicted != Some(id) {
+                        entity.seen.pop_back();
+                        if let Some(evicted) = evicted {
+                            entity.seen.push_front(evicted);
+                        }
                     }
                     if !existed {
                         entities.remove(&key);

@@ -273,8 +273,11 @@ pub(crate) async fn run<P: Processor>(
                     tokio::time::sleep(backoff(&settings, failures)).await;
                 }
                 // Until the member is back at the committed positions, polling again could skip
-                // the records of the batch that was not written (given up only to shut down).
-                recover(&mut processor, &mut *member, &*log, &settings, &group, &shutdown).await?;
+                // the records of the batch that was not written.
+                if !recover(&mut processor, &mut *member, &*log, &settings, &group, &shutdown).await? {
+                    // Given up to shut down (or the app is gone): nothing more is processed.
+                    break;
+                }
             }
         }
     }
