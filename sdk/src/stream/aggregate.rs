@@ -54,7 +54,7 @@ impl Function {
             Function::Sum => Accumulator::Sum(Value::Null),
             Function::Min => Accumulator::Min(Value::Null),
             Function::Max => Accumulator::Max(Value::Null),
-            Function::Avg => Accumulator::Avg { sum: 0.0, count: 0 },
+            Function::Avg => Accumulator::Avg { sum: Value::Null, count: 0 },
         }
     }
 }
@@ -72,8 +72,9 @@ pub enum Accumulator {
     Max(Value),
     /// Sum and count of the values so far.
     Avg {
-        /// The sum.
-        sum: f64,
+        /// The sum, kept as SUM keeps it: whole numbers exactly (as ksqlDB's BIGINT sum), until
+        /// a float or an overflow; NULL before the first value.
+        sum: Value,
         /// How many values.
         count: i64,
     },
@@ -97,8 +98,8 @@ impl Accumulator {
                 }
             }
             (Accumulator::Avg { sum, count }, _) => {
-                if let Some(x) = value.as_f64() {
-                    *sum += x;
+                if value.as_f64().is_some() {
+                    *sum = add(sum, value);
                     *count += 1;
                 }
             }
@@ -113,7 +114,7 @@ impl Accumulator {
             (this @ Accumulator::Min(_), Accumulator::Min(b)) => this.add(Function::Min, b),
             (this @ Accumulator::Max(_), Accumulator::Max(b)) => this.add(Function::Max, b),
             (Accumulator::Avg { sum, count }, Accumulator::Avg { sum: s, count: c }) => {
-                *sum += s;
+                *sum = add(sum, s);
                 *count += c;
             }
             (this, other) => unreachable!("accumulators of one slot share a function: {this:?} and {other:?}"),
@@ -128,7 +129,7 @@ impl Accumulator {
             Accumulator::Sum(Value::Null) => Value::Int(0),
             Accumulator::Sum(v) | Accumulator::Min(v) | Accumulator::Max(v) => v.clone(),
             Accumulator::Avg { count: 0, .. } => Value::Float(0.0),
-            Accumulator::Avg { sum, count } => Value::Float(sum / *count as f64),
+            Accumulator::Avg { sum, count } => Value::Float(sum.as_f64().unwrap_or(0.0) / *count as f64),
         }
     }
 }
@@ -182,6 +183,15 @@ mod tests {
         assert_eq!(fold(Function::Count, &[Value::Null]), Value::Int(0));
         assert_eq!(fold(Function::Min, &[Value::Null]), Value::Null);
         assert_eq!(fold(Function::Max, &[]), Value::Null);
+    }
+
+    /// As ksqlDB's AVG of BIGINT: the sum is exact, the division is the only rounding.
+    #[test]
+    fn an_average_of_whole_numbers_sums_them_exactly() {
+        let big = Value::Int(1 << 53);
+        let exact = ((1i64 << 53) + 2) as f64 / 3.0;
+        assert_eq!(fold(Function::Avg, &[big, Value::Int(1), Value::Int(1)]), Value::Float(exact));
+        assert_eq!(fold(Function::Avg, &[Value::Int(1), Value::Float(0.5)]), Value::Float(0.75));
     }
 
     #[test]

@@ -227,7 +227,17 @@ enum AccumulatorRef<'a> {
     Sum(ValueRef<'a>),
     Min(ValueRef<'a>),
     Max(ValueRef<'a>),
-    Avg { sum: f64, count: i64 },
+    /// An average with a float sum, as written before `AvgOf`: read, no longer written.
+    #[allow(dead_code)]
+    Avg {
+        sum: f64,
+        count: i64,
+    },
+    /// An average whose sum is exact while it is whole.
+    AvgOf {
+        sum: ValueRef<'a>,
+        count: i64,
+    },
 }
 
 #[derive(Deserialize)]
@@ -237,6 +247,7 @@ enum AccumulatorOwned {
     Min(ValueOwned),
     Max(ValueOwned),
     Avg { sum: f64, count: i64 },
+    AvgOf { sum: ValueOwned, count: i64 },
 }
 
 struct Accumulators<'a>(&'a [Accumulator]);
@@ -250,7 +261,7 @@ impl Serialize for Accumulators<'_> {
                 Accumulator::Sum(v) => AccumulatorRef::Sum(v.into()),
                 Accumulator::Min(v) => AccumulatorRef::Min(v.into()),
                 Accumulator::Max(v) => AccumulatorRef::Max(v.into()),
-                Accumulator::Avg { sum, count } => AccumulatorRef::Avg { sum: *sum, count: *count },
+                Accumulator::Avg { sum, count } => AccumulatorRef::AvgOf { sum: sum.into(), count: *count },
             };
             seq.serialize_element(&acc)?;
         }
@@ -265,7 +276,8 @@ impl From<AccumulatorOwned> for Accumulator {
             AccumulatorOwned::Sum(v) => Accumulator::Sum(v.into()),
             AccumulatorOwned::Min(v) => Accumulator::Min(v.into()),
             AccumulatorOwned::Max(v) => Accumulator::Max(v.into()),
-            AccumulatorOwned::Avg { sum, count } => Accumulator::Avg { sum, count },
+            AccumulatorOwned::Avg { sum, count } => Accumulator::Avg { sum: Value::Float(sum), count },
+            AccumulatorOwned::AvgOf { sum, count } => Accumulator::Avg { sum: sum.into(), count },
         }
     }
 }
@@ -419,7 +431,7 @@ mod tests {
                 Accumulator::Sum(Value::Int(1250)),
                 Accumulator::Min(Value::from("a")),
                 Accumulator::Max(Value::Float(9.5)),
-                Accumulator::Avg { sum: 3.5, count: 2 },
+                Accumulator::Avg { sum: Value::Int(7), count: 2 },
                 Accumulator::Sum(Value::Null),
             ],
             latest: Some(-1),
@@ -441,6 +453,21 @@ mod tests {
         assert_eq!(out[0], BINARY_V2);
         assert_eq!(decode_window(&out).unwrap(), stored);
         assert!(out.len() < serde_json::to_vec(&stored).unwrap().len());
+    }
+
+    /// An average written with a float sum, as before sums were kept exact, reads as one.
+    #[test]
+    fn an_average_with_a_float_sum_is_still_read() {
+        let stored = StoredWindow { accumulators: vec![Accumulator::Count(1)], ..stored() };
+        let mut out = Vec::new();
+        encode_window(&stored.group, stored.window, &stored.accumulators, -1, &mut out);
+        // The same window with the old variant (index 4) in place of the count (index 0).
+        let count = postcard::to_allocvec(&AccumulatorRef::Count(1)).unwrap();
+        let old = postcard::to_allocvec(&AccumulatorRef::Avg { sum: 3.5, count: 2 }).unwrap();
+        let at = out.windows(count.len()).rposition(|w| w == count).unwrap();
+        out.splice(at..at + count.len(), old);
+        let expected = vec![Accumulator::Avg { sum: Value::Float(3.5), count: 2 }];
+        assert_eq!(decode_window(&out).unwrap().accumulators, expected);
     }
 
     /// A window of version 1, as written before windows carried their latest event time.
