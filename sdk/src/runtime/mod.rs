@@ -5,6 +5,7 @@
 //! publisher and runs each as a task of the one processor loop (see `processor.rs`).
 
 mod aggregate;
+pub(crate) use aggregate::panic_message;
 pub mod dead_letter;
 mod export;
 mod gateway;

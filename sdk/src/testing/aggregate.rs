@@ -86,10 +86,9 @@ fn encoded<E: crate::model::Event + Clone>(event: &E) {
     let envelope = Envelope::new(event.clone(), jiff::Timestamp::UNIX_EPOCH);
     let encoding = std::panic::catch_unwind(AssertUnwindSafe(|| keys().scope(|| codec::encode(&envelope))));
     if let Err(panic) = encoding {
-        let reason = panic.downcast_ref::<String>().map(String::as_str).or(panic.downcast_ref::<&str>().copied());
         panic!(
             "the codec cannot encode the event {event:?} (the runtime dead-letters the command): {}",
-            reason.unwrap_or("a panic")
+            crate::runtime::panic_message(&*panic)
         );
     }
 }
