@@ -153,35 +153,12 @@ pub(crate) async fn run<P: Processor>(
             let positions: Vec<(TopicPartition, u64)> =
                 polled.assigned.iter().filter_map(|tp| Some((tp.clone(), member.position(tp)?))).collect();
             if processor.start() == StartFrom::End {
-                // Pin "the end" to now, before anything else: a restart or a rebalance must not
-                // skip what arrives meanwhile (a partition without records in the first batch
-                // would otherwise stay unpinned).
-                let (mut failures, mut fenced, mut pinned) = (0, false, true);
-                loop {
-                    match member.commit(Vec::new(), positions.clone()).await {
-                        Ok(_) => break,
-                        // Another member joined meanwhile: the next poll hands out the new assignment.
-                        Err(LogError::Fenced { .. }) => {
-                            fenced = true;
-                            break;
-                        }
-                        Err(error) if permanent(&error) => return Err(error.into()),
-                        Err(error) => {
-                            failures += 1;
-                            tracing::warn!(group, %error, failures, "cannot pin the starting positions yet; trying again");
-                            if !pause(&settings, failures, &shutdown).await {
-                                pinned = false;
-                                break;
-                            }
-                        }
-                    }
-                }
-                if !pinned {
+                match pin(&mut *member, &positions, &settings, &group, &shutdown).await? {
+                    Pinned::Done => {}
+                    // Another member joined meanwhile: the next poll hands out the new assignment.
+                    Pinned::Fenced => continue,
                     // Shutting down: the next start pins the end again.
-                    break;
-                }
-                if fenced {
-                    continue;
+                    Pinned::GaveUp => break,
                 }
             }
             for (tp, position) in positions {
@@ -283,6 +260,42 @@ pub(crate) async fn run<P: Processor>(
     }
     member.leave().await?;
     Ok(())
+}
+
+/// How pinning the starting positions ended.
+enum Pinned {
+    Done,
+    /// The member lost the partitions meanwhile.
+    Fenced,
+    /// The app shuts down.
+    GaveUp,
+}
+
+/// Pins "the end" to now, before anything else is processed: a restart or a rebalance must not
+/// skip what arrives meanwhile (a partition without records in the first batch would otherwise
+/// stay unpinned). Retried while the log refuses.
+async fn pin(
+    member: &mut dyn GroupMember,
+    positions: &[(TopicPartition, u64)],
+    settings: &Settings,
+    group: &str,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Pinned, RuntimeError> {
+    let mut failures = 0;
+    loop {
+        match member.commit(Vec::new(), positions.to_vec()).await {
+            Ok(_) => return Ok(Pinned::Done),
+            Err(LogError::Fenced { .. }) => return Ok(Pinned::Fenced),
+            Err(error) if permanent(&error) => return Err(error.into()),
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(group, %error, failures, "cannot pin the starting positions yet; trying again");
+                if !pause(settings, failures, shutdown).await {
+                    return Ok(Pinned::GaveUp);
+                }
+            }
+        }
+    }
 }
 
 /// The pause before attempt `failures + 1`: doubling, capped.
