@@ -27,8 +27,8 @@ pub struct Emitted {
     /// The window.
     pub window: Window,
     /// The time of the row: on an update, the latest event time among the window's records, as
-    /// Kafka Streams stamps it (an out-of-order record does not take a window's time back); the
-    /// window's end for a final row.
+    /// Kafka Streams stamps it (an out-of-order record does not take a window's time back); a
+    /// final row too, as Kafka Streams' suppression emits the window's last update.
     pub time: i64,
     /// The SELECT values; `None` when a TABLE's row is deleted (a tombstone): it stopped
     /// passing HAVING, or its session merged into another.
@@ -412,7 +412,7 @@ impl PartitionState {
             self.groups.remove(&key);
         }
         if let Some(values) = row {
-            out.push(Emitted { key: key.to_string(), window, time: window.end, values: Some(values), is_final: true });
+            out.push(Emitted { key: key.to_string(), window, time: slot.latest, values: Some(values), is_final: true });
         }
         if !slot.dirty {
             self.dirty.push(Dirty { key, start, bucket: NO_BUCKET });
@@ -707,6 +707,18 @@ mod tests {
         // 0s and 20s are two sessions; 10s bridges them: the merged one's time is 20s.
         let times = times(&sessions, &mut state, &[(0, "a"), (20 * S, "a"), (10 * S, "a")]);
         assert_eq!(times.last(), Some(&(20 * S)), "{times:?}");
+    }
+
+    /// Kafka Streams' suppression emits a closed window's last update, stamped as updates are.
+    #[test]
+    fn a_final_row_is_stamped_with_the_latest_time_of_its_window() {
+        let plan = plan(
+            "CREATE STREAM t AS SELECT k, count(*) AS n FROM e \
+             WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 0 SECONDS) GROUP BY k EMIT FINAL",
+        );
+        let mut state = PartitionState::default();
+        // 7s, then an out-of-order 2s; 25s closes [0s, 10s).
+        assert_eq!(times(&plan, &mut state, &[(7 * S, "a"), (2 * S, "a"), (25 * S, "b")]), [7 * S]);
     }
 
     #[test]
