@@ -61,12 +61,9 @@ fn brokers(list: &str) -> Result<String, String> {
     }
 }
 
-/// A namespace is part of topic names: Kafka allows letters, digits, `.`, `_` and `-`.
+/// A namespace prefixes topic names ([`Namespaced::check`]).
 fn namespace(name: &str) -> Result<String, String> {
-    match !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-        true => Ok(name.to_owned()),
-        false => Err(format!("`{name}` cannot prefix topic names: use letters, digits, `.`, `_` and `-`")),
-    }
+    Namespaced::check(name).map(|()| name.to_owned()).map_err(|invalid| invalid.to_string())
 }
 
 /// Exits as clap does on a usage error (status 2), with `message`. For the rules clap cannot
@@ -86,14 +83,14 @@ impl LogArgs {
     }
 
     /// Opens the chosen log.
-    pub async fn open(&self) -> Result<Arc<dyn EventLog>, RuntimeError> {
+    pub async fn open(&self) -> Result<Arc<dyn EventLog>, Box<dyn std::error::Error>> {
         let log: Arc<dyn EventLog> = match (&self.brokers, self.memory) {
             (Some(brokers), _) => Arc::new(KafkaLog::connect(kafka_config(brokers, &self.kafka_settings)).await?),
             (None, true) => MemoryLog::shared(),
             (None, false) => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
         };
         Ok(match &self.namespace {
-            Some(namespace) => Arc::new(Namespaced::new(log, namespace)),
+            Some(namespace) => Arc::new(Namespaced::new(log, namespace)?),
             None => log,
         })
     }

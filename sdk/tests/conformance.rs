@@ -18,7 +18,7 @@ mod namespaced {
     #[async_trait::async_trait]
     impl ConformanceTarget for Tenant {
         async fn fresh(&self) -> Arc<dyn EventLog> {
-            Arc::new(Namespaced::new(MemoryLog::shared(), "tenant"))
+            Arc::new(Namespaced::new(MemoryLog::shared(), "tenant").expect("a namespace"))
         }
 
         async fn reopen(&self, log: Arc<dyn EventLog>) -> Option<Arc<dyn EventLog>> {

@@ -432,7 +432,7 @@ mod kafka {
     async fn reconnect() -> Arc<dyn EventLog> {
         let config = KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("stream-queries");
         let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await.expect("connected"));
-        Arc::new(Namespaced::new(kafka, restart_namespace()))
+        Arc::new(Namespaced::new(kafka, restart_namespace()).expect("a namespace"))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

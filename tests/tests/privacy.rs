@@ -61,7 +61,7 @@ impl Backend {
         match self {
             Backend::Memory(log) => log.clone(),
             Backend::Embedded(log) => Arc::new(log.clone()),
-            Backend::Kafka(log, namespace) => Arc::new(Namespaced::new(log.clone(), namespace)),
+            Backend::Kafka(log, namespace) => Arc::new(Namespaced::new(log.clone(), namespace).expect("a namespace")),
         }
     }
 

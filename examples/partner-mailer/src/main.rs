@@ -126,7 +126,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         (None, None) => unreachable!("clap requires --data or --brokers"),
     };
     let log: Arc<dyn EventLog> = match &cli.namespace {
-        Some(namespace) => Arc::new(tramline::log::Namespaced::new(log, namespace)),
+        Some(namespace) => Arc::new(tramline::log::Namespaced::new(log, namespace)?),
         None => log,
     };
     let schema: Value = serde_json::from_str(SCHEMA)?;

@@ -108,7 +108,7 @@ impl Cli {
                 let config = tramline_examples::kafka_config(brokers, &self.kafka_settings);
                 let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await?);
                 let namespace = format!("bench-{}", uuid::Uuid::now_v7().simple());
-                (Arc::new(Namespaced::new(kafka, &namespace)), Some(namespace))
+                (Arc::new(Namespaced::new(kafka, &namespace)?), Some(namespace))
             }
             (None, None) => (MemoryLog::shared(), None),
         })

@@ -119,7 +119,7 @@ async fn kafka(cli: &Cli, brokers: &str, records: &[OutRecord], revenue: Money) 
     let kafka: Arc<dyn EventLog> =
         Arc::new(KafkaLog::connect(KafkaConfig::new(brokers).with_instance_id("bench-replay")).await?);
     let namespace = format!("bench-replay-{}", uuid::Uuid::now_v7().simple());
-    let log: Arc<dyn EventLog> = Arc::new(Namespaced::new(kafka, &namespace));
+    let log: Arc<dyn EventLog> = Arc::new(Namespaced::new(kafka, &namespace)?);
     write(log.clone(), cli.partitions, records).await?;
     let topic = format!("{namespace}.{}", OrderEvent::TOPIC);
     let count = records.len();

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use headers::{Headers, HeadersBuilder, InvalidHeaders};
-pub use namespace::Namespaced;
+pub use namespace::{InvalidNamespace, Namespaced};
 pub use partitioner::{murmur2, partition_for};
 pub use record::{OutRecord, Record};
 

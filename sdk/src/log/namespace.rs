@@ -21,7 +21,7 @@ use crate::model::Position;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), tramline::log::LogError> {
 /// let shared = tramline::MemoryLog::shared();
-/// let staging = Namespaced::new(shared.clone(), "staging");
+/// let staging = Namespaced::new(shared.clone(), "staging").expect("a namespace");
 /// staging.create_topic(&TopicSpec::keep("order.events", 2)).await?;
 /// assert_eq!(shared.partition_count("staging.order.events").await?, Some(2));
 /// assert_eq!(shared.partition_count("order.events").await?, None);
@@ -52,10 +52,29 @@ impl Names {
     }
 }
 
+/// A name that cannot be a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` cannot be a namespace: use ASCII letters, digits, `_` and `-` (with a `.`, namespace `a` and topic `b.t` \
+     would meet namespace `a.b` and topic `t` on `a.b.t`)"
+)]
+pub struct InvalidNamespace(pub String);
+
 impl Namespaced {
     /// `inner`, with every topic and group inside `namespace` (`<namespace>.<name>` below).
-    pub fn new(inner: Arc<dyn EventLog>, namespace: &str) -> Self {
-        Namespaced { inner, prefix: format!("{namespace}."), names: Arc::default() }
+    pub fn new(inner: Arc<dyn EventLog>, namespace: &str) -> Result<Self, InvalidNamespace> {
+        Self::check(namespace)?;
+        Ok(Namespaced { inner, prefix: format!("{namespace}."), names: Arc::default() })
+    }
+
+    /// Whether `namespace` can be one: ASCII letters, digits, `_` and `-`, not empty. Topic names
+    /// also take `.`, but a namespace ends at the first one, so that two never share a topic.
+    pub fn check(namespace: &str) -> Result<(), InvalidNamespace> {
+        let allowed = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-');
+        match !namespace.is_empty() && namespace.bytes().all(allowed) {
+            true => Ok(()),
+            false => Err(InvalidNamespace(namespace.to_owned())),
+        }
     }
 
     fn outside(&self, name: &str) -> String {
@@ -206,7 +225,7 @@ mod tests {
     #[tokio::test]
     async fn two_namespaces_on_one_log_do_not_meet() {
         let shared = MemoryLog::shared();
-        let (a, b) = (Namespaced::new(shared.clone(), "a"), Namespaced::new(shared.clone(), "b"));
+        let (a, b) = (Namespaced::new(shared.clone(), "a").unwrap(), Namespaced::new(shared.clone(), "b").unwrap());
         for log in [&a, &b] {
             log.create_topic(&TopicSpec::keep("t", 1)).await.expect("created");
         }
@@ -224,5 +243,17 @@ mod tests {
         assert_eq!(b.end_offset(&TopicPartition::new("t", 0)).await.expect("end"), 0);
         let read = a.read(&TopicPartition::new("t", 0), 0, 10).await.expect("read");
         assert_eq!(&*read[0].topic, "t");
+    }
+
+    #[test]
+    fn a_namespace_ends_at_its_first_dot() {
+        let shared = MemoryLog::shared();
+        for name in ["staging", "test-0193", "tenant_7"] {
+            assert!(Namespaced::new(shared.clone(), name).is_ok(), "{name}");
+        }
+        // `a` + `b.t` and `a.b` + `t` would both be `a.b.t`.
+        for name in ["a.b", "", "a b", "é", "a/b"] {
+            assert_eq!(Namespaced::new(shared.clone(), name).err(), Some(InvalidNamespace(name.into())), "{name}");
+        }
     }
 }

@@ -45,7 +45,9 @@ pub async fn isolated_log(prefix: &str) -> (std::sync::Arc<dyn crate::log::Event
     let namespace = format!("{prefix}-{}", uuid::Uuid::now_v7().simple());
     let config = KafkaConfig::new(bootstrap()).with_instance_id(prefix);
     let kafka = KafkaLog::connect(config).await.unwrap_or_else(|e| panic!("cannot connect to the test broker: {e}"));
-    (std::sync::Arc::new(crate::log::Namespaced::new(std::sync::Arc::new(kafka), &namespace)), namespace)
+    let log = crate::log::Namespaced::new(std::sync::Arc::new(kafka), &namespace)
+        .expect("a namespace of letters, digits and `-`");
+    (std::sync::Arc::new(log), namespace)
 }
 
 /// Deletes the topics and consumer groups on the cluster at `brokers` whose names `ours`
