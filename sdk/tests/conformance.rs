@@ -144,6 +144,56 @@ mod embedded {
         assert_eq!((left[0].offset, left[0].value.is_none()), (1, true), "the tombstone stays");
     }
 
+    /// As Kafka after `delete.retention.ms`: a tombstone stays while a reader that is behind
+    /// may still need it, then goes with its key. Its age is that of the compaction marks.
+    #[tokio::test]
+    async fn a_tombstone_goes_after_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |log: EmbeddedLog| async move {
+            log.create_topic(&TopicSpec::compact("keys", 1)).await.unwrap();
+            let records = [("gone", Some("k1")), ("gone", None), ("kept", Some("k2"))];
+            log.append(records.iter().map(|(key, value)| record("keys", Some(key), *value)).collect())
+                .await
+                .unwrap();
+            log
+        };
+        let offsets = |log: EmbeddedLog| async move {
+            let read = log.read(&TopicPartition::new("keys", 0), 0, 10).await.unwrap();
+            read.iter().map(|r| r.offset).collect::<Vec<_>>()
+        };
+
+        let log = write(EmbeddedLog::open(dir.path().join("kafka-default")).unwrap()).await;
+        assert_eq!(log.compact().await.unwrap(), 1, "the superseded record");
+        assert_eq!(log.compact().await.unwrap(), 0, "the tombstone stays for a day");
+        assert_eq!(offsets(log).await, [1, 2]);
+
+        let none = EmbeddedOptions::default().with_tombstone_retention(Some(std::time::Duration::ZERO));
+        let log = write(EmbeddedLog::open_with(dir.path().join("no-retention"), none.clone()).unwrap()).await;
+        // The first compaction marks where the partition ends; the tombstone is below that
+        // mark at the next.
+        assert_eq!(log.compact().await.unwrap(), 1, "the superseded record");
+        assert_eq!(offsets(log.clone()).await, [1, 2]);
+        log.append(vec![record("keys", Some("kept"), None)]).await.unwrap();
+        assert_eq!(log.compact().await.unwrap(), 2, "the old tombstone, and the record the new one supersedes");
+        assert_eq!(offsets(log.clone()).await, [3], "the new tombstone is younger than the last mark");
+        assert_eq!(log.compact().await.unwrap(), 0, "a partition's last record stays: it holds the end");
+        log.append(vec![record("keys", Some("gone"), Some("k3"))]).await.unwrap();
+        assert_eq!(log.compact().await.unwrap(), 1);
+        assert_eq!(offsets(log.clone()).await, [4]);
+        drop(log);
+        let log = EmbeddedLog::open_with(dir.path().join("no-retention"), none).unwrap();
+        let next = log.append(vec![record("keys", Some("kept"), Some("k4"))]).await.unwrap();
+        assert_eq!(next[0].offset, 5, "offsets are never given twice");
+        drop(log);
+
+        let forever = EmbeddedOptions::default().with_tombstone_retention(None);
+        let log = write(EmbeddedLog::open_with(dir.path().join("forever"), forever).unwrap()).await;
+        for _ in 0..3 {
+            log.compact().await.unwrap();
+        }
+        assert_eq!(offsets(log).await, [1, 2]);
+    }
+
     #[tokio::test]
     async fn a_second_open_of_the_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -255,13 +305,19 @@ mod embedded {
         let db = rusqlite::Connection::open(&path).unwrap();
         let marked = application_id(&db);
         assert_ne!(marked, 0, "a new log is marked as tramline's");
+        // As such a log was: version 1, without the compaction marks.
+        db.execute_batch("DROP TABLE compaction_marks; PRAGMA user_version = 1").unwrap();
         db.pragma_update(None, "application_id", 0).unwrap();
         drop(db);
 
-        let log = EmbeddedLog::open(dir.path()).expect("an unmarked log of this schema opens");
+        let log = EmbeddedLog::open(dir.path()).expect("an unmarked log of version 1 opens");
         assert_eq!(log.read(&TopicPartition::new("t", 0), 0, 10).await.unwrap().len(), 1);
         drop(log);
-        assert_eq!(application_id(&rusqlite::Connection::open(&path).unwrap()), marked);
+        let db = rusqlite::Connection::open(&path).unwrap();
+        assert_eq!(application_id(&db), marked);
+        let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        let marks: i64 = db.query_row("SELECT count(*) FROM compaction_marks", [], |row| row.get(0)).unwrap();
+        assert_eq!((version, marks), (2, 0), "brought to version 2");
     }
 
     /// Compaction promises that no copy of a deleted record stays in the files; another

@@ -15,13 +15,15 @@
 //! # Storage
 //!
 //! One directory holds one log: the database `log.sqlite3` (with SQLite's `-wal` and `-shm` files
-//! beside it) and the lock file `tramline.lock`. The schema (`PRAGMA user_version` 1):
+//! beside it) and the lock file `tramline.lock`. The schema (`PRAGMA user_version` 2; a log of
+//! version 1 gets the marks on open):
 //!
 //! | table | columns | key |
 //! | --- | --- | --- |
 //! | `topics` | `id`, `name`, `partitions`, `cleanup` (`keep` / `compact`) | `id`; `name` unique |
 //! | `records` | `topic` (the topic's `id`), `partition`, `offset`, `key`, `value`, `headers`, `timestamp` | (`topic`, `partition`, `offset`) |
 //! | `committed` | `group_name`, `topic`, `partition`, `offset` (the next offset to read) | (`group_name`, `topic`, `partition`) |
+//! | `compaction_marks` | `topic`, `partition`, `taken_ms`, `offset` (the partition's end when a compaction ran) | (`topic`, `partition`, `taken_ms`) |
 //!
 //! `key` and `value` are blobs (`NULL` for none; a `NULL` value is a tombstone), `timestamp` is
 //! milliseconds since the Unix epoch, and `headers` is one compact blob: each header as
@@ -68,8 +70,12 @@
 //! is kept. This log compacts when it opens (see [`EmbeddedOptions::with_compact_on_open`]),
 //! every [`EmbeddedOptions::compaction_interval`] while it is open (a day by default), and when
 //! [`EmbeddedLog::compact`] is called: every
-//! keyed record that a later record with the same key supersedes is deleted; records without a
-//! key and tombstones stay. Offsets never change; a reader simply skips the gaps. Deleted records
+//! keyed record that a later record with the same key supersedes is deleted, and records without
+//! a key stay. A tombstone stays for [`EmbeddedOptions::tombstone_retention`] (a day by default,
+//! Kafka's `delete.retention.ms`), so that a reader that is behind still sees the deletion; the
+//! first compaction after that deletes it, and its key is gone from the topic. Its age is told
+//! by the marks each compaction leaves (where each partition ended then), not by the record's
+//! timestamp, which its writer chose. Offsets never change; a reader simply skips the gaps. Deleted records
 //! are overwritten on disk (`PRAGMA secure_delete`, and a compaction that removed anything empties
 //! the write-ahead log), so that a forgotten data subject's key leaves no copy in the files.
 
@@ -111,10 +117,19 @@ pub struct EmbeddedOptions {
     /// open and by [`EmbeddedLog::compact`]). A day by default, the bound the Kafka adapter
     /// sets on its compacted topics (`max.compaction.lag.ms`).
     pub compaction_interval: Option<Duration>,
+    /// How long a tombstone stays on a compacted topic before a compaction deletes it (`None`:
+    /// for ever). A day by default, as Kafka's `delete.retention.ms`: a reader that falls
+    /// further behind than that may miss a deletion. A tombstone is deleted by the first
+    /// compaction after it has been on the log that long, so it may stay up to a retention
+    /// plus a compaction interval.
+    pub tombstone_retention: Option<Duration>,
 }
 
 /// How often an open embedded log compacts by default.
 pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a tombstone stays by default (Kafka's `delete.retention.ms` default).
+pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
@@ -122,6 +137,7 @@ impl Default for EmbeddedOptions {
             durability: Durability::Normal,
             compact_on_open: true,
             compaction_interval: Some(DEFAULT_COMPACTION_INTERVAL),
+            tombstone_retention: Some(DEFAULT_TOMBSTONE_RETENTION),
         }
     }
 }
@@ -142,6 +158,12 @@ impl EmbeddedOptions {
     /// The options with compaction every `interval` while the log is open, or none (`None`).
     pub fn with_compaction_interval(mut self, interval: Option<Duration>) -> Self {
         self.compaction_interval = interval;
+        self
+    }
+
+    /// The options with tombstones kept for `retention`, or for ever (`None`).
+    pub fn with_tombstone_retention(mut self, retention: Option<Duration>) -> Self {
+        self.tombstone_retention = retention;
         self
     }
 }
@@ -241,7 +263,7 @@ impl EmbeddedLog {
     }
 
     /// Compacts the compacted topics now: only the latest record per key stays (plus records
-    /// without a key). Deleted records are overwritten on disk (`secure_delete`, and the
+    /// without a key), and tombstones older than the retention go. Deleted records are overwritten on disk (`secure_delete`, and the
     /// write-ahead log is emptied), so that a forgotten subject's key is really gone. Returns
     /// how many records were deleted.
     ///

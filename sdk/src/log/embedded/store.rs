@@ -30,12 +30,13 @@ use crate::model::Position;
 pub(super) const DATABASE: &str = "log.sqlite3";
 /// The lock file inside the directory: held (`flock`, exclusive) while a log is open.
 pub(super) const LOCK: &str = "tramline.lock";
-/// `PRAGMA user_version` of the schema below.
-const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA user_version` of the schema below (1: without `compaction_marks`).
+const SCHEMA_VERSION: i64 = 2;
 /// `PRAGMA application_id` of a tramline log ("trln"): tells its database from any other.
 const APPLICATION_ID: i64 = 0x7472_6c6e;
-/// The tables of the schema, to recognise a log made before the application id was set.
-const TABLES: [&str; 3] = ["committed", "records", "topics"];
+/// The tables of the schema's version 1, to recognise a log made before the application id was
+/// set (in version 1).
+const TABLES_V1: [&str; 3] = ["committed", "records", "topics"];
 /// How long emptying the write-ahead log after a compaction waits for readers of the database
 /// (other processes: this one's readers hold no transaction between reads). Writers wait too.
 const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
@@ -70,6 +71,18 @@ CREATE TABLE IF NOT EXISTS committed (
 ) WITHOUT ROWID;
 "#;
 
+/// Each compacted partition's end when a compaction ran: a tombstone below a mark taken at least
+/// the tombstone retention ago has been on the log that long (whatever its record's timestamp).
+const COMPACTION_MARKS: &str = r#"
+CREATE TABLE IF NOT EXISTS compaction_marks (
+    topic       INTEGER NOT NULL REFERENCES topics (id),
+    "partition" INTEGER NOT NULL,
+    taken_ms    INTEGER NOT NULL,
+    "offset"    INTEGER NOT NULL,
+    PRIMARY KEY (topic, "partition", taken_ms)
+) WITHOUT ROWID;
+"#;
+
 const INSERT_RECORD: &str = r#"INSERT INTO records (topic, "partition", "offset", key, value, headers, timestamp)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#;
 const UPSERT_COMMITTED: &str = r#"INSERT INTO committed (group_name, topic, "partition", "offset") VALUES (?1, ?2, ?3, ?4)
@@ -88,6 +101,24 @@ const COMPACT: &str = r#"DELETE FROM records WHERE topic = ?1 AND rowid IN (
     ) WHERE newer > 1
 )"#;
 
+/// Deletes the tombstones of a topic that lie below the newest mark taken at or before ?2 (they
+/// have been there for the retention). Run after `COMPACT`: each is the only record of its key.
+/// A partition's last record stays: opening finds the partition's end from it.
+const EXPIRE_TOMBSTONES: &str = r#"DELETE FROM records WHERE topic = ?1 AND key IS NOT NULL AND value IS NULL
+AND "offset" < (
+    SELECT m."offset" FROM compaction_marks m
+    WHERE m.topic = ?1 AND m."partition" = records."partition" AND m.taken_ms <= ?2
+    ORDER BY m.taken_ms DESC LIMIT 1
+)
+AND "offset" < (SELECT MAX(r."offset") FROM records r WHERE r.topic = ?1 AND r."partition" = records."partition")"#;
+/// Forgets the marks older than the one `EXPIRE_TOMBSTONES` used (taken at or before ?2).
+const PRUNE_MARKS: &str = r#"DELETE FROM compaction_marks WHERE topic = ?1 AND taken_ms < (
+    SELECT MAX(m.taken_ms) FROM compaction_marks m
+    WHERE m.topic = ?1 AND m."partition" = compaction_marks."partition" AND m.taken_ms <= ?2
+)"#;
+const INSERT_MARK: &str =
+    r#"INSERT OR REPLACE INTO compaction_marks (topic, "partition", taken_ms, "offset") VALUES (?1, ?2, ?3, ?4)"#;
+
 /// One open embedded log: everything the async side and the members share.
 pub(super) struct Store {
     dir: PathBuf,
@@ -105,6 +136,8 @@ pub(super) struct Store {
     unemptied_wal: AtomicBool,
     /// Dropped with the store, which stops the compaction thread, if any.
     stop_compactor: OnceLock<mpsc::Sender<()>>,
+    /// How long a compaction keeps a tombstone ([`EmbeddedOptions::tombstone_retention`]).
+    tombstone_retention: Option<Duration>,
     /// Held for the life of the store; closing it releases the `flock`.
     _lock: File,
 }
@@ -279,6 +312,7 @@ impl Store {
             // A WAL left by an earlier process may hold copies of what it deleted.
             unemptied_wal: AtomicBool::new(true),
             stop_compactor: OnceLock::new(),
+            tombstone_retention: options.tombstone_retention,
             _lock: lock_file,
         };
         if options.compact_on_open {
@@ -512,14 +546,16 @@ impl Store {
     }
 
     /// Compacts every compacted topic: only the latest record per key stays (and every record
-    /// without a key), then empties the write-ahead log so that no copy of a deleted record
-    /// stays in the files. Blocks.
+    /// without a key), and tombstones go once they have been on the log for the retention;
+    /// then empties the write-ahead log so that no copy of a deleted record stays in the files.
+    /// Blocks.
     pub(super) fn compact(&self) -> Result<Compacted, LogError> {
         let writer = lock(&self.writer);
         let compacted: Vec<(i64, String)> = writer
             .prepare_cached("SELECT id, name FROM topics WHERE cleanup = 'compact'")
             .and_then(|mut select| select.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
             .map_err(self.sql("cannot list the compacted topics"))?;
+        let now = jiff::Timestamp::now().as_millisecond();
         let mut removed = 0u64;
         for (id, name) in compacted {
             let deleted = writer
@@ -527,6 +563,10 @@ impl Store {
                 .and_then(|mut delete| delete.execute([id]))
                 .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))?
                 as u64;
+            let deleted = deleted
+                + self.expire_tombstones(&writer, id, now).map_err(|e| {
+                    self.error(&format!("cannot delete the tombstones of topic `{name}` older than the retention"), e)
+                })?;
             // Each topic's deletion is committed on its own: from here the WAL has copies.
             if deleted > 0 {
                 self.unemptied_wal.store(true, Ordering::Relaxed);
@@ -558,6 +598,22 @@ impl Store {
             ))
         });
         Ok(Compacted { removed, unemptied_wal })
+    }
+
+    /// Deletes the topic's tombstones that have been on the log for the retention, as Kafka
+    /// does after `delete.retention.ms`, and marks where the partitions end now. Returns how
+    /// many it deleted. With the writer held, after `COMPACT`.
+    fn expire_tombstones(&self, writer: &Connection, topic: i64, now: i64) -> rusqlite::Result<u64> {
+        let Some(retention) = self.tombstone_retention else { return Ok(0) };
+        let horizon = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        let deleted = writer.prepare_cached(EXPIRE_TOMBSTONES)?.execute(params![topic, horizon])?;
+        writer.prepare_cached(PRUNE_MARKS)?.execute(params![topic, horizon])?;
+        let ends = self.catalog().topics.values().find(|meta| meta.id == topic).map(|meta| meta.ends.clone());
+        let mut mark = writer.prepare_cached(INSERT_MARK)?;
+        for (partition, end) in ends.unwrap_or_default().into_iter().enumerate() {
+            mark.execute(params![topic, partition as i64, now, end as i64])?;
+        }
+        Ok(deleted as u64)
     }
 
     /// Compacts every `interval` on a thread of its own while the store lives, so that a
@@ -621,10 +677,10 @@ fn open_reader(database: &Path) -> rusqlite::Result<Connection> {
 enum Found {
     /// Nothing yet: a new log.
     Nothing,
-    /// A tramline log.
-    Log,
+    /// A tramline log of this schema version, or an earlier one.
+    Log { version: i64 },
     /// A tramline log made before the application id was set.
-    UnmarkedLog,
+    UnmarkedLog { version: i64 },
 }
 
 /// Tells a tramline log of this schema from any other database, before anything writes to the
@@ -647,7 +703,7 @@ fn identify(writer: &Connection, database: &Path) -> Result<Found, LogError> {
             database.display()
         )))
     };
-    let ours = application_id == APPLICATION_ID || (application_id == 0 && tables == TABLES);
+    let ours = application_id == APPLICATION_ID || (application_id == 0 && version == 1 && tables == TABLES_V1);
     match (ours, version) {
         (false, 0) if application_id == 0 && tables.is_empty() => Ok(Found::Nothing),
         (false, _) => refused(format!(
@@ -655,8 +711,8 @@ fn identify(writer: &Connection, database: &Path) -> Result<Found, LogError> {
              {version}, tables: {})",
             tables.join(", ")
         )),
-        (true, SCHEMA_VERSION) if application_id == 0 => Ok(Found::UnmarkedLog),
-        (true, SCHEMA_VERSION) => Ok(Found::Log),
+        (true, 1 | SCHEMA_VERSION) if application_id == 0 => Ok(Found::UnmarkedLog { version }),
+        (true, 1 | SCHEMA_VERSION) => Ok(Found::Log { version }),
         (true, version) if version > SCHEMA_VERSION => refused(format!(
             "the database has schema version {version}, this tramline knows version {SCHEMA_VERSION}: \
              it was written by a newer tramline"
@@ -665,23 +721,35 @@ fn identify(writer: &Connection, database: &Path) -> Result<Found, LogError> {
     }
 }
 
-/// Creates the schema in a new database, or marks a log made before the application id.
+/// Creates the schema in a new database, marks a log made before the application id, and
+/// brings a log of an earlier schema version to this one.
 fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(), LogError> {
     let err = |doing: &'static str| move |e| sql_error(database, doing, e);
     match found {
         Found::Nothing => {
             let tx = writer.transaction().map_err(err("cannot begin the schema transaction"))?;
             tx.execute_batch(SCHEMA).map_err(err("cannot create the schema"))?;
+            tx.execute_batch(COMPACTION_MARKS).map_err(err("cannot create the schema"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("cannot set the schema version"))?;
             tx.pragma_update(None, "application_id", APPLICATION_ID)
                 .map_err(err("cannot set the application id"))?;
             tx.commit().map_err(err("cannot commit the schema"))
         }
-        Found::UnmarkedLog => writer
-            .pragma_update(None, "application_id", APPLICATION_ID)
-            .map_err(err("cannot set the application id")),
-        Found::Log => Ok(()),
+        Found::Log { version } | Found::UnmarkedLog { version } => {
+            let tx = writer.transaction().map_err(err("cannot begin the schema transaction"))?;
+            if matches!(found, Found::UnmarkedLog { .. }) {
+                tx.pragma_update(None, "application_id", APPLICATION_ID)
+                    .map_err(err("cannot set the application id"))?;
+            }
+            if version < SCHEMA_VERSION {
+                // Version 1 had no compaction marks: its tombstones start aging now.
+                tx.execute_batch(COMPACTION_MARKS).map_err(err("cannot add the compaction marks"))?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(err("cannot set the schema version"))?;
+            }
+            tx.commit().map_err(err("cannot commit the schema"))
+        }
     }
 }
 
