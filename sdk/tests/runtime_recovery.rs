@@ -266,6 +266,30 @@ async fn a_second_reaction_of_the_same_module_and_name_is_refused() {
     }
 }
 
+/// A projection of the module's with the reaction's name.
+#[derive(tramline::Projection, Default)]
+#[projection(module = "jar", name = "notify", subscribe(JarEvent))]
+pub struct NotifiedJars(u64);
+
+impl tramline::Handle<JarEvent> for NotifiedJars {
+    fn handle(&mut self, _: &Envelope<JarEvent>) {
+        self.0 += 1;
+    }
+}
+
+/// A projection and a reaction of one module and name have groups of their own, but would
+/// share `jar.notify.dlq`, each taking the other's letters for its own: the second is refused.
+#[tokio::test]
+async fn a_projection_with_a_reactions_name_is_refused() {
+    let mut app = App::new(MemoryLog::shared()).with_settings(settings());
+    app.aggregate::<Jar>(()).await.unwrap();
+    app.reaction(mail::Notify(Arc::new(AtomicU32::new(0)))).await.expect("the reaction");
+    match app.projection(NotifiedJars::default()).await {
+        Err(RuntimeError::DuplicateGroup(name)) => assert_eq!(name, "jar.notify"),
+        other => panic!("expected DuplicateGroup, got {:?}", other.err()),
+    }
+}
+
 /// An `evolve` that panics on an event of the log while a partition is restored stops the
 /// module with an error that says why and which record.
 #[tokio::test]

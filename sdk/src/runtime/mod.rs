@@ -158,10 +158,13 @@ pub enum RuntimeError {
         /// The panic's message.
         message: String,
     },
-    /// Two processors of the app would share one consumer group (the same module and name),
-    /// and so split the partitions between them: each would see part of the events.
+    /// Two processors of the app have the same module and name: they would share one consumer
+    /// group, and so split the partitions between them (each would see part of the events), or
+    /// one dead-letter topic (a projection and a reaction: each would take the other's letters
+    /// for its own).
     #[error(
-        "two processors are named `{0}` (the same module and name): they would split its events; give one another name"
+        "two processors are named `{0}` (the same module and name): they would share its consumer group or its \
+         dead-letter topic; give one another name"
     )]
     DuplicateGroup(String),
     /// A processor stopped while others waited for it.
@@ -342,12 +345,15 @@ impl App {
         Ok(self.log.create_topic(&spec).await?)
     }
 
+    /// Creates the dead-letter topic of processor `owner`, refusing one that another processor
+    /// of the app has already.
     async fn create_dead_letters(&mut self, owner: &str) -> Result<(), RuntimeError> {
         let topic = dead_letter::topic_of(owner);
-        self.create(TopicSpec::keep(topic.clone(), self.settings.partitions)).await?;
-        if !self.dead_letter_topics.contains(&topic) {
-            self.dead_letter_topics.push(topic);
+        if self.dead_letter_topics.contains(&topic) {
+            return Err(RuntimeError::DuplicateGroup(owner.to_owned()));
         }
+        self.create(TopicSpec::keep(topic.clone(), self.settings.partitions)).await?;
+        self.dead_letter_topics.push(topic);
         Ok(())
     }
 
