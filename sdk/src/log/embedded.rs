@@ -61,8 +61,9 @@
 //! open (from another process, or a second [`EmbeddedLog::open`] of the same directory in this
 //! one) fails with a [`LogError::Backend`] that names the lock file. Share one `EmbeddedLog`
 //! (it is `Clone`) within a process. The lock goes when the last clone and member are dropped
-//! and their last database tasks have finished; an open in the same process waits up to two
-//! seconds for that.
+//! and their last database tasks have finished, or when the process ends; an open waits up to
+//! two seconds for that (a killed process with a large heap takes a moment to be torn down)
+//! before it fails.
 //!
 //! # Compacted topics
 //!

@@ -40,7 +40,8 @@ const TABLES_V1: [&str; 3] = ["committed", "records", "topics"];
 /// How long emptying the write-ahead log after a compaction waits for readers of the database
 /// (other processes: this one's readers hold no transaction between reads). Writers wait too.
 const CHECKPOINT_WAIT: Duration = Duration::from_secs(1);
-/// How long opening waits for an instance of this same process to let go of the directory.
+/// How long opening waits for the holder of the directory (an instance of this process being
+/// dropped, a process being killed) to let go of it.
 const CLOSING_GRACE: Duration = Duration::from_secs(2);
 /// Idle read connections kept for reuse.
 const IDLE_READERS: usize = 4;
@@ -244,8 +245,9 @@ impl Store {
                 Err(fs4::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path, e)),
             };
             // An instance of this process that is being dropped lets go once its last database
-            // tasks (still running after their callers went away) finish: moments.
-            if holder == std::process::id().to_string() && started.elapsed() < CLOSING_GRACE {
+            // tasks (still running after their callers went away) finish, and a process that
+            // was killed once the kernel has torn it down (a large heap takes a while): moments.
+            if started.elapsed() < CLOSING_GRACE {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
