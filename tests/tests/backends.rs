@@ -39,6 +39,41 @@ async fn the_platform_runs_durably_on_the_embedded_log_and_continues_after_a_res
     assert!(second.accounting_revenue > first.accounting_revenue, "accounting replays both runs");
 }
 
+/// A run killed between the two steps of a reservation leaves its order placed and its payment
+/// never started: the next run pays for it, and every order settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_run_pays_for_the_orders_a_killed_run_left_unpaid() {
+    use customer_contract::{CustomerCommand, CustomerId};
+    use order_contract::{OrderCommand, OrderId};
+    use product_contract::{Money, ProductCommand, ProductId};
+    use tramline::ReferenceId;
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let open = || Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
+    run(open(), &simulation(40)).await;
+    {
+        let mailer = Arc::new(CountingMailer::default());
+        let services = Services { provider: Arc::new(simulation(0).provider()), mailer };
+        let settings = Settings { poll_timeout: Duration::from_millis(50), ..Settings::default() };
+        let platform = within("the platform to start", Platform::start(open(), settings, services)).await.unwrap();
+        let (customer_id, product_id) = (CustomerId::generate(), ProductId::generate());
+        let register = CustomerCommand::Register { customer_id, name: "Ada".into(), email: "ada@example.org".into() };
+        platform.customers.send(register).await.expect("registered");
+        let price = Money::cents(300);
+        let create = ProductCommand::Create { product_id, name: "Ride".into(), price };
+        platform.products.send(create).await.expect("created");
+        for _ in 0..3 {
+            let order_id = OrderId::generate();
+            let place = OrderCommand::Place { order_id, customer_id, product_id, quantity: 1, unit_price: price };
+            platform.orders.send(place).await.expect("placed");
+        }
+        platform.app.shutdown().await.expect("a clean shutdown");
+    }
+    let second = run(open(), &simulation(40)).await;
+    assert_eq!((second.orders_placed_before, second.orders_resumed), (43, 3));
+    assert_eq!(second.orders_confirmed + second.orders_cancelled, 83, "every order settled");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_runs_on_kafka() {
     // A namespace of its own on the shared broker: the figures are this run's.

@@ -263,7 +263,7 @@ fn print_summary(summary: &Summary) {
     let mut figures = Table::new();
     figures.set_header(["figure", "value"]);
     let money = |cents: i64| Money::cents(cents).to_string();
-    let rows: [(&str, String); 15] = [
+    let rows: [(&str, String); 16] = [
         ("orders placed (whole log)", summary.orders_placed.to_string()),
         (
             "of which this run",
@@ -273,6 +273,7 @@ fn print_summary(summary: &Summary) {
             },
         ),
         ("reservations refused", summary.reservations_rejected.to_string()),
+        ("orders an earlier run left unpaid, paid now", summary.orders_resumed.to_string()),
         ("payments completed", summary.payments_completed.to_string()),
         ("payments cancelled", summary.payments_cancelled.to_string()),
         ("orders confirmed", summary.orders_confirmed.to_string()),

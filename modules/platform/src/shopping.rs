@@ -21,6 +21,16 @@ use super::simulation::seeded_id;
 /// run never lands in windows of earlier, real-time ones.
 const EPOCH: Timestamp = Timestamp::constant(1_893_456_000, 0); // 2030-01-01T00:00:00Z
 
+/// The round of the orders whose payments a run starts for an earlier one ([`resume_time`]).
+pub(crate) const RESUMED: usize = usize::MAX;
+
+/// When a run starts the payments an earlier run left unstarted: half an hour before its first
+/// round, half an hour after the earlier runs' last (in a ten-minute window of its own).
+pub(crate) fn resume_time(orders_before: u64) -> Timestamp {
+    let first_round = i64::try_from(orders_before).unwrap_or(i64::MAX);
+    EPOCH + SignedDuration::from_hours(first_round) - SignedDuration::from_mins(30)
+}
+
 /// Orders of one bulk buyer's burst.
 pub(crate) const BURST: usize = 8;
 

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use customer::CustomerError;
 use customer_contract::{CustomerCommand, CustomerId};
 use futures::StreamExt;
+use order_contract::OrderEvent;
 use payment::{Charge, ChargeDecision, PaymentProvider, ProviderError};
 use payment_contract::PaymentId;
 use product::ProductError;
@@ -21,7 +22,7 @@ use reserve::ReserveError;
 use serde::Serialize;
 use ticket::{MailError, MailSender, TicketMail};
 use tramline::runtime::{CommandError, CommandGateway, Outcome, RuntimeError};
-use tramline::{Aggregate, ReferenceId};
+use tramline::{Aggregate, Envelope, ReferenceId};
 use uuid::Uuid;
 
 use crate::{MailCount, Platform, shopping};
@@ -146,6 +147,9 @@ pub struct Summary {
     pub reservations_rejected: u64,
     /// OrderPlaced events on the log before this run.
     pub orders_placed_before: u64,
+    /// Orders an earlier run placed but left without a payment (its process was killed between
+    /// the two steps of a reservation), whose payments this run started.
+    pub orders_resumed: u64,
     /// TicketIssued events on the log before this run.
     pub tickets_issued_before: u64,
     /// OrderPlaced events.
@@ -351,25 +355,27 @@ impl Simulation {
         progress: impl Fn(u64),
         stop: &AtomicBool,
     ) -> Result<Summary, SimulationError> {
-        let mails_before = mails.sent();
         let mut rng = StdRng::seed_from_u64(self.seed);
         let customers: Vec<CustomerId> = (0..self.customers.max(1)).map(|_| seeded_id(&mut rng)).collect();
         let products: Vec<ProductId> = PRODUCTS.iter().map(|_| seeded_id(&mut rng)).collect();
         self.set_up(platform, &customers, &products).await?;
         // On a log that has seen runs before (a durable one), continue: new orders, and figures
-        // checked over the whole log.
+        // checked over the whole log, once what an earlier run left is done (its last commands
+        // applied, the mails of its last tickets sent).
+        platform.app.settle().await?;
         let before = platform.statistics.read(Before::of);
+        let mails_before = mails.sent();
         let mut rng = StdRng::seed_from_u64(splitmix64(self.seed ^ splitmix64(before.orders_placed)));
 
         // Suspicious sales flagged before this run: the same seeded customers may be again.
-        platform.app.settle().await?;
         let flagged_before = platform.fraud.flagged_customers().await?;
-        let rounds = shopping::rounds(self.orders, &customers, &products, before.orders_placed, &mut rng);
         let mut truth = shopping::SuspicionTruth::default();
-        let provider = self.provider();
-        let started = Instant::now();
-        let reserve = &platform.reserve;
         let mut summary = Summary::default();
+        let started = Instant::now();
+        self.resume_unpaid(platform, before.orders_placed, &mut rng, &mut summary, &mut truth).await?;
+        let rounds = shopping::rounds(self.orders, &customers, &products, before.orders_placed, &mut rng);
+        let provider = self.provider();
+        let reserve = &platform.reserve;
         let mut done = 0;
         // Each round happens at one instant of simulated time, and is settled before the next.
         let mut placed = 0;
@@ -447,6 +453,62 @@ impl Simulation {
         summary.stopped_early |= done < self.orders as u64;
         summary.orders_per_s = done as f64 / elapsed.max(Duration::from_micros(1)).as_secs_f64();
         Ok(summary)
+    }
+
+    /// Pays for the orders an earlier run placed and left without a payment (killed between
+    /// the two steps of a reservation), as their customers would on coming back: each payment
+    /// starts in the flow of its order's placement, at one instant of simulated time between the
+    /// earlier runs' rounds and this run's, and the platform settles.
+    async fn resume_unpaid(
+        &self,
+        platform: &mut Platform,
+        orders_before: u64,
+        rng: &mut StdRng,
+        summary: &mut Summary,
+        truth: &mut shopping::SuspicionTruth,
+    ) -> Result<(), SimulationError> {
+        let mut unpaid: Vec<Envelope<OrderEvent>> =
+            platform.statistics.read(|stats| stats.awaiting_payment.values().cloned().collect());
+        if unpaid.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(orders = unpaid.len(), "paying for the orders an earlier run left without a payment");
+        unpaid.sort_by_key(|placed| match placed.payload {
+            OrderEvent::Placed { order_id, .. } => Some(order_id),
+            _ => None,
+        });
+        let unpaid: Vec<_> = unpaid.into_iter().map(|placed| (seeded_id::<PaymentId>(rng), placed)).collect();
+        platform.clock.pin(shopping::resume_time(orders_before));
+        let (payments, provider) = (&platform.payments, self.provider());
+        let mut results = futures::stream::iter(unpaid)
+            .map(|(payment_id, placed)| async move {
+                let OrderEvent::Placed { order_id, customer_id, total, .. } = placed.payload else {
+                    unreachable!("only placements await a payment")
+                };
+                let started =
+                    retrying(|| payments.start(payment_id, order_id, total, &placed, &[]), CommandError::is_transient)
+                        .await;
+                (started, customer_id, provider.declines(&payment_id))
+            })
+            .buffer_unordered(self.concurrency.max(1));
+        while let Some((started, customer, declined)) = results.next().await {
+            match started {
+                Ok(_) => {
+                    summary.orders_resumed += 1;
+                    summary.payments_declined_expected += u64::from(declined);
+                    if !declined {
+                        truth.confirmed(shopping::RESUMED, customer);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the payment of an order left unpaid was refused");
+                    summary.reservations_rejected += 1;
+                }
+            }
+        }
+        drop(results);
+        platform.app.settle().await?;
+        Ok(())
     }
 
     async fn set_up(

@@ -1,6 +1,6 @@
 //! Counts of what happened on the platform, for the summary and its invariants.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use order_contract::{OrderEvent, OrderId};
 use payment_contract::PaymentEvent;
@@ -30,6 +30,11 @@ pub struct Statistics {
     pub confirmed_revenue: Money,
     /// Tickets issued per order.
     pub tickets_per_order: HashMap<OrderId, u32>,
+    /// Orders placed whose payment was not created (yet): a reservation in flight, or one a
+    /// killed process left between its two steps. Their placement, by order.
+    pub awaiting_payment: HashMap<OrderId, Envelope<OrderEvent>>,
+    /// Orders whose payment this projection read before their placement (another topic).
+    paid_before_placed: HashSet<OrderId>,
 }
 
 impl Statistics {
@@ -42,7 +47,12 @@ impl Statistics {
 impl Handle<OrderEvent> for Statistics {
     fn handle(&mut self, event: &Envelope<OrderEvent>) {
         match event.payload {
-            OrderEvent::Placed { .. } => self.orders_placed += 1,
+            OrderEvent::Placed { order_id, .. } => {
+                self.orders_placed += 1;
+                if !self.paid_before_placed.remove(&order_id) {
+                    self.awaiting_payment.insert(order_id, event.clone());
+                }
+            }
             OrderEvent::Confirmed { total, .. } => {
                 self.orders_confirmed += 1;
                 self.confirmed_revenue += total;
@@ -55,7 +65,12 @@ impl Handle<OrderEvent> for Statistics {
 impl Handle<PaymentEvent> for Statistics {
     fn handle(&mut self, event: &Envelope<PaymentEvent>) {
         match event.payload {
-            PaymentEvent::Created { .. } => self.payments_created += 1,
+            PaymentEvent::Created { order_id, .. } => {
+                self.payments_created += 1;
+                if self.awaiting_payment.remove(&order_id).is_none() {
+                    self.paid_before_placed.insert(order_id);
+                }
+            }
             PaymentEvent::Completed { .. } => self.payments_completed += 1,
             PaymentEvent::Cancelled { .. } => self.payments_cancelled += 1,
         }
