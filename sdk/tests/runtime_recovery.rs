@@ -279,8 +279,17 @@ impl tramline::Handle<JarEvent> for NotifiedJars {
 
 /// A projection and a reaction of one module and name have groups of their own, but would
 /// share `jar.notify.dlq`, each taking the other's letters for its own: the second is refused.
+/// Two instances of one projection share it, as they fail on the same records.
 #[tokio::test]
 async fn a_projection_with_a_reactions_name_is_refused() {
+    let mut app = App::new(MemoryLog::shared()).with_settings(settings());
+    app.aggregate::<Jar>(()).await.unwrap();
+    app.projection(NotifiedJars::default()).await.expect("a projection");
+    app.projection(NotifiedJars::default()).await.expect("another instance of it");
+    match app.reaction(mail::Notify(Arc::new(AtomicU32::new(0)))).await {
+        Err(RuntimeError::DuplicateGroup(name)) => assert_eq!(name, "jar.notify"),
+        other => panic!("expected DuplicateGroup, got {other:?}"),
+    }
     let mut app = App::new(MemoryLog::shared()).with_settings(settings());
     app.aggregate::<Jar>(()).await.unwrap();
     app.reaction(mail::Notify(Arc::new(AtomicU32::new(0)))).await.expect("the reaction");

@@ -219,8 +219,27 @@ struct Registration {
     /// The topics it reads, for `settle`.
     reads: Vec<&'static str>,
     /// Whose dead-letter topic it writes to, if it writes dead letters.
-    dead_letters: Option<String>,
+    dead_letters: Option<DeadLetters>,
     spawn: Spawn,
+}
+
+/// The dead-letter topic a processor writes to (`<owner>.dlq`), and who may share it: the
+/// processor alone, or every instance of one projection (each reads with a group of its own).
+struct DeadLetters {
+    owner: String,
+    sharer: String,
+}
+
+impl DeadLetters {
+    /// The topic of the processor with this group, for it alone.
+    fn of(group: &str) -> Self {
+        DeadLetters { owner: group.to_owned(), sharer: group.to_owned() }
+    }
+
+    /// The topic of projection `P`, shared by its instances.
+    fn of_projection<P: Projection>() -> Self {
+        DeadLetters { owner: projection::id_of::<P>(), sharer: std::any::type_name::<P>().to_owned() }
+    }
 }
 type Task = JoinHandle<Result<(), RuntimeError>>;
 /// A spawned processor and the signal that it has its partitions.
@@ -241,7 +260,8 @@ pub struct App {
     reads: HashMap<String, Vec<&'static str>>,
     topology: Topology,
     /// The dead-letter topics of the registered processors.
-    dead_letter_topics: Vec<String>,
+    /// Each dead-letter topic created, with who may share it ([`DeadLetters`]).
+    dead_letter_topics: HashMap<String, String>,
     /// The modules whose processors run in this process; `None`: all.
     local: Option<HashSet<String>>,
     /// Module, consumer group and topics of each projection running here.
@@ -278,7 +298,7 @@ impl App {
             running: Vec::new(),
             reads: HashMap::new(),
             topology: Topology::default(),
-            dead_letter_topics: Vec::new(),
+            dead_letter_topics: HashMap::new(),
             local: None,
             projections: Vec::new(),
             elsewhere: Vec::new(),
@@ -345,22 +365,26 @@ impl App {
         Ok(self.log.create_topic(&spec).await?)
     }
 
-    /// Creates the dead-letter topic of processor `owner`, refusing one that another processor
-    /// of the app has already.
-    async fn create_dead_letters(&mut self, owner: &str) -> Result<(), RuntimeError> {
+    /// Creates a processor's dead-letter topic, refusing one that another processor of the app
+    /// has already (a projection and a reaction of one name: each would take the other's
+    /// letters for its own).
+    async fn create_dead_letters(&mut self, dead_letters: &DeadLetters) -> Result<(), RuntimeError> {
+        let DeadLetters { owner, sharer } = dead_letters;
         let topic = dead_letter::topic_of(owner);
-        if self.dead_letter_topics.contains(&topic) {
-            return Err(RuntimeError::DuplicateGroup(owner.to_owned()));
+        match self.dead_letter_topics.get(&topic) {
+            Some(known) if known == sharer => return Ok(()),
+            Some(_) => return Err(RuntimeError::DuplicateGroup(owner.clone())),
+            None => {}
         }
         self.create(TopicSpec::keep(topic.clone(), self.settings.partitions)).await?;
-        self.dead_letter_topics.push(topic);
+        self.dead_letter_topics.insert(topic, sharer.clone());
         Ok(())
     }
 
     /// How many records sit in the dead-letter topics of this app's processors.
     pub async fn dead_letters(&self) -> Result<u64, RuntimeError> {
         let mut count = 0;
-        for topic in &self.dead_letter_topics {
+        for topic in self.dead_letter_topics.keys() {
             for partition in 0..self.log.partition_count(topic).await?.unwrap_or(0) {
                 count += self.log.end_offset(&TopicPartition::new(topic.as_str(), partition)).await?;
             }
@@ -423,7 +447,7 @@ impl App {
             info: Some(info),
             early: false,
             reads: vec![<A::Command as Message>::TOPIC],
-            dead_letters: Some(group),
+            dead_letters: Some(DeadLetters::of(&group)),
             spawn: Box::new(move |app: &App| {
                 let own_projections = aggregate::OwnProjections {
                     board: app.board.clone(),
@@ -502,7 +526,7 @@ impl App {
             reads,
             subscriptions,
             writes: writes_commands.then_some((<R::Command as Message>::MODULE, <R::Command as Message>::TOPIC)),
-            dead_letters: Some(group),
+            dead_letters: Some(DeadLetters::of(&group)),
             spawn: Box::new(move |app: &App| {
                 app.spawn(reaction::ReactionProcessor::new(reaction, app.clock.clone(), app.settings.clone()))
             }),
@@ -536,23 +560,24 @@ impl App {
             commands: None,
         };
         if !here {
-            self.create_dead_letters(&id).await?;
+            self.create_dead_letters(&DeadLetters::of_projection::<P>()).await?;
             self.topology.processors.push(info);
             return Ok(handle);
         }
-        self.projections.push((P::MODULE, group.clone(), topics.clone()));
         let processor_group = group.clone();
         self.register(Registration {
-            group,
+            group: group.clone(),
             info: Some(info),
             early: true,
-            reads: topics,
+            reads: topics.clone(),
             subscriptions,
             writes: None,
-            dead_letters: Some(id),
+            dead_letters: Some(DeadLetters::of_projection::<P>()),
             spawn: Box::new(move |app: &App| app.spawn(projection::ProjectionProcessor::new(state, processor_group))),
         })
         .await?;
+        // Only once it is registered: its module's aggregate waits for it.
+        self.projections.push((P::MODULE, group, topics));
         Ok(handle)
     }
 
@@ -585,7 +610,7 @@ impl App {
             reads,
             subscriptions,
             writes: None,
-            dead_letters: Some(group),
+            dead_letters: Some(DeadLetters::of(&group)),
             spawn: Box::new(move |app: &App| {
                 app.spawn(export::ExportProcessor::new(export, app.log.clone(), app.keys.clone(), app.settings.clone()))
             }),
@@ -610,7 +635,7 @@ impl App {
         reads: Vec<&'static str>,
     ) -> Result<(), RuntimeError> {
         self.check_unique(&group)?;
-        self.create_dead_letters(&group).await?;
+        self.create_dead_letters(&DeadLetters::of(&group)).await?;
         self.topology.processors.push(info);
         self.elsewhere.push((group, reads));
         Ok(())
@@ -625,8 +650,8 @@ impl App {
         if self.started {
             self.check_publishers(&group, &subscriptions, writes).await?;
         }
-        if let Some(owner) = dead_letters {
-            self.create_dead_letters(&owner).await?;
+        if let Some(dead_letters) = dead_letters {
+            self.create_dead_letters(&dead_letters).await?;
         }
         self.topology.processors.extend(info);
         self.reads.insert(group.clone(), reads);

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::aggregate::for_each_record;
 use super::processor::Processor;
-use super::{App, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
+use super::{App, DeadLetters, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
 use crate::codec::{self, DecodeError, headers as ce};
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::Subscription;
@@ -235,7 +235,7 @@ impl App {
             info: Some(source_info),
             early: false,
             reads: vec![subscription.topic],
-            dead_letters: Some(rekey_group),
+            dead_letters: Some(DeadLetters::of(&rekey_group)),
             spawn: Box::new(move |app: &App| app.spawn(rekey)),
         })
         .await?;
@@ -247,7 +247,7 @@ impl App {
             info: Some(window_info),
             early: false,
             reads: vec![repartition],
-            dead_letters: Some(aggregate_group),
+            dead_letters: Some(DeadLetters::of(&aggregate_group)),
             spawn: Box::new(move |app: &App| app.spawn(aggregate)),
         })
         .await?;
