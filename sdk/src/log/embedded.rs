@@ -72,11 +72,15 @@
 //! every [`EmbeddedOptions::compaction_interval`] while it is open (a day by default), and when
 //! [`EmbeddedLog::compact`] is called: every
 //! keyed record that a later record with the same key supersedes is deleted, and records without
-//! a key stay. A tombstone stays for [`EmbeddedOptions::tombstone_retention`] (a day by default,
-//! Kafka's `delete.retention.ms`), so that a reader that is behind still sees the deletion; the
-//! first compaction after that deletes it, and its key is gone from the topic. Its age is told
-//! by the marks each compaction leaves (where each partition ended then), not by the record's
-//! timestamp, which its writer chose. Offsets never change; a reader simply skips the gaps. Deleted records
+//! a key stay. A tombstone stays at least [`EmbeddedOptions::tombstone_retention`] (a day by
+//! default, Kafka's `delete.retention.ms`), so that a reader that is behind still sees the
+//! deletion; then a compaction deletes it, and its key is gone from the topic. Its age is told by
+//! the marks each compaction leaves (where each partition ended then), not by the record's
+//! timestamp, which its writer chose: the first compaction after the tombstone marks it, and
+//! the first one a retention after that mark deletes it (so with compaction every interval, it
+//! goes within a retention plus two intervals). A partition's last record stays whatever it is:
+//! opening finds the partition's end from it. Offsets never change; a reader simply skips the
+//! gaps. Deleted records
 //! are overwritten on disk (`PRAGMA secure_delete`, and a compaction that removed anything empties
 //! the write-ahead log), so that a forgotten data subject's key leaves no copy in the files.
 
@@ -121,8 +125,8 @@ pub struct EmbeddedOptions {
     /// How long a tombstone stays on a compacted topic before a compaction deletes it (`None`:
     /// for ever). A day by default, as Kafka's `delete.retention.ms`: a reader that falls
     /// further behind than that may miss a deletion. A tombstone is deleted by the first
-    /// compaction after it has been on the log that long, so it may stay up to a retention
-    /// plus a compaction interval.
+    /// compaction a retention after the first compaction that followed it (within a retention
+    /// and two compaction intervals), unless it is its partition's last record.
     pub tombstone_retention: Option<Duration>,
 }
 
