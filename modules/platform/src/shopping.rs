@@ -24,10 +24,19 @@ const EPOCH: Timestamp = Timestamp::constant(1_893_456_000, 0); // 2030-01-01T00
 /// The round of the orders whose payments a run starts for an earlier one ([`resume_time`]).
 pub(crate) const RESUMED: usize = usize::MAX;
 
+/// The hours of simulated time earlier runs may have used: one for each order they placed (a
+/// round has at least one) and each payment they created (a run that resumed payments used a
+/// slot before its rounds, and created at least one if any order was confirmed there). It only
+/// grows, so that a run's rounds and its resume slot never share a window with earlier ones,
+/// even with a run killed while resuming.
+pub(crate) fn hours_before(orders_placed: u64, payments_created: u64) -> u64 {
+    orders_placed.saturating_add(payments_created)
+}
+
 /// When a run starts the payments an earlier run left unstarted: half an hour before its first
 /// round, half an hour after the earlier runs' last (in a ten-minute window of its own).
-pub(crate) fn resume_time(orders_before: u64) -> Timestamp {
-    let first_round = i64::try_from(orders_before).unwrap_or(i64::MAX);
+pub(crate) fn resume_time(hours_before: u64) -> Timestamp {
+    let first_round = i64::try_from(hours_before).unwrap_or(i64::MAX);
     EPOCH + SignedDuration::from_hours(first_round) - SignedDuration::from_mins(30)
 }
 
@@ -45,13 +54,13 @@ pub(crate) struct Round {
     pub requests: Vec<Request>,
 }
 
-/// Splits `orders` into rounds, continuing simulated time after `orders_before` orders of
+/// Splits `orders` into rounds, continuing simulated time after the [`hours_before`] of
 /// earlier runs (an hour a round, a round per order of them: time only goes forward).
 pub(crate) fn rounds(
     orders: usize,
     customers: &[CustomerId],
     products: &[ProductId],
-    orders_before: u64,
+    hours_before: u64,
     rng: &mut StdRng,
 ) -> Vec<Round> {
     let request = |rng: &mut StdRng, customer_id: CustomerId| Request {
@@ -70,7 +79,7 @@ pub(crate) fn rounds(
     let count = ordinary.div_ceil(size).max(usize::from(bulk > 0));
     let mut rounds: Vec<Round> = (0..count)
         .map(|r| Round {
-            time: EPOCH + SignedDuration::from_hours(i64::try_from(orders_before as usize + r).unwrap_or(i64::MAX)),
+            time: EPOCH + SignedDuration::from_hours(i64::try_from(hours_before as usize + r).unwrap_or(i64::MAX)),
             requests: Vec::new(),
         })
         .collect();

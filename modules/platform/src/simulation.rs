@@ -120,6 +120,7 @@ impl MailSender for CountingMailer {
 #[derive(Debug, Clone, Copy, Default)]
 struct Before {
     orders_placed: u64,
+    payments_created: u64,
     tickets_issued: u64,
     payments_cancelled: u64,
 }
@@ -128,6 +129,7 @@ impl Before {
     fn of(statistics: &crate::Statistics) -> Self {
         Before {
             orders_placed: statistics.orders_placed,
+            payments_created: statistics.payments_created,
             tickets_issued: statistics.tickets_issued,
             payments_cancelled: statistics.payments_cancelled,
         }
@@ -372,8 +374,9 @@ impl Simulation {
         let mut truth = shopping::SuspicionTruth::default();
         let mut summary = Summary::default();
         let started = Instant::now();
-        self.resume_unpaid(platform, before.orders_placed, &mut rng, &mut summary, &mut truth).await?;
-        let rounds = shopping::rounds(self.orders, &customers, &products, before.orders_placed, &mut rng);
+        let hours_before = shopping::hours_before(before.orders_placed, before.payments_created);
+        self.resume_unpaid(platform, hours_before, &mut summary, &mut truth).await?;
+        let rounds = shopping::rounds(self.orders, &customers, &products, hours_before, &mut rng);
         let provider = self.provider();
         let reserve = &platform.reserve;
         let mut done = 0;
@@ -458,12 +461,13 @@ impl Simulation {
     /// Pays for the orders an earlier run placed and left without a payment (killed between
     /// the two steps of a reservation), as their customers would on coming back: each payment
     /// starts in the flow of its order's placement, at one instant of simulated time between the
-    /// earlier runs' rounds and this run's, and the platform settles.
+    /// earlier runs' rounds and this run's, and the platform settles. A payment's ID derives
+    /// from its order's, so that a run killed while doing this and the next one start the same
+    /// payment of each order, which the payment module applies once.
     async fn resume_unpaid(
         &self,
         platform: &mut Platform,
-        orders_before: u64,
-        rng: &mut StdRng,
+        hours_before: u64,
         summary: &mut Summary,
         truth: &mut shopping::SuspicionTruth,
     ) -> Result<(), SimulationError> {
@@ -477,14 +481,14 @@ impl Simulation {
             OrderEvent::Placed { order_id, .. } => Some(order_id),
             _ => None,
         });
-        let unpaid: Vec<_> = unpaid.into_iter().map(|placed| (seeded_id::<PaymentId>(rng), placed)).collect();
-        platform.clock.pin(shopping::resume_time(orders_before));
+        platform.clock.pin(shopping::resume_time(hours_before));
         let (payments, provider) = (&platform.payments, self.provider());
         let mut results = futures::stream::iter(unpaid)
-            .map(|(payment_id, placed)| async move {
+            .map(|placed| async move {
                 let OrderEvent::Placed { order_id, customer_id, total, .. } = placed.payload else {
                     unreachable!("only placements await a payment")
                 };
+                let payment_id = PaymentId::from_uuid(Uuid::new_v5(order_id.as_uuid(), b"resumed payment"));
                 let started =
                     retrying(|| payments.start(payment_id, order_id, total, &placed, &[]), CommandError::is_transient)
                         .await;
