@@ -118,6 +118,30 @@ impl Rename {
         record.topic = Arc::from(format!("{}{}", self.prefix, record.topic));
         record
     }
+
+    /// An error of the log below, naming topics and groups as the caller does. (A backend's
+    /// message is its own text, left as it is.)
+    fn in_error(&self, error: LogError) -> LogError {
+        let inside = |name: String| match name.strip_prefix(&*self.prefix) {
+            Some(inside) => inside.to_owned(),
+            None => name,
+        };
+        match error {
+            LogError::UnknownTopic(topic) => LogError::UnknownTopic(inside(topic)),
+            LogError::UnknownPartition { topic, partition, partitions } => {
+                LogError::UnknownPartition { topic: inside(topic), partition, partitions }
+            }
+            LogError::PartitionMismatch { topic, existing, requested } => {
+                LogError::PartitionMismatch { topic: inside(topic), existing, requested }
+            }
+            LogError::CleanupMismatch { topic, existing, requested } => {
+                LogError::CleanupMismatch { topic: inside(topic), existing, requested }
+            }
+            LogError::KeyRequired { topic } => LogError::KeyRequired { topic: inside(topic) },
+            LogError::Fenced { group, reason } => LogError::Fenced { group: inside(group), reason },
+            other => other,
+        }
+    }
 }
 
 impl Namespaced {
@@ -131,38 +155,45 @@ impl EventLog for Namespaced {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
         let mut spec = spec.clone();
         spec.name = self.outside(&spec.name);
-        self.inner.create_topic(&spec).await
+        self.inner.create_topic(&spec).await.map_err(|e| self.rename().in_error(e))
     }
 
     async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
-        self.inner.partition_count(&self.outside(topic)).await
+        self.inner.partition_count(&self.outside(topic)).await.map_err(|e| self.rename().in_error(e))
     }
 
     async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
         let rename = self.rename();
-        let positions = self.inner.append(records.into_iter().map(|r| rename.out_record(r)).collect()).await?;
+        let records = records.into_iter().map(|r| rename.out_record(r)).collect();
+        let positions = self.inner.append(records).await.map_err(|e| rename.in_error(e))?;
         Ok(positions.into_iter().map(|p| rename.in_position(p)).collect())
     }
 
     async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
         let rename = self.rename();
-        let records = self.inner.read(&rename.out_tp(partition), offset, max).await?;
+        let records = self.inner.read(&rename.out_tp(partition), offset, max).await.map_err(|e| rename.in_error(e))?;
         Ok(records.into_iter().map(|r| rename.in_record(r)).collect())
     }
 
     async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-        self.inner.end_offset(&self.rename().out_tp(partition)).await
+        let rename = self.rename();
+        self.inner.end_offset(&rename.out_tp(partition)).await.map_err(|e| rename.in_error(e))
     }
 
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
-        self.inner.committed(&self.outside(group), &self.rename().out_tp(partition)).await
+        let rename = self.rename();
+        self.inner
+            .committed(&self.outside(group), &rename.out_tp(partition))
+            .await
+            .map_err(|e| rename.in_error(e))
     }
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         let topics: Vec<String> = topics.iter().map(|t| self.outside(t)).collect();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let member = self.inner.join(&self.outside(group), &topics, start).await?;
-        Ok(Box::new(NamespacedMember { inner: member, rename: self.rename() }))
+        let rename = self.rename();
+        let member = self.inner.join(&self.outside(group), &topics, start).await.map_err(|e| rename.in_error(e))?;
+        Ok(Box::new(NamespacedMember { inner: member, rename }))
     }
 }
 
@@ -174,8 +205,9 @@ struct NamespacedMember {
 #[async_trait]
 impl GroupMember for NamespacedMember {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Polled, LogError> {
-        let Polled { revoked, assigned, records } = self.inner.poll(max, timeout).await?;
         let rename = &self.rename;
+        let Polled { revoked, assigned, records } =
+            self.inner.poll(max, timeout).await.map_err(|e| rename.in_error(e))?;
         Ok(Polled {
             revoked: revoked.into_iter().map(|tp| rename.in_tp(tp)).collect(),
             assigned: assigned.into_iter().map(|tp| rename.in_tp(tp)).collect(),
@@ -196,7 +228,7 @@ impl GroupMember for NamespacedMember {
     }
 
     async fn rewind(&mut self) -> Result<(), LogError> {
-        self.inner.rewind().await
+        self.inner.rewind().await.map_err(|e| self.rename.in_error(e))
     }
 
     async fn commit(
@@ -207,12 +239,13 @@ impl GroupMember for NamespacedMember {
         let rename = &self.rename;
         let outputs = outputs.into_iter().map(|r| rename.out_record(r)).collect();
         let positions = positions.into_iter().map(|(tp, next)| (rename.out_tp(&tp), next)).collect();
-        let written = self.inner.commit(outputs, positions).await?;
+        let written = self.inner.commit(outputs, positions).await.map_err(|e| rename.in_error(e))?;
         Ok(written.into_iter().map(|p| self.rename.in_position(p)).collect())
     }
 
     async fn leave(self: Box<Self>) -> Result<(), LogError> {
-        self.inner.leave().await
+        let rename = self.rename.clone();
+        self.inner.leave().await.map_err(|e| rename.in_error(e))
     }
 }
 

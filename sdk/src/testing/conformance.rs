@@ -695,11 +695,18 @@ pub async fn keyless_records_for_compacted_topics_are_refused(target: &dyn Confo
     let group = unique("keyless");
     let mut member = join(&*log, &group, &[&input], StartFrom::Beginning).await;
     collect(&mut *member, 1).await;
-    let written = member.commit(vec![keyless()], vec![(tp.clone(), 1)]).await;
-    assert!(matches!(written, Err(LogError::KeyRequired { .. })), "commit: {written:?}");
+    // A keyless output for a topic that takes it comes first: the error names the other one.
+    let fine = OutRecord { key: None, ..record(&input, "", "keyless and fine") };
+    let written = member.commit(vec![fine, keyless()], vec![(tp.clone(), 1)]).await;
+    assert!(
+        matches!(&written, Err(LogError::KeyRequired { topic }) if *topic == *state),
+        "commit: {written:?} (expected KeyRequired for `{state}`)"
+    );
     // (Kafka's abort marker takes an offset: what counts is that nothing can be read.)
     let visible = read_all(&*log, &TopicPartition::new(state.clone(), 0)).await;
     assert!(visible.is_empty(), "no output of the refused write is visible: {visible:?}");
+    let visible = read_all(&*log, &tp).await;
+    assert_eq!(visible.len(), 1, "only the input is on the input topic: {visible:?}");
     assert_eq!(log.committed(&group, &tp).await.unwrap(), None, "no position of the refused write is visible");
     member.leave().await.unwrap();
 }

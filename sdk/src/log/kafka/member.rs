@@ -1078,11 +1078,13 @@ impl Worker {
         }
         match self.transact(&producer, &outputs, &positions) {
             Ok(written) => Ok(written),
-            Err((what, error)) => {
+            Err(Failure { what, error, output }) => {
                 // A compacted topic's broker refuses a record without a key: said as the other
                 // logs say it, once the transaction is aborted.
                 let keyless = match error.rdkafka_error_code() {
-                    Some(RDKafkaErrorCode::InvalidRecord) => outputs.iter().find(|r| r.key.is_none()),
+                    Some(RDKafkaErrorCode::InvalidRecord) => {
+                        output.and_then(|i| outputs.get(i)).filter(|record| record.key.is_none())
+                    }
                     _ => None,
                 };
                 match (self.failed(&producer, &what, error), keyless) {
@@ -1101,44 +1103,64 @@ impl Worker {
         producer: &FutureProducer,
         outputs: &[OutRecord],
         positions: &[(TopicPartition, u64)],
-    ) -> Result<Vec<Position>, (String, KafkaError)> {
+    ) -> Result<Vec<Position>, Failure> {
         let timeout = self.inner.config.request_timeout;
         let count = outputs.len();
-        let describe = |i: usize| format!("write output {i} of {count} (to `{}`)", outputs[i].topic);
+        let output = |output: usize, error: KafkaError| Failure {
+            what: format!("write output {output} of {count} (to `{}`)", outputs[output].topic),
+            error,
+            output: Some(output),
+        };
         // Every output delivered (inside the transaction) before the offsets and the commit: the
         // positions are known, and a failed record aborts before anything else is sent. (Sending
         // the offsets while outputs fly saves a round trip, but a produce request that reaches a
         // restarting broker after the abort can leave a transaction hanging on the partition.)
         let (results, refused) = futures::executor::block_on(send_all(producer, outputs));
         if let Some((index, error)) = refused {
-            return Err((describe(index), error));
+            return Err(output(index, error));
         }
         let mut written = Vec::with_capacity(count);
+        let mut failed = None;
         for (index, result) in results.into_iter().enumerate() {
-            match result.expect("every output was sent") {
-                Ok(Ok(delivery)) => written.push(Position {
-                    topic: outputs[index].topic.clone(),
-                    partition: delivery.partition as u32,
-                    offset: delivery.offset as u64,
-                }),
-                Ok(Err((error, _))) => return Err((describe(index), error)),
-                Err(_) => return Err((describe(index), KafkaError::Canceled)),
+            let error = match result.expect("every output was sent") {
+                Ok(Ok(delivery)) => {
+                    written.push(Position {
+                        topic: outputs[index].topic.clone(),
+                        partition: delivery.partition as u32,
+                        offset: delivery.offset as u64,
+                    });
+                    continue;
+                }
+                Ok(Err((error, _))) => error,
+                Err(_) => KafkaError::Canceled,
+            };
+            // The record the broker refused rather than one an earlier failure took down with
+            // the transaction (whatever their order).
+            let refused = error.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidRecord);
+            if refused || failed.is_none() {
+                failed = Some(output(index, error));
             }
+            if refused {
+                break;
+            }
+        }
+        if let Some(failure) = failed {
+            return Err(failure);
         }
         if !positions.is_empty() {
             let mut offsets = TopicPartitionList::with_capacity(positions.len());
             for (tp, next) in positions {
                 offsets
                     .add_partition_offset(&tp.topic, tp.partition as i32, Offset::Offset(*next as i64))
-                    .map_err(|e| (format!("position {next} of {tp}"), e))?;
+                    .map_err(|error| Failure::new(format!("position {next} of {tp}"), error))?;
             }
             let metadata = self
                 .consumer()
                 .group_metadata()
-                .ok_or_else(|| ("the consumer's group metadata".to_owned(), KafkaError::Canceled))?;
+                .ok_or_else(|| Failure::new("the consumer's group metadata", KafkaError::Canceled))?;
             producer
                 .send_offsets_to_transaction(&offsets, &metadata, timeout)
-                .map_err(|e| ("commit the input positions (send_offsets_to_transaction)".to_owned(), e))?;
+                .map_err(|error| Failure::new("commit the input positions (send_offsets_to_transaction)", error))?;
         }
         settle(producer);
         let deadline = Instant::now() + timeout;
@@ -1148,7 +1170,7 @@ impl Worker {
                 Err(KafkaError::Transaction(error)) if error.is_retriable() && Instant::now() < deadline => {
                     tracing::debug!(group = self.group, %error, "kafka: commit_transaction retried");
                 }
-                Err(error) => return Err(("commit the transaction".to_owned(), error)),
+                Err(error) => return Err(Failure::new("commit the transaction", error)),
             }
         }
         Ok(written)
@@ -1203,6 +1225,20 @@ impl Worker {
             "kafka: group `{}`: {what}: {error}; the transaction was aborted, nothing of the write is visible",
             self.group
         ))
+    }
+}
+
+/// Why a transaction failed: what was being done, librdkafka's error, and the output at fault.
+struct Failure {
+    what: String,
+    error: KafkaError,
+    /// The index of the output whose delivery failed, if that was the failure.
+    output: Option<usize>,
+}
+
+impl Failure {
+    fn new(what: impl Into<String>, error: KafkaError) -> Self {
+        Failure { what: what.into(), error, output: None }
     }
 }
 
