@@ -108,7 +108,7 @@ async fn a_declined_payment_cancels_the_order_without_ticket_or_mail() {
     let ride = create_product(&platform, "Single ride", 250).await;
 
     let request = Request::new(bo, ride, 3);
-    provider.decline(request.payment_id, "insufficient funds");
+    provider.decline(request.payment_id(), "insufficient funds");
     let reservation = reserve(&platform, request).await;
     settle(&platform).await;
 

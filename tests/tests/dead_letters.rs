@@ -166,7 +166,7 @@ async fn poison_events_are_dead_lettered_by_every_subscriber_and_the_flow_goes_o
     let ride = create_product(&platform, "Single ride", 250).await;
     let request = Request::new(ada, ride, 2);
     let completed = PaymentEvent::Completed {
-        payment_id: request.payment_id,
+        payment_id: request.payment_id(),
         order_id: request.order_id,
         amount: Money::cents(500),
     };
@@ -218,11 +218,11 @@ async fn a_handler_that_keeps_failing_is_retried_then_dead_lettered_and_the_part
     let ride = create_product(&platform, "Single ride", 250).await;
 
     let failing = Request::new(ada, ride, 1);
-    provider.fail(failing.payment_id);
-    let partition = partition_for(failing.payment_id.to_string().as_bytes(), partitions);
+    provider.fail(failing.payment_id());
+    let partition = partition_for(failing.payment_id().to_string().as_bytes(), partitions);
     // The next payment on the same partition of payment.events, so that it queues behind.
     let next = std::iter::repeat_with(|| Request::new(ada, ride, 2))
-        .find(|r| partition_for(r.payment_id.to_string().as_bytes(), partitions) == partition)
+        .find(|r| partition_for(r.payment_id().to_string().as_bytes(), partitions) == partition)
         .expect("some payment id lands on the same partition");
     reserve(&platform, failing.clone()).await;
     reserve(&platform, next.clone()).await;
@@ -231,12 +231,12 @@ async fn a_handler_that_keeps_failing_is_retried_then_dead_lettered_and_the_part
     let payments = events_of::<PaymentEvent>(&*log).await;
     let created = payments
         .iter()
-        .find(|e| matches!(e.payload, PaymentEvent::Created { payment_id, .. } if payment_id == failing.payment_id))
+        .find(|e| matches!(e.payload, PaymentEvent::Created { payment_id, .. } if payment_id == failing.payment_id()))
         .expect("the failing payment was created");
-    let charges = provider.charges_of(failing.payment_id);
+    let charges = provider.charges_of(failing.payment_id());
     assert_eq!(charges.len(), 4, "tried handler_attempts times");
     assert!(charges.iter().all(|c| c.idempotency_key == created.id), "every retry with the same idempotency key");
-    assert_eq!(provider.charges_of(next.payment_id).len(), 1);
+    assert_eq!(provider.charges_of(next.payment_id()).len(), 1);
 
     let letters = records_of(&*log, "payment.charge-payments.dlq").await;
     assert_eq!(letters.len(), 1);

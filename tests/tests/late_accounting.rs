@@ -105,7 +105,7 @@ async fn accounting_added_late_books_exactly_what_happened_and_changes_nothing_e
     for (customer_id, product_id, quantity, declined) in sales {
         let request = Request::new(customer_id, product_id, quantity);
         if declined {
-            provider.decline(request.payment_id, "card declined");
+            provider.decline(request.payment_id(), "card declined");
         }
         reserve(&platform, request).await;
     }

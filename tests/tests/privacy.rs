@@ -12,7 +12,6 @@ use std::sync::Arc;
 use customer::CustomerError;
 use customer_contract::{CustomerCommand, CustomerEvent, CustomerId};
 use order_contract::OrderId;
-use payment_contract::PaymentId;
 use reserve::Request;
 use ticketing_platform::{CountingMailer, Platform, Services};
 use tramline::log::embedded::EmbeddedLog;
@@ -136,13 +135,7 @@ async fn the_right_to_erasure(backend: &Backend) -> Run {
     }
     let product = create_product(&platform, "Day pass", 1250).await;
     for (person, quantity) in [(&ada, 2), (&bo, 3)] {
-        let request = Request {
-            order_id: OrderId::generate(),
-            payment_id: PaymentId::generate(),
-            customer_id: person.id,
-            product_id: product,
-            quantity,
-        };
+        let request = Request { order_id: OrderId::generate(), customer_id: person.id, product_id: product, quantity };
         reserve(&platform, request).await;
     }
     settle(&platform).await;

@@ -78,24 +78,25 @@ async fn reserve_reports_which_module_refused() {
     assert_eq!(record_count(&*running.log, "order.events").await, 0);
     assert_eq!(record_count(&*running.log, "payment.commands").await, 0, "no payment was started");
 
-    // A new order paid with a payment id that is taken: the order is placed, the payment
-    // module refuses, and the error says which order is left unpaid.
+    // A second payment of a paid order, with an ID of its own: the payment module refuses it,
+    // so the customer is not charged twice.
     let first = Request::new(ada, ride, 1);
     reserve(platform, first.clone()).await;
-    let reused = Request { order_id: OrderId::generate(), ..first.clone() };
-    let refused = within("a reservation", platform.reserve.reserve(reused.clone())).await;
-    match refused {
-        Err(ReserveError::Payment { order_id, error: CommandError::Rejected(PaymentError::AlreadyExists(id)) }) => {
-            assert_eq!((order_id, id), (reused.order_id, first.payment_id));
+    settle(platform).await;
+    let (order_id, other) = (first.order_id, PaymentId::generate());
+    let second = PaymentCommand::Create { payment_id: other, order_id, amount: Money::cents(250) };
+    match within("a payment", platform.payments.gateway().send(second)).await {
+        Err(CommandError::Rejected(PaymentError::NotTheOrdersPayment { payment_id, order_id: id, expected })) => {
+            assert_eq!((payment_id, id, expected), (other, order_id, first.payment_id()));
         }
-        other => panic!("expected the payment module's AlreadyExists, got {other:?}"),
+        other => panic!("expected the payment module's NotTheOrdersPayment, got {other:?}"),
     }
     settle(platform).await;
-    let statuses = platform.history.read(|h| {
-        (h.order(&first.order_id).map(|o| o.status.clone()), h.order(&reused.order_id).map(|o| o.status.clone()))
-    });
-    assert_eq!(statuses, (Some(OrderStatus::Confirmed), Some(OrderStatus::AwaitingPayment)));
-    assert_eq!(platform.statistics.read(|s| (s.payments_created, s.orders_placed)), (1, 2));
+    assert_eq!(
+        platform.history.read(|h| h.order(&first.order_id).map(|o| o.status.clone())),
+        Some(OrderStatus::Confirmed)
+    );
+    assert_eq!(platform.statistics.read(|s| (s.payments_created, s.orders_placed)), (1, 1));
 }
 
 /// `reserve::Request` says: "The IDs are the caller's, so that a retry is recognised." A caller
@@ -122,7 +123,8 @@ async fn reserve_recognises_a_retried_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_for_an_unknown_order_is_rejected_without_an_event() {
     let running = start_platform(ScriptedProvider::new()).await;
-    let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
+    let order_id = OrderId::generate();
+    let payment_id = PaymentId::of_order(order_id);
 
     let create = PaymentCommand::Create { payment_id, order_id, amount: Money::cents(250) };
     let outcome = within("a payment", running.platform.payments.gateway().send(create)).await;
@@ -144,13 +146,10 @@ async fn a_payment_for_a_cancelled_order_is_rejected() {
     let cancelled = within("a cancellation", running.platform.orders.send(cancel)).await.expect("cancelled");
 
     // `start` waits until the payment module has seen the cancellation.
-    let payment_id = PaymentId::generate();
     let payments = &running.platform.payments;
-    let outcome = within(
-        "a payment",
-        payments.start(payment_id, order_id, Money::cents(800), &cancelled.events[0], &cancelled.positions()),
-    )
-    .await;
+    let outcome =
+        within("a payment", payments.start(order_id, Money::cents(800), &cancelled.events[0], &cancelled.positions()))
+            .await;
     match outcome {
         Err(CommandError::Rejected(PaymentError::OrderCancelled(id))) => assert_eq!(id, order_id),
         other => panic!("expected OrderCancelled({order_id}), got {other:?}"),
@@ -173,12 +172,9 @@ async fn a_payment_of_the_wrong_amount_is_rejected_and_the_right_one_then_accept
     let placed = within("an order", running.platform.orders.send(order)).await.expect("placed");
 
     let payments = &running.platform.payments;
-    let payment_id = PaymentId::generate();
-    let wrong = within(
-        "a payment",
-        payments.start(payment_id, order_id, Money::cents(499), &placed.events[0], &placed.positions()),
-    )
-    .await;
+    let payment_id = PaymentId::of_order(order_id);
+    let wrong =
+        within("a payment", payments.start(order_id, Money::cents(499), &placed.events[0], &placed.positions())).await;
     match wrong {
         Err(CommandError::Rejected(PaymentError::WrongAmount { order_id: id, total, offered })) => {
             assert_eq!((id, total, offered), (order_id, Money::cents(500), Money::cents(499)));
@@ -188,14 +184,18 @@ async fn a_payment_of_the_wrong_amount_is_rejected_and_the_right_one_then_accept
     assert_eq!(record_count(&*running.log, "payment.events").await, 0);
     assert_eq!(record_count(&*running.log, "payment.state").await, 0);
 
-    // The same payment id is still free: the refused command created nothing.
-    let right = within(
-        "a payment",
-        payments.start(payment_id, order_id, Money::cents(500), &placed.events[0], &placed.positions()),
-    )
-    .await
-    .expect("the right amount is accepted");
+    // The order's payment is still free: the refused command created nothing.
+    let right =
+        within("a payment", payments.start(order_id, Money::cents(500), &placed.events[0], &placed.positions()))
+            .await
+            .expect("the right amount is accepted");
     assert!(!right.duplicate);
+    // Started again (a retry, a second device, a run resumed after a crash): the same payment.
+    let again =
+        within("a payment", payments.start(order_id, Money::cents(500), &placed.events[0], &placed.positions()))
+            .await
+            .expect("a repeat");
+    assert!(again.duplicate, "the second start is a repeat of the first: {again:?}");
     let created: Vec<PaymentEvent> = right.events.into_iter().map(|e| e.payload).collect();
     assert_eq!(created, [PaymentEvent::Created { payment_id, order_id, amount: Money::cents(500) }]);
     settle(&running.platform).await;

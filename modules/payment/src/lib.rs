@@ -2,7 +2,9 @@
 //! (PSP) charge it, and records whether the money was taken.
 //!
 //! A payment may only be created for an order the module knows to be waiting for payment, with
-//! the order's total. The module learns orders by listening to the order module's events
+//! the order's total. An order has one payment, whose ID derives from the order's
+//! ([`PaymentId::of_order`]): paying an order twice, from two places or after a crash, meets
+//! on that one payment instead of charging the customer twice. The module learns orders by listening to the order module's events
 //! ([`OrdersToPay`]); [`Payments::start`] waits until that view has seen the order before it
 //! sends the command, so a caller who has just placed the order reads its own write.
 
@@ -61,6 +63,17 @@ pub enum PaymentError {
     /// A command for a payment that does not exist.
     #[error("payment {0} does not exist")]
     Unknown(PaymentId),
+    /// A payment whose ID is not its order's ([`PaymentId::of_order`]): an order has one
+    /// payment.
+    #[error("cannot pay order {order_id} with payment {payment_id}: the payment of that order is {expected}")]
+    NotTheOrdersPayment {
+        /// The payment ID offered.
+        payment_id: PaymentId,
+        /// The order.
+        order_id: OrderId,
+        /// The ID of the order's payment.
+        expected: PaymentId,
+    },
     /// A payment for an order nobody placed.
     #[error("cannot pay order {0}: no such order")]
     UnknownOrder(OrderId),
@@ -102,6 +115,14 @@ impl Aggregate for Payment {
         use PaymentCommand::*;
         match (command, self) {
             (Create { payment_id, order_id, amount }, Payment::New) => {
+                let expected = PaymentId::of_order(*order_id);
+                if *payment_id != expected {
+                    return Err(PaymentError::NotTheOrdersPayment {
+                        payment_id: *payment_id,
+                        order_id: *order_id,
+                        expected,
+                    });
+                }
                 let order = orders.order(order_id).ok_or(PaymentError::UnknownOrder(*order_id))?;
                 match order.status {
                     OrderStatus::Cancelled => return Err(PaymentError::OrderCancelled(*order_id)),
@@ -184,18 +205,17 @@ pub struct Payments {
 
 impl Payments {
     /// Starts the payment of an order whose events sit at `placed`, as part of the flow of
-    /// `cause`: the payment module creates the payment once its view of orders has seen the
-    /// order (wherever it runs). The command's id derives from the payment and the order, so
-    /// starting the same payment of the same order again is recognised as a repeat (and the
-    /// same payment ID for another order is refused).
+    /// `cause`: the payment module creates the payment ([`PaymentId::of_order`]) once its view
+    /// of orders has seen the order (wherever it runs). The command's id derives from the
+    /// payment, so starting the payment of the same order again is recognised as a repeat.
     pub async fn start<C>(
         &self,
-        payment_id: PaymentId,
         order_id: OrderId,
         amount: Money,
         cause: &Envelope<C>,
         placed: &[Position],
     ) -> Outcome<Payment> {
+        let payment_id = PaymentId::of_order(order_id);
         let create = PaymentCommand::Create { payment_id, order_id, amount };
         let id = Uuid::new_v5(payment_id.as_uuid(), order_id.as_uuid().as_bytes());
         // A repeated placement carries no positions: then after everything on the order log.

@@ -17,6 +17,12 @@ impl OrderLookup for Orders {
     }
 }
 
+/// A new order and its payment's ID.
+fn order_and_payment() -> (OrderId, PaymentId) {
+    let order_id = OrderId::generate();
+    (order_id, PaymentId::of_order(order_id))
+}
+
 fn with_order(order_id: OrderId, status: OrderStatus) -> AggregateTest<Payment> {
     let orders = Orders(HashMap::from([(order_id, KnownOrder { total: Money::cents(500), status })]));
     AggregateTest::with_services(Arc::new(orders) as Arc<dyn OrderLookup>)
@@ -24,7 +30,7 @@ fn with_order(order_id: OrderId, status: OrderStatus) -> AggregateTest<Payment> 
 
 #[test]
 fn creates_completes_and_refuses_to_cancel_after() {
-    let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
+    let (order_id, payment_id) = order_and_payment();
     with_order(order_id, OrderStatus::AwaitingPayment)
         .when(PaymentCommand::Create { payment_id, order_id, amount: Money::cents(500) })
         .then_events([PaymentEvent::Created { payment_id, order_id, amount: Money::cents(500) }])
@@ -36,7 +42,7 @@ fn creates_completes_and_refuses_to_cancel_after() {
 
 #[test]
 fn cancels_a_created_payment() {
-    let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
+    let (order_id, payment_id) = order_and_payment();
     with_order(order_id, OrderStatus::AwaitingPayment)
         .given([PaymentEvent::Created { payment_id, order_id, amount: Money::cents(500) }])
         .when(PaymentCommand::Cancel { payment_id, reason: "declined".into() })
@@ -47,7 +53,7 @@ fn cancels_a_created_payment() {
 
 #[test]
 fn rejects_payments_for_unknown_cancelled_or_paid_orders() {
-    let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
+    let (order_id, payment_id) = order_and_payment();
     let create = PaymentCommand::Create { payment_id, order_id, amount: Money::cents(500) };
     with_order(OrderId::generate(), OrderStatus::AwaitingPayment)
         .when(create.clone())
@@ -62,8 +68,20 @@ fn rejects_payments_for_unknown_cancelled_or_paid_orders() {
 }
 
 #[test]
+fn an_order_has_one_payment_whose_id_derives_from_the_order() {
+    let (order_id, payment_id) = order_and_payment();
+    assert_eq!(PaymentId::of_order(order_id), payment_id, "the same order, the same payment");
+    assert_ne!(PaymentId::of_order(OrderId::generate()), payment_id, "another order, another payment");
+    let other = PaymentId::generate();
+    with_order(order_id, OrderStatus::AwaitingPayment)
+        .when(PaymentCommand::Create { payment_id: other, order_id, amount: Money::cents(500) })
+        .then_rejected_with(PaymentError::NotTheOrdersPayment { payment_id: other, order_id, expected: payment_id })
+        .then_rejected_saying("the payment of that order is");
+}
+
+#[test]
 fn rejects_a_wrong_amount() {
-    let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
+    let (order_id, payment_id) = order_and_payment();
     with_order(order_id, OrderStatus::AwaitingPayment)
         .when(PaymentCommand::Create { payment_id, order_id, amount: Money::cents(499) })
         .then_rejected_with(PaymentError::WrongAmount {
@@ -93,7 +111,7 @@ fn the_view_of_orders_follows_order_events() {
 
 #[tokio::test]
 async fn charges_new_payments_with_the_event_id_as_idempotency_key() {
-    let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
+    let (order_id, payment_id) = order_and_payment();
     let mut provider = MockPaymentProvider::new();
     provider
         .expect_charge()
@@ -114,7 +132,7 @@ async fn a_failing_provider_is_a_handler_error() {
     let mut provider = MockPaymentProvider::new();
     provider.expect_charge().returning(|_| Err(ProviderError("timeout".into())));
     let mut test = ReactionTest::new(ChargePayments::new(Arc::new(provider)));
-    let (payment_id, order_id) = (PaymentId::generate(), OrderId::generate());
+    let (order_id, payment_id) = order_and_payment();
     test.when(PaymentEvent::Created { payment_id, order_id, amount: Money::cents(1) })
         .await
         .then_failed();

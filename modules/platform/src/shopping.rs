@@ -9,7 +9,6 @@ use std::collections::{BTreeSet, HashMap};
 use customer_contract::CustomerId;
 use jiff::{SignedDuration, Timestamp};
 use order_contract::OrderId;
-use payment_contract::PaymentId;
 use product_contract::ProductId;
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -65,7 +64,6 @@ pub(crate) fn rounds(
 ) -> Vec<Round> {
     let request = |rng: &mut StdRng, customer_id: CustomerId| Request {
         order_id: seeded_id::<OrderId>(rng),
-        payment_id: seeded_id::<PaymentId>(rng),
         customer_id,
         product_id: products[rng.random_range(0..products.len())],
         quantity: rng.random_range(1..=4),

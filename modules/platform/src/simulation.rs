@@ -398,7 +398,7 @@ impl Simulation {
                         let due = started + Duration::from_secs_f64((first + i) as f64 / rate);
                         tokio::time::sleep_until(due.into()).await;
                     }
-                    let (customer, declined) = (request.customer_id, provider.declines(&request.payment_id));
+                    let (customer, declined) = (request.customer_id, provider.declines(&request.payment_id()));
                     // A module was away (restarting, say): the same request again is recognised
                     // by its commands' ids and applied once.
                     let result = retrying(|| reserve.reserve(request.clone()), ReserveError::is_transient).await;
@@ -488,11 +488,9 @@ impl Simulation {
                 let OrderEvent::Placed { order_id, customer_id, total, .. } = placed.payload else {
                     unreachable!("only placements await a payment")
                 };
-                let payment_id = PaymentId::from_uuid(Uuid::new_v5(order_id.as_uuid(), b"resumed payment"));
                 let started =
-                    retrying(|| payments.start(payment_id, order_id, total, &placed, &[]), CommandError::is_transient)
-                        .await;
-                (started, customer_id, provider.declines(&payment_id))
+                    retrying(|| payments.start(order_id, total, &placed, &[]), CommandError::is_transient).await;
+                (started, customer_id, provider.declines(&PaymentId::of_order(order_id)))
             })
             .buffer_unordered(self.concurrency.max(1));
         while let Some((started, customer, declined)) = results.next().await {

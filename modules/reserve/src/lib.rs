@@ -43,13 +43,12 @@ impl Handle<ProductEvent> for Catalog {
     }
 }
 
-/// A request to reserve tickets. The IDs are the caller's, so that a retry is recognised.
+/// A request to reserve tickets. The order ID is the caller's, so that a retry is recognised;
+/// its payment's derives from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The order to place.
     pub order_id: OrderId,
-    /// Its payment.
-    pub payment_id: PaymentId,
     /// Who.
     pub customer_id: CustomerId,
     /// What.
@@ -59,9 +58,14 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request with new order and payment IDs.
+    /// A request with a new order ID.
     pub fn new(customer_id: CustomerId, product_id: ProductId, quantity: u32) -> Self {
-        Request { order_id: OrderId::generate(), payment_id: PaymentId::generate(), customer_id, product_id, quantity }
+        Request { order_id: OrderId::generate(), customer_id, product_id, quantity }
+    }
+
+    /// The ID of its order's payment ([`PaymentId::of_order`]).
+    pub fn payment_id(&self) -> PaymentId {
+        PaymentId::of_order(self.order_id)
     }
 }
 
@@ -133,7 +137,8 @@ impl Reserve {
     /// Reserves: checks, places the order, starts the payment. The commands' ids derive from
     /// the request's IDs, so a retried request is recognised and answers the same reservation.
     pub async fn reserve(&self, request: Request) -> Result<Reservation, ReserveError> {
-        let Request { order_id, payment_id, customer_id, product_id, quantity } = request;
+        let payment_id = request.payment_id();
+        let Request { order_id, customer_id, product_id, quantity } = request;
         let price = self.catalog.read(|catalog| {
             if !catalog.customers.contains(&customer_id) {
                 return Err(ReserveError::UnknownCustomer(customer_id));
@@ -147,7 +152,7 @@ impl Reserve {
         let place = self.orders.envelope(place).with_id(request_id(&request));
         let placed = self.orders.send_envelope(place.clone()).await.map_err(ReserveError::Order)?;
         self.payments
-            .start(payment_id, order_id, total, &place, &placed.positions())
+            .start(order_id, total, &place, &placed.positions())
             .await
             .map_err(|error| ReserveError::Payment { order_id, error })?;
         Ok(Reservation { order_id, payment_id, total })
