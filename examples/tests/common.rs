@@ -20,6 +20,11 @@ pub struct Process {
 
 /// Starts `ticketing` with `args`; its stderr goes to `<dir>/<name>.<n>.log`.
 pub fn start(name: &str, dir: &Path, args: &[String]) -> Process {
+    start_logging(name, dir, args, "warn,tramline::runtime=info")
+}
+
+/// [`start`], logging what `rust_log` selects.
+pub fn start_logging(name: &str, dir: &Path, args: &[String], rust_log: &str) -> Process {
     let attempt = (0..).find(|n| !dir.join(format!("{name}.{n}.log")).exists()).expect("a free log name");
     let stderr_log = dir.join(format!("{name}.{attempt}.log"));
     let stderr = std::fs::File::create(&stderr_log).expect("a log file");
@@ -27,7 +32,7 @@ pub fn start(name: &str, dir: &Path, args: &[String]) -> Process {
         .args(args)
         // The same instance id on restart: the new process fences the killed one's transactions.
         .env("TRAMLINE_INSTANCE_ID", format!("fault-{name}"))
-        .env("RUST_LOG", "warn,tramline::runtime=info")
+        .env("RUST_LOG", rust_log)
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
@@ -60,6 +65,35 @@ impl Process {
                 Err(_) => panic!("{} did not get ready within {patience:?}; log:\n{}", self.name, self.log_tail()),
             }
         }
+    }
+
+    /// Waits until its log holds `count` lines that contain `text`.
+    pub fn wait_log(&mut self, text: &str, count: usize, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        while self.log_lines(text) < count {
+            assert!(
+                self.running(),
+                "{} ended before it logged {text:?} {count} times; log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log {text:?} {count} times within {patience:?}; log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How many lines of its log contain `text`.
+    pub fn log_lines(&self, text: &str) -> usize {
+        std::fs::read_to_string(&self.stderr_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(text))
+            .count()
     }
 
     /// Kills it with SIGKILL: no shutdown, no commit, nothing flushed.

@@ -388,6 +388,7 @@ impl Simulation {
                 break;
             }
             platform.clock.pin(time);
+            tracing::info!(round, orders = requests.len(), "a round of orders starts");
             let first = placed;
             placed += requests.len();
             let mut results = futures::stream::iter(requests.into_iter().enumerate())
