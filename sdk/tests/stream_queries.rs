@@ -270,6 +270,28 @@ async fn memory_sink_rows_keep_the_select_order() {
     app.shutdown().await.expect("a clean shutdown");
 }
 
+/// `WITH (KAFKA_TOPIC = ..., PARTITIONS = ...)`: the rows go to that topic, of that many
+/// partitions, and the handle reads them there; nothing is written under the query's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_with_clause_sends_the_rows_to_its_topic() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let name = format!("flagged_{}", uuid::Uuid::now_v7().simple());
+    let sql = "CREATE TABLE suspicious_sales WITH (KAFKA_TOPIC = 'partner.flags', PARTITIONS = 1, FORMAT = 'JSON')
+        AS SELECT customer_id, COUNT(*) AS orders FROM order_confirmed WINDOW TUMBLING (SIZE 10 MINUTES)
+        GROUP BY customer_id";
+    let (app, handle) = start(log.clone(), query(sql, &name)).await;
+    assert_eq!((handle.name(), handle.topic()), (name.as_str(), "partner.flags"));
+    append(&*log, &[(base(), confirmed("cus_with", 250)), (base() + 1, confirmed("cus_with", 100))]).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    assert_eq!(log.partition_count("partner.flags").await.expect("a count"), Some(1));
+    assert_eq!(log.partition_count(&name).await.expect("a count"), None, "no topic under the query's name");
+    let rows = handle.rows().await.expect("rows");
+    let orders: Vec<&serde_json::Value> = rows.iter().map(|row| column(row, "orders")).collect();
+    assert_eq!(orders, [&serde_json::json!(1), &serde_json::json!(2)]);
+    assert_eq!(records_of(&*log, "partner.flags").await.len(), 2);
+    app.shutdown().await.expect("a clean shutdown");
+}
+
 /// A query changed under the same name (other aggregates) does not restore the old query's
 /// windows into the new plan: it stops with an error that says so and what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

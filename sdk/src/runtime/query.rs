@@ -52,13 +52,14 @@ const PROGRESS_KEY: &[u8] = b"progress";
 #[derive(Clone)]
 pub struct QueryHandle {
     name: String,
+    topic: String,
     log: Arc<dyn EventLog>,
     late: Arc<Mutex<HashMap<u32, u64>>>,
 }
 
 impl std::fmt::Debug for QueryHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryHandle").field("name", &self.name).finish()
+        f.debug_struct("QueryHandle").field("name", &self.name).field("topic", &self.topic).finish()
     }
 }
 
@@ -141,9 +142,14 @@ impl<'de> serde::Deserialize<'de> for Columns {
 }
 
 impl QueryHandle {
-    /// The sink topic (the query's name).
-    pub fn topic(&self) -> &str {
+    /// The query's name.
+    pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The sink topic: the query's name, unless its plan names another ([`Plan::sink_topic`]).
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// Records dropped as late by the partitions this instance owns (restored with them).
@@ -155,9 +161,9 @@ impl QueryHandle {
     /// included (in order: the last row of a key and window is the current one).
     pub async fn rows(&self) -> Result<Vec<QueryRow>, RuntimeError> {
         let mut rows = Vec::new();
-        let partitions = self.log.partition_count(&self.name).await?.unwrap_or(0);
+        let partitions = self.log.partition_count(&self.topic).await?.unwrap_or(0);
         for partition in 0..partitions {
-            let tp = TopicPartition::new(self.name.as_str(), partition);
+            let tp = TopicPartition::new(self.topic.as_str(), partition);
             for_each_record(&*self.log, None, &tp, |record| {
                 rows.push(row_of(record).ok_or_else(|| RuntimeError::Restore {
                     position: codec::position_of(record),
@@ -190,7 +196,8 @@ fn row_of(record: &Record) -> Option<QueryRow> {
 
 impl App {
     /// Runs a stream query: creates `<query>-repartition`, `<query>-changelog` and the sink
-    /// topic `<query>`, and registers its two processors. It starts with the app (or at once,
+    /// topic (`<query>` unless the plan names another, of the plan's partitions or the app's),
+    /// and registers its two processors. It starts with the app (or at once,
     /// if the app runs already) and reads its source from the beginning the first time.
     pub async fn query(&mut self, plan: Plan) -> Result<QueryHandle, RuntimeError> {
         let Some(subscription) = plan.source.subscription else {
@@ -202,11 +209,17 @@ impl App {
         let repartition: &'static str = Box::leak(repartition_topic(&plan.name).into_boxed_str());
         self.create(TopicSpec::keep(repartition, partitions)).await?;
         self.create(TopicSpec::compact(changelog_topic(&plan.name), partitions)).await?;
-        self.create(TopicSpec::keep(plan.name.clone(), partitions)).await?;
+        let sink_partitions = plan.sink.partitions.unwrap_or(partitions);
+        self.create(TopicSpec::keep(plan.sink_topic(), sink_partitions)).await?;
 
         let plan = Arc::new(plan);
         let late = Arc::new(Mutex::new(HashMap::new()));
-        let handle = QueryHandle { name: plan.name.clone(), log: self.log.clone(), late: late.clone() };
+        let handle = QueryHandle {
+            name: plan.name.clone(),
+            topic: plan.sink_topic().to_owned(),
+            log: self.log.clone(),
+            late: late.clone(),
+        };
         let rekey_group = format!("{}.rekey", plan.name);
         let aggregate_group = format!("{}.aggregate", plan.name);
         let info = |name: &str, reads: Vec<(String, String)>| ProcessorInfo {
@@ -417,7 +430,7 @@ impl WindowProcessor {
     fn new(plan: Arc<Plan>, group: String, repartition: &'static str, late: Arc<Mutex<HashMap<u32, u64>>>) -> Self {
         WindowProcessor {
             changelog: Arc::from(changelog_topic(&plan.name)),
-            sink: Arc::from(plan.name.as_str()),
+            sink: Arc::from(plan.sink_topic()),
             source_name: plan.name.clone(),
             row_type: pascal_case(&plan.name),
             dead_letters: Arc::from(dead_letter::topic_of(&group)),

@@ -30,7 +30,7 @@ use super::aggregate::Function;
 use super::catalog::{Catalog, Field, NameCase, StreamInfo};
 use super::expr::Expr;
 use super::expr::build::Operand;
-use super::plan::{AggregateCall, Column, Emit, Named, OutputKind, Plan, Source};
+use super::plan::{AggregateCall, Column, Emit, Named, OutputKind, Plan, Sink, Source};
 use super::window::{WindowError, WindowKind, Windowing};
 use crate::model::Event;
 
@@ -386,6 +386,7 @@ impl<E> WindowedTable<E> {
         let first = stream.infos.first();
         Ok(Plan {
             name: name.to_owned(),
+            sink: Sink::default(),
             output,
             source: Source {
                 stream: first.map(|i| i.stream.clone()).unwrap_or_default(),

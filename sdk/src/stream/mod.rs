@@ -60,7 +60,7 @@ pub use dsl::{
 pub use expr::build::Operand;
 pub use expr::{BinaryOp, Expr, Scope};
 pub use plan::{
-    AggregateCall, Column, Emit, KEY_SEPARATOR, Keyed, Named, OutputKind, Plan, RowJson, Source, write_key,
+    AggregateCall, Column, Emit, KEY_SEPARATOR, Keyed, Named, OutputKind, Plan, RowJson, Sink, Source, write_key,
 };
 pub use state::{Change, ChangeRef, Emitted, PartitionState, StoredWindow};
 pub use value::{SqlType, Value};

@@ -78,11 +78,23 @@ pub struct Named {
     pub expr: Expr,
 }
 
+/// Where a query's rows go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sink {
+    /// The topic, when it is not the query's name (SQL's `WITH (KAFKA_TOPIC = '...')`).
+    pub topic: Option<String>,
+    /// Its partitions, when not the app's (`WITH (PARTITIONS = n)`).
+    pub partitions: Option<u32>,
+}
+
 /// A stream query, ready to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// The query's name: its sink topic and the prefix of its internal topics.
+    /// The query's name: its sink topic unless [`Sink::topic`] names another, and the prefix of
+    /// its internal topics and consumer groups.
     pub name: String,
+    /// Where its rows go.
+    pub sink: Sink,
     /// Stream or table.
     pub output: OutputKind,
     /// What it reads.
@@ -164,6 +176,23 @@ pub fn write_key(group: &[Value], out: &mut String) {
 }
 
 impl Plan {
+    /// The topic its rows go to: [`Sink::topic`], or else its name.
+    pub fn sink_topic(&self) -> &str {
+        self.sink.topic.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The plan, with its rows going to `topic` instead of the topic named as the query.
+    pub fn with_sink_topic(mut self, topic: impl Into<String>) -> Self {
+        self.sink.topic = Some(topic.into());
+        self
+    }
+
+    /// The plan, with a sink topic of `partitions` partitions instead of the app's count.
+    pub fn with_sink_partitions(mut self, partitions: u32) -> Self {
+        self.sink.partitions = Some(partitions);
+        self
+    }
+
     /// What the query's stored windows depend on: the aggregates and their arguments, the
     /// windows' shape and the GROUP BY expressions
     /// (``count(*),sum(`total`)|TUMBLING 600000|`customer_id` ``). A changelog written by a query

@@ -2,7 +2,7 @@
 //! offset in the text, so that the planner's errors point where the parser's do.
 //!
 //! ```text
-//! CREATE (STREAM | TABLE) name AS
+//! CREATE (STREAM | TABLE) name [WITH (property = literal [, ...]*)] AS
 //! SELECT expr [[AS] alias] [, ...]* FROM stream [[AS] alias]
 //! [WINDOW (TUMBLING (SIZE d [, GRACE PERIOD d])
 //!        | HOPPING (SIZE d, ADVANCE BY d [, GRACE PERIOD d])
@@ -113,6 +113,17 @@ pub struct TimeSpan {
     pub at: usize,
 }
 
+/// One property of the `WITH` clause (`KAFKA_TOPIC = 'suspicious-sales'`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Property {
+    /// Its name.
+    pub name: Ident,
+    /// Its value: a string or a number.
+    pub value: Value,
+    /// The byte offset of the value.
+    pub at: usize,
+}
+
 /// A parsed `CREATE STREAM | TABLE ... AS SELECT`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
@@ -120,6 +131,8 @@ pub struct Statement {
     pub output: OutputKind,
     /// The query's name.
     pub name: Ident,
+    /// The properties of the `WITH` clause, as written.
+    pub properties: Vec<Property>,
     /// The SELECT list.
     pub select: Vec<SelectItem>,
     /// FROM.
@@ -283,6 +296,7 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
     )
     .parse_next(i)?;
     let name = cut_err(ident).parse_next(i)?;
+    let properties = opt(preceded(kw("WITH"), cut_err(properties))).parse_next(i)?.unwrap_or_default();
     cut_err(kw("AS")).parse_next(i)?;
     cut_err(kw("SELECT")).parse_next(i)?;
     let select = cut_err(list(select_item)).parse_next(i)?;
@@ -307,7 +321,25 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
     let last = present.iter().rposition(|present| *present).unwrap_or_default();
     let rest = if closed { "the end of the query" } else { AFTER_CLAUSE[last] };
     cut_err(eof.context(expect(rest))).parse_next(i)?;
-    Ok(Statement { output, name, select, from, alias, window, filter, group_by, having, emit, end })
+    Ok(Statement { output, name, properties, select, from, alias, window, filter, group_by, having, emit, end })
+}
+
+/// `(name = literal, ...)`: what each property means is the planner's to say.
+fn properties(i: &mut In<'_>) -> ModalResult<Vec<Property>> {
+    punct("(").parse_next(i)?;
+    let properties = list(property).parse_next(i)?;
+    punct(")").parse_next(i)?;
+    Ok(properties)
+}
+
+fn property(i: &mut In<'_>) -> ModalResult<Property> {
+    let name = ident(i)?;
+    cut_err(punct("=")).parse_next(i)?;
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    let value =
+        cut_err(alt((string.map(Value::Text), number)).context(expect("a string or a number"))).parse_next(i)?;
+    Ok(Property { name, value, at })
 }
 
 fn select_item(i: &mut In<'_>) -> ModalResult<SelectItem> {

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use super::parser::{Ast, Ident, Statement, TimeSpan};
+use super::parser::{Ast, Ident, Property, Statement, TimeSpan};
 use crate::stream::aggregate::Function;
 use crate::stream::catalog::{Catalog, Field, NameCase, StreamInfo};
 use crate::stream::expr::{BinaryOp, Expr};
-use crate::stream::plan::{AggregateCall, Column, Emit, Named, Plan, Source};
-use crate::stream::value::SqlType;
+use crate::stream::plan::{AggregateCall, Column, Emit, Named, Plan, Sink, Source};
+use crate::stream::value::{SqlType, Value};
 use crate::stream::window::{DEFAULT_GRACE, WindowError, Windowing, too_large};
 
 type Failure = (usize, String);
@@ -81,6 +81,7 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
     let Planner { info, columns, group_by, aggregates, .. } = planner;
     Ok(Plan {
         name: statement.name.text.clone(),
+        sink: sink(&statement.properties)?,
         output: statement.output,
         source: Source {
             stream: info.stream,
@@ -97,6 +98,66 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         having,
         emit: statement.emit.unwrap_or(Emit::Changes),
     })
+}
+
+/// The properties of the `WITH` clause that tramline takes, as ksqlDB's `CREATE ... AS SELECT`
+/// has them; any other is refused rather than ignored.
+const PROPERTIES: &str = "KAFKA_TOPIC, PARTITIONS, FORMAT, VALUE_FORMAT and KEY_FORMAT";
+
+fn sink(properties: &[Property]) -> Result<Sink, Failure> {
+    let mut sink = Sink::default();
+    for (i, property) in properties.iter().enumerate() {
+        let name = property.name.text.to_ascii_uppercase();
+        if properties[..i].iter().any(|earlier| earlier.name.text.eq_ignore_ascii_case(&name)) {
+            return Err((property.name.at, format!("the property {name} is given twice")));
+        }
+        let text = match &property.value {
+            Value::Text(text) => Some(text.as_str()),
+            _ => None,
+        };
+        let wrong = |what: &str| (property.at, format!("{name} takes {what}"));
+        match name.as_str() {
+            "KAFKA_TOPIC" => {
+                let topic = text.ok_or_else(|| wrong("a topic's name in quotes"))?;
+                if let Err(why) = topic_name(topic) {
+                    return Err((property.at, format!("`{topic}` cannot be a topic's name: {why}")));
+                }
+                sink.topic = Some(topic.to_owned());
+            }
+            "PARTITIONS" => {
+                let partitions = match property.value {
+                    Value::Int(n) => u32::try_from(n).ok().filter(|n| *n > 0),
+                    _ => None,
+                };
+                sink.partitions = Some(partitions.ok_or_else(|| wrong("a whole number of partitions, at least 1"))?);
+            }
+            // Rows are JSON objects, their keys text: said rather than written otherwise.
+            "FORMAT" | "VALUE_FORMAT" if text.is_some_and(|f| f.eq_ignore_ascii_case("JSON")) => {}
+            "FORMAT" | "VALUE_FORMAT" => return Err(wrong("'JSON' only: tramline writes rows as JSON objects")),
+            "KEY_FORMAT" if text.is_some_and(|f| f.eq_ignore_ascii_case("KAFKA")) => {}
+            "KEY_FORMAT" => return Err(wrong("'KAFKA' only: tramline writes a row's key as text")),
+            _ => {
+                return Err((
+                    property.name.at,
+                    format!("unknown property `{}`; a query takes {PROPERTIES}", property.name.text),
+                ));
+            }
+        }
+    }
+    Ok(sink)
+}
+
+/// Kafka's rule for a topic's name: 1 to 249 ASCII letters, digits, `.`, `_` and `-`, and not
+/// `.` or `..`.
+fn topic_name(topic: &str) -> Result<(), &'static str> {
+    let allowed = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
+    match topic {
+        "" => Err("it is empty"),
+        "." | ".." => Err("Kafka refuses `.` and `..`"),
+        _ if topic.len() > 249 => Err("it is longer than 249 characters"),
+        _ if !topic.bytes().all(allowed) => Err("use ASCII letters, digits, `.`, `_` and `-`"),
+        _ => Ok(()),
+    }
 }
 
 /// The name an item of a list is written with: its alias, or the column it is.

@@ -490,3 +490,60 @@ fn the_state_shape_names_aggregate_arguments_and_group_keys() {
     assert_eq!(original, sum("TOTAL", "Customer_Id"), "the same columns written in another case");
     assert_eq!(shape(REFERENCE), "count(*)|TUMBLING 600000|`customer_id`");
 }
+
+/// The reference query with a `WITH` clause after its name.
+fn with(properties: &str) -> String {
+    REFERENCE.replacen("suspicious_sales AS", &format!("suspicious_sales WITH ({properties}) AS"), 1)
+}
+
+#[test]
+fn the_with_clause_names_the_sink_topic_and_its_partitions_as_ksqldb_writes_them() {
+    let written = with("KAFKA_TOPIC = 'sales.suspicious-v2', partitions=2, VALUE_FORMAT='json', key_format='KAFKA'");
+    let plan = plan(&written, &catalog()).unwrap();
+    assert_eq!(plan.name, "suspicious_sales", "the query keeps its name (internal topics, groups)");
+    assert_eq!(plan.sink_topic(), "sales.suspicious-v2");
+    assert_eq!(plan.sink.partitions, Some(2));
+    let plain = super::plan(REFERENCE, &catalog()).unwrap();
+    assert_eq!((plain.sink_topic(), plain.sink.partitions), ("suspicious_sales", None));
+    assert_eq!(
+        plan.with_sink_topic("x").with_sink_partitions(3).sink,
+        crate::stream::Sink { topic: Some("x".into()), partitions: Some(3) }
+    );
+    // FORMAT alone, and an empty list is not a clause.
+    assert!(super::plan(&with("FORMAT = 'JSON'"), &catalog()).is_ok());
+    let e = error(&with(""));
+    assert_eq!((e.line, e.column), (1, with("").find(')').expect("the clause's end") + 1));
+    assert_eq!(e.message, "expected a name, found `)`");
+}
+
+#[test]
+fn a_with_property_tramline_cannot_honour_is_refused_where_it_is_written() {
+    // Each error points at the text after `^` (the property's name, or its value).
+    let cases = [
+        (
+            "^REPLICAS = 3",
+            "unknown property `REPLICAS`; a query takes KAFKA_TOPIC, PARTITIONS, FORMAT, VALUE_FORMAT and KEY_FORMAT",
+        ),
+        ("PARTITIONS = ^0", "PARTITIONS takes a whole number of partitions, at least 1"),
+        ("PARTITIONS = ^'4'", "PARTITIONS takes a whole number of partitions, at least 1"),
+        ("PARTITIONS = ^1.5", "PARTITIONS takes a whole number of partitions, at least 1"),
+        ("KAFKA_TOPIC = ^4", "KAFKA_TOPIC takes a topic's name in quotes"),
+        (
+            "KAFKA_TOPIC = ^'sales flags'",
+            "`sales flags` cannot be a topic's name: use ASCII letters, digits, `.`, `_` and `-`",
+        ),
+        ("KAFKA_TOPIC = ^'..'", "`..` cannot be a topic's name: Kafka refuses `.` and `..`"),
+        ("VALUE_FORMAT = ^'AVRO'", "VALUE_FORMAT takes 'JSON' only: tramline writes rows as JSON objects"),
+        ("KEY_FORMAT = ^'JSON'", "KEY_FORMAT takes 'KAFKA' only: tramline writes a row's key as text"),
+        ("PARTITIONS = 2, ^partitions = 3", "the property PARTITIONS is given twice"),
+        ("PARTITIONS ^2", "expected `=`, found `2`"),
+        ("PARTITIONS = ^-2", "expected a string or a number, found `-`"),
+    ];
+    let clause_at = with("").find("()").expect("the clause") + 2;
+    for (marked, message) in cases {
+        let properties = marked.replace('^', "");
+        let column = clause_at + marked.find('^').expect("a marker");
+        let e = error(&with(&properties));
+        assert_eq!((e.line, e.column, e.message.as_str()), (1, column, message), "WITH ({properties})");
+    }
+}
