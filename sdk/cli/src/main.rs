@@ -153,19 +153,21 @@ impl Run<'_> {
         if line.trim().is_empty() {
             return;
         }
-        if let Err(error) = self.parse_line(line) {
+        if let Err(BadLine { column, message }) = self.parse_line(line) {
             self.counts.bad += 1;
-            eprintln!("input line {number}: {error}");
+            match column {
+                Some(column) => eprintln!("input line {number}, column {column}: {message}"),
+                None => eprintln!("input line {number}: {message}"),
+            }
         }
     }
 
-    fn parse_line(&mut self, line: &str) -> Result<(), String> {
+    fn parse_line(&mut self, line: &str) -> Result<(), BadLine> {
         // serde would read a struct from a JSON array too, by position.
         if !line.trim_start().starts_with('{') {
             return Err("not a CloudEvent in structured JSON: expected a JSON object".into());
         }
-        let event: CloudEvent<'_> =
-            serde_json::from_str(line).map_err(|e| format!("not a CloudEvent in structured JSON: {e}"))?;
+        let event: CloudEvent<'_> = serde_json::from_str(line).map_err(|e| json_error(line, &e))?;
         if !self.plan.reads_type(event.event_type.as_bytes()) {
             self.counts.skipped += 1;
             return Ok(());
@@ -186,7 +188,7 @@ impl Run<'_> {
             (Some(_), Some(_)) => return Err("both `data` and `data_base64`: a CloudEvent carries one".into()),
             (None, None) => return Err("no `data` (nor `data_base64`): the event's fields are missing".into()),
         };
-        self.feed(&event.event_type, epoch_millis(time), data)
+        Ok(self.feed(&event.event_type, epoch_millis(time), data)?)
     }
 
     fn record(&mut self, record: &Record) {
@@ -292,6 +294,38 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
 
 /// Milliseconds since the epoch, rounded down as Java's `Instant.toEpochMilli` does (jiff's
 /// `as_millisecond` rounds toward zero, which moves a time before 1970 a millisecond later).
+/// Why an input line was not read, and where in it when that is known.
+struct BadLine {
+    /// 1-based, in characters.
+    column: Option<usize>,
+    message: String,
+}
+
+impl From<String> for BadLine {
+    fn from(message: String) -> Self {
+        BadLine { column: None, message }
+    }
+}
+
+impl From<&str> for BadLine {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+/// serde's error for one input line, at its column in characters (serde counts bytes, and its
+/// "line 1" is always the first of the one line it was given).
+fn json_error(line: &str, error: &serde_json::Error) -> BadLine {
+    let text = error.to_string();
+    let what = text.rsplit_once(" at line ").map_or(text.as_str(), |(what, _)| what);
+    let mut byte = error.column().saturating_sub(1).min(line.len());
+    while !line.is_char_boundary(byte) {
+        byte -= 1;
+    }
+    let column = line[..byte].chars().count() + 1;
+    BadLine { column: Some(column), message: format!("not a CloudEvent in structured JSON: {what}") }
+}
+
 fn epoch_millis(time: jiff::Timestamp) -> i64 {
     // jiff's times (years -9999 to 9999) are well within i64 milliseconds.
     time.as_nanosecond().div_euclid(1_000_000) as i64

@@ -112,12 +112,21 @@ fn bad_lines_are_reported_by_number_and_counted_while_the_others_go_on() {
     let mut input: Vec<String> = orders().lines().map(str::to_owned).collect();
     input.insert(2, "{not json".into());
     input.insert(4, r#"{"type":"OrderConfirmed","data":{"customer_id":"cus_bulk"}}"#.into());
+    // The column counts characters (`é` is two bytes): it points at the `x` after `"Zoé"`.
+    input.insert(5, r#"{"type":"Zoé"x}"#.into());
     let output = run(REFERENCE, &input.join("\n"), &[]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("input line 3: not a CloudEvent in structured JSON"), "{stderr}");
+    assert!(
+        stderr.contains("input line 3, column 2: not a CloudEvent in structured JSON: key must be a string"),
+        "{stderr}"
+    );
     assert!(stderr.contains("input line 5: no `time` attribute"), "{stderr}");
-    assert!(stderr.contains("2 bad"), "{stderr}");
+    assert!(
+        stderr.contains("input line 6, column 14: not a CloudEvent in structured JSON: expected `,` or `}`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 bad"), "{stderr}");
     assert_eq!(lines(&output.stdout).len(), 2, "the good lines still made their rows");
 }
 
