@@ -1,4 +1,5 @@
-//! Child processes of the `ticketing` binary for the fault suites on Kafka.
+//! Child processes of the `ticketing` binary for the fault suites (on Kafka, and the killed
+//! driver on an embedded directory).
 
 #![allow(dead_code)] // each suite uses part of it
 

@@ -77,9 +77,18 @@ async fn reserve_reports_which_module_refused() {
     }
     assert_eq!(record_count(&*running.log, "order.events").await, 0);
     assert_eq!(record_count(&*running.log, "payment.commands").await, 0, "no payment was started");
+    // (Reserve's payment step is refused only when the order changed in between, or reports a
+    // module away: the order it placed has one payment, of its total.)
+}
 
-    // A second payment of a paid order, with an ID of its own: the payment module refuses it,
-    // so the customer is not charged twice.
+/// A second payment of a paid order, with an ID of its own: the payment module refuses it, so
+/// the customer is not charged twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_payment_of_an_order_is_refused() {
+    let running = start_platform(ScriptedProvider::new()).await;
+    let platform = &running.platform;
+    let ada = register_customer(platform, "Ada").await;
+    let ride = create_product(platform, "Single ride", 250).await;
     let first = Request::new(ada, ride, 1);
     reserve(platform, first.clone()).await;
     settle(platform).await;
@@ -99,7 +108,7 @@ async fn reserve_reports_which_module_refused() {
     assert_eq!(platform.statistics.read(|s| (s.payments_created, s.orders_placed)), (1, 1));
 }
 
-/// `reserve::Request` says: "The IDs are the caller's, so that a retry is recognised." A caller
+/// `reserve::Request` says: "The order ID is the caller's, so that a retry is recognised." A caller
 /// whose first attempt succeeded but whose answer was lost retries with the same request: that
 /// is not a refusal, and nothing is placed or paid twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -278,6 +278,25 @@ mod tests {
         assert_eq!(&*read[0].topic, "t");
     }
 
+    #[tokio::test]
+    async fn errors_name_topics_and_groups_as_the_caller_does() {
+        let log = Namespaced::new(MemoryLog::shared(), "tenant").unwrap();
+        log.create_topic(&TopicSpec::keep("t", 1)).await.expect("created");
+        let unknown = log.read(&TopicPartition::new("missing", 0), 0, 1).await;
+        assert!(matches!(&unknown, Err(LogError::UnknownTopic(topic)) if topic == "missing"), "{unknown:?}");
+        let partition = log.read(&TopicPartition::new("t", 5), 0, 1).await;
+        assert!(matches!(&partition, Err(LogError::UnknownPartition { topic, .. }) if topic == "t"), "{partition:?}");
+        let count = log.create_topic(&TopicSpec::keep("t", 2)).await;
+        assert!(matches!(&count, Err(LogError::PartitionMismatch { topic, .. }) if topic == "t"), "{count:?}");
+        let cleanup = log.create_topic(&TopicSpec::compact("t", 1)).await;
+        assert!(matches!(&cleanup, Err(LogError::CleanupMismatch { topic, .. }) if topic == "t"), "{cleanup:?}");
+        let fenced = log.rename().in_error(LogError::Fenced { group: "tenant.g".into(), reason: "gone".into() });
+        assert!(matches!(&fenced, LogError::Fenced { group, .. } if group == "g"), "{fenced:?}");
+        // A name outside the namespace (a backend's own) is left as it is.
+        let other = log.rename().in_error(LogError::UnknownTopic("other.t".into()));
+        assert!(matches!(&other, LogError::UnknownTopic(topic) if topic == "other.t"), "{other:?}");
+    }
+
     #[test]
     fn a_namespace_ends_at_its_first_dot() {
         let shared = MemoryLog::shared();

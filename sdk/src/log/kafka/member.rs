@@ -65,7 +65,8 @@
 //!   creates a new producer (`init_transactions`). It is re-created lazily rather than at once, so
 //!   a fenced zombie that never writes again does not fence its successor in turn.
 //! - Any other failure inside the transaction (a record the broker refuses, a timeout) aborts it
-//!   and returns [`LogError::Backend`]: nothing of the write is visible to `read_committed`
+//!   and returns [`LogError::Backend`] ([`LogError::KeyRequired`] for a keyless record a compacted
+//!   topic refused): nothing of the write is visible to `read_committed`
 //!   readers, and the runtime rewinds and processes the batch again. The producer is re-created
 //!   too: after a broker restart, librdkafka (2.12) can keep a partition without a leader for good
 //!   (confluentinc/librdkafka#5430), so every later write to it would time out; a new client
@@ -1134,9 +1135,10 @@ impl Worker {
                 Ok(Err((error, _))) => error,
                 Err(_) => KafkaError::Canceled,
             };
-            // The record the broker refused rather than one an earlier failure took down with
-            // the transaction (whatever their order).
-            let refused = error.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidRecord);
+            // The keyless record the broker refused rather than one an earlier failure took down
+            // with the transaction (whatever their order), as `append` finds it.
+            let refused =
+                error.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidRecord) && outputs[index].key.is_none();
             if refused || failed.is_none() {
                 failed = Some(output(index, error));
             }
