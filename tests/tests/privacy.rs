@@ -237,6 +237,8 @@ async fn the_right_to_erasure(backend: &Backend) -> Run {
     let accounting = within("accounting replayed", platform.add_accounting()).await.expect("accounting added");
     let sales_after = accounting.read(|books| books.by_product().get(&product).copied()).expect("sales");
     assert_eq!(sales_after, sales_before, "a replay after forgetting gives the same totals");
+    // The history is another module's projection: the update's answer does not wait for it.
+    within("the history to catch up", platform.history.caught_up()).await.expect("caught up");
     let history = platform.history.read(|h| h.of(&ada.id).cloned()).expect("Ada's history, replayed");
     assert_eq!(history.name.as_deref(), Some(ERASED));
     assert_eq!(history.orders.len(), 1, "Ada's order stays, under her ID");
