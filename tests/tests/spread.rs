@@ -5,13 +5,15 @@
 //! is in `examples/tests`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use product_contract::{Money, ProductCommand, ProductId};
+use reserve::{Request, ReserveError};
 use ticketing_platform::{CountingMailer, Platform, Services, Simulation};
 use tramline::log::EventLog;
-use tramline::runtime::{CommandError, RuntimeError};
+use tramline::runtime::{CommandError, RuntimeError, Settings};
 use tramline::{App, MemoryLog, ReferenceId};
-use tramline_platform_tests::{fast_settings, within};
+use tramline_platform_tests::{create_product, fast_settings, register_customer, within};
 
 async fn part(log: &Arc<dyn EventLog>, modules: &[&str], services: &Services) -> Platform {
     let app = App::new(log.clone()).with_settings(fast_settings()).run_only(modules.iter().copied());
@@ -52,6 +54,55 @@ async fn the_platform_spread_over_three_apps_keeps_every_invariant() {
     assert!(matches!(orders.history.caught_up().await, Err(RuntimeError::Elsewhere(_))));
 
     for platform in [driver, payments_and_tickets, orders] {
+        platform.app.shutdown().await.expect("a clean shutdown");
+    }
+}
+
+/// The payment module away: reserve places the order and says that its payment did not start
+/// (a transient error, naming the order); once the module is back, the same request again pays
+/// the order once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_whose_payment_module_is_away_names_the_unpaid_order_and_a_retry_pays_it_once() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let mailer = Arc::new(CountingMailer::default());
+    let approves = Simulation { decline_percent: 0, ..Simulation::default() };
+    let services = Services { provider: Arc::new(approves.provider()), mailer: mailer.clone() };
+    let settings = Settings { command_timeout: Duration::from_secs(1), ..fast_settings() };
+    let everything_but_payment = [
+        "customer",
+        "product",
+        "order",
+        "ticket",
+        "reserve",
+        "order-history",
+        "platform",
+        "accounting",
+        "partner-feed",
+        fraud::QUERY,
+    ];
+    let app = App::new(log.clone()).with_settings(settings).run_only(everything_but_payment);
+    let mut driver = Platform::register_in(app, services.clone()).await.expect("registered");
+    within("the app to start", driver.app.start()).await.expect("started");
+    let ada = register_customer(&driver, "Ada").await;
+    let ride = create_product(&driver, "Single ride", 250).await;
+
+    let request = Request::new(ada, ride, 2);
+    match within("a reservation", driver.reserve.reserve(request.clone())).await {
+        Err(error @ ReserveError::Payment { order_id, .. }) => {
+            assert_eq!(order_id, request.order_id);
+            assert!(error.is_transient(), "a module away is worth a retry: {error}");
+        }
+        other => panic!("expected the payment step to fail for want of the payment module, got {other:?}"),
+    }
+
+    let payments = part(&log, &["payment"], &services).await;
+    let reservation = within("a retried reservation", driver.reserve.reserve(request.clone())).await.expect("reserved");
+    assert_eq!(reservation.payment_id, request.payment_id());
+    within("the platform to settle", driver.app.settle()).await.expect("settled");
+    let (placed, created, confirmed) =
+        driver.statistics.read(|s| (s.orders_placed, s.payments_created, s.orders_confirmed));
+    assert_eq!((placed, created, confirmed), (1, 1, 1), "one order, paid once");
+    for platform in [driver, payments] {
         platform.app.shutdown().await.expect("a clean shutdown");
     }
 }

@@ -197,11 +197,24 @@ struct Behind {
     end: u64,
 }
 
+/// When a processor starts in [`App::start`]: the phases in order, each running before the next
+/// starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Projections and reply listeners, which catch up with the log before anything else runs.
+    Restore,
+    /// Reactions, which take their start positions (the end of the log, on a first start)
+    /// before a data module here writes: the events of commands that waited on the log for the
+    /// module are not taken for old ones.
+    Position,
+    /// Data modules, queries and exports.
+    Process,
+}
+
 /// A registered processor not started yet.
 struct Waiting {
     group: String,
-    /// Started before the others (projections, reply listeners): see [`App::start`].
-    early: bool,
+    phase: Phase,
     subscriptions: Vec<Subscription>,
     writes: Option<(&'static str, &'static str)>,
     spawn: Spawn,
@@ -215,7 +228,7 @@ struct Registration {
     writes: Option<(&'static str, &'static str)>,
     /// What the topology shows of it; `None` for the runtime's own plumbing.
     info: Option<ProcessorInfo>,
-    early: bool,
+    phase: Phase,
     /// The topics it reads, for `settle`.
     reads: Vec<&'static str>,
     /// Whose dead-letter topic it writes to, if it writes dead letters.
@@ -445,7 +458,7 @@ impl App {
             subscriptions: Vec::new(),
             writes: None,
             info: Some(info),
-            early: false,
+            phase: Phase::Process,
             reads: vec![<A::Command as Message>::TOPIC],
             dead_letters: Some(DeadLetters::of(&group)),
             spawn: Box::new(move |app: &App| {
@@ -485,7 +498,7 @@ impl App {
             subscriptions: Vec::new(),
             writes: None,
             info: None,
-            early: true,
+            phase: Phase::Restore,
             reads: vec![replies_topic],
             dead_letters: None,
             spawn: Box::new(move |app: &App| {
@@ -522,7 +535,7 @@ impl App {
         self.register(Registration {
             group: group.clone(),
             info: Some(info),
-            early: false,
+            phase: Phase::Position,
             reads,
             subscriptions,
             writes: writes_commands.then_some((<R::Command as Message>::MODULE, <R::Command as Message>::TOPIC)),
@@ -568,7 +581,7 @@ impl App {
         self.register(Registration {
             group: group.clone(),
             info: Some(info),
-            early: true,
+            phase: Phase::Restore,
             reads: topics.clone(),
             subscriptions,
             writes: None,
@@ -606,7 +619,7 @@ impl App {
         self.register(Registration {
             group: group.clone(),
             info: Some(info),
-            early: false,
+            phase: Phase::Process,
             reads,
             subscriptions,
             writes: None,
@@ -644,7 +657,7 @@ impl App {
     /// Records a processor and starts it if the app runs already. Nothing is recorded when its
     /// subscriptions cannot be served.
     async fn register(&mut self, registration: Registration) -> Result<(), RuntimeError> {
-        let Registration { group, subscriptions, writes, info, early, reads, dead_letters, spawn } = registration;
+        let Registration { group, subscriptions, writes, info, phase, reads, dead_letters, spawn } = registration;
         self.check_unique(&group)?;
         self.open_keys().await?;
         if self.started {
@@ -658,11 +671,11 @@ impl App {
         if self.started {
             let started = spawn(self);
             self.run(group.clone(), started).await?;
-            if early {
+            if phase == Phase::Restore {
                 self.catch_up(&[group]).await?;
             }
         } else {
-            self.waiting.push(Waiting { group, early, subscriptions, writes, spawn });
+            self.waiting.push(Waiting { group, phase, subscriptions, writes, spawn });
         }
         Ok(())
     }
@@ -738,20 +751,28 @@ impl App {
     /// Checks every subscription and starts every registered processor: projections first,
     /// which catch up with the log before reactions and data modules start (as Kafka Streams
     /// restores its state stores before processing), so that `decide` never consults a read
-    /// model that has not yet seen what is on the log.
+    /// model that has not yet seen what is on the log; then reactions, which take their start
+    /// positions before a data module here applies the commands that waited for it; then the
+    /// rest. It returns once all have caught up with the log.
     pub async fn start(&mut self) -> Result<(), RuntimeError> {
         for waiting in &self.waiting {
             self.check_publishers(&waiting.group, &waiting.subscriptions, waiting.writes).await?;
         }
-        let (projections, others): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.waiting).into_iter().partition(|w| w.early);
-        for batch in [projections, others] {
+        let mut waiting = std::mem::take(&mut self.waiting);
+        let mut caught_up = Vec::new();
+        for phase in [Phase::Restore, Phase::Position, Phase::Process] {
+            let batch: Vec<Waiting>;
+            (batch, waiting) = waiting.into_iter().partition(|w| w.phase == phase);
             let started: Vec<_> = batch.into_iter().map(|w| (w.group, (w.spawn)(self))).collect();
-            let groups: Vec<String> = started.iter().map(|(group, _)| group.clone()).collect();
+            caught_up.extend(started.iter().map(|(group, _)| group.clone()));
+            // Running, with their start positions taken (the end of the log, for a reaction's
+            // first start).
             for (group, started) in started {
                 self.run(group, started).await?;
             }
-            self.catch_up(&groups).await?;
+            if phase != Phase::Position {
+                self.catch_up(&std::mem::take(&mut caught_up)).await?;
+            }
         }
         self.started = true;
         Ok(())

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::aggregate::for_each_record;
 use super::processor::Processor;
-use super::{App, DeadLetters, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
+use super::{App, DeadLetters, Phase, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
 use crate::codec::{self, DecodeError, headers as ce};
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::Subscription;
@@ -246,7 +246,7 @@ impl App {
             subscriptions: vec![subscription],
             writes: None,
             info: Some(source_info),
-            early: false,
+            phase: Phase::Process,
             reads: vec![subscription.topic],
             dead_letters: Some(DeadLetters::of(&rekey_group)),
             spawn: Box::new(move |app: &App| app.spawn(rekey)),
@@ -258,7 +258,7 @@ impl App {
             subscriptions: Vec::new(),
             writes: None,
             info: Some(window_info),
-            early: false,
+            phase: Phase::Process,
             reads: vec![repartition],
             dead_letters: Some(DeadLetters::of(&aggregate_group)),
             spawn: Box::new(move |app: &App| app.spawn(aggregate)),
