@@ -29,8 +29,7 @@ use crate::model::Position;
 /// ```
 pub struct Namespaced {
     inner: Arc<dyn EventLog>,
-    prefix: String,
-    names: Arc<Names>,
+    rename: Rename,
 }
 
 /// Inside and outside names of the topics seen so far: records coming out are renamed without
@@ -64,7 +63,8 @@ impl Namespaced {
     /// `inner`, with every topic and group inside `namespace` (`<namespace>.<name>` below).
     pub fn new(inner: Arc<dyn EventLog>, namespace: &str) -> Result<Self, InvalidNamespace> {
         Self::check(namespace)?;
-        Ok(Namespaced { inner, prefix: format!("{namespace}."), names: Arc::default() })
+        let rename = Rename { prefix: Arc::from(format!("{namespace}.")), names: Arc::default() };
+        Ok(Namespaced { inner, rename })
     }
 
     /// Whether `namespace` can be one: ASCII letters, digits, `_` and `-`, not empty. Topic names
@@ -78,13 +78,13 @@ impl Namespaced {
     }
 
     fn outside(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
+        format!("{}{name}", self.rename.prefix)
     }
 }
 
 impl std::fmt::Debug for Namespaced {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Namespaced").field("prefix", &self.prefix).finish()
+        f.debug_struct("Namespaced").field("prefix", &self.rename.prefix).finish()
     }
 }
 
@@ -144,44 +144,38 @@ impl Rename {
     }
 }
 
-impl Namespaced {
-    fn rename(&self) -> Rename {
-        Rename { prefix: Arc::from(self.prefix.as_str()), names: self.names.clone() }
-    }
-}
-
 #[async_trait]
 impl EventLog for Namespaced {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
         let mut spec = spec.clone();
         spec.name = self.outside(&spec.name);
-        self.inner.create_topic(&spec).await.map_err(|e| self.rename().in_error(e))
+        self.inner.create_topic(&spec).await.map_err(|e| self.rename.in_error(e))
     }
 
     async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
-        self.inner.partition_count(&self.outside(topic)).await.map_err(|e| self.rename().in_error(e))
+        self.inner.partition_count(&self.outside(topic)).await.map_err(|e| self.rename.in_error(e))
     }
 
     async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
-        let rename = self.rename();
+        let rename = &self.rename;
         let records = records.into_iter().map(|r| rename.out_record(r)).collect();
         let positions = self.inner.append(records).await.map_err(|e| rename.in_error(e))?;
         Ok(positions.into_iter().map(|p| rename.in_position(p)).collect())
     }
 
     async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
-        let rename = self.rename();
+        let rename = &self.rename;
         let records = self.inner.read(&rename.out_tp(partition), offset, max).await.map_err(|e| rename.in_error(e))?;
         Ok(records.into_iter().map(|r| rename.in_record(r)).collect())
     }
 
     async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-        let rename = self.rename();
+        let rename = &self.rename;
         self.inner.end_offset(&rename.out_tp(partition)).await.map_err(|e| rename.in_error(e))
     }
 
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
-        let rename = self.rename();
+        let rename = &self.rename;
         self.inner
             .committed(&self.outside(group), &rename.out_tp(partition))
             .await
@@ -191,9 +185,9 @@ impl EventLog for Namespaced {
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         let topics: Vec<String> = topics.iter().map(|t| self.outside(t)).collect();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let rename = self.rename();
+        let rename = &self.rename;
         let member = self.inner.join(&self.outside(group), &topics, start).await.map_err(|e| rename.in_error(e))?;
-        Ok(Box::new(NamespacedMember { inner: member, rename }))
+        Ok(Box::new(NamespacedMember { inner: member, rename: rename.clone() }))
     }
 }
 
@@ -290,10 +284,10 @@ mod tests {
         assert!(matches!(&count, Err(LogError::PartitionMismatch { topic, .. }) if topic == "t"), "{count:?}");
         let cleanup = log.create_topic(&TopicSpec::compact("t", 1)).await;
         assert!(matches!(&cleanup, Err(LogError::CleanupMismatch { topic, .. }) if topic == "t"), "{cleanup:?}");
-        let fenced = log.rename().in_error(LogError::Fenced { group: "tenant.g".into(), reason: "gone".into() });
+        let fenced = log.rename.in_error(LogError::Fenced { group: "tenant.g".into(), reason: "gone".into() });
         assert!(matches!(&fenced, LogError::Fenced { group, .. } if group == "g"), "{fenced:?}");
         // A name outside the namespace (a backend's own) is left as it is.
-        let other = log.rename().in_error(LogError::UnknownTopic("other.t".into()));
+        let other = log.rename.in_error(LogError::UnknownTopic("other.t".into()));
         assert!(matches!(&other, LogError::UnknownTopic(topic) if topic == "other.t"), "{other:?}");
     }
 

@@ -272,8 +272,8 @@ pub struct App {
     /// Consumer group -> topics it reads, for `settle`.
     reads: HashMap<String, Vec<&'static str>>,
     topology: Topology,
-    /// The dead-letter topics of the registered processors.
-    /// Each dead-letter topic created, with who may share it ([`DeadLetters`]).
+    /// The dead-letter topics of the registered processors, with who may share each
+    /// ([`DeadLetters`]).
     dead_letter_topics: HashMap<String, String>,
     /// The modules whose processors run in this process; `None`: all.
     local: Option<HashSet<String>>,
