@@ -271,6 +271,21 @@ impl Summary {
     pub fn holds(&self) -> bool {
         self.invariants().iter().all(|i| i.holds)
     }
+
+    /// Counts a payment started for `customer`'s order of `round`: a decline expected, or an
+    /// order confirmed in the suspicious-sales ground truth.
+    fn expect_payment(
+        &mut self,
+        truth: &mut shopping::SuspicionTruth,
+        round: usize,
+        customer: CustomerId,
+        declined: bool,
+    ) {
+        self.payments_declined_expected += u64::from(declined);
+        if !declined {
+            truth.confirmed(round, customer);
+        }
+    }
 }
 
 /// Why a simulation could not run.
@@ -410,10 +425,7 @@ impl Simulation {
                 match result {
                     Ok(_) => {
                         summary.reservations += 1;
-                        summary.payments_declined_expected += u64::from(declined);
-                        if !declined {
-                            truth.confirmed(round, customer);
-                        }
+                        summary.expect_payment(&mut truth, round, customer, declined);
                     }
                     Err(error) => {
                         tracing::warn!(%error, "reservation refused");
@@ -498,10 +510,7 @@ impl Simulation {
             match started {
                 Ok(_) => {
                     summary.orders_resumed += 1;
-                    summary.payments_declined_expected += u64::from(declined);
-                    if !declined {
-                        truth.confirmed(shopping::RESUMED, customer);
-                    }
+                    summary.expect_payment(truth, shopping::RESUMED, customer, declined);
                 }
                 Err(error) => {
                     tracing::warn!(%error, "the payment of an order left unpaid was refused");
