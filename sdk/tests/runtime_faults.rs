@@ -406,6 +406,7 @@ async fn a_command_the_log_refuses_names_its_id_and_module() {
     let log = Arc::new(FaultyLog::over(MemoryLog::shared()).append_fails(topic_gone));
     let mut app = App::new(log).with_settings(settings());
     let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
     let pour = taps.envelope(TapCommand::Pour { id: TapId::generate() });
     let id = pour.id;
     match taps.send_envelope(pour).await {
@@ -458,4 +459,46 @@ async fn callers_hear_at_once_that_a_module_stopped() {
     let outcome = taps.send(TapCommand::Pour { id: TapId::generate() }).await;
     assert!(matches!(outcome, Err(CommandError::Stopped { module: "tap", .. })), "{outcome:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "not after the 10 s command timeout");
+}
+
+/// Before `App::start` nothing runs: commands, projections and `settle` say so at once instead
+/// of waiting for a module that never answers, and no command is left on the log to be applied
+/// later.
+#[tokio::test]
+async fn an_app_not_started_says_so_at_once() {
+    let log = MemoryLog::shared();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    let pours = app.projection(PourCount::default()).await.unwrap();
+
+    let outcome = taps.send(TapCommand::Pour { id: TapId::generate() }).await;
+    match outcome {
+        Err(ref error @ CommandError::NotStarted { module: "tap", .. }) => {
+            assert!(!error.is_transient(), "sending again cannot help: {error}");
+            assert!(error.to_string().contains("App::start"), "{error}");
+        }
+        other => panic!("expected NotStarted, got {other:?}"),
+    }
+    let mut written = 0;
+    for partition in 0..log.partition_count(TapCommand::TOPIC).await.unwrap().unwrap_or(0) {
+        written += log.end_offset(&TopicPartition::new(TapCommand::TOPIC, partition)).await.unwrap();
+    }
+    assert_eq!(written, 0, "nothing was sent");
+    for waited in [
+        app.settle().await,
+        pours.caught_up().await,
+        pours.wait_for(&[TopicPartition::new(TapEvent::TOPIC, 0).at(0)]).await,
+    ] {
+        match waited {
+            Err(error @ RuntimeError::NotStarted(_)) => assert!(error.to_string().contains("App::start"), "{error}"),
+            other => panic!("expected NotStarted, got {other:?}"),
+        }
+    }
+
+    app.start().await.unwrap();
+    let accepted = taps.send(TapCommand::Pour { id: TapId::generate() }).await.expect("accepted once started");
+    pours.wait_for(&accepted.positions()).await.unwrap();
+    assert_eq!(pours.read(|count| count.0), 1);
+    app.settle().await.unwrap();
+    app.shutdown().await.unwrap();
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::progress::ProgressBoard;
 use super::remote;
 use crate::codec;
 use crate::log::{EventLog, LogError, OutRecord};
@@ -47,6 +48,15 @@ pub enum CommandError<E> {
         /// Why the log refused it.
         #[source]
         error: LogError,
+    },
+    /// The app that sends the command has not been started ([`App::start`](super::App::start)):
+    /// nothing there would hear its outcome. Nothing was sent.
+    #[error("command {id} to the `{module}` module not sent: its app has not been started (App::start)")]
+    NotStarted {
+        /// The command id.
+        id: Uuid,
+        /// The module.
+        module: &'static str,
     },
     /// No outcome arrived in time.
     #[error("no outcome for command {id} on `{topic}` within {timeout:?}: is the `{module}` module running?")]
@@ -212,16 +222,18 @@ impl<A: Aggregate> CommandGateway<A> {
 
 /// Sends commands to one data module. Cheap to clone.
 pub struct CommandGateway<A: Aggregate> {
-    replies: Arc<Replies<A>>,
-    log: Arc<dyn EventLog>,
-    keys: KeyStore,
-    clock: Arc<dyn Clock>,
-    timeout: Duration,
+    pub(super) replies: Arc<Replies<A>>,
+    pub(super) log: Arc<dyn EventLog>,
+    pub(super) keys: KeyStore,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) timeout: Duration,
     /// Where an instance of the module in another process publishes the outcomes of this
     /// gateway's commands (one in this process answers in memory).
-    reply_to: &'static str,
+    pub(super) reply_to: &'static str,
     /// The module runs only in other processes.
-    remote: bool,
+    pub(super) remote: bool,
+    /// Whether the app was started: the outcomes are heard by its processors.
+    pub(super) board: Arc<ProgressBoard>,
 }
 
 impl<A: Aggregate> Clone for CommandGateway<A> {
@@ -234,6 +246,7 @@ impl<A: Aggregate> Clone for CommandGateway<A> {
             timeout: self.timeout,
             reply_to: self.reply_to,
             remote: self.remote,
+            board: self.board.clone(),
         }
     }
 }
@@ -245,18 +258,6 @@ impl<A: Aggregate> std::fmt::Debug for CommandGateway<A> {
 }
 
 impl<A: Aggregate> CommandGateway<A> {
-    pub(crate) fn new(
-        replies: Arc<Replies<A>>,
-        log: Arc<dyn EventLog>,
-        keys: KeyStore,
-        clock: Arc<dyn Clock>,
-        timeout: Duration,
-        reply_to: &'static str,
-        remote: bool,
-    ) -> Self {
-        CommandGateway { replies, log, keys, clock, timeout, reply_to, remote }
-    }
-
     /// Whether the module runs only in other processes (every outcome comes back on the log).
     pub fn is_remote(&self) -> bool {
         self.remote
@@ -307,6 +308,10 @@ impl<A: Aggregate> CommandGateway<A> {
     pub async fn send_after(&self, envelope: Envelope<A::Command>, after: &[Position]) -> Outcome<A> {
         let id = envelope.id;
         let module = <A::Command as Message>::MODULE;
+        // The module here, or this app's reply listener, hears the outcome: neither runs yet.
+        if !self.board.is_started() {
+            return Err(CommandError::NotStarted { id, module });
+        }
         let Some((ticket, outcome)) = self.replies.expect(id) else {
             return Err(CommandError::Stopped { id, module });
         };

@@ -170,6 +170,9 @@ pub enum RuntimeError {
     /// A processor stopped while others waited for it.
     #[error("processor `{0}` stopped; App::shutdown returns its error")]
     Stopped(String),
+    /// The app was waited for before [`App::start`]: nothing runs until then.
+    #[error("{0} before App::start: the app's processors do not run until it is started")]
+    NotStarted(String),
     /// A projection that runs in another process was waited for.
     #[error("projection `{0}` runs in another process (see App::run_only): read and wait for it there")]
     Elsewhere(String),
@@ -439,15 +442,16 @@ impl App {
         // process decided the command, whether or not the module also runs here.
         let replies_topic = self.listen_for_replies::<A>(replies.clone()).await?;
         let remote = !self.runs_here(module);
-        let gateway = CommandGateway::new(
-            replies.clone(),
-            self.log.clone(),
-            self.keys.clone(),
-            self.clock.clone(),
-            self.settings.command_timeout,
-            replies_topic,
+        let gateway = CommandGateway {
+            replies: replies.clone(),
+            log: self.log.clone(),
+            keys: self.keys.clone(),
+            clock: self.clock.clone(),
+            timeout: self.settings.command_timeout,
+            reply_to: replies_topic,
             remote,
-        );
+            board: self.board.clone(),
+        };
         if remote {
             self.declare_elsewhere(group, info, vec![<A::Command as Message>::TOPIC]).await?;
             return Ok(gateway);
@@ -758,6 +762,9 @@ impl App {
         for waiting in &self.waiting {
             self.check_publishers(&waiting.group, &waiting.subscriptions, waiting.writes).await?;
         }
+        // From here on commands may be sent and processors waited for: a reaction may send
+        // commands while it catches up, to a data module that starts in a later phase.
+        self.board.start();
         let mut waiting = std::mem::take(&mut self.waiting);
         let mut caught_up = Vec::new();
         for phase in [Phase::Restore, Phase::Position, Phase::Process] {
@@ -783,8 +790,11 @@ impl App {
     /// in other processes ([`App::run_only`]) count too: they are quiet when their committed
     /// positions leave nothing to read, as do the partitions that another instance of a group
     /// running here holds. Fails if a processor of this process stopped; waits as long as a
-    /// module elsewhere is away.
+    /// module elsewhere is away, and at once before [`App::start`] ([`RuntimeError::NotStarted`]).
     pub async fn settle(&self) -> Result<(), RuntimeError> {
+        if !self.board.is_started() {
+            return Err(RuntimeError::NotStarted("settle".into()));
+        }
         let groups: Vec<String> = self.running.iter().map(|(group, _)| group.clone()).collect();
         let mut report = tokio::time::Instant::now() + SLOW_WAIT;
         loop {

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Notify, oneshot};
 
@@ -15,6 +16,9 @@ pub(crate) struct ProgressBoard {
     /// Groups whose processor has stopped.
     stopped: Mutex<HashSet<String>>,
     changed: Notify,
+    /// Whether [`App::start`](super::App::start) was called: before it nothing runs, so nothing
+    /// can be waited for.
+    started: AtomicBool,
 }
 
 #[derive(Default)]
@@ -30,6 +34,14 @@ struct Group {
 pub(crate) struct GroupStopped;
 
 impl ProgressBoard {
+    pub(crate) fn start(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Group>> {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }

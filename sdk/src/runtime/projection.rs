@@ -162,10 +162,14 @@ impl<P> std::fmt::Debug for ProjectionHandle<P> {
 }
 
 impl<P: Projection> ProjectionHandle<P> {
-    fn is_here(&self) -> Result<(), RuntimeError> {
-        match self.here {
+    /// Whether waiting for the projection can end: it is built here, by a started app.
+    fn is_running_here(&self) -> Result<(), RuntimeError> {
+        if !self.here {
+            return Err(RuntimeError::Elsewhere(self.group.clone()));
+        }
+        match self.board.is_started() {
             true => Ok(()),
-            false => Err(RuntimeError::Elsewhere(self.group.clone())),
+            false => Err(RuntimeError::NotStarted(format!("waiting for projection `{}`", id_of::<P>()))),
         }
     }
 
@@ -177,9 +181,10 @@ impl<P: Projection> ProjectionHandle<P> {
     /// Waits until the projection has processed every record up to and including these
     /// positions (read-your-writes after a command: pass `accepted.positions()`). Positions
     /// of topics the projection does not read are ignored.
-    /// Fails when the projection's processor has stopped.
+    /// Fails when the projection's processor has stopped, and at once when it runs in another
+    /// process or its app has not been started.
     pub async fn wait_for(&self, positions: &[Position]) -> Result<(), RuntimeError> {
-        self.is_here()?;
+        self.is_running_here()?;
         for position in positions.iter().filter(|p| self.topics.iter().any(|t| **t == *p.topic)) {
             let tp = TopicPartition { topic: position.topic.clone(), partition: position.partition };
             self.board
@@ -191,9 +196,9 @@ impl<P: Projection> ProjectionHandle<P> {
     }
 
     /// Waits until the projection has processed everything on its topics at the time of the
-    /// call.
+    /// call. Fails as [`ProjectionHandle::wait_for`] does.
     pub async fn caught_up(&self) -> Result<(), RuntimeError> {
-        self.is_here()?;
+        self.is_running_here()?;
         let mut ends = HashMap::new();
         for topic in &self.topics {
             let partitions = self.log.partition_count(topic).await?.unwrap_or(0);
