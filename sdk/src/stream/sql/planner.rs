@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::parser::{Ast, Ident, Property, Statement, TimeSpan};
+use super::parser::{Ast, Ident, Property, SelectItem, Statement, TimeSpan};
 use crate::stream::aggregate::Function;
 use crate::stream::catalog::{Catalog, Field, NameCase, StreamInfo};
 use crate::stream::expr::{BinaryOp, Expr};
@@ -77,7 +77,10 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         }
         select.push(Named { name, expr });
     }
-    let having = statement.having.as_ref().map(|ast| planner.output(ast)).transpose()?;
+    let having = match &statement.having {
+        Some(ast) => Some(planner.output(ast).map_err(|failure| naming_an_alias(failure, ast, &statement.select))?),
+        None => None,
+    };
     let Planner { info, columns, group_by, aggregates, .. } = planner;
     Ok(Plan {
         name: statement.name.text.clone(),
@@ -203,11 +206,26 @@ fn fitting(span: TimeSpan, what: &str) -> Result<Duration, Failure> {
     }
 }
 
+/// Whether `name` is the pseudo-column `upper` (ROWTIME, WINDOWSTART, WINDOWEND): in any case
+/// unquoted, exactly as ksqlDB names it when quoted (`` `rowtime` `` is a field of the event).
+fn is_pseudo(name: &Ident, upper: &str) -> bool {
+    match name.quoted {
+        true => name.text == upper,
+        false => name.text.eq_ignore_ascii_case(upper),
+    }
+}
+
+fn is_rowtime(name: &Ident) -> bool {
+    is_pseudo(name, "ROWTIME")
+}
+
 fn is_window_bound(name: &Ident) -> Option<Expr> {
-    match name.text.to_ascii_uppercase().as_str() {
-        "WINDOWSTART" => Some(Expr::WindowStart),
-        "WINDOWEND" => Some(Expr::WindowEnd),
-        _ => None,
+    if is_pseudo(name, "WINDOWSTART") {
+        Some(Expr::WindowStart)
+    } else if is_pseudo(name, "WINDOWEND") {
+        Some(Expr::WindowEnd)
+    } else {
+        None
     }
 }
 
@@ -227,7 +245,7 @@ impl Planner<'_> {
                         ),
                     ));
                 }
-                if name.text.eq_ignore_ascii_case("ROWTIME") {
+                if is_rowtime(name) {
                     return Ok(Expr::RowTime);
                 }
                 Expr::Column(self.column(name)?)
@@ -270,7 +288,7 @@ impl Planner<'_> {
         Ok(match ast {
             Ast::Column { qualifier, name } => {
                 self.check_qualifier(qualifier.as_ref())?;
-                if !name.text.eq_ignore_ascii_case("ROWTIME") {
+                if !is_rowtime(name) {
                     self.column(name)?;
                 }
                 return Err((
@@ -396,7 +414,7 @@ impl Planner<'_> {
         match ast {
             Ast::Literal(value, _) => value.sql_type(),
             Ast::Column { name, .. } if is_window_bound(name).is_some() => Some(SqlType::Bigint),
-            Ast::Column { name, .. } if name.text.eq_ignore_ascii_case("ROWTIME") => Some(SqlType::Bigint),
+            Ast::Column { name, .. } if is_rowtime(name) => Some(SqlType::Bigint),
             Ast::Column { name, .. } => self.field(name)?.sql_type,
             Ast::Call { name, args, .. } => match Function::by_name(&name.text)? {
                 Function::CountAll | Function::Count => Some(SqlType::Bigint),
@@ -448,6 +466,38 @@ fn describe(ast: &Ast) -> String {
 fn function_of(name: &Ident) -> Result<Function, Failure> {
     Function::by_name(&name.text)
         .ok_or_else(|| (name.at, format!("unknown function `{}`; expected COUNT, SUM, MIN, MAX or AVG", name.text)))
+}
+
+/// HAVING's failure, told as what it is when it names an output column of SELECT: ksqlDB's
+/// HAVING does not see SELECT's names either.
+fn naming_an_alias((at, message): Failure, having: &Ast, select: &[SelectItem]) -> Failure {
+    let named = column_at(having, at);
+    match select
+        .iter()
+        .filter_map(|item| item.alias.as_ref())
+        .find(|alias| named.is_some_and(|n| n.text == alias.text))
+    {
+        Some(alias) => (
+            at,
+            format!(
+                "`{}` names an output column of SELECT, which HAVING cannot use: write the expression itself, as in \
+                 HAVING COUNT(*) > 4",
+                alias.text
+            ),
+        ),
+        None => (at, message),
+    }
+}
+
+/// The unqualified column written at byte `at` of `ast`, if any.
+fn column_at(ast: &Ast, at: usize) -> Option<&Ident> {
+    match ast {
+        Ast::Column { qualifier: None, name } if name.at == at => Some(name),
+        Ast::Column { .. } | Ast::Literal(..) => None,
+        Ast::Call { args, .. } => args.iter().find_map(|arg| column_at(arg, at)),
+        Ast::Not(e, _) | Ast::Neg(e, _) | Ast::IsNull(e, _) => column_at(e, at),
+        Ast::Binary(_, l, r) => column_at(l, at).or_else(|| column_at(r, at)),
+    }
 }
 
 fn contains_call(ast: &Ast) -> bool {

@@ -547,3 +547,34 @@ fn a_with_property_tramline_cannot_honour_is_refused_where_it_is_written() {
         assert_eq!((e.line, e.column, e.message.as_str()), (1, column, message), "WITH ({properties})");
     }
 }
+
+#[test]
+fn a_quoted_pseudo_column_in_lower_case_is_a_field_of_the_event() {
+    let open = |sql: &str| plan(sql, &Catalog::open()).unwrap();
+    let mut columns = Vec::new();
+    let plan = open(
+        "CREATE STREAM s AS SELECT k, count(*) FROM e WINDOW TUMBLING (SIZE 1 HOUR) WHERE `rowtime` = 5 GROUP BY k",
+    );
+    assert_eq!(plan.columns.len(), 2, "`rowtime` is read as a field: {:?}", plan.columns);
+    let keyed = plan.rekey(1_000, br#"{"k":"a","rowtime":5}"#, &mut columns).unwrap();
+    assert_eq!(keyed.map(|k| k.group), Some(vec![Value::from("a")]), "the field is 5, the record's time 1000");
+    // Unquoted in any case, or quoted as ksqlDB names them, they are the pseudo-columns.
+    for rowtime in ["rowtime", "RowTime", "`ROWTIME`"] {
+        let plan = open(&format!(
+            "CREATE STREAM s AS SELECT k FROM e WINDOW TUMBLING (SIZE 1 HOUR) WHERE {rowtime} > 0 GROUP BY k"
+        ));
+        assert_eq!(plan.columns.len(), 1, "{rowtime} is the record's time: {:?}", plan.columns);
+    }
+    open("CREATE STREAM s AS SELECT k, count(*) FROM e WINDOW TUMBLING (SIZE 1 HOUR) GROUP BY k, `windowstart`");
+}
+
+#[test]
+fn having_that_names_an_output_column_says_to_write_the_expression() {
+    let e = error(&REFERENCE.replace("count(*)\nFROM", "count(*) AS n\nFROM").replace("HAVING count(*)", "HAVING n"));
+    assert_eq!((e.line, e.column), (6, 8));
+    assert!(e.message.starts_with("`n` names an output column of SELECT, which HAVING cannot use"), "{e}");
+    let e = open_error(
+        "CREATE STREAM s AS SELECT k, count(*) AS n FROM e WINDOW TUMBLING (SIZE 1 HOUR) GROUP BY k HAVING n > 4",
+    );
+    assert!(e.message.starts_with("`n` names an output column of SELECT"), "{e}");
+}
