@@ -213,7 +213,8 @@ mod embedded {
         let file = dir.path().join("not-a-directory");
         std::fs::write(&file, b"x").unwrap();
         let error = EmbeddedLog::open(&file).expect_err("a file is not a log directory");
-        assert!(error.to_string().contains(&*file.to_string_lossy()), "{error}");
+        let message = error.to_string();
+        assert!(message.contains(&*file.to_string_lossy()) && message.contains("not a directory"), "{message}");
     }
 
     #[tokio::test]

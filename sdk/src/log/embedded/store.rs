@@ -224,6 +224,12 @@ impl Store {
         let io = |doing: &str, path: &Path, e: std::io::Error| {
             LogError::Backend(format!("embedded log {}: {doing} {}: {e}", dir.display(), path.display()))
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(LogError::Backend(format!(
+                "embedded log {}: not a directory (the log is a directory of files)",
+                dir.display()
+            )));
+        }
         std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory", dir, e))?;
         let lock_path = dir.join(LOCK);
         let mut lock_file = OpenOptions::new()
