@@ -103,6 +103,11 @@ impl Process {
         self.child.wait().expect("reaped");
     }
 
+    /// Asks it to stop (SIGTERM), as a supervisor or Ctrl-C would.
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
     /// Freezes it (SIGSTOP): it keeps its connections and state but does nothing.
     pub fn pause(&self) {
         self.signal("STOP");

@@ -41,6 +41,17 @@ fn kafka_only_flags_need_brokers_whatever_log_is_chosen() {
 fn counts_that_cannot_be_zero_are_refused() {
     refused(env!("CARGO_BIN_EXE_bench-chain"), &["--runs", "0"], "--runs");
     refused(env!("CARGO_BIN_EXE_bench-query"), &["--customers", "0"], "--customers");
+    let ticketing = env!("CARGO_BIN_EXE_ticketing");
+    refused(ticketing, &["--memory", "--customers", "0"], "--customers");
+    refused(ticketing, &["--memory", "--concurrency", "0"], "--concurrency");
+}
+
+#[test]
+fn counts_beyond_what_a_run_can_plan_are_refused() {
+    let ticketing = env!("CARGO_BIN_EXE_ticketing");
+    refused(ticketing, &["--memory", "--orders", "18446744073709551615"], "--orders");
+    refused(ticketing, &["--memory", "--orders", "1000000000000"], "--orders");
+    refused(ticketing, &["--memory", "--customers", "100000000000000000"], "--customers");
 }
 
 #[test]

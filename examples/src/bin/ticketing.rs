@@ -44,15 +44,15 @@ struct Cli {
     /// and `--decline-percent`: the provider declines by them, and the driver expects it.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// How many orders to place.
-    #[arg(long, default_value_t = 2000)]
-    orders: usize,
+    /// How many orders to place (planned up front, so at most ten million).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    orders: u64,
     /// How many customers register.
-    #[arg(long, default_value_t = 200)]
-    customers: usize,
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    customers: u64,
     /// How many reservations are in flight at once.
-    #[arg(long, default_value_t = 256)]
-    concurrency: usize,
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    concurrency: u64,
     /// The share of payments the simulated provider declines, in percent.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=100))]
     decline_percent: u64,
@@ -130,9 +130,10 @@ fn module_name(name: &str) -> Result<String, String> {
 fn simulation_of(cli: &Cli) -> Simulation {
     Simulation {
         seed: cli.seed,
-        customers: cli.customers,
-        orders: cli.orders,
-        concurrency: cli.concurrency,
+        // The ranges of the flags fit any usize of 32 bits or more.
+        customers: cli.customers as usize,
+        orders: cli.orders as usize,
+        concurrency: cli.concurrency as usize,
         decline_percent: cli.decline_percent,
     }
 }
@@ -162,6 +163,11 @@ async fn run_some(cli: &Cli, modules: &[String]) -> Result<ExitCode, Box<dyn std
     };
     let app = App::new(log).with_settings(Settings::default()).run_only(local.iter().copied());
     let mut platform = Platform::register_in(app, services).await?;
+    if drives {
+        // The modules here finish what a killed driver left at the time it had reached; the
+        // modules of other processes keep their own clocks.
+        platform.resume_timeline().await?;
+    }
     platform.app.start().await?;
     let names = local.iter().copied().collect::<Vec<_>>().join(",");
     if !drives {
@@ -225,7 +231,7 @@ async fn shutdown_signal() -> std::io::Result<()> {
 }
 
 fn progress_bar(cli: &Cli) -> ProgressBar {
-    let bar = if cli.json { ProgressBar::hidden() } else { ProgressBar::new(cli.orders as u64) };
+    let bar = if cli.json { ProgressBar::hidden() } else { ProgressBar::new(cli.orders) };
     bar.set_style(
         ProgressStyle::with_template("{spinner} orders {bar:40} {pos}/{len} {per_sec} eta {eta}")
             .expect("a valid template"),

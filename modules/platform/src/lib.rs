@@ -106,11 +106,44 @@ impl Platform {
         Ok(Platform { app, customers, products, orders, payments, tickets, history, reserve, statistics, fraud, clock })
     }
 
-    /// Registers and starts every module.
+    /// Registers and starts every module, on the log's timeline ([`Platform::resume_timeline`]).
     pub async fn start(log: Arc<dyn EventLog>, settings: Settings, services: Services) -> Result<Self, RuntimeError> {
         let mut platform = Self::register(log, settings, services).await?;
+        platform.resume_timeline().await?;
         platform.app.start().await?;
         Ok(platform)
+    }
+
+    /// Pins the clock to the latest event time on the log, if it holds any events: what a run
+    /// killed outright left behind (commands that waited on the log for their module, and what
+    /// follows from them) is then done at the simulated time that run had reached, not at the
+    /// machine's, and falls in the stream queries' windows as the rest of its round. Call it
+    /// before `app.start()`; the clock stays pinned until a simulation pins it for its rounds
+    /// or [`ShopClock::release`].
+    pub async fn resume_timeline(&self) -> Result<(), RuntimeError> {
+        use tramline::Message;
+        // A partition's last offsets may hold transaction markers rather than records.
+        const TAIL: u64 = 16;
+        let log = self.app.log();
+        let mut latest: Option<i64> = None;
+        for topic in [
+            customer_contract::CustomerEvent::TOPIC,
+            product_contract::ProductEvent::TOPIC,
+            order_contract::OrderEvent::TOPIC,
+            payment_contract::PaymentEvent::TOPIC,
+            ticket_contract::TicketEvent::TOPIC,
+        ] {
+            for partition in 0..log.partition_count(topic).await?.unwrap_or(0) {
+                let tp = tramline::log::TopicPartition::new(topic, partition);
+                let end = log.end_offset(&tp).await?;
+                let tail = log.read(&tp, end.saturating_sub(TAIL), TAIL as usize).await?;
+                latest = tail.iter().map(|record| record.timestamp).chain(latest).max();
+            }
+        }
+        if let Some(time) = latest.and_then(|millis| jiff::Timestamp::from_millisecond(millis).ok()) {
+            self.clock.pin(time);
+        }
+        Ok(())
     }
 
     /// Adds the accounting module. On a running platform it starts at once and replays the log

@@ -375,7 +375,7 @@ impl Simulation {
         let mut rng = StdRng::seed_from_u64(self.seed);
         let customers: Vec<CustomerId> = (0..self.customers.max(1)).map(|_| seeded_id(&mut rng)).collect();
         let products: Vec<ProductId> = PRODUCTS.iter().map(|_| seeded_id(&mut rng)).collect();
-        self.set_up(platform, &customers, &products).await?;
+        self.set_up(platform, &customers, &products, stop).await?;
         // On a log that has seen runs before (a durable one), continue: new orders, and figures
         // checked over the whole log, once what an earlier run left is done (its last commands
         // applied, the mails of its last tickets sent).
@@ -528,7 +528,9 @@ impl Simulation {
         platform: &Platform,
         customers: &[CustomerId],
         products: &[ProductId],
+        stop: &AtomicBool,
     ) -> Result<(), SimulationError> {
+        tracing::info!(customers = customers.len(), "registering the customers");
         let registrations = customers.iter().enumerate().map(|(i, customer_id)| {
             let register = CustomerCommand::Register {
                 customer_id: *customer_id,
@@ -539,6 +541,8 @@ impl Simulation {
         });
         // Registered by an earlier run: the same seed makes the same customers and products.
         for result in futures::stream::iter(registrations)
+            // Stopped: no new registration starts (nor any round of orders after them).
+            .take_while(|_| std::future::ready(!stop.load(Ordering::Relaxed)))
             .buffer_unordered(self.concurrency.max(1))
             .collect::<Vec<_>>()
             .await
