@@ -220,6 +220,14 @@ async fn a_subscription_nobody_publishes_stops_the_start() {
         other => panic!("expected NoPublisher, got {other:?}"),
     }
     assert!(message.contains("`order.follow-payments`") && message.contains("`payment.events`"), "{message}");
+
+    // A projection is named as declared, without the id of its instance's consumer group.
+    let mut app = App::new(MemoryLog::shared()).with_settings(fast_settings());
+    app.projection(order_history::OrderHistory::default()).await.expect("registration itself succeeds");
+    match within("the start", app.start()).await {
+        Err(RuntimeError::NoPublisher { processor, .. }) => assert_eq!(processor, "order-history"),
+        other => panic!("expected NoPublisher, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

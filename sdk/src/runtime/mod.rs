@@ -701,6 +701,9 @@ impl App {
         subscriptions: &[Subscription],
         writes: Option<(&'static str, &'static str)>,
     ) -> Result<(), RuntimeError> {
+        // A projection's group is its name and the instance's id (`loyalty@0193…`): the user
+        // named the first part.
+        let processor = processor.rsplit_once('@').map_or(processor, |(name, _)| name);
         for subscription in subscriptions {
             if self.log.partition_count(subscription.topic).await?.is_none() {
                 return Err(RuntimeError::NoPublisher {
