@@ -56,6 +56,9 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
     })?;
 
     let mut planner = Planner { info, statement, columns: Vec::new(), group_by: Vec::new(), aggregates: Vec::new() };
+    if let Some(filter) = &statement.filter {
+        planner.check_condition(filter, "WHERE")?;
+    }
     let filter = statement.filter.as_ref().map(|ast| planner.input(ast, "WHERE")).transpose()?;
     if statement.group_by.is_empty() {
         return Err((statement.end, "expected GROUP BY: a windowed aggregation groups its records by a key".into()));
@@ -76,6 +79,9 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
             return Err((at, format!("the output column `{name}` is named twice; give one an alias with AS")));
         }
         select.push(Named { name, expr });
+    }
+    if let Some(having) = &statement.having {
+        planner.check_condition(having, "HAVING")?;
     }
     let having = match &statement.having {
         Some(ast) => Some(planner.output(ast).map_err(|failure| naming_an_alias(failure, ast, &statement.select))?),
@@ -433,6 +439,18 @@ impl Planner<'_> {
                 }
                 _ => Some(SqlType::Boolean),
             },
+        }
+    }
+
+    /// Refuses a WHERE or HAVING that is not a condition, when its type is known (`HAVING
+    /// COUNT(*)` would pass no row, ever), as ksqlDB does.
+    fn check_condition(&self, ast: &Ast, clause: &str) -> Result<(), Failure> {
+        match self.type_of(ast) {
+            Some(found) if found != SqlType::Boolean => Err((
+                ast.at(),
+                format!("{clause} needs a condition (BOOLEAN), but {} is {}", describe(ast), found.name()),
+            )),
+            _ => Ok(()),
         }
     }
 

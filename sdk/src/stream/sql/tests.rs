@@ -578,3 +578,16 @@ fn having_that_names_an_output_column_says_to_write_the_expression() {
     );
     assert!(e.message.starts_with("`n` names an output column of SELECT"), "{e}");
 }
+
+#[test]
+fn where_and_having_need_a_condition() {
+    let e = error(&REFERENCE.replace("HAVING count(*) > 4", "HAVING count(*)"));
+    assert_eq!((e.line, e.column), (6, 8));
+    assert_eq!(e.message, "HAVING needs a condition (BOOLEAN), but COUNT(...) is BIGINT");
+    let e = error(&REFERENCE.replace("GROUP BY", "WHERE total GROUP BY"));
+    assert_eq!((e.line, e.column), (5, 7));
+    assert_eq!(e.message, "WHERE needs a condition (BOOLEAN), but `total` is BIGINT");
+    // A type only the data tells (the CLI's open catalog) is taken as written.
+    plan("CREATE STREAM s AS SELECT k FROM e WINDOW TUMBLING (SIZE 1 HOUR) WHERE flag GROUP BY k", &Catalog::open())
+        .unwrap();
+}
