@@ -226,8 +226,19 @@ fn word_of(what: &'static str) -> StrContext {
 
 /// Whitespace, `--` comments and `/* */` comments (as ksqlDB's grammar has them).
 fn ws(i: &mut In<'_>) -> ModalResult<()> {
-    let bracketed = ("/*", cut_err((take_until(0.., "*/"), "*/")).context(word_of("*/"))).void();
-    repeat(0.., alt((multispace1.void(), ("--", take_till(0.., ['\n'])).void(), bracketed))).parse_next(i)
+    repeat(0.., alt((multispace1.void(), ("--", take_till(0.., ['\n'])).void(), bracketed_comment))).parse_next(i)
+}
+
+fn bracketed_comment(i: &mut In<'_>) -> ModalResult<()> {
+    let opening = i.checkpoint();
+    "/*".parse_next(i)?;
+    let closed: ModalResult<()> = (take_until(0.., "*/"), "*/").void().parse_next(i);
+    if closed.is_err() {
+        // Unterminated: said where it opens, not at the end of the query.
+        i.reset(&opening);
+        return cut_err(fail.context(expect("a comment closed with `*/`"))).parse_next(i);
+    }
+    Ok(())
 }
 
 fn is_ident_char(c: char) -> bool {

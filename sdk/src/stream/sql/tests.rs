@@ -208,6 +208,9 @@ WHERE customer_id = 'abc GROUP BY customer_id",
     );
     assert_eq!((e.line, e.column), (2, 21));
     assert_eq!(e.message, "expected a string closed with `'`, found `'`");
+    let e = error(&format!("{REFERENCE} /* flagged\n-- customers"));
+    assert_eq!((e.line, e.column), (6, 21), "at the `/*`");
+    assert_eq!(e.message, "expected a comment closed with `*/`, found `/`");
 }
 
 #[test]
