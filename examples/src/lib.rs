@@ -109,14 +109,17 @@ impl LogArgs {
     }
 }
 
-/// Starts the whole platform on `log` with the simulation's services.
+/// Starts the whole platform on `log` with the simulation's services, where the simulated
+/// timeline of earlier runs on the log left off ([`Platform::resume_timeline`]).
 pub async fn start_platform(
     log: Arc<dyn EventLog>,
     simulation: &Simulation,
 ) -> Result<(Platform, Arc<CountingMailer>), RuntimeError> {
     let mailer = Arc::new(CountingMailer::default());
     let services = Services { provider: Arc::new(simulation.provider()), mailer: mailer.clone() };
-    let platform = Platform::start(log, Settings::default(), services).await?;
+    let mut platform = Platform::register(log, Settings::default(), services).await?;
+    platform.resume_timeline().await?;
+    platform.app.start().await?;
     Ok((platform, mailer))
 }
 

@@ -484,10 +484,15 @@ async fn an_app_not_started_says_so_at_once() {
         written += log.end_offset(&TopicPartition::new(TapCommand::TOPIC, partition)).await.unwrap();
     }
     assert_eq!(written, 0, "nothing was sent");
+    // Bounded, so that a wait that never ends fails the test rather than hanging it.
+    async fn at_once<T>(wait: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(5), wait).await.expect("answered at once")
+    }
+    let event = TopicPartition::new(TapEvent::TOPIC, 0).at(0);
     for waited in [
-        app.settle().await,
-        pours.caught_up().await,
-        pours.wait_for(&[TopicPartition::new(TapEvent::TOPIC, 0).at(0)]).await,
+        at_once(app.settle()).await,
+        at_once(pours.caught_up()).await,
+        at_once(pours.wait_for(std::slice::from_ref(&event))).await,
     ] {
         match waited {
             Err(error @ RuntimeError::NotStarted(_)) => assert!(error.to_string().contains("App::start"), "{error}"),

@@ -163,11 +163,6 @@ async fn run_some(cli: &Cli, modules: &[String]) -> Result<ExitCode, Box<dyn std
     };
     let app = App::new(log).with_settings(Settings::default()).run_only(local.iter().copied());
     let mut platform = Platform::register_in(app, services).await?;
-    if drives {
-        // The modules here finish what a killed driver left at the time it had reached; the
-        // modules of other processes keep their own clocks.
-        platform.resume_timeline().await?;
-    }
     platform.app.start().await?;
     let names = local.iter().copied().collect::<Vec<_>>().join(",");
     if !drives {

@@ -59,7 +59,8 @@ pub struct Platform {
     pub statistics: ProjectionHandle<Statistics>,
     /// Suspicious sales.
     pub fraud: fraud::SuspiciousSales,
-    /// The clock every module stamps its messages with; a simulation pins it.
+    /// The clock every module stamps its messages with; a simulation pins it (and
+    /// [`Platform::resume_timeline`]).
     pub clock: Arc<ShopClock>,
 }
 
@@ -106,38 +107,39 @@ impl Platform {
         Ok(Platform { app, customers, products, orders, payments, tickets, history, reserve, statistics, fraud, clock })
     }
 
-    /// Registers and starts every module, on the log's timeline ([`Platform::resume_timeline`]).
+    /// Registers and starts every module.
     pub async fn start(log: Arc<dyn EventLog>, settings: Settings, services: Services) -> Result<Self, RuntimeError> {
         let mut platform = Self::register(log, settings, services).await?;
-        platform.resume_timeline().await?;
         platform.app.start().await?;
         Ok(platform)
     }
 
-    /// Pins the clock to the latest event time on the log, if it holds any events: what a run
-    /// killed outright left behind (commands that waited on the log for their module, and what
-    /// follows from them) is then done at the simulated time that run had reached, not at the
-    /// machine's, and falls in the stream queries' windows as the rest of its round. Call it
-    /// before `app.start()`; the clock stays pinned until a simulation pins it for its rounds
-    /// or [`ShopClock::release`].
+    /// Pins the clock to the latest time of a command or event on the log, if it holds any:
+    /// what a simulation killed outright left behind (commands that waited on the log for their
+    /// module, and what follows from them) is then done at the simulated time that run had
+    /// reached, not at the machine's, and falls in the stream queries' windows with the rest of
+    /// its round. For a simulation's process that runs the data modules: call it before
+    /// `app.start()`; the clock stays pinned until the simulation pins it for its rounds, or
+    /// [`ShopClock::release`].
     pub async fn resume_timeline(&self) -> Result<(), RuntimeError> {
         use tramline::Message;
-        // A partition's last offsets may hold transaction markers rather than records.
-        const TAIL: u64 = 16;
         let log = self.app.log();
         let mut latest: Option<i64> = None;
         for topic in [
+            customer_contract::CustomerCommand::TOPIC,
             customer_contract::CustomerEvent::TOPIC,
+            product_contract::ProductCommand::TOPIC,
             product_contract::ProductEvent::TOPIC,
+            order_contract::OrderCommand::TOPIC,
             order_contract::OrderEvent::TOPIC,
+            payment_contract::PaymentCommand::TOPIC,
             payment_contract::PaymentEvent::TOPIC,
+            ticket_contract::TicketCommand::TOPIC,
             ticket_contract::TicketEvent::TOPIC,
         ] {
             for partition in 0..log.partition_count(topic).await?.unwrap_or(0) {
                 let tp = tramline::log::TopicPartition::new(topic, partition);
-                let end = log.end_offset(&tp).await?;
-                let tail = log.read(&tp, end.saturating_sub(TAIL), TAIL as usize).await?;
-                latest = tail.iter().map(|record| record.timestamp).chain(latest).max();
+                latest = last_time(log.as_ref(), &tp).await?.into_iter().chain(latest).max();
             }
         }
         if let Some(time) = latest.and_then(|millis| jiff::Timestamp::from_millisecond(millis).ok()) {
@@ -155,5 +157,24 @@ impl Platform {
     /// The modules and event flows as a Mermaid diagram, derived from the declarations.
     pub fn topology(&self) -> String {
         self.app.topology().to_mermaid()
+    }
+}
+
+/// The time of the last record of a partition, if it has one. Its last offsets may hold no
+/// record to read (transaction markers; on Kafka, the records of a transaction a killed process
+/// left open, aborted), so the look goes back in growing steps.
+async fn last_time(log: &dyn EventLog, tp: &tramline::log::TopicPartition) -> Result<Option<i64>, RuntimeError> {
+    let end = log.end_offset(tp).await?;
+    let mut span: u64 = 16;
+    loop {
+        let from = end.saturating_sub(span);
+        let records = log.read(tp, from, usize::try_from(end - from).unwrap_or(usize::MAX)).await?;
+        if let Some(time) = records.iter().map(|record| record.timestamp).max() {
+            return Ok(Some(time));
+        }
+        if from == 0 {
+            return Ok(None);
+        }
+        span = span.saturating_mul(4);
     }
 }

@@ -397,6 +397,8 @@ impl Simulation {
         let mut done = 0;
         // Each round happens at one instant of simulated time, and is settled before the next.
         let mut placed = 0;
+        // Stopped while setting up: no round starts (there may be none to notice it).
+        summary.stopped_early = stop.load(Ordering::Relaxed);
         for (round, shopping::Round { time, requests }) in rounds.into_iter().enumerate() {
             if stop.load(Ordering::Relaxed) {
                 summary.stopped_early = true;

@@ -489,18 +489,20 @@ fn function_of(name: &Ident) -> Result<Function, Failure> {
 /// HAVING's failure, told as what it is when it names an output column of SELECT: ksqlDB's
 /// HAVING does not see SELECT's names either.
 fn naming_an_alias((at, message): Failure, having: &Ast, select: &[SelectItem]) -> Failure {
-    let named = column_at(having, at);
-    match select
-        .iter()
-        .filter_map(|item| item.alias.as_ref())
-        .find(|alias| named.is_some_and(|n| n.text == alias.text))
-    {
-        Some(alias) => (
+    let Some(named) = column_at(having, at) else { return (at, message) };
+    let aliased = select.iter().find(|item| {
+        item.alias.as_ref().is_some_and(|alias| match alias.quoted || named.quoted {
+            true => alias.text == named.text,
+            false => alias.text.eq_ignore_ascii_case(&named.text),
+        })
+    });
+    match aliased {
+        Some(item) => (
             at,
             format!(
-                "`{}` names an output column of SELECT, which HAVING cannot use: write the expression itself, as in \
-                 HAVING COUNT(*) > 4",
-                alias.text
+                "`{}` names an output column of SELECT, which HAVING cannot use: write its expression ({}) instead",
+                named.text,
+                describe(&item.expr)
             ),
         ),
         None => (at, message),
