@@ -12,7 +12,7 @@ use std::sync::Arc;
 use customer::CustomerError;
 use customer_contract::{CustomerCommand, CustomerEvent, CustomerId};
 use order_contract::OrderId;
-use reserve::Request;
+use reserve::{Request, ReserveError};
 use ticketing_platform::{CountingMailer, Platform, Services};
 use tramline::log::embedded::EmbeddedLog;
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
@@ -164,6 +164,10 @@ async fn the_right_to_erasure(backend: &Backend) -> Run {
     let refused = within("an update after forgetting", platform.customers.send(late_update)).await;
     assert!(matches!(refused.as_ref().err().and_then(|e| e.rejection()), Some(CustomerError::Forgotten(_))));
     settle(&platform).await;
+    // Nothing new can be sold to her: her tickets would have no e-mail to go to.
+    let request = Request { order_id: OrderId::generate(), customer_id: ada.id, product_id: product, quantity: 1 };
+    let refused = within("a reservation after forgetting", platform.reserve.reserve(request)).await;
+    assert!(matches!(refused, Err(ReserveError::UnknownCustomer(_))), "{refused:?}");
     let history = platform.history.read(|h| h.of(&ada.id).cloned()).expect("Ada's history");
     assert_eq!(history.name.as_deref(), Some(ERASED), "the running read model heard the forgetting");
     within("the shutdown", platform.app.shutdown()).await.expect("a clean shutdown");
@@ -294,4 +298,77 @@ async fn forgetting_erases_every_copy_on_kafka() {
     // A namespace of its own on the shared broker: every topic scanned is this run's.
     let namespace = format!("privacy-{}", uuid::Uuid::now_v7().simple());
     the_right_to_erasure(&Backend::Kafka(log, namespace)).await;
+}
+
+/// A registration refused (a mistyped e-mail) left a name and an e-mail on the commands topic,
+/// sealed: forgetting the ID, never registered, erases them as it erases a customer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_registration_is_forgotten_too() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let platform = start(log.clone()).await;
+    let zed = Person::new("Zed");
+    let register =
+        CustomerCommand::Register { customer_id: zed.id, name: zed.name.clone().into(), email: "zed at home".into() };
+    let refused = within("a registration", platform.customers.send(register)).await;
+    assert!(
+        matches!(refused.as_ref().err().and_then(|e| e.rejection()), Some(CustomerError::InvalidEmail(_))),
+        "{refused:?}"
+    );
+    let forget = CustomerCommand::Forget { customer_id: zed.id };
+    let forgotten = within("forgetting", platform.customers.send(forget)).await.expect("forgotten");
+    assert!(matches!(forgotten.events[..], [ref e] if matches!(e.payload, CustomerEvent::Forgotten { .. })));
+    within("the shutdown", platform.app.shutdown()).await.expect("a clean shutdown");
+
+    let keys = KeyStore::on(log.clone());
+    let commands = records_of(&*log, "customer.commands").await;
+    let mut registrations = 0;
+    for record in commands.iter().filter(|r| r.key_text() == zed.id.to_string()) {
+        if let CustomerCommand::Register { name, email, .. } = keys.decode(record).await.expect("decodes").payload {
+            assert!(name.is_erased() && email.is_erased(), "the refused registration reads as erased");
+            registrations += 1;
+        }
+    }
+    assert_eq!(registrations, 1);
+    assert!(keys.is_forgotten(&zed.id.to_string()));
+}
+
+/// Commands written by a producer without tramline's codec carry personal data in plain text:
+/// the module seals it with a key of its own making. When the same batch forgets the subject,
+/// the key goes to the keys topic before its tombstone, so that compaction removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_in_the_batch_that_forgets_its_subject_is_tombstoned_after_it() {
+    mod plain {
+        use customer_contract::CustomerId;
+        use serde::{Deserialize, Serialize};
+
+        /// The customer commands as plain JSON.
+        #[derive(tramline::Command, Serialize, Deserialize, schemars::JsonSchema, Clone, Debug)]
+        #[command(module = "customer", key = customer_id)]
+        pub enum CustomerCommand {
+            Register { customer_id: CustomerId, name: String, email: String },
+            Forget { customer_id: CustomerId },
+        }
+    }
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let mut app = tramline::App::new(log.clone()).with_settings(fast_settings());
+    customer::register(&mut app).await.expect("registered");
+    let ada = Person::new("Ada");
+    let register = plain::CustomerCommand::Register { customer_id: ada.id, name: ada.name, email: ada.email };
+    let now = jiff::Timestamp::now();
+    // Both on the log before the module starts: one batch.
+    let commands = [register, plain::CustomerCommand::Forget { customer_id: ada.id }];
+    let records = commands.into_iter().map(|command| tramline::codec::encode(&tramline::Envelope::new(command, now)));
+    log.append(records.collect()).await.expect("appended");
+    within("the start", app.start()).await.expect("started");
+    within("the module to settle", app.settle()).await.expect("settled");
+    within("the shutdown", app.shutdown()).await.expect("a clean shutdown");
+
+    let subject = ada.id.to_string();
+    let mut last_of_each_key = std::collections::HashMap::new();
+    for record in records_of(&*log, KEYS_TOPIC).await.into_iter().filter(|r| r.key_text().starts_with(&subject)) {
+        last_of_each_key.insert(record.key_text().into_owned(), record.value.clone());
+    }
+    let keys: Vec<_> = last_of_each_key.iter().filter(|(key, _)| key.contains('/')).collect();
+    assert!(!keys.is_empty(), "the module made a key for the plain-text registration");
+    assert!(keys.iter().all(|(_, value)| value.is_none()), "each key's last record is its tombstone: {keys:?}");
 }

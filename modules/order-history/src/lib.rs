@@ -96,7 +96,10 @@ impl Handle<CustomerEvent> for OrderHistory {
             }
             // The orders stay, under the customer's ID.
             CustomerEvent::Forgotten { customer_id } => {
-                self.customers.entry(*customer_id).or_default().name = Some(tramline::privacy::ERASED.to_owned());
+                // A customer never registered has no history to show.
+                if let Some(customer) = self.customers.get_mut(customer_id) {
+                    customer.name = Some(tramline::privacy::ERASED.to_owned());
+                }
             }
         }
     }

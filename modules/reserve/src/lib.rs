@@ -27,8 +27,15 @@ pub struct Catalog {
 
 impl Handle<CustomerEvent> for Catalog {
     fn handle(&mut self, event: &Envelope<CustomerEvent>) {
-        if let CustomerEvent::Registered { customer_id, .. } = event.payload {
-            self.customers.insert(customer_id);
+        match event.payload {
+            CustomerEvent::Registered { customer_id, .. } => {
+                self.customers.insert(customer_id);
+            }
+            // A forgotten customer has no e-mail to send tickets to: reserve no longer knows it.
+            CustomerEvent::Forgotten { customer_id } => {
+                self.customers.remove(&customer_id);
+            }
+            CustomerEvent::Updated { .. } => {}
         }
     }
 }

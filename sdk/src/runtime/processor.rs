@@ -209,11 +209,12 @@ pub(crate) async fn run<P: Processor>(
             tracing::error!(group, %error, "the processor stops");
             return Err(error);
         }
-        // Keys made for this batch's personal data go out in the same write as what they seal.
+        // Keys made for this batch's personal data go out in the same write as what they seal,
+        // before the outputs: a forget among them tombstones these keys after they are written.
         let new_keys = match outputs.is_empty() {
             true => None,
             false => keys.pending().map(|(records, ids)| {
-                outputs.extend(records);
+                outputs.splice(0..0, records);
                 ids
             }),
         };

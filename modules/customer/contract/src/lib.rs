@@ -43,7 +43,8 @@ pub enum CustomerCommand {
     },
     /// Forgets a customer (the right to erasure): every copy of its name and e-mail on the log
     /// reads as erased from then on; its ID stays, so that orders, payments and tickets keep
-    /// referring to it, and it cannot be registered again.
+    /// referring to it, and it cannot be registered again. An ID never registered is forgotten
+    /// too: the commands of a refused registration hold a name and an e-mail.
     Forget {
         /// The customer.
         customer_id: CustomerId,
