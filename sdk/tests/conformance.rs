@@ -208,6 +208,40 @@ mod embedded {
     }
 
     #[tokio::test]
+    async fn a_reader_opens_the_directory_beside_its_writer_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = EmbeddedLog::open(dir.path()).unwrap();
+        writer.create_topic(&TopicSpec::keep("t", 1)).await.unwrap();
+        writer.append(vec![record("t", Some("a"), Some("1"))]).await.unwrap();
+        let tp = TopicPartition::new("t", 0);
+
+        let reader = EmbeddedLog::open_read_only(dir.path()).expect("opened beside the writer");
+        assert_eq!(reader.read(&tp, 0, 10).await.unwrap().len(), 1);
+        writer.append(vec![record("t", Some("b"), Some("2"))]).await.unwrap();
+        assert_eq!(reader.end_offset(&tp).await.unwrap(), 1, "the topics as they were when it opened");
+        let later = EmbeddedLog::open_read_only(dir.path()).unwrap();
+        assert_eq!(later.read(&tp, 0, 10).await.unwrap().len(), 2);
+
+        reader.create_topic(&TopicSpec::keep("t", 1)).await.expect("an existing topic checks");
+        let refused = [
+            reader.append(vec![record("t", Some("c"), Some("3"))]).await.map(|_| ()),
+            reader.create_topic(&TopicSpec::keep("u", 1)).await,
+            reader.join("g", &["t"], tramline::log::StartFrom::Beginning).await.map(|_| ()),
+            reader.compact().await.map(|_| ()),
+        ];
+        for error in refused {
+            let message = error.expect_err("refused").to_string();
+            assert!(message.contains("opened read-only"), "{message}");
+        }
+        assert_eq!(writer.end_offset(&tp).await.unwrap(), 2, "nothing written");
+
+        let missing = dir.path().join("nothing-here");
+        let error = EmbeddedLog::open_read_only(&missing).expect_err("no log there");
+        assert!(error.to_string().contains("holds no embedded log"), "{error}");
+        assert!(!missing.exists(), "nothing made");
+    }
+
+    #[tokio::test]
     async fn errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-directory");

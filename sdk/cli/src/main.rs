@@ -20,7 +20,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
+use tramline::log::embedded::EmbeddedLog;
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
 use tramline::log::{EventLog, Record, TopicPartition};
 use tramline::stream::{Catalog, Emitted, PartitionState, Plan, Value, sql};
@@ -244,15 +244,8 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
                 (_, Some(brokers)) => {
                     Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
                 }
-                (Some(dir), None) => {
-                    // Reading a log must not make one, nor compact the one it reads.
-                    let database = dir.join("log.sqlite3");
-                    if !database.exists() {
-                        return Err(format!("{} holds no embedded log (no {})", dir.display(), database.display()));
-                    }
-                    let options = EmbeddedOptions::default().with_compact_on_open(false);
-                    Arc::new(EmbeddedLog::open_async(dir.clone(), options).await.map_err(|e| e.to_string())?)
-                }
+                // Read-only: beside a process that runs on the log, making and changing nothing.
+                (Some(dir), None) => Arc::new(EmbeddedLog::open_read_only(dir).map_err(|e| e.to_string())?),
                 (None, None) => {
                     return Err("--topic needs --data DIR (embedded log) or --brokers HOST:PORT (Kafka)".into());
                 }

@@ -1,6 +1,6 @@
-//! The `tramline query` command end to end: the reference query over CloudEvents JSON lines,
-//! EMIT FINAL with --until-end, a TABLE's deletions, and how bad queries and bad lines are
-//! reported.
+//! The `tramline query` command end to end: the reference query over CloudEvents JSON lines
+//! and over a topic of an embedded log in use, EMIT FINAL with --until-end, a TABLE's
+//! deletions, and how bad queries and bad lines are reported.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -296,4 +296,39 @@ fn reading_a_directory_without_a_log_neither_makes_one_nor_reads_nothing() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("holds no embedded log"), "{}", stderr(&output));
     assert!(!missing.exists(), "no directory made");
+}
+
+/// A platform's log is queried while the platform runs on it: the command opens the directory
+/// read-only, beside the process that holds it.
+#[test]
+fn a_topic_of_an_embedded_log_in_use_is_read_beside_its_holder() {
+    use tramline::log::embedded::EmbeddedLog;
+    use tramline::log::{EventLog, Headers, OutRecord, TopicSpec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path()).unwrap();
+    let confirmed = |minute: i64| {
+        let mut headers = Headers::builder(64);
+        headers.push("ce_type", b"OrderConfirmed");
+        let data = r#"{"order_id":"ord_1","customer_id":"cus_bulk","total":250}"#;
+        OutRecord {
+            topic: "order.events".into(),
+            partition: None,
+            key: Some(bytes::Bytes::from_static(b"ord_1")),
+            value: Some(bytes::Bytes::from_static(data.as_bytes())),
+            headers: headers.build(),
+            timestamp: Some(1_893_492_000_000 + minute * 60_000),
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        log.create_topic(&TopicSpec::keep("order.events", 2)).await.unwrap();
+        log.append((0..6).map(confirmed).collect()).await.unwrap();
+    });
+
+    let output = run(REFERENCE, "", &["--data", dir.path().to_str().unwrap(), "--topic", "order.events"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let counts: Vec<i64> = lines(&output.stdout).iter().map(|row| row["KSQL_COL_0"].as_i64().unwrap()).collect();
+    assert_eq!(counts, [5, 6], "the bulk buyer's fifth and sixth orders pass HAVING");
+    drop(log);
 }

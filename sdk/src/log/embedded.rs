@@ -252,6 +252,16 @@ impl EmbeddedLog {
             .map_err(|e| LogError::Backend(format!("embedded log {shown}: opening did not finish: {e}")))?
     }
 
+    /// Opens the log in `dir` only to read it, beside the process that has it open (SQLite's
+    /// write-ahead log lets readers in): `tramline query` over a running platform's log, say.
+    /// It takes no lock, and creates, upgrades and compacts nothing. Its topics and their ends
+    /// are those at the call; appends, consumer groups and compaction are refused. Blocks
+    /// briefly.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<EmbeddedLog, LogError> {
+        let store = Arc::new(Store::open_read_only(dir.as_ref())?);
+        Ok(EmbeddedLog { store: StoreHandle(Some(store)) })
+    }
+
     /// The directory of the log.
     pub fn dir(&self) -> &Path {
         self.store.dir()
@@ -276,6 +286,7 @@ impl EmbeddedLog {
     /// not be emptied: the records are deleted, but copies stay in that file until a later
     /// compaction empties it.
     pub async fn compact(&self) -> Result<u64, LogError> {
+        self.store.writable("compact")?;
         let compacted = blocking(&self.store, |store| store.compact()).await?;
         match compacted.unemptied_wal {
             Some(error) => Err(error),
@@ -290,6 +301,7 @@ impl EventLog for EmbeddedLog {
         if let Some(result) = self.store.existing(spec) {
             return result;
         }
+        self.store.writable(&format!("create topic `{}`", spec.name))?;
         let spec = spec.clone();
         blocking(&self.store, move |store| store.create_topic(&spec)).await
     }
@@ -302,6 +314,7 @@ impl EventLog for EmbeddedLog {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        self.store.writable("append")?;
         blocking(&self.store, move |store| store.write(records, None)).await
     }
 
@@ -323,6 +336,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        self.store.writable(&format!("join group `{group}`"))?;
         let topics: Vec<Arc<str>> = topics.iter().map(|t| self.store.topic_name(t)).collect::<Result<_, _>>()?;
         let waker = self.store.wakeups.register(group, &topics);
         let id = self.store.groups().join(group, topics);

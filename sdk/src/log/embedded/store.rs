@@ -139,8 +139,11 @@ pub(super) struct Store {
     stop_compactor: OnceLock<mpsc::Sender<()>>,
     /// How long a compaction keeps a tombstone ([`EmbeddedOptions::tombstone_retention`]).
     tombstone_retention: Option<Duration>,
-    /// Held for the life of the store; closing it releases the `flock`.
-    _lock: File,
+    /// Opened by [`Store::open_read_only`]: writes, groups and compaction are refused.
+    read_only: bool,
+    /// Held for the life of the store; closing it releases the `flock`. A read-only store
+    /// takes none.
+    _lock: Option<File>,
 }
 
 /// What a compaction did.
@@ -321,7 +324,8 @@ impl Store {
             unemptied_wal: AtomicBool::new(true),
             stop_compactor: OnceLock::new(),
             tombstone_retention: options.tombstone_retention,
-            _lock: lock_file,
+            read_only: false,
+            _lock: Some(lock_file),
         };
         if options.compact_on_open {
             // Housekeeping: the log is usable without it (a full disk can refuse the
@@ -337,6 +341,64 @@ impl Store {
     }
 
     /// The directory.
+    /// Opens the log in `dir` to read it beside the process that has it open: no lock, nothing
+    /// created, upgraded or compacted; the topics as they are now. Blocks.
+    pub(super) fn open_read_only(dir: &Path) -> Result<Store, LogError> {
+        let database = dir.join(DATABASE);
+        if !database.is_file() {
+            return Err(LogError::Backend(format!(
+                "embedded log {}: holds no embedded log (no {})",
+                dir.display(),
+                database.display()
+            )));
+        }
+        let err = |doing: &'static str| {
+            let database = database.clone();
+            move |e| open_error(&database, doing, e)
+        };
+        // SQLite's write-ahead log lets readers in beside the writer of another process.
+        let reader = open_reader(&database).map_err(err("cannot open the database"))?;
+        match identify(&reader, &database)? {
+            Found::Log { version: SCHEMA_VERSION } => {}
+            Found::Nothing => {
+                return Err(LogError::Backend(format!("embedded log {}: holds no embedded log", dir.display())));
+            }
+            Found::Log { .. } | Found::UnmarkedLog { .. } => {
+                return Err(LogError::Backend(format!(
+                    "embedded log {}: written by an earlier tramline; open it once for writing to bring it to \
+                     this version, then read it",
+                    dir.display()
+                )));
+            }
+        }
+        let catalog = load_catalog(&reader).map_err(err("cannot load the topics"))?;
+        Ok(Store {
+            dir: dir.to_owned(),
+            database,
+            writer: Mutex::new(reader),
+            readers: Mutex::new(Vec::new()),
+            catalog: Mutex::new(catalog),
+            groups: Mutex::new(Coordinator::default()),
+            wakeups: Wakeups::default(),
+            unemptied_wal: AtomicBool::new(false),
+            stop_compactor: OnceLock::new(),
+            tombstone_retention: None,
+            read_only: true,
+            _lock: None,
+        })
+    }
+
+    /// Refuses what a read-only store cannot do.
+    pub(super) fn writable(&self, doing: &str) -> Result<(), LogError> {
+        match self.read_only {
+            false => Ok(()),
+            true => Err(LogError::Backend(format!(
+                "embedded log {}: opened read-only (EmbeddedLog::open_read_only), it cannot {doing}",
+                self.dir.display()
+            ))),
+        }
+    }
+
     pub(super) fn dir(&self) -> &Path {
         &self.dir
     }
