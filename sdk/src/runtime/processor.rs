@@ -211,11 +211,13 @@ pub(crate) async fn run<P: Processor>(
         }
         // Keys made for this batch's personal data go out in the same write as what they seal,
         // before the outputs: a forget among them tombstones these keys after they are written.
+        // The processor hears the positions of its own outputs only.
         let new_keys = match outputs.is_empty() {
             true => None,
             false => keys.pending().map(|(records, ids)| {
+                let count = records.len();
                 outputs.splice(0..0, records);
-                ids
+                (ids, count)
             }),
         };
         let commit = if processor.commits_positions() { positions.clone() } else { Vec::new() };
@@ -224,10 +226,11 @@ pub(crate) async fn run<P: Processor>(
             _ => member.commit(std::mem::take(&mut outputs), commit).await,
         };
         match written {
-            Ok(written) => {
+            Ok(mut written) => {
                 failures = 0;
-                if let Some(ids) = new_keys {
+                if let Some((ids, count)) = new_keys {
                     keys.written(&ids);
+                    written.drain(..count.min(written.len()));
                 }
                 processor.committed(&*log, written).await;
                 for (tp, offset) in positions {
