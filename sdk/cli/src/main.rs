@@ -104,16 +104,13 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Feeds one event; `Err` is why it cannot be read.
-    fn feed(&mut self, event_type: &str, time: i64, data: &[u8]) -> Result<(), String> {
+    /// Feeds one event; `Err` is why its data cannot be read.
+    fn feed(&mut self, event_type: &str, time: i64, data: &[u8]) -> serde_json::Result<()> {
         if !self.plan.reads_type(event_type.as_bytes()) {
             self.counts.skipped += 1;
             return Ok(());
         }
-        let keyed = self
-            .plan
-            .rekey(time, data, &mut self.columns)
-            .map_err(|error| format!("`data` is not a JSON object of the event's fields: {error}"))?;
+        let keyed = self.plan.rekey(time, data, &mut self.columns)?;
         // Counted once read: an event that cannot be read is counted as bad instead.
         self.counts.events += 1;
         for (filled, value) in self.counts.filled.iter_mut().zip(&self.columns) {
@@ -173,8 +170,12 @@ impl Run<'_> {
             return Ok(());
         }
         let time = event.time.ok_or("no `time` attribute: the query's windows need each event's time")?;
-        let time: jiff::Timestamp =
-            time.parse().map_err(|e| format!("`time` is not an RFC 3339 timestamp (`{time}`): {e}"))?;
+        let time: jiff::Timestamp = time
+            .parse()
+            .map_err(|e| format!("`time` cannot be read as an RFC 3339 timestamp (`{time}`): {e}"))?;
+        // Where inline data starts in the line (serde borrowed it from there), for the column of
+        // an error in it.
+        let data_at = event.data.and_then(|data| (data.get().as_ptr() as usize).checked_sub(line.as_ptr() as usize));
         let decoded;
         let data = match (event.data, &event.data_base64) {
             (Some(data), None) => data.get().as_bytes(),
@@ -188,7 +189,11 @@ impl Run<'_> {
             (Some(_), Some(_)) => return Err("both `data` and `data_base64`: a CloudEvent carries one".into()),
             (None, None) => return Err("no `data` (nor `data_base64`): the event's fields are missing".into()),
         };
-        Ok(self.feed(&event.event_type, epoch_millis(time), data)?)
+        self.feed(&event.event_type, epoch_millis(time), data).map_err(|error| match data_at {
+            Some(start) => located(line, start, &error, DATA_ERROR),
+            // Decoded from base64: the position is in bytes the line does not show.
+            None => format!("{DATA_ERROR}: {error}").into(),
+        })
     }
 
     fn record(&mut self, record: &Record) {
@@ -202,7 +207,7 @@ impl Run<'_> {
         let data = record.value.clone().unwrap_or_default();
         if let Err(error) = self.feed(&event_type, record.timestamp, &data) {
             self.counts.bad += 1;
-            eprintln!("record {at}: {error}");
+            eprintln!("record {at}: {DATA_ERROR}: {error}");
         }
     }
 }
@@ -306,17 +311,25 @@ impl From<&str> for BadLine {
     }
 }
 
-/// serde's error for one input line, at its column in characters (serde counts bytes, and its
-/// "line 1" is always the first of the one line it was given).
+/// What an event whose data cannot be read is told.
+const DATA_ERROR: &str = "`data` cannot be read as the event's fields";
+
+/// serde's error for one input line, at its column in characters.
 fn json_error(line: &str, error: &serde_json::Error) -> BadLine {
+    located(line, 0, error, "not a CloudEvent in structured JSON")
+}
+
+/// serde's error in JSON that starts at byte `start` of an input line, at its column of the line
+/// in characters (serde counts bytes, and its "line 1" is the first of what it was given).
+fn located(line: &str, start: usize, error: &serde_json::Error, context: &str) -> BadLine {
     let text = error.to_string();
     let what = text.rsplit_once(" at line ").map_or(text.as_str(), |(what, _)| what);
-    let mut byte = error.column().saturating_sub(1).min(line.len());
+    let mut byte = (start + error.column().saturating_sub(1)).min(line.len());
     while !line.is_char_boundary(byte) {
         byte -= 1;
     }
     let column = line[..byte].chars().count() + 1;
-    BadLine { column: Some(column), message: format!("not a CloudEvent in structured JSON: {what}") }
+    BadLine { column: Some(column), message: format!("{context}: {what}") }
 }
 
 fn epoch_millis(time: jiff::Timestamp) -> i64 {

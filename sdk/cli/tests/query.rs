@@ -200,7 +200,8 @@ fn an_event_whose_data_is_not_an_object_is_counted_once_as_bad() {
         [keyed("1970-01-01T00:00:01Z", "a"), r#"{"type":"E","time":"1970-01-01T00:00:01Z","data":[1,2]}"#.to_owned()];
     let output = run(COUNT_PER_KEY, &input.join("\n"), &[]);
     let stderr = stderr(&output);
-    assert!(stderr.contains("input line 2: `data` is not a JSON object"), "{stderr}");
+    // At the column where `data` holds an array, as other bad lines are told.
+    assert!(stderr.contains("input line 2, column 50: `data` cannot be read as the event's fields"), "{stderr}");
     assert!(stderr.contains("1 events read, 0 of other types skipped, 1 bad"), "{stderr}");
 }
 
