@@ -340,7 +340,6 @@ impl Store {
         Ok(store)
     }
 
-    /// The directory.
     /// Opens the log in `dir` to read it beside the process that has it open: no lock, nothing
     /// created, upgraded or compacted; the topics as they are now. Blocks.
     pub(super) fn open_read_only(dir: &Path) -> Result<Store, LogError> {
@@ -399,6 +398,7 @@ impl Store {
         }
     }
 
+    /// The directory.
     pub(super) fn dir(&self) -> &Path {
         &self.dir
     }
