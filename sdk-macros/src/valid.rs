@@ -99,6 +99,10 @@ fn serde_on_variant(key: &Path) -> Option<SerdeProblem> {
             "serde would write this variant without its name and read it by trying its fields, but the codec \
              finds a variant by the type name in the record's header; remove it",
         ),
+        "with" | "serialize_with" | "deserialize_with" => SerdeProblem::Breaks(
+            "it (de)serialises the variant as another shape, but the codec writes and reads the variant's own \
+             fields as the record's payload; remove it, and put serde attributes on fields instead",
+        ),
         "other" => SerdeProblem::Breaks(
             "a record of a type the enum does not know is reported as unknown, never read into a catch-all \
              variant; remove it",

@@ -22,7 +22,8 @@ impl From<PaymentEvent> for Raw {
         | PaymentEvent::Refunded { payment_id }
         | PaymentEvent::Voided { payment_id }
         | PaymentEvent::Disputed { payment_id }
-        | PaymentEvent::Settled { payment_id }) = event;
+        | PaymentEvent::Settled { payment_id }
+        | PaymentEvent::Reversed { payment_id }) = event;
         Raw { payment_id }
     }
 }
@@ -38,8 +39,23 @@ pub enum PaymentEvent {
     Voided { payment_id: PaymentId },
     #[serde(skip_deserializing)]
     Disputed { payment_id: PaymentId },
+    #[serde(serialize_with = "as_text::serialize", deserialize_with = "as_text::deserialize")]
+    Reversed { payment_id: PaymentId },
     #[serde(untagged)]
     Settled { payment_id: PaymentId },
+}
+
+/// A variant written as the text of its ID alone.
+mod as_text {
+    use super::PaymentId;
+
+    pub fn serialize<S: serde::Serializer>(payment_id: &PaymentId, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(payment_id)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PaymentId, D::Error> {
+        serde::Deserialize::deserialize(deserializer)
+    }
 }
 
 fn main() {}
