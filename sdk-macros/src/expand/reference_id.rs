@@ -9,7 +9,7 @@ use crate::ast::ReferenceId;
 pub fn reference_id(id: &ReferenceId) -> TokenStream {
     let ReferenceId { ident, prefix, .. } = id;
     let name = ident.unraw().to_string();
-    let expecting = format!("a {name}: `{}_` followed by 32 lowercase hex digits", prefix.value());
+    let expecting = format!("an ID of type {name}: `{}_` followed by 32 lowercase hex digits", prefix.value());
     let serde = quote!(__tramline::__private::serde);
     let schemars = quote!(__tramline::__private::schemars);
     quote! {

@@ -267,7 +267,8 @@ impl Store {
             return Err(LogError::Backend(format!(
                 "embedded log {}: the directory is already open{holder}: its lock file {} is held. \
                  One EmbeddedLog in one process at a time may open a directory; share that one \
-                 (it is Clone) or stop the other process",
+                 (it is Clone), stop the other process, or only read the directory beside it \
+                 (EmbeddedLog::open_read_only)",
                 dir.display(),
                 lock_path.display()
             )));
