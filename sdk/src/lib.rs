@@ -97,4 +97,20 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
     pub use uuid;
+
+    /// Whether two strings are equal, in a constant (a derive's compile-time check).
+    pub const fn str_eq(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
 }

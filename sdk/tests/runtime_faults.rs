@@ -12,7 +12,7 @@ use faults::FaultyLog;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tramline::export::{Export, PublicEvent};
-use tramline::log::{EventLog, LogError, OutRecord, TopicPartition, partition_for};
+use tramline::log::{EventLog, LogError, OutRecord, Record, TopicPartition, partition_for};
 use tramline::model::Position;
 use tramline::runtime::{CommandError, RuntimeError, Settings, dead_letter};
 use tramline::{
@@ -434,11 +434,18 @@ async fn a_reaction_needs_its_modules_commands_topic_and_its_own_module() {
         other => panic!("expected NoModule, got {other:?}"),
     }
 
-    #[derive(Reaction)]
-    #[reaction(module = "meter", commands = TapCommand, subscribe(TapEvent))]
+    // Written by hand: the derive refuses it at compile time.
     pub struct Meddler;
-    impl React<TapEvent> for Meddler {
-        async fn react(&self, _: &Envelope<TapEvent>) -> Result<Vec<TapCommand>, Self::Error> {
+    impl Reaction for Meddler {
+        const NAME: &'static str = "meddler";
+        const MODULE: &'static str = "meter";
+        const START: tramline::StartFrom = tramline::StartFrom::End;
+        type Command = TapCommand;
+        type Error = std::convert::Infallible;
+        fn subscriptions() -> Vec<tramline::Subscription> {
+            vec![tramline::Subscription::of::<TapEvent>()]
+        }
+        async fn dispatch(&self, _: &Record) -> Result<Vec<TapCommand>, tramline::DispatchError<Self::Error>> {
             Ok(Vec::new())
         }
     }
@@ -506,4 +513,39 @@ async fn an_app_not_started_says_so_at_once() {
     assert_eq!(pours.read(|count| count.0), 1);
     app.settle().await.unwrap();
     app.shutdown().await.unwrap();
+}
+
+/// Two event enums of one module share its events topic: a processor that subscribes to both
+/// could read that topic's records as only one of them, so it is refused, by the app and by the
+/// test harnesses.
+#[tokio::test]
+async fn a_processor_subscribed_to_two_enums_of_one_topic_is_refused() {
+    /// Events of the tap module that its aggregate does not write.
+    #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+    #[event(module = "tap", key = id)]
+    pub enum TapAuditEvent {
+        Inspected { id: TapId },
+    }
+    #[derive(Default, Projection)]
+    #[projection(name = "tap-inspections", subscribe(TapEvent, TapAuditEvent))]
+    pub struct Inspections;
+    impl Handle<TapEvent> for Inspections {
+        fn handle(&mut self, _: &Envelope<TapEvent>) {}
+    }
+    impl Handle<TapAuditEvent> for Inspections {
+        fn handle(&mut self, _: &Envelope<TapAuditEvent>) {}
+    }
+    let mut app = App::new(MemoryLog::shared());
+    match app.projection(Inspections).await {
+        Err(error @ RuntimeError::SharedTopic { processor: "tap-inspections", topic: "tap.events", .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("TapEvent") && message.contains("TapAuditEvent"), "{message}");
+        }
+        Err(other) => panic!("expected SharedTopic, got {other}"),
+        Ok(_) => panic!("expected SharedTopic, the projection was registered"),
+    }
+    let harness = std::panic::catch_unwind(|| tramline::testing::ProjectionTest::new(Inspections));
+    let panic = harness.err().expect("the harness refuses it too");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("both carried on `tap.events`"), "{message}");
 }

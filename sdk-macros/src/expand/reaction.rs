@@ -17,6 +17,22 @@ pub fn reaction(reaction: &Reaction) -> TokenStream {
     };
     let command = reaction.commands.as_ref().map_or_else(|| quote!(__tramline::NoCommand), |ty| quote!(#ty));
     let error = reaction.error.as_ref().map_or_else(|| quote!(::std::convert::Infallible), |ty| quote!(#ty));
+    // A reaction sends commands to its own module (`App::reaction` checks it too, for
+    // reactions written by hand): said at compile time, at the commands' type.
+    let own_commands = reaction.commands.as_ref().map(|ty| {
+        let message = format!(
+            "reaction `{name}` of module `{}` sends `{}`, commands of another module: a reaction issues commands to \
+             its own module; give it that module's `module = ...`, or send these commands from a reaction of their module",
+            module.value(),
+            quote!(#ty).to_string().replace(' ', "")
+        );
+        quote_spanned! {ty.span()=>
+            const _: () = ::core::assert!(
+                __tramline::__private::str_eq(<#ty as __tramline::Message>::MODULE, #module),
+                #message
+            );
+        }
+    });
     let subscriptions = subscriptions(&reaction.subscribe);
     // Spanned at the event enum, so that a missing `React` impl is reported at `subscribe(...)`.
     let branches = reaction.subscribe.events.iter().map(|event| {
@@ -27,6 +43,8 @@ pub fn reaction(reaction: &Reaction) -> TokenStream {
         }
     });
     quote! {
+        #own_commands
+
         impl __tramline::Reaction for #ident {
             const NAME: &'static str = #name;
             const MODULE: &'static str = #module;

@@ -152,6 +152,15 @@ impl std::hash::Hash for Subscription {
 pub type Upcaster = fn(&str, u32, serde_json::Value) -> Result<serde_json::Value, String>;
 
 impl Subscription {
+    /// Two different event enums carried on one topic, if `subscriptions` name any: a reader
+    /// takes each record of a topic as one enum, so it could not read the other's.
+    pub(crate) fn sharing_a_topic(subscriptions: &[Subscription]) -> Option<(&Subscription, &Subscription)> {
+        subscriptions.iter().enumerate().find_map(|(i, first)| {
+            let second = subscriptions[i + 1..].iter().find(|s| s.topic == first.topic && *s != first)?;
+            Some((first, second))
+        })
+    }
+
     /// The subscription to every event type of `E`.
     pub fn of<E: Event>() -> Self {
         Subscription {

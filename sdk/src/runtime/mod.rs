@@ -117,6 +117,20 @@ pub enum RuntimeError {
         /// The commands' module.
         commands: &'static str,
     },
+    /// A projection or reaction subscribes to two event enums carried on one topic.
+    #[error(
+        "`{processor}` subscribes to `{first}` and `{second}`, both carried on `{topic}`: a topic's records are read as one event enum; subscribe to the one its module writes"
+    )]
+    SharedTopic {
+        /// The projection or reaction.
+        processor: &'static str,
+        /// The topic.
+        topic: &'static str,
+        /// The first event enum.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
     /// An aggregate's command and event enums belong to different modules.
     #[error(
         "aggregate `{aggregate}`: commands belong to module `{commands}` but events to `{events}`; both must name the same module"
@@ -184,6 +198,30 @@ pub enum RuntimeError {
         /// Why.
         source: Box<RuntimeError>,
     },
+}
+
+impl RuntimeError {
+    /// [`RuntimeError::ForeignCommands`] when reaction `R` sends another module's commands.
+    pub(crate) fn check_own_commands<R: Reaction>() -> Result<(), RuntimeError> {
+        let commands = <R::Command as Message>::MODULE;
+        match <R::Command as Message>::TYPES.is_empty() || commands == R::MODULE {
+            true => Ok(()),
+            false => Err(RuntimeError::ForeignCommands { reaction: R::NAME, module: R::MODULE, commands }),
+        }
+    }
+
+    /// [`RuntimeError::SharedTopic`] when `processor` subscribes to two enums of one topic.
+    pub(crate) fn check_topics(processor: &'static str, subscriptions: &[Subscription]) -> Result<(), RuntimeError> {
+        match Subscription::sharing_a_topic(subscriptions) {
+            None => Ok(()),
+            Some((first, second)) => Err(RuntimeError::SharedTopic {
+                processor,
+                topic: first.topic,
+                first: first.event,
+                second: second.event,
+            }),
+        }
+    }
 }
 
 type Spawn = Box<dyn FnOnce(&App) -> Started + Send>;
@@ -517,14 +555,9 @@ impl App {
     pub async fn reaction<R: Reaction>(&mut self, reaction: R) -> Result<(), RuntimeError> {
         let group = reaction::group_of::<R>();
         let subscriptions = R::subscriptions();
+        RuntimeError::check_topics(R::NAME, &subscriptions)?;
         let writes_commands = !<R::Command as Message>::TYPES.is_empty();
-        if writes_commands && <R::Command as Message>::MODULE != R::MODULE {
-            return Err(RuntimeError::ForeignCommands {
-                reaction: R::NAME,
-                module: R::MODULE,
-                commands: <R::Command as Message>::MODULE,
-            });
-        }
+        RuntimeError::check_own_commands::<R>()?;
         let info = ProcessorInfo {
             kind: ProcessorKind::Reaction,
             module: R::MODULE.to_owned(),
@@ -558,6 +591,7 @@ impl App {
         let id = projection::id_of::<P>();
         let group = format!("{id}@{}", Uuid::now_v7().simple());
         let subscriptions = P::subscriptions();
+        RuntimeError::check_topics(P::NAME, &subscriptions)?;
         let topics: Vec<&'static str> = subscriptions.iter().map(|s| s.topic).collect();
         let state = Arc::new(RwLock::new(projection));
         let here = self.runs_here(P::MODULE);

@@ -18,8 +18,13 @@ impl<P: Projection + Default> Default for ProjectionTest<P> {
 }
 
 impl<P: Projection> ProjectionTest<P> {
-    /// Tests this projection, at virtual time.
+    /// Tests this projection, at virtual time. Panics, as `App::projection` refuses it, when the
+    /// projection subscribes to two event enums carried on one topic.
+    #[track_caller]
     pub fn new(projection: P) -> Self {
+        if let Err(error) = crate::runtime::RuntimeError::check_topics(P::NAME, &P::subscriptions()) {
+            panic!("{error}");
+        }
         ProjectionTest { projection, clock: VirtualClock::default(), offset: 0 }
     }
 

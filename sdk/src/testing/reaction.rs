@@ -13,8 +13,17 @@ pub struct ReactionTest<R: Reaction> {
 }
 
 impl<R: Reaction> ReactionTest<R> {
-    /// Tests this reaction, at virtual time.
+    /// Tests this reaction, at virtual time. Panics, as `App::reaction` refuses it, when the
+    /// reaction subscribes to two event enums carried on one topic or sends another module's
+    /// commands.
+    #[track_caller]
     pub fn new(reaction: R) -> Self {
+        use crate::runtime::RuntimeError;
+        let refused = RuntimeError::check_topics(R::NAME, &R::subscriptions())
+            .and_then(|()| RuntimeError::check_own_commands::<R>());
+        if let Err(error) = refused {
+            panic!("{error}");
+        }
         ReactionTest { reaction, clock: VirtualClock::default(), offset: 0 }
     }
 
