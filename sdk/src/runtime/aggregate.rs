@@ -28,8 +28,6 @@ type Key<A> = <<A as Aggregate>::Command as Message>::Key;
 type Entities<A> = HashMap<Key<A>, Entity<A>, foldhash::fast::RandomState>;
 
 /// One entity as held by its writer and snapshotted on `<module>.state`.
-#[derive(Serialize, Deserialize)]
-#[serde(bound(serialize = "A: Serialize", deserialize = "A: DeserializeOwned"))]
 struct Entity<A> {
     state: A,
     /// The ids of the latest commands applied, so that a repeated command is not applied twice.
@@ -53,6 +51,70 @@ impl<A> Entity<A> {
             self.seen.pop_front();
         }
     }
+}
+
+/// An entity's snapshot as written: the entity and the shape of the state it was written for.
+#[derive(Serialize)]
+#[serde(bound = "A: Serialize")]
+struct SnapshotOf<'a, A> {
+    shape: &'a str,
+    state: &'a A,
+    seen: &'a VecDeque<Uuid>,
+}
+
+/// An entity's snapshot as read (one written before snapshots had a shape has none).
+#[derive(Deserialize)]
+#[serde(bound = "A: DeserializeOwned")]
+struct Snapshot<'a, A> {
+    #[serde(default, borrow)]
+    shape: Option<&'a str>,
+    state: A,
+    seen: VecDeque<Uuid>,
+}
+
+/// What the snapshots of `A` are written for: its [`Aggregate::STATE_VERSION`] and a digest of
+/// its default state's structure (object keys and the kinds of their values, recursively), so
+/// that a field added, removed or renamed makes the snapshots written before stale.
+fn state_shape<A: Aggregate>() -> String {
+    fn describe(value: &serde_json::Value, out: &mut String) {
+        use serde_json::Value;
+        match value {
+            Value::Null => out.push('n'),
+            Value::Bool(_) => out.push('b'),
+            Value::Number(n) if n.is_f64() => out.push('f'),
+            Value::Number(_) => out.push('i'),
+            Value::String(_) => out.push('s'),
+            Value::Array(items) => {
+                out.push('[');
+                items.iter().for_each(|item| describe(item, out));
+                out.push(']');
+            }
+            Value::Object(fields) => {
+                let mut names: Vec<&String> = fields.keys().collect();
+                names.sort();
+                out.push('{');
+                for name in names {
+                    out.push_str(name);
+                    out.push(':');
+                    describe(&fields[name], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+        }
+    }
+    // Personal data in the default state is sealed with a throwaway key: only its kind counts.
+    let keys = KeyStore::in_memory();
+    let default = keys.scope(|| privacy::sealing("", || serde_json::to_value(A::default())).0);
+    let mut structure = String::new();
+    if let Ok(default) = &default {
+        describe(default, &mut structure);
+    }
+    // FNV-1a: a digest that stays the same across builds and Rust versions.
+    let digest = structure.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("v{}-{digest:016x}", A::STATE_VERSION)
 }
 
 /// The snapshots of the entities a batch changed: each entity's latest, in the order the
@@ -177,6 +239,8 @@ pub(crate) struct AggregateProcessor<A: Aggregate> {
     changed: Snapshots<Key<A>>,
     /// The partition count of the commands topic, once known.
     partition_count: Option<u32>,
+    /// What the snapshots are written for (see [`state_shape`]).
+    shape: Arc<str>,
 }
 
 impl<A: Aggregate> Drop for AggregateProcessor<A> {
@@ -223,14 +287,21 @@ impl<A: Aggregate> AggregateProcessor<A> {
             reply_to: None,
             changed: Snapshots { records: Vec::new(), index: HashMap::new() },
             partition_count: None,
+            shape: Arc::from(state_shape::<A>()),
         }
     }
 
     /// The snapshot of an entity; an error when its state does not serialise as JSON.
-    fn snapshot(topic: &Arc<str>, partition: u32, key: &Key<A>, entity: &Entity<A>) -> Result<OutRecord, String> {
+    fn snapshot(
+        (topic, shape): (&Arc<str>, &str),
+        partition: u32,
+        key: &Key<A>,
+        entity: &Entity<A>,
+    ) -> Result<OutRecord, String> {
         // The entity is the subject of the personal data its state holds.
         let subject = key.to_string();
-        let (value, sealed_with) = privacy::sealing(&subject, || serde_json::to_vec(entity));
+        let snapshot = SnapshotOf { shape, state: &entity.state, seen: &entity.seen };
+        let (value, sealed_with) = privacy::sealing(&subject, || serde_json::to_vec(&snapshot));
         let value = value.map_err(|error| {
             format!(
                 "the state of {key} cannot be serialised as JSON for its snapshot ({error}); the command is not applied"
@@ -256,7 +327,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
 
     /// Restores one partition from its snapshots, or from its events when it has none or when
     /// a snapshot cannot be read (the state's type changed, say).
-    async fn restore(&self, log: &dyn EventLog, partition: u32) -> Result<Entities<A>, RuntimeError> {
+    /// Whether the entities were rebuilt from events comes with them.
+    async fn restore(&self, log: &dyn EventLog, partition: u32) -> Result<(Entities<A>, bool), RuntimeError> {
         let mut entities = Entities::<A>::default();
         let snapshots = TopicPartition::new(self.snapshots.clone(), partition);
         let mut restored_any = false;
@@ -268,19 +340,29 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     entities.remove(&key);
                 }
                 Some(value) => {
-                    let entity = privacy::opening_state(&record.key_text(), || serde_json::from_slice(value))
-                        .map_err(|error| restore_error(record, &error))?;
-                    entities.insert(key, entity);
+                    let snapshot: Snapshot<A> =
+                        privacy::opening_state(&record.key_text(), || serde_json::from_slice(value))
+                            .map_err(|error| restore_error(record, &error))?;
+                    if snapshot.shape != Some(&*self.shape) {
+                        let written = snapshot.shape.unwrap_or("none");
+                        let reason = format!(
+                            "written for another state (shape {written}, now {}): a field of the state or its \
+                             STATE_VERSION changed",
+                            self.shape
+                        );
+                        return Err(restore_error(record, &reason));
+                    }
+                    entities.insert(key, Entity { state: snapshot.state, seen: snapshot.seen });
                 }
             }
             Ok(())
         })
         .await;
         match from_snapshots {
-            Ok(()) if restored_any => return Ok(entities),
+            Ok(()) if restored_any => return Ok((entities, false)),
             Ok(()) => {}
             Err(error @ RuntimeError::Restore { .. }) => {
-                tracing::warn!(group = self.group, %error, "a snapshot cannot be read; rebuilding the partition from its events");
+                tracing::warn!(group = self.group, %error, "a snapshot cannot be used; rebuilding the partition from its events");
                 entities.clear();
             }
             Err(error) => return Err(error),
@@ -301,7 +383,18 @@ impl<A: Aggregate> AggregateProcessor<A> {
             Ok(())
         })
         .await?;
-        Ok(entities)
+        Ok((entities, true))
+    }
+
+    /// Queues a snapshot of every entity of a partition rebuilt from its events, for the next
+    /// batch's write: the stale or unreadable snapshots are not read at every start.
+    fn snapshot_all(&mut self, partition: u32, entities: &Entities<A>) {
+        for (key, entity) in entities {
+            match Self::snapshot((&self.snapshots, &self.shape), partition, key, entity) {
+                Ok(record) => self.changed.put(partition, key.clone(), record),
+                Err(error) => tracing::warn!(group = self.group, %error, "an entity rebuilt from its events keeps no snapshot"),
+            }
+        }
     }
 
     /// Waits until the module's own projections have read these positions, at most half the
@@ -363,7 +456,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
         // The module's code runs guarded: a panic dead-letters the command instead of stopping
         // the module on the same record forever.
         let (services, events_topic, snapshots, limit) =
-            (&self.services, &self.events, &self.snapshots, self.settings.seen_commands);
+            (&self.services, &self.events, (&self.snapshots, &*self.shape), self.settings.seen_commands);
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let fresh;
             let state = match entities.get(&key) {
@@ -517,7 +610,10 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
             self.partition_count = log.partition_count(<A::Command as Message>::TOPIC).await?;
         }
         for tp in partitions {
-            let entities = self.restore(log, tp.partition).await?;
+            let (entities, rebuilt) = self.restore(log, tp.partition).await?;
+            if rebuilt {
+                self.snapshot_all(tp.partition, &entities);
+            }
             self.partitions.insert(tp.partition, entities);
         }
         Ok(())

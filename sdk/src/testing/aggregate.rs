@@ -45,10 +45,15 @@ impl<A: Aggregate> AggregateTest<A> {
         AggregateTest { entities: HashMap::new(), services }
     }
 
-    /// The history: each event is applied to the state of its own entity.
+    /// The history: each event is applied to the state of its own entity, which is then kept
+    /// as its snapshot restores it (as after the command that made the event).
+    #[track_caller]
     pub fn given(mut self, events: impl IntoIterator<Item = A::Event>) -> Self {
         for event in events {
-            self.entities.entry(event.key().clone()).or_default().evolve(&event);
+            let key = event.key().clone();
+            let state = self.entities.entry(key.clone()).or_default();
+            state.evolve(&event);
+            *state = snapshotted(&key, state, "after the given event");
         }
         self
     }
@@ -73,7 +78,7 @@ impl<A: Aggregate> AggregateTest<A> {
                 encoded(event);
                 next.evolve(event);
             }
-            next = snapshotted(&key, &next);
+            next = snapshotted(&key, &next, "after the command");
         }
         self.entities.insert(key.clone(), next);
         Decided { result, key, test: self }
@@ -96,7 +101,7 @@ fn encoded<E: crate::model::Event + Clone>(event: &E) {
 /// The state as its snapshot restores it (JSON, personal data sealed), or a panic saying why
 /// it cannot be snapshotted.
 #[track_caller]
-fn snapshotted<A: Aggregate>(key: &Key<A>, state: &A) -> A {
+fn snapshotted<A: Aggregate>(key: &Key<A>, state: &A, when: &str) -> A {
     let subject = key.to_string();
     let restored = keys().scope(|| {
         let (json, _) = privacy::sealing(&subject, || serde_json::to_vec(state));
@@ -104,7 +109,7 @@ fn snapshotted<A: Aggregate>(key: &Key<A>, state: &A) -> A {
     });
     restored.unwrap_or_else(|error| {
         panic!(
-            "the state of {key} after the command cannot be snapshotted as JSON (the runtime dead-letters the command): {error}"
+            "the state of {key} {when} cannot be snapshotted as JSON (the runtime dead-letters the command): {error}"
         )
     })
 }
