@@ -277,7 +277,10 @@ fn reference_id_is_a_json_string() {
     let wrong = serde_json::from_str::<PaymentId>(&format!("\"{}\"", OrderId::derived_from(&id))).unwrap_err();
     assert!(wrong.to_string().starts_with("invalid PaymentId `ord_"), "{wrong}");
     let not_a_string = serde_json::from_str::<PaymentId>("42").unwrap_err();
-    assert!(not_a_string.to_string().contains("expected an ID of type PaymentId: `pay_` followed by"), "{not_a_string}");
+    assert!(
+        not_a_string.to_string().contains("expected an ID of type PaymentId: `pay_` followed by"),
+        "{not_a_string}"
+    );
 }
 
 #[test]

@@ -111,9 +111,9 @@ fn state_shape<A: Aggregate>() -> String {
         describe(default, &mut structure);
     }
     // FNV-1a: a digest that stays the same across builds and Rust versions.
-    let digest = structure.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let digest = structure
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
     format!("v{}-{digest:016x}", A::STATE_VERSION)
 }
 
@@ -392,7 +392,9 @@ impl<A: Aggregate> AggregateProcessor<A> {
         for (key, entity) in entities {
             match Self::snapshot((&self.snapshots, &self.shape), partition, key, entity) {
                 Ok(record) => self.changed.put(partition, key.clone(), record),
-                Err(error) => tracing::warn!(group = self.group, %error, "an entity rebuilt from its events keeps no snapshot"),
+                Err(error) => {
+                    tracing::warn!(group = self.group, %error, "an entity rebuilt from its events keeps no snapshot")
+                }
             }
         }
     }
