@@ -82,6 +82,21 @@ fn an_old_record_is_upcast_on_read() {
 }
 
 #[test]
+fn a_version_header_is_read_as_tramline_writes_it_or_refused() {
+    for written in ["0", "01", "+2", "2.0", " 2", ""] {
+        let mut record = old_record(ShopOrderId::generate());
+        let mut headers = tramline::log::Headers::builder(256);
+        for (name, value) in record.headers.iter().filter(|(name, _)| *name != codec::headers::SCHEMA_VERSION) {
+            headers.push(name, value);
+        }
+        headers.push(codec::headers::SCHEMA_VERSION, written.as_bytes());
+        record.headers = headers.build();
+        let error = codec::decode::<v2::ShopEvent>(&record).unwrap_err().to_string();
+        assert!(error.contains("`ce_schemaversion`") && error.contains("not a version"), "{written:?}: {error}");
+    }
+}
+
+#[test]
 fn an_old_record_without_an_upcaster_is_refused_clearly() {
     let error = codec::decode::<v2::CarelessShopEvent>(&old_record(ShopOrderId::generate())).unwrap_err();
     assert!(matches!(error, DecodeError::Upcast { found: 1, current: 2, .. }), "{error:?}");
@@ -165,9 +180,15 @@ pub struct AccountId(uuid::Uuid);
 #[derive(Command, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[command(module = "account", key = id)]
 pub enum AccountCommand {
-    Deposit { id: AccountId, cents: u64 },
+    Deposit {
+        id: AccountId,
+        cents: u64,
+    },
     /// Refused unless the account has seen exactly `deposits` deposits.
-    Audit { id: AccountId, deposits: u32 },
+    Audit {
+        id: AccountId,
+        deposits: u32,
+    },
 }
 
 #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -224,7 +245,9 @@ impl Aggregate for AccountV2 {
     fn decide(&self, command: &AccountCommand, _: &()) -> Result<Vec<AccountEvent>, AuditFailed> {
         match *command {
             AccountCommand::Deposit { id, cents } => Ok(vec![AccountEvent::Deposited { id, cents }]),
-            AccountCommand::Audit { id, deposits } if deposits == self.deposits => Ok(vec![AccountEvent::Audited { id }]),
+            AccountCommand::Audit { id, deposits } if deposits == self.deposits => {
+                Ok(vec![AccountEvent::Audited { id }])
+            }
             AccountCommand::Audit { .. } => Err(AuditFailed(self.deposits)),
         }
     }
@@ -286,7 +309,9 @@ async fn a_snapshot_of_an_older_state_is_not_used_the_entities_are_rebuilt_from_
     send::<AccountV1>(&log, AccountCommand::Deposit { id, cents: 50 }).await.unwrap();
     send::<AccountV1>(&log, AccountCommand::Deposit { id, cents: 500 }).await.unwrap();
     // The V1 snapshot would read as 0 deposits (the field's default); the events say 2.
-    send::<AccountV2>(&log, AccountCommand::Audit { id, deposits: 2 }).await.expect("two deposits, as the events say");
+    send::<AccountV2>(&log, AccountCommand::Audit { id, deposits: 2 })
+        .await
+        .expect("two deposits, as the events say");
     // V3's evolve counts differently under the same fields: its STATE_VERSION makes V2's
     // snapshots stale too.
     send::<AccountV3>(&log, AccountCommand::Audit { id, deposits: 1 }).await.expect("one large deposit");

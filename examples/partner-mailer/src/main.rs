@@ -202,7 +202,8 @@ impl Mailer {
         if kind != TYPE {
             return Err(Rejected::Contract(format!("type `{kind}` is not `{TYPE}`, the one type this mailer reads")));
         }
-        let version = text("ce_schemaversion").unwrap_or_default();
+        // A record without a version is of version 1, as tramline reads it.
+        let version = text("ce_schemaversion").unwrap_or_else(|| "1".into());
         if version != VERSION {
             return Err(Rejected::Contract(format!(
                 "{TYPE} version `{version}` is unknown; this mailer reads version {VERSION}"
@@ -224,6 +225,21 @@ impl Mailer {
         }
         let order: OrderConfirmed =
             serde_json::from_value(json).map_err(|e| Rejected::Contract(format!("payload does not read: {e}")))?;
+        // The operator picks the folder and the template: it must be the feed's own.
+        if record.topic.strip_prefix("public.orders.") != Some(order.operator.as_str()) {
+            return Err(Rejected::Contract(format!(
+                "the order is for operator `{}`, but it is on `{}`",
+                order.operator, record.topic
+            )));
+        }
+        // The texts go into the e-mail's headers: a line break there would add headers.
+        for (field, value) in
+            [("order_id", &order.order_id), ("product", &order.product), ("confirmed_at", &order.confirmed_at)]
+        {
+            if value.chars().any(char::is_control) {
+                return Err(Rejected::Contract(format!("`{field}` holds a control character (a line break, say)")));
+            }
+        }
         let template =
             self.templates.get(&order.operator).ok_or_else(|| Rejected::NoTemplate(order.operator.clone()))?;
         let folder = self.out.join(&order.operator);
@@ -260,7 +276,8 @@ fn write_atomically(folder: &Path, path: &Path, content: &[u8]) -> std::io::Resu
 }
 
 fn euros(cents: i64) -> String {
-    format!("€{}.{:02}", cents / 100, cents.abs() % 100)
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}€{}.{:02}", cents.unsigned_abs() / 100, cents.unsigned_abs() % 100)
 }
 
 fn render(template: &str, order: &OrderConfirmed, id: &str) -> String {
@@ -299,4 +316,18 @@ fn templates(operators: &[String], dir: Option<&Path>) -> Result<HashMap<String,
         templates.insert(operator.clone(), template);
     }
     Ok(templates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::euros;
+
+    #[test]
+    fn amounts_keep_their_sign() {
+        assert_eq!(euros(1_250), "€12.50");
+        assert_eq!(euros(-50), "-€0.50");
+        assert_eq!(euros(-150), "-€1.50");
+        assert_eq!(euros(0), "€0.00");
+        assert_eq!(euros(i64::MIN), "-€92233720368547758.08");
+    }
 }

@@ -75,9 +75,19 @@ async fn poison(log: &dyn EventLog) {
             timestamp: None,
         }
     };
+    let order = |operator: &str, product: &str| {
+        serde_json::json!({
+            "order_id": "ord_0193b1a2c3d47e8f9a0b1c2d3e4f5a6b", "operator": operator,
+            "product_id": "prd_0193b1a2c3d47e8f9a0b1c2d3e4f5a6b", "product": product,
+            "quantity": 1, "unit_price_cents": 250, "total_cents": 250, "confirmed_at": "2030-01-01T08:00:00Z",
+        })
+        .to_string()
+    };
     log.append(vec![
         record("1", r#"{"order_id": "ord_1", "total_cents": "ten"}"#),
         record("7", r#"{"order_id": "ord_0193b1a2c3d47e8f9a0b1c2d3e4f5a6b"}"#),
+        record("1", &order("citybus", "Day pass")),
+        record("1", &order("metro", "Day pass\r\nBcc: someone@example.org")),
     ])
     .await
     .unwrap();
@@ -150,16 +160,21 @@ async fn one_mail_per_confirmed_order_on_the_embedded_log_across_crashes() {
     let source = ["--data", data.path().to_str().unwrap()];
     kill_restart_and_check(&source, "partner-mailer", &all);
 
-    // The two broken records went to the mailer's dead-letter topic, with their reasons.
+    // The four broken records went to the mailer's dead-letter topic, with their reasons.
     let log = EmbeddedLog::open(data.path()).unwrap();
     let letters = log.read(&TopicPartition::new("partner-mailer.dlq", 0), 0, 10).await.unwrap();
     let reasons: Vec<String> = letters
         .iter()
         .map(|l| String::from_utf8_lossy(l.header("dlq_error").unwrap()).into_owned())
         .collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("breaks the OrderConfirmed v1 schema")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("version `7` is unknown")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("for operator `citybus`, but it is on `public.orders.metro`")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("`product` holds a control character")), "{reasons:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

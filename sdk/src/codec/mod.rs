@@ -331,10 +331,12 @@ impl<'r> AttributeHeaders<'r> {
         self.check_format(record)?;
         let version = match self.version {
             None => 1,
+            // As tramline writes it: digits, no sign, no leading zero, from 1.
             Some(value) => std::str::from_utf8(value)
                 .ok()
+                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0'))
                 .and_then(|v| v.parse::<u32>().ok())
-                .ok_or_else(|| header_error(record, headers::SCHEMA_VERSION, value, &"not a whole number"))?,
+                .ok_or_else(|| header_error(record, headers::SCHEMA_VERSION, value, &"not a version (1, 2, …)"))?,
         };
         if version > current {
             return Err(DecodeError::UnknownVersion {

@@ -316,6 +316,20 @@ mod tests {
     }
 
     #[test]
+    fn one_type_published_on_two_feeds_has_one_schema_and_two_of_one_name_are_refused() {
+        let mut catalog = Catalog::new();
+        catalog.feed(feed("orders.citybus", "shipping", json!({"type": "object", "title": "shipped"})));
+        catalog.feed(feed("orders.metro", "shipping", json!({"type": "object", "title": "shipped"})));
+        assert_eq!(catalog.messages().len(), 1);
+        let clash = std::panic::catch_unwind(move || {
+            catalog.feed(feed("orders.airlink", "shipping", json!({"type": "object", "title": "other"})));
+        });
+        let message = clash.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+        assert!(message.contains("both `OrderConfirmed` version 1 with different schemas"), "{message}");
+        assert!(message.contains("orders.airlink"), "{message}");
+    }
+
+    #[test]
     fn two_modules_publishing_one_type_name_keep_their_own_payloads() {
         let mut catalog = Catalog::new();
         catalog.feed(feed("orders.shipping", "shipping", json!({"type": "object", "title": "shipped"})));

@@ -6,16 +6,19 @@
 //! (`null` included: `T` to `Option<T>` is a change), no enum value or variant removed or added
 //! (a reader of the old schema refuses a value it does not know, as serde does), no field
 //! required that the old schema did not require (a new field needs a default:
-//! `#[serde(default)]`, which takes it out of `required`), no `format` or `pattern` changed and
-//! no bound (`minimum`, `maximum`, lengths) narrowed. Adding an optional field is the change that
-//! breaks nobody. One exception: a string that becomes personal data (`String` to
+//! `#[serde(default)]`, which takes it out of `required`) nor one left out that it required, no
+//! `format`, `pattern` or bound (`minimum`, `maximum`, lengths) changed either way, no field
+//! added where the old schema refuses unknown ones (`#[serde(deny_unknown_fields)]`). Adding an
+//! optional field elsewhere is the change that breaks nobody. One exception: a string that becomes personal data (`String` to
 //! `Personal<String>`, pattern `^pii1:`) is compatible, because the codec reads the plain text
 //! of records written before as is.
 //!
 //! A new value or variant in a message is a new contract: raise the message's version (with an
 //! upcaster), so that readers of the old one see a version they do not know rather than a value.
-//! A new event type (a new variant of a module's event enum) is a message of its own and breaks
-//! nobody: readers skip types they do not read.
+//! A new event type (a new variant of a module's event enum) is a message of its own, with no
+//! schema to break; but a reader built before it knows no such type and dead-letters its
+//! records (nothing is lost: they can be replayed once the reader is upgraded). Upgrade the
+//! readers of a topic before its writer.
 //!
 //! Alternatives (`anyOf`/`oneOf`: an `Option`, an enum with data) are compared one by one:
 //! unit variants (`enum`, `const`) as one set of values, the others paired by their type and,
@@ -48,6 +51,17 @@ pub enum Change {
         /// The field's path.
         field: String,
     },
+    /// A field the old schema requires may be left out: readers of the old schema refuse such
+    /// records.
+    NoLongerRequired {
+        /// The field's path.
+        field: String,
+    },
+    /// A field is new where the old schema refuses fields it does not list.
+    AddedToClosed {
+        /// The field's path.
+        field: String,
+    },
     /// A value of an enumeration is gone.
     ValueRemoved {
         /// The field's path.
@@ -77,7 +91,8 @@ pub enum Change {
         /// The shape.
         alternative: String,
     },
-    /// A `format` or `pattern` changed, or a bound (`minimum`, `maximum`, …) was narrowed.
+    /// A `format`, `pattern` or bound (`minimum`, `maximum`, …) changed, or the pattern of a
+    /// map's keys.
     ConstraintChanged {
         /// The field's path.
         field: String,
@@ -108,6 +123,16 @@ impl fmt::Display for Change {
             Change::NewRequired { field } => {
                 write!(f, "field `{field}` is required but old records lack it: give it a default (#[serde(default)])")
             }
+            Change::NoLongerRequired { field } => write!(
+                f,
+                "field `{field}` may now be left out, but readers of the old schema require it (a default or \
+                 `skip_serializing_if` on an existing field)"
+            ),
+            Change::AddedToClosed { field } => write!(
+                f,
+                "field `{field}` is new, but readers of the old schema refuse fields it does not list \
+                 (#[serde(deny_unknown_fields)])"
+            ),
             Change::ValueRemoved { field, value } => write!(f, "field `{field}` no longer accepts {value}"),
             Change::AlternativeRemoved { field, alternative } => {
                 write!(f, "field `{field}` no longer accepts {alternative}")
@@ -169,17 +194,9 @@ pub fn compare(old: &Value, new: &Value) -> Vec<Change> {
 /// The pattern of `Personal` data: turning a plain string into one is compatible.
 const PERSONAL_PATTERN: &str = "^pii1:";
 
-/// Bounds, and whether each is a lower one: narrowing any of them breaks.
-const BOUNDS: [(&str, bool); 8] = [
-    ("minimum", true),
-    ("exclusiveMinimum", true),
-    ("maximum", false),
-    ("exclusiveMaximum", false),
-    ("minLength", true),
-    ("maxLength", false),
-    ("minItems", true),
-    ("maxItems", false),
-];
+/// Bounds: narrowing one refuses old records, widening one writes values old readers refuse.
+const BOUNDS: [&str; 8] =
+    ["minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems"];
 
 struct Comparison<'a> {
     old_root: &'a Value,
@@ -386,9 +403,23 @@ impl Comparison<'_> {
                     None => self.changes.push(Change::Removed { field: child(name) }),
                 }
             }
-            let old_required = required(old);
-            for name in required(new).into_iter().filter(|name| !old_required.contains(name)) {
+            let (old_required, new_required) = (required(old), required(new));
+            for name in new_required.iter().filter(|name| !old_required.contains(name)) {
                 self.changes.push(Change::NewRequired { field: child(name) });
+            }
+            // A field that became an `Option` is left out of `required` too: its type change
+            // says so already.
+            for name in old_required.iter().filter(|name| !new_required.contains(name)) {
+                let admits_null = |field| alternatives(self.new_root, field, None).iter().any(|a| a.kind() == "null");
+                if new_properties.get(*name).is_some_and(|field| !admits_null(field)) {
+                    self.changes.push(Change::NoLongerRequired { field: child(name) });
+                }
+            }
+            if old.get("additionalProperties") == Some(&Value::Bool(false)) {
+                let old_properties = old_properties.unwrap_or(&none);
+                for name in new_properties.keys().filter(|name| !old_properties.contains_key(*name)) {
+                    self.changes.push(Change::AddedToClosed { field: child(name) });
+                }
             }
         }
         match (old.get("items"), new.get("items")) {
@@ -404,16 +435,23 @@ impl Comparison<'_> {
             (Some(old_items), Some(new_items)) => self.compare_at(&format!("{path}[]"), old_items, new_items),
             _ => {}
         }
-        // The values of a map (`BTreeMap<String, T>`); a boolean is about unknown fields, and
-        // the fields are compared above.
-        let (old_values, new_values) = (old.get("additionalProperties"), new.get("additionalProperties"));
-        if old_values.is_some_and(Value::is_object) || new_values.is_some_and(Value::is_object) {
-            let anything = Value::Bool(true);
-            self.compare_at(&child("*"), old_values.unwrap_or(&anything), new_values.unwrap_or(&anything));
+        // The values of a map, and the pattern of its keys.
+        let (old_values, new_values) = (map_values(old), map_values(new));
+        if old_values.is_some() || new_values.is_some() {
+            let anything = (None, &Value::Bool(true));
+            let ((old_keys, old_values), (new_keys, new_values)) =
+                (old_values.unwrap_or(anything), new_values.unwrap_or(anything));
+            if old_keys != new_keys {
+                let pattern = |keys: Option<&str>| keys.map(|k| Value::String(k.to_owned()));
+                let (from, to) = (shown(pattern(old_keys).as_ref()), shown(pattern(new_keys).as_ref()));
+                let field = field_name(&child("*"));
+                self.changes.push(Change::ConstraintChanged { field, keyword: "key pattern".into(), from, to });
+            }
+            self.compare_at(&child("*"), old_values, new_values);
         }
     }
 
-    /// A changed `format` or `pattern` (`u64` to `u8`, `String` to an ID), a narrowed bound.
+    /// A changed `format`, `pattern` (`u64` to `u8`, `String` to an ID) or bound.
     fn compare_constraints(&mut self, path: &str, old: &Value, new: &Value) {
         let mut changed = |keyword: &str, from: Option<&Value>, to: Option<&Value>| {
             let (from, to) = (shown(from), shown(to));
@@ -429,15 +467,9 @@ impl Comparison<'_> {
         if old_pattern != new_pattern && !became_personal {
             changed("pattern", old_pattern, new_pattern);
         }
-        for (keyword, lower) in BOUNDS {
+        for keyword in BOUNDS {
             let (from, to) = (old.get(keyword), new.get(keyword));
-            let Some(new_bound) = to.and_then(Value::as_f64) else { continue };
-            let narrowed = match from.and_then(Value::as_f64) {
-                None => true,
-                Some(old_bound) if lower => new_bound > old_bound,
-                Some(old_bound) => new_bound < old_bound,
-            };
-            if narrowed {
+            if from.and_then(Value::as_f64) != to.and_then(Value::as_f64) {
                 changed(keyword, from, to);
             }
         }
@@ -496,6 +528,20 @@ fn json_type(value: &Value) -> &'static str {
 
 fn field_name(path: &str) -> String {
     if path.is_empty() { "<root>".to_owned() } else { path.to_owned() }
+}
+
+/// The values of a map and the pattern of its keys (`None`: any text): `additionalProperties`
+/// (`BTreeMap<String, T>`), or a single `patternProperties` (keys that are numbers, say). A
+/// boolean `additionalProperties` is about unknown fields, compared with the fields.
+fn map_values(schema: &Value) -> Option<(Option<&str>, &Value)> {
+    if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+        return Some((None, values));
+    }
+    let patterns = schema.get("patternProperties")?.as_object()?;
+    match patterns.iter().next() {
+        Some((keys, values)) if patterns.len() == 1 => Some((Some(keys), values)),
+        _ => None,
+    }
 }
 
 /// A keyword's value as a change shows it: a string without quotes, `none` when absent.
@@ -694,6 +740,8 @@ mod tests {
         pub type PayingWithoutCash = Field<payment_without_cash::Payment>;
         pub type Counts = Field<BTreeMap<String, u32>>;
         pub type Labels = Field<BTreeMap<String, String>>;
+        pub type CountsByNumber = Field<BTreeMap<u32, u32>>;
+        pub type LabelsByNumber = Field<BTreeMap<u32, String>>;
         pub type Big = Field<u64>;
         pub type Small = Field<u8>;
         pub type Text = Field<String>;
@@ -774,6 +822,46 @@ mod tests {
             from_to::<Counts, Labels>(),
             [Change::TypeChanged { field: "field.*".into(), from: "integer".into(), to: "string".into() }]
         );
+    }
+
+    #[test]
+    fn a_changed_map_value_or_key_breaks_also_with_keys_that_are_numbers() {
+        use versions::*;
+        assert_eq!(
+            from_to::<CountsByNumber, LabelsByNumber>(),
+            [Change::TypeChanged { field: "field.*".into(), from: "integer".into(), to: "string".into() }]
+        );
+        let keys = from_to::<Counts, CountsByNumber>();
+        assert!(
+            matches!(&keys[..], [Change::ConstraintChanged { keyword, from, .. }] if keyword == "key pattern" && from == "none"),
+            "{keys:?}"
+        );
+    }
+
+    #[test]
+    fn a_required_field_left_out_breaks_old_readers() {
+        assert_eq!(
+            changed(|s| s["required"] = json!(["order_id"])),
+            [Change::NoLongerRequired { field: "quantity".into() }]
+        );
+    }
+
+    #[test]
+    fn a_field_added_to_a_closed_object_breaks_old_readers() {
+        // `#[serde(deny_unknown_fields)]`.
+        let mut closed = order();
+        closed["additionalProperties"] = json!(false);
+        let mut added = closed.clone();
+        added["properties"]["note"] = json!({"type": ["string", "null"]});
+        assert_eq!(compare(&closed, &added), [Change::AddedToClosed { field: "note".into() }]);
+    }
+
+    #[test]
+    fn a_bound_changed_either_way_breaks() {
+        let bounded = |max: u32| json!({"type": "integer", "maximum": max});
+        assert_eq!(compare(&bounded(10), &bounded(5)), [constraint("<root>", "maximum", "10", "5")]);
+        assert_eq!(compare(&bounded(10), &bounded(100)), [constraint("<root>", "maximum", "10", "100")]);
+        assert_eq!(compare(&bounded(10), &json!({"type": "integer"})), [constraint("<root>", "maximum", "10", "none")]);
     }
 
     #[test]

@@ -192,12 +192,23 @@ impl Catalog {
         self
     }
 
-    /// Adds a public feed and its public event types.
+    /// Adds a public feed and its public event types (one schema for a type that several feeds
+    /// publish).
+    ///
+    /// # Panics
+    ///
+    /// When another type of the same module, name and version, with another schema or key, is
+    /// in the catalog: only one of them could have a snapshot.
     pub fn feed(&mut self, feed: FeedSchema) -> &mut Self {
         for message in &feed.messages {
-            let known = self.messages.iter().any(|m| m.file_name() == message.file_name());
-            if !known {
-                self.messages.push(message.clone());
+            match self.messages.iter().find(|m| m.file_name() == message.file_name()) {
+                None => self.messages.push(message.clone()),
+                Some(known) if known.schema == message.schema && known.key == message.key => {}
+                Some(_) => panic!(
+                    "two public event types of module `{}` are both `{}` version {} with different schemas (one in \
+                     feed `{}`): give one of them another PublicEvent::NAME, or raise its VERSION",
+                    message.module, message.name, message.version, feed.feed
+                ),
             }
         }
         self.feeds.push(feed);
