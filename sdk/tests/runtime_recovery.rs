@@ -254,6 +254,30 @@ mod sms {
 
 /// Two processors of one module and name would share a consumer group and split its events:
 /// the second is refused.
+/// `settle` waits for a log that does not answer for a while (a broker restarting), as the
+/// processors do, instead of failing the caller at the first timeout.
+#[tokio::test]
+async fn settle_waits_for_a_log_that_is_away_for_a_while() {
+    // No failure until the count is reset, after the start.
+    let failures = Arc::new(AtomicU32::new(u32::MAX / 2));
+    let log = Arc::new(FaultyLog::over(MemoryLog::shared()).end_offset_fails({
+        let failures = failures.clone();
+        move || {
+            (failures.fetch_add(1, Ordering::SeqCst) < 5)
+                .then(|| LogError::Backend("kafka: end offset of jar.commands/0: OperationTimedOut".into()))
+        }
+    }));
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let jars = app.aggregate::<Jar>(()).await.unwrap();
+    app.start().await.unwrap();
+    jars.send(JarCommand::Fill { id: JarId::generate() }).await.unwrap();
+    failures.store(0, Ordering::SeqCst);
+    let settled = tokio::time::timeout(Duration::from_secs(20), app.settle()).await;
+    assert!(matches!(settled, Ok(Ok(()))), "{settled:?}");
+    assert!(failures.load(Ordering::SeqCst) > 5, "the log failed five times first");
+    app.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_second_reaction_of_the_same_module_and_name_is_refused() {
     let mut app = App::new(MemoryLog::shared()).with_settings(settings());

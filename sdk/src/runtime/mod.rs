@@ -826,30 +826,47 @@ impl App {
     /// what the others wrote meanwhile: the app is quiet. Data modules and reactions that run
     /// in other processes ([`App::run_only`]) count too: they are quiet when their committed
     /// positions leave nothing to read, as do the partitions that another instance of a group
-    /// running here holds. Fails if a processor of this process stopped; waits as long as a
-    /// module elsewhere is away, and at once before [`App::start`] ([`RuntimeError::NotStarted`]).
+    /// running here holds. Fails if a processor of this process stopped, and at once before
+    /// [`App::start`] ([`RuntimeError::NotStarted`]); waits as long as a module elsewhere is away
+    /// or the log does not answer (a broker restarting), as the processors do.
     pub async fn settle(&self) -> Result<(), RuntimeError> {
         if !self.board.is_started() {
             return Err(RuntimeError::NotStarted("settle".into()));
         }
         let groups: Vec<String> = self.running.iter().map(|(group, _)| group.clone()).collect();
         let mut report = tokio::time::Instant::now() + SLOW_WAIT;
+        let mut failures = 0;
         loop {
-            let ends = self.end_offsets(&groups).await?;
-            self.wait_for_positions(&ends).await?;
-            while let Some(behind) = self.behind_elsewhere().await? {
-                if tokio::time::Instant::now() >= report {
-                    // A wait that does not end must say what it waits for.
-                    let Behind { group, tp, at, end } = behind;
-                    tracing::warn!(group, %tp, committed = at, end, "still waiting for a processor in another process to commit the end of a partition");
-                    report += SLOW_WAIT;
+            match self.settled(&groups, &mut report).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                // The log is away for a while (a broker restarting): the processors wait for it,
+                // and so does the wait for them.
+                Err(RuntimeError::Log(error)) if !processor::permanent(&error) => {
+                    failures += 1;
+                    tracing::warn!(%error, failures, "settling: the log does not answer; asking again");
+                    tokio::time::sleep(processor::backoff(&self.settings, failures)).await;
                 }
-                tokio::time::sleep(self.elsewhere_poll()).await;
-            }
-            if self.end_offsets(&groups).await? == ends && self.behind_elsewhere().await?.is_none() {
-                return Ok(());
+                Err(error) => return Err(error),
             }
         }
+    }
+
+    /// One pass of [`settle`](Self::settle): waits for the processors to reach the ends of their
+    /// partitions, then tells whether nothing was written meanwhile.
+    async fn settled(&self, groups: &[String], report: &mut tokio::time::Instant) -> Result<bool, RuntimeError> {
+        let ends = self.end_offsets(groups).await?;
+        self.wait_for_positions(&ends).await?;
+        while let Some(behind) = self.behind_elsewhere().await? {
+            if tokio::time::Instant::now() >= *report {
+                // A wait that does not end must say what it waits for.
+                let Behind { group, tp, at, end } = behind;
+                tracing::warn!(group, %tp, committed = at, end, "still waiting for a processor in another process to commit the end of a partition");
+                *report += SLOW_WAIT;
+            }
+            tokio::time::sleep(self.elsewhere_poll()).await;
+        }
+        Ok(self.end_offsets(groups).await? == ends && self.behind_elsewhere().await?.is_none())
     }
 
     /// How often a wait looks again at the committed positions of processors in other processes.

@@ -24,12 +24,14 @@ pub struct FaultyLog {
     pub commit: Option<Arc<WriteFault>>,
     /// Fails a member's `rewind`.
     pub rewind: Option<LogError>,
+    /// Fails `end_offset`.
+    pub end_offset: Option<Box<dyn Fn() -> Option<LogError> + Send + Sync>>,
 }
 
 impl FaultyLog {
     /// A log without faults yet.
     pub fn over(log: Arc<MemoryLog>) -> Self {
-        FaultyLog { log, append: None, groups: None, commit: None, rewind: None }
+        FaultyLog { log, append: None, groups: None, commit: None, rewind: None, end_offset: None }
     }
 
     /// `append` fails as `fault` says.
@@ -50,6 +52,12 @@ impl FaultyLog {
     /// The members' `rewind` always fails with `error`.
     pub fn rewind_fails(mut self, error: LogError) -> Self {
         self.rewind = Some(error);
+        self
+    }
+
+    /// `end_offset` fails as `fault` says.
+    pub fn end_offset_fails(mut self, fault: impl Fn() -> Option<LogError> + Send + Sync + 'static) -> Self {
+        self.end_offset = Some(Box::new(fault));
         self
     }
 
@@ -90,7 +98,10 @@ impl EventLog for FaultyLog {
         self.log.read(partition, offset, max).await
     }
     async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-        self.log.end_offset(partition).await
+        match self.end_offset.as_ref().and_then(|fault| fault()) {
+            Some(error) => Err(error),
+            None => self.log.end_offset(partition).await,
+        }
     }
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
         self.log.committed(group, partition).await
