@@ -460,3 +460,14 @@ async fn connect_names_the_address_when_no_broker_answers() {
     assert!(matches!(error, LogError::Backend(_)), "{error:?}");
     assert!(message.contains("127.0.0.1:1") && message.contains("scripts/kafka start"), "{message}");
 }
+
+/// A name Kafka refuses is refused with the name and the rule, not the broker's bare
+/// "Invalid topic".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_name_kafka_refuses_is_named_with_the_rule() {
+    let log = connect(config()).await;
+    for name in ["x".repeat(250), "orders/2030".to_owned()] {
+        let error = log.create_topic(&tramline::log::TopicSpec::keep(name.clone(), 1)).await.unwrap_err().to_string();
+        assert!(error.contains(&format!("`{name}`")) && error.contains("1 to 249 ASCII letters"), "{error}");
+    }
+}

@@ -154,6 +154,41 @@ fn client_config(
     client
 }
 
+/// What is wrong with one bootstrap server (`HOST:PORT`, `[::1]:PORT`, an optional
+/// `PROTOCOL://` before), if anything. Without a port librdkafka would pick 9092 in silence.
+fn server_problem(server: &str) -> Option<String> {
+    let server = server.trim();
+    let address = server.split_once("://").map_or(server, |(_, address)| address);
+    match address.rsplit_once(':') {
+        _ if server.is_empty() => Some("an entry is empty".into()),
+        Some((host, port)) if !host.is_empty() && !host.ends_with(':') => match port.parse::<u16>() {
+            Ok(port) if port > 0 => None,
+            _ => Some(format!("`{server}` has no port number from 1 to 65535")),
+        },
+        _ => Some(format!("`{server}` names no port")),
+    }
+}
+
+/// Why a client setting is tramline's to set, if it is: the log's guarantees rest on it, or it
+/// is given otherwise. Set by the user, it was overridden in silence or broke a client.
+fn reserved(key: &str) -> Option<(&str, &'static str)> {
+    let why = match key {
+        "bootstrap.servers" | "metadata.broker.list" => {
+            "give the brokers to KafkaConfig::new, `--brokers` in the binaries"
+        }
+        "transactional.id" => "each member's producer has its own, made of the instance id",
+        "transaction.timeout.ms" => "KafkaConfig::with_transaction_timeout sets it",
+        "group.id" => "each processor is a consumer group of its own",
+        "enable.idempotence" | "isolation.level" | "enable.auto.commit" | "enable.auto.offset.store" => {
+            "exactly-once rests on it"
+        }
+        "partitioner" => "keys go to the partition Kafka's Java client would pick",
+        "auto.offset.reset" | "enable.partition.eof" => "each processor says where it starts",
+        _ => return None,
+    };
+    Some((key, why))
+}
+
 fn millis(duration: Duration) -> String {
     duration.as_millis().max(1).to_string()
 }
@@ -178,6 +213,17 @@ impl KafkaLog {
 
     /// [`connect`](Self::connect), blocking the calling thread.
     pub fn connect_blocking(config: KafkaConfig) -> Result<Self, LogError> {
+        if let Some(problem) = config.bootstrap_servers.split(',').find_map(server_problem) {
+            return Err(LogError::Backend(format!(
+                "kafka: bootstrap servers `{}`: {problem}; give HOST:PORT[,HOST:PORT...]",
+                config.bootstrap_servers
+            )));
+        }
+        if let Some((key, why)) = config.client.iter().find_map(|(key, _)| reserved(key)) {
+            return Err(LogError::Backend(format!(
+                "kafka: the client setting `{key}` is tramline's to set ({why}); remove it"
+            )));
+        }
         let admin: AdminClient<DefaultClientContext> =
             client_config(&config, "admin", &[], &[]).create().map_err(|e| client_error(&config, "admin", e))?;
         let meta: BaseConsumer = client_config(
@@ -575,6 +621,16 @@ impl EventLog for KafkaLog {
                 spec.partitions
             )));
         }
+        // Kafka's own rule, said with the name (the broker answers a bare "Invalid topic").
+        let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if spec.name.len() > 249 || !spec.name.chars().all(legal) || matches!(&*spec.name, "" | "." | "..") {
+            return Err(LogError::Backend(format!(
+                "kafka: `{}` ({} characters) cannot be a topic: Kafka takes 1 to 249 ASCII letters, digits, `.`, `_` \
+                 and `-` (a long namespace or query name?)",
+                spec.name,
+                spec.name.chars().count()
+            )));
+        }
         let topic = NewTopic::new(
             &spec.name,
             spec.partitions as i32,
@@ -736,6 +792,43 @@ impl Drop for KafkaLog {
         {
             let inner = self.inner.clone();
             runtime.spawn_blocking(move || drop(inner));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_servers_name_a_host_and_a_port() {
+        for good in ["127.0.0.1:9092", "a:1,b:2", "[::1]:9092", "SASL_SSL://broker:9093", " a:9092 "] {
+            assert_eq!(good.split(',').find_map(server_problem), None, "{good}");
+        }
+        for (bad, problem) in [
+            ("127.0.0.1", "names no port"),
+            ("127.0.0.1:99999", "no port number"),
+            ("host:0", "no port number"),
+            ("a:1,,b:2", "empty"),
+            (":9092", "names no port"),
+            ("::1", "names no port"),
+        ] {
+            let found = bad.split(',').find_map(server_problem).unwrap_or_else(|| panic!("`{bad}` was accepted"));
+            assert!(found.contains(problem), "{bad}: {found}");
+        }
+    }
+
+    #[test]
+    fn a_client_setting_the_log_rests_on_is_refused_before_connecting() {
+        for (key, value) in [
+            ("bootstrap.servers", "127.0.0.1:19999"),
+            ("transactional.id", "mine"),
+            ("isolation.level", "read_uncommitted"),
+        ] {
+            let config = KafkaConfig::new("127.0.0.1:1").set(key, value);
+            let Err(error) = KafkaLog::connect_blocking(config) else { panic!("`{key}` was accepted") };
+            let message = error.to_string();
+            assert!(message.contains(&format!("`{key}` is tramline's to set")), "{message}");
         }
     }
 }

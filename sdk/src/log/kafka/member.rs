@@ -1040,7 +1040,9 @@ impl Worker {
                 "kafka: the group's committed offsets cannot be read; if the brokers answer, a transaction probably \
                  hangs on its `__consumer_offsets` partition (Kafka drops the markers of transactions completed while \
                  a partition has no leader, as when a single broker shuts down): `kafka-transactions.sh find-hanging` \
-                 finds it"
+                 finds it once it is older than the transaction timeout by its records' timestamps (records stamped in \
+                 the future, as a simulation's, look young: `kafka-transactions.sh describe-producers` on the \
+                 group's topics shows them), and `kafka-transactions.sh abort` ends it"
             );
         }
     }
