@@ -306,6 +306,19 @@ async fn send_with_retries<A: Aggregate>(gateway: &CommandGateway<A>, command: A
     retrying(|| gateway.send_envelope(envelope.clone()), CommandError::is_transient).await
 }
 
+/// The output of `work`, or `None` once `stop` is set (checked every 100 ms).
+async fn until_stopped<T>(stop: &AtomicBool, work: impl std::future::Future<Output = T>) -> Option<T> {
+    let stopped = async {
+        while !stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        output = work => Some(output),
+        () = stopped => None,
+    }
+}
+
 /// Tries `attempt` again, after a pause, while it fails in a way that may pass: at most
 /// [`RESERVE_ATTEMPTS`] times.
 async fn retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
@@ -542,13 +555,15 @@ impl Simulation {
             send_with_retries(&platform.customers, register)
         });
         // Registered by an earlier run: the same seed makes the same customers and products.
-        for result in futures::stream::iter(registrations)
+        let registering = futures::stream::iter(registrations)
             // Stopped: no new registration starts (nor any round of orders after them).
             .take_while(|_| std::future::ready(!stop.load(Ordering::Relaxed)))
             .buffer_unordered(self.concurrency.max(1))
-            .collect::<Vec<_>>()
-            .await
-        {
+            .collect::<Vec<_>>();
+        // Nor does the set-up wait for those in flight, which may be retried for minutes when
+        // the customer module is away: they are on the log, and applied once it runs.
+        let Some(results) = until_stopped(stop, registering).await else { return Ok(()) };
+        for result in results {
             match result {
                 Ok(_) | Err(CommandError::Rejected(CustomerError::AlreadyRegistered(_))) => {}
                 Err(error) => return Err(SimulationError::Setup(error.to_string())),
@@ -557,9 +572,10 @@ impl Simulation {
         for ((name, cents), product_id) in PRODUCTS.iter().zip(products) {
             let create =
                 ProductCommand::Create { product_id: *product_id, name: (*name).into(), price: Money::cents(*cents) };
-            match send_with_retries(&platform.products, create).await {
-                Ok(_) | Err(CommandError::Rejected(ProductError::AlreadyExists(_))) => {}
-                Err(error) => return Err(SimulationError::Setup(error.to_string())),
+            match until_stopped(stop, send_with_retries(&platform.products, create)).await {
+                None => return Ok(()),
+                Some(Ok(_) | Err(CommandError::Rejected(ProductError::AlreadyExists(_)))) => {}
+                Some(Err(error)) => return Err(SimulationError::Setup(error.to_string())),
             }
         }
         platform.reserve.catalog().caught_up().await?;
