@@ -214,11 +214,9 @@ impl Aggregate for AccountV1 {
     type Error = AuditFailed;
     type Services = ();
 
-    fn decide(&self, command: &AccountCommand, _: &()) -> Result<Vec<AccountEvent>, AuditFailed> {
-        match *command {
-            AccountCommand::Deposit { id, cents } => Ok(vec![AccountEvent::Deposited { id, cents }]),
-            AccountCommand::Audit { .. } => Err(AuditFailed(0)),
-        }
+    /// As this year's, with no deposits counted.
+    fn decide(&self, command: &AccountCommand, services: &()) -> Result<Vec<AccountEvent>, AuditFailed> {
+        AccountV2 { cents: self.cents, deposits: 0 }.decide(command, services)
     }
 
     fn evolve(&mut self, event: &AccountEvent) {

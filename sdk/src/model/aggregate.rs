@@ -23,7 +23,9 @@ use super::{Command, Event, Message};
 /// snapshot restores it, so that a test shows such a loss. A snapshot written for another shape
 /// of the state (a field added, removed or renamed, as the default state shows them) or another
 /// [`STATE_VERSION`](Aggregate::STATE_VERSION) is not used: the entities are rebuilt from their
-/// events, so a new `#[serde(default)]` field gets what the events say.
+/// events, so a new `#[serde(default)]` field gets what the events say. The shape is read from
+/// the default state only: a change inside a field that is `None` or empty there, or in an enum
+/// variant other than the default one, shows in no shape; raise `STATE_VERSION` for those.
 pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The commands the module accepts.
     type Command: Command;
