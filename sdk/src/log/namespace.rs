@@ -64,6 +64,11 @@ impl Namespaced {
     pub fn new(inner: Arc<dyn EventLog>, namespace: &str) -> Result<Self, InvalidNamespace> {
         Self::check(namespace)?;
         let rename = Rename { prefix: Arc::from(format!("{namespace}.")), names: Arc::default() };
+        // The runtime sees the names inside the namespace; the backend's own tools need the prefix.
+        tracing::info!(
+            namespace,
+            "topics and consumer groups are `{namespace}.<name>` on the log; logs name them without the prefix"
+        );
         Ok(Namespaced { inner, rename })
     }
 
