@@ -164,3 +164,22 @@ fn a_breaking_change_to_a_public_event_fails_the_check() {
     assert_eq!(breaking.len(), 1);
     assert_eq!(breaking[0].changes, [Change::Removed { field: "platform".into() }]);
 }
+
+/// A public event whose key changed type (orders keyed by product, say) moves one entity's
+/// records to other partitions: the committed key says so.
+#[test]
+fn a_changed_record_key_fails_the_check() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = "public/partner-feed/OrderConfirmed.v1.json";
+    let mut snapshot: Value = serde_json::from_str(&std::fs::read_to_string(committed().join(file)).unwrap()).unwrap();
+    let key = snapshot["x-key"]["pattern"].as_str().expect("the committed key's pattern").to_owned();
+    assert!(key.starts_with("^ord_"), "{key}");
+    snapshot["x-key"]["pattern"] = serde_json::json!("^prd_[0-9a-f]{32}$");
+    std::fs::create_dir_all(scratch.path().join("public/partner-feed")).unwrap();
+    std::fs::write(scratch.path().join(file), snapshot.to_string()).unwrap();
+    let breaking = catalog().breaking_changes(scratch.path()).unwrap();
+    assert_eq!(breaking.len(), 1, "{breaking:?}");
+    assert!(matches!(&breaking[0].changes[..], [Change::KeyChanged { .. }]), "{:?}", breaking[0].changes);
+    let report = breaking[0].to_string();
+    assert!(report.contains("the record key changed (field `<root>` changed `pattern`"), "{report}");
+}

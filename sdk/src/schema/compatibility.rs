@@ -103,6 +103,12 @@ pub enum Change {
         /// The new value, `none` when absent.
         to: String,
     },
+    /// The record key's schema changed: records of one entity go to other partitions than
+    /// before, and readers who parse the key (or `ce_subject`) meet another shape.
+    KeyChanged {
+        /// How, as the key's own schema compares (fields named from the key's root).
+        changes: Vec<Change>,
+    },
     /// A committed message type has no current type (removed, renamed, or moved to another
     /// module): its records already on the log would no longer be read.
     MessageRemoved,
@@ -145,6 +151,15 @@ impl fmt::Display for Change {
             }
             Change::ConstraintChanged { field, keyword, from, to } => {
                 write!(f, "field `{field}` changed `{keyword}` from {from} to {to}")
+            }
+            Change::KeyChanged { changes } => {
+                let changes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "the record key changed ({}): one entity's records would go to other partitions, and readers of \
+                     the key would meet another shape",
+                    changes.join("; ")
+                )
             }
             Change::MessageRemoved => write!(
                 f,

@@ -86,9 +86,15 @@ impl MessageSchema {
         format!("{folder}/{}/{}.v{}.json", self.module, self.name, self.version)
     }
 
-    /// The schema as the pretty JSON text written to its file, with a final newline.
+    /// The schema as the pretty JSON text written to its file, with a final newline. The key's
+    /// schema goes with it as `x-key`, so that a changed key (which moves records to other
+    /// partitions) is compared too.
     pub fn to_pretty_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(&self.schema).expect("a JSON value always serialises");
+        let mut schema = self.schema.clone();
+        if let Value::Object(fields) = &mut schema {
+            fields.insert(KEY_KEYWORD.into(), self.key.clone());
+        }
+        let mut text = serde_json::to_string_pretty(&schema).expect("a JSON value always serialises");
         text.push('\n');
         text
     }
@@ -263,7 +269,14 @@ impl Catalog {
         for message in self.messages() {
             let path = dir.join(message.file_name());
             let Some(committed) = read_schema(&path)? else { continue };
-            let changes = compare(&committed, &message.schema);
+            let mut changes = compare(&committed, &message.schema);
+            // A snapshot written before keys were kept has none to compare.
+            if let Some(key) = committed.get(KEY_KEYWORD) {
+                let key_changes = compare(key, &message.key);
+                if !key_changes.is_empty() {
+                    changes.push(Change::KeyChanged { changes: key_changes });
+                }
+            }
             if !changes.is_empty() {
                 breaking.push(Breaking {
                     message: message.name.to_owned(),
@@ -345,6 +358,9 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
 }
 
 /// A committed schema; none when the file does not exist.
+/// The keyword of a snapshot file that holds the schema of the record's key.
+const KEY_KEYWORD: &str = "x-key";
+
 fn read_schema(path: &Path) -> Result<Option<Value>, CatalogError> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
