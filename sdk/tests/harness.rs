@@ -99,7 +99,7 @@ fn the_state_is_the_one_its_snapshot_restores() {
 }
 
 #[test]
-#[should_panic(expected = "cannot be snapshotted as JSON (the runtime dead-letters the command)")]
+#[should_panic(expected = "cannot be snapshotted as JSON (the runtime dead-letters a command that leaves it so)")]
 fn a_state_that_cannot_be_snapshotted_fails_the_test() {
     AggregateTest::<Lamp>::new().when(LampCommand::Tally { id: LampId::generate(), a: 1, b: 2 });
 }

@@ -109,7 +109,7 @@ fn snapshotted<A: Aggregate>(key: &Key<A>, state: &A, when: &str) -> A {
     });
     restored.unwrap_or_else(|error| {
         panic!(
-            "the state of {key} {when} cannot be snapshotted as JSON (the runtime dead-letters the command): {error}"
+            "the state of {key} {when} cannot be snapshotted as JSON (the runtime dead-letters a command that leaves it so): {error}"
         )
     })
 }
