@@ -254,7 +254,8 @@ impl EmbeddedLog {
 
     /// Opens the log in `dir` only to read it, beside the process that has it open (SQLite's
     /// write-ahead log lets readers in): `tramline query` over a running platform's log, say.
-    /// It takes no lock, and creates, upgrades and compacts nothing. Its topics and their ends
+    /// It takes no lock, and creates, upgrades, checkpoints and compacts nothing (SQLite's shared
+    /// memory file `log.sqlite3-shm` aside, which readers need). Its topics and their ends
     /// are those at the call; appends, consumer groups and compaction are refused. Blocks
     /// briefly.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<EmbeddedLog, LogError> {

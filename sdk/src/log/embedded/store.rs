@@ -199,10 +199,11 @@ fn sql_error(database: &Path, doing: &str, error: rusqlite::Error) -> LogError {
     LogError::Backend(format!("embedded log {}: {doing}: {error}", database.display()))
 }
 
-/// An error while opening the database; a read-only one says where the write was refused.
+/// An error while opening the database; a read-only one says where the write was refused (a
+/// read-only file system answers "unable to open", as SQLite cannot create its files there).
 fn open_error(database: &Path, doing: &str, error: rusqlite::Error) -> LogError {
     match error.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ReadOnly) => LogError::Backend(format!(
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen) => LogError::Backend(format!(
             "embedded log {}: {doing}: {error}; SQLite creates `{DATABASE}-wal` and `{DATABASE}-shm` next \
              to the database, so the directory must be writable too",
             database.display()
@@ -277,13 +278,14 @@ impl Store {
         let _ = lock_file.set_len(0).and_then(|()| lock_file.rewind());
         let _ = write!(lock_file, "{}", std::process::id()).and_then(|()| lock_file.flush());
 
-        let database = dir.join(DATABASE);
+        let database = database_in(dir);
         let err = |doing: &str| {
             let database = database.clone();
             let doing = doing.to_owned();
             move |e| sql_error(&database, &doing, e)
         };
-        let mut writer = Connection::open(&database).map_err(err("cannot open the database"))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut writer = Connection::open_with_flags(&database, flags).map_err(err("cannot open the database"))?;
         writer.busy_timeout(Duration::from_secs(5)).map_err(err("cannot set the busy timeout"))?;
         // Before anything writes to the file: it must be ours (or new) and writable.
         let found = identify(&writer, &database)?;
@@ -344,7 +346,7 @@ impl Store {
     /// Opens the log in `dir` to read it beside the process that has it open: no lock, nothing
     /// created, upgraded or compacted; the topics as they are now. Blocks.
     pub(super) fn open_read_only(dir: &Path) -> Result<Store, LogError> {
-        let database = dir.join(DATABASE);
+        let database = database_in(dir);
         if !database.is_file() {
             return Err(LogError::Backend(format!(
                 "embedded log {}: holds no embedded log (no {})",
@@ -735,11 +737,25 @@ impl Store {
     }
 }
 
+/// The database of the log in `dir`, beside its lock. SQLite may read a name that begins with
+/// `file:` as a URI (its `?` and `#` cutting it short): such a relative directory is named from
+/// `.`, so that the database is never elsewhere than the lock that guards it.
+fn database_in(dir: &Path) -> PathBuf {
+    let database = dir.join(DATABASE);
+    match database.to_str().is_some_and(|path| path.starts_with("file:")) {
+        true => Path::new(".").join(database),
+        false => database,
+    }
+}
+
 fn open_reader(database: &Path) -> rusqlite::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(database, flags)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "query_only", true)?;
+    // The writer checkpoints; a reader closing last (a read-only opening of a directory whose
+    // writer was killed) would otherwise fold the write-ahead log into the database.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     Ok(conn)
 }
 
@@ -902,4 +918,16 @@ fn read_partition(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_named_like_a_uri_keeps_its_database_beside_its_lock() {
+        assert_eq!(database_in(Path::new("file:q#x")), Path::new("./file:q#x/log.sqlite3"));
+        assert_eq!(database_in(Path::new("data")), Path::new("data/log.sqlite3"));
+        assert_eq!(database_in(Path::new("/srv/file:q")), Path::new("/srv/file:q/log.sqlite3"));
+    }
 }
