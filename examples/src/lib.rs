@@ -31,7 +31,7 @@ pub struct LogArgs {
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "data", value_parser = brokers)]
     pub brokers: Option<String>,
     /// Put every topic and consumer group under this prefix (`<namespace>.order.events`), so
-    /// that several platforms share one cluster without meeting.
+    /// that several platforms share one cluster without meeting; empty for none.
     #[arg(long, env = "TRAMLINE_NAMESPACE", value_parser = namespace)]
     pub namespace: Option<String>,
     /// A librdkafka setting for every Kafka client (`security.protocol=SASL_SSL`,
@@ -61,9 +61,13 @@ fn brokers(list: &str) -> Result<String, String> {
     }
 }
 
-/// A namespace prefixes topic names ([`Namespaced::check`]).
-fn namespace(name: &str) -> Result<String, String> {
-    Namespaced::check(name).map(|()| name.to_owned()).map_err(|invalid| invalid.to_string())
+/// A namespace prefixes topic names ([`Namespaced::check`]). An empty one is none, so that
+/// `TRAMLINE_NAMESPACE=` unsets it as it would any other setting.
+pub fn namespace(name: &str) -> Result<String, String> {
+    match name.is_empty() {
+        true => Ok(String::new()),
+        false => Namespaced::check(name).map(|()| name.to_owned()).map_err(|invalid| invalid.to_string()),
+    }
 }
 
 /// Exits as clap does on a usage error (status 2), with `message`. For the rules clap cannot
@@ -89,7 +93,7 @@ impl LogArgs {
             (None, true) => MemoryLog::shared(),
             (None, false) => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
         };
-        Ok(match &self.namespace {
+        Ok(match self.namespace() {
             Some(namespace) => Arc::new(Namespaced::new(log, namespace)?),
             None => log,
         })
@@ -102,10 +106,15 @@ impl LogArgs {
             (None, true) => "in memory".to_owned(),
             (None, false) => format!("embedded log in {}", self.data.display()),
         };
-        match &self.namespace {
+        match self.namespace() {
             Some(namespace) => format!("{log}, namespace `{namespace}`"),
             None => log,
         }
+    }
+
+    /// The namespace, if one is given and not empty.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref().filter(|namespace| !namespace.is_empty())
     }
 }
 

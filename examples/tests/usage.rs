@@ -62,3 +62,17 @@ fn flags_that_would_be_ignored_or_name_nothing_are_refused() {
     refused(ticketing, &["catalog", "--server", "127.0.0.1:9092"], "--asyncapi");
     refused(ticketing, &["--memory", "--kafka-set", "acks=all"], "Usage: ticketing");
 }
+
+#[test]
+fn an_empty_namespace_is_none() {
+    // `TRAMLINE_NAMESPACE=` is how a script unsets it; `--namespace ''` says the same.
+    let output = Command::new(env!("CARGO_BIN_EXE_ticketing"))
+        .args(["--memory", "--orders", "3", "--customers", "2", "--namespace", ""])
+        .env("TRAMLINE_NAMESPACE", "")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("namespace"), "no namespace is named: {stdout}");
+}

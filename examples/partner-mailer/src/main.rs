@@ -48,8 +48,8 @@ struct Cli {
     /// Kafka bootstrap servers the feeds are on.
     #[arg(long, value_name = "HOST:PORT")]
     brokers: Option<String>,
-    /// The namespace the platform's topics are in (its `--namespace`), if any.
-    #[arg(long)]
+    /// The namespace the platform's topics are in (its `--namespace`); empty for none.
+    #[arg(long, env = "TRAMLINE_NAMESPACE")]
     namespace: Option<String>,
     /// Where the e-mails go: one folder per operator, one file per e-mail.
     #[arg(long, value_name = "DIR")]
@@ -125,7 +125,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         (None, Some(dir)) => Arc::new(EmbeddedLog::open_async(dir, EmbeddedOptions::default()).await?),
         (None, None) => unreachable!("clap requires --data or --brokers"),
     };
-    let log: Arc<dyn EventLog> = match &cli.namespace {
+    let log: Arc<dyn EventLog> = match cli.namespace.as_deref().filter(|namespace| !namespace.is_empty()) {
         Some(namespace) => Arc::new(tramline::log::Namespaced::new(log, namespace)?),
         None => log,
     };
