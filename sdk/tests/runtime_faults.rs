@@ -182,6 +182,43 @@ async fn a_panicking_decide_is_dead_lettered_and_the_module_goes_on() {
     app.shutdown().await.unwrap();
 }
 
+/// The runtime names topics and groups inside the namespace; each of its logs carries the
+/// namespace, for finding them with the backend's own tools.
+#[tokio::test(flavor = "current_thread")]
+async fn a_namespaced_apps_logs_name_the_namespace() {
+    #[derive(Clone, Default)]
+    struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    // The default of this thread: the test's runtime runs every task on it.
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let log: Arc<dyn EventLog> = Arc::new(tramline::log::Namespaced::new(MemoryLog::shared(), "night-shift").unwrap());
+    let mut app = App::new(log).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    let id = TapId::generate();
+    taps.send(TapCommand::Pour { id }).await.expect("poured");
+    taps.send(TapCommand::Break { id }).await.expect_err("the tap broke");
+    app.shutdown().await.unwrap();
+
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let dead_lettered = text.lines().find(|line| line.contains("record dead-lettered"));
+    let dead_lettered = dead_lettered.unwrap_or_else(|| panic!("a warning: {text}"));
+    assert!(dead_lettered.contains("tramline{namespace=night-shift}"), "{dead_lettered}");
+    assert!(dead_lettered.contains("topic=tap.commands"), "names inside the namespace: {dead_lettered}");
+}
+
 /// A pour, then `failing` on the same entity, in one batch: `failing` is dead-lettered with a
 /// reason that says `why`, and the entity keeps the pour and nothing of `failing`, in memory and
 /// in the batch's snapshot (a restart restores it), and goes on.

@@ -225,6 +225,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// Joins a consumer group subscribed to `topics`. Partitions are shared among the group's
     /// members; each is read from the group's committed position, or from `start`.
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError>;
+
+    /// The prefix of every topic and group name on the backend, if the log is a [`Namespaced`]
+    /// one: the runtime's logs carry it, so that their names can be found with the backend's
+    /// own tools.
+    fn namespace(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A member of a consumer group.

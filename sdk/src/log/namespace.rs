@@ -14,7 +14,8 @@ use crate::model::Position;
 
 /// A log whose topics and groups all carry a prefix (`<namespace>.<name>` on the log below), so
 /// that several platforms share one cluster without seeing each other's records or joining each
-/// other's groups. The runtime and the modules keep their names.
+/// other's groups. The runtime and the modules keep their names; the runtime's logs carry the
+/// namespace ([`EventLog::namespace`]).
 ///
 /// ```
 /// # use tramline::log::{EventLog, Namespaced, TopicSpec};
@@ -30,6 +31,8 @@ use crate::model::Position;
 pub struct Namespaced {
     inner: Arc<dyn EventLog>,
     rename: Rename,
+    /// The whole prefix on the backend, with the namespaces of the logs below.
+    namespace: String,
 }
 
 /// Inside and outside names of the topics seen so far: records coming out are renamed without
@@ -64,12 +67,11 @@ impl Namespaced {
     pub fn new(inner: Arc<dyn EventLog>, namespace: &str) -> Result<Self, InvalidNamespace> {
         Self::check(namespace)?;
         let rename = Rename { prefix: Arc::from(format!("{namespace}.")), names: Arc::default() };
-        // The runtime sees the names inside the namespace; the backend's own tools need the prefix.
-        tracing::info!(
-            namespace,
-            "topics and consumer groups are `{namespace}.<name>` on the log; logs name them without the prefix"
-        );
-        Ok(Namespaced { inner, rename })
+        let namespace = match inner.namespace() {
+            Some(below) => format!("{below}.{namespace}"),
+            None => namespace.to_owned(),
+        };
+        Ok(Namespaced { inner, rename, namespace })
     }
 
     /// Whether `namespace` can be one: ASCII letters, digits, `_` and `-`, not empty. Topic names
@@ -193,6 +195,10 @@ impl EventLog for Namespaced {
         let rename = &self.rename;
         let member = self.inner.join(&self.outside(group), &topics, start).await.map_err(|e| rename.in_error(e))?;
         Ok(Box::new(NamespacedMember { inner: member, rename: rename.clone() }))
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        Some(&self.namespace)
     }
 }
 

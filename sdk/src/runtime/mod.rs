@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use gateway::{Accepted, CommandError, CommandGateway, Outcome};
@@ -327,6 +328,9 @@ pub struct App {
     keys: KeyStore,
     keys_open: bool,
     started: bool,
+    /// The span of everything the app logs: it names the log's namespace, which the logs'
+    /// topic and group names leave out.
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for App {
@@ -356,6 +360,11 @@ impl App {
             local: None,
             projections: Vec::new(),
             elsewhere: Vec::new(),
+            // At error level, so that it is on whenever any of the runtime's logs is.
+            span: match log.namespace() {
+                Some(namespace) => tracing::error_span!("tramline", namespace = %namespace),
+                None => tracing::Span::none(),
+            },
             keys: KeyStore::on(log),
             keys_open: false,
             started: false,
@@ -760,7 +769,7 @@ impl App {
         let (ready, is_ready) = oneshot::channel();
         // Every processor runs with the app's keys in scope, for the personal data it reads and
         // writes.
-        let task = tokio::spawn(self.keys.clone().scope_async(processor::run(
+        let run = processor::run(
             processor,
             self.log.clone(),
             self.keys.clone(),
@@ -768,7 +777,8 @@ impl App {
             self.board.clone(),
             self.shutdown.subscribe(),
             ready,
-        )));
+        );
+        let task = tokio::spawn(self.keys.clone().scope_async(run).instrument(self.span.clone()));
         (task, is_ready)
     }
 
@@ -830,6 +840,10 @@ impl App {
     /// [`App::start`] ([`RuntimeError::NotStarted`]); waits as long as a module elsewhere is away
     /// or the log does not answer (a broker restarting), as the processors do.
     pub async fn settle(&self) -> Result<(), RuntimeError> {
+        self.wait_until_settled().instrument(self.span.clone()).await
+    }
+
+    async fn wait_until_settled(&self) -> Result<(), RuntimeError> {
         if !self.board.is_started() {
             return Err(RuntimeError::NotStarted("settle".into()));
         }
@@ -986,7 +1000,7 @@ impl App {
                 Err(join) => Err(panicked(&group, join)),
             };
             if let Err(error) = result {
-                tracing::error!(group, %error, "processor stopped with an error");
+                self.span.in_scope(|| tracing::error!(group, %error, "processor stopped with an error"));
                 first_error.get_or_insert(RuntimeError::Processor { name: group, source: Box::new(error) });
             }
         }
