@@ -208,6 +208,18 @@ mod embedded {
     }
 
     #[tokio::test]
+    async fn deleting_the_lock_file_does_not_let_a_second_open_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = EmbeddedLog::open(dir.path()).expect("first open");
+        // It looks stale to someone: they delete it.
+        std::fs::remove_file(dir.path().join("tramline.lock")).unwrap();
+        let second = EmbeddedLog::open(dir.path()).expect_err("a second open must still fail");
+        assert!(second.to_string().contains("already open"), "{second}");
+        drop(first);
+        EmbeddedLog::open(dir.path()).expect("open again once the first is closed");
+    }
+
+    #[tokio::test]
     async fn a_reader_opens_the_directory_beside_its_writer_and_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let writer = EmbeddedLog::open(dir.path()).unwrap();

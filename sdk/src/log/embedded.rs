@@ -15,7 +15,7 @@
 //! # Storage
 //!
 //! One directory holds one log: the database `log.sqlite3` (with SQLite's `-wal` and `-shm` files
-//! beside it) and the lock file `tramline.lock`. The schema (`PRAGMA user_version` 2; a log of
+//! beside it) and the lock file `tramline.lock` (the holder's process id). The schema (`PRAGMA user_version` 2; a log of
 //! version 1 gets the marks on open):
 //!
 //! | table | columns | key |
@@ -57,9 +57,11 @@
 //!
 //! Consumer-group membership and assignment live in memory, within the process (eager rebalance
 //! and generation fencing as in the memory log); committed positions live in the database. So one
-//! process owns a directory: opening takes an exclusive `flock` on `tramline.lock`, and a second
-//! open (from another process, or a second [`EmbeddedLog::open`] of the same directory in this
-//! one) fails with a [`LogError::Backend`] that names the lock file. Share one `EmbeddedLog`
+//! process owns a directory: opening takes an exclusive `flock` on the directory (on Unix; on
+//! the lock file `tramline.lock` elsewhere) and writes its process id into `tramline.lock`, and a
+//! second open (from another process, or a second [`EmbeddedLog::open`] of the same directory in
+//! this one) fails with a [`LogError::Backend`] that names the holder. Deleting the lock file does
+//! not lift the lock. Share one `EmbeddedLog`
 //! (it is `Clone`) within a process. The lock goes when the last clone and member are dropped
 //! and their last database tasks have finished, or when the process ends; an open waits up to
 //! two seconds for that (a killed process with a large heap takes a moment to be torn down)

@@ -28,7 +28,7 @@ use crate::model::Position;
 
 /// The database file inside the directory.
 pub(super) const DATABASE: &str = "log.sqlite3";
-/// The lock file inside the directory: held (`flock`, exclusive) while a log is open.
+/// The lock file inside the directory: it names the process that holds the directory.
 pub(super) const LOCK: &str = "tramline.lock";
 /// `PRAGMA user_version` of the schema below (1: without `compaction_marks`).
 const SCHEMA_VERSION: i64 = 2;
@@ -243,16 +243,22 @@ impl Store {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| io("cannot open the lock file", &lock_path, e))?;
+        // The `flock` is on the directory itself where it can be: a lock file deleted under a
+        // running log (it looks stale) would let the next process lock a new one.
+        #[cfg(unix)]
+        let held = File::open(dir).map_err(|e| io("cannot open the directory to lock it", dir, e))?;
+        #[cfg(not(unix))]
+        let held = lock_file.try_clone().map_err(|e| io("cannot open the lock file", &lock_path, e))?;
         let started = Instant::now();
         loop {
-            let holder = match fs4::FileExt::try_lock(&lock_file) {
+            let holder = match fs4::FileExt::try_lock(&held) {
                 Ok(()) => break,
                 Err(fs4::TryLockError::WouldBlock) => {
                     let mut holder = String::new();
                     let _ = lock_file.rewind().and_then(|()| lock_file.read_to_string(&mut holder));
                     holder.trim().to_owned()
                 }
-                Err(fs4::TryLockError::Error(e)) => return Err(io("cannot lock", &lock_path, e)),
+                Err(fs4::TryLockError::Error(e)) => return Err(io("cannot lock", dir, e)),
             };
             // An instance of this process that is being dropped lets go once its last database
             // tasks (still running after their callers went away) finish, and a process that
@@ -266,9 +272,10 @@ impl Store {
                 pid => format!(" (by process {pid})"),
             };
             return Err(LogError::Backend(format!(
-                "embedded log {}: the directory is already open{holder}: its lock file {} is held. \
-                 One EmbeddedLog in one process at a time may open a directory; share that one \
-                 (it is Clone), stop the other process, or only read the directory beside it \
+                "embedded log {}: the directory is already open{holder}, as its lock file {} says \
+                 (the lock is on the directory: deleting the file does not lift it). One \
+                 EmbeddedLog in one process at a time may open a directory; share that one (it is \
+                 Clone), stop the other process, or only read the directory beside it \
                  (EmbeddedLog::open_read_only)",
                 dir.display(),
                 lock_path.display()
@@ -277,6 +284,7 @@ impl Store {
         // For the message above, in the process that fails to get the lock.
         let _ = lock_file.set_len(0).and_then(|()| lock_file.rewind());
         let _ = write!(lock_file, "{}", std::process::id()).and_then(|()| lock_file.flush());
+        drop(lock_file);
 
         let database = database_in(dir);
         let err = |doing: &str| {
@@ -328,7 +336,7 @@ impl Store {
             stop_compactor: OnceLock::new(),
             tombstone_retention: options.tombstone_retention,
             read_only: false,
-            _lock: Some(lock_file),
+            _lock: Some(held),
         };
         if options.compact_on_open {
             // Housekeeping: the log is usable without it (a full disk can refuse the
