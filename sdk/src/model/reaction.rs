@@ -82,9 +82,68 @@ pub enum DispatchError<E> {
 pub enum NoCommand {}
 
 /// The key type of [`NoCommand`]; it is never constructed.
-#[derive(crate::ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[reference(prefix = "none")]
+///
+/// Its `ReferenceId` is written out rather than derived, to be marked `do_not_recommend`: a
+/// compile error about a key that is not a reference ID would otherwise offer it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NoKey(uuid::Uuid);
+
+#[diagnostic::do_not_recommend]
+impl crate::ReferenceId for NoKey {
+    const PREFIX: &'static str = "none";
+    const NAME: &'static str = "NoKey";
+
+    fn from_uuid(uuid: uuid::Uuid) -> Self {
+        NoKey(uuid)
+    }
+
+    fn as_uuid(&self) -> &uuid::Uuid {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NoKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        super::reference_id::format_id("none", &self.0, f)
+    }
+}
+
+impl std::fmt::Debug for NoKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for NoKey {
+    type Err = super::ParseIdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        super::reference_id::parse_id("NoKey", "none", text).map(NoKey)
+    }
+}
+
+impl serde::Serialize for NoKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NoKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for NoKey {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NoKey".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::reference_id::id_schema("NoKey", "none")
+    }
+}
 
 #[diagnostic::do_not_recommend]
 impl Message for NoCommand {
