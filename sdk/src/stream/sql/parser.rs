@@ -330,7 +330,8 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
     let end = i.current_token_start();
     let present = [true, window.is_some(), filter.is_some(), !group_by.is_empty(), having.is_some(), emit.is_some()];
     let last = present.iter().rposition(|present| *present).unwrap_or_default();
-    let rest = if closed { "the end of the query" } else { AFTER_CLAUSE[last] };
+    // After the `;`: a second statement is the likely cause (ksqlDB's files hold several).
+    let rest = if closed { "the end of the query (one statement at a time)" } else { AFTER_CLAUSE[last] };
     cut_err(eof.context(expect(rest))).parse_next(i)?;
     Ok(Statement { output, name, properties, select, from, alias, window, filter, group_by, having, emit, end })
 }

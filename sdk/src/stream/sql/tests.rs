@@ -195,7 +195,7 @@ fn an_error_after_a_clause_lists_what_may_still_come() {
     let e = error(&query("GROUP BY customer_id, HAVING count(*) > 1"));
     assert_eq!(e.message, "expected an expression, found `HAVING`");
     let e = error(&query("GROUP BY customer_id EMIT FINAL; GROUP"));
-    assert_eq!(e.message, "expected the end of the query, found `GROUP`");
+    assert_eq!(e.message, "expected the end of the query (one statement at a time), found `GROUP`");
     let e = error("CREATE STREAM s AS SELECT customer_id FROM order_confirmed AS WINDOW TUMBLING (SIZE 1 MINUTE)");
     assert_eq!(e.message, "expected a name, found `WINDOW`");
 }
