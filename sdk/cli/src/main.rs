@@ -7,7 +7,8 @@
 //! tramline query --sql q.sql --brokers 127.0.0.1:9092 --topic order.events --until-end
 //! ```
 //!
-//! Events are CloudEvents in structured JSON, one a line (`type`, `time`, `data`); the rows come
+//! Events are CloudEvents 1.0 in structured JSON, one a line (`specversion`, `id`, `source`,
+//! `type`, `time` and `data` or `data_base64`), or the records of a topic; the rows come
 //! out as JSON objects, one a line, on stdout. A line that cannot be read is reported on stderr
 //! with its number and counted, the others go on, and the exit status is 1. A query that does
 //! not parse or plan is reported with its line and column, and the exit status is 2.
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use tramline::codec;
 use tramline::log::embedded::EmbeddedLog;
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
 use tramline::log::{EventLog, Record, TopicPartition};
@@ -60,9 +62,12 @@ struct QueryArgs {
     until_end: bool,
 }
 
-/// One event as CloudEvents structured JSON: only what a query needs.
+/// One event as CloudEvents structured JSON: the required attributes, and what a query needs.
 #[derive(Deserialize)]
 struct CloudEvent<'a> {
+    specversion: Option<String>,
+    id: Option<String>,
+    source: Option<String>,
     #[serde(rename = "type")]
     event_type: String,
     time: Option<String>,
@@ -165,6 +170,7 @@ impl Run<'_> {
             return Err("not a CloudEvent in structured JSON: expected a JSON object".into());
         }
         let event: CloudEvent<'_> = serde_json::from_str(line).map_err(|e| json_error(line, &e))?;
+        check_required(&event)?;
         if !self.plan.reads_type(event.event_type.as_bytes()) {
             self.counts.skipped += 1;
             return Ok(());
@@ -187,7 +193,9 @@ impl Run<'_> {
                 &decoded[..]
             }
             (Some(_), Some(_)) => return Err("both `data` and `data_base64`: a CloudEvent carries one".into()),
-            (None, None) => return Err("no `data` (nor `data_base64`): the event's fields are missing".into()),
+            (None, None) => {
+                return Err("no `data` (nor `data_base64`), or a null one: the event's fields are missing".into());
+            }
         };
         self.feed(&event.event_type, epoch_millis(time), data).map_err(|error| match data_at {
             Some(start) => located(line, start, &error, DATA_ERROR),
@@ -198,12 +206,24 @@ impl Run<'_> {
 
     fn record(&mut self, record: &Record) {
         let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
-        let Some(event_type) = record.header("ce_type").and_then(|t| std::str::from_utf8(t).ok()) else {
-            self.counts.bad += 1;
-            eprintln!("record {at}: no `ce_type` header");
-            return;
+        // What every reader of the topic refuses, the query refuses too (but a newer schema
+        // version: the command knows no event types, only their fields).
+        let found = codec::AttributeHeaders::of(record);
+        let checked = found.event_type(record).and_then(|event_type| {
+            let event_type = String::from_utf8_lossy(event_type).into_owned();
+            if self.plan.reads_type(event_type.as_bytes()) {
+                found.check(record, &event_type, u32::MAX)?;
+            }
+            Ok(event_type)
+        });
+        let event_type = match checked {
+            Ok(event_type) => event_type,
+            Err(error) => {
+                self.counts.bad += 1;
+                eprintln!("{error}");
+                return;
+            }
         };
-        let event_type = event_type.to_owned();
         let data = record.value.clone().unwrap_or_default();
         if let Err(error) = self.feed(&event_type, record.timestamp, &data) {
             self.counts.bad += 1;
@@ -313,6 +333,24 @@ impl From<&str> for BadLine {
 
 /// What an event whose data cannot be read is told.
 const DATA_ERROR: &str = "`data` cannot be read as the event's fields";
+
+/// The attributes CloudEvents 1.0 requires of every event besides `type` (which serde
+/// requires): a line without them is not a CloudEvent, whatever its type.
+fn check_required(event: &CloudEvent<'_>) -> Result<(), BadLine> {
+    match event.specversion.as_deref() {
+        Some("1.0") => {}
+        Some(other) => return Err(format!("`specversion` is `{other}`: this command reads CloudEvents 1.0").into()),
+        None => return Err("no `specversion` attribute: a CloudEvent names its version (`1.0`)".into()),
+    }
+    let required =
+        [("id", event.id.as_deref()), ("source", event.source.as_deref()), ("type", Some(&*event.event_type))];
+    for (name, value) in required {
+        if value.is_none_or(str::is_empty) {
+            return Err(format!("no `{name}` attribute, or an empty one: CloudEvents requires it").into());
+        }
+    }
+    Ok(())
+}
 
 /// serde's error for one input line, at its column in characters.
 fn json_error(line: &str, error: &serde_json::Error) -> BadLine {

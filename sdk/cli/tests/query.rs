@@ -111,7 +111,8 @@ fn a_bad_query_names_line_and_column_and_exits_with_2() {
 fn bad_lines_are_reported_by_number_and_counted_while_the_others_go_on() {
     let mut input: Vec<String> = orders().lines().map(str::to_owned).collect();
     input.insert(2, "{not json".into());
-    input.insert(4, r#"{"type":"OrderConfirmed","data":{"customer_id":"cus_bulk"}}"#.into());
+    let untimed = r#"{"specversion":"1.0","id":"u","source":"o","type":"OrderConfirmed","data":{"customer_id":"c"}}"#;
+    input.insert(4, untimed.into());
     // The column counts characters (`é` is two bytes): it points at the `x` after `"Zoé"`.
     input.insert(5, r#"{"type":"Zoé"x}"#.into());
     let output = run(REFERENCE, &input.join("\n"), &[]);
@@ -196,8 +197,11 @@ fn a_json_array_is_a_bad_line() {
 
 #[test]
 fn an_event_whose_data_is_not_an_object_is_counted_once_as_bad() {
-    let input =
-        [keyed("1970-01-01T00:00:01Z", "a"), r#"{"type":"E","time":"1970-01-01T00:00:01Z","data":[1,2]}"#.to_owned()];
+    let input = [
+        keyed("1970-01-01T00:00:01Z", "a"),
+        r#"{"type":"E","time":"1970-01-01T00:00:01Z","data":[1,2],"specversion":"1.0","id":"b","source":"x"}"#
+            .to_owned(),
+    ];
     let output = run(COUNT_PER_KEY, &input.join("\n"), &[]);
     let stderr = stderr(&output);
     // At the column where `data` holds an array, as other bad lines are told.
@@ -253,6 +257,38 @@ fn data_may_come_as_base64_as_the_cloudevents_json_format_allows() {
 }
 
 #[test]
+fn a_line_that_is_not_a_cloudevent_1_0_is_a_bad_line_whatever_its_type() {
+    let good: serde_json::Value = serde_json::from_str(&keyed("1970-01-01T00:00:01Z", "a")).unwrap();
+    let with = |attribute: &str, value: Option<&str>| {
+        let mut event = good.clone();
+        match value {
+            Some(value) => event[attribute] = value.into(),
+            None => drop(event.as_object_mut().unwrap().remove(attribute)),
+        }
+        event.to_string()
+    };
+    let input = [
+        with("specversion", None),
+        with("specversion", Some("0.3")),
+        with("id", None),
+        with("source", Some("")),
+        with("type", Some("")),
+        with("type", Some("Other")).replace(r#""id":"#, r#""ignored":1,"x":"#),
+        good.to_string(),
+    ];
+    let output = run(COUNT_PER_KEY, &input.join("\n"), &[]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("input line 1: no `specversion` attribute"), "{stderr}");
+    assert!(stderr.contains("input line 2: `specversion` is `0.3`: this command reads CloudEvents 1.0"), "{stderr}");
+    assert!(stderr.contains("input line 3: no `id` attribute"), "{stderr}");
+    assert!(stderr.contains("input line 4: no `source` attribute, or an empty one"), "{stderr}");
+    assert!(stderr.contains("input line 5: no `type` attribute, or an empty one"), "{stderr}");
+    assert!(stderr.contains("input line 6: no `id` attribute"), "another type is still no CloudEvent: {stderr}");
+    assert!(stderr.contains("1 events read, 0 of other types skipped, 6 bad"), "{stderr}");
+}
+
+#[test]
 fn a_byte_order_mark_before_the_first_line_is_no_bad_line() {
     let output = run(REFERENCE, &format!("\u{feff}{}", orders()), &["--input", "-"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -299,37 +335,77 @@ fn reading_a_directory_without_a_log_neither_makes_one_nor_reads_nothing() {
     assert!(!missing.exists(), "no directory made");
 }
 
+/// A record of `order.events` at `minute` past ten on 2030-01-01, with tramline's headers but
+/// `skip`, and `extra` ones instead of those of their names.
+fn confirmed(minute: i64, skip: &str, extra: &[(&str, &str)]) -> tramline::log::OutRecord {
+    let (id, time) = (format!("0193a4b2-7c1d-7000-8000-00000000000{minute}"), format!("2030-01-01T10:0{minute}:00Z"));
+    let standard = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", id.as_str()),
+        ("ce_source", "order"),
+        ("ce_type", "OrderConfirmed"),
+        ("ce_time", time.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let mut headers = tramline::log::Headers::builder(256);
+    let kept = standard.iter().filter(|(name, _)| *name != skip && extra.iter().all(|(other, _)| other != name));
+    for (name, value) in kept.chain(extra) {
+        headers.push(name, value.as_bytes());
+    }
+    let data = r#"{"order_id":"ord_1","customer_id":"cus_bulk","total":250}"#;
+    tramline::log::OutRecord {
+        topic: "order.events".into(),
+        partition: Some(0),
+        key: Some(bytes::Bytes::from_static(b"ord_1")),
+        value: Some(bytes::Bytes::from_static(data.as_bytes())),
+        headers: headers.build(),
+        timestamp: Some(1_893_492_000_000 + minute * 60_000),
+    }
+}
+
+/// An embedded log in a new directory with `records` on `order.events`.
+fn embedded_log(records: Vec<tramline::log::OutRecord>) -> (tempfile::TempDir, tramline::log::embedded::EmbeddedLog) {
+    use tramline::log::{EventLog, TopicSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let log = tramline::log::embedded::EmbeddedLog::open(dir.path()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        log.create_topic(&TopicSpec::keep("order.events", 2)).await.unwrap();
+        log.append(records).await.unwrap();
+    });
+    (dir, log)
+}
+
 /// A platform's log is queried while the platform runs on it: the command opens the directory
 /// read-only, beside the process that holds it.
 #[test]
 fn a_topic_of_an_embedded_log_in_use_is_read_beside_its_holder() {
-    use tramline::log::embedded::EmbeddedLog;
-    use tramline::log::{EventLog, Headers, OutRecord, TopicSpec};
-
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path()).unwrap();
-    let confirmed = |minute: i64| {
-        let mut headers = Headers::builder(64);
-        headers.push("ce_type", b"OrderConfirmed");
-        let data = r#"{"order_id":"ord_1","customer_id":"cus_bulk","total":250}"#;
-        OutRecord {
-            topic: "order.events".into(),
-            partition: None,
-            key: Some(bytes::Bytes::from_static(b"ord_1")),
-            value: Some(bytes::Bytes::from_static(data.as_bytes())),
-            headers: headers.build(),
-            timestamp: Some(1_893_492_000_000 + minute * 60_000),
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    runtime.block_on(async {
-        log.create_topic(&TopicSpec::keep("order.events", 2)).await.unwrap();
-        log.append((0..6).map(confirmed).collect()).await.unwrap();
-    });
-
+    let (dir, log) = embedded_log((0..6).map(|minute| confirmed(minute, "", &[])).collect());
     let output = run(REFERENCE, "", &["--data", dir.path().to_str().unwrap(), "--topic", "order.events"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let counts: Vec<i64> = lines(&output.stdout).iter().map(|row| row["KSQL_COL_0"].as_i64().unwrap()).collect();
     assert_eq!(counts, [5, 6], "the bulk buyer's fifth and sixth orders pass HAVING");
     drop(log);
+}
+
+/// The records every reader of the topic refuses are refused here too, as the platform's own
+/// query refuses them: counted, said, and the others go on.
+#[test]
+fn a_record_of_a_topic_that_readers_refuse_is_a_bad_one() {
+    let structured = [("content-type", "application/cloudevents+json")];
+    let records = vec![
+        confirmed(0, "", &[]),
+        confirmed(1, "ce_id", &[]),
+        confirmed(2, "", &[("ce_specversion", "0.3")]),
+        confirmed(3, "ce_type", &structured),
+        confirmed(4, "", &[]),
+    ];
+    let (dir, _log) = embedded_log(records);
+    let output = run(REFERENCE, "", &["--data", dir.path().to_str().unwrap(), "--topic", "order.events"]);
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("record order.events/0@1: header `ce_id` is missing"), "{stderr}");
+    assert!(stderr.contains("header `ce_specversion` is `0.3`"), "{stderr}");
+    assert!(stderr.contains("a CloudEvent in structured mode"), "says why it has no ce_type: {stderr}");
+    assert!(stderr.contains("2 events read, 0 of other types skipped, 3 bad"), "{stderr}");
 }

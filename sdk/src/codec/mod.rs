@@ -324,6 +324,13 @@ impl<'r> AttributeHeaders<'r> {
         Ok(())
     }
 
+    /// The record's event type (`ce_type`), once its format is one tramline reads: a record in
+    /// another format (structured mode) says so rather than that `ce_type` is missing.
+    pub fn event_type(&self, record: &Record) -> Result<&'r [u8], DecodeError> {
+        self.check_format(record)?;
+        required(record, headers::TYPE, self.type_name)
+    }
+
     /// Checks the attributes of `record`, of `message_type` whose enum writes schema version
     /// `current`, as [`decode`] does: a reader that does not decode the payload into the enum (a
     /// stream query) refuses exactly the records that `decode` refuses for their headers.
@@ -365,9 +372,7 @@ impl<'r> AttributeHeaders<'r> {
 /// Decodes a record into an envelope of `M`.
 pub fn decode<M: Message>(record: &Record) -> Result<Envelope<M>, DecodeError> {
     let found = AttributeHeaders::of(record);
-    // Before the type: a record in another format says so rather than "ce_type is missing".
-    found.check_format(record)?;
-    let type_name = required(record, headers::TYPE, found.type_name)?;
+    let type_name = found.event_type(record)?;
     let message_type =
         M::TYPES.iter().find(|t| t.name.as_bytes() == type_name).ok_or_else(|| DecodeError::UnknownType {
             position: position_of(record),

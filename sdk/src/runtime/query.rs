@@ -342,12 +342,11 @@ impl Processor for RekeyProcessor {
         for record in records {
             // Other event types of the topic are not the query's: skipped, not failed.
             let found = codec::AttributeHeaders::of(record);
-            let type_name = match found.type_name {
-                Some(type_name) if self.plan.reads_type(type_name) => type_name,
-                Some(_) => continue,
-                None => {
-                    let reason = format!("record {}: header `{}` is missing", codec::position_of(record), ce::TYPE);
-                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
+            let type_name = match found.event_type(record) {
+                Ok(type_name) if self.plan.reads_type(type_name) => type_name,
+                Ok(_) => continue,
+                Err(error) => {
+                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &error));
                     continue;
                 }
             };
