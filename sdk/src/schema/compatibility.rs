@@ -201,6 +201,10 @@ impl fmt::Display for Breaking {
 /// The changes from `old` to `new` that break readers of old records or readers of new ones.
 /// A `$ref` resolves against the `definitions` of its own document (a recursive type).
 pub fn compare(old: &Value, new: &Value) -> Vec<Change> {
+    // A snapshot written before integers were bounded says the same range with a `format`.
+    let mut old = old.clone();
+    super::bound_integers(&mut old);
+    let old = &old;
     let mut comparison = Comparison { old_root: old, new_root: new, comparing: Vec::new(), changes: Vec::new() };
     comparison.compare_at("", old, new);
     comparison.changes
@@ -882,10 +886,19 @@ mod tests {
     #[test]
     fn a_narrower_integer_breaks() {
         use versions::*;
-        assert_eq!(
-            from_to::<Big, Small>(),
-            [constraint("field", "format", "uint64", "uint8"), constraint("field", "maximum", "none", "255")]
-        );
+        assert_eq!(from_to::<Big, Small>(), [constraint("field", "maximum", "18446744073709551615", "255")]);
+    }
+
+    #[test]
+    fn integers_are_bounded_and_a_snapshot_that_says_it_with_a_format_is_the_same() {
+        let bounded = crate::schema::schema_of::<Option<u32>>();
+        assert_eq!(bounded.get("format"), None, "{bounded}");
+        assert_eq!(bounded["maximum"], json!(u32::MAX), "{bounded}");
+        // As schemars writes `Option<u32>` without tramline's bounds (snapshots made before them).
+        let unbounded = json!({"type": ["integer", "null"], "format": "uint32", "minimum": 0});
+        assert_eq!(compare(&unbounded, &bounded), []);
+        let wider = json!({"type": ["integer", "null"], "format": "uint64", "minimum": 0});
+        assert_eq!(compare(&wider, &bounded), [constraint("<root>", "maximum", "18446744073709551615", "4294967295")]);
     }
 
     #[test]

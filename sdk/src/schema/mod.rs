@@ -382,6 +382,7 @@ pub fn schema_of<T: JsonSchema + ?Sized>() -> Value {
 fn inlined<T: JsonSchema + ?Sized>() -> (Value, Map<String, Value>) {
     let generator = SchemaSettings::draft07().into_generator();
     let mut root = generator.into_root_schema_for::<T>().to_value();
+    bound_integers(&mut root);
     let mut definitions = match root.as_object_mut().and_then(|o| o.remove("definitions")) {
         Some(Value::Object(definitions)) => definitions,
         _ => Map::new(),
@@ -408,6 +409,42 @@ fn inlined<T: JsonSchema + ?Sized>() -> (Value, Map<String, Value>) {
     }
     inline(&mut root, &definitions, &mut stack);
     (root, definitions)
+}
+
+/// Says the range of each Rust integer with `minimum` and `maximum` instead of schemars' own
+/// `format`s (`uint32`, `int64`...): validators other than schemars' know no such format (a
+/// strict one refuses the schema), and `uint32` alone let any integer from 0 up pass. Formats of
+/// 128-bit integers stay: JSON numbers cannot bound them exactly.
+pub(crate) fn bound_integers(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let range = match object.get("format").and_then(Value::as_str) {
+                Some("int8") => Some((json!(i8::MIN), json!(i8::MAX))),
+                Some("int16") => Some((json!(i16::MIN), json!(i16::MAX))),
+                Some("int32") => Some((json!(i32::MIN), json!(i32::MAX))),
+                Some("int64" | "int") => Some((json!(i64::MIN), json!(i64::MAX))),
+                Some("uint8") => Some((json!(0), json!(u8::MAX))),
+                Some("uint16") => Some((json!(0), json!(u16::MAX))),
+                Some("uint32") => Some((json!(0), json!(u32::MAX))),
+                Some("uint64" | "uint") => Some((json!(0), json!(u64::MAX))),
+                _ => None,
+            };
+            let integer = |kind: &Value| kind == "integer";
+            let is_integer = object.get("type").is_some_and(|kind| match kind {
+                Value::Array(kinds) => kinds.iter().any(integer),
+                kind => integer(kind),
+            });
+            if let Some((minimum, maximum)) = range.filter(|_| is_integer) {
+                object.remove("format");
+                // A narrower bound of the type's own (`NonZeroU32`'s minimum of 1) stays.
+                object.entry("minimum").or_insert(minimum);
+                object.entry("maximum").or_insert(maximum);
+            }
+            object.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
 }
 
 /// Replaces every `{"$ref": "#"}` with `reference`; whether there was one.
