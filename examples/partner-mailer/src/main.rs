@@ -57,7 +57,9 @@ struct Cli {
     /// The operators whose feeds to read (`public.orders.<operator>`).
     #[arg(long, value_delimiter = ',', default_values_t = ["citybus".to_owned(), "airlink".to_owned(), "metro".to_owned()])]
     operators: Vec<String>,
-    /// A folder of templates `<operator>.eml` that replace the built-in ones.
+    /// A folder of templates `<operator>.eml` that replace the built-in ones: RFC 5322 messages
+    /// with `{{event_id}}`, `{{date}}`, `{{order_id}}`, `{{operator}}`, `{{product}}`,
+    /// `{{quantity}}`, `{{unit_price}}`, `{{total}}` and `{{confirmed_at}}` in them.
     #[arg(long, value_name = "DIR")]
     templates: Option<PathBuf>,
     /// The consumer group: its committed positions are where a restart resumes.
@@ -240,6 +242,10 @@ impl Mailer {
                 return Err(Rejected::Contract(format!("`{field}` holds a control character (a line break, say)")));
             }
         }
+        let confirmed_at: jiff::Timestamp = order
+            .confirmed_at
+            .parse()
+            .map_err(|e| Rejected::Contract(format!("`confirmed_at` is not an RFC 3339 time: {e}")))?;
         let template =
             self.templates.get(&order.operator).ok_or_else(|| Rejected::NoTemplate(order.operator.clone()))?;
         let folder = self.out.join(&order.operator);
@@ -247,7 +253,7 @@ impl Mailer {
         if path.exists() {
             return Ok(false);
         }
-        let mail = render(template, &order, &id);
+        let mail = render(template, &order, confirmed_at, &id);
         write_atomically(&folder, &path, mail.as_bytes())
             .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
         self.written += 1;
@@ -280,9 +286,14 @@ fn euros(cents: i64) -> String {
     format!("{sign}€{}.{:02}", cents.unsigned_abs() / 100, cents.unsigned_abs() % 100)
 }
 
-fn render(template: &str, order: &OrderConfirmed, id: &str) -> String {
-    [
+/// The e-mail of `order` from `template`, with the line endings of RFC 5322 (CRLF).
+fn render(template: &str, order: &OrderConfirmed, confirmed_at: jiff::Timestamp, id: &str) -> String {
+    // The `Date:` header: the time of the confirmation, in RFC 5322's form.
+    let date = jiff::fmt::rfc2822::to_string(&confirmed_at.to_zoned_datetime(jiff::tz::TimeZone::UTC))
+        .unwrap_or_else(|_| confirmed_at.to_string());
+    let text = [
         ("{{event_id}}", id.to_owned()),
+        ("{{date}}", date),
         ("{{order_id}}", order.order_id.clone()),
         ("{{operator}}", order.operator.clone()),
         ("{{product}}", order.product.clone()),
@@ -292,7 +303,8 @@ fn render(template: &str, order: &OrderConfirmed, id: &str) -> String {
         ("{{confirmed_at}}", order.confirmed_at.clone()),
     ]
     .iter()
-    .fold(template.to_owned(), |text, (placeholder, value)| text.replace(placeholder, value))
+    .fold(template.to_owned(), |text, (placeholder, value)| text.replace(placeholder, value));
+    text.lines().flat_map(|line| [line, "\r\n"]).collect()
 }
 
 /// The operators' templates: the built-in ones, or `<dir>/<operator>.eml`.

@@ -112,6 +112,11 @@ fn mails(out: &Path) -> BTreeMap<String, usize> {
             let path = file.unwrap().path();
             assert_eq!(path.extension().unwrap(), "eml", "a half-written e-mail: {}", path.display());
             let text = std::fs::read_to_string(&path).unwrap();
+            // An RFC 5322 message: CRLF line endings, a date, MIME headers.
+            assert!(text.split("\r\n").all(|line| !line.contains('\n')), "a bare LF in {}", path.display());
+            let date = text.lines().find_map(|line| line.strip_prefix("Date: ")).expect("a Date header");
+            jiff::fmt::rfc2822::parse(date).unwrap_or_else(|e| panic!("`{date}` in {}: {e}", path.display()));
+            assert!(text.contains("\r\nMIME-Version: 1.0\r\n"), "{text}");
             let order = text.split("confirms reservation ").nth(1).and_then(|rest| rest.split('.').next());
             *mails.entry(order.expect("an order reference").to_owned()).or_insert(0) += 1;
         }
