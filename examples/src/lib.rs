@@ -118,17 +118,27 @@ impl LogArgs {
     }
 }
 
-/// Starts the whole platform on `log` with the simulation's services, where the simulated
-/// timeline of earlier runs on the log left off ([`Platform::resume_timeline`]).
+/// Starts the whole platform on `log` with the simulation's services ([`register_platform`]).
 pub async fn start_platform(
+    log: Arc<dyn EventLog>,
+    simulation: &Simulation,
+) -> Result<(Platform, Arc<CountingMailer>), RuntimeError> {
+    let (mut platform, mailer) = register_platform(log, simulation).await?;
+    platform.app.start().await?;
+    Ok((platform, mailer))
+}
+
+/// Registers the whole platform on `log` with the simulation's services, its clock where the
+/// simulated timeline of earlier runs on the log left off ([`Platform::resume_timeline`]); not
+/// started.
+pub async fn register_platform(
     log: Arc<dyn EventLog>,
     simulation: &Simulation,
 ) -> Result<(Platform, Arc<CountingMailer>), RuntimeError> {
     let mailer = Arc::new(CountingMailer::default());
     let services = Services { provider: Arc::new(simulation.provider()), mailer: mailer.clone() };
-    let mut platform = Platform::register(log, Settings::default(), services).await?;
+    let platform = Platform::register(log, Settings::default(), services).await?;
     platform.resume_timeline().await?;
-    platform.app.start().await?;
     Ok((platform, mailer))
 }
 

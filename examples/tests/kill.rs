@@ -54,3 +54,25 @@ fn killed_module_processes_lose_nothing_and_double_nothing() {
     let summary = check_summary(last_line, ORDERS);
     eprintln!("summary after {KILLS} kills: {summary}");
 }
+
+/// SIGTERM to a module process that is still taking its partitions up (its groups rebalancing
+/// around a frozen instance of the module) stops it cleanly: its processors leave their groups
+/// and it exits with 0, instead of ending at once with its partitions held until the group
+/// times it out (a supervisor's rolling update stalled the module's partitions that way).
+#[test]
+fn a_module_process_told_to_stop_while_it_starts_leaves_cleanly() {
+    let bootstrap = tramline::testing::kafka::bootstrap();
+    let dir = run_dir("stop-while-starting");
+    let shared = shared_args(&bootstrap, &dir.join("mail"), 5);
+    let first = serve("order-a", "order", &dir, &shared);
+    first.pause();
+    // A second instance: its groups wait for the frozen one to rejoin or time out.
+    let mut second = start("order-b", &dir, &with_modules(&shared, "order"));
+    second.wait_log("starting: ", 1, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(1));
+    second.terminate();
+    let (status, _) = second.finish(Duration::from_secs(120));
+    first.resume();
+    assert!(status.success(), "not a clean stop ({status}); log:\n{}", second.log_tail());
+    assert_eq!(second.log_lines("stopped while starting"), 1, "stopped during its start; log:\n{}", second.log_tail());
+}

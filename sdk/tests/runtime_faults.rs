@@ -182,6 +182,30 @@ async fn a_panicking_decide_is_dead_lettered_and_the_module_goes_on() {
     app.shutdown().await.unwrap();
 }
 
+/// A start given up half-way (a process told to stop while it starts) leaves its processors to
+/// `shutdown`, which stops them: their partitions are free for the next app at once.
+#[tokio::test]
+async fn a_start_given_up_half_way_is_shut_down_cleanly() {
+    let log = MemoryLog::shared();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.aggregate::<Tap>(()).await.unwrap();
+    // Polled once: the processors are spawned, and the start waits for them when it is dropped.
+    tokio::time::timeout(Duration::ZERO, app.start()).await.expect_err("not started at once");
+    tokio::time::timeout(Duration::from_secs(10), app.shutdown())
+        .await
+        .expect("no wait")
+        .expect("stopped cleanly");
+
+    let mut again = App::new(log).with_settings(settings());
+    let taps = again.aggregate::<Tap>(()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), again.start())
+        .await
+        .expect("the partitions are free")
+        .unwrap();
+    taps.send(TapCommand::Pour { id: TapId::generate() }).await.expect("decided");
+    again.shutdown().await.unwrap();
+}
+
 /// The runtime names topics and groups inside the namespace; each of its logs carries the
 /// namespace, for finding them with the backend's own tools.
 #[tokio::test(flavor = "current_thread")]

@@ -30,7 +30,7 @@ use product_contract::Money;
 use ticketing_platform::{FolderMailer, MODULES, Platform, Services, Simulation, Summary};
 use tramline::runtime::Settings;
 use tramline::{App, MemoryLog};
-use tramline_examples::{LogArgs, init_logging, start_platform, usage_error};
+use tramline_examples::{LogArgs, init_logging, register_platform, usage_error};
 
 /// Runs the reference ticketing platform with simulated customers. Ctrl-C or SIGTERM stops
 /// placing orders: those in flight finish, every module settles and the summary is printed.
@@ -163,15 +163,23 @@ async fn run_some(cli: &Cli, modules: &[String]) -> Result<ExitCode, Box<dyn std
     };
     let app = App::new(log).with_settings(Settings::default()).run_only(local.iter().copied());
     let mut platform = Platform::register_in(app, services).await?;
-    platform.app.start().await?;
+    let mut signals = StopSignals::listen()?;
     let names = local.iter().copied().collect::<Vec<_>>().join(",");
+    if !drives {
+        eprintln!("starting: {names} on {}", cli.log.describe());
+    }
+    if !start_unless_stopped(&mut platform.app, &mut signals).await? {
+        platform.app.shutdown().await?;
+        eprintln!("stopped while starting: {names}");
+        return Ok(if drives { ExitCode::from(STOPPED) } else { ExitCode::SUCCESS });
+    }
     if !drives {
         if local.contains("accounting") {
             platform.add_accounting().await?;
         }
         // The line a supervisor (or a test) waits for.
         println!("ready: {names} on {}", cli.log.describe());
-        shutdown_signal().await?;
+        signals.next().await;
         platform.app.shutdown().await?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -180,30 +188,32 @@ async fn run_some(cli: &Cli, modules: &[String]) -> Result<ExitCode, Box<dyn std
     }
     let bar = progress_bar(cli);
     let mails = mailer.as_ref().expect("the driver has the mail folder");
-    let summary = drive(&simulation, &mut platform, mails, |done| bar.set_position(done)).await?;
+    let summary = drive(&simulation, &mut platform, mails, signals, |done| bar.set_position(done)).await?;
     bar.finish_and_clear();
     platform.app.shutdown().await?;
     report(cli, &summary)
 }
+
+/// The exit status of a run stopped before its summary (as a shell reports Ctrl-C).
+const STOPPED: u8 = 130;
 
 /// Runs the simulation until it is done or Ctrl-C / SIGTERM stops it (a second one aborts).
 async fn drive(
     simulation: &Simulation,
     platform: &mut Platform,
     mails: &dyn ticketing_platform::MailCount,
+    mut signals: StopSignals,
     progress: impl Fn(u64),
 ) -> Result<Summary, Box<dyn std::error::Error>> {
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn({
         let stop = stop.clone();
         async move {
-            if shutdown_signal().await.is_ok() {
-                eprintln!("stopping: finishing the orders in flight (again to abort)");
-                stop.store(true, Ordering::Relaxed);
-                if shutdown_signal().await.is_ok() {
-                    std::process::exit(130);
-                }
-            }
+            signals.next().await;
+            eprintln!("stopping: finishing the orders in flight (again to abort)");
+            stop.store(true, Ordering::Relaxed);
+            signals.next().await;
+            std::process::exit(STOPPED.into());
         }
     });
     let summary = simulation.run_until(platform, mails, None, progress, &stop).await;
@@ -211,18 +221,49 @@ async fn drive(
     Ok(summary?)
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn shutdown_signal() -> std::io::Result<()> {
+/// Ctrl-C and SIGTERM, listened for from before the app starts: a stop while it starts (a
+/// supervisor's rolling update during a rebalance) stops its processors, which leave their
+/// groups, instead of ending the process with its partitions held until the group times it out.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = terminate.recv() => Ok(()),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await
+
+    /// Waits for the next Ctrl-C or SIGTERM (one that came since the last is not lost).
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Starts `app` unless a stop comes first; `false` when one did (what started is left to
+/// [`App::shutdown`]).
+async fn start_unless_stopped(
+    app: &mut App,
+    signals: &mut StopSignals,
+) -> Result<bool, tramline::runtime::RuntimeError> {
+    tokio::select! {
+        started = app.start() => started.map(|()| true),
+        () = signals.next() => Ok(false),
+    }
 }
 
 fn progress_bar(cli: &Cli) -> ProgressBar {
@@ -252,9 +293,15 @@ async fn run(cli: &Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if !cli.json {
         eprintln!("tramline ticketing: {} orders, seed {}, {}", cli.orders, cli.seed, cli.log.describe());
     }
-    let (mut platform, mailer) = start_platform(log, &simulation).await?;
+    let (mut platform, mailer) = register_platform(log, &simulation).await?;
+    let mut signals = StopSignals::listen()?;
+    if !start_unless_stopped(&mut platform.app, &mut signals).await? {
+        platform.app.shutdown().await?;
+        eprintln!("stopped while starting");
+        return Ok(ExitCode::from(STOPPED));
+    }
     let bar = progress_bar(cli);
-    let summary = drive(&simulation, &mut platform, &*mailer, |done| bar.set_position(done)).await?;
+    let summary = drive(&simulation, &mut platform, &*mailer, signals, |done| bar.set_position(done)).await?;
     bar.finish_and_clear();
     platform.app.shutdown().await?;
     report(cli, &summary)

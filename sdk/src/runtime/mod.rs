@@ -716,8 +716,9 @@ impl App {
         self.topology.processors.extend(info);
         self.reads.insert(group.clone(), reads);
         if self.started {
-            let started = spawn(self);
-            self.run(group.clone(), started).await?;
+            let (task, is_ready) = spawn(self);
+            self.running.push((group.clone(), task));
+            self.ready(&group, is_ready).await?;
             if phase == Phase::Restore {
                 self.catch_up(&[group]).await?;
             }
@@ -782,21 +783,21 @@ impl App {
         (task, is_ready)
     }
 
-    /// Runs a spawned processor and waits until it holds its partitions, so that nothing
-    /// written after this returns escapes it.
-    async fn run(&mut self, group: String, (task, is_ready): Started) -> Result<(), RuntimeError> {
-        let ready = is_ready.await.is_ok();
-        if !ready {
-            // The task ended before it was assigned: report why.
-            let error = match task.await {
-                Ok(Err(error)) => error,
-                Ok(Ok(())) => RuntimeError::Stopped(group.clone()),
-                Err(join) => panicked(&group, join),
-            };
-            return Err(RuntimeError::Processor { name: group, source: Box::new(error) });
+    /// Waits until a spawned processor (in `running` from its spawn on) holds its partitions,
+    /// so that nothing written after this returns escapes it.
+    async fn ready(&mut self, group: &str, is_ready: oneshot::Receiver<()>) -> Result<(), RuntimeError> {
+        if is_ready.await.is_ok() {
+            return Ok(());
         }
-        self.running.push((group, task));
-        Ok(())
+        // The task ended before it was assigned: report why.
+        let at = self.running.iter().position(|(running, _)| running == group);
+        let (group, task) = self.running.remove(at.expect("a spawned processor is running"));
+        let error = match task.await {
+            Ok(Err(error)) => error,
+            Ok(Ok(())) => RuntimeError::Stopped(group.clone()),
+            Err(join) => panicked(&group, join),
+        };
+        Err(RuntimeError::Processor { name: group, source: Box::new(error) })
     }
 
     /// Checks every subscription and starts every registered processor: projections first,
@@ -805,6 +806,10 @@ impl App {
     /// model that has not yet seen what is on the log; then reactions, which take their start
     /// positions before a data module here applies the commands that waited for it; then the
     /// rest. It returns once all have caught up with the log.
+    ///
+    /// Dropping its future (a process told to stop while it starts) leaves the processors
+    /// started so far to [`App::shutdown`], which stops them as it stops running ones: each
+    /// leaves its group rather than holding its partitions until the group times it out.
     pub async fn start(&mut self) -> Result<(), RuntimeError> {
         for waiting in &self.waiting {
             self.check_publishers(&waiting.group, &waiting.subscriptions, waiting.writes).await?;
@@ -817,12 +822,17 @@ impl App {
         for phase in [Phase::Restore, Phase::Position, Phase::Process] {
             let batch: Vec<Waiting>;
             (batch, waiting) = waiting.into_iter().partition(|w| w.phase == phase);
-            let started: Vec<_> = batch.into_iter().map(|w| (w.group, (w.spawn)(self))).collect();
+            let mut started = Vec::new();
+            for Waiting { group, spawn, .. } in batch {
+                let (task, is_ready) = spawn(self);
+                self.running.push((group.clone(), task));
+                started.push((group, is_ready));
+            }
             caught_up.extend(started.iter().map(|(group, _)| group.clone()));
             // Running, with their start positions taken (the end of the log, for a reaction's
             // first start).
-            for (group, started) in started {
-                self.run(group, started).await?;
+            for (group, is_ready) in started {
+                self.ready(&group, is_ready).await?;
             }
             if phase != Phase::Position {
                 self.catch_up(&std::mem::take(&mut caught_up)).await?;
