@@ -63,7 +63,7 @@ fn brokers(list: &str) -> Result<String, String> {
 
 /// A namespace prefixes topic names ([`Namespaced::check`]). An empty one is none, so that
 /// `TRAMLINE_NAMESPACE=` unsets it as it would any other setting.
-pub fn namespace(name: &str) -> Result<String, String> {
+fn namespace(name: &str) -> Result<String, String> {
     match name.is_empty() {
         true => Ok(String::new()),
         false => Namespaced::check(name).map(|()| name.to_owned()).map_err(|invalid| invalid.to_string()),

@@ -15,8 +15,8 @@
 //! # Storage
 //!
 //! One directory holds one log: the database `log.sqlite3` (with SQLite's `-wal` and `-shm` files
-//! beside it) and the lock file `tramline.lock` (the holder's process id). The schema (`PRAGMA user_version` 2; a log of
-//! version 1 gets the marks on open):
+//! beside it) and the lock file `tramline.lock` (the holder's process id). The schema
+//! (`PRAGMA user_version` 2; a log of version 1 gets the marks on open):
 //!
 //! | table | columns | key |
 //! | --- | --- | --- |
