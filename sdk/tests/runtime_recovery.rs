@@ -278,6 +278,27 @@ async fn settle_waits_for_a_log_that_is_away_for_a_while() {
     app.shutdown().await.unwrap();
 }
 
+/// The start, too, waits for a log that does not answer for a while (a broker restarting while
+/// a module process starts) rather than failing at its first error.
+#[tokio::test]
+async fn start_waits_for_a_log_that_is_away_for_a_while() {
+    let failures = Arc::new(AtomicU32::new(0));
+    let log = Arc::new(FaultyLog::over(MemoryLog::shared()).end_offset_fails({
+        let failures = failures.clone();
+        move || {
+            (failures.fetch_add(1, Ordering::SeqCst) < 5)
+                .then(|| LogError::Backend("kafka: end offset of jar.commands/0: OperationTimedOut".into()))
+        }
+    }));
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let jars = app.aggregate::<Jar>(()).await.unwrap();
+    let started = tokio::time::timeout(Duration::from_secs(20), app.start()).await;
+    assert!(matches!(started, Ok(Ok(()))), "{started:?}");
+    assert!(failures.load(Ordering::SeqCst) > 5, "the log failed five times first");
+    jars.send(JarCommand::Fill { id: JarId::generate() }).await.unwrap();
+    app.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_second_reaction_of_the_same_module_and_name_is_refused() {
     let mut app = App::new(MemoryLog::shared()).with_settings(settings());

@@ -708,7 +708,8 @@ impl App {
         self.check_unique(&group)?;
         self.open_keys().await?;
         if self.started {
-            self.check_publishers(&group, &subscriptions, writes).await?;
+            let check = || self.check_publishers(&group, &subscriptions, writes);
+            patiently(&self.settings, "checking the topics", check).await?;
         }
         if let Some(dead_letters) = dead_letters {
             self.create_dead_letters(&dead_letters).await?;
@@ -731,7 +732,8 @@ impl App {
     /// Creates or reads the keys topic, once.
     async fn open_keys(&mut self) -> Result<(), RuntimeError> {
         if !self.keys_open {
-            self.keys.load(self.settings.partitions).await?;
+            let load = || async { Ok(self.keys.load(self.settings.partitions).await?) };
+            patiently(&self.settings, "reading the keys", load).await?;
             self.keys_open = true;
         }
         Ok(())
@@ -811,8 +813,9 @@ impl App {
     /// started so far to [`App::shutdown`], which stops them as it stops running ones: each
     /// leaves its group rather than holding its partitions until the group times it out.
     pub async fn start(&mut self) -> Result<(), RuntimeError> {
-        for waiting in &self.waiting {
-            self.check_publishers(&waiting.group, &waiting.subscriptions, waiting.writes).await?;
+        for Waiting { group, subscriptions, writes, .. } in &self.waiting {
+            let check = || self.check_publishers(group, subscriptions, *writes);
+            patiently(&self.settings, "checking the topics", check).await?;
         }
         // From here on commands may be sent and processors waited for: a reaction may send
         // commands while it catches up, to a data module that starts in a later phase.
@@ -928,7 +931,7 @@ impl App {
 
     /// Waits until these processors have processed what is on their topics now.
     async fn catch_up(&self, groups: &[String]) -> Result<(), RuntimeError> {
-        let ends = self.end_offsets(groups).await?;
+        let ends = patiently(&self.settings, "reading the ends of the topics", || self.end_offsets(groups)).await?;
         self.wait_for_positions(&ends).await
     }
 
@@ -1015,6 +1018,26 @@ impl App {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs `attempt` again while the log's backend fails (a broker away or restarting: the
+/// processors wait for it too), pausing as they do; any other outcome is returned.
+async fn patiently<T, Attempt: Future<Output = Result<T, RuntimeError>>>(
+    settings: &Settings,
+    doing: &str,
+    mut attempt: impl FnMut() -> Attempt,
+) -> Result<T, RuntimeError> {
+    let mut failures = 0;
+    loop {
+        match attempt().await {
+            Err(RuntimeError::Log(error @ LogError::Backend(_))) => {
+                failures += 1;
+                tracing::warn!(%error, failures, "{doing}: the log does not answer; asking again");
+                tokio::time::sleep(processor::backoff(settings, failures)).await;
+            }
+            outcome => return outcome,
+        }
     }
 }
 

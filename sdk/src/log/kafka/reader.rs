@@ -153,8 +153,10 @@ impl Reader {
                 return Err(LogError::Backend(format!(
                     "kafka: read of {tp} from offset {offset}: no committed record came within {timeout:?} although \
                      the high watermark is {end}; the last stable offset is {stable}, so a transaction on the \
-                     partition stays open (a producer that died and was not restarted with the same instance id \
-                     is aborted after its transaction timeout)"
+                     partition stays open: a producer that died and was not restarted with the same instance id \
+                     is aborted after its transaction timeout, but one that a restarting broker aborted while the \
+                     partition had no leader hangs until it is aborted by hand (`kafka-transactions.sh \
+                     describe-producers --topic T --partition P`, then `abort`)"
                 )));
             }
         }
