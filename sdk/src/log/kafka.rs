@@ -70,7 +70,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, Top
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
@@ -104,8 +104,8 @@ struct Inner {
     admin: AdminClient<DefaultClientContext>,
     /// The idempotent producer of [`EventLog::append`]; replaced after a fatal error.
     producer: Mutex<FutureProducer>,
-    /// Metadata and high watermarks (`read_uncommitted`, no group).
-    meta: BaseConsumer,
+    /// Metadata and high watermarks (`read_uncommitted`, no group); renewed when it keeps failing.
+    meta: Mutex<Meta>,
     /// Known partition counts. A topic's count never shrinks; a miss or a partition past the
     /// known count asks the cluster again.
     partitions: Mutex<HashMap<String, u32>>,
@@ -122,6 +122,17 @@ struct Inner {
     /// [`member::transactional_id`]).
     slots: Mutex<HashMap<String, BTreeSet<u32>>>,
 }
+
+/// The metadata client, and since when its calls have been failing.
+struct Meta {
+    client: Arc<BaseConsumer>,
+    failing_since: Option<Instant>,
+}
+
+/// How long the metadata client may keep failing before it is replaced: after a broker was
+/// paused (SIGSTOP) and resumed, librdkafka kept answering one client's every call with
+/// "UnknownPartition" and "AllBrokersDown" for good while new clients read the partitions.
+const META_RENEW_AFTER: Duration = Duration::from_secs(30);
 
 /// Locks a mutex; a panic while holding one of the log's locks leaves nothing half-written.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -226,18 +237,7 @@ impl KafkaLog {
         }
         let admin: AdminClient<DefaultClientContext> =
             client_config(&config, "admin", &[], &[]).create().map_err(|e| client_error(&config, "admin", e))?;
-        let meta: BaseConsumer = client_config(
-            &config,
-            "meta",
-            &[],
-            &[
-                ("isolation.level", "read_uncommitted"),
-                ("enable.auto.commit", "false"),
-                ("enable.partition.eof", "false"),
-            ],
-        )
-        .create()
-        .map_err(|e| client_error(&config, "metadata", e))?;
+        let meta = Self::meta_client(&config)?;
         if let Err(error) = meta.fetch_metadata(None, config.connect_timeout) {
             return Err(LogError::Backend(format!(
                 "kafka: no broker answered at `{}` within {:?} ({error}); is the broker running? \
@@ -251,7 +251,7 @@ impl KafkaLog {
                 config,
                 admin,
                 producer: Mutex::new(producer),
-                meta,
+                meta: Mutex::new(Meta { client: Arc::new(meta), failing_since: None }),
                 partitions: Mutex::default(),
                 readers: Mutex::default(),
                 skipped: Mutex::default(),
@@ -271,8 +271,7 @@ impl KafkaLog {
     pub async fn topics(&self) -> Result<Vec<String>, LogError> {
         self.blocking(|inner| {
             let metadata = inner
-                .meta
-                .fetch_metadata(None, inner.config.request_timeout)
+                .with_meta(|meta| meta.fetch_metadata(None, inner.config.request_timeout))
                 .map_err(|e| backend(format_args!("metadata of the topics"), e))?;
             Ok(metadata
                 .topics()
@@ -282,6 +281,21 @@ impl KafkaLog {
                 .collect())
         })
         .await
+    }
+
+    fn meta_client(config: &KafkaConfig) -> Result<BaseConsumer, LogError> {
+        client_config(
+            config,
+            "meta",
+            &[],
+            &[
+                ("isolation.level", "read_uncommitted"),
+                ("enable.auto.commit", "false"),
+                ("enable.partition.eof", "false"),
+            ],
+        )
+        .create()
+        .map_err(|e| client_error(config, "metadata", e))
     }
 
     fn append_producer(config: &KafkaConfig) -> Result<FutureProducer, LogError> {
@@ -408,10 +422,8 @@ impl Inner {
 
     /// The partition count of `topic`; with `ready`, only once every partition has a leader.
     fn metadata(&self, topic: &str, ready: bool) -> Result<Option<u32>, LogError> {
-        self.drain_meta();
         let metadata = self
-            .meta
-            .fetch_metadata(Some(topic), self.config.request_timeout)
+            .with_meta(|meta| meta.fetch_metadata(Some(topic), self.config.request_timeout))
             .map_err(|e| backend(format_args!("metadata of topic `{topic}`"), e))?;
         let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Ok(None);
@@ -443,23 +455,47 @@ impl Inner {
         check(topic, partition, self.fetch_partitions(topic)?)
     }
 
-    /// Serves the events librdkafka queues for the metadata client (errors while a broker is
-    /// away), which nothing else polls.
-    fn drain_meta(&self) {
-        while let Some(event) = self.meta.poll(Duration::ZERO) {
+    /// Runs `call` on the metadata client, after serving the events librdkafka queues for it
+    /// (errors while a broker is away), which nothing else polls. A client that has kept failing
+    /// for [`META_RENEW_AFTER`] is replaced.
+    fn with_meta<T>(&self, call: impl FnOnce(&BaseConsumer) -> KafkaResult<T>) -> KafkaResult<T> {
+        let client = lock(&self.meta).client.clone();
+        while let Some(event) = client.poll(Duration::ZERO) {
             if let Err(error) = event {
                 tracing::debug!(%error, "kafka: metadata client");
             }
         }
+        let result = call(&client);
+        let mut meta = lock(&self.meta);
+        if !Arc::ptr_eq(&meta.client, &client) {
+            return result; // replaced meanwhile
+        }
+        match (&result, meta.failing_since) {
+            (Ok(_), _) => meta.failing_since = None,
+            (Err(_), None) => meta.failing_since = Some(Instant::now()),
+            (Err(error), Some(since)) if since.elapsed() >= META_RENEW_AFTER => {
+                match KafkaLog::meta_client(&self.config) {
+                    Ok(fresh) => {
+                        tracing::warn!(%error, failing_for = ?since.elapsed(), "kafka: the metadata client keeps failing; it is re-created");
+                        *meta = Meta { client: Arc::new(fresh), failing_since: None };
+                    }
+                    Err(error) => tracing::warn!(%error, "kafka: the metadata client keeps failing; no new one yet"),
+                }
+            }
+            (Err(_), Some(_)) => {}
+        }
+        result
     }
 
     /// The high watermark of a partition.
     fn high_watermark(&self, tp: &TopicPartition) -> Result<u64, LogError> {
-        self.drain_meta();
-        let (_, high) = retry(self.config.request_timeout, |timeout| {
-            self.meta.fetch_watermarks(&tp.topic, tp.partition as i32, timeout)
-        })
-        .map_err(|e| backend(format_args!("end offset of {tp}"), e))?;
+        let (_, high) = self
+            .with_meta(|meta| {
+                retry(self.config.request_timeout, |timeout| {
+                    meta.fetch_watermarks(&tp.topic, tp.partition as i32, timeout)
+                })
+            })
+            .map_err(|e| backend(format_args!("end offset of {tp}"), e))?;
         Ok(high.max(0) as u64)
     }
 
