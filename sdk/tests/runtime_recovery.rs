@@ -252,21 +252,23 @@ mod sms {
     }
 }
 
-/// Two processors of one module and name would share a consumer group and split its events:
-/// the second is refused.
+/// A log whose `end_offset` fails as a broker away would while `failures`, counting every call,
+/// is below 5.
+fn away_while_failures_below_five(failures: &Arc<AtomicU32>) -> Arc<FaultyLog> {
+    let failures = failures.clone();
+    Arc::new(FaultyLog::over(MemoryLog::shared()).end_offset_fails(move || {
+        (failures.fetch_add(1, Ordering::SeqCst) < 5)
+            .then(|| LogError::Backend("kafka: end offset of jar.commands/0: OperationTimedOut".into()))
+    }))
+}
+
 /// `settle` waits for a log that does not answer for a while (a broker restarting), as the
 /// processors do, instead of failing the caller at the first timeout.
 #[tokio::test]
 async fn settle_waits_for_a_log_that_is_away_for_a_while() {
     // No failure until the count is reset, after the start.
     let failures = Arc::new(AtomicU32::new(u32::MAX / 2));
-    let log = Arc::new(FaultyLog::over(MemoryLog::shared()).end_offset_fails({
-        let failures = failures.clone();
-        move || {
-            (failures.fetch_add(1, Ordering::SeqCst) < 5)
-                .then(|| LogError::Backend("kafka: end offset of jar.commands/0: OperationTimedOut".into()))
-        }
-    }));
+    let log = away_while_failures_below_five(&failures);
     let mut app = App::new(log.clone()).with_settings(settings());
     let jars = app.aggregate::<Jar>(()).await.unwrap();
     app.start().await.unwrap();
@@ -283,13 +285,7 @@ async fn settle_waits_for_a_log_that_is_away_for_a_while() {
 #[tokio::test]
 async fn start_waits_for_a_log_that_is_away_for_a_while() {
     let failures = Arc::new(AtomicU32::new(0));
-    let log = Arc::new(FaultyLog::over(MemoryLog::shared()).end_offset_fails({
-        let failures = failures.clone();
-        move || {
-            (failures.fetch_add(1, Ordering::SeqCst) < 5)
-                .then(|| LogError::Backend("kafka: end offset of jar.commands/0: OperationTimedOut".into()))
-        }
-    }));
+    let log = away_while_failures_below_five(&failures);
     let mut app = App::new(log.clone()).with_settings(settings());
     let jars = app.aggregate::<Jar>(()).await.unwrap();
     let started = tokio::time::timeout(Duration::from_secs(20), app.start()).await;
@@ -299,6 +295,8 @@ async fn start_waits_for_a_log_that_is_away_for_a_while() {
     app.shutdown().await.unwrap();
 }
 
+/// Two processors of one module and name would share a consumer group and split its events:
+/// the second is refused.
 #[tokio::test]
 async fn a_second_reaction_of_the_same_module_and_name_is_refused() {
     let mut app = App::new(MemoryLog::shared()).with_settings(settings());
