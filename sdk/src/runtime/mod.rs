@@ -867,13 +867,7 @@ impl App {
             match self.settled(&groups, &mut report).await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                // The log is away for a while (a broker restarting): the processors wait for it,
-                // and so does the wait for them.
-                Err(RuntimeError::Log(error)) if !processor::permanent(&error) => {
-                    failures += 1;
-                    tracing::warn!(%error, failures, "settling: the log does not answer; asking again");
-                    tokio::time::sleep(processor::backoff(&self.settings, failures)).await;
-                }
+                Err(error) if waited_for_log(&self.settings, "settling", &mut failures, &error).await => {}
                 Err(error) => return Err(error),
             }
         }
@@ -1031,14 +1025,22 @@ async fn patiently<T, Attempt: Future<Output = Result<T, RuntimeError>>>(
     let mut failures = 0;
     loop {
         match attempt().await {
-            Err(RuntimeError::Log(error @ LogError::Backend(_))) => {
-                failures += 1;
-                tracing::warn!(%error, failures, "{doing}: the log does not answer; asking again");
-                tokio::time::sleep(processor::backoff(settings, failures)).await;
-            }
+            Err(error) if waited_for_log(settings, doing, &mut failures, &error).await => {}
             outcome => return outcome,
         }
     }
+}
+
+/// Whether `error` is the log's backend not answering (a broker away or restarting: the
+/// processors wait for it too); then it has waited as they do before the next attempt.
+async fn waited_for_log(settings: &Settings, doing: &str, failures: &mut u32, error: &RuntimeError) -> bool {
+    if !matches!(error, RuntimeError::Log(LogError::Backend(_))) {
+        return false;
+    }
+    *failures += 1;
+    tracing::warn!(%error, failures, "{doing}: the log does not answer; asking again");
+    tokio::time::sleep(processor::backoff(settings, *failures)).await;
+    true
 }
 
 /// The error of a processor task that panicked, with the panic's message.
