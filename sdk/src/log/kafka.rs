@@ -649,21 +649,16 @@ impl KafkaLog {
 #[async_trait]
 impl EventLog for KafkaLog {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+        let invalid = |problem: String| LogError::InvalidTopic { topic: spec.name.to_string(), problem };
         if spec.partitions == 0 || spec.partitions > i32::MAX as u32 {
-            return Err(LogError::Backend(format!(
-                "topic `{}` needs between 1 and {} partitions, not {}",
-                spec.name,
-                i32::MAX,
-                spec.partitions
-            )));
+            return Err(invalid(format!("it needs between 1 and {} partitions, not {}", i32::MAX, spec.partitions)));
         }
         // Kafka's own rule, said with the name (the broker answers a bare "Invalid topic").
         let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
         if spec.name.len() > 249 || !spec.name.chars().all(legal) || matches!(&*spec.name, "" | "." | "..") {
-            return Err(LogError::Backend(format!(
-                "kafka: `{}` ({} characters) cannot be a topic: Kafka takes 1 to 249 ASCII letters, digits, `.`, `_` \
-                 and `-` (a long namespace or query name?)",
-                spec.name,
+            return Err(invalid(format!(
+                "its name has {} characters, and Kafka takes 1 to 249 ASCII letters, digits, `.`, `_` and `-` (a \
+                 long namespace or query name?)",
                 spec.name.chars().count()
             )));
         }

@@ -176,6 +176,15 @@ pub enum LogError {
         /// The requested policy.
         requested: Cleanup,
     },
+    /// A topic that cannot be made as asked: a name the backend refuses, or a partition count out
+    /// of range. Asking again does not help.
+    #[error("topic `{topic}` cannot be created: {problem}")]
+    InvalidTopic {
+        /// The topic.
+        topic: String,
+        /// What is wrong, and the backend's rule.
+        problem: String,
+    },
     /// A record without a key for a compacted topic, which keeps the last record per key (Kafka's
     /// broker refuses one too): nothing of the write was applied.
     #[error("topic `{topic}` is compacted (the last record per key is kept): a record for it needs a key")]

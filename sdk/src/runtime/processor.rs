@@ -88,7 +88,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) fn permanent(error: &LogError) -> bool {
     matches!(
         error,
-        LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } | LogError::KeyRequired { .. } | LogError::Closed
+        LogError::UnknownTopic(_)
+            | LogError::UnknownPartition { .. }
+            | LogError::InvalidTopic { .. }
+            | LogError::KeyRequired { .. }
+            | LogError::Closed
     )
 }
 
