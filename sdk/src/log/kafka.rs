@@ -58,6 +58,7 @@
 
 mod config;
 mod convert;
+mod logs;
 mod member;
 mod reader;
 
@@ -67,16 +68,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use self::config::{INSTANCE_ID_ENV, KafkaConfig};
 use self::convert::{DeliveryResult, backend, send_all};
+use self::logs::ClientLogs;
 use super::{Cleanup, EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::Position;
 
@@ -101,9 +102,9 @@ impl std::fmt::Debug for KafkaLog {
 /// What the clones of a [`KafkaLog`] and its members share.
 struct Inner {
     config: KafkaConfig,
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<ClientLogs>,
     /// The idempotent producer of [`EventLog::append`]; replaced after a fatal error.
-    producer: Mutex<FutureProducer>,
+    producer: Mutex<Producer>,
     /// Metadata and high watermarks (`read_uncommitted`, no group); renewed when it keeps failing.
     meta: Mutex<Meta>,
     /// Known partition counts. A topic's count never shrinks; a miss or a partition past the
@@ -117,7 +118,7 @@ struct Inner {
     /// record would cost a fetch each time.
     skipped: Mutex<HashMap<TopicPartition, (u64, u64)>>,
     /// Consumers with a group id (never subscribed) that look up a group's committed offsets.
-    offsets: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    offsets: Mutex<HashMap<String, Arc<PlainConsumer>>>,
     /// Per group, the transactional-id slots the members of this process hold (see
     /// [`member::transactional_id`]).
     slots: Mutex<HashMap<String, BTreeSet<u32>>>,
@@ -125,7 +126,7 @@ struct Inner {
 
 /// The metadata client, and since when its calls have been failing.
 struct Meta {
-    client: Arc<BaseConsumer>,
+    client: Arc<PlainConsumer>,
     failing_since: Option<Instant>,
 }
 
@@ -133,6 +134,11 @@ struct Meta {
 /// paused (SIGSTOP) and resumed, librdkafka kept answering one client's every call with
 /// "UnknownPartition" and "AllBrokersDown" for good while new clients read the partitions.
 const META_RENEW_AFTER: Duration = Duration::from_secs(30);
+
+/// The log's producers and its consumers outside groups, with librdkafka's errors told through
+/// [`logs`].
+type Producer = FutureProducer<ClientLogs>;
+type PlainConsumer = BaseConsumer<ClientLogs>;
 
 /// Locks a mutex; a panic while holding one of the log's locks leaves nothing half-written.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -235,8 +241,9 @@ impl KafkaLog {
                 "kafka: the client setting `{key}` is tramline's to set ({why}); remove it"
             )));
         }
-        let admin: AdminClient<DefaultClientContext> =
-            client_config(&config, "admin", &[], &[]).create().map_err(|e| client_error(&config, "admin", e))?;
+        let admin: AdminClient<ClientLogs> = client_config(&config, "admin", &[], &[])
+            .create_with_context(ClientLogs)
+            .map_err(|e| client_error(&config, "admin", e))?;
         let meta = Self::meta_client(&config)?;
         if let Err(error) = meta.fetch_metadata(None, config.connect_timeout) {
             return Err(LogError::Backend(format!(
@@ -283,7 +290,7 @@ impl KafkaLog {
         .await
     }
 
-    fn meta_client(config: &KafkaConfig) -> Result<BaseConsumer, LogError> {
+    fn meta_client(config: &KafkaConfig) -> Result<PlainConsumer, LogError> {
         client_config(
             config,
             "meta",
@@ -294,18 +301,18 @@ impl KafkaLog {
                 ("enable.partition.eof", "false"),
             ],
         )
-        .create()
+        .create_with_context(ClientLogs)
         .map_err(|e| client_error(config, "metadata", e))
     }
 
-    fn append_producer(config: &KafkaConfig) -> Result<FutureProducer, LogError> {
+    fn append_producer(config: &KafkaConfig) -> Result<Producer, LogError> {
         client_config(
             config,
             "producer",
             &[("linger.ms", "5"), ("message.timeout.ms", &millis(config.request_timeout))],
             &[("enable.idempotence", "true"), ("partitioner", "murmur2_random")],
         )
-        .create()
+        .create_with_context(ClientLogs)
         .map_err(|e| client_error(config, "producer", e))
     }
 
@@ -458,7 +465,7 @@ impl Inner {
     /// Runs `call` on the metadata client, after serving the events librdkafka queues for it
     /// (errors while a broker is away), which nothing else polls. A client that has kept failing
     /// for [`META_RENEW_AFTER`] is replaced.
-    fn with_meta<T>(&self, call: impl FnOnce(&BaseConsumer) -> KafkaResult<T>) -> KafkaResult<T> {
+    fn with_meta<T>(&self, call: impl FnOnce(&PlainConsumer) -> KafkaResult<T>) -> KafkaResult<T> {
         let client = lock(&self.meta).client.clone();
         while let Some(event) = client.poll(Duration::ZERO) {
             if let Err(error) = event {
@@ -515,11 +522,11 @@ impl Inner {
         })
     }
 
-    fn offsets_consumer(&self, group: &str) -> Result<Arc<BaseConsumer>, LogError> {
+    fn offsets_consumer(&self, group: &str) -> Result<Arc<PlainConsumer>, LogError> {
         if let Some(consumer) = lock(&self.offsets).get(group) {
             return Ok(consumer.clone());
         }
-        let consumer: BaseConsumer = client_config(
+        let consumer: PlainConsumer = client_config(
             &self.config,
             "offsets",
             &[],
@@ -531,7 +538,7 @@ impl Inner {
                 ("isolation.level", "read_committed"),
             ],
         )
-        .create()
+        .create_with_context(ClientLogs)
         .map_err(|e| client_error(&self.config, "offsets", e))?;
         let consumer = Arc::new(consumer);
         let mut offsets = lock(&self.offsets);
@@ -563,7 +570,7 @@ impl Inner {
     }
 
     /// The append producer, replaced first when a fatal error made it unusable.
-    fn append_producer(&self) -> Result<FutureProducer, LogError> {
+    fn append_producer(&self) -> Result<Producer, LogError> {
         let mut producer = lock(&self.producer);
         if let Some((code, reason)) = producer.client().fatal_error() {
             tracing::warn!(?code, reason, "kafka: the append producer failed for good; creating a new one");
@@ -576,7 +583,7 @@ impl Inner {
     /// restart librdkafka (2.12) can keep a partition without a leader for good
     /// (confluentinc/librdkafka#5430), and a new client starts from fresh metadata. Appends still
     /// in flight on the old producer finish on it.
-    fn retire_append_producer(&self, stale: &FutureProducer) {
+    fn retire_append_producer(&self, stale: &Producer) {
         let mut producer = lock(&self.producer);
         if producer.client().native_ptr() != stale.client().native_ptr() {
             return; // another append replaced it already

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header as KafkaHeader, Headers as KafkaHeaders, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 
+use super::Producer;
 use crate::log::{Headers, LogError, OutRecord, Record};
 
 /// tramline -> Kafka: the headers of a record to write, in order (duplicates kept); `None` when
@@ -185,7 +186,7 @@ pub(super) type DeliveryResult = <DeliveryFuture as std::future::Future>::Output
 /// for the oldest delivery and tries again. Returns every record's delivery report (`None` for
 /// records not sent) and the first record librdkafka refused, if any (sending stops there).
 pub(super) async fn send_all(
-    producer: &FutureProducer,
+    producer: &Producer,
     records: &[OutRecord],
 ) -> (Vec<Option<DeliveryResult>>, Option<(usize, KafkaError)>) {
     let mut results: Vec<Option<DeliveryResult>> = (0..records.len()).map(|_| None).collect();

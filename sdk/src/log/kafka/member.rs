@@ -84,13 +84,14 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
 use super::convert::{RecordBatch, backend, send_all};
-use super::{Inner, client_config, client_error, lock, millis, retry};
+use super::logs::ClientLogs;
+use super::{Inner, Producer, client_config, client_error, lock, millis, retry};
 use crate::log::{GroupMember, LogError, OutRecord, Polled, StartFrom, TopicPartition};
 use crate::model::Position;
 
@@ -375,7 +376,11 @@ struct MemberContext {
     changed: AtomicBool,
 }
 
-impl ClientContext for MemberContext {}
+impl ClientContext for MemberContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        ClientLogs.error(error, reason);
+    }
+}
 
 impl ConsumerContext for MemberContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
@@ -520,7 +525,7 @@ struct Worker {
     topics: HashMap<String, Arc<str>>,
     consumer: Option<BaseConsumer<MemberContext>>,
     /// `None` after a fatal error (fencing): the next commit creates a new one.
-    producer: Option<FutureProducer>,
+    producer: Option<Producer>,
     /// The consumer's assignment, with where each partition started.
     live: BTreeMap<TopicPartition, Option<u64>>,
     /// The assignment as handed to the application.
@@ -627,10 +632,10 @@ impl Worker {
 
     /// A transactional producer, initialised: fences any older producer with the same
     /// transactional id and aborts the transaction it left open.
-    fn new_producer(&self) -> Result<FutureProducer, LogError> {
+    fn new_producer(&self) -> Result<Producer, LogError> {
         let config = &self.inner.config;
         let timeout = millis(config.transaction_timeout);
-        let producer: FutureProducer = client_config(
+        let producer: Producer = client_config(
             config,
             "transactions",
             &[("linger.ms", "1"), ("retry.backoff.ms", "10"), ("message.timeout.ms", &timeout)],
@@ -641,7 +646,7 @@ impl Worker {
                 ("partitioner", "murmur2_random"),
             ],
         )
-        .create()
+        .create_with_context(ClientLogs)
         .map_err(|e| client_error(config, "transactional producer", e))?;
         producer.init_transactions(config.request_timeout).map_err(|e| {
             backend(format_args!("group `{}`: init_transactions of `{}`", self.group, self.transactional_id), e)
@@ -1118,7 +1123,7 @@ impl Worker {
     /// The transaction's body, after `begin_transaction`.
     fn transact(
         &self,
-        producer: &FutureProducer,
+        producer: &Producer,
         outputs: &[OutRecord],
         positions: &[(TopicPartition, u64)],
     ) -> Result<Vec<Position>, Failure> {
@@ -1196,7 +1201,7 @@ impl Worker {
     }
 
     /// Cleans up after a failed transaction and says what happened.
-    fn failed(&mut self, producer: &FutureProducer, what: &str, error: KafkaError) -> LogError {
+    fn failed(&mut self, producer: &Producer, what: &str, error: KafkaError) -> LogError {
         let code = error.rdkafka_error_code();
         let fatal = matches!(&error, KafkaError::Transaction(e) if e.is_fatal())
             || matches!(
@@ -1263,7 +1268,7 @@ impl Failure {
 
 /// Waits (briefly) until the producer has no delivery report left to serve, so that
 /// `commit_transaction`'s flush finds nothing in flight: it otherwise waits in 100 ms steps.
-fn settle(producer: &FutureProducer) {
+fn settle(producer: &Producer) {
     let deadline = Instant::now() + Duration::from_millis(50);
     while producer.in_flight_count() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(50));

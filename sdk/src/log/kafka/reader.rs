@@ -4,12 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::convert::{RecordBatch, backend};
-use super::{IDLE_READERS, Inner, client_config, client_error, lock};
+use super::logs::ClientLogs;
+use super::{IDLE_READERS, Inner, PlainConsumer, client_config, client_error, lock};
 use crate::log::{LogError, Record, TopicPartition};
 
 /// How long one wait for a record lasts before the reader checks whether it reached the end.
@@ -17,7 +18,7 @@ const WAIT: Duration = Duration::from_millis(10);
 
 /// A consumer used for reads, and where it will read next.
 pub(super) struct Reader {
-    consumer: BaseConsumer,
+    consumer: PlainConsumer,
     /// The partition it is assigned to and the offset of the next record it will deliver.
     at: Option<(TopicPartition, u64)>,
 }
@@ -59,7 +60,7 @@ impl Inner {
         // before the end returns after about one such wait (measured: 20-75 ms). Before the log
         // remembered skipped markers, every export batch paid it, and the platform's chain on
         // Kafka ran at 2,300 orders/s with librdkafka's 100 ms, at 3,600-4,200 with 25 ms.
-        let consumer: BaseConsumer = client_config(
+        let consumer: PlainConsumer = client_config(
             &self.config,
             "reader",
             &[("fetch.wait.max.ms", "25"), ("fetch.queue.backoff.ms", "10")],
@@ -73,7 +74,7 @@ impl Inner {
                 ("auto.offset.reset", "earliest"),
             ],
         )
-        .create()
+        .create_with_context(ClientLogs)
         .map_err(|e| client_error(&self.config, "reader", e))?;
         Ok(Reader { consumer, at: None })
     }

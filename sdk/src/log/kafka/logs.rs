@@ -1,0 +1,133 @@
+//! librdkafka's error reports, told through `tracing` without flooding it.
+//!
+//! While a broker is away every client reports every failed connection attempt ("Global error:
+//! BrokerTransportFailure", "AllBrokersDown"): a platform of 20 groups logged 46,000 such lines
+//! in a 150-second outage, and their CPU slowed the broker's own restart. librdkafka recovers
+//! from them by itself, so one line per kind of error every [`TELL_EVERY`], process-wide, says
+//! all there is to say.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::lock;
+
+/// How often one kind of error is told while it keeps coming.
+pub(super) const TELL_EVERY: Duration = Duration::from_secs(10);
+
+/// The context of the log's clients (all but the group members', which add rebalances).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ClientLogs;
+
+impl ClientContext for ClientLogs {
+    fn error(&self, error: KafkaError, reason: &str) {
+        static TOLD: LazyLock<Throttle> = LazyLock::new(|| Throttle::new(TELL_EVERY));
+        tell(&TOLD, &error, reason);
+    }
+}
+
+impl ConsumerContext for ClientLogs {}
+
+/// Tells `error` unless one of its kind was told less than the throttle's period ago.
+pub(super) fn tell(throttle: &Throttle, error: &KafkaError, reason: &str) {
+    let kind = error.to_string();
+    let Some(held_back) = throttle.admit(&kind) else { return };
+    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+        tracing::error!(target: "librdkafka", %error, reason, held_back, "kafka: client error");
+    } else {
+        tracing::warn!(target: "librdkafka", %error, reason, held_back, "kafka: client error (librdkafka retries)");
+    }
+}
+
+/// At most one report per kind in each period; the ones held back are counted.
+pub(super) struct Throttle {
+    every: Duration,
+    /// Per kind: when it was last told, and how many of it came since.
+    told: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+impl Throttle {
+    pub(super) fn new(every: Duration) -> Self {
+        Throttle { every, told: Mutex::default() }
+    }
+
+    /// Whether a report of `kind` is to be told now; if so, how many of its kind were held back
+    /// since the last one told.
+    pub(super) fn admit(&self, kind: &str) -> Option<u64> {
+        let mut told = lock(&self.told);
+        let now = Instant::now();
+        match told.get_mut(kind) {
+            Some((at, held_back)) if now.duration_since(*at) < self.every => {
+                *held_back += 1;
+                None
+            }
+            Some((at, held_back)) => {
+                *at = now;
+                Some(std::mem::take(held_back))
+            }
+            None => {
+                told.insert(kind.to_owned(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn a_kind_is_told_once_per_period_with_how_many_were_held_back() {
+        let throttle = Throttle::new(Duration::from_millis(200));
+        assert_eq!(throttle.admit("down"), Some(0));
+        assert_eq!(throttle.admit("down"), None);
+        assert_eq!(throttle.admit("down"), None);
+        assert_eq!(throttle.admit("refused"), Some(0), "another kind has its own period");
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(throttle.admit("down"), Some(2));
+        assert_eq!(throttle.admit("down"), None);
+    }
+
+    /// The lines written by a subscriber, shared with the test.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_flood_of_one_client_error_is_one_warning() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let throttle = Throttle::new(Duration::from_secs(60));
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..1000 {
+                let down = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
+                tell(&throttle, &down, "1/1 brokers are down");
+            }
+            tell(&throttle, &KafkaError::Global(RDKafkaErrorCode::Fatal), "the producer is fenced");
+        });
+        let text = String::from_utf8(lock(&lines.0).clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("All broker connections are down"), "{text}");
+        assert!(lines[1].contains("ERROR") && lines[1].contains("fenced"), "{text}");
+    }
+}
