@@ -81,6 +81,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -377,6 +378,10 @@ struct MemberContext {
 }
 
 impl ClientContext for MemberContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, line: &str) {
+        ClientLogs.log(level, facility, line);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         ClientLogs.error(error, reason);
     }
