@@ -474,3 +474,40 @@ async fn a_topic_name_kafka_refuses_is_named_with_the_rule() {
         assert!(error.contains(&format!("`{name}`")) && error.contains("1 to 249 ASCII letters"), "{error}");
     }
 }
+
+/// A record over the broker's size limit (1 MB by default) is refused for good, as
+/// `LogError::TooLarge` naming its topic: by `append`, and by a member's commit, whose member
+/// then writes the next transaction as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_larger_than_kafka_accepts_is_refused_as_too_large() {
+    let log = connect(config()).await;
+    let input = topic(&log, "large-in", 1).await;
+    let output = topic(&log, "large-out", 1).await;
+    let large = vec![b'x'; 2 * 1024 * 1024];
+    match log.append(vec![record(&output, "k", &large)]).await {
+        Err(LogError::TooLarge { topic, reason }) => {
+            assert_eq!(topic, *output);
+            assert!(reason.contains("bytes"), "{reason}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    log.append(vec![record(&input, "k", b"in")]).await.expect("append");
+    let group = unique("large");
+    let mut member = log.join(&group, &[&*input], StartFrom::Beginning).await.expect("join");
+    let records = collect(&mut *member, 1).await;
+    let positions = vec![(TopicPartition::new(input.clone(), 0), records[0].offset + 1)];
+    let outputs = vec![record(&output, "a", b"small"), record(&output, "b", &large)];
+    match member.commit(outputs, positions.clone()).await {
+        Err(LogError::TooLarge { topic, .. }) => assert_eq!(topic, *output),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    member.rewind().await.expect("rewind");
+    let again = collect(&mut *member, 1).await;
+    assert_eq!(again[0].offset, records[0].offset, "nothing of the refused write was applied");
+    member
+        .commit(vec![record(&output, "a", b"small")], positions)
+        .await
+        .expect("the next write goes through");
+    assert_eq!(raw_read_committed(&output, 0), ["small"]);
+    member.leave().await.unwrap();
+}

@@ -423,6 +423,66 @@ async fn a_dead_letter_whose_write_failed_is_written_again() {
     }
 }
 
+/// A command whose outputs the log refuses for good (an event over Kafka's size limit) fails
+/// alone: it goes to the dead-letter topic, its caller hears why, and the commands around it are
+/// written. A letter that is too large itself goes without the command's bytes.
+#[tokio::test]
+async fn a_command_whose_outputs_are_too_large_for_the_log_is_dead_lettered_alone() {
+    for letter_too_large in [false, true] {
+        let memory = MemoryLog::shared();
+        let log = Arc::new(FaultyLog::over(memory.clone()).commit_fails(move |outputs, _| {
+            let too_large = |output: &&OutRecord| {
+                let counted =
+                    output.headers.iter().any(|(name, value)| name == "ce_type" && value.ends_with(b"Counted"));
+                counted || (letter_too_large && output.topic.ends_with(".dlq") && output.value.is_some())
+            };
+            let output = outputs.iter().find(too_large)?;
+            Some(LogError::TooLarge { topic: output.topic.to_string(), reason: "2000000 bytes".into() })
+        }));
+        let mut app = App::new(log).with_settings(settings());
+        let taps = app.aggregate::<Tap>(()).await.unwrap();
+        app.start().await.unwrap();
+        let (a, b) = (TapId::generate(), TapId::generate());
+        let (before, count, beside) = tokio::join!(
+            taps.send(TapCommand::Pour { id: a }),
+            taps.send(TapCommand::Count { id: a }),
+            taps.send(TapCommand::Pour { id: b }),
+        );
+        before.expect("the pour before the count is written");
+        beside.expect("the pour beside the count is written");
+        match count {
+            Err(error @ CommandError::Failed { .. }) => {
+                assert!(error.to_string().contains("larger than the log accepts"), "{error}");
+                assert!(!error.is_transient(), "sending it again cannot help");
+            }
+            other => panic!("expected Failed, got {other:?}"),
+        }
+        taps.send(TapCommand::Pour { id: a }).await.expect("the module goes on");
+
+        let dlq = dead_letter::topic_of("tap.aggregate");
+        let mut letters = Vec::new();
+        for partition in 0..memory.partition_count(&dlq).await.unwrap().unwrap_or(0) {
+            letters.extend(memory.read(&TopicPartition::new(dlq.as_str(), partition), 0, 10).await.unwrap());
+        }
+        let [letter] = &letters[..] else { panic!("one letter, got {}", letters.len()) };
+        let error = String::from_utf8_lossy(letter.header(dead_letter::headers::ERROR).unwrap()).into_owned();
+        assert!(error.contains("tap.events") && error.contains("2000000 bytes"), "{error}");
+        let value = String::from_utf8_lossy(letter.value.as_deref().unwrap_or_default()).into_owned();
+        match letter_too_large {
+            false => {
+                let count = letter.header("ce_type").is_some_and(|t| String::from_utf8_lossy(t).contains("Count"));
+                assert!(count && !value.is_empty(), "the letter carries the command: {value}");
+            }
+            true => {
+                assert!(letter.value.is_none(), "the letter goes without the command: {value}");
+                assert!(letter.header(dead_letter::headers::OMITTED).is_some());
+                assert!(letter.header(dead_letter::headers::OFFSET).is_some(), "it names where the command is");
+            }
+        }
+        app.shutdown().await.unwrap();
+    }
+}
+
 /// What a feed publishes of a pour.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
 pub struct PublicPour {
@@ -464,7 +524,8 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
     assert!(message.contains("tap.export.pours") && message.contains("public.pours"), "{message}");
 }
 
-/// A command the log refuses says which command and module it was, and may be sent again.
+/// A command the log refuses says which command and module it was; refused for good (its topic
+/// gone), it is not worth sending again.
 #[tokio::test]
 async fn a_command_the_log_refuses_names_its_id_and_module() {
     let log = Arc::new(FaultyLog::over(MemoryLog::shared()).append_fails(topic_gone));
@@ -476,7 +537,7 @@ async fn a_command_the_log_refuses_names_its_id_and_module() {
     match taps.send_envelope(pour).await {
         Err(error @ CommandError::Log { .. }) => {
             let message = error.to_string();
-            assert!(error.is_transient(), "{message}");
+            assert!(!error.is_transient(), "{message}");
             assert!(message.contains(&id.to_string()) && message.contains("`tap` module"), "{message}");
             assert!(std::error::Error::source(&error).is_some_and(|e| e.to_string().contains("tap.commands")));
         }

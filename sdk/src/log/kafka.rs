@@ -76,7 +76,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use self::config::{INSTANCE_ID_ENV, KafkaConfig};
-use self::convert::{DeliveryResult, backend, send_all};
+use self::convert::{DeliveryResult, backend, send_all, too_large};
 use self::logs::ClientLogs;
 use super::{Cleanup, EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::Position;
@@ -747,6 +747,11 @@ impl EventLog for KafkaLog {
             // Its last handle may be this one, and closing a client blocks: not on the executor.
             tokio::task::spawn_blocking(move || drop(producer));
         }
+        let size_refused = |record: &OutRecord, error: &KafkaError| {
+            (error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge))
+                .then(|| too_large(record, error))
+        };
+        let mut too_large_refused = refused.as_ref().and_then(|(index, error)| size_refused(&records[*index], error));
         let refused = refused.map(|(index, error)| {
             format!("record {index} of {count} (to `{}`) was refused: {error}", records[index].topic)
         });
@@ -759,6 +764,11 @@ impl EventLog for KafkaLog {
             if record.key.is_none() && invalid_record(&result) {
                 keyless_refused.get_or_insert_with(|| record.topic.to_string());
             }
+            if let Ok(Err((error, _))) = &result
+                && too_large_refused.is_none()
+            {
+                too_large_refused = size_refused(record, error);
+            }
             match delivered(record, index, count, result) {
                 Ok(position) => {
                     written += 1;
@@ -769,11 +779,13 @@ impl EventLog for KafkaLog {
                 }
             }
         }
-        match (failure, keyless_refused) {
-            (None, _) => Ok(positions),
-            // A compacted topic's broker refuses a record without a key: said as the other logs say it.
-            (Some(_), Some(topic)) if written == 0 && unknown == 0 => Err(LogError::KeyRequired { topic }),
-            (Some(failure), _) => {
+        match (failure, keyless_refused, too_large_refused) {
+            (None, ..) => Ok(positions),
+            // Records refused for good with nothing written (a compacted topic's broker refuses a
+            // record without a key): said as the other logs say it.
+            (Some(_), Some(topic), _) if written == 0 && unknown == 0 => Err(LogError::KeyRequired { topic }),
+            (Some(_), _, Some(too_large)) if written == 0 && unknown == 0 => Err(too_large),
+            (Some(failure), ..) => {
                 let unknown = match unknown {
                     0 => String::new(),
                     n => format!(", {n} timed out and may or may not have been written"),

@@ -192,6 +192,15 @@ pub enum LogError {
         /// The topic.
         topic: String,
     },
+    /// A record larger than the log accepts (Kafka's `message.max.bytes`, the topic's
+    /// `max.message.bytes`): nothing of the write was applied, and asking again does not help.
+    #[error("a record for topic `{topic}` is larger than the log accepts: {reason}")]
+    TooLarge {
+        /// The record's topic.
+        topic: String,
+        /// Its size and the backend's words.
+        reason: String,
+    },
     /// This member lost partitions to another one (a rebalance) or left the group: the write was
     /// not applied.
     #[error("group `{group}`: this member was fenced ({reason}); nothing of the write was applied")]

@@ -145,6 +145,7 @@ impl Rename {
                 LogError::CleanupMismatch { topic: inside(topic), existing, requested }
             }
             LogError::KeyRequired { topic } => LogError::KeyRequired { topic: inside(topic) },
+            LogError::TooLarge { topic, reason } => LogError::TooLarge { topic: inside(topic), reason },
             // Named whole: the name on the backend is the one that breaks its rule.
             LogError::Fenced { group, reason } => LogError::Fenced { group: inside(group), reason },
             other => other,

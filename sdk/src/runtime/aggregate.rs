@@ -433,7 +433,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
         remote::read_reply_to(record, &mut self.reply_to);
         let command = match codec::decode::<A::Command>(record) {
             Ok(command) => command,
-            Err(error) => return self.dead_letter(record, error.to_string(), outputs),
+            Err(error) => return self.letter(record, error.to_string(), outputs),
         };
         let id = command.id;
         let partition = record.partition;
@@ -448,7 +448,7 @@ impl<A: Aggregate> AggregateProcessor<A> {
             let reason = format!(
                 "command for {key} arrived on partition {partition}, but its key belongs on partition {expected}: send commands keyed by their entity's ID with Kafka's partitioner"
             );
-            return self.dead_letter(record, reason, outputs);
+            return self.letter(record, reason, outputs);
         }
         let entities = self.partitions.entry(partition).or_default();
         if entities.get(&key).is_some_and(|entity| entity.seen.contains(&id)) {
@@ -534,10 +534,10 @@ impl<A: Aggregate> AggregateProcessor<A> {
                 self.changed.put(partition, key, snapshot);
             }
             Ok(Ok(Err(error))) => self.push(Pending::Rejected { id, error }),
-            Ok(Err(reason)) => self.dead_letter(record, reason, outputs),
+            Ok(Err(reason)) => self.letter(record, reason, outputs),
             Err(panic) => {
                 let reason = format!("decide, evolve or encoding panicked: {}", panic_message(&*panic));
-                self.dead_letter(record, reason, outputs);
+                self.letter(record, reason, outputs);
             }
         }
     }
@@ -549,7 +549,8 @@ impl<A: Aggregate> AggregateProcessor<A> {
         }
     }
 
-    fn dead_letter(&mut self, record: &Record, reason: String, outputs: &mut Vec<OutRecord>) {
+    /// Letters a command that cannot be decided; its caller hears that it failed.
+    fn letter(&mut self, record: &Record, reason: String, outputs: &mut Vec<OutRecord>) {
         outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
         if let Some(id) = codec::lineage(record).map(|l| l.id) {
             self.push(Pending::Failed { id, reason });
@@ -605,6 +606,12 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
 
     fn start(&self) -> StartFrom {
         StartFrom::Beginning
+    }
+
+    fn dead_letter(&mut self, record: &Record, reason: String, outputs: &mut Vec<OutRecord>) -> bool {
+        remote::read_reply_to(record, &mut self.reply_to);
+        self.letter(record, reason, outputs);
+        true
     }
 
     async fn assigned(&mut self, log: &dyn EventLog, partitions: &[TopicPartition]) -> Result<(), RuntimeError> {

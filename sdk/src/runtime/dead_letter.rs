@@ -24,6 +24,9 @@ pub mod headers {
     pub const PARTITION: &str = "dlq_partition";
     /// Where the record came from: offset.
     pub const OFFSET: &str = "dlq_offset";
+    /// On a letter without the record's value and headers (the whole letter was too large for
+    /// the log): how many bytes were left out. The record stays at its origin.
+    pub const OMITTED: &str = "dlq_omitted";
 }
 
 /// The dead-letter topic of a consumer group.
@@ -57,6 +60,18 @@ pub fn letter(dlq: &Arc<str>, group: &str, record: &Record, error: &dyn std::fmt
     }
 }
 
+/// `letter` without the failed record's value and headers (the `dlq_*` ones stay), for a letter
+/// the log refused as too large: the record stays at its origin, which the letter names.
+pub(crate) fn without_record(letter: &mut OutRecord) {
+    let omitted = letter.value.take().map_or(0, |value| value.len()) + letter.headers.encoded().len();
+    let mut kept = Headers::builder(256);
+    for (name, value) in letter.headers.iter().filter(|(name, _)| name.starts_with(headers::PREFIX)) {
+        kept.push(name, value);
+    }
+    kept.push_with(headers::OMITTED, |b| write(b, &omitted));
+    letter.headers = kept.build();
+}
+
 fn write(buffer: &mut BytesMut, value: &dyn std::fmt::Display) {
     use std::fmt::Write;
     write!(buffer, "{value}").expect("writing to memory cannot fail");
@@ -65,19 +80,32 @@ fn write(buffer: &mut BytesMut, value: &dyn std::fmt::Display) {
 /// Where the letters on a dead-letter topic came from: (topic, partition, offset).
 pub(crate) async fn origins(log: &dyn EventLog, dead_letters: &str) -> Result<HashSet<(String, u32, u64)>, LogError> {
     let mut origins = HashSet::new();
-    let partitions = log.partition_count(dead_letters).await?.unwrap_or(0);
-    for partition in 0..partitions {
-        let tp = TopicPartition::new(dead_letters, partition);
+    read_all(log, dead_letters, |letters| origins.extend(letters.iter().filter_map(origin))).await?;
+    Ok(origins)
+}
+
+/// How many letters a dead-letter topic holds. Read, not taken from the ends of its partitions:
+/// on Kafka those count transaction markers and the letters of aborted writes too.
+pub(crate) async fn count(log: &dyn EventLog, dead_letters: &str) -> Result<u64, LogError> {
+    let mut count = 0;
+    read_all(log, dead_letters, |letters| count += letters.len() as u64).await?;
+    Ok(count)
+}
+
+/// Hands every page of the topic's (committed) records to `page`.
+async fn read_all(log: &dyn EventLog, topic: &str, mut page: impl FnMut(&[Record])) -> Result<(), LogError> {
+    for partition in 0..log.partition_count(topic).await?.unwrap_or(0) {
+        let tp = TopicPartition::new(topic, partition);
         let end = log.end_offset(&tp).await?;
         let mut offset = 0;
         while offset < end {
-            let letters = log.read(&tp, offset, 1024).await?;
-            let Some(last) = letters.last() else { break };
+            let records = log.read(&tp, offset, 1024).await?;
+            let Some(last) = records.last() else { break };
             offset = last.offset + 1;
-            origins.extend(letters.iter().filter_map(origin));
+            page(&records);
         }
     }
-    Ok(origins)
+    Ok(())
 }
 
 fn origin(letter: &Record) -> Option<(String, u32, u64)> {

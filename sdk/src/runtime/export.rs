@@ -120,6 +120,10 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
         &self.group
     }
 
+    fn dead_letters(&self) -> Option<&Arc<str>> {
+        Some(&self.dead_letters)
+    }
+
     fn topics(&self) -> Vec<&'static str> {
         self.export.subscriptions.iter().map(|s| s.topic).collect()
     }

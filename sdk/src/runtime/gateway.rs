@@ -108,15 +108,14 @@ impl<E> CommandError<E> {
     }
 
     /// Whether sending the same envelope again may succeed: the outcome did not arrive (the log
-    /// or the module was away). The module recognises the repeat by the envelope's id.
+    /// or the module was away). The module recognises the repeat by the envelope's id. Not when
+    /// the log refused the command for good (too large, its topic gone).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            CommandError::Log { .. }
-                | CommandError::Timeout { .. }
-                | CommandError::Stopped { .. }
-                | CommandError::NotCaughtUp { .. }
-        )
+        match self {
+            CommandError::Log { error, .. } => !super::processor::permanent(error),
+            CommandError::Timeout { .. } | CommandError::Stopped { .. } | CommandError::NotCaughtUp { .. } => true,
+            _ => false,
+        }
     }
 }
 

@@ -448,9 +448,7 @@ impl App {
     pub async fn dead_letters(&self) -> Result<u64, RuntimeError> {
         let mut count = 0;
         for topic in self.dead_letter_topics.keys() {
-            for partition in 0..self.log.partition_count(topic).await?.unwrap_or(0) {
-                count += self.log.end_offset(&TopicPartition::new(topic.as_str(), partition)).await?;
-            }
+            count += dead_letter::count(&*self.log, topic).await?;
         }
         Ok(count)
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
+use super::dead_letter;
 use super::progress::ProgressBoard;
 use super::{RuntimeError, Settings};
 use crate::log::{EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition};
@@ -49,6 +50,20 @@ pub(crate) trait Processor: Send + 'static {
     /// be revealed now.
     fn committed(&mut self, _log: &dyn EventLog, _written: Vec<Position>) -> impl Future<Output = ()> + Send {
         async {}
+    }
+
+    /// The log refused the outputs of `record` for good (one was too large): its dead letter
+    /// goes to `outputs`, with whatever the processor tells of it (a command's caller hears that
+    /// it failed). `false` when the processor has no dead-letter topic: it stops with the error.
+    fn dead_letter(&mut self, record: &Record, reason: String, outputs: &mut Vec<OutRecord>) -> bool {
+        let Some(topic) = self.dead_letters() else { return false };
+        outputs.push(dead_letter::letter(topic, self.group(), record, &reason));
+        true
+    }
+
+    /// Its dead-letter topic, if it has one.
+    fn dead_letters(&self) -> Option<&Arc<str>> {
+        None
     }
 
     /// An error met in `process` that no retry mends (the processor's own log calls): the
@@ -92,8 +107,40 @@ pub(crate) fn permanent(error: &LogError) -> bool {
             | LogError::UnknownPartition { .. }
             | LogError::InvalidTopic { .. }
             | LogError::KeyRequired { .. }
+            | LogError::TooLarge { .. }
             | LogError::Closed
     )
+}
+
+/// After the log refused a batch's output for good (too large), the records up to the end of
+/// that batch are taken one at a time: the one whose outputs are refused again goes to the
+/// dead-letter topic instead, and the others are written as usual.
+struct Narrowing {
+    /// Per partition, the position after the refused batch.
+    until: Vec<(TopicPartition, u64)>,
+    /// The record whose outputs were refused alone, and the error.
+    refused: Option<(TopicPartition, u64, LogError)>,
+    /// Its letter was refused too: it goes without the record's bytes.
+    letter_refused: bool,
+}
+
+impl Narrowing {
+    fn new(until: Vec<(TopicPartition, u64)>) -> Self {
+        Narrowing { until, refused: None, letter_refused: false }
+    }
+
+    /// The refused record, when `records` is it.
+    fn refused_in(&self, records: &[Record]) -> Option<&LogError> {
+        let (tp, offset, error) = self.refused.as_ref()?;
+        let [record] = records else { return None };
+        (record.offset == *offset && record.partition == tp.partition && record.topic == tp.topic).then_some(error)
+    }
+
+    /// Notes the written positions; `true` once past the refused batch on every partition.
+    fn passed(&mut self, positions: &[(TopicPartition, u64)]) -> bool {
+        self.until.retain(|(tp, end)| !positions.iter().any(|(p, next)| p == tp && next >= end));
+        self.until.is_empty()
+    }
 }
 
 /// Runs a processor until `shutdown` turns true or the log fails for good.
@@ -114,12 +161,13 @@ pub(crate) async fn run<P: Processor>(
     let mut outputs = Vec::new();
     let mut ready = Some(ready);
     let mut failures = 0;
+    let mut narrowing: Option<Narrowing> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let polled = tokio::select! {
-            polled = member.poll(settings.batch_size, settings.poll_timeout) => match polled {
+            polled = member.poll(if narrowing.is_some() { 1 } else { settings.batch_size }, settings.poll_timeout) => match polled {
                 Ok(polled) => polled,
                 Err(error) if permanent(&error) => return Err(error.into()),
                 Err(error) => {
@@ -140,6 +188,10 @@ pub(crate) async fn run<P: Processor>(
             tracing::info!(group, partitions = ?polled.revoked, "partitions revoked");
             processor.revoked(&polled.revoked);
             board.forget(&group, &polled.revoked);
+            if let Some(narrowing) = &mut narrowing {
+                // Another member takes those records up, from the committed positions.
+                narrowing.until.retain(|(tp, _)| !polled.revoked.contains(tp));
+            }
         }
         if !polled.assigned.is_empty() {
             tracing::info!(group, partitions = ?polled.assigned, "partitions assigned");
@@ -204,14 +256,32 @@ pub(crate) async fn run<P: Processor>(
             // Shutting down: the batch is done again at the next start.
             break;
         }
-        processor.process(&polled.records, &mut outputs).await;
-        if processor.gave_up() {
-            outputs.clear();
-            break;
-        }
-        if let Some(error) = processor.failure() {
-            tracing::error!(group, %error, "the processor stops");
-            return Err(error);
+        let refused = narrowing
+            .as_ref()
+            .and_then(|n| Some((n.refused_in(&polled.records)?.to_string(), n.letter_refused)));
+        match refused {
+            None => {
+                processor.process(&polled.records, &mut outputs).await;
+                if processor.gave_up() {
+                    outputs.clear();
+                    break;
+                }
+                if let Some(error) = processor.failure() {
+                    tracing::error!(group, %error, "the processor stops");
+                    return Err(error);
+                }
+            }
+            Some((error, letter_refused)) => {
+                let reason = format!("the log refused this record's outputs: {error}");
+                if !processor.dead_letter(&polled.records[0], reason, &mut outputs) {
+                    tracing::error!(group, %error, "atomic write failed for good, and the processor has no dead-letter topic; it stops");
+                    let refused = narrowing.take().and_then(|n| n.refused).map(|(.., error)| error);
+                    return Err(refused.expect("the refused record's error").into());
+                }
+                if letter_refused {
+                    outputs.iter_mut().for_each(dead_letter::without_record);
+                }
+            }
         }
         // Keys made for this batch's personal data go out in the same write as what they seal,
         // before the outputs: a forget among them tombstones these keys after they are written.
@@ -232,6 +302,10 @@ pub(crate) async fn run<P: Processor>(
         match written {
             Ok(mut written) => {
                 failures = 0;
+                if narrowing.as_mut().is_some_and(|n| n.passed(&positions)) {
+                    narrowing = None;
+                    tracing::info!(group, "past the batch the log refused; records are taken in batches again");
+                }
                 if let Some((ids, count)) = new_keys {
                     keys.written(&ids);
                     written.drain(..count.min(written.len()));
@@ -239,6 +313,33 @@ pub(crate) async fn run<P: Processor>(
                 processor.committed(&*log, written).await;
                 for (tp, offset) in positions {
                     board.advance(&group, tp, offset);
+                }
+            }
+            Err(error @ LogError::TooLarge { .. }) => {
+                outputs.clear();
+                let narrowed = narrowing.get_or_insert_with(|| Narrowing::new(positions.clone()));
+                match &polled.records[..] {
+                    [_] if narrowed.refused_in(&polled.records).is_some() => {
+                        if narrowed.letter_refused {
+                            tracing::error!(group, %error, "even the dead letter without the record was refused; the processor stops");
+                            return Err(error.into());
+                        }
+                        tracing::warn!(group, %error, "the dead letter was refused; it goes without the record's bytes");
+                        narrowed.letter_refused = true;
+                    }
+                    [record] => {
+                        tracing::warn!(group, %error, topic = %record.topic, partition = record.partition, offset = record.offset, "the log refused this record's outputs for good; it goes to the dead-letter topic");
+                        let tp = TopicPartition { topic: record.topic.clone(), partition: record.partition };
+                        narrowed.refused = Some((tp, record.offset, error));
+                        narrowed.letter_refused = false;
+                    }
+                    _ => {
+                        tracing::warn!(group, %error, records = polled.records.len(), "the log refused an output of the batch for good; its records are taken again one at a time to find whose")
+                    }
+                }
+                processor.revoked(&member.assignment());
+                if !recover(&mut processor, &mut *member, &*log, &settings, &group, &shutdown).await? {
+                    break;
                 }
             }
             Err(error) if permanent(&error) => {

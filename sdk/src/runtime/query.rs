@@ -329,6 +329,10 @@ impl Processor for RekeyProcessor {
         &self.group
     }
 
+    fn dead_letters(&self) -> Option<&Arc<str>> {
+        Some(&self.dead_letters)
+    }
+
     fn topics(&self) -> Vec<&'static str> {
         vec![self.source]
     }
@@ -560,6 +564,10 @@ fn window_key(key: &[u8]) -> Option<(i64, String)> {
 impl Processor for WindowProcessor {
     fn group(&self) -> &str {
         &self.group
+    }
+
+    fn dead_letters(&self) -> Option<&Arc<str>> {
+        Some(&self.dead_letters)
     }
 
     fn topics(&self) -> Vec<&'static str> {

@@ -73,6 +73,10 @@ impl<R: Reaction> Processor for ReactionProcessor<R> {
         &self.group
     }
 
+    fn dead_letters(&self) -> Option<&Arc<str>> {
+        Some(&self.dead_letters)
+    }
+
     fn topics(&self) -> Vec<&'static str> {
         R::subscriptions().iter().map(|s| s.topic).collect()
     }

@@ -174,6 +174,20 @@ pub(super) fn backend(what: impl Display, error: impl Display) -> LogError {
     LogError::Backend(format!("kafka: {what}: {error}"))
 }
 
+/// The error for `record`, which Kafka refused as larger than it accepts.
+pub(super) fn too_large(record: &OutRecord, error: &KafkaError) -> LogError {
+    let size = record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + record.headers.encoded().len();
+    LogError::TooLarge {
+        topic: record.topic.to_string(),
+        reason: format!(
+            "about {size} bytes with key and headers ({error}; the broker's `message.max.bytes`, the topic's \
+             `max.message.bytes` and the client's `message.max.bytes` set the limit)"
+        ),
+    }
+}
+
 /// Whether a librdkafka error says the local queue is full (retry after some deliveries).
 pub(super) fn is_queue_full(error: &KafkaError) -> bool {
     matches!(error, KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull))

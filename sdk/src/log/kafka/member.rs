@@ -90,7 +90,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
-use super::convert::{RecordBatch, backend, send_all};
+use super::convert::{RecordBatch, backend, send_all, too_large};
 use super::logs::ClientLogs;
 use super::{Inner, Producer, client_config, client_error, lock, millis, retry};
 use crate::log::{GroupMember, LogError, OutRecord, Polled, StartFrom, TopicPartition};
@@ -1107,18 +1107,19 @@ impl Worker {
         match self.transact(&producer, &outputs, &positions) {
             Ok(written) => Ok(written),
             Err(Failure { what, error, output }) => {
-                // A compacted topic's broker refuses a record without a key: said as the other
-                // logs say it, once the transaction is aborted.
-                let keyless = match error.rdkafka_error_code() {
-                    Some(RDKafkaErrorCode::InvalidRecord) => {
-                        output.and_then(|i| outputs.get(i)).filter(|record| record.key.is_none())
-                    }
-                    _ => None,
-                };
-                match (self.failed(&producer, &what, error), keyless) {
-                    (LogError::Backend(_), Some(record)) => {
-                        Err(LogError::KeyRequired { topic: record.topic.to_string() })
-                    }
+                // A record the broker refuses for good (a compacted topic's without a key, one
+                // over the size limit): said as the other logs say it, once the transaction is
+                // aborted.
+                let refused =
+                    output.and_then(|i| outputs.get(i)).and_then(|record| match error.rdkafka_error_code()? {
+                        RDKafkaErrorCode::InvalidRecord if record.key.is_none() => {
+                            Some(LogError::KeyRequired { topic: record.topic.to_string() })
+                        }
+                        RDKafkaErrorCode::MessageSizeTooLarge => Some(too_large(record, &error)),
+                        _ => None,
+                    });
+                match (self.failed(&producer, &what, error), refused) {
+                    (LogError::Backend(_), Some(refused)) => Err(refused),
                     (failure, _) => Err(failure),
                 }
             }
@@ -1162,10 +1163,13 @@ impl Worker {
                 Ok(Err((error, _))) => error,
                 Err(_) => KafkaError::Canceled,
             };
-            // The keyless record the broker refused rather than one an earlier failure took down
-            // with the transaction (whatever their order), as `append` finds it.
-            let refused =
-                error.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidRecord) && outputs[index].key.is_none();
+            // The record the broker refused (keyless, too large) rather than one an earlier
+            // failure took down with the transaction (whatever their order), as `append` finds it.
+            let refused = match error.rdkafka_error_code() {
+                Some(RDKafkaErrorCode::InvalidRecord) => outputs[index].key.is_none(),
+                Some(RDKafkaErrorCode::MessageSizeTooLarge) => true,
+                _ => false,
+            };
             if refused || failed.is_none() {
                 failed = Some(output(index, error));
             }
