@@ -69,7 +69,28 @@ pub enum WindowError {
         /// The advance.
         advance: Duration,
     },
+    /// Hopping windows so overlapping that each record would count in more than
+    /// [`MAX_WINDOWS_PER_RECORD`] of them (one day advancing by a millisecond: 86,400,000), whose
+    /// state no machine holds.
+    #[error(
+        "a hopping window of SIZE {size:?} advancing by {advance:?} puts each record in {windows} windows; \
+         at most {max} are allowed: advance by at least {least:?}",
+        max = MAX_WINDOWS_PER_RECORD,
+        least = Duration::from_millis(size.as_millis().div_ceil(MAX_WINDOWS_PER_RECORD as u128) as u64)
+    )]
+    TooManyWindows {
+        /// The size.
+        size: Duration,
+        /// The advance.
+        advance: Duration,
+        /// Windows per record.
+        windows: u64,
+    },
 }
+
+/// The most hopping windows one record may fall in (`SIZE` / `ADVANCE BY`): one day advancing by
+/// ten seconds is 8,640.
+pub const MAX_WINDOWS_PER_RECORD: u64 = 10_000;
 
 pub(crate) fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
@@ -113,6 +134,12 @@ impl Windowing {
             WindowKind::Hopping { advance, .. } if millis(advance) < 1 => Err(WindowError::Empty("ADVANCE BY")),
             WindowKind::Hopping { size, advance } if advance > size => {
                 Err(WindowError::AdvanceExceedsSize { size, advance })
+            }
+            WindowKind::Hopping { size, advance }
+                if (millis(size) as u64).div_ceil(millis(advance) as u64) > MAX_WINDOWS_PER_RECORD =>
+            {
+                let windows = (millis(size) as u64).div_ceil(millis(advance) as u64);
+                Err(WindowError::TooManyWindows { size, advance, windows })
             }
             WindowKind::Session { gap } if millis(gap) < 1 => Err(WindowError::Empty("session gap")),
             _ => Ok(self),
@@ -237,6 +264,14 @@ mod tests {
             Windowing::hopping(Duration::from_secs(1), Duration::from_secs(2), Duration::ZERO),
             Err(WindowError::AdvanceExceedsSize { .. })
         ));
+        let day = Duration::from_secs(86_400);
+        assert!(Windowing::hopping(day, Duration::from_secs(9), Duration::ZERO).is_ok(), "9,600 windows");
+        let refused = Windowing::hopping(day, Duration::from_millis(1), Duration::ZERO).unwrap_err();
+        assert_eq!(
+            refused,
+            WindowError::TooManyWindows { size: day, advance: Duration::from_millis(1), windows: 86_400_000 }
+        );
+        assert!(refused.to_string().contains("advance by at least 8.64s"), "{refused}");
     }
 
     #[test]

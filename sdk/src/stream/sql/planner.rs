@@ -48,7 +48,8 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         let at = match &error {
             WindowError::Empty("ADVANCE BY")
             | WindowError::TooLarge("ADVANCE BY")
-            | WindowError::AdvanceExceedsSize { .. } => clause.advance.map_or(clause.size.at, |advance| advance.at),
+            | WindowError::AdvanceExceedsSize { .. }
+            | WindowError::TooManyWindows { .. } => clause.advance.map_or(clause.size.at, |advance| advance.at),
             WindowError::TooLarge("GRACE PERIOD") => clause.grace.map_or(clause.size.at, |grace| grace.at),
             _ => clause.size.at,
         };

@@ -304,6 +304,12 @@ fn planning_errors_name_line_column_and_the_fix() {
         "CREATE STREAM s AS SELECT customer_id FROM order_confirmed WINDOW HOPPING (SIZE 1 MINUTE, ADVANCE BY 2 MINUTES) GROUP BY customer_id",
     );
     assert!(e.message.contains("must not exceed its SIZE"), "{e}");
+
+    let e = error(
+        "CREATE STREAM s AS SELECT customer_id FROM order_confirmed WINDOW HOPPING (SIZE 1 DAY, ADVANCE BY 1 MILLISECOND) GROUP BY customer_id",
+    );
+    assert_eq!((e.line, e.column), (1, 99), "at the advance");
+    assert!(e.message.contains("puts each record in 86400000 windows"), "{e}");
 }
 
 #[test]
