@@ -27,8 +27,14 @@ use uuid::Uuid;
 
 use crate::{MailCount, Platform, shopping};
 
-/// How often a reservation or a command whose outcome did not arrive is tried.
-const RESERVE_ATTEMPTS: u32 = 5;
+/// How long a reservation or a command whose outcome did not arrive is tried again (a module
+/// restarting, a broker away, a full disk), pausing twice as long each time up to [`MAX_PAUSE`]:
+/// the driver waits out what its modules wait out. A module that is not running at all is
+/// given up after it, and counted as refusing.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// The longest pause between two attempts.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// The shape of a simulated run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,9 +307,13 @@ pub enum SimulationError {
 
 /// Sends a command, and the same envelope again while its outcome does not arrive (a module
 /// restarting): the module applies it once.
-async fn send_with_retries<A: Aggregate>(gateway: &CommandGateway<A>, command: A::Command) -> Outcome<A> {
+async fn send_with_retries<A: Aggregate>(
+    gateway: &CommandGateway<A>,
+    command: A::Command,
+    stop: &AtomicBool,
+) -> Outcome<A> {
     let envelope = gateway.envelope(command);
-    retrying(|| gateway.send_envelope(envelope.clone()), CommandError::is_transient).await
+    retrying(|| gateway.send_envelope(envelope.clone()), CommandError::is_transient, stop).await
 }
 
 /// The output of `work`, or `None` once `stop` is set (checked every 100 ms).
@@ -319,19 +329,23 @@ async fn until_stopped<T>(stop: &AtomicBool, work: impl std::future::Future<Outp
     }
 }
 
-/// Tries `attempt` again, after a pause, while it fails in a way that may pass: at most
-/// [`RESERVE_ATTEMPTS`] times.
+/// Tries `attempt` again, after a pause, while it fails in a way that may pass: for at most
+/// [`PATIENCE`], and not once `stop` is set (Ctrl-C: what is in flight ends).
 async fn retrying<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
     mut attempt: impl FnMut() -> F,
     transient: impl Fn(&E) -> bool,
+    stop: &AtomicBool,
 ) -> Result<T, E> {
+    let started = Instant::now();
     let mut attempts = 1;
+    let mut pause = Duration::from_millis(500);
     loop {
         match attempt().await {
-            Err(error) if transient(&error) && attempts < RESERVE_ATTEMPTS => {
+            Err(error) if transient(&error) && started.elapsed() < PATIENCE && !stop.load(Ordering::Relaxed) => {
                 tracing::warn!(%error, attempts, "no outcome; trying again");
                 attempts += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_PAUSE);
             }
             outcome => return outcome,
         }
@@ -403,7 +417,7 @@ impl Simulation {
         let mut summary = Summary::default();
         let started = Instant::now();
         let hours_before = shopping::hours_before(before.orders_placed, before.payments_created);
-        self.resume_unpaid(platform, hours_before, &mut summary, &mut truth).await?;
+        self.resume_unpaid(platform, hours_before, &mut summary, &mut truth, stop).await?;
         let rounds = shopping::rounds(self.orders, &customers, &products, hours_before, &mut rng);
         let provider = self.provider();
         let reserve = &platform.reserve;
@@ -432,7 +446,7 @@ impl Simulation {
                     let (customer, declined) = (request.customer_id, provider.declines(&request.payment_id()));
                     // A module was away (restarting, say): the same request again is recognised
                     // by its commands' ids and applied once.
-                    let result = retrying(|| reserve.reserve(request.clone()), ReserveError::is_transient).await;
+                    let result = retrying(|| reserve.reserve(request.clone()), ReserveError::is_transient, stop).await;
                     (result, customer, declined)
                 })
                 .buffer_unordered(self.concurrency.max(1));
@@ -498,6 +512,7 @@ impl Simulation {
         hours_before: u64,
         summary: &mut Summary,
         truth: &mut shopping::SuspicionTruth,
+        stop: &AtomicBool,
     ) -> Result<(), SimulationError> {
         let mut unpaid: Vec<Envelope<OrderEvent>> =
             platform.statistics.read(|stats| stats.awaiting_payment.values().cloned().collect());
@@ -517,7 +532,7 @@ impl Simulation {
                     unreachable!("only placements await a payment")
                 };
                 let started =
-                    retrying(|| payments.start(order_id, total, &placed, &[]), CommandError::is_transient).await;
+                    retrying(|| payments.start(order_id, total, &placed, &[]), CommandError::is_transient, stop).await;
                 (started, customer_id, provider.declines(&PaymentId::of_order(order_id)))
             })
             .buffer_unordered(self.concurrency.max(1));
@@ -552,7 +567,7 @@ impl Simulation {
                 name: format!("Customer {i}").into(),
                 email: format!("customer{i}@example.org").into(),
             };
-            send_with_retries(&platform.customers, register)
+            send_with_retries(&platform.customers, register, stop)
         });
         // Registered by an earlier run: the same seed makes the same customers and products.
         let registering = futures::stream::iter(registrations)
@@ -572,7 +587,7 @@ impl Simulation {
         for ((name, cents), product_id) in PRODUCTS.iter().zip(products) {
             let create =
                 ProductCommand::Create { product_id: *product_id, name: (*name).into(), price: Money::cents(*cents) };
-            match until_stopped(stop, send_with_retries(&platform.products, create)).await {
+            match until_stopped(stop, send_with_retries(&platform.products, create, stop)).await {
                 None => return Ok(()),
                 Some(Ok(_) | Err(CommandError::Rejected(ProductError::AlreadyExists(_)))) => {}
                 Some(Err(error)) => return Err(SimulationError::Setup(error.to_string())),
