@@ -483,6 +483,76 @@ async fn a_command_whose_outputs_are_too_large_for_the_log_is_dead_lettered_alon
     }
 }
 
+/// A letter too large for the log goes without the record's bytes but with its own error: a
+/// command on the wrong partition is lettered for that, not for the size of its letter.
+#[tokio::test]
+async fn a_letter_too_large_for_the_log_keeps_why_the_record_failed() {
+    let memory = MemoryLog::shared();
+    let log = Arc::new(FaultyLog::over(memory.clone()).commit_fails(|outputs, _| {
+        let letter = outputs.iter().find(|o| o.topic.ends_with(".dlq") && o.value.is_some())?;
+        Some(LogError::TooLarge { topic: letter.topic.to_string(), reason: "1000100 bytes".into() })
+    }));
+    let mut app = App::new(log).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    let id = TapId::generate();
+    let right = partition_for(id.to_string().as_bytes(), 4);
+    let record: OutRecord = codec::encode(&Envelope::new(TapCommand::Pour { id }, jiff::Timestamp::now()));
+    memory.append(vec![record.to_partition((right + 1) % 4)]).await.unwrap();
+    taps.send(TapCommand::Pour { id }).await.expect("the right partition still works");
+    app.settle().await.unwrap();
+    let dlq = dead_letter::topic_of("tap.aggregate");
+    let letter = memory.read(&TopicPartition::new(dlq.as_str(), right), 0, 10).await.unwrap();
+    let [letter] = &letter[..] else {
+        panic!("one letter, on its key's partition, got {}", letter.len())
+    };
+    let error = String::from_utf8_lossy(letter.header(dead_letter::headers::ERROR).unwrap()).into_owned();
+    assert!(error.contains("arrived on partition"), "the record's own error: {error}");
+    assert!(letter.value.is_none() && letter.header(dead_letter::headers::OMITTED).is_some());
+    app.shutdown().await.unwrap();
+}
+
+/// The snapshots of a partition rebuilt from its events are written on their own: one the log
+/// refuses is not blamed on the next command, which is decided and written as usual.
+#[tokio::test]
+async fn a_rebuilt_snapshot_the_log_refuses_is_blamed_on_no_command() {
+    let memory = MemoryLog::shared();
+    let (a, b) = (TapId::generate(), TapId::generate());
+    let mut app = App::new(memory.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    taps.send(TapCommand::Pour { id: a }).await.unwrap();
+    taps.send(TapCommand::Pour { id: b }).await.unwrap();
+    app.shutdown().await.unwrap();
+    // A snapshot that cannot be read (as after a change of the state): the partition is rebuilt.
+    let unreadable = OutRecord {
+        topic: Arc::from("tap.state"),
+        partition: Some(partition_for(a.to_string().as_bytes(), 4)),
+        key: Some(a.to_string().into_bytes().into()),
+        value: Some(b"not a snapshot".to_vec().into()),
+        headers: Default::default(),
+        timestamp: None,
+    };
+    memory.append(vec![unreadable]).await.unwrap();
+    // `a`'s snapshot is now too large for the log.
+    let a_key = a.to_string();
+    let log = Arc::new(FaultyLog::over(memory.clone()).commit_fails(move |outputs, _| {
+        let a_snapshot =
+            outputs.iter().find(|o| o.topic.ends_with(".state") && o.key.as_deref() == Some(a_key.as_bytes()))?;
+        Some(LogError::TooLarge { topic: a_snapshot.topic.to_string(), reason: "2000000 bytes".into() })
+    }));
+    let mut app = App::new(log).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.start().await.unwrap();
+    for _ in 0..3 {
+        taps.send(TapCommand::Pour { id: b }).await.expect("a command on another entity is written");
+    }
+    let counted = taps.send(TapCommand::Count { id: b }).await.expect("counted");
+    assert_eq!(counted.events[0].payload, TapEvent::Counted { id: b, pours: 4 });
+    assert_eq!(app.dead_letters().await.unwrap(), 0, "no command was blamed");
+    app.shutdown().await.unwrap();
+}
+
 /// What a feed publishes of a pour.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
 pub struct PublicPour {

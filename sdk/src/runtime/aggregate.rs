@@ -386,8 +386,9 @@ impl<A: Aggregate> AggregateProcessor<A> {
         Ok((entities, true))
     }
 
-    /// Queues a snapshot of every entity of a partition rebuilt from its events, for the next
-    /// batch's write: the stale or unreadable snapshots are not read at every start.
+    /// Queues a snapshot of every entity of a partition rebuilt from its events, for the write
+    /// that follows the restore ([`Processor::upkeep`]): the stale or unreadable snapshots are
+    /// not read at every start.
     fn snapshot_all(&mut self, partition: u32, entities: &Entities<A>) {
         for (key, entity) in entities {
             match Self::snapshot((&self.snapshots, &self.shape), partition, key, entity) {
@@ -608,6 +609,10 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         StartFrom::Beginning
     }
 
+    fn dead_letters(&self) -> Option<&Arc<str>> {
+        Some(&self.dead_letters)
+    }
+
     fn dead_letter(&mut self, record: &Record, reason: String, outputs: &mut Vec<OutRecord>) -> bool {
         remote::read_reply_to(record, &mut self.reply_to);
         self.letter(record, reason, outputs);
@@ -626,6 +631,13 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
             self.partitions.insert(tp.partition, entities);
         }
         Ok(())
+    }
+
+    fn upkeep(&mut self) -> Vec<OutRecord> {
+        // Only the snapshots `assigned` queued: no record has been handled since.
+        let rebuilt = std::mem::take(&mut self.changed.records);
+        self.changed.clear();
+        rebuilt
     }
 
     fn revoked(&mut self, partitions: &[TopicPartition]) {

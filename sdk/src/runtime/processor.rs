@@ -40,6 +40,13 @@ pub(crate) trait Processor: Send + 'static {
         async { Ok(()) }
     }
 
+    /// Outputs that `assigned` left to write and that belong to no record (snapshots of a
+    /// partition rebuilt from its events): written on their own, so that a refusal is never
+    /// blamed on a record. Dropped if the log refuses them.
+    fn upkeep(&mut self) -> Vec<OutRecord> {
+        Vec::new()
+    }
+
     /// Partitions were taken away, or a write failed: drop their state.
     fn revoked(&mut self, _partitions: &[TopicPartition]) {}
 
@@ -118,22 +125,57 @@ pub(crate) fn permanent(error: &LogError) -> bool {
 struct Narrowing {
     /// Per partition, the position after the refused batch.
     until: Vec<(TopicPartition, u64)>,
-    /// The record whose outputs were refused alone, and the error.
-    refused: Option<(TopicPartition, u64, LogError)>,
-    /// Its letter was refused too: it goes without the record's bytes.
-    letter_refused: bool,
+    /// The record whose write was refused alone, and what is done with it instead.
+    refused: Option<(TopicPartition, u64, Instead)>,
+}
+
+/// What is written for a record whose write the log refused alone.
+#[derive(Default)]
+struct Instead {
+    /// Its outputs were refused: a letter with this error instead.
+    letter: Option<LogError>,
+    /// A letter was refused: letters go without the record's bytes.
+    stripped: bool,
 }
 
 impl Narrowing {
     fn new(until: Vec<(TopicPartition, u64)>) -> Self {
-        Narrowing { until, refused: None, letter_refused: false }
+        Narrowing { until, refused: None }
     }
 
-    /// The refused record, when `records` is it.
-    fn refused_in(&self, records: &[Record]) -> Option<&LogError> {
-        let (tp, offset, error) = self.refused.as_ref()?;
+    /// What is written instead, when `records` is the refused record.
+    fn instead(&self, records: &[Record]) -> Option<&Instead> {
+        let (tp, offset, instead) = self.refused.as_ref()?;
         let [record] = records else { return None };
-        (record.offset == *offset && record.partition == tp.partition && record.topic == tp.topic).then_some(error)
+        (record.offset == *offset && record.partition == tp.partition && record.topic == tp.topic).then_some(instead)
+    }
+
+    /// The log refused `records`' write as too large (`error`, for `topic`); `dead_letters` is
+    /// the processor's letters' topic. `Err` when nothing is left to try.
+    fn refused(
+        &mut self,
+        records: &[Record],
+        error: LogError,
+        dead_letters: Option<&Arc<str>>,
+    ) -> Result<(), LogError> {
+        let [record] = records else { return Ok(()) };
+        let letter_refused =
+            matches!(&error, LogError::TooLarge { topic, .. } if dead_letters.is_some_and(|d| **d == **topic));
+        let tp = TopicPartition { topic: record.topic.clone(), partition: record.partition };
+        let refused = self.refused.get_or_insert_with(|| (tp.clone(), record.offset, Instead::default()));
+        if refused.0 != tp || refused.1 != record.offset {
+            *refused = (tp, record.offset, Instead::default());
+        }
+        let instead = &mut refused.2;
+        match letter_refused {
+            // Its letter was refused, stripped already: nothing smaller to write.
+            true if instead.stripped => return Err(error),
+            true => instead.stripped = true,
+            // A letter in the place of outputs is refused as an output, not as a letter.
+            false if instead.letter.is_some() => return Err(error),
+            false => instead.letter = Some(error),
+        }
+        Ok(())
     }
 
     /// Notes the written positions; `true` once past the refused batch on every partition.
@@ -196,7 +238,7 @@ pub(crate) async fn run<P: Processor>(
         if !polled.assigned.is_empty() {
             tracing::info!(group, partitions = ?polled.assigned, "partitions assigned");
             match processor.assigned(&*log, &polled.assigned).await {
-                Ok(()) => {}
+                Ok(()) => write_upkeep(&mut processor, &mut *member, &group).await,
                 Err(RuntimeError::Log(error)) if !permanent(&error) => {
                     tracing::warn!(group, %error, "cannot restore the assigned partitions yet; trying again");
                     if !recover(&mut processor, &mut *member, &*log, &settings, &group, &shutdown).await? {
@@ -256,10 +298,10 @@ pub(crate) async fn run<P: Processor>(
             // Shutting down: the batch is done again at the next start.
             break;
         }
-        let refused = narrowing
-            .as_ref()
-            .and_then(|n| Some((n.refused_in(&polled.records)?.to_string(), n.letter_refused)));
-        match refused {
+        let instead = narrowing.as_ref().and_then(|n| n.instead(&polled.records));
+        let (letter, stripped) =
+            instead.map_or((None, false), |i| (i.letter.as_ref().map(|e| e.to_string()), i.stripped));
+        match letter {
             None => {
                 processor.process(&polled.records, &mut outputs).await;
                 if processor.gave_up() {
@@ -271,17 +313,18 @@ pub(crate) async fn run<P: Processor>(
                     return Err(error);
                 }
             }
-            Some((error, letter_refused)) => {
+            Some(error) => {
                 let reason = format!("the log refused this record's outputs: {error}");
                 if !processor.dead_letter(&polled.records[0], reason, &mut outputs) {
                     tracing::error!(group, %error, "atomic write failed for good, and the processor has no dead-letter topic; it stops");
-                    let refused = narrowing.take().and_then(|n| n.refused).map(|(.., error)| error);
+                    let refused = narrowing.take().and_then(|n| n.refused?.2.letter);
                     return Err(refused.expect("the refused record's error").into());
                 }
-                if letter_refused {
-                    outputs.iter_mut().for_each(dead_letter::without_record);
-                }
             }
+        }
+        if stripped && let Some(dead_letters) = processor.dead_letters() {
+            let letters = outputs.iter_mut().filter(|output| output.topic == *dead_letters);
+            letters.for_each(dead_letter::without_record);
         }
         // Keys made for this batch's personal data go out in the same write as what they seal,
         // before the outputs: a forget among them tombstones these keys after they are written.
@@ -319,23 +362,16 @@ pub(crate) async fn run<P: Processor>(
                 outputs.clear();
                 let narrowed = narrowing.get_or_insert_with(|| Narrowing::new(positions.clone()));
                 match &polled.records[..] {
-                    [_] if narrowed.refused_in(&polled.records).is_some() => {
-                        if narrowed.letter_refused {
-                            tracing::error!(group, %error, "even the dead letter without the record was refused; the processor stops");
-                            return Err(error.into());
-                        }
-                        tracing::warn!(group, %error, "the dead letter was refused; it goes without the record's bytes");
-                        narrowed.letter_refused = true;
-                    }
                     [record] => {
-                        tracing::warn!(group, %error, topic = %record.topic, partition = record.partition, offset = record.offset, "the log refused this record's outputs for good; it goes to the dead-letter topic");
-                        let tp = TopicPartition { topic: record.topic.clone(), partition: record.partition };
-                        narrowed.refused = Some((tp, record.offset, error));
-                        narrowed.letter_refused = false;
+                        tracing::warn!(group, %error, topic = %record.topic, partition = record.partition, offset = record.offset, "the log refused this record's write for good; its letter goes instead (without the record's bytes if a letter was refused)")
                     }
                     _ => {
                         tracing::warn!(group, %error, records = polled.records.len(), "the log refused an output of the batch for good; its records are taken again one at a time to find whose")
                     }
+                }
+                if let Err(error) = narrowed.refused(&polled.records, error, processor.dead_letters()) {
+                    tracing::error!(group, %error, "even a letter without the record was refused; the processor stops");
+                    return Err(error.into());
                 }
                 processor.revoked(&member.assignment());
                 if !recover(&mut processor, &mut *member, &*log, &settings, &group, &shutdown).await? {
@@ -444,7 +480,10 @@ async fn recover<P: Processor>(
             Err(error) => Err(error.into()),
         };
         match step {
-            Ok(()) => return Ok(true),
+            Ok(()) => {
+                write_upkeep(processor, member, group).await;
+                return Ok(true);
+            }
             Err(RuntimeError::Log(error)) if !permanent(&error) => {
                 failures += 1;
                 tracing::warn!(group, %error, failures, "cannot take the partitions up again yet; trying again");
@@ -454,6 +493,19 @@ async fn recover<P: Processor>(
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// Writes the processor's [upkeep](Processor::upkeep), alone. Not written (the log refused it,
+/// or the group rebalanced), it is done again when the partitions are next taken up.
+async fn write_upkeep<P: Processor>(processor: &mut P, member: &mut dyn GroupMember, group: &str) {
+    let outputs = processor.upkeep();
+    if outputs.is_empty() {
+        return;
+    }
+    let count = outputs.len();
+    if let Err(error) = member.commit(outputs, Vec::new()).await {
+        tracing::warn!(group, %error, count, "the snapshots of partitions rebuilt from their events were not written; they are rebuilt again when next taken up");
     }
 }
 
