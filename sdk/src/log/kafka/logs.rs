@@ -46,14 +46,14 @@ impl ClientContext for ClientLogs {
 impl ConsumerContext for ClientLogs {}
 
 /// Tells `error` unless one of its kind was told less than the throttle's period ago.
+/// Fatal errors are all told: each ends a client, and only its reason tells which.
 pub(super) fn tell(throttle: &Throttle, error: &KafkaError, reason: &str) {
-    let kind = error.to_string();
-    let Some(held_back) = throttle.admit(&kind) else { return };
     if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
-        tracing::error!(target: "librdkafka", %error, reason, held_back, "kafka: client error");
-    } else {
-        tracing::warn!(target: "librdkafka", %error, reason, held_back, "kafka: client error (librdkafka retries)");
+        tracing::error!(target: "librdkafka", %error, reason, "kafka: client error");
+        return;
     }
+    let Some(held_back) = throttle.admit(&error.to_string()) else { return };
+    tracing::warn!(target: "librdkafka", %error, reason, held_back, "kafka: client error (librdkafka retries)");
 }
 
 /// Tells a librdkafka log line; warnings and errors are held back like [`tell`]'s errors, by
@@ -161,6 +161,7 @@ mod tests {
                 tell(&throttle, &down, "1/1 brokers are down");
             }
             tell(&throttle, &KafkaError::Global(RDKafkaErrorCode::Fatal), "the producer is fenced");
+            tell(&throttle, &KafkaError::Global(RDKafkaErrorCode::Fatal), "another producer is fenced");
             for after in 0..1000 {
                 let line = format!("127.0.0.1:9092/1: Connect failed: Connection refused (after {after}ms)");
                 log_line(&throttle, RDKafkaLogLevel::Error, "FAIL", &line);
@@ -172,11 +173,15 @@ mod tests {
         });
         let text = String::from_utf8(lock(&lines.0).clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 7, "{text}");
+        assert_eq!(lines.len(), 8, "{text}");
         assert!(lines[0].contains("WARN") && lines[0].contains("All broker connections are down"), "{text}");
-        assert!(lines[1].contains("ERROR") && lines[1].contains("fenced"), "{text}");
-        assert!(lines[2].contains("ERROR") && lines[2].contains("FAIL") && lines[2].contains("after 0ms"), "{text}");
-        assert!(lines[3].contains("WARN") && lines[3].contains("CONFWARN"), "{text}");
-        assert!(lines[4..].iter().all(|line| line.contains("INFO") && line.contains("joining")), "{text}");
+        assert!(lines[1].contains("ERROR") && lines[1].contains("the producer is fenced"), "{text}");
+        assert!(
+            lines[2].contains("ERROR") && lines[2].contains("another producer is fenced"),
+            "every fatal one: {text}"
+        );
+        assert!(lines[3].contains("ERROR") && lines[3].contains("FAIL") && lines[3].contains("after 0ms"), "{text}");
+        assert!(lines[4].contains("WARN") && lines[4].contains("CONFWARN"), "{text}");
+        assert!(lines[5..].iter().all(|line| line.contains("INFO") && line.contains("joining")), "{text}");
     }
 }
