@@ -476,8 +476,8 @@ async fn a_topic_name_kafka_refuses_is_named_with_the_rule() {
 }
 
 /// A record over the broker's size limit (1 MB by default) is refused for good, as
-/// `LogError::TooLarge` naming its topic: by `append`, and by a member's commit, whose member
-/// then writes the next transaction as usual.
+/// `LogError::TooLarge` naming its topic: by `append` (first in its batch or not), and by a
+/// member's commit, whose member then writes the next transaction as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_larger_than_kafka_accepts_is_refused_as_too_large() {
     let log = connect(config()).await;
@@ -488,6 +488,13 @@ async fn a_record_larger_than_kafka_accepts_is_refused_as_too_large() {
         Err(LogError::TooLarge { topic, reason }) => {
             assert_eq!(topic, *output);
             assert!(reason.contains("bytes"), "{reason}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    // After a record that was written: still too large, and said to be so.
+    match log.append(vec![record(&output, "k", b"small"), record(&output, "k", &large)]).await {
+        Err(LogError::TooLarge { reason, .. }) => {
+            assert!(reason.contains("1 of the batch's 2 records were written"), "{reason}")
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -508,6 +515,84 @@ async fn a_record_larger_than_kafka_accepts_is_refused_as_too_large() {
         .commit(vec![record(&output, "a", b"small")], positions)
         .await
         .expect("the next write goes through");
-    assert_eq!(raw_read_committed(&output, 0), ["small"]);
+    assert_eq!(raw_read_committed(&output, 0), ["small", "small"], "the append's, and the commit's");
     member.leave().await.unwrap();
+}
+
+/// A note whose text its event repeats: a long text makes an event over Kafka's size limit.
+mod notes {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use tramline::{Aggregate, Command, Event, ReferenceId};
+
+    #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[reference(prefix = "note")]
+    pub struct NoteId(uuid::Uuid);
+
+    #[derive(Command, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+    #[command(module = "note", key = id)]
+    pub enum NoteCommand {
+        /// Writes the text `repeat` times.
+        Write { id: NoteId, text: String, repeat: usize },
+    }
+
+    #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+    #[event(module = "note", key = id)]
+    pub enum NoteEvent {
+        Written { id: NoteId, text: String },
+    }
+
+    #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+    #[error("never")]
+    pub struct Never;
+
+    #[derive(Default, Clone, Serialize, Deserialize)]
+    pub struct Note {
+        pub writes: u32,
+    }
+
+    impl Aggregate for Note {
+        type Command = NoteCommand;
+        type Event = NoteEvent;
+        type Error = Never;
+        type Services = ();
+        fn decide(&self, command: &NoteCommand, _: &()) -> Result<Vec<NoteEvent>, Never> {
+            let NoteCommand::Write { id, text, repeat } = command;
+            Ok(vec![NoteEvent::Written { id: *id, text: text.repeat(*repeat) }])
+        }
+        fn evolve(&mut self, _: &NoteEvent) {
+            self.writes += 1;
+        }
+    }
+}
+
+/// On Kafka, a command whose event is over the broker's size limit fails alone, to the
+/// dead-letter topic, and the module goes on: before, it retried the batch for ever and every
+/// later command to the module timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_event_is_too_large_for_kafka_fails_alone() {
+    use notes::{Note, NoteCommand, NoteId};
+    use tramline::ReferenceId;
+    use tramline::runtime::{CommandError, Settings};
+
+    let namespace = format!("large{}", uuid::Uuid::now_v7().simple());
+    let kafka: Arc<dyn EventLog> = Arc::new(connect(config()).await);
+    let log = Arc::new(tramline::log::Namespaced::new(kafka, &namespace).expect("a namespace"));
+    let settings = Settings { command_timeout: PATIENCE, ..Settings::default() };
+    let mut app = tramline::App::new(log).with_settings(settings);
+    let notes = app.aggregate::<Note>(()).await.expect("the module");
+    app.start().await.expect("start");
+    let id = NoteId::generate();
+    let write = |repeat| NoteCommand::Write { id, text: "x".repeat(1024), repeat };
+    notes.send(write(1)).await.expect("a small note");
+    match notes.send(write(2048)).await {
+        Err(error @ CommandError::Failed { .. }) => {
+            assert!(error.to_string().contains("larger than the log accepts"), "{error}");
+            assert!(!error.is_transient());
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    notes.send(write(1)).await.expect("the module goes on");
+    assert_eq!(app.dead_letters().await.expect("dead letters"), 1);
+    app.shutdown().await.expect("shutdown");
 }

@@ -784,7 +784,14 @@ impl EventLog for KafkaLog {
             // Records refused for good with nothing written (a compacted topic's broker refuses a
             // record without a key): said as the other logs say it.
             (Some(_), Some(topic), _) if written == 0 && unknown == 0 => Err(LogError::KeyRequired { topic }),
-            (Some(_), _, Some(too_large)) if written == 0 && unknown == 0 => Err(too_large),
+            // One too large stays too large: said so, even after others were written (an
+            // append is not atomic on Kafka), so that nobody sends the batch again for ever.
+            (Some(_), _, Some(LogError::TooLarge { topic, mut reason })) if unknown == 0 => {
+                if written > 0 {
+                    reason.push_str(&format!("; {written} of the batch's {count} records were written"));
+                }
+                Err(LogError::TooLarge { topic, reason })
+            }
             (Some(failure), ..) => {
                 let unknown = match unknown {
                     0 => String::new(),

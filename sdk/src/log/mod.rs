@@ -193,7 +193,9 @@ pub enum LogError {
         topic: String,
     },
     /// A record larger than the log accepts (Kafka's `message.max.bytes`, the topic's
-    /// `max.message.bytes`): nothing of the write was applied, and asking again does not help.
+    /// `max.message.bytes`): asking again does not help. Nothing of a member's write was
+    /// applied; of an `append` on Kafka, which is not atomic, the records before it may have
+    /// been (the reason says how many).
     #[error("a record for topic `{topic}` is larger than the log accepts: {reason}")]
     TooLarge {
         /// The record's topic.
