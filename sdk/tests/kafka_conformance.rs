@@ -233,7 +233,7 @@ async fn rewind_after_an_aborted_transaction_redelivers_the_batch() {
     let too_large = vec![0u8; 2 * 1024 * 1024];
     let outputs = vec![record(&output, "k", b"sent, then aborted"), record(&output, "k", &too_large)];
     let result = member.commit(outputs, vec![(tp.clone(), 3)]).await;
-    assert!(matches!(result, Err(LogError::Backend(_))), "a refused record fails the write: {result:?}");
+    assert!(matches!(result, Err(LogError::TooLarge { .. })), "a refused record fails the write: {result:?}");
     assert_eq!(log.committed(&group, &tp).await.unwrap(), None, "the aborted transaction commits no position");
     let out = TopicPartition::new(output.clone(), 0);
     assert!(restore(&log, &out).await.is_empty(), "nothing of the aborted transaction is visible");
