@@ -553,6 +553,27 @@ async fn a_rebuilt_snapshot_the_log_refuses_is_blamed_on_no_command() {
     app.shutdown().await.unwrap();
 }
 
+/// The groups an app makes for its own run (its reply listener's, its projections') are
+/// deleted when it stops: the log does not keep one per start.
+#[cfg(feature = "embedded")]
+#[tokio::test]
+async fn an_apps_one_off_groups_are_deleted_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let log = Arc::new(tramline::log::embedded::EmbeddedLog::open(dir.path()).unwrap());
+        let mut app = App::new(log).with_settings(settings());
+        let taps = app.aggregate::<Tap>(()).await.unwrap();
+        app.projection(PourCount::default()).await.unwrap();
+        app.start().await.unwrap();
+        taps.send(TapCommand::Pour { id: TapId::generate() }).await.unwrap();
+        app.shutdown().await.unwrap();
+    }
+    let db = rusqlite::Connection::open(dir.path().join("log.sqlite3")).unwrap();
+    let mut select = db.prepare("SELECT DISTINCT group_name FROM committed ORDER BY group_name").unwrap();
+    let groups: Vec<String> = select.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(groups, ["tap.aggregate"], "only the module's own group stays");
+}
+
 /// What a feed publishes of a pour.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
 pub struct PublicPour {

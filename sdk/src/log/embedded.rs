@@ -338,6 +338,12 @@ impl EventLog for EmbeddedLog {
         blocking(&self.store, move |store| store.committed(&group, &partition)).await
     }
 
+    async fn delete_group(&self, group: &str) -> Result<(), LogError> {
+        self.store.writable(&format!("delete group `{group}`"))?;
+        let group = group.to_owned();
+        blocking(&self.store, move |store| store.delete_group(&group)).await
+    }
+
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         self.store.writable(&format!("join group `{group}`"))?;
         let topics: Vec<Arc<str>> = topics.iter().map(|t| self.store.topic_name(t)).collect::<Result<_, _>>()?;

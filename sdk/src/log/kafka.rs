@@ -19,6 +19,7 @@
 //! | [`read`](EventLog::read) | a consumer without group, `assign`ed at the offset, `isolation.level=read_committed` |
 //! | [`end_offset`](EventLog::end_offset) | the high watermark (`ListOffsets` with `read_uncommitted`) |
 //! | [`committed`](EventLog::committed) | the group's committed offset (`OffsetFetch` with `require_stable`) |
+//! | [`delete_group`](EventLog::delete_group) | `DeleteGroups` through the admin client (refused while the group has members) |
 //! | [`join`](EventLog::join) | a subscribed consumer (`read_committed`, no auto-commit) plus one transactional producer per member |
 //! | [`GroupMember::commit`] | one transaction: the outputs, then `send_offsets_to_transaction` with the consumer's group metadata |
 //!
@@ -823,6 +824,21 @@ impl EventLog for KafkaLog {
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
         let (group, tp) = (group.to_owned(), partition.clone());
         self.blocking(move |inner| inner.committed_offset(&group, &tp)).await
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<(), LogError> {
+        lock(&self.inner.offsets).remove(group);
+        let timeout = self.inner.config.request_timeout;
+        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let results = (self.inner.admin.delete_groups(&[group], &options).await)
+            .map_err(|e| backend(format_args!("delete group `{group}`"), e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+                Err((_, code)) => return Err(backend(format_args!("delete group `{group}`"), code)),
+            }
+        }
+        Ok(())
     }
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {

@@ -236,6 +236,11 @@ impl EventLog for MemoryLog {
         Ok(self.shared.lock().committed(group, tp))
     }
 
+    async fn delete_group(&self, group: &str) -> Result<(), LogError> {
+        self.shared.lock().committed.remove(group);
+        Ok(())
+    }
+
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         let (id, waker) = {
             let mut state = self.shared.lock();

@@ -246,6 +246,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// members; each is read from the group's committed position, or from `start`.
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError>;
 
+    /// Deletes a group that has no members left, with its committed positions: a group made
+    /// for one run of one process (a new one at each start) would otherwise stay for good.
+    /// A group the log does not know is not an error. By default nothing is kept to delete.
+    async fn delete_group(&self, _group: &str) -> Result<(), LogError> {
+        Ok(())
+    }
+
     /// The prefix of every topic and group name on the backend, if the log is a [`Namespaced`]
     /// one: the runtime's logs carry it, so that their names can be found with the backend's
     /// own tools.

@@ -191,6 +191,10 @@ impl EventLog for Namespaced {
             .map_err(|e| rename.in_error(e))
     }
 
+    async fn delete_group(&self, group: &str) -> Result<(), LogError> {
+        self.inner.delete_group(&self.outside(group)).await.map_err(|e| self.rename.in_error(e))
+    }
+
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         let topics: Vec<String> = topics.iter().map(|t| self.outside(t)).collect();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();

@@ -68,6 +68,12 @@ pub(crate) trait Processor: Send + 'static {
         true
     }
 
+    /// Whether its group is this instance's alone, a new one at each start: deleted when it
+    /// leaves, so that the log does not keep one per start.
+    fn one_off_group(&self) -> bool {
+        false
+    }
+
     /// Its dead-letter topic, if it has one.
     fn dead_letters(&self) -> Option<&Arc<str>> {
         None
@@ -404,6 +410,11 @@ pub(crate) async fn run<P: Processor>(
         }
     }
     member.leave().await?;
+    if processor.one_off_group()
+        && let Err(error) = log.delete_group(&group).await
+    {
+        tracing::warn!(group, %error, "the group of this instance alone stays on the log");
+    }
     Ok(())
 }
 

@@ -95,6 +95,10 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         false
     }
 
+    fn one_off_group(&self) -> bool {
+        true
+    }
+
     async fn assigned(&mut self, log: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
         if self.lettered.is_none() {
             self.lettered = Some(dead_letter::origins(log, &self.dead_letters).await?);

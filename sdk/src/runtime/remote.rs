@@ -215,6 +215,10 @@ impl<A: Aggregate> Processor for ReplyListener<A> {
         false
     }
 
+    fn one_off_group(&self) -> bool {
+        true
+    }
+
     async fn process(&mut self, records: &[Record], _outputs: &mut Vec<OutRecord>) {
         for record in records {
             if let Err(reason) = self.deliver(record) {

@@ -144,6 +144,7 @@ pub async fn run_all(target: &dyn ConformanceTarget) {
     explicit_partitions(target).await;
     record_fields_and_tombstones(target).await;
     group_resumes_after_commit(target).await;
+    deleted_group_keeps_no_positions(target).await;
     start_without_committed_position(target).await;
     rewind(target).await;
     fenced_commit_writes_nothing(target).await;
@@ -169,6 +170,7 @@ macro_rules! conformance_tests {
             explicit_partitions,
             record_fields_and_tombstones,
             group_resumes_after_commit,
+            deleted_group_keeps_no_positions,
             start_without_committed_position,
             rewind,
             fenced_commit_writes_nothing,
@@ -552,6 +554,27 @@ pub async fn group_resumes_after_commit(target: &dyn ConformanceTarget) {
     assert_eq!(offsets(&records), [(1, 3)]);
     assert_eq!(second.position(&p1), Some(4));
     second.leave().await.unwrap();
+}
+
+/// A group deleted once its last member left keeps no positions: joined again, it starts as a
+/// new group. Deleting a group the log does not know is no error.
+pub async fn deleted_group_keeps_no_positions(target: &dyn ConformanceTarget) {
+    let log = target.fresh().await;
+    let topic = new_topic(&*log, "delete", 1).await;
+    let group = unique("delete");
+    append(&*log, (0..3).map(|i| record(&topic, "a", format!("a{i}")).to_partition(0)).collect()).await;
+    let p0 = TopicPartition::new(topic.clone(), 0);
+    let mut member = join(&*log, &group, &[&topic], StartFrom::Beginning).await;
+    collect(&mut *member, 3).await;
+    member.commit(Vec::new(), vec![(p0.clone(), 3)]).await.expect("commit positions");
+    member.leave().await.unwrap();
+    assert_eq!(log.committed(&group, &p0).await.unwrap(), Some(3));
+    log.delete_group(&group).await.expect("delete the group");
+    assert_eq!(log.committed(&group, &p0).await.unwrap(), None, "no position left");
+    let mut again = join(&*log, &group, &[&topic], StartFrom::Beginning).await;
+    assert_eq!(offsets(&collect(&mut *again, 3).await), [(0, 0), (0, 1), (0, 2)], "a new group reads from the start");
+    again.leave().await.unwrap();
+    log.delete_group(&unique("never-made")).await.expect("an unknown group is no error");
 }
 
 /// A group without a committed position starts at the beginning or at the end, as asked.

@@ -106,6 +106,9 @@ impl EventLog for FaultyLog {
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
         self.log.committed(group, partition).await
     }
+    async fn delete_group(&self, group: &str) -> Result<(), LogError> {
+        self.log.delete_group(group).await
+    }
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         let member = self.log.join(group, topics, start).await?;
         let faulty = self.groups.as_ref().is_none_or(|groups| groups.contains(&group));

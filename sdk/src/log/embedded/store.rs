@@ -591,6 +591,15 @@ impl Store {
     /// The position a group committed for a partition. Blocks. Read under the writer lock: a
     /// write's positions and its outputs' end offsets become visible together (a reader
     /// connection would see the positions of a write whose ends are not published yet).
+    /// Forgets a group's committed positions. Blocks.
+    pub(super) fn delete_group(&self, group: &str) -> Result<(), LogError> {
+        let writer = lock(&self.writer);
+        writer
+            .execute("DELETE FROM committed WHERE group_name = ?1", [group])
+            .map(drop)
+            .map_err(|e| self.error(&format!("cannot delete group `{group}`"), e))
+    }
+
     pub(super) fn committed(&self, group: &str, tp: &TopicPartition) -> Result<Option<u64>, LogError> {
         let Some(id) = self.catalog().topics.get(&*tp.topic).map(|t| t.id) else {
             return Ok(None);
