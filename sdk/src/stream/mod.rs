@@ -64,4 +64,6 @@ pub use plan::{
 };
 pub use state::{Change, ChangeRef, Emitted, PartitionState, StoredWindow};
 pub use value::{SqlType, Value};
-pub use window::{DEFAULT_GRACE, SessionMerge, Window, WindowError, WindowKind, Windowing, merge_session};
+pub use window::{
+    DEFAULT_GRACE, MAX_WINDOWS_PER_RECORD, SessionMerge, Window, WindowError, WindowKind, Windowing, merge_session,
+};
