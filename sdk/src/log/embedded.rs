@@ -215,15 +215,22 @@ impl std::fmt::Debug for EmbeddedLog {
     }
 }
 
-/// Runs `work` on tokio's blocking pool.
+/// Runs `work` on tokio's blocking pool, once the store admits another call.
 async fn blocking<T: Send + 'static>(
     store: &Arc<Store>,
     work: impl FnOnce(&Store) -> Result<T, LogError> + Send + 'static,
 ) -> Result<T, LogError> {
+    let admitted = store.calls.clone().acquire_owned().await;
+    let admitted = admitted.map_err(|e| store.error("the database calls were closed", e))?;
     let shared = store.clone();
-    tokio::task::spawn_blocking(move || work(&shared))
-        .await
-        .map_err(|e| store.error("a database task did not finish", e))?
+    tokio::task::spawn_blocking(move || {
+        let done = work(&shared);
+        // Held until the call ends, which it does even if this future is dropped.
+        drop(admitted);
+        done
+    })
+    .await
+    .map_err(|e| store.error("a database task did not finish", e))?
 }
 
 impl EmbeddedLog {
