@@ -828,7 +828,8 @@ impl EventLog for KafkaLog {
 
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         lock(&self.inner.offsets).remove(group);
-        let timeout = self.inner.config.request_timeout;
+        // Housekeeping, run as an app stops: a broker away does not hold the stop up for long.
+        let timeout = self.inner.config.request_timeout.min(Duration::from_secs(5));
         let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
         let results = (self.inner.admin.delete_groups(&[group], &options).await)
             .map_err(|e| backend(format_args!("delete group `{group}`"), e))?;
