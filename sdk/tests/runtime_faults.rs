@@ -512,6 +512,37 @@ async fn a_letter_too_large_for_the_log_keeps_why_the_record_failed() {
     app.shutdown().await.unwrap();
 }
 
+/// A projection's letter too large for the log goes without the record's bytes, and the
+/// projection goes on.
+#[tokio::test]
+async fn a_projections_letter_too_large_for_the_log_goes_without_the_record() {
+    let memory = MemoryLog::shared();
+    let log = Arc::new(FaultyLog::over(memory.clone()).commit_fails(|outputs, _| {
+        let letter = outputs.iter().find(|o| o.topic.ends_with(".dlq") && o.value.is_some())?;
+        Some(LogError::TooLarge { topic: letter.topic.to_string(), reason: "1000100 bytes".into() })
+    }));
+    let mut app = App::new(log).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    app.projection(Gauge).await.unwrap();
+    app.start().await.unwrap();
+    for _ in 0..2 {
+        taps.send(TapCommand::Pour { id: TapId::generate() }).await.unwrap();
+        app.settle().await.expect("the projection goes on");
+    }
+    let dlq = dead_letter::topic_of("gauge");
+    let mut letters = Vec::new();
+    for partition in 0..memory.partition_count(&dlq).await.unwrap().unwrap_or(0) {
+        letters.extend(memory.read(&TopicPartition::new(dlq.as_str(), partition), 0, 10).await.unwrap());
+    }
+    assert_eq!(letters.len(), 2);
+    for letter in &letters {
+        let error = String::from_utf8_lossy(letter.header(dead_letter::headers::ERROR).unwrap()).into_owned();
+        assert!(error.contains("a bug in the projection"), "{error}");
+        assert!(letter.value.is_none() && letter.header(dead_letter::headers::OMITTED).is_some());
+    }
+    app.shutdown().await.unwrap();
+}
+
 /// The snapshots of a partition rebuilt from its events are written on their own: one the log
 /// refuses is not blamed on the next command, which is decided and written as usual.
 #[tokio::test]

@@ -99,6 +99,10 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         true
     }
 
+    fn dead_letters(&self) -> Option<&Arc<str>> {
+        Some(&self.dead_letters)
+    }
+
     async fn assigned(&mut self, log: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
         if self.lettered.is_none() {
             self.lettered = Some(dead_letter::origins(log, &self.dead_letters).await?);
