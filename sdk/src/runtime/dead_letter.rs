@@ -25,7 +25,7 @@ pub mod headers {
     /// Where the record came from: offset.
     pub const OFFSET: &str = "dlq_offset";
     /// On a letter without the record's value and headers (the whole letter was too large for
-    /// the log): how many bytes were left out. The record stays at its origin.
+    /// the log): how many bytes of them were left out. The record stays at its origin.
     pub const OMITTED: &str = "dlq_omitted";
 }
 
@@ -63,10 +63,14 @@ pub fn letter(dlq: &Arc<str>, group: &str, record: &Record, error: &dyn std::fmt
 /// `letter` without the failed record's value and headers (the `dlq_*` ones stay), for a letter
 /// the log refused as too large: the record stays at its origin, which the letter names.
 pub(crate) fn without_record(letter: &mut OutRecord) {
-    let omitted = letter.value.take().map_or(0, |value| value.len()) + letter.headers.encoded().len();
+    let mut omitted = letter.value.take().map_or(0, |value| value.len());
     let mut kept = Headers::builder(256);
-    for (name, value) in letter.headers.iter().filter(|(name, _)| name.starts_with(headers::PREFIX)) {
-        kept.push(name, value);
+    for (name, value) in letter.headers.iter() {
+        if name.starts_with(headers::PREFIX) {
+            kept.push(name, value);
+        } else {
+            omitted += name.len() + value.len();
+        }
     }
     kept.push_with(headers::OMITTED, |b| write(b, &omitted));
     letter.headers = kept.build();
