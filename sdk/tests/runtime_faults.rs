@@ -155,12 +155,26 @@ fn settings() -> Settings {
 }
 
 async fn letters(log: &dyn EventLog, group: &str) -> u64 {
+    letters_of(log, group).await.len() as u64
+}
+
+/// The letters on a group's dead-letter topic.
+async fn letters_of(log: &dyn EventLog, group: &str) -> Vec<Record> {
     let topic = dead_letter::topic_of(group);
-    let mut count = 0;
+    let mut letters = Vec::new();
     for partition in 0..log.partition_count(&topic).await.unwrap().unwrap_or(0) {
-        count += log.end_offset(&TopicPartition::new(topic.as_str(), partition)).await.unwrap();
+        letters.extend(log.read(&TopicPartition::new(topic.as_str(), partition), 0, 100).await.unwrap());
     }
-    count
+    letters
+}
+
+/// `memory`, whose members' writes refuse every letter that carries its record's value as
+/// too large.
+fn refusing_whole_letters(memory: &Arc<MemoryLog>) -> Arc<FaultyLog> {
+    Arc::new(FaultyLog::over(memory.clone()).commit_fails(|outputs, _| {
+        let letter = outputs.iter().find(|o| o.topic.ends_with(".dlq") && o.value.is_some())?;
+        Some(LogError::TooLarge { topic: letter.topic.to_string(), reason: "1000100 bytes".into() })
+    }))
 }
 
 #[tokio::test]
@@ -459,11 +473,7 @@ async fn a_command_whose_outputs_are_too_large_for_the_log_is_dead_lettered_alon
         }
         taps.send(TapCommand::Pour { id: a }).await.expect("the module goes on");
 
-        let dlq = dead_letter::topic_of("tap.aggregate");
-        let mut letters = Vec::new();
-        for partition in 0..memory.partition_count(&dlq).await.unwrap().unwrap_or(0) {
-            letters.extend(memory.read(&TopicPartition::new(dlq.as_str(), partition), 0, 10).await.unwrap());
-        }
+        let letters = letters_of(&*memory, "tap.aggregate").await;
         let [letter] = &letters[..] else { panic!("one letter, got {}", letters.len()) };
         let error = String::from_utf8_lossy(letter.header(dead_letter::headers::ERROR).unwrap()).into_owned();
         assert!(error.contains("tap.events") && error.contains("2000000 bytes"), "{error}");
@@ -488,10 +498,7 @@ async fn a_command_whose_outputs_are_too_large_for_the_log_is_dead_lettered_alon
 #[tokio::test]
 async fn a_letter_too_large_for_the_log_keeps_why_the_record_failed() {
     let memory = MemoryLog::shared();
-    let log = Arc::new(FaultyLog::over(memory.clone()).commit_fails(|outputs, _| {
-        let letter = outputs.iter().find(|o| o.topic.ends_with(".dlq") && o.value.is_some())?;
-        Some(LogError::TooLarge { topic: letter.topic.to_string(), reason: "1000100 bytes".into() })
-    }));
+    let log = refusing_whole_letters(&memory);
     let mut app = App::new(log).with_settings(settings());
     let taps = app.aggregate::<Tap>(()).await.unwrap();
     app.start().await.unwrap();
@@ -517,10 +524,7 @@ async fn a_letter_too_large_for_the_log_keeps_why_the_record_failed() {
 #[tokio::test]
 async fn a_projections_letter_too_large_for_the_log_goes_without_the_record() {
     let memory = MemoryLog::shared();
-    let log = Arc::new(FaultyLog::over(memory.clone()).commit_fails(|outputs, _| {
-        let letter = outputs.iter().find(|o| o.topic.ends_with(".dlq") && o.value.is_some())?;
-        Some(LogError::TooLarge { topic: letter.topic.to_string(), reason: "1000100 bytes".into() })
-    }));
+    let log = refusing_whole_letters(&memory);
     let mut app = App::new(log).with_settings(settings());
     let taps = app.aggregate::<Tap>(()).await.unwrap();
     app.projection(Gauge).await.unwrap();
@@ -529,11 +533,7 @@ async fn a_projections_letter_too_large_for_the_log_goes_without_the_record() {
         taps.send(TapCommand::Pour { id: TapId::generate() }).await.unwrap();
         app.settle().await.expect("the projection goes on");
     }
-    let dlq = dead_letter::topic_of("gauge");
-    let mut letters = Vec::new();
-    for partition in 0..memory.partition_count(&dlq).await.unwrap().unwrap_or(0) {
-        letters.extend(memory.read(&TopicPartition::new(dlq.as_str(), partition), 0, 10).await.unwrap());
-    }
+    let letters = letters_of(&*memory, "gauge").await;
     assert_eq!(letters.len(), 2);
     for letter in &letters {
         let error = String::from_utf8_lossy(letter.header(dead_letter::headers::ERROR).unwrap()).into_owned();
