@@ -167,12 +167,11 @@ impl Narrowing {
         let [record] = records else { return Ok(()) };
         let letter_refused =
             matches!(&error, LogError::TooLarge { topic, .. } if dead_letters.is_some_and(|d| **d == **topic));
-        let tp = TopicPartition { topic: record.topic.clone(), partition: record.partition };
-        let refused = self.refused.get_or_insert_with(|| (tp.clone(), record.offset, Instead::default()));
-        if refused.0 != tp || refused.1 != record.offset {
-            *refused = (tp, record.offset, Instead::default());
+        if self.instead(records).is_none() {
+            let tp = TopicPartition { topic: record.topic.clone(), partition: record.partition };
+            self.refused = Some((tp, record.offset, Instead::default()));
         }
-        let instead = &mut refused.2;
+        let Some((.., instead)) = &mut self.refused else { unreachable!("set just above") };
         match letter_refused {
             // Its letter was refused, stripped already: nothing smaller to write.
             true if instead.stripped => return Err(error),

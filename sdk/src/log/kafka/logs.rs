@@ -1,4 +1,5 @@
-//! librdkafka's error reports and log lines, told through `tracing` without flooding it.
+//! librdkafka's error reports and log lines, told through `tracing` without flooding it; and
+//! the [`Throttle`] that group members tell their consumer errors through too.
 //!
 //! While a broker is away every client reports every failed connection attempt, as an error
 //! ("Global error: BrokerTransportFailure", "AllBrokersDown") and as a log line ("FAIL ...

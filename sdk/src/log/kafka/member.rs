@@ -72,7 +72,6 @@
 //!   (confluentinc/librdkafka#5430), so every later write to it would time out; a new client
 //!   starts from fresh metadata.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -91,7 +90,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
 use super::convert::{RecordBatch, backend, send_all, too_large};
-use super::logs::ClientLogs;
+use super::logs::{ClientLogs, TELL_EVERY, Throttle};
 use super::{Inner, Producer, client_config, client_error, lock, millis, retry};
 use crate::log::{GroupMember, LogError, OutRecord, Polled, StartFrom, TopicPartition};
 use crate::model::Position;
@@ -547,13 +546,10 @@ struct Worker {
     orphaned_since: Option<Instant>,
     /// Since when the group's committed offsets could not be read, and when that was last told.
     unreadable: Option<(Instant, Option<Instant>)>,
-    /// When a consumer error was last told, and how many came since: a broker away makes one
-    /// per poll, which told each would flood the log.
-    consumer_errors: Cell<(Option<Instant>, u64)>,
+    /// The consumer errors told lately: a broker away makes one per poll, which told each would
+    /// flood the log.
+    consumer_errors: Throttle,
 }
-
-/// How often consumer errors are told while they keep coming.
-const CONSUMER_ERRORS_EVERY: Duration = Duration::from_secs(10);
 
 /// After how long unreadable committed offsets are reported as a probable hanging transaction.
 const HANGING_AFTER: Duration = Duration::from_secs(60);
@@ -584,7 +580,7 @@ impl Worker {
             reading_ahead: None,
             orphaned_since: None,
             unreadable: None,
-            consumer_errors: Cell::new((None, 0)),
+            consumer_errors: Throttle::new(TELL_EVERY),
         };
         // Dropping `worker` on an error below releases the slot.
         worker.producer = Some(worker.new_producer()?);
@@ -837,13 +833,8 @@ impl Worker {
             }
             Some(Err(error)) => {
                 // librdkafka retries transient failures (a broker restart) by itself.
-                let (told, since) = self.consumer_errors.get();
-                match told.is_some_and(|told| told.elapsed() < CONSUMER_ERRORS_EVERY) {
-                    true => self.consumer_errors.set((told, since + 1)),
-                    false => {
-                        tracing::warn!(group = self.group, %error, more_since_last = since, "kafka: consumer error");
-                        self.consumer_errors.set((Some(Instant::now()), 0));
-                    }
+                if let Some(since) = self.consumer_errors.admit(&error.to_string()) {
+                    tracing::warn!(group = self.group, %error, more_since_last = since, "kafka: consumer error");
                 }
                 false
             }
