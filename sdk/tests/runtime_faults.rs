@@ -646,6 +646,61 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
     assert!(message.contains("tap.export.pours") && message.contains("public.pours"), "{message}");
 }
 
+/// An export to another log that refuses one public record as too large dead-letters the event
+/// it came from, and the other events of its batch still reach the feed.
+#[tokio::test]
+async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its_event() {
+    let log = MemoryLog::shared();
+    let (small, big, other) = (TapId::generate(), TapId::generate(), TapId::generate());
+    // Three events on the log before the export starts, so that they come in one batch.
+    let mut writer = App::new(log.clone()).with_settings(settings());
+    let taps = writer.aggregate::<Tap>(()).await.unwrap();
+    writer.start().await.unwrap();
+    for id in [small, big, other] {
+        taps.send(TapCommand::Pour { id }).await.unwrap();
+    }
+    writer.shutdown().await.unwrap();
+
+    let feed = MemoryLog::shared();
+    let big_key = big.to_string();
+    let refusing = FaultyLog::over(feed.clone()).append_fails(move |records| {
+        let refused = records.iter().find(|r| r.key.as_deref() == Some(big_key.as_bytes()))?;
+        Some(LogError::TooLarge { topic: refused.topic.to_string(), reason: "2000000 bytes".into() })
+    });
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.aggregate::<Tap>(()).await.unwrap();
+    let export = Export::new("tap", "pours", "Pours.")
+        .publish(
+            |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
+            |_, event| match event.payload {
+                TapEvent::Poured { id } => Ok(PublicPour { id }),
+                _ => unreachable!("filtered"),
+            },
+        )
+        .to_log(Arc::new(refusing));
+    app.export(export).await.unwrap();
+    app.start().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
+
+    let mut published = Vec::new();
+    for partition in 0..feed.partition_count("public.pours").await.unwrap().unwrap() {
+        for record in feed.read(&TopicPartition::new("public.pours", partition), 0, 100).await.unwrap() {
+            published.push(String::from_utf8(record.key.unwrap().to_vec()).unwrap());
+        }
+    }
+    published.sort();
+    published.dedup();
+    let mut expected = vec![small.to_string(), other.to_string()];
+    expected.sort();
+    assert_eq!(published, expected, "the other pours reached the feed");
+    let letters = letters_of(&*log, "tap.export.pours").await;
+    assert_eq!(letters.len(), 1, "the refused pour is dead-lettered");
+    assert_eq!(letters[0].key.as_deref(), Some(big.to_string().as_bytes()));
+    let error = String::from_utf8_lossy(letters[0].header(dead_letter::headers::ERROR).unwrap()).into_owned();
+    assert!(error.contains("larger than the log accepts") && error.contains("public.pours"), "{error}");
+    app.shutdown().await.expect("the export goes on");
+}
+
 /// A command the log refuses says which command and module it was; refused for good (its topic
 /// gone), it is not worth sending again.
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! Before each batch it brings its tables up to the end of their topics; then it maps each
 //! record. On the app's own log the public records join the atomic write of the input
 //! positions; on another log they are appended there first, retried until the log takes them,
-//! and the input positions are committed after.
+//! and the input positions are committed after. A public record that other log refuses as too
+//! large dead-letters the event it came from, as a write to the app's own log does.
 
 use std::sync::Arc;
 
@@ -140,27 +141,66 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
                 return;
             }
         }
+        // Each public record with the input it came from.
         let mut public = Vec::new();
-        for record in records {
+        for (input, record) in records.iter().enumerate() {
             for route in self.export.routes.iter().filter(|r| *r.topic == *record.topic) {
                 match (route.map)(&self.export.state, record) {
-                    Ok(Some(published)) => public.push(encode(&published, &self.topic, &self.source)),
+                    Ok(Some(published)) => public.push((input, encode(&published, &self.topic, &self.source))),
                     Ok(None) => {}
                     Err(error) => outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &error)),
                 }
             }
         }
         match self.export.target.clone() {
-            None => outputs.extend(public),
-            Some(target) if !public.is_empty() => {
-                let mut failures = 0;
-                while let Err(error) = target.append(public.clone()).await {
+            None => outputs.extend(public.into_iter().map(|(_, out)| out)),
+            Some(target) if !public.is_empty() => self.append_to(&*target, records, public, outputs).await,
+            Some(_) => {}
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> ExportProcessor<S> {
+    /// Appends the public records to the feed's own log, retried until it takes them. When it
+    /// refuses one as too large, they are appended again one at a time and each refused one
+    /// dead-letters its input: those written before it are written twice, with the same `ce_id`
+    /// (an append to Kafka is not atomic, so which of them were written is not known).
+    async fn append_to(
+        &mut self,
+        target: &dyn EventLog,
+        inputs: &[Record],
+        public: Vec<(usize, OutRecord)>,
+        outputs: &mut Vec<OutRecord>,
+    ) {
+        let mut failures = 0;
+        loop {
+            match target.append(public.iter().map(|(_, out)| out.clone()).collect()).await {
+                Ok(_) => return,
+                Err(LogError::TooLarge { .. }) => break,
+                Err(error) => {
                     if !self.retry("writing to the feed's log", error, &mut failures).await {
                         return;
                     }
                 }
             }
-            Some(_) => {}
+        }
+        for (input, out) in public {
+            let mut failures = 0;
+            loop {
+                match target.append(vec![out.clone()]).await {
+                    Ok(_) => break,
+                    Err(error @ LogError::TooLarge { .. }) => {
+                        tracing::warn!(group = self.group, %error, "a public record is dead-lettered: its feed's log refused it");
+                        outputs.push(dead_letter::letter(&self.dead_letters, &self.group, &inputs[input], &error));
+                        break;
+                    }
+                    Err(error) => {
+                        if !self.retry("writing to the feed's log", error, &mut failures).await {
+                            return;
+                        }
+                    }
+                }
+            }
         }
     }
 }
