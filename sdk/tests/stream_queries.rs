@@ -7,16 +7,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tramline::log::{EventLog, Headers, OutRecord, TopicPartition, TopicSpec, partition_for};
+use tramline::log::{EventLog, Headers, LogError, OutRecord, TopicPartition, TopicSpec, partition_for};
 use tramline::runtime::{Settings, dead_letter};
 use tramline::stream::{Catalog, Keyed, Plan, QueryRow, Value, repartition_topic, sql};
 use tramline::{App, Envelope, Event, MemoryLog, Message, ReferenceId, codec};
+
+mod faults;
+
+use faults::FaultyLog;
 
 #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[reference(prefix = "ord")]
@@ -375,6 +380,55 @@ async fn memory_records_other_readers_refuse_are_dead_lettered_not_counted() {
     assert_eq!(reasons.iter().filter(|r| r.contains("not a version (1, 2, …)")).count(), 2, "0 and x: {reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("`ce_id` is missing")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("field `customer_id` holds a BIGINT, not a STRING")), "{reasons:?}");
+    app.shutdown().await.expect("a clean shutdown");
+}
+
+/// A row the log refuses as too large (a huge group key, say) dead-letters the record that made
+/// it; the window keeps what the log took: neither that record nor the others of its batch are
+/// counted twice or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_row_the_log_refuses_as_too_large_dead_letters_its_record_and_the_query_goes_on() {
+    let memory = MemoryLog::shared();
+    let name = format!("too_large_{}", uuid::Uuid::now_v7().simple());
+    let sink = name.clone();
+    let refusing = Arc::new(AtomicBool::new(true));
+    let refuses = refusing.clone();
+    let log: Arc<dyn EventLog> = Arc::new(FaultyLog::over(memory.clone()).commit_fails(move |outputs, _| {
+        let huge = |o: &OutRecord| o.key.as_deref().is_some_and(|k| k.windows(8).any(|w| w == b"cus_huge"));
+        let refused = outputs.iter().find(|o| *o.topic == *sink && huge(o)).filter(|_| refuses.load(Ordering::SeqCst))?;
+        Some(LogError::TooLarge { topic: refused.topic.to_string(), reason: "2000000 bytes".into() })
+    }));
+    let (app, handle) = start(log.clone(), query(REFERENCE, &name)).await;
+    let t0 = base();
+    // Both customers in one batch: the huge one's fifth and sixth orders make rows the log
+    // refuses; its first four only change its window.
+    let events: Vec<_> = (0..6)
+        .flat_map(|i| [(t0 + i * MINUTE, confirmed("cus_burst", 100)), (t0 + i * MINUTE, confirmed("cus_huge", 100))])
+        .collect();
+    append(&*log, &events).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+
+    let rows = handle.rows().await.expect("rows");
+    let counts = |key: &str| -> Vec<i64> {
+        rows.iter().filter(|r| r.key == key).map(|r| column(r, "KSQL_COL_0").as_i64().expect("a count")).collect()
+    };
+    assert_eq!(counts("cus_burst"), [5, 6], "{rows:?}");
+    assert_eq!(counts("cus_huge"), Vec::<i64>::new(), "{rows:?}");
+    let letters = records_of(&*log, &dead_letter::topic_of(&format!("{name}.aggregate"))).await;
+    assert_eq!(letters.len(), 2, "the fifth and sixth orders are dead-lettered");
+    for letter in &letters {
+        let error = String::from_utf8_lossy(letter.header(dead_letter::headers::ERROR).unwrap()).into_owned();
+        assert!(error.contains("larger than the log accepts"), "{error}");
+    }
+
+    // The window holds the four orders the log took, not the two it refused.
+    refusing.store(false, Ordering::SeqCst);
+    append(&*log, &[(t0 + 7 * MINUTE, confirmed("cus_huge", 100))]).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    let rows = handle.rows().await.expect("rows");
+    let huge: Vec<i64> =
+        rows.iter().filter(|r| r.key == "cus_huge").map(|r| column(r, "KSQL_COL_0").as_i64().unwrap()).collect();
+    assert_eq!(huge, [5], "{rows:?}");
     app.shutdown().await.expect("a clean shutdown");
 }
 
