@@ -66,6 +66,23 @@ mod tests {
         }
     }
 
+    /// What `ticketing catalog` prints is what `--out` writes: the committed files, `x-key`
+    /// included.
+    #[test]
+    fn the_printed_catalog_is_the_committed_files() {
+        let catalog = ticketing_platform::catalog(Settings::default().partitions);
+        let printed = catalog.to_json();
+        let printed = printed.as_object().expect("an object");
+        let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+        assert!(!printed.is_empty());
+        for (file, document) in printed {
+            let committed = std::fs::read_to_string(schemas.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let committed: serde_json::Value = serde_json::from_str(&committed).unwrap();
+            assert!(document.get("x-key").is_some(), "{file} has its key");
+            assert_eq!(document, &committed, "{file}");
+        }
+    }
+
     #[test]
     fn out_refuses_to_overwrite_a_snapshot_that_the_catalog_breaks() {
         let scratch = std::env::temp_dir().join(format!("tramline-catalog-{}", std::process::id()));

@@ -86,15 +86,20 @@ impl MessageSchema {
         format!("{folder}/{}/{}.v{}.json", self.module, self.name, self.version)
     }
 
-    /// The schema as the pretty JSON text written to its file, with a final newline. The key's
-    /// schema goes with it as `x-key`, so that a changed key (which moves records to other
-    /// partitions) is compared too.
-    pub fn to_pretty_json(&self) -> String {
+    /// The schema as its file holds it: the key's schema goes with it as `x-key`, so that a
+    /// changed key (which moves records to other partitions) is compared too.
+    pub fn document(&self) -> Value {
         let mut schema = self.schema.clone();
         if let Value::Object(fields) = &mut schema {
             fields.insert(KEY_KEYWORD.into(), self.key.clone());
         }
-        let mut text = serde_json::to_string_pretty(&schema).expect("a JSON value always serialises");
+        schema
+    }
+
+    /// [`MessageSchema::document`] as the pretty JSON text written to its file, with a final
+    /// newline.
+    pub fn to_pretty_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(&self.document()).expect("a JSON value always serialises");
         text.push('\n');
         text
     }
@@ -232,9 +237,10 @@ impl Catalog {
         &self.feeds
     }
 
-    /// Every schema as one JSON object: `{ "<file name>": <schema>, … }`, sorted by file name.
+    /// Every schema as one JSON object: `{ "<file name>": <document>, … }`, sorted by file
+    /// name, each as [`Catalog::write_to`] writes its file.
     pub fn to_json(&self) -> Value {
-        let files: BTreeMap<String, &Value> = self.messages.iter().map(|m| (m.file_name(), &m.schema)).collect();
+        let files: BTreeMap<String, Value> = self.messages.iter().map(|m| (m.file_name(), m.document())).collect();
         json!(files)
     }
 
