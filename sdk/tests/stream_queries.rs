@@ -395,7 +395,8 @@ async fn memory_a_row_the_log_refuses_as_too_large_dead_letters_its_record_and_t
     let refuses = refusing.clone();
     let log: Arc<dyn EventLog> = Arc::new(FaultyLog::over(memory.clone()).commit_fails(move |outputs, _| {
         let huge = |o: &OutRecord| o.key.as_deref().is_some_and(|k| k.windows(8).any(|w| w == b"cus_huge"));
-        let refused = outputs.iter().find(|o| *o.topic == *sink && huge(o)).filter(|_| refuses.load(Ordering::SeqCst))?;
+        let refused =
+            outputs.iter().find(|o| *o.topic == *sink && huge(o)).filter(|_| refuses.load(Ordering::SeqCst))?;
         Some(LogError::TooLarge { topic: refused.topic.to_string(), reason: "2000000 bytes".into() })
     }));
     let (app, handle) = start(log.clone(), query(REFERENCE, &name)).await;
@@ -410,7 +411,10 @@ async fn memory_a_row_the_log_refuses_as_too_large_dead_letters_its_record_and_t
 
     let rows = handle.rows().await.expect("rows");
     let counts = |key: &str| -> Vec<i64> {
-        rows.iter().filter(|r| r.key == key).map(|r| column(r, "KSQL_COL_0").as_i64().expect("a count")).collect()
+        rows.iter()
+            .filter(|r| r.key == key)
+            .map(|r| column(r, "KSQL_COL_0").as_i64().expect("a count"))
+            .collect()
     };
     assert_eq!(counts("cus_burst"), [5, 6], "{rows:?}");
     assert_eq!(counts("cus_huge"), Vec::<i64>::new(), "{rows:?}");
@@ -426,8 +430,11 @@ async fn memory_a_row_the_log_refuses_as_too_large_dead_letters_its_record_and_t
     append(&*log, &[(t0 + 7 * MINUTE, confirmed("cus_huge", 100))]).await;
     within("the query to settle", app.settle()).await.expect("settled");
     let rows = handle.rows().await.expect("rows");
-    let huge: Vec<i64> =
-        rows.iter().filter(|r| r.key == "cus_huge").map(|r| column(r, "KSQL_COL_0").as_i64().unwrap()).collect();
+    let huge: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.key == "cus_huge")
+        .map(|r| column(r, "KSQL_COL_0").as_i64().unwrap())
+        .collect();
     assert_eq!(huge, [5], "{rows:?}");
     app.shutdown().await.expect("a clean shutdown");
 }

@@ -25,7 +25,7 @@ use tramline::codec;
 use tramline::log::embedded::EmbeddedLog;
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
 use tramline::log::{EventLog, Record, TopicPartition};
-use tramline::stream::{Catalog, Emitted, PartitionState, Plan, Value, sql};
+use tramline::stream::{Catalog, Emitted, PartitionState, Plan, SqlType, Value, sql};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "tramline: event-sourced modules on a log")]
@@ -103,6 +103,9 @@ struct Run<'a> {
     plan: &'a Plan,
     state: PartitionState,
     columns: Vec<Value>,
+    /// Per column the query reads, the type its values have had: the command knows no schema,
+    /// and a column has one type (a GROUP BY would merge the keys `1` and `"1"`).
+    types: Vec<Option<SqlType>>,
     emitted: Vec<Emitted>,
     counts: Counts,
     out: BufWriter<std::io::StdoutLock<'static>>,
@@ -110,12 +113,13 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Feeds one event; `Err` is why its data cannot be read.
-    fn feed(&mut self, event_type: &str, time: i64, data: &[u8]) -> serde_json::Result<()> {
+    fn feed(&mut self, event_type: &str, time: i64, data: &[u8]) -> Result<(), Unreadable> {
         if !self.plan.reads_type(event_type.as_bytes()) {
             self.counts.skipped += 1;
             return Ok(());
         }
-        let keyed = self.plan.rekey(time, data, &mut self.columns)?;
+        let keyed = self.plan.rekey(time, data, &mut self.columns).map_err(Unreadable::Data)?;
+        self.check_types()?;
         // Counted once read: an event that cannot be read is counted as bad instead.
         self.counts.events += 1;
         for (filled, value) in self.counts.filled.iter_mut().zip(&self.columns) {
@@ -124,6 +128,29 @@ impl Run<'_> {
         if let Some(keyed) = keyed {
             self.state.apply(self.plan, &keyed, &mut self.emitted);
             self.flush();
+        }
+        Ok(())
+    }
+
+    /// Refuses an event whose column holds a value of another type than the same column of the
+    /// events before it (a whole number is a DOUBLE too), as a typed stream refuses it.
+    fn check_types(&mut self) -> Result<(), Unreadable> {
+        for (i, value) in self.columns.iter().enumerate() {
+            let (Some(found), Some(seen)) = (value.sql_type(), self.types[i]) else { continue };
+            let widened = seen == SqlType::Bigint && found == SqlType::Double;
+            if !value.fits(seen) && !widened {
+                let name = &self.plan.columns[i].name;
+                let (found, seen) = (found.name(), seen.name());
+                return Err(Unreadable::Type(format!(
+                    "field `{name}` holds a {found}, where the events before gave it {seen} values (a column has one type)"
+                )));
+            }
+        }
+        for (seen, value) in self.types.iter_mut().zip(&self.columns) {
+            // A DOUBLE stays one: a whole number fits it.
+            if seen.is_none_or(|seen| seen == SqlType::Bigint) {
+                *seen = value.sql_type().or(*seen);
+            }
         }
         Ok(())
     }
@@ -197,10 +224,11 @@ impl Run<'_> {
                 return Err("no `data` (nor `data_base64`), or a null one: the event's fields are missing".into());
             }
         };
-        self.feed(&event.event_type, epoch_millis(time), data).map_err(|error| match data_at {
-            Some(start) => located(line, start, &error, DATA_ERROR),
+        self.feed(&event.event_type, epoch_millis(time), data).map_err(|error| match (error, data_at) {
+            (Unreadable::Data(error), Some(start)) => located(line, start, &error, DATA_ERROR),
             // Decoded from base64: the position is in bytes the line does not show.
-            None => format!("{DATA_ERROR}: {error}").into(),
+            (Unreadable::Data(error), None) => format!("{DATA_ERROR}: {error}").into(),
+            (Unreadable::Type(message), _) => message.into(),
         })
     }
 
@@ -225,9 +253,16 @@ impl Run<'_> {
             }
         };
         let data = record.value.clone().unwrap_or_default();
-        if let Err(error) = self.feed(&event_type, record.timestamp, &data) {
-            self.counts.bad += 1;
-            eprintln!("record {at}: {DATA_ERROR}: {error}");
+        match self.feed(&event_type, record.timestamp, &data) {
+            Ok(()) => {}
+            Err(Unreadable::Data(error)) => {
+                self.counts.bad += 1;
+                eprintln!("record {at}: {DATA_ERROR}: {error}");
+            }
+            Err(Unreadable::Type(message)) => {
+                self.counts.bad += 1;
+                eprintln!("record {at}: {message}");
+            }
         }
     }
 }
@@ -259,6 +294,7 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
         plan: &plan,
         state: PartitionState::default(),
         columns: Vec::new(),
+        types: vec![None; plan.columns.len()],
         emitted: Vec::new(),
         counts: Counts { filled: vec![false; plan.columns.len()], ..Counts::default() },
         out: BufWriter::new(std::io::stdout().lock()),
@@ -329,6 +365,14 @@ impl From<&str> for BadLine {
     fn from(message: &str) -> Self {
         message.to_owned().into()
     }
+}
+
+/// Why an event of the query's stream is not read.
+enum Unreadable {
+    /// Its data is not the JSON of an object.
+    Data(serde_json::Error),
+    /// A column holds a value of another type than before.
+    Type(String),
 }
 
 /// What an event whose data cannot be read is told.

@@ -161,6 +161,41 @@ fn a_session_takes_a_record_at_its_end_plus_gap_after_other_keys_reached_that_ti
     );
 }
 
+/// A column has one type: `1` and `"1"` are not one key. A whole number is a DOUBLE too, and a
+/// NULL is of every type.
+#[test]
+fn a_value_of_another_type_than_its_column_had_is_a_bad_line() {
+    let sql = "CREATE TABLE s AS SELECT k, COUNT(*) AS n, SUM(amount) AS total FROM e
+               WINDOW TUMBLING (SIZE 1 HOUR) GROUP BY k EMIT FINAL;";
+    let line = |id: u32, k: &str, amount: &str| {
+        format!(
+            r#"{{"specversion":"1.0","id":"{id}","source":"x","type":"E","time":"2030-01-01T00:00:0{id}Z","data":{{"k":{k},"amount":{amount}}}}}"#
+        )
+    };
+    let input = [
+        line(1, "1", "2"),
+        line(2, "\"1\"", "2"),
+        line(3, "1", "0.5"),
+        line(4, "null", "1"),
+        line(5, "1", "\"3\""),
+        line(6, "1", "null"),
+    ];
+    let output = run(sql, &input.join("\n"), &["--until-end"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("input line 2: field `k` holds a STRING, where the events before gave it BIGINT values"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("input line 5: field `amount` holds a STRING, where the events before gave it DOUBLE"));
+    assert!(stderr.contains("2 bad"), "{stderr}");
+    assert_eq!(
+        lines(&output.stdout),
+        [serde_json::json!({"k":1,"n":3,"total":2.5})],
+        "the bad lines are not counted (nor the NULL key, as in ksqlDB)"
+    );
+}
+
 #[test]
 fn columns_come_out_in_select_order() {
     let sql = "CREATE TABLE t AS SELECT k, COUNT(*) AS n, SUM(amount) AS s, WINDOWSTART AS ws, WINDOWEND AS we FROM e
