@@ -805,7 +805,9 @@ impl App {
     /// restores its state stores before processing), so that `decide` never consults a read
     /// model that has not yet seen what is on the log; then reactions, which take their start
     /// positions before a data module here applies the commands that waited for it; then the
-    /// rest. It returns once all have caught up with the log.
+    /// rest. It returns once each has caught up with the log as it was when it started: what
+    /// they write meanwhile (a reaction's commands, the events a data module makes of them) may
+    /// still be in flight, which [`App::settle`] waits for.
     ///
     /// Dropping its future (a process told to stop while it starts) leaves the processors
     /// started so far to [`App::shutdown`], which stops them as it stops running ones: each

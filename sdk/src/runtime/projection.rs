@@ -204,7 +204,9 @@ impl<P: Projection> ProjectionHandle<P> {
     }
 
     /// Waits until the projection has processed everything on its topics at the time of the
-    /// call. Fails as [`ProjectionHandle::wait_for`] does.
+    /// call. What the app's other processors write after it (a reaction's commands turned into
+    /// events) is not waited for: [`App::settle`](crate::App::settle) waits until the whole app
+    /// is quiet. Fails as [`ProjectionHandle::wait_for`] does.
     pub async fn caught_up(&self) -> Result<(), RuntimeError> {
         self.is_running_here()?;
         let mut ends = HashMap::new();
