@@ -109,3 +109,40 @@ fn a_state_that_cannot_be_snapshotted_fails_the_test() {
 fn an_event_the_codec_cannot_encode_fails_the_test() {
     AggregateTest::<Lamp>::new().when(LampCommand::Name { id: LampId::generate() });
 }
+
+/// Events of another module than the lamp's commands.
+#[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[event(module = "bulb", key = id)]
+pub enum BulbEvent {
+    SwitchedOn { id: LampId },
+}
+
+/// An aggregate whose commands and events name different modules.
+#[derive(Default, Clone, Serialize, Deserialize)]
+pub struct Mismatched;
+
+impl Aggregate for Mismatched {
+    type Command = LampCommand;
+    type Event = BulbEvent;
+    type Error = AlreadyOn;
+    type Services = ();
+
+    fn decide(&self, _: &LampCommand, _: &()) -> Result<Vec<BulbEvent>, AlreadyOn> {
+        Ok(Vec::new())
+    }
+
+    fn evolve(&mut self, _: &BulbEvent) {}
+}
+
+#[test]
+#[should_panic(expected = "commands belong to module `lamp` but events to `bulb`")]
+fn an_aggregate_of_two_modules_is_refused_as_the_app_refuses_it() {
+    AggregateTest::<Mismatched>::new();
+}
+
+#[tokio::test]
+async fn the_app_refuses_an_aggregate_of_two_modules() {
+    let mut app = App::new(MemoryLog::shared());
+    let refused = app.aggregate::<Mismatched>(()).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("commands belong to module `lamp` but events to `bulb`"), "{refused}");
+}

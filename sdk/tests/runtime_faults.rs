@@ -701,6 +701,51 @@ async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its
     app.shutdown().await.expect("the export goes on");
 }
 
+/// An export's module and feed name its topic and group as the derives' names do: a space, a
+/// capital, a `/` or nothing is refused when it is registered.
+#[tokio::test]
+async fn an_export_named_outside_the_naming_rule_is_refused() {
+    let mut app = App::new(MemoryLog::shared());
+    app.aggregate::<Tap>(()).await.unwrap();
+    let pours = |module, feed: &str| {
+        Export::new(module, feed, "Pours.").publish(
+            |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
+            |_, event| match event.payload {
+                TapEvent::Poured { id } => Ok(PublicPour { id }),
+                _ => unreachable!("filtered"),
+            },
+        )
+    };
+    for (module, feed, what) in [
+        ("Tap Room", "pours", "export module `Tap Room`"),
+        ("tap", "Tap Pours", "export feed `Tap Pours`"),
+        ("tap", "", "export feed ``"),
+        ("tap", "pours/daily", "export feed `pours/daily`"),
+        ("tap", "pours.", "export feed `pours.`"),
+    ] {
+        match app.export(pours(module, feed)).await {
+            Err(error @ RuntimeError::InvalidName { .. }) => assert!(error.to_string().starts_with(what), "{error}"),
+            other => panic!("{module:?}/{feed:?}: expected InvalidName, got {other:?}"),
+        }
+    }
+    app.export(pours("tap", "pours.daily-2")).await.expect("a valid name");
+}
+
+/// A processor named like the module's data module is told which one has the name.
+#[tokio::test]
+async fn a_processor_named_aggregate_is_told_the_data_module_has_that_group() {
+    #[derive(Projection, Default)]
+    #[projection(module = "tap", name = "aggregate", subscribe(TapEvent))]
+    pub struct Aggregated;
+    impl Handle<TapEvent> for Aggregated {
+        fn handle(&mut self, _: &Envelope<TapEvent>) {}
+    }
+    let mut app = App::new(MemoryLog::shared());
+    app.aggregate::<Tap>(()).await.unwrap();
+    let error = app.projection(Aggregated).await.err().expect("refused").to_string();
+    assert!(error.contains("`tap.aggregate`") && error.contains("the module's data module, App::aggregate"), "{error}");
+}
+
 /// A command the log refuses says which command and module it was; refused for good (its topic
 /// gone), it is not worth sending again.
 #[tokio::test]

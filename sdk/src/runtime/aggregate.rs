@@ -256,8 +256,11 @@ pub(crate) fn state_topic(module: &str) -> String {
 }
 
 pub(crate) fn group_of(module: &str) -> String {
-    format!("{module}.aggregate")
+    format!("{module}.{GROUP_SUFFIX}")
 }
+
+/// The last part of a data module's group.
+pub(crate) const GROUP_SUFFIX: &str = "aggregate";
 
 impl<A: Aggregate> AggregateProcessor<A> {
     pub(crate) fn new(

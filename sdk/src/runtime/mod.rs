@@ -179,9 +179,19 @@ pub enum RuntimeError {
     /// for its own).
     #[error(
         "two processors are named `{0}` (the same module and name): they would share its consumer group or its \
-         dead-letter topic; give one another name"
+         dead-letter topic; give one another name{hint}", hint = reserved(.0)
     )]
     DuplicateGroup(String),
+    /// An export's module or feed name that cannot name its topic and group.
+    #[error("{what} `{name}` is not a valid name: {rule}")]
+    InvalidName {
+        /// What it names: `export module`, `export feed`.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
     /// A processor stopped while others waited for it.
     #[error("processor `{0}` stopped; App::shutdown returns its error")]
     Stopped(String),
@@ -201,7 +211,25 @@ pub enum RuntimeError {
     },
 }
 
+/// Why a processor's name is taken when the other one is the data module's own group.
+fn reserved(group: &str) -> &'static str {
+    match group.rsplit_once('.').is_some_and(|(_, name)| name == aggregate::GROUP_SUFFIX) {
+        true => " (the module's data module, App::aggregate, has this group)",
+        false => "",
+    }
+}
+
 impl RuntimeError {
+    /// [`RuntimeError::ModuleMismatch`] when aggregate `A`'s commands and events name different
+    /// modules.
+    pub(crate) fn check_one_module<A: Aggregate>() -> Result<(), RuntimeError> {
+        let (commands, events) = (<A::Command as Message>::MODULE, <A::Event as Message>::MODULE);
+        match commands == events {
+            true => Ok(()),
+            false => Err(RuntimeError::ModuleMismatch { aggregate: std::any::type_name::<A>(), commands, events }),
+        }
+    }
+
     /// [`RuntimeError::ForeignCommands`] when reaction `R` sends another module's commands.
     pub(crate) fn check_own_commands<R: Reaction>() -> Result<(), RuntimeError> {
         let commands = <R::Command as Message>::MODULE;
@@ -457,14 +485,8 @@ impl App {
     /// `.replies` and the dead-letter topic) and returns a gateway to send it commands.
     /// `services` is what its `decide` may consult.
     pub async fn aggregate<A: Aggregate>(&mut self, services: A::Services) -> Result<CommandGateway<A>, RuntimeError> {
+        RuntimeError::check_one_module::<A>()?;
         let module = <A::Command as Message>::MODULE;
-        if module != <A::Event as Message>::MODULE {
-            return Err(RuntimeError::ModuleMismatch {
-                aggregate: std::any::type_name::<A>(),
-                commands: module,
-                events: <A::Event as Message>::MODULE,
-            });
-        }
         let group = aggregate::group_of(module);
         if self.reads.contains_key(&group) {
             return Err(RuntimeError::DuplicateModule(module));
@@ -646,6 +668,7 @@ impl App {
         &mut self,
         export: crate::export::Export<S>,
     ) -> Result<(), RuntimeError> {
+        export::check_names(&export)?;
         let group = export.group();
         export::create_topics(&export, &*self.log, self.settings.partitions).await?;
         let reads: Vec<&'static str> = export.subscriptions.iter().map(|s| s.topic).collect();

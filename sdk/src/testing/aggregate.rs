@@ -24,7 +24,9 @@ impl<A: Aggregate> AggregateTest<A>
 where
     A::Services: Default,
 {
-    /// Fresh entities with default services.
+    /// Fresh entities with default services. Panics, as `App::aggregate` refuses it, when the
+    /// commands and events name different modules.
+    #[track_caller]
     pub fn new() -> Self {
         Self::with_services(A::Services::default())
     }
@@ -40,8 +42,12 @@ where
 }
 
 impl<A: Aggregate> AggregateTest<A> {
-    /// Fresh entities with these services.
+    /// Fresh entities with these services. Panics as [`AggregateTest::new`] does.
+    #[track_caller]
     pub fn with_services(services: A::Services) -> Self {
+        if let Err(error) = crate::runtime::RuntimeError::check_one_module::<A>() {
+            panic!("{error}");
+        }
         AggregateTest { entities: HashMap::new(), services }
     }
 
