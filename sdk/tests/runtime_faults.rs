@@ -742,7 +742,8 @@ async fn a_processor_named_aggregate_is_told_the_data_module_has_that_group() {
     }
     let mut app = App::new(MemoryLog::shared());
     app.aggregate::<Tap>(()).await.unwrap();
-    let error = app.projection(Aggregated).await.err().expect("refused").to_string();
+    let Err(error) = app.projection(Aggregated).await else { panic!("refused") };
+    let error = error.to_string();
     assert!(error.contains("`tap.aggregate`") && error.contains("the module's data module, App::aggregate"), "{error}");
 }
 

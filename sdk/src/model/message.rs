@@ -99,7 +99,8 @@ pub trait Message: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a tramline event, so nothing publishes it",
-    note = "derive it on the owning module's event enum: `#[derive(tramline::Event)] #[event(module = \"...\", key = id_field)]`"
+    note = "derive it on the owning module's event enum: `#[derive(tramline::Event)] #[event(module = \"...\", key = id_field)]`",
+    note = "a command enum is not subscribed to: a reaction sends its module's commands, named with `commands = ...`"
 )]
 pub trait Event: Message {}
 
