@@ -74,6 +74,32 @@ async fn the_next_run_pays_for_the_orders_a_killed_run_left_unpaid() {
     assert_eq!(second.orders_confirmed + second.orders_cancelled, 83, "every order settled");
 }
 
+/// A customer of the seed forgotten between two runs (the right to erasure) stays forgotten:
+/// the next run with the same seed shops with the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_run_goes_on_without_a_customer_forgotten_since() {
+    use customer_contract::CustomerCommand;
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let open = || Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
+    run(open(), &simulation(40)).await;
+    let forgotten = simulation(0).customer_ids()[0];
+    {
+        let mailer = Arc::new(CountingMailer::default());
+        let services = Services { provider: Arc::new(simulation(0).provider()), mailer };
+        let platform = within("the platform to start", Platform::start(open(), Settings::default(), services)).await;
+        let platform = platform.expect("started");
+        platform
+            .customers
+            .send(CustomerCommand::Forget { customer_id: forgotten })
+            .await
+            .expect("forgotten");
+        platform.app.shutdown().await.expect("a clean shutdown");
+    }
+    let second = run(open(), &simulation(40)).await;
+    assert_eq!((second.orders_placed_before, second.orders_placed), (40, 80));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_runs_on_kafka() {
     // A namespace of its own on the shared broker: the figures are this run's.

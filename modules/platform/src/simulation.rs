@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use customer::CustomerError;
 use customer_contract::{CustomerCommand, CustomerId};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use order_contract::OrderEvent;
 use payment::{Charge, ChargeDecision, PaymentProvider, ProviderError};
 use payment_contract::PaymentId;
@@ -357,6 +357,19 @@ pub(crate) fn seeded_id<I: ReferenceId>(rng: &mut StdRng) -> I {
 }
 
 impl Simulation {
+    /// The IDs of the customers this seed registers, in order.
+    pub fn customer_ids(&self) -> Vec<CustomerId> {
+        self.seeded().0
+    }
+
+    /// The customers and products of this seed.
+    fn seeded(&self) -> (Vec<CustomerId>, Vec<ProductId>) {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let customers = (0..self.customers.max(1)).map(|_| seeded_id(&mut rng)).collect();
+        let products = PRODUCTS.iter().map(|_| seeded_id(&mut rng)).collect();
+        (customers, products)
+    }
+
     /// The payment service provider of this simulation.
     pub fn provider(&self) -> SimulatedProvider {
         SimulatedProvider { seed: self.seed, decline_percent: self.decline_percent }
@@ -399,10 +412,18 @@ impl Simulation {
         progress: impl Fn(u64),
         stop: &AtomicBool,
     ) -> Result<Summary, SimulationError> {
-        let mut rng = StdRng::seed_from_u64(self.seed);
-        let customers: Vec<CustomerId> = (0..self.customers.max(1)).map(|_| seeded_id(&mut rng)).collect();
-        let products: Vec<ProductId> = PRODUCTS.iter().map(|_| seeded_id(&mut rng)).collect();
-        self.set_up(platform, &customers, &products, stop).await?;
+        let (customers, products) = self.seeded();
+        let forgotten = self.set_up(platform, &customers, &products, stop).await?;
+        // Forgotten customers place no more orders: the others shop as planned.
+        if !forgotten.is_empty() {
+            tracing::info!(forgotten = forgotten.len(), "customers of this seed were forgotten: they place no orders");
+        }
+        let customers: Vec<CustomerId> = customers.into_iter().filter(|c| !forgotten.contains(c)).collect();
+        if customers.is_empty() {
+            return Err(SimulationError::Setup(
+                "every customer of this seed was forgotten: run with another --seed".into(),
+            ));
+        }
         // On a log that has seen runs before (a durable one), continue: new orders, and figures
         // checked over the whole log, once what an earlier run left is done (its last commands
         // applied, the mails of its last tickets sent).
@@ -559,7 +580,7 @@ impl Simulation {
         customers: &[CustomerId],
         products: &[ProductId],
         stop: &AtomicBool,
-    ) -> Result<(), SimulationError> {
+    ) -> Result<HashSet<CustomerId>, SimulationError> {
         tracing::info!(customers = customers.len(), "registering the customers");
         let registrations = customers.iter().enumerate().map(|(i, customer_id)| {
             let register = CustomerCommand::Register {
@@ -567,7 +588,7 @@ impl Simulation {
                 name: format!("Customer {i}").into(),
                 email: format!("customer{i}@example.org").into(),
             };
-            send_with_retries(&platform.customers, register, stop)
+            send_with_retries(&platform.customers, register, stop).map(|result| (*customer_id, result))
         });
         // Registered by an earlier run: the same seed makes the same customers and products.
         let registering = futures::stream::iter(registrations)
@@ -577,10 +598,13 @@ impl Simulation {
             .collect::<Vec<_>>();
         // Nor does the set-up wait for those in flight, which may be retried for minutes when
         // the customer module is away: they are on the log, and applied once it runs.
-        let Some(results) = until_stopped(stop, registering).await else { return Ok(()) };
-        for result in results {
+        let Some(results) = until_stopped(stop, registering).await else { return Ok(HashSet::new()) };
+        // A customer forgotten since an earlier run (the right to erasure) stays forgotten.
+        let mut forgotten = HashSet::new();
+        for (customer_id, result) in results {
             match result {
                 Ok(_) | Err(CommandError::Rejected(CustomerError::AlreadyRegistered(_))) => {}
+                Err(CommandError::Rejected(CustomerError::Forgotten(_))) => _ = forgotten.insert(customer_id),
                 Err(error) => return Err(SimulationError::Setup(error.to_string())),
             }
         }
@@ -588,12 +612,12 @@ impl Simulation {
             let create =
                 ProductCommand::Create { product_id: *product_id, name: (*name).into(), price: Money::cents(*cents) };
             match until_stopped(stop, send_with_retries(&platform.products, create, stop)).await {
-                None => return Ok(()),
+                None => return Ok(forgotten),
                 Some(Ok(_) | Err(CommandError::Rejected(ProductError::AlreadyExists(_)))) => {}
                 Some(Err(error)) => return Err(SimulationError::Setup(error.to_string())),
             }
         }
         platform.reserve.catalog().caught_up().await?;
-        Ok(())
+        Ok(forgotten)
     }
 }
