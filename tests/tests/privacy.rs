@@ -371,4 +371,12 @@ async fn a_key_made_in_the_batch_that_forgets_its_subject_is_tombstoned_after_it
     let keys: Vec<_> = last_of_each_key.iter().filter(|(key, _)| key.contains('/')).collect();
     assert!(!keys.is_empty(), "the module made a key for the plain-text registration");
     assert!(keys.iter().all(|(_, value)| value.is_none()), "each key's last record is its tombstone: {keys:?}");
+
+    // The plain-text command stays on the log, but reads as erased once its subject is forgotten.
+    let keys = KeyStore::on(log.clone());
+    let commands = records_of(&*log, CustomerCommand::TOPIC).await;
+    match keys.decode::<CustomerCommand>(&commands[0]).await.expect("decodes").payload {
+        CustomerCommand::Register { name, email, .. } => assert!(name.is_erased() && email.is_erased()),
+        other => panic!("expected the registration, got {other:?}"),
+    }
 }

@@ -293,6 +293,11 @@ impl KeyStore {
             })
             .collect();
         if named.is_empty() {
+            // Plain records name no key. A store that has never read the topic reads it once,
+            // so that plain personal data of a forgotten subject reads as erased.
+            if self.ring().read_at.is_none() {
+                self.catch_up().await?;
+            }
             return Ok(());
         }
         // Keys known here may be deleted since (a subject forgotten by another process), and

@@ -22,8 +22,10 @@
 //! disappear from the log when it compacts `tramline.keys` (the embedded log on open and on
 //! `EmbeddedLog::compact`, overwriting the freed pages; a Kafka broker by its log cleaner).
 //!
-//! What this does not cover: records written before a field became `Personal` (they hold plain
-//! text, read as it is, which forgetting cannot erase: start such a log afresh or rewrite it),
+//! What this does not cover: plain text in a `Personal` field, in records written before the
+//! field became `Personal` or by a producer that does not seal (a command as plain JSON, and its
+//! dead letter): it reads as erased once its subject is forgotten, but forgetting cannot erase
+//! its bytes from the log (start such a log afresh or rewrite it),
 //! personal data in a field that is not `Personal` (a free-text
 //! `reason`, a reference ID chosen from an e-mail address), data outside the log (read models
 //! held in memory by a running process, which handle the forgetting event themselves, and

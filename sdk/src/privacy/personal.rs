@@ -136,8 +136,12 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Personal<T> {
         let value = serde_json::Value::deserialize(deserializer)?;
         let sealed = match &value {
             serde_json::Value::String(text) if cipher::is_sealed(text) => text,
-            // Written before the field was personal data: plain text, which forgetting cannot
-            // erase (see the module docs).
+            // Plain text: written before the field was personal data, or by a producer that
+            // does not seal (see the module docs). Forgetting cannot erase it from the log, but
+            // its subject's values read as erased, as the sealed ones do.
+            _ if scope::keys().zip(scope::subject()).is_some_and(|(keys, subject)| keys.is_forgotten(&subject)) => {
+                return Ok(Personal::erased());
+            }
             _ => return serde_json::from_value(value).map(Personal::new).map_err(|_| not_a::<T, D::Error>()),
         };
         let (Some(keys), Some(subject)) = (scope::keys(), scope::subject()) else {
@@ -205,6 +209,18 @@ mod tests {
         // The same for plain text written before the field was personal.
         let error = serde_json::from_str::<Personal<u32>>(&format!("\"{ADDRESS}\"")).expect_err("not a number");
         assert!(!error.to_string().contains(ADDRESS), "{error}");
+    }
+
+    #[test]
+    fn plain_text_of_a_forgotten_subject_reads_as_erased() {
+        let keys = KeyStore::in_memory();
+        let plain = format!("\"{ADDRESS}\"");
+        let read = |keys: &KeyStore| {
+            keys.scope(|| scope::opening_state("cus_1", || serde_json::from_str::<Personal<String>>(&plain)))
+        };
+        assert_eq!(read(&keys).expect("plain text").get().map(String::as_str), Some(ADDRESS));
+        keys.forgotten("cus_1");
+        assert!(read(&keys).expect("erased").is_erased());
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crate::privacy::KeyStore;
 /// A command the module accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepted<E> {
-    /// The events it produced, with their positions on the log. Empty for a duplicate.
+    /// The events it produced, with their positions on the log. Empty for a duplicate, and for
+    /// a caller in another process when the module's events carry personal data, which stays
+    /// on the module's own topics, where it can be erased (its reply says only "accepted").
     pub events: Vec<Envelope<E>>,
     /// The command id had been applied before; nothing was applied again.
     pub duplicate: bool,
