@@ -84,7 +84,11 @@
 //! opening finds the partition's end from it. Offsets never change; a reader simply skips the
 //! gaps. Deleted records
 //! are overwritten on disk (`PRAGMA secure_delete`, and a compaction that removed anything empties
-//! the write-ahead log), so that a forgotten data subject's key leaves no copy in the files.
+//! the write-ahead log). A page rebalance can leave old bytes of the records it moved in a page's
+//! unused space, which `secure_delete` does not reach: after a compaction that removed keys of
+//! forgotten subjects (`tramline.keys`) the database is vacuumed (rewritten, at the cost of a
+//! copy of it), so that such a key leaves no byte in the files. Records of other topics may leave
+//! such fragments.
 
 mod store;
 
@@ -288,9 +292,10 @@ impl EmbeddedLog {
     }
 
     /// Compacts the compacted topics now: only the latest record per key stays (plus records
-    /// without a key), and tombstones older than the retention go. Deleted records are overwritten on disk (`secure_delete`, and the
-    /// write-ahead log is emptied), so that a forgotten subject's key is really gone. Returns
-    /// how many records were deleted.
+    /// without a key), and tombstones older than the retention go. Deleted records are
+    /// overwritten on disk (`secure_delete`, and the write-ahead log is emptied), and the
+    /// database is vacuumed when keys of forgotten subjects went, so that such a key is really
+    /// gone (see the module docs). Returns how many records were deleted.
     ///
     /// Fails if another process was reading the database, so that the write-ahead log could
     /// not be emptied: the records are deleted, but copies stay in that file until a later

@@ -124,6 +124,13 @@ const PRUNE_MARKS: &str = r#"DELETE FROM compaction_marks WHERE topic = ?1 AND t
 const INSERT_MARK: &str =
     r#"INSERT OR REPLACE INTO compaction_marks (topic, "partition", taken_ms, "offset") VALUES (?1, ?2, ?3, ?4)"#;
 
+/// Whether `topic` holds the keys of personal data, whose deleted records must leave no byte
+/// in the files (on a namespaced log it is `<namespace>.tramline.keys`).
+fn holds_keys(topic: &str) -> bool {
+    use crate::privacy::KEYS_TOPIC;
+    topic.strip_suffix(KEYS_TOPIC).is_some_and(|prefix| prefix.is_empty() || prefix.ends_with('.'))
+}
+
 /// One open embedded log: everything the async side and the members share.
 pub(super) struct Store {
     dir: PathBuf,
@@ -139,6 +146,9 @@ pub(super) struct Store {
     /// compaction (or an earlier process) until a checkpoint empties it. A compaction that
     /// removes nothing still empties it then.
     unemptied_wal: AtomicBool,
+    /// A compaction removed keys of forgotten subjects (`tramline.keys`) and the database has not
+    /// been vacuumed since: pages may hold old bytes of them (see [`Store::compact`]).
+    unvacuumed_keys: AtomicBool,
     /// Dropped with the store, which stops the compaction thread, if any.
     stop_compactor: OnceLock<mpsc::Sender<()>>,
     /// How long a compaction keeps a tombstone ([`EmbeddedOptions::tombstone_retention`]).
@@ -339,6 +349,7 @@ impl Store {
             wakeups: Wakeups::default(),
             // A WAL left by an earlier process may hold copies of what it deleted.
             unemptied_wal: AtomicBool::new(true),
+            unvacuumed_keys: AtomicBool::new(false),
             stop_compactor: OnceLock::new(),
             tombstone_retention: options.tombstone_retention,
             read_only: false,
@@ -398,6 +409,7 @@ impl Store {
             groups: Mutex::new(Coordinator::default()),
             wakeups: Wakeups::default(),
             unemptied_wal: AtomicBool::new(false),
+            unvacuumed_keys: AtomicBool::new(false),
             stop_compactor: OnceLock::new(),
             tombstone_retention: None,
             read_only: true,
@@ -668,8 +680,21 @@ impl Store {
             // Each topic's deletion is committed on its own: from here the WAL has copies.
             if deleted > 0 {
                 self.unemptied_wal.store(true, Ordering::Relaxed);
+                if holds_keys(&name) {
+                    self.unvacuumed_keys.store(true, Ordering::Relaxed);
+                }
             }
             removed += deleted;
+        }
+        // `secure_delete` zeroes a deleted record, but a page rebalance that moved other records
+        // leaves their old bytes in the page's unused space (a few in a thousand keys stayed):
+        // vacuuming rewrites every page, so no byte of a forgotten subject's key is left. It
+        // costs a copy of the database, so only when keys went.
+        if self.unvacuumed_keys.load(Ordering::Relaxed) {
+            writer
+                .execute_batch("VACUUM")
+                .map_err(self.sql("cannot vacuum the database after compaction removed keys of forgotten subjects"))?;
+            self.unvacuumed_keys.store(false, Ordering::Relaxed);
         }
         if !self.unemptied_wal.load(Ordering::Relaxed) {
             return Ok(Compacted { removed, unemptied_wal: None });
