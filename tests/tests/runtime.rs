@@ -220,6 +220,7 @@ async fn a_subscription_nobody_publishes_stops_the_start() {
         other => panic!("expected NoPublisher, got {other:?}"),
     }
     assert!(message.contains("`order.follow-payments`") && message.contains("`payment.events`"), "{message}");
+    assert!(message.contains("TopicSpec::keep(PaymentEvent::TOPIC, partitions)"), "how a test makes it: {message}");
 
     // A projection is named as declared, without the id of its instance's consumer group.
     let mut app = App::new(MemoryLog::shared()).with_settings(fast_settings());

@@ -82,7 +82,7 @@ pub enum RuntimeError {
     Log(#[from] LogError),
     /// A processor subscribes to events whose topic nobody created.
     #[error(
-        "`{processor}` subscribes to {event} of module `{module}`, but topic `{topic}` does not exist: register that module (App::aggregate) in this app or start the process that runs it first"
+        "`{processor}` subscribes to {event} of module `{module}`, but topic `{topic}` does not exist: register that module (App::aggregate) in this app or start the process that runs it first (in a test of this processor alone, create the topic: `log.create_topic(&TopicSpec::keep({event}::TOPIC, partitions))`)"
     )]
     NoPublisher {
         /// The subscribing processor.
