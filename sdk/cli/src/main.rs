@@ -135,11 +135,11 @@ impl Run<'_> {
     /// Refuses an event whose column holds a value of another type than the same column of the
     /// events before it (a whole number is a DOUBLE too), as a typed stream refuses it.
     fn check_types(&mut self) -> Result<(), Unreadable> {
-        for (i, value) in self.columns.iter().enumerate() {
-            let (Some(found), Some(seen)) = (value.sql_type(), self.types[i]) else { continue };
+        for ((value, seen), column) in self.columns.iter().zip(&self.types).zip(&self.plan.columns) {
+            let (Some(found), Some(seen)) = (value.sql_type(), *seen) else { continue };
             let widened = seen == SqlType::Bigint && found == SqlType::Double;
             if !value.fits(seen) && !widened {
-                let name = &self.plan.columns[i].name;
+                let name = &column.name;
                 let (found, seen) = (found.name(), seen.name());
                 return Err(Unreadable::Type(format!(
                     "field `{name}` holds a {found}, where the events before gave it {seen} values (a column has one type)"

@@ -102,6 +102,49 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
         };
         !self.gave_up
     }
+
+    /// Appends the public records to the feed's own log, retried until it takes them. When it
+    /// refuses one as too large, they are appended again one at a time and each refused one
+    /// dead-letters its input: those written before it are written twice, with the same `ce_id`
+    /// (an append to Kafka is not atomic, so which of them were written is not known).
+    async fn append_to(
+        &mut self,
+        target: &dyn EventLog,
+        inputs: &[Record],
+        public: Vec<(usize, OutRecord)>,
+        outputs: &mut Vec<OutRecord>,
+    ) {
+        let mut failures = 0;
+        loop {
+            match target.append(public.iter().map(|(_, out)| out.clone()).collect()).await {
+                Ok(_) => return,
+                Err(LogError::TooLarge { .. }) => break,
+                Err(error) => {
+                    if !self.retry("writing to the feed's log", error, &mut failures).await {
+                        return;
+                    }
+                }
+            }
+        }
+        for (input, out) in public {
+            let mut failures = 0;
+            loop {
+                match target.append(vec![out.clone()]).await {
+                    Ok(_) => break,
+                    Err(error @ LogError::TooLarge { .. }) => {
+                        tracing::warn!(group = self.group, %error, "a public record is dead-lettered: its feed's log refused it");
+                        outputs.push(dead_letter::letter(&self.dead_letters, &self.group, &inputs[input], &error));
+                        break;
+                    }
+                    Err(error) => {
+                        if !self.retry("writing to the feed's log", error, &mut failures).await {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
@@ -156,51 +199,6 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
             None => outputs.extend(public.into_iter().map(|(_, out)| out)),
             Some(target) if !public.is_empty() => self.append_to(&*target, records, public, outputs).await,
             Some(_) => {}
-        }
-    }
-}
-
-impl<S: Send + Sync + 'static> ExportProcessor<S> {
-    /// Appends the public records to the feed's own log, retried until it takes them. When it
-    /// refuses one as too large, they are appended again one at a time and each refused one
-    /// dead-letters its input: those written before it are written twice, with the same `ce_id`
-    /// (an append to Kafka is not atomic, so which of them were written is not known).
-    async fn append_to(
-        &mut self,
-        target: &dyn EventLog,
-        inputs: &[Record],
-        public: Vec<(usize, OutRecord)>,
-        outputs: &mut Vec<OutRecord>,
-    ) {
-        let mut failures = 0;
-        loop {
-            match target.append(public.iter().map(|(_, out)| out.clone()).collect()).await {
-                Ok(_) => return,
-                Err(LogError::TooLarge { .. }) => break,
-                Err(error) => {
-                    if !self.retry("writing to the feed's log", error, &mut failures).await {
-                        return;
-                    }
-                }
-            }
-        }
-        for (input, out) in public {
-            let mut failures = 0;
-            loop {
-                match target.append(vec![out.clone()]).await {
-                    Ok(_) => break,
-                    Err(error @ LogError::TooLarge { .. }) => {
-                        tracing::warn!(group = self.group, %error, "a public record is dead-lettered: its feed's log refused it");
-                        outputs.push(dead_letter::letter(&self.dead_letters, &self.group, &inputs[input], &error));
-                        break;
-                    }
-                    Err(error) => {
-                        if !self.retry("writing to the feed's log", error, &mut failures).await {
-                            return;
-                        }
-                    }
-                }
-            }
         }
     }
 }
