@@ -1,12 +1,14 @@
 //! The aggregate harness decides as the runtime does: each entity on its own state, its events
-//! through the codec, its state as its snapshot restores it.
+//! through the codec, its state as its snapshot restores it. The export harness maps as the
+//! runtime does, with its tables folded first.
 
 use std::collections::HashMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tramline::export::{Export, PublicEvent};
 use tramline::prelude::*;
-use tramline::testing::AggregateTest;
+use tramline::testing::{AggregateTest, ExportTest};
 
 #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[reference(prefix = "lmp")]
@@ -145,4 +147,65 @@ async fn the_app_refuses_an_aggregate_of_two_modules() {
     let mut app = App::new(MemoryLog::shared());
     let refused = app.aggregate::<Mismatched>(()).await.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refused.contains("commands belong to module `lamp` but events to `bulb`"), "{refused}");
+}
+
+/// A lamp switched on, as partners see it: with its room, which the export looks up.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+pub struct LampLit {
+    id: LampId,
+    room: String,
+}
+
+impl PublicEvent for LampLit {
+    const NAME: &'static str = "LampLit";
+    const VERSION: u32 = 1;
+    type Key = LampId;
+    fn key(&self) -> &LampId {
+        &self.id
+    }
+}
+
+/// Rooms of bulbs (the other module's events, read as a table).
+fn lamps_export() -> Export<HashMap<LampId, String>> {
+    Export::with_state("lamp", "lit", "Lamps switched on.", HashMap::new())
+        .table(|rooms, event: &Envelope<BulbEvent>| {
+            let BulbEvent::SwitchedOn { id } = event.payload;
+            rooms.insert(id, "hall".to_owned());
+        })
+        .publish(
+            |_, event: &Envelope<LampEvent>| matches!(event.payload, LampEvent::SwitchedOn { .. }),
+            |rooms, event| match &event.payload {
+                LampEvent::SwitchedOn { id } => match rooms.get(id) {
+                    Some(room) => Ok(LampLit { id: *id, room: room.clone() }),
+                    None => Err(format!("no room for lamp {id}")),
+                },
+                _ => unreachable!("filtered"),
+            },
+        )
+}
+
+#[test]
+fn an_export_publishes_what_its_mapping_makes_with_its_tables() {
+    let (lamp, other) = (LampId::generate(), LampId::generate());
+    let mut test = ExportTest::new(lamps_export()).given(BulbEvent::SwitchedOn { id: lamp });
+    let published = test.when(LampEvent::SwitchedOn { id: lamp });
+    let record = &published.records()[0];
+    assert_eq!(record.topic.as_ref(), "public.lit");
+    assert_eq!(record.key.as_deref(), Some(lamp.to_string().as_bytes()));
+    published.then_published([LampLit { id: lamp, room: "hall".into() }]);
+    test.when(LampEvent::Tallied { id: lamp, a: 1, b: 2 }).then_nothing();
+    test.when(LampEvent::SwitchedOn { id: other })
+        .then_dead_lettered_saying(&format!("no room for lamp {other}"));
+}
+
+#[test]
+#[should_panic(expected = "no table of the export reads")]
+fn an_export_test_given_an_event_no_table_reads_fails() {
+    let _ = ExportTest::new(lamps_export()).given(LampEvent::SwitchedOn { id: LampId::generate() });
+}
+
+#[test]
+#[should_panic(expected = "export feed `Lamps Lit` is not a valid name")]
+fn an_export_test_refuses_a_name_the_app_refuses() {
+    let _ = ExportTest::new(Export::new("lamp", "Lamps Lit", "Lamps switched on."));
 }

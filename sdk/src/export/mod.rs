@@ -57,6 +57,7 @@ use uuid::Uuid;
 use crate::codec::{self, DecodeError, headers};
 use crate::log::{EventLog, Headers, OutRecord, Record};
 use crate::model::{Envelope, Event, ReferenceId, Subscription};
+use crate::runtime::RuntimeError;
 use crate::schema::{self, Audience, FeedSchema, MessageSchema};
 
 /// A public event type: what partners read on a public feed. Its JSON is its fields; its
@@ -159,11 +160,42 @@ impl<S> Export<S> {
         format!("public.{}", self.feed)
     }
 
+    /// The CloudEvents `source` of its records: `/<module>/<feed>`.
+    pub(crate) fn source(&self) -> String {
+        format!("/{}/{}", self.module, self.feed)
+    }
+
     /// The consumer group of the export: `<module>.export.<feed>`.
     pub fn group(&self) -> String {
         format!("{}.export.{}", self.module, self.feed)
     }
+
+    /// [`RuntimeError::InvalidName`] when the module or feed could not name the topic and group
+    /// as every other name of the platform does (a space, a capital, a `/`, nothing).
+    pub(crate) fn check_names(&self) -> Result<(), RuntimeError> {
+        fn lowercase_name(name: &str) -> bool {
+            name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        }
+        if !lowercase_name(self.module) {
+            return Err(RuntimeError::InvalidName {
+                what: "export module",
+                name: self.module.into(),
+                rule: MODULE_RULE,
+            });
+        }
+        if !self.feed.split('.').all(lowercase_name) {
+            return Err(RuntimeError::InvalidName { what: "export feed", name: self.feed.clone(), rule: FEED_RULE });
+        }
+        Ok(())
+    }
 }
+
+/// A module name's rule, as the derives check it.
+const MODULE_RULE: &str = "a lowercase letter, then lowercase letters, digits or `-` (`gift-card`)";
+/// A feed name's rule: it names the topic `public.<feed>`.
+const FEED_RULE: &str = "one or more parts separated by `.`, each a lowercase letter, then lowercase letters, \
+                         digits or `-` (`orders.citybus`)";
 
 impl<S: Send + Sync + 'static> Export<S> {
     /// An export with lookup state, filled by [`Export::table`].

@@ -42,7 +42,7 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
         let group = export.group();
         ExportProcessor {
             topic: Arc::from(export.topic()),
-            source: format!("/{}/{}", export.module, export.feed),
+            source: export.source(),
             dead_letters: Arc::from(dead_letter::topic_of(&group)),
             group,
             export,
@@ -201,28 +201,6 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
             Some(_) => {}
         }
     }
-}
-
-/// A module name's rule, as the derives check it.
-const MODULE_RULE: &str = "a lowercase letter, then lowercase letters, digits or `-` (`gift-card`)";
-/// A feed name's rule: it names the topic `public.<feed>`.
-const FEED_RULE: &str = "one or more parts separated by `.`, each a lowercase letter, then lowercase letters, \
-                         digits or `-` (`orders.citybus`)";
-
-/// [`RuntimeError::InvalidName`] when the export's module or feed could not name its topic and
-/// group as every other name of the platform does (a space, a capital, a `/`, nothing).
-pub(crate) fn check_names<S>(export: &Export<S>) -> Result<(), RuntimeError> {
-    fn lowercase_name(name: &str) -> bool {
-        name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    }
-    if !lowercase_name(export.module) {
-        return Err(RuntimeError::InvalidName { what: "export module", name: export.module.into(), rule: MODULE_RULE });
-    }
-    if !export.feed.split('.').all(lowercase_name) {
-        return Err(RuntimeError::InvalidName { what: "export feed", name: export.feed.clone(), rule: FEED_RULE });
-    }
-    Ok(())
 }
 
 /// Creates the feed's topic (on its own log) and the export's dead-letter topic.

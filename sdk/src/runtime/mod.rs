@@ -668,7 +668,7 @@ impl App {
         &mut self,
         export: crate::export::Export<S>,
     ) -> Result<(), RuntimeError> {
-        export::check_names(&export)?;
+        export.check_names()?;
         let group = export.group();
         export::create_topics(&export, &*self.log, self.settings.partitions).await?;
         let reads: Vec<&'static str> = export.subscriptions.iter().map(|s| s.topic).collect();

@@ -1,6 +1,7 @@
-//! Given/when/then for aggregates, reactions and projections, with virtual time and no log.
+//! Given/when/then for aggregates, reactions, projections and exports, with virtual time and no
+//! log.
 //!
-//! Reactions and projections are fed real records made by the codec, so a test runs the same
+//! Reactions, projections and exports are fed real records made by the codec, so a test runs the same
 //! decode-and-dispatch path as production.
 //!
 //! ```
@@ -33,6 +34,7 @@
 mod aggregate;
 mod clock;
 pub mod conformance;
+mod export;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod projection;
@@ -40,6 +42,7 @@ mod reaction;
 
 pub use aggregate::{AggregateTest, Decided};
 pub use clock::VirtualClock;
+pub use export::{ExportTest, Exported};
 pub use projection::ProjectionTest;
 pub use reaction::{Reacted, ReactionTest};
 
