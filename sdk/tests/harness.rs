@@ -209,3 +209,9 @@ fn an_export_test_given_an_event_no_table_reads_fails() {
 fn an_export_test_refuses_a_name_the_app_refuses() {
     let _ = ExportTest::new(Export::new("lamp", "Lamps Lit", "Lamps switched on."));
 }
+
+#[test]
+#[should_panic(expected = "the export publishes nothing of")]
+fn an_export_test_when_an_event_no_mapping_reads_fails() {
+    let _ = ExportTest::new(lamps_export()).when(BulbEvent::SwitchedOn { id: LampId::generate() });
+}

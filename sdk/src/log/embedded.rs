@@ -298,12 +298,14 @@ impl EmbeddedLog {
     /// gone (see the module docs). Returns how many records were deleted.
     ///
     /// Fails if another process was reading the database, so that the write-ahead log could
-    /// not be emptied: the records are deleted, but copies stay in that file until a later
-    /// compaction empties it.
+    /// not be emptied, or if the database could not be vacuumed (it needs about its own size
+    /// free in SQLite's temporary directory): the records are deleted, but copies stay in the
+    /// files until a later compaction completes. The vacuum holds the writer: the log's writes
+    /// wait for it.
     pub async fn compact(&self) -> Result<u64, LogError> {
         self.store.writable("compact")?;
         let compacted = blocking(&self.store, |store| store.compact()).await?;
-        match compacted.unemptied_wal {
+        match compacted.incomplete {
             Some(error) => Err(error),
             None => Ok(compacted.removed),
         }

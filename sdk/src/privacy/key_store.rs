@@ -46,8 +46,8 @@ const KEY_WAIT: Duration = Duration::from_secs(10);
 
 /// How stale this process's view of the keys topic may be when it opens personal data: a
 /// subject forgotten by another process (whose marker and tombstones are on the topic) stops
-/// opening here at most this long after. One read of the topic's ends per interval, and only
-/// when sealed data is about to be opened.
+/// opening here at most this long after. One read of the topic's ends per interval, when
+/// records are about to be decoded.
 const KEY_REFRESH: Duration = Duration::from_secs(1);
 
 /// The keys of the data subjects, on the log (see the [module docs](crate::privacy)). Cheap to
@@ -184,8 +184,11 @@ impl KeyStore {
     /// [`KeyStore::catch_up`]'s work, under its lock.
     async fn read_new(&self, log: &Arc<dyn EventLog>) -> Result<(), LogError> {
         if self.ring().partitions == 0 {
-            // Made by another app, or not at all yet.
-            let Some(count) = log.partition_count(&self.inner.topic).await? else { return Ok(()) };
+            // Made by another app, or not at all yet (looked for again after the refresh).
+            let Some(count) = log.partition_count(&self.inner.topic).await? else {
+                self.ring().read_at = Some(tokio::time::Instant::now());
+                return Ok(());
+            };
             let mut ring = self.ring();
             ring.partitions = count;
             ring.read = vec![0; count as usize];
@@ -292,18 +295,19 @@ impl KeyStore {
                 ids.split(',').filter_map(|id| Uuid::try_parse(id).ok()).map(move |id| (subject.clone(), id))
             })
             .collect();
-        if named.is_empty() {
-            // Plain records name no key. A store that has never read the topic reads it once,
-            // so that plain personal data of a forgotten subject reads as erased.
-            if self.ring().read_at.is_none() {
-                self.catch_up().await?;
-            }
-            return Ok(());
-        }
-        // Keys known here may be deleted since (a subject forgotten by another process), and
-        // keys given up on may have arrived: look at the topic again now and then.
+        // Keys known here may be deleted since (a subject forgotten by another process, whose
+        // plain values then read as erased too), and keys given up on may have arrived: look at
+        // the topic again now and then, whether the records name keys or hold plain text.
         if self.ring().read_at.is_none_or(|at| at.elapsed() >= KEY_REFRESH) {
-            self.catch_up().await?;
+            match self.catch_up().await {
+                // Records without sealed data do not wait for a log that is away: a subject
+                // forgotten meanwhile reads as erased once the topic is read again.
+                Err(error) if named.is_empty() => tracing::debug!(%error, "the keys topic could not be read again"),
+                caught_up => caught_up?,
+            }
+        }
+        if named.is_empty() {
+            return Ok(());
         }
         let started = tokio::time::Instant::now();
         loop {

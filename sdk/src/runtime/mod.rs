@@ -213,7 +213,7 @@ pub enum RuntimeError {
 
 /// Why a processor's name is taken when the other one is the data module's own group.
 fn reserved(group: &str) -> &'static str {
-    match group.rsplit_once('.').is_some_and(|(_, name)| name == aggregate::GROUP_SUFFIX) {
+    match group.split_once('.').is_some_and(|(_, name)| name == aggregate::GROUP_SUFFIX) {
         true => " (the module's data module, App::aggregate, has this group)",
         false => "",
     }

@@ -48,20 +48,21 @@ impl<S: Send + Sync + 'static> ExportTest<S> {
     #[track_caller]
     pub fn given<E: Event>(mut self, event: E) -> Self {
         let record = self.record(event);
-        let tables: Vec<_> = self.export.tables.iter().filter(|t| t.topic == E::TOPIC).collect();
-        assert!(!tables.is_empty(), "no table of the export reads {} (Export::table)", std::any::type_name::<E>());
-        for table in tables {
-            if let Err(error) = keys().scope(|| (table.fold)(&mut self.export.state, &record)) {
-                panic!("the table cannot read the given event: {error}");
-            }
-        }
+        let read = self.fold(&record);
+        assert!(read, "no table of the export reads {} (Export::table)", std::any::type_name::<E>());
         self
     }
 
     /// Maps one event as the runtime would: the public records it publishes, or why it goes to
-    /// the export's dead-letter topic.
+    /// the export's dead-letter topic. A table that reads `E` folds it first, as the runtime
+    /// brings the tables up to the end of their topics before it maps. Panics when the export
+    /// publishes nothing of `E` ([`Export::publish`]).
+    #[track_caller]
     pub fn when<E: Event>(&mut self, event: E) -> Exported {
+        let routed = self.export.routes.iter().any(|r| r.topic == E::TOPIC);
+        assert!(routed, "the export publishes nothing of {} (Export::publish)", std::any::type_name::<E>());
         let record = self.record(event);
+        self.fold(&record);
         let mut exported = Exported { records: Vec::new(), refused: Vec::new() };
         for route in self.export.routes.iter().filter(|r| r.topic == E::TOPIC) {
             match keys().scope(|| (route.map)(&self.export.state, &record)) {
@@ -71,6 +72,19 @@ impl<S: Send + Sync + 'static> ExportTest<S> {
             }
         }
         exported
+    }
+
+    /// Folds a record into the tables that read its topic; whether any does.
+    #[track_caller]
+    fn fold(&mut self, record: &Record) -> bool {
+        let mut read = false;
+        for table in self.export.tables.iter().filter(|t| *t.topic == *record.topic) {
+            if let Err(error) = keys().scope(|| (table.fold)(&mut self.export.state, record)) {
+                panic!("a table of the export cannot read the event: {error}");
+            }
+            read = true;
+        }
+        read
     }
 
     fn record<E: Event>(&mut self, event: E) -> Record {

@@ -166,8 +166,9 @@ pub(super) struct Store {
 pub(super) struct Compacted {
     /// Records deleted.
     pub(super) removed: u64,
-    /// Why the write-ahead log still holds copies of deleted records, if it does.
-    pub(super) unemptied_wal: Option<LogError>,
+    /// Why the files may still hold copies of deleted records, if they may: the write-ahead
+    /// log could not be emptied, or the database vacuumed.
+    pub(super) incomplete: Option<LogError>,
 }
 
 /// The topics, with their end offsets, mirrored in memory. Changed only by the holder of the
@@ -360,7 +361,7 @@ impl Store {
             // Housekeeping: the log is usable without it (a full disk can refuse the
             // checkpoint), and the copies go with the next compaction that can empty the WAL.
             match store.compact() {
-                Ok(Compacted { unemptied_wal: Some(error), .. }) | Err(error) => {
+                Ok(Compacted { incomplete: Some(error), .. }) | Err(error) => {
                     tracing::warn!(%error, "embedded log: compaction on open did not complete; the log opens without it");
                 }
                 Ok(_) => {}
@@ -668,36 +669,47 @@ impl Store {
         let now = jiff::Timestamp::now().as_millisecond();
         let mut removed = 0u64;
         for (id, name) in compacted {
-            let deleted = writer
+            let superseded = writer
                 .prepare_cached(COMPACT)
                 .and_then(|mut delete| delete.execute([id]))
                 .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))?
                 as u64;
-            let deleted = deleted
+            let deleted = superseded
                 + self.expire_tombstones(&writer, id, now).map_err(|e| {
                     self.error(&format!("cannot delete the tombstones of topic `{name}` older than the retention"), e)
                 })?;
             // Each topic's deletion is committed on its own: from here the WAL has copies.
             if deleted > 0 {
                 self.unemptied_wal.store(true, Ordering::Relaxed);
-                if holds_keys(&name) {
-                    self.unvacuumed_keys.store(true, Ordering::Relaxed);
-                }
+            }
+            // Superseded key records hold key material; expired tombstones hold none.
+            if superseded > 0 && holds_keys(&name) {
+                self.unvacuumed_keys.store(true, Ordering::Relaxed);
             }
             removed += deleted;
         }
         // `secure_delete` zeroes a deleted record, but a page rebalance that moved other records
         // leaves their old bytes in the page's unused space (a few in a thousand keys stayed):
         // vacuuming rewrites every page, so no byte of a forgotten subject's key is left. It
-        // costs a copy of the database, so only when keys went.
-        if self.unvacuumed_keys.load(Ordering::Relaxed) {
-            writer
-                .execute_batch("VACUUM")
-                .map_err(self.sql("cannot vacuum the database after compaction removed keys of forgotten subjects"))?;
-            self.unvacuumed_keys.store(false, Ordering::Relaxed);
-        }
+        // costs a copy of the database (in the write-ahead log and in SQLite's temporary
+        // directory) and holds the writer meanwhile, so only when keys went. A failure is
+        // told after the write-ahead log is emptied, and the next compaction tries again.
+        let unvacuumed = match self.unvacuumed_keys.load(Ordering::Relaxed) {
+            false => None,
+            true => match writer.execute_batch("VACUUM") {
+                Ok(()) => {
+                    self.unvacuumed_keys.store(false, Ordering::Relaxed);
+                    None
+                }
+                Err(error) => Some(self.error(
+                    "cannot vacuum the database after compaction removed keys of forgotten subjects \
+                     (bytes of them may stay in unused space of its pages until a compaction vacuums it)",
+                    error,
+                )),
+            },
+        };
         if !self.unemptied_wal.load(Ordering::Relaxed) {
-            return Ok(Compacted { removed, unemptied_wal: None });
+            return Ok(Compacted { removed, incomplete: unvacuumed });
         }
         // The WAL still holds the pages as they were before: copy the deletions into the
         // database and empty it, so that what compaction removed is gone from the disk. A
@@ -720,7 +732,7 @@ impl Store {
                 self.database.display()
             ))
         });
-        Ok(Compacted { removed, unemptied_wal })
+        Ok(Compacted { removed, incomplete: unvacuumed.or(unemptied_wal) })
     }
 
     /// Deletes the topic's tombstones that have been on the log for the retention, as Kafka
@@ -752,10 +764,10 @@ impl Store {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     let Some(store) = store.upgrade() else { return };
                     match store.compact() {
-                        Ok(Compacted { removed, unemptied_wal: None }) => {
+                        Ok(Compacted { removed, incomplete: None }) => {
                             tracing::debug!(removed, "embedded log: compacted");
                         }
-                        Ok(Compacted { unemptied_wal: Some(error), .. }) | Err(error) => {
+                        Ok(Compacted { incomplete: Some(error), .. }) | Err(error) => {
                             tracing::warn!(%error, "embedded log: periodic compaction did not complete");
                         }
                     }
