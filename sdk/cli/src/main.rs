@@ -253,15 +253,11 @@ impl Run<'_> {
             }
         };
         let data = record.value.clone().unwrap_or_default();
-        match self.feed(&event_type, record.timestamp, &data) {
-            Ok(()) => {}
-            Err(Unreadable::Data(error)) => {
-                self.counts.bad += 1;
-                eprintln!("record {at}: {DATA_ERROR}: {error}");
-            }
-            Err(Unreadable::Type(message)) => {
-                self.counts.bad += 1;
-                eprintln!("record {at}: {message}");
+        if let Err(error) = self.feed(&event_type, record.timestamp, &data) {
+            self.counts.bad += 1;
+            match error {
+                Unreadable::Data(error) => eprintln!("record {at}: {DATA_ERROR}: {error}"),
+                Unreadable::Type(message) => eprintln!("record {at}: {message}"),
             }
         }
     }

@@ -114,37 +114,46 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
         public: Vec<(usize, OutRecord)>,
         outputs: &mut Vec<OutRecord>,
     ) {
-        let mut failures = 0;
-        loop {
-            match target.append(public.iter().map(|(_, out)| out.clone()).collect()).await {
-                Ok(_) => return,
-                Err(LogError::TooLarge { .. }) => break,
-                Err(error) => {
-                    if !self.retry("writing to the feed's log", error, &mut failures).await {
-                        return;
-                    }
+        let batch = public.iter().map(|(_, out)| out.clone()).collect();
+        if !matches!(self.append_retried(target, batch).await, Appended::TooLarge(_)) {
+            return;
+        }
+        for (input, out) in public {
+            match self.append_retried(target, vec![out]).await {
+                Appended::Taken => {}
+                Appended::GaveUp => return,
+                Appended::TooLarge(error) => {
+                    tracing::warn!(group = self.group, %error, "a public record is dead-lettered: its feed's log refused it");
+                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, &inputs[input], &error));
                 }
             }
         }
-        for (input, out) in public {
-            let mut failures = 0;
-            loop {
-                match target.append(vec![out.clone()]).await {
-                    Ok(_) => break,
-                    Err(error @ LogError::TooLarge { .. }) => {
-                        tracing::warn!(group = self.group, %error, "a public record is dead-lettered: its feed's log refused it");
-                        outputs.push(dead_letter::letter(&self.dead_letters, &self.group, &inputs[input], &error));
-                        break;
-                    }
-                    Err(error) => {
-                        if !self.retry("writing to the feed's log", error, &mut failures).await {
-                            return;
-                        }
+    }
+
+    /// Appends `records` to `target`, trying again while the log is away.
+    async fn append_retried(&mut self, target: &dyn EventLog, records: Vec<OutRecord>) -> Appended {
+        let mut failures = 0;
+        loop {
+            match target.append(records.clone()).await {
+                Ok(_) => return Appended::Taken,
+                Err(error @ LogError::TooLarge { .. }) => return Appended::TooLarge(error),
+                Err(error) => {
+                    if !self.retry("writing to the feed's log", error, &mut failures).await {
+                        return Appended::GaveUp;
                     }
                 }
             }
         }
     }
+}
+
+/// How an append to the feed's own log ended.
+enum Appended {
+    Taken,
+    /// The log refuses a record for good.
+    TooLarge(LogError),
+    /// Shut down, or failed for good (see `ExportProcessor::retry`).
+    GaveUp,
 }
 
 impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
