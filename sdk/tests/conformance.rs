@@ -404,7 +404,8 @@ mod embedded {
         let marked = application_id(&db);
         assert_ne!(marked, 0, "a new log is marked as tramline's");
         // As such a log was: version 1, without the compaction marks.
-        db.execute_batch("DROP TABLE compaction_marks; PRAGMA user_version = 1").unwrap();
+        db.execute_batch("DROP TABLE compaction_marks; DROP TABLE pending_vacuum; PRAGMA user_version = 1")
+            .unwrap();
         db.pragma_update(None, "application_id", 0).unwrap();
         drop(db);
 
@@ -415,7 +416,32 @@ mod embedded {
         assert_eq!(application_id(&db), marked);
         let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
         let marks: i64 = db.query_row("SELECT count(*) FROM compaction_marks", [], |row| row.get(0)).unwrap();
-        assert_eq!((version, marks), (2, 0), "brought to version 2");
+        let pending: i64 = db.query_row("SELECT count(*) FROM pending_vacuum", [], |row| row.get(0)).unwrap();
+        assert_eq!((version, marks, pending), (3, 0, 0), "brought to version 3");
+    }
+
+    /// Version 3 added the note of a pending vacuum: a log of version 2 is read as it is, beside
+    /// the process that writes it, and opening it for writing brings it to version 3.
+    #[tokio::test]
+    async fn a_log_of_version_2_is_read_as_it_is_and_upgraded_when_opened_for_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        log.create_topic(&TopicSpec::keep("t", 1)).await.unwrap();
+        log.append(vec![record("t", Some("k"), Some("v"))]).await.unwrap();
+        drop(log);
+        let path = dir.path().join("log.sqlite3");
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch("DROP TABLE pending_vacuum; PRAGMA user_version = 2").unwrap();
+        drop(db);
+
+        let reader = EmbeddedLog::open_read_only(dir.path()).expect("a log of version 2 is read");
+        assert_eq!(reader.read(&TopicPartition::new("t", 0), 0, 10).await.unwrap().len(), 1);
+        drop(reader);
+        drop(EmbeddedLog::open(dir.path()).unwrap());
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        let pending: i64 = db.query_row("SELECT count(*) FROM pending_vacuum", [], |row| row.get(0)).unwrap();
+        assert_eq!((version, pending), (3, 0));
     }
 
     /// Compaction promises that no copy of a deleted record stays in the files; another

@@ -16,7 +16,8 @@
 //!
 //! One directory holds one log: the database `log.sqlite3` (with SQLite's `-wal` and `-shm` files
 //! beside it) and the lock file `tramline.lock` (the holder's process id). The schema
-//! (`PRAGMA user_version` 2; a log of version 1 gets the marks on open):
+//! (`PRAGMA user_version` 3; a log of an earlier version gets the tables it lacks when it is
+//! opened for writing):
 //!
 //! | table | columns | key |
 //! | --- | --- | --- |
@@ -24,6 +25,7 @@
 //! | `records` | `topic` (the topic's `id`), `partition`, `offset`, `key`, `value`, `headers`, `timestamp` | (`topic`, `partition`, `offset`) |
 //! | `committed` | `group_name`, `topic`, `partition`, `offset` (the next offset to read) | (`group_name`, `topic`, `partition`) |
 //! | `compaction_marks` | `topic`, `partition`, `taken_ms`, `offset` (the partition's end when a compaction ran) | (`topic`, `partition`, `taken_ms`) |
+//! | `pending_vacuum` | `id` (always 1), `since_ms`: a row while keys of forgotten subjects were deleted and the database not vacuumed since | `id` |
 //!
 //! `key` and `value` are blobs (`NULL` for none; a `NULL` value is a tombstone), `timestamp` is
 //! milliseconds since the Unix epoch, and `headers` is one compact blob: each header as
@@ -87,8 +89,9 @@
 //! the write-ahead log). A page rebalance can leave old bytes of the records it moved in a page's
 //! unused space, which `secure_delete` does not reach: after a compaction that removed keys of
 //! forgotten subjects (`tramline.keys`) the database is vacuumed (rewritten, at the cost of a
-//! copy of it), so that such a key leaves no byte in the files. Records of other topics may leave
-//! such fragments.
+//! copy of it), so that such a key leaves no byte in the files. The deletion notes the vacuum in
+//! its own transaction (`pending_vacuum`): a process killed before it vacuumed leaves it to the
+//! next compaction (on open, by default). Records of other topics may leave such fragments.
 
 mod store;
 

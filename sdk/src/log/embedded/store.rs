@@ -30,8 +30,9 @@ use crate::model::Position;
 pub(super) const DATABASE: &str = "log.sqlite3";
 /// The lock file inside the directory: it names the process that holds the directory.
 pub(super) const LOCK: &str = "tramline.lock";
-/// `PRAGMA user_version` of the schema below (1: without `compaction_marks`).
-const SCHEMA_VERSION: i64 = 2;
+/// `PRAGMA user_version` of the schema below (1: without `compaction_marks`; 2: without
+/// `pending_vacuum`).
+const SCHEMA_VERSION: i64 = 3;
 /// `PRAGMA application_id` of a tramline log ("trln"): tells its database from any other.
 const APPLICATION_ID: i64 = 0x7472_6c6e;
 /// The tables of the schema's version 1, to recognise a log made before the application id was
@@ -86,6 +87,16 @@ CREATE TABLE IF NOT EXISTS compaction_marks (
     "offset"    INTEGER NOT NULL,
     PRIMARY KEY (topic, "partition", taken_ms)
 ) WITHOUT ROWID;
+"#;
+
+/// A row while a compaction has removed keys of forgotten subjects and the database has not been
+/// vacuumed since (see [`Store::compact`]). Written in the deletion's transaction, it outlives a
+/// process killed before its vacuum, and the next compaction (on open, too) vacuums.
+const PENDING_VACUUM: &str = r#"
+CREATE TABLE IF NOT EXISTS pending_vacuum (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    since_ms    INTEGER NOT NULL
+);
 "#;
 
 const INSERT_RECORD: &str = r#"INSERT INTO records (topic, "partition", "offset", key, value, headers, timestamp)
@@ -146,9 +157,6 @@ pub(super) struct Store {
     /// compaction (or an earlier process) until a checkpoint empties it. A compaction that
     /// removes nothing still empties it then.
     unemptied_wal: AtomicBool,
-    /// A compaction removed keys of forgotten subjects (`tramline.keys`) and the database has not
-    /// been vacuumed since: pages may hold old bytes of them (see [`Store::compact`]).
-    unvacuumed_keys: AtomicBool,
     /// Dropped with the store, which stops the compaction thread, if any.
     stop_compactor: OnceLock<mpsc::Sender<()>>,
     /// How long a compaction keeps a tombstone ([`EmbeddedOptions::tombstone_retention`]).
@@ -350,7 +358,6 @@ impl Store {
             wakeups: Wakeups::default(),
             // A WAL left by an earlier process may hold copies of what it deleted.
             unemptied_wal: AtomicBool::new(true),
-            unvacuumed_keys: AtomicBool::new(false),
             stop_compactor: OnceLock::new(),
             tombstone_retention: options.tombstone_retention,
             read_only: false,
@@ -388,7 +395,8 @@ impl Store {
         // SQLite's write-ahead log lets readers in beside the writer of another process.
         let reader = open_reader(&database).map_err(err("cannot open the database"))?;
         match identify(&reader, &database)? {
-            Found::Log { version: SCHEMA_VERSION } => {}
+            // Version 3 added only what compaction writes.
+            Found::Log { version: 2 | SCHEMA_VERSION } => {}
             Found::Nothing => {
                 return Err(LogError::Backend(format!("embedded log {}: holds no embedded log", dir.display())));
             }
@@ -410,7 +418,6 @@ impl Store {
             groups: Mutex::new(Coordinator::default()),
             wakeups: Wakeups::default(),
             unemptied_wal: AtomicBool::new(false),
-            unvacuumed_keys: AtomicBool::new(false),
             stop_compactor: OnceLock::new(),
             tombstone_retention: None,
             read_only: true,
@@ -658,10 +665,19 @@ impl Store {
 
     /// Compacts every compacted topic: only the latest record per key stays (and every record
     /// without a key), and tombstones go once they have been on the log for the retention;
-    /// then empties the write-ahead log so that no copy of a deleted record stays in the files.
-    /// Blocks.
+    /// then vacuums when keys of forgotten subjects went, and empties the write-ahead log, so
+    /// that no copy of a deleted record stays in the files. Blocks.
     pub(super) fn compact(&self) -> Result<Compacted, LogError> {
         let writer = lock(&self.writer);
+        let removed = self.remove_superseded(&writer)?;
+        let unvacuumed = self.vacuum_if_pending(&writer).err();
+        let unemptied_wal = self.empty_wal(&writer)?.err();
+        Ok(Compacted { removed, incomplete: unvacuumed.or(unemptied_wal) })
+    }
+
+    /// The deletions of [`Store::compact`], each topic's committed on its own. Returns how many
+    /// records went.
+    fn remove_superseded(&self, writer: &Connection) -> Result<u64, LogError> {
         let compacted: Vec<(i64, String)> = writer
             .prepare_cached("SELECT id, name FROM topics WHERE cleanup = 'compact'")
             .and_then(|mut select| select.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
@@ -669,47 +685,62 @@ impl Store {
         let now = jiff::Timestamp::now().as_millisecond();
         let mut removed = 0u64;
         for (id, name) in compacted {
+            // Superseded key records hold key material (expired tombstones hold none): the
+            // vacuum they call for is noted in their deletion's transaction.
             let superseded = writer
-                .prepare_cached(COMPACT)
-                .and_then(|mut delete| delete.execute([id]))
-                .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))?
-                as u64;
+                .unchecked_transaction()
+                .and_then(|tx| {
+                    let superseded = tx.prepare_cached(COMPACT)?.execute([id])?;
+                    if superseded > 0 && holds_keys(&name) {
+                        tx.prepare_cached("INSERT OR IGNORE INTO pending_vacuum (id, since_ms) VALUES (1, ?1)")?
+                            .execute([now])?;
+                    }
+                    tx.commit().map(|()| superseded as u64)
+                })
+                .map_err(|e| self.error(&format!("cannot compact topic `{name}`"), e))?;
             let deleted = superseded
-                + self.expire_tombstones(&writer, id, now).map_err(|e| {
+                + self.expire_tombstones(writer, id, now).map_err(|e| {
                     self.error(&format!("cannot delete the tombstones of topic `{name}` older than the retention"), e)
                 })?;
-            // Each topic's deletion is committed on its own: from here the WAL has copies.
+            // From here the WAL has copies.
             if deleted > 0 {
                 self.unemptied_wal.store(true, Ordering::Relaxed);
             }
-            // Superseded key records hold key material; expired tombstones hold none.
-            if superseded > 0 && holds_keys(&name) {
-                self.unvacuumed_keys.store(true, Ordering::Relaxed);
-            }
             removed += deleted;
         }
-        // `secure_delete` zeroes a deleted record, but a page rebalance that moved other records
-        // leaves their old bytes in the page's unused space (a few in a thousand keys stayed):
-        // vacuuming rewrites every page, so no byte of a forgotten subject's key is left. It
-        // costs a copy of the database (in the write-ahead log and in SQLite's temporary
-        // directory) and holds the writer meanwhile, so only when keys went. A failure is
-        // told after the write-ahead log is emptied, and the next compaction tries again.
-        let unvacuumed = match self.unvacuumed_keys.load(Ordering::Relaxed) {
-            false => None,
-            true => match writer.execute_batch("VACUUM") {
-                Ok(()) => {
-                    self.unvacuumed_keys.store(false, Ordering::Relaxed);
-                    None
-                }
-                Err(error) => Some(self.error(
+        Ok(removed)
+    }
+
+    /// Vacuums the database if a compaction removed keys of forgotten subjects since the last
+    /// vacuum, in this process or an earlier one.
+    ///
+    /// `secure_delete` zeroes a deleted record, but a page rebalance that moved other records
+    /// leaves their old bytes in the page's unused space (a few in a thousand keys stayed):
+    /// vacuuming rewrites every page, so no byte of a forgotten subject's key is left. It costs
+    /// a copy of the database (in the write-ahead log and in SQLite's temporary directory) and
+    /// holds the writer meanwhile, so only when keys went. A failure is told after the
+    /// write-ahead log is emptied, and the next compaction tries again.
+    fn vacuum_if_pending(&self, writer: &Connection) -> Result<(), LogError> {
+        writer
+            .query_row("SELECT EXISTS (SELECT 1 FROM pending_vacuum)", [], |row| row.get::<_, bool>(0))
+            .and_then(|pending| match pending {
+                true => writer.execute_batch("VACUUM; DELETE FROM pending_vacuum"),
+                false => Ok(()),
+            })
+            .map_err(|error| {
+                self.error(
                     "cannot vacuum the database after compaction removed keys of forgotten subjects \
                      (bytes of them may stay in unused space of its pages until a compaction vacuums it)",
                     error,
-                )),
-            },
-        };
+                )
+            })
+    }
+
+    /// Empties the write-ahead log if it may hold copies of deleted records; the inner error
+    /// says that a reader kept it.
+    fn empty_wal(&self, writer: &Connection) -> Result<Result<(), LogError>, LogError> {
         if !self.unemptied_wal.load(Ordering::Relaxed) {
-            return Ok(Compacted { removed, incomplete: unvacuumed });
+            return Ok(Ok(()));
         }
         // The WAL still holds the pages as they were before: copy the deletions into the
         // database and empty it, so that what compaction removed is gone from the disk. A
@@ -722,17 +753,15 @@ impl Store {
         let busy = checkpoint.map_err(self.sql("cannot checkpoint the write-ahead log after compacting"))? != 0;
         if !busy {
             self.unemptied_wal.store(false, Ordering::Relaxed);
+            return Ok(Ok(()));
         }
-        let unemptied_wal = busy.then(|| {
-            LogError::Backend(format!(
-                "embedded log {}: compaction could not empty the write-ahead log `{DATABASE}-wal`: \
-                 another connection to the database was reading, so it still holds copies of records \
-                 deleted by this or an earlier compaction; the next compaction empties it once that \
-                 reader has finished",
-                self.database.display()
-            ))
-        });
-        Ok(Compacted { removed, incomplete: unvacuumed.or(unemptied_wal) })
+        Ok(Err(LogError::Backend(format!(
+            "embedded log {}: compaction could not empty the write-ahead log `{DATABASE}-wal`: \
+             another connection to the database was reading, so it still holds copies of records \
+             deleted by this or an earlier compaction; the next compaction empties it once that \
+             reader has finished",
+            self.database.display()
+        ))))
     }
 
     /// Deletes the topic's tombstones that have been on the log for the retention, as Kafka
@@ -860,8 +889,8 @@ fn identify(writer: &Connection, database: &Path) -> Result<Found, LogError> {
              {version}, tables: {})",
             tables.join(", ")
         )),
-        (true, 1 | SCHEMA_VERSION) if application_id == 0 => Ok(Found::UnmarkedLog { version }),
-        (true, 1 | SCHEMA_VERSION) => Ok(Found::Log { version }),
+        (true, 1..=SCHEMA_VERSION) if application_id == 0 => Ok(Found::UnmarkedLog { version }),
+        (true, 1..=SCHEMA_VERSION) => Ok(Found::Log { version }),
         (true, version) if version > SCHEMA_VERSION => refused(format!(
             "the database has schema version {version}, this tramline knows version {SCHEMA_VERSION}: \
              it was written by a newer tramline"
@@ -879,6 +908,7 @@ fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(),
             let tx = writer.transaction().map_err(err("cannot begin the schema transaction"))?;
             tx.execute_batch(SCHEMA).map_err(err("cannot create the schema"))?;
             tx.execute_batch(COMPACTION_MARKS).map_err(err("cannot create the schema"))?;
+            tx.execute_batch(PENDING_VACUUM).map_err(err("cannot create the schema"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("cannot set the schema version"))?;
             tx.pragma_update(None, "application_id", APPLICATION_ID)
@@ -891,9 +921,12 @@ fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(),
                 tx.pragma_update(None, "application_id", APPLICATION_ID)
                     .map_err(err("cannot set the application id"))?;
             }
-            if version < SCHEMA_VERSION {
+            if version < 2 {
                 // Version 1 had no compaction marks: its tombstones start aging now.
                 tx.execute_batch(COMPACTION_MARKS).map_err(err("cannot add the compaction marks"))?;
+            }
+            if version < SCHEMA_VERSION {
+                tx.execute_batch(PENDING_VACUUM).map_err(err("cannot note pending vacuums"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(err("cannot set the schema version"))?;
             }
@@ -985,6 +1018,43 @@ fn read_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process killed after a compaction deleted keys and before its vacuum: the next one
+    /// vacuums on open.
+    #[test]
+    fn a_vacuum_cut_short_by_a_kill_is_done_by_the_next_open() {
+        use crate::privacy::KEYS_TOPIC;
+        let dir = tempfile::tempdir().unwrap();
+        let options = EmbeddedOptions::default();
+        let store = Store::open(dir.path(), &options).unwrap();
+        store.create_topic(&TopicSpec::compact(KEYS_TOPIC, 1)).unwrap();
+        let key = |i: u32, value: Option<Vec<u8>>| OutRecord {
+            topic: Arc::from(KEYS_TOPIC),
+            partition: Some(0),
+            key: Some(format!("subject-{i}").into_bytes().into()),
+            value: value.map(Into::into),
+            headers: Headers::new(),
+            timestamp: None,
+        };
+        store.write((0..2_000).map(|i| key(i, Some(vec![7; 64]))).collect(), None).unwrap();
+        store.write((0..2_000).map(|i| key(i, None)).collect(), None).unwrap();
+        // The compaction's deletions, and then the kill.
+        assert_eq!(store.remove_superseded(&lock(&store.writer)).unwrap(), 2_000);
+        drop(store);
+
+        let database = dir.path().join(DATABASE);
+        let state = || {
+            let db = Connection::open(&database).unwrap();
+            let pending: i64 = db.query_row("SELECT count(*) FROM pending_vacuum", [], |row| row.get(0)).unwrap();
+            let free: i64 = db.pragma_query_value(None, "freelist_count", |row| row.get(0)).unwrap();
+            (pending, free)
+        };
+        let (pending, free) = state();
+        assert_eq!(pending, 1, "the vacuum is noted with the deletions");
+        assert!(free > 0, "the deleted keys' pages are free, not yet vacuumed away");
+        drop(Store::open(dir.path(), &options).unwrap());
+        assert_eq!(state(), (0, 0), "the open's compaction vacuumed");
+    }
 
     #[test]
     fn a_directory_named_like_a_uri_keeps_its_database_beside_its_lock() {
