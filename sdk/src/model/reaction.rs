@@ -78,6 +78,10 @@ pub enum DispatchError<E> {
 }
 
 /// The command type of a reaction that only performs side effects: it has no values.
+///
+/// It is what `#[derive(Reaction)]` declares when the attribute names no `commands = ...`. A
+/// compile error that expected `NoCommand` where your reaction returns commands means that the
+/// attribute does not name them: `#[reaction(module = "order", commands = OrderCommand, ...)]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NoCommand {}
 
