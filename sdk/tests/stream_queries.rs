@@ -132,7 +132,7 @@ async fn reference_query_flags_exactly_the_customers_over_four_in_a_window(log: 
     let counts: Vec<i64> = rows.iter().map(|r| column(r, "KSQL_COL_0").as_i64().expect("a count")).collect();
     assert_eq!(counts, [5, 6]);
     assert_eq!(column(rows[0], "customer_id"), customer("burst").as_str());
-    assert_eq!(rows[0].window.start, t0);
+    assert_eq!(rows[0].window.map(|w| w.start), Some(t0));
 
     // The records went through the repartition topic, spread over its partitions.
     let mut used = 0;
@@ -204,11 +204,11 @@ async fn a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(
     let mut per_window: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
     for row in rows_of(&all, &keys) {
         per_window
-            .entry((row.key.clone(), row.window.start))
+            .entry((row.key.clone(), row.window.expect("a window").start))
             .or_default()
             .push(column(row, "orders").as_i64().expect("a count"));
-        assert_eq!(column(row, "WINDOWSTART").as_i64(), Some(row.window.start));
-        assert_eq!(column(row, "WINDOWEND").as_i64(), Some(row.window.end));
+        assert_eq!(column(row, "WINDOWSTART").as_i64(), row.window.map(|w| w.start));
+        assert_eq!(column(row, "WINDOWEND").as_i64(), row.window.map(|w| w.end));
     }
     for (i, customer) in customers.iter().enumerate() {
         let first_window = &per_window[&(customer.clone(), t0)];
@@ -244,10 +244,59 @@ async fn a_table_deletes_a_row_that_stops_passing_having(log: Arc<dyn EventLog>)
         .collect();
     // 100, 200, then 350 fails HAVING: the row goes, once (400 has nothing left to delete).
     assert_eq!(shown, [Some(100), Some(200), None]);
-    assert!(rows.iter().all(|r| r.window.start == t0));
+    assert!(rows.iter().all(|r| r.window.map(|w| w.start) == Some(t0)));
     let sink = records_of(&*log, &name).await;
     let tombstone = sink.iter().find(|r| r.value.is_none()).expect("a tombstone on the sink");
     assert_eq!(tombstone.key.as_deref(), Some(format!("{customer}@{t0}").as_bytes()));
+    app.shutdown().await.expect("a clean shutdown");
+}
+
+/// GROUP BY without WINDOW: one row per customer over all time, keyed by the customer alone and
+/// without window headers; an order a month older than the others still counts, and the sums
+/// go on from the changelog after a restart.
+async fn a_table_without_windows_sums_each_key_over_all_time_across_a_restart(
+    open: impl AsyncFn() -> Arc<dyn EventLog>,
+) {
+    let name = format!("spent_{}", uuid::Uuid::now_v7().simple());
+    let sql = "CREATE TABLE suspicious_sales AS SELECT customer_id, SUM(total) AS spent, COUNT(*) AS orders
+        FROM order_confirmed GROUP BY customer_id";
+    let plan = query(sql, &name);
+    let run = uuid::Uuid::now_v7().simple().to_string();
+    let (ada, bob) = (format!("cus_ada_{run}"), format!("cus_bob_{run}"));
+    let t0 = base();
+    let day = 24 * 60 * MINUTE;
+
+    let log = open().await;
+    let (app, handle) = start(log.clone(), plan.clone()).await;
+    // One at a time: orders keyed by order id come from different partitions, in any order.
+    for (time, customer, total) in [(t0, &ada, 100), (t0 + 3 * day, &ada, 50), (t0 - 30 * day, &ada, 7), (t0, &bob, 1)]
+    {
+        append(&*log, &[(time, confirmed(customer, total))]).await;
+        within("the query to settle", app.settle()).await.expect("settled");
+    }
+    app.shutdown().await.expect("a clean shutdown");
+    drop(handle);
+    drop(log);
+
+    let log = open().await;
+    let (app, handle) = start(log.clone(), plan).await;
+    append(&*log, &[(t0 + day, confirmed(&ada, 1_000))]).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    assert_eq!(handle.late_records(), 0, "nothing is late without windows");
+
+    let rows = handle.rows().await.expect("rows");
+    let rows = rows_of(&rows, &BTreeSet::from([ada.clone(), bob.clone()]));
+    let shown = |customer: &str| -> Vec<(i64, i64)> {
+        (rows.iter().filter(|r| r.key == customer))
+            .map(|r| (column(r, "spent").as_i64().expect("a sum"), column(r, "orders").as_i64().expect("a count")))
+            .collect()
+    };
+    assert_eq!(shown(&ada), [(100, 1), (150, 2), (157, 3), (1_157, 4)]);
+    assert_eq!(shown(&bob), [(1, 1)]);
+    assert!(rows.iter().all(|r| r.window.is_none()), "{rows:?}");
+    let sink = records_of(&*log, &name).await;
+    let ada_row = sink.iter().find(|r| r.key.as_deref() == Some(ada.as_bytes())).expect("keyed by the customer alone");
+    assert_eq!(ada_row.header("windowstart"), None);
     app.shutdown().await.expect("a clean shutdown");
 }
 
@@ -450,6 +499,12 @@ async fn memory_reference_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_table_without_windows() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    a_table_without_windows_sums_each_key_over_all_time_across_a_restart(async || log.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_restart_in_the_middle_of_a_window() {
     let log: Arc<dyn EventLog> = MemoryLog::shared();
     a_restart_in_the_middle_of_a_window_neither_loses_nor_double_counts(async || log.clone()).await;
@@ -472,6 +527,17 @@ mod embedded {
         let dir = tempfile::tempdir().expect("a directory");
         let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
         a_table_deletes_a_row_that_stops_passing_having(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_table_without_windows() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = dir.path().to_owned();
+        a_table_without_windows_sums_each_key_over_all_time_across_a_restart(async || {
+            let log = EmbeddedLog::open_async(path.clone(), Default::default()).await.expect("opened");
+            Arc::new(log) as Arc<dyn EventLog>
+        })
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

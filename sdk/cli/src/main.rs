@@ -77,14 +77,16 @@ struct CloudEvent<'a> {
     data_base64: Option<String>,
 }
 
-/// A TABLE's deleted row, as ksqlDB's CLI marks it: its key and window.
+/// A TABLE's deleted row, as ksqlDB's CLI marks it: its key and window (none without windows).
 #[derive(Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 struct Tombstone<'a> {
     #[serde(rename = "key")]
     key: &'a str,
-    windowstart: i64,
-    windowend: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windowstart: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windowend: Option<i64>,
     tombstone: bool,
 }
 
@@ -156,6 +158,7 @@ impl Run<'_> {
     }
 
     fn flush(&mut self) {
+        let windowed = self.plan.windowing.is_windowed();
         for emitted in self.emitted.drain(..) {
             let written = match &emitted.values {
                 // Columns in SELECT order.
@@ -164,8 +167,8 @@ impl Run<'_> {
                     &mut self.out,
                     &Tombstone {
                         key: &emitted.key,
-                        windowstart: emitted.window.start,
-                        windowend: emitted.window.end,
+                        windowstart: windowed.then_some(emitted.window.start),
+                        windowend: windowed.then_some(emitted.window.end),
                         tombstone: true,
                     },
                 ),

@@ -100,6 +100,31 @@ fn a_table_prints_a_tombstone_when_a_row_stops_passing_having() {
 }
 
 #[test]
+fn a_group_by_without_window_keeps_one_row_per_key_over_all_time() {
+    let sql = "CREATE TABLE light_buyers AS SELECT customer_id, COUNT(*) AS orders
+               FROM order_confirmed GROUP BY customer_id HAVING COUNT(*) < 2";
+    // Years apart: one row all the same.
+    let input = [
+        event("OrderConfirmed", "2030-01-01T10:00:00Z", "cus_a"),
+        event("OrderConfirmed", "1990-06-01T10:00:00Z", "cus_b"),
+        event("OrderConfirmed", "2040-01-01T10:00:00Z", "cus_a"),
+    ];
+    let output = run(sql, &input.join("\n"), &["--until-end"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "{\"customer_id\":\"cus_a\",\"orders\":1}\n{\"customer_id\":\"cus_b\",\"orders\":1}\n\
+         {\"key\":\"cus_a\",\"TOMBSTONE\":true}\n",
+        "the second order of cus_a deletes its row, which has no window; the end of the input closes nothing"
+    );
+    assert!(stderr(&output).contains("0 late"), "{}", stderr(&output));
+
+    let final_rows = run(&format!("{sql} EMIT FINAL"), "", &[]);
+    assert_eq!(final_rows.status.code(), Some(2));
+    assert!(stderr(&final_rows).contains("line 2, column 83: EMIT FINAL needs a WINDOW"), "{}", stderr(&final_rows));
+}
+
+#[test]
 fn a_bad_query_names_line_and_column_and_exits_with_2() {
     let output = run(&REFERENCE.replace("GROUP BY", "GROUP BUY"), "", &[]);
     assert_eq!(output.status.code(), Some(2));
@@ -333,7 +358,7 @@ fn a_byte_order_mark_before_the_first_line_is_no_bad_line() {
 #[test]
 fn a_query_that_does_not_plan_never_panics() {
     for sql in [
-        "CREATE STREAM s AS SELECT k, count(*) FROM `éé` GROUP BY k",
+        "CREATE STREAM s AS SELECT k, count(*) FROM `éé`",
         "CREATE STREAM s AS SELECT k, count(*) FROM e WINDOW TUMBLING (SIZE 106751991168 DAYS) GROUP BY k",
     ] {
         let output = run(sql, "", &[]);

@@ -37,7 +37,8 @@ pub fn changelog_topic(query: &str) -> String {
     format!("{query}-changelog")
 }
 
-/// Header names on a query's output rows, besides the CloudEvents ones.
+/// Header names on a query's output rows, besides the CloudEvents ones (only on the rows of a
+/// query with windows).
 pub mod headers {
     /// The window's start, milliseconds since the epoch.
     pub const WINDOW_START: &str = "windowstart";
@@ -68,8 +69,8 @@ impl std::fmt::Debug for QueryHandle {
 pub struct QueryRow {
     /// The group key.
     pub key: String,
-    /// The window.
-    pub window: Window,
+    /// The window; `None` for a query without windows (GROUP BY without WINDOW).
+    pub window: Option<Window>,
     /// The row's columns, in `SELECT` order; `None` where a TABLE deletes the row (a tombstone
     /// on the sink: it stopped passing HAVING, or its session merged into another).
     pub columns: Option<Columns>,
@@ -184,9 +185,14 @@ fn row_of(record: &Record) -> Option<QueryRow> {
         Some((key, _)) if record.header(ce::SUBJECT) == Some(key.as_bytes()) => key.to_owned(),
         _ => key,
     };
+    // A query without windows writes no window headers.
+    let window = match (record.header(headers::WINDOW_START), record.header(headers::WINDOW_END)) {
+        (None, None) => None,
+        _ => Some(Window { start: number(headers::WINDOW_START)?, end: number(headers::WINDOW_END)? }),
+    };
     Some(QueryRow {
         key,
-        window: Window { start: number(headers::WINDOW_START)?, end: number(headers::WINDOW_END)? },
+        window,
         columns: match &record.value {
             Some(value) => Some(serde_json::from_slice(value).ok()?),
             None => None,
@@ -519,9 +525,11 @@ impl WindowProcessor {
     }
 
     fn row(&self, emitted: &Emitted) -> OutRecord {
+        // A table's row is a key's (and window's, when windowed): a compacted sink keeps it.
+        let windowed = self.plan.windowing.is_windowed();
         let key = match self.plan.output {
-            OutputKind::Stream => emitted.key.clone(),
-            OutputKind::Table => format!("{}@{}", emitted.key, emitted.window.start),
+            OutputKind::Table if windowed => format!("{}@{}", emitted.key, emitted.window.start),
+            _ => emitted.key.clone(),
         };
         let value = (emitted.values.as_ref())
             .map(|values| Bytes::from(serde_json::to_vec(&self.plan.row_json(values)).expect("values serialise")));
@@ -534,8 +542,10 @@ impl WindowProcessor {
         headers.push(ce::TIME, time.to_string().as_bytes());
         headers.push(ce::SUBJECT, emitted.key.as_bytes());
         headers.push(ce::CONTENT_TYPE, b"application/json");
-        headers.push(headers::WINDOW_START, emitted.window.start.to_string().as_bytes());
-        headers.push(headers::WINDOW_END, emitted.window.end.to_string().as_bytes());
+        if windowed {
+            headers.push(headers::WINDOW_START, emitted.window.start.to_string().as_bytes());
+            headers.push(headers::WINDOW_END, emitted.window.end.to_string().as_bytes());
+        }
         OutRecord {
             topic: self.sink.clone(),
             partition: None,

@@ -65,6 +65,9 @@ pub enum DslError {
     /// Two output columns with one name.
     #[error("the output column `{0}` is named twice; rename one with `named`")]
     DuplicateName(String),
+    /// A step that needs windows, on an aggregation without them.
+    #[error("`{0}` needs windows (`windowed_by`): an aggregation without them has no window bounds and never closes")]
+    NeedsWindows(&'static str),
 }
 
 /// The entry point of the DSL.
@@ -130,6 +133,18 @@ impl<E> GroupedStream<E> {
     /// Windows the groups.
     pub fn windowed_by(self, windows: impl Into<Windowing>) -> WindowedStream<E> {
         WindowedStream { grouped: self, windowing: windows.into() }
+    }
+
+    /// Counts the records per key over all time, without windows, in a column named `count`
+    /// (Kafka Streams' `KGroupedStream::count`; SQL's GROUP BY without WINDOW).
+    pub fn count(self) -> WindowedTable<E> {
+        self.aggregate([Agg::count()])
+    }
+
+    /// Computes these aggregates per key over all time, without windows: one row per key,
+    /// updated by every record (its window is [`Window::ALL`](super::Window::ALL)).
+    pub fn aggregate(self, aggregates: impl IntoIterator<Item = Agg>) -> WindowedTable<E> {
+        self.windowed_by(Windowing::global()).aggregate(aggregates)
     }
 }
 
@@ -251,8 +266,8 @@ impl<E> WindowedStream<E> {
     }
 }
 
-/// The aggregates per key and window: filter it (HAVING), suppress it to final rows, and
-/// send it to a sink.
+/// The aggregates per key and window (or per key, without windows): filter it (HAVING),
+/// suppress it to final rows, and send it to a sink.
 #[derive(Debug)]
 pub struct WindowedTable<E> {
     windowed: WindowedStream<E>,
@@ -272,13 +287,13 @@ impl<E> WindowedTable<E> {
         self
     }
 
-    /// One row per window, when it closes (SQL's EMIT FINAL).
+    /// One row per window, when it closes (SQL's EMIT FINAL). Needs windows.
     pub fn suppress_until_window_closes(mut self) -> Self {
         self.emit = Emit::Final;
         self
     }
 
-    /// Adds the columns `WINDOWSTART` and `WINDOWEND` to the output.
+    /// Adds the columns `WINDOWSTART` and `WINDOWEND` to the output. Needs windows.
     pub fn with_window_bounds(mut self) -> Self {
         self.window_bounds = true;
         self
@@ -305,7 +320,16 @@ impl<E> WindowedTable<E> {
             WindowKind::Tumbling { size } => Windowing::tumbling(size, windowing.grace),
             WindowKind::Hopping { size, advance } => Windowing::hopping(size, advance, windowing.grace),
             WindowKind::Session { gap } => Windowing::session(gap, windowing.grace),
+            WindowKind::Global => Ok(Windowing::global()),
         }?;
+        if !windowing.is_windowed() {
+            if emit == Emit::Final {
+                return Err(DslError::NeedsWindows("suppress_until_window_closes"));
+            }
+            if window_bounds {
+                return Err(DslError::NeedsWindows("with_window_bounds"));
+            }
+        }
         // The fields of every type read; a field whose types disagree has none to check.
         let known: Option<Vec<Field>> = stream.infos.iter().try_fold(Vec::new(), |mut all: Vec<Field>, info| {
             for field in info.columns.as_ref()? {

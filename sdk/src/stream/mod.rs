@@ -1,5 +1,5 @@
-//! Stream queries: continuous, windowed aggregations over event streams that produce a new
-//! stream (DESIGN.md, "Stream queries").
+//! Stream queries: continuous aggregations over event streams, per key and window (or per key
+//! over all time, without `WINDOW`), that produce a new stream (DESIGN.md, "Stream queries").
 //!
 //! Two front ends compile to one [`Plan`]: SQL in the ksqlDB grammar subset ([`sql::plan`]) and
 //! a typed Rust DSL with Kafka Streams' names ([`Query`]). A plan runs in an [`App`](crate::App)

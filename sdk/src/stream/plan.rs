@@ -16,8 +16,8 @@ use crate::model::Subscription;
 pub enum OutputKind {
     /// `CREATE STREAM`: the rows that pass HAVING, keyed by the group key.
     Stream,
-    /// `CREATE TABLE`: the same rows keyed by group key and window (`key@windowstart`), so a
-    /// compacted sink keeps the latest row per window.
+    /// `CREATE TABLE`: the same rows keyed by group key and window (`key@windowstart`; the
+    /// group key alone without windows), so a compacted sink keeps the latest row per window.
     Table,
 }
 
@@ -105,7 +105,7 @@ pub struct Plan {
     pub filter: Option<Expr>,
     /// GROUP BY, over the input row; their values make the key.
     pub group_by: Vec<Named>,
-    /// The windows.
+    /// The windows ([`Windowing::global`] for an aggregation without `WINDOW`).
     pub windowing: Windowing,
     /// The aggregates, over the input row.
     pub aggregates: Vec<AggregateCall>,
@@ -217,6 +217,7 @@ impl Plan {
                 write!(shape, "|HOPPING {} {}", size.as_millis(), advance.as_millis())
             }
             WindowKind::Session { gap } => write!(shape, "|SESSION {}", gap.as_millis()),
+            WindowKind::Global => write!(shape, "|GLOBAL"),
         };
         for (i, named) in self.group_by.iter().enumerate() {
             shape.push(if i > 0 { ',' } else { '|' });

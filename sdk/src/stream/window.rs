@@ -21,6 +21,11 @@ pub struct Window {
     pub end: i64,
 }
 
+impl Window {
+    /// All time: the one window of an aggregation without windows ([`WindowKind::Global`]).
+    pub const ALL: Window = Window { start: i64::MIN, end: i64::MAX };
+}
+
 /// The shape of the windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WindowKind {
@@ -41,6 +46,9 @@ pub enum WindowKind {
         /// The inactivity gap.
         gap: Duration,
     },
+    /// No windows: one aggregate per key over all time, never closed ([`Window::ALL`]); an
+    /// aggregation without `WINDOW`, as ksqlDB's tables and Kafka Streams' `KGroupedStream::count`.
+    Global,
 }
 
 /// Windows with the grace period that late records get.
@@ -117,6 +125,18 @@ impl Windowing {
         Windowing { kind: WindowKind::Session { gap }, grace }.checked()
     }
 
+    /// No windows: one aggregate per key over all time ([`WindowKind::Global`]). No record is
+    /// ever late.
+    pub const fn global() -> Self {
+        Windowing { kind: WindowKind::Global, grace: Duration::ZERO }
+    }
+
+    /// Whether records are aggregated per window (not [`WindowKind::Global`]): the rows then
+    /// carry their window.
+    pub fn is_windowed(&self) -> bool {
+        self.kind != WindowKind::Global
+    }
+
     fn checked(self) -> Result<Self, WindowError> {
         let fits = |duration: Duration, what| match too_large(duration) {
             true => Err(WindowError::TooLarge(what)),
@@ -126,6 +146,7 @@ impl Windowing {
             WindowKind::Tumbling { size } => fits(size, "SIZE")?,
             WindowKind::Hopping { size, advance } => fits(size, "SIZE").and(fits(advance, "ADVANCE BY"))?,
             WindowKind::Session { gap } => fits(gap, "session gap")?,
+            WindowKind::Global => {}
         }
         fits(self.grace, "GRACE PERIOD")?;
         match self.kind {
@@ -146,8 +167,9 @@ impl Windowing {
         }
     }
 
-    /// The time windows (tumbling or hopping) a record at `time` belongs to, earliest first.
-    /// Empty for session windows, which [`merge_session`] assigns.
+    /// The time windows (tumbling or hopping) a record at `time` belongs to, earliest first;
+    /// [`Window::ALL`] without windows. Empty for session windows, which [`merge_session`]
+    /// assigns.
     ///
     /// Never overflows: a window that would start before `i64::MIN` starts there, one that would
     /// end after `i64::MAX` ends there.
@@ -155,7 +177,7 @@ impl Windowing {
         let (size, advance) = match self.kind {
             WindowKind::Tumbling { size } => (millis(size), millis(size)),
             WindowKind::Hopping { size, advance } => (millis(size), millis(advance)),
-            WindowKind::Session { .. } => (0, 1),
+            WindowKind::Session { .. } | WindowKind::Global => (0, 1),
         };
         // Windows are epoch-aligned: the latest starts `offset` before `time`, each earlier one
         // `advance` before the next, as long as it still reaches past `time`. Distances from
@@ -175,12 +197,16 @@ impl Windowing {
                 start: time.checked_sub(distance).unwrap_or(i64::MIN),
                 end: time.saturating_add(size - distance),
             })
+            .chain((self.kind == WindowKind::Global).then_some(Window::ALL))
     }
 
     /// The stream time at which a window stops taking records and closes. A time window's end
     /// is outside it: it closes at `end + grace`. A session's end is its last record, inside
     /// it: as in Kafka Streams, it is late only once `end + gap + grace` is behind the stream
     /// time, so it closes a millisecond after that.
+    ///
+    /// [`Window::ALL`] closes at `i64::MAX`, which no stream time reaches: only the end of a
+    /// bounded input closes it.
     pub fn close_time(&self, window: Window) -> i64 {
         let open = match self.kind {
             WindowKind::Session { gap } => window.end.saturating_add(millis(gap)).saturating_add(1),
@@ -191,9 +217,9 @@ impl Windowing {
 
     /// Whether a window has closed at this stream time (DESIGN.md: dropped and closed when
     /// `window end + grace <= stream time`; `< stream time` for a session, see
-    /// [`Windowing::close_time`]).
+    /// [`Windowing::close_time`]). Never without windows.
     pub fn is_closed(&self, window: Window, stream_time: i64) -> bool {
-        self.close_time(window) <= stream_time
+        self.kind != WindowKind::Global && self.close_time(window) <= stream_time
     }
 }
 

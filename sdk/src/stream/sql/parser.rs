@@ -149,6 +149,8 @@ pub struct Statement {
     pub having: Option<Ast>,
     /// EMIT, when written.
     pub emit: Option<Emit>,
+    /// Where its CHANGES or FINAL is written (the end of the query when it is not).
+    pub emit_at: usize,
     /// Where the query text ends (for errors about a missing clause).
     pub end: usize,
 }
@@ -322,9 +324,15 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
     let having = opt(preceded(kw("HAVING"), cut_err(expr))).parse_next(i)?;
     let emit = opt(preceded(
         kw("EMIT"),
-        cut_err(alt((kw("CHANGES").value(Emit::Changes), kw("FINAL").value(Emit::Final))).context(word_of("CHANGES"))),
+        cut_err(preceded(
+            ws,
+            alt((kw("CHANGES").value(Emit::Changes), kw("FINAL").value(Emit::Final)))
+                .context(word_of("CHANGES"))
+                .with_span(),
+        )),
     ))
     .parse_next(i)?;
+    let (emit, emit_at) = emit.map_or((None, None), |(emit, span)| (Some(emit), Some(span.start)));
     let closed = opt(punct(";")).parse_next(i)?.is_some();
     ws.parse_next(i)?;
     let end = i.current_token_start();
@@ -333,7 +341,22 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
     // After the `;`: a second statement is the likely cause (ksqlDB's files hold several).
     let rest = if closed { "the end of the query (one statement at a time)" } else { AFTER_CLAUSE[last] };
     cut_err(eof.context(expect(rest))).parse_next(i)?;
-    Ok(Statement { output, name, properties, select, from, alias, window, filter, group_by, having, emit, end })
+    let emit_at = emit_at.unwrap_or(end);
+    Ok(Statement {
+        output,
+        name,
+        properties,
+        select,
+        from,
+        alias,
+        window,
+        filter,
+        group_by,
+        having,
+        emit,
+        emit_at,
+        end,
+    })
 }
 
 /// `(name = literal, ...)`: what each property means is the planner's to say.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::parser::{Ast, Ident, Property, SelectItem, Statement, TimeSpan};
+use super::parser::{Ast, Ident, Property, SelectItem, Statement, TimeSpan, WindowClause};
 use crate::stream::aggregate::Function;
 use crate::stream::catalog::{Catalog, Field, NameCase, StreamInfo};
 use crate::stream::expr::{BinaryOp, Expr};
@@ -16,6 +16,8 @@ type Failure = (usize, String);
 struct Planner<'a> {
     info: StreamInfo,
     statement: &'a Statement,
+    /// Whether the query has a WINDOW (WINDOWSTART and WINDOWEND are its columns).
+    windowed: bool,
     columns: Vec<Column>,
     group_by: Vec<Named>,
     aggregates: Vec<AggregateCall>,
@@ -27,36 +29,36 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         (from.at, format!("unknown stream `{}`; known streams: {}", from.text, catalog.names().join(", ")))
     })?;
     let after_from = statement.alias.as_ref().unwrap_or(from).end;
-    let Some(clause) = &statement.window else {
-        return Err((
-            after_from,
-            "expected WINDOW TUMBLING, HOPPING or SESSION after FROM: stream queries aggregate per window".into(),
-        ));
-    };
-    let size = fitting(clause.size, "SIZE")?;
-    let grace = clause.grace.map(|grace| fitting(grace, "GRACE PERIOD")).transpose()?.unwrap_or(DEFAULT_GRACE);
-    let windowing = match clause.kind.text.as_str() {
-        "HOPPING" => {
-            let advance = clause.advance.map(|advance| fitting(advance, "ADVANCE BY")).transpose()?;
-            Windowing::hopping(size, advance.unwrap_or(size), grace)
+    let windowing = match &statement.window {
+        Some(clause) => windowing(clause)?,
+        // Without WINDOW, one aggregate per key over all time (ksqlDB's non-windowed table).
+        None if !statement.group_by.is_empty() => {
+            if statement.emit == Some(Emit::Final) {
+                return Err((
+                    statement.emit_at,
+                    "EMIT FINAL needs a WINDOW: without one no window ever closes; use EMIT CHANGES".into(),
+                ));
+            }
+            Windowing::global()
         }
-        "SESSION" => Windowing::session(size, grace),
-        _ => Windowing::tumbling(size, grace),
-    }
-    .map_err(|error| {
-        // Pointed at the value at fault.
-        let at = match &error {
-            WindowError::Empty("ADVANCE BY")
-            | WindowError::TooLarge("ADVANCE BY")
-            | WindowError::AdvanceExceedsSize { .. }
-            | WindowError::TooManyWindows { .. } => clause.advance.map_or(clause.size.at, |advance| advance.at),
-            WindowError::TooLarge("GRACE PERIOD") => clause.grace.map_or(clause.size.at, |grace| grace.at),
-            _ => clause.size.at,
-        };
-        (at, error.to_string())
-    })?;
+        None => {
+            return Err((
+                after_from,
+                "expected WINDOW TUMBLING, HOPPING or SESSION after FROM, or a GROUP BY: stream queries aggregate \
+                 per key, per window or over all time"
+                    .into(),
+            ));
+        }
+    };
 
-    let mut planner = Planner { info, statement, columns: Vec::new(), group_by: Vec::new(), aggregates: Vec::new() };
+    let mut planner = Planner {
+        info,
+        statement,
+        windowed: windowing.is_windowed(),
+        columns: Vec::new(),
+        group_by: Vec::new(),
+        aggregates: Vec::new(),
+    };
     if let Some(filter) = &statement.filter {
         planner.check_condition(filter, "WHERE")?;
     }
@@ -107,6 +109,32 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         select,
         having,
         emit: statement.emit.unwrap_or(Emit::Changes),
+    })
+}
+
+/// The windows of a WINDOW clause.
+fn windowing(clause: &WindowClause) -> Result<Windowing, Failure> {
+    let size = fitting(clause.size, "SIZE")?;
+    let grace = clause.grace.map(|grace| fitting(grace, "GRACE PERIOD")).transpose()?.unwrap_or(DEFAULT_GRACE);
+    match clause.kind.text.as_str() {
+        "HOPPING" => {
+            let advance = clause.advance.map(|advance| fitting(advance, "ADVANCE BY")).transpose()?;
+            Windowing::hopping(size, advance.unwrap_or(size), grace)
+        }
+        "SESSION" => Windowing::session(size, grace),
+        _ => Windowing::tumbling(size, grace),
+    }
+    .map_err(|error| {
+        // Pointed at the value at fault.
+        let at = match &error {
+            WindowError::Empty("ADVANCE BY")
+            | WindowError::TooLarge("ADVANCE BY")
+            | WindowError::AdvanceExceedsSize { .. }
+            | WindowError::TooManyWindows { .. } => clause.advance.map_or(clause.size.at, |advance| advance.at),
+            WindowError::TooLarge("GRACE PERIOD") => clause.grace.map_or(clause.size.at, |grace| grace.at),
+            _ => clause.size.at,
+        };
+        (at, error.to_string())
     })
 }
 
@@ -276,6 +304,15 @@ impl Planner<'_> {
         match ast {
             Ast::Literal(value, _) => return Ok(Expr::Literal(value.clone())),
             Ast::Column { qualifier: None, name } if is_window_bound(name).is_some() => {
+                if !self.windowed {
+                    return Err((
+                        name.at,
+                        format!(
+                            "{} is a column of windowed queries; this one has no WINDOW",
+                            name.text.to_ascii_uppercase()
+                        ),
+                    ));
+                }
                 return Ok(is_window_bound(name).expect("checked"));
             }
             Ast::Call { name, star, args } => return self.aggregate(name, *star, args),

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::{SqlError, plan};
-use crate::stream::{Agg, Catalog, Emit, Expr, NameCase, OutputKind, Query, TimeWindows, Value, WindowKind, col};
+use crate::stream::{
+    Agg, Catalog, DslError, Emit, Expr, NameCase, OutputKind, Query, TimeWindows, Value, WindowKind, Windowing, col,
+};
 
 mod order {
     use schemars::JsonSchema;
@@ -291,9 +293,20 @@ fn planning_errors_name_line_column_and_the_fix() {
     assert_eq!((e.line, e.column), (5, 23));
     assert_eq!(e.message, "aggregate functions belong in SELECT or HAVING, not in GROUP BY");
 
-    let e = error("CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed GROUP BY customer_id");
+    let e = error("CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed");
     assert_eq!((e.line, e.column), (1, 69));
-    assert!(e.message.starts_with("expected WINDOW"), "{e}");
+    assert!(e.message.starts_with("expected WINDOW TUMBLING, HOPPING or SESSION after FROM, or a GROUP BY"), "{e}");
+
+    // Without WINDOW: no window closes, and none has bounds.
+    let e =
+        error("CREATE TABLE t AS SELECT customer_id, count(*) FROM order_confirmed GROUP BY customer_id\nEMIT  FINAL");
+    assert_eq!(
+        (e.line, e.column, e.message.as_str()),
+        (2, 7, "EMIT FINAL needs a WINDOW: without one no window ever closes; use EMIT CHANGES")
+    );
+    let e = error("CREATE TABLE t AS SELECT customer_id, windowEnd FROM order_confirmed GROUP BY customer_id");
+    assert_eq!((e.line, e.column), (1, 39));
+    assert_eq!(e.message, "WINDOWEND is a column of windowed queries; this one has no WINDOW");
 
     let e = error(
         "CREATE STREAM s AS SELECT customer_id, median(total) FROM order_confirmed WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY customer_id",
@@ -312,6 +325,33 @@ fn planning_errors_name_line_column_and_the_fix() {
     assert!(e.message.contains("puts each record in 86400000 windows"), "{e}");
 }
 
+/// ksqlDB's non-windowed aggregation: one row per key over all time, which the DSL writes
+/// without `windowed_by`.
+#[test]
+fn a_group_by_without_window_aggregates_over_all_time_in_sql_and_in_the_dsl() {
+    let sql = plan(
+        "CREATE TABLE spent AS SELECT customer_id, count(*) AS orders FROM order_confirmed GROUP BY customer_id",
+        &catalog(),
+    )
+    .unwrap();
+    assert_eq!(sql.windowing, Windowing::global());
+    assert!(!sql.windowing.is_windowed());
+    assert!(sql.state_shape().ends_with("|GLOBAL|`customer_id`"), "{}", sql.state_shape());
+    let dsl = Query::stream::<OrderEvent>(&["OrderConfirmed"])
+        .group_by(["customer_id"])
+        .aggregate([Agg::count().named("orders")])
+        .to_table("spent")
+        .unwrap();
+    assert_eq!(dsl.windowing, sql.windowing);
+    assert_eq!(dsl.state_shape(), sql.state_shape());
+
+    let grouped = || Query::stream::<OrderEvent>(&["OrderConfirmed"]).group_by(["customer_id"]);
+    let final_rows = grouped().count().suppress_until_window_closes().to_table("t").unwrap_err();
+    assert_eq!(final_rows, DslError::NeedsWindows("suppress_until_window_closes"));
+    let bounds = grouped().count().with_window_bounds().to_table("t").unwrap_err();
+    assert_eq!(bounds, DslError::NeedsWindows("with_window_bounds"));
+}
+
 #[test]
 fn an_error_renders_with_its_line_and_a_caret() {
     let sql = "CREATE STREAM s AS\nSELECT customer_id,\nFROM x";
@@ -326,12 +366,12 @@ fn open_error(sql: &str) -> SqlError {
 
 #[test]
 fn an_error_after_a_quoted_name_points_after_its_backticks_and_never_panics() {
-    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM `éé` GROUP BY k");
+    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM `éé`");
     assert_eq!((e.line, e.column), (1, 48), "just after the closing backtick: {e}");
     assert!(e.message.starts_with("expected WINDOW"), "{e}");
-    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM `ab` GROUP BY k");
+    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM `ab`");
     assert_eq!((e.line, e.column), (1, 48), "after `ab`, not inside it: {e}");
-    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM e AS `éé` GROUP BY k");
+    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM e AS `éé`");
     assert_eq!((e.line, e.column), (1, 53), "{e}");
     // An offset inside a character stands for the character.
     let e = SqlError::at("`é`", 2, "m");
