@@ -389,14 +389,19 @@ mod embedded {
         }
     }
 
-    #[tokio::test]
-    async fn a_log_made_before_the_application_id_opens_and_is_marked() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(dir.path()).unwrap();
+    /// A closed log of this version in `dir` with one record on topic `t`; its database file.
+    async fn one_record_log(dir: &std::path::Path) -> std::path::PathBuf {
+        let log = EmbeddedLog::open(dir).unwrap();
         log.create_topic(&TopicSpec::keep("t", 1)).await.unwrap();
         log.append(vec![record("t", Some("k"), Some("v"))]).await.unwrap();
         drop(log);
-        let path = dir.path().join("log.sqlite3");
+        dir.join("log.sqlite3")
+    }
+
+    #[tokio::test]
+    async fn a_log_made_before_the_application_id_opens_and_is_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = one_record_log(dir.path()).await;
         let application_id = |db: &rusqlite::Connection| -> i64 {
             db.pragma_query_value(None, "application_id", |row| row.get(0)).unwrap()
         };
@@ -425,11 +430,7 @@ mod embedded {
     #[tokio::test]
     async fn a_log_of_version_2_is_read_as_it_is_and_upgraded_when_opened_for_writing() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(dir.path()).unwrap();
-        log.create_topic(&TopicSpec::keep("t", 1)).await.unwrap();
-        log.append(vec![record("t", Some("k"), Some("v"))]).await.unwrap();
-        drop(log);
-        let path = dir.path().join("log.sqlite3");
+        let path = one_record_log(dir.path()).await;
         let db = rusqlite::Connection::open(&path).unwrap();
         db.execute_batch("DROP TABLE pending_vacuum; PRAGMA user_version = 2").unwrap();
         drop(db);
