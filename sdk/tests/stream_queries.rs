@@ -300,6 +300,45 @@ async fn a_table_without_windows_sums_each_key_over_all_time_across_a_restart(
     app.shutdown().await.expect("a clean shutdown");
 }
 
+/// Without GROUP BY and WINDOW, each record that passes WHERE is a row under its own key: one
+/// processor, no repartition or changelog topic.
+async fn a_query_without_group_by_selects_each_record_under_its_key(log: Arc<dyn EventLog>) {
+    let name = format!("big_orders_{}", uuid::Uuid::now_v7().simple());
+    let sql = "CREATE STREAM suspicious_sales AS SELECT customer_id AS customer, total FROM order_confirmed WHERE total >= 100";
+    let (app, handle) = start(log.clone(), query(sql, &name)).await;
+    let customer = format!("cus_{}", uuid::Uuid::now_v7().simple());
+    let t0 = base();
+    let events = [
+        (t0, confirmed(&customer, 250)),
+        (t0 + 1, confirmed(&customer, 99)),
+        (t0 + 2, OrderEvent::Placed { order_id: OrderId::generate(), customer_id: customer.clone() }),
+        (t0 - 1, confirmed(&customer, 100)),
+    ];
+    append(&*log, &events).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+
+    let sink = records_of(&*log, &name).await;
+    let mut rows: Vec<(Vec<u8>, i64, i64)> = sink
+        .iter()
+        .map(|r| {
+            let row: serde_json::Value = serde_json::from_slice(r.value.as_deref().expect("a row")).expect("JSON");
+            assert_eq!(row["customer"], customer.as_str());
+            assert_eq!(r.header("windowstart"), None);
+            (r.key.as_deref().expect("a key").to_vec(), r.timestamp, row["total"].as_i64().expect("a total"))
+        })
+        .collect();
+    rows.sort_by_key(|(_, time, _)| *time);
+    let order_key =
+        |i: usize| codec::encode(&Envelope::new(events[i].1.clone(), Timestamp::UNIX_EPOCH)).key.expect("a key");
+    assert_eq!(rows, [(order_key(3).to_vec(), t0 - 1, 100), (order_key(0).to_vec(), t0, 250)]);
+    assert_eq!(handle.rows().await.expect("rows").len(), 2);
+    assert!(handle.rows().await.expect("rows").iter().all(|r| r.window.is_none()));
+    for internal in [repartition_topic(&name), tramline::stream::changelog_topic(&name)] {
+        assert_eq!(log.partition_count(&internal).await.expect("asked"), None, "no topic {internal}");
+    }
+    app.shutdown().await.expect("a clean shutdown");
+}
+
 /// The sink's rows are JSON objects with their columns in SELECT order (not sorted by name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_sink_rows_keep_the_select_order() {
@@ -499,6 +538,11 @@ async fn memory_reference_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_query_without_group_by() {
+    a_query_without_group_by_selects_each_record_under_its_key(MemoryLog::shared()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_table_without_windows() {
     let log: Arc<dyn EventLog> = MemoryLog::shared();
     a_table_without_windows_sums_each_key_over_all_time_across_a_restart(async || log.clone()).await;
@@ -527,6 +571,13 @@ mod embedded {
         let dir = tempfile::tempdir().expect("a directory");
         let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
         a_table_deletes_a_row_that_stops_passing_having(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_query_without_group_by() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
+        a_query_without_group_by_selects_each_record_under_its_key(log).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

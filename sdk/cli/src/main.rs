@@ -25,7 +25,7 @@ use tramline::codec;
 use tramline::log::embedded::EmbeddedLog;
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
 use tramline::log::{EventLog, Record, TopicPartition};
-use tramline::stream::{Catalog, Emitted, PartitionState, Plan, SqlType, Value, sql};
+use tramline::stream::{Catalog, Emitted, PartitionState, Plan, SqlType, Value, Window, sql};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "tramline: event-sourced modules on a log")]
@@ -120,16 +120,38 @@ impl Run<'_> {
             self.counts.skipped += 1;
             return Ok(());
         }
+        if self.plan.is_stateless() {
+            let mut values = Vec::new();
+            let passed = self.plan.select_into(time, data, &mut self.columns, &mut values).map_err(Unreadable::Data)?;
+            self.read()?;
+            if passed {
+                self.emitted.push(Emitted {
+                    key: String::new(),
+                    window: Window::ALL,
+                    time,
+                    values: Some(values),
+                    is_final: false,
+                });
+                self.flush();
+            }
+            return Ok(());
+        }
         let keyed = self.plan.rekey(time, data, &mut self.columns).map_err(Unreadable::Data)?;
+        self.read()?;
+        if let Some(keyed) = keyed {
+            self.state.apply(self.plan, &keyed, &mut self.emitted);
+            self.flush();
+        }
+        Ok(())
+    }
+
+    /// Checks the types of the columns just read and counts the event.
+    fn read(&mut self) -> Result<(), Unreadable> {
         self.check_types()?;
         // Counted once read: an event that cannot be read is counted as bad instead.
         self.counts.events += 1;
         for (filled, value) in self.counts.filled.iter_mut().zip(&self.columns) {
             *filled |= !value.is_null();
-        }
-        if let Some(keyed) = keyed {
-            self.state.apply(self.plan, &keyed, &mut self.emitted);
-            self.flush();
         }
         Ok(())
     }

@@ -125,6 +125,24 @@ fn a_group_by_without_window_keeps_one_row_per_key_over_all_time() {
 }
 
 #[test]
+fn a_query_without_group_by_prints_a_row_per_record_that_passes_where() {
+    let sql = "CREATE STREAM bulk_orders AS SELECT customer_id AS customer, ROWTIME AS at
+               FROM order_confirmed WHERE customer_id = 'cus_bulk' AND ROWTIME >= 1893492120000";
+    let output = run(sql, &orders(), &["--until-end"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows = lines(&output.stdout);
+    let times: Vec<i64> = rows.iter().map(|r| r["at"].as_i64().unwrap()).collect();
+    // 10:02 to 10:05 of the bulk buyer; cus_ok's and the placed orders are not selected.
+    assert_eq!(times, [1_893_492_120_000, 1_893_492_180_000, 1_893_492_240_000, 1_893_492_300_000]);
+    assert!(rows.iter().all(|r| r["customer"] == "cus_bulk"), "{rows:?}");
+    assert!(
+        stderr(&output).contains("9 events read, 3 of other types skipped, 0 bad, 0 late (dropped), 4 rows"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_bad_query_names_line_and_column_and_exits_with_2() {
     let output = run(&REFERENCE.replace("GROUP BY", "GROUP BUY"), "", &[]);
     assert_eq!(output.status.code(), Some(2));

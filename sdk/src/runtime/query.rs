@@ -205,10 +205,16 @@ impl App {
     /// topic (`<query>` unless the plan names another, of the plan's partitions or the app's),
     /// and registers its two processors. It starts with the app (or at once,
     /// if the app runs already) and reads its source from the beginning the first time.
+    ///
+    /// A [stateless](Plan::is_stateless) query (no GROUP BY) has one processor, `<query>.select`,
+    /// which writes each row to the sink under its record's key, and no internal topics.
     pub async fn query(&mut self, plan: Plan) -> Result<QueryHandle, RuntimeError> {
         let Some(subscription) = plan.source.subscription else {
             return Err(RuntimeError::NoSource { query: plan.name.clone(), stream: plan.source.stream.clone() });
         };
+        if plan.is_stateless() {
+            return self.stateless_query(plan, subscription).await;
+        }
         let partitions = self.settings.partitions;
         // The loop names topics as `&'static str`; a query is registered once per app, so its
         // topic's name lives as long as the program at the cost of a few bytes.
@@ -246,7 +252,8 @@ impl App {
             }
             return Ok(handle);
         }
-        let rekey = RekeyProcessor::new(plan.clone(), rekey_group.clone(), subscription, repartition);
+        let output = Selected::Repartition(Arc::from(repartition));
+        let rekey = RekeyProcessor::new(plan.clone(), rekey_group.clone(), subscription, output);
         self.register(Registration {
             group: rekey_group.clone(),
             subscriptions: vec![subscription],
@@ -268,6 +275,44 @@ impl App {
             reads: vec![repartition],
             dead_letters: Some(DeadLetters::of(&aggregate_group)),
             spawn: Box::new(move |app: &App| app.spawn(aggregate)),
+        })
+        .await?;
+        Ok(handle)
+    }
+
+    async fn stateless_query(&mut self, plan: Plan, subscription: Subscription) -> Result<QueryHandle, RuntimeError> {
+        let sink_partitions = plan.sink.partitions.unwrap_or(self.settings.partitions);
+        self.create(TopicSpec::keep(plan.sink_topic(), sink_partitions)).await?;
+        let handle = QueryHandle {
+            name: plan.name.clone(),
+            topic: plan.sink_topic().to_owned(),
+            log: self.log.clone(),
+            late: Arc::default(),
+        };
+        let group = format!("{}.select", plan.name);
+        let info = ProcessorInfo {
+            kind: ProcessorKind::Query,
+            module: plan.name.clone(),
+            name: group.clone(),
+            reads: vec![(subscription.module.to_owned(), subscription.event.to_owned())],
+            commands: None,
+        };
+        if !self.runs_here(&plan.name) {
+            self.declare_elsewhere(group, info, vec![subscription.topic]).await?;
+            return Ok(handle);
+        }
+        let plan = Arc::new(plan);
+        let output = Selected::Rows(RowWriter::new(plan.clone()));
+        let select = RekeyProcessor::new(plan, group.clone(), subscription, output);
+        self.register(Registration {
+            group: group.clone(),
+            subscriptions: vec![subscription],
+            writes: None,
+            info: Some(info),
+            phase: Phase::Process,
+            reads: vec![subscription.topic],
+            dead_letters: Some(DeadLetters::of(&group)),
+            spawn: Box::new(move |app: &App| app.spawn(select)),
         })
         .await?;
         Ok(handle)
@@ -294,14 +339,23 @@ impl OutputBuffer {
     }
 }
 
-/// Filters and re-keys the source onto the repartition topic.
+/// Where a query's first processor writes what passes WHERE.
+enum Selected {
+    /// Re-keyed onto the repartition topic, for the aggregate.
+    Repartition(Arc<str>),
+    /// A stateless query's rows, onto the sink.
+    Rows(RowWriter),
+}
+
+/// Filters and re-keys the source onto the repartition topic, or writes a stateless query's
+/// rows to its sink.
 struct RekeyProcessor {
     plan: Arc<Plan>,
     group: String,
     source: &'static str,
     /// The source enum: the schema version it writes, and its upcaster.
     subscription: Subscription,
-    repartition: Arc<str>,
+    output: Selected,
     dead_letters: Arc<str>,
     columns: Vec<Value>,
     /// The re-keyed record's group and aggregate arguments, its key text and its encoding.
@@ -312,14 +366,14 @@ struct RekeyProcessor {
 }
 
 impl RekeyProcessor {
-    fn new(plan: Arc<Plan>, group: String, subscription: Subscription, repartition: &'static str) -> Self {
+    fn new(plan: Arc<Plan>, group: String, subscription: Subscription, output: Selected) -> Self {
         let dead_letters = Arc::from(dead_letter::topic_of(&group));
         RekeyProcessor {
             plan,
             group,
             source: subscription.topic,
             subscription,
-            repartition: Arc::from(repartition),
+            output,
             dead_letters,
             columns: Vec::new(),
             values: (Vec::new(), Vec::new()),
@@ -378,22 +432,37 @@ impl Processor for RekeyProcessor {
                 }
             };
             let (group, args) = &mut self.values;
-            match self.plan.rekey_into(record.timestamp, &payload, &mut self.columns, group, args) {
-                Ok(true) => {
-                    self.key.clear();
-                    write_key(group, &mut self.key);
-                    self.encoded.clear();
-                    wire::encode_keyed(record.timestamp, group, args, &mut self.encoded);
-                    outputs.push(OutRecord {
-                        topic: self.repartition.clone(),
-                        partition: None,
-                        key: Some(self.buffer.bytes(self.key.as_bytes())),
-                        value: Some(self.buffer.bytes(&self.encoded)),
-                        headers: Headers::new(),
-                        timestamp: Some(record.timestamp),
+            let selected = match &self.output {
+                Selected::Repartition(repartition) => {
+                    self.plan.rekey_into(record.timestamp, &payload, &mut self.columns, group, args).map(|passed| {
+                        if passed {
+                            self.key.clear();
+                            write_key(group, &mut self.key);
+                            self.encoded.clear();
+                            wire::encode_keyed(record.timestamp, group, args, &mut self.encoded);
+                            outputs.push(OutRecord {
+                                topic: repartition.clone(),
+                                partition: None,
+                                key: Some(self.buffer.bytes(self.key.as_bytes())),
+                                value: Some(self.buffer.bytes(&self.encoded)),
+                                headers: Headers::new(),
+                                timestamp: Some(record.timestamp),
+                            })
+                        }
                     })
                 }
-                Ok(false) => {}
+                // A row per record, under the record's own key (as ksqlDB keeps a stream's key).
+                Selected::Rows(rows) => {
+                    self.plan.select_into(record.timestamp, &payload, &mut self.columns, group).map(|passed| {
+                        if passed {
+                            let key = record.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                            outputs.push(rows.row(&key, Window::ALL, Some(group), record.timestamp));
+                        }
+                    })
+                }
+            };
+            match selected {
+                Ok(()) => {}
                 Err(error) => {
                     let reason = format!("the payload is not a JSON object of the event's fields: {error}");
                     outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
@@ -419,9 +488,7 @@ struct WindowProcessor {
     group: String,
     repartition: &'static str,
     changelog: Arc<str>,
-    sink: Arc<str>,
-    source_name: String,
-    row_type: String,
+    rows: RowWriter,
     dead_letters: Arc<str>,
     /// The plan's state shape, written with the progress so that a changed query is noticed.
     shape: String,
@@ -439,9 +506,7 @@ impl WindowProcessor {
     fn new(plan: Arc<Plan>, group: String, repartition: &'static str, late: Arc<Mutex<HashMap<u32, u64>>>) -> Self {
         WindowProcessor {
             changelog: Arc::from(changelog_topic(&plan.name)),
-            sink: Arc::from(plan.sink_topic()),
-            source_name: plan.name.clone(),
-            row_type: pascal_case(&plan.name),
+            rows: RowWriter::new(plan.clone()),
             dead_letters: Arc::from(dead_letter::topic_of(&group)),
             shape: plan.state_shape(),
             plan,
@@ -523,36 +588,58 @@ impl WindowProcessor {
             timestamp: None,
         }
     }
+}
 
-    fn row(&self, emitted: &Emitted) -> OutRecord {
+/// Writes a query's rows to its sink, as CloudEvents in binary mode.
+struct RowWriter {
+    plan: Arc<Plan>,
+    sink: Arc<str>,
+    /// `ce_source` and `ce_type` of every row: the query's name, and it in Pascal case.
+    source_name: String,
+    row_type: String,
+}
+
+impl RowWriter {
+    fn new(plan: Arc<Plan>) -> Self {
+        RowWriter {
+            sink: Arc::from(plan.sink_topic()),
+            source_name: plan.name.clone(),
+            row_type: pascal_case(&plan.name),
+            plan,
+        }
+    }
+
+    /// The row of a window (or a record, for a stateless query) keyed by `key`; `None` values
+    /// delete a TABLE's row.
+    fn row(&self, key: &str, window: Window, values: Option<&[Value]>, time: i64) -> OutRecord {
         // A table's row is a key's (and window's, when windowed): a compacted sink keeps it.
         let windowed = self.plan.windowing.is_windowed();
-        let key = match self.plan.output {
-            OutputKind::Table if windowed => format!("{}@{}", emitted.key, emitted.window.start),
-            _ => emitted.key.clone(),
+        let record_key = match self.plan.output {
+            OutputKind::Table if windowed => format!("{key}@{}", window.start),
+            _ => key.to_owned(),
         };
-        let value = (emitted.values.as_ref())
+        let value = values
             .map(|values| Bytes::from(serde_json::to_vec(&self.plan.row_json(values)).expect("values serialise")));
-        let time = jiff::Timestamp::from_millisecond(emitted.time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let stamp = jiff::Timestamp::from_millisecond(time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let mut headers = Headers::builder(320);
         headers.push(ce::SPEC_VERSION, b"1.0");
         headers.push(ce::ID, Uuid::now_v7().hyphenated().to_string().as_bytes());
         headers.push(ce::SOURCE, self.source_name.as_bytes());
         headers.push(ce::TYPE, self.row_type.as_bytes());
-        headers.push(ce::TIME, time.to_string().as_bytes());
-        headers.push(ce::SUBJECT, emitted.key.as_bytes());
+        headers.push(ce::TIME, stamp.to_string().as_bytes());
+        headers.push(ce::SUBJECT, key.as_bytes());
         headers.push(ce::CONTENT_TYPE, b"application/json");
         if windowed {
-            headers.push(headers::WINDOW_START, emitted.window.start.to_string().as_bytes());
-            headers.push(headers::WINDOW_END, emitted.window.end.to_string().as_bytes());
+            headers.push(headers::WINDOW_START, window.start.to_string().as_bytes());
+            headers.push(headers::WINDOW_END, window.end.to_string().as_bytes());
         }
         OutRecord {
             topic: self.sink.clone(),
             partition: None,
-            key: Some(Bytes::from(key)),
+            key: Some(Bytes::from(record_key)),
             value,
             headers: headers.build(),
-            timestamp: Some(emitted.time),
+            timestamp: Some(time),
         }
     }
 }
@@ -628,7 +715,7 @@ impl Processor for WindowProcessor {
             if !touched.contains(&record.partition) {
                 touched.push(record.partition);
             }
-            outputs.extend(emitted.iter().map(|e| self.row(e)));
+            outputs.extend(emitted.iter().map(|e| self.rows.row(&e.key, e.window, e.values.as_deref(), e.time)));
             emitted.clear();
         }
         self.emitted = emitted;

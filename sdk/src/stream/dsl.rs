@@ -120,6 +120,56 @@ impl<E> StreamBuilder<E> {
     pub fn group_by<'a>(self, columns: impl IntoIterator<Item = &'a str>) -> GroupedStream<E> {
         GroupedStream { stream: self, group_by: columns.into_iter().map(str::to_owned).collect() }
     }
+
+    /// Selects these columns of each record the filters keep, as a row under the record's
+    /// key, without grouping (SQL's SELECT without GROUP BY and WINDOW; Kafka Streams'
+    /// `filter` and `mapValues`).
+    pub fn select<'a>(self, columns: impl IntoIterator<Item = &'a str>) -> SelectedStream<E> {
+        SelectedStream { stream: self, columns: columns.into_iter().map(str::to_owned).collect() }
+    }
+}
+
+/// Columns of each record of a stream: a stateless query ([`Plan::is_stateless`]).
+#[derive(Debug)]
+pub struct SelectedStream<E> {
+    stream: StreamBuilder<E>,
+    columns: Vec<String>,
+}
+
+impl<E> SelectedStream<E> {
+    /// The stream of rows, on the sink topic `name` (SQL's CREATE STREAM).
+    pub fn to_stream(self, name: &str) -> Result<Plan, DslError> {
+        let SelectedStream { stream, columns } = self;
+        if let Some(error) = stream.error {
+            return Err(error);
+        }
+        let mut inputs = Inputs::of(&stream.infos);
+        let known_names = inputs.names();
+        let filter = (stream.filter.map(|f| f.resolve(&mut |name: &str| inputs.input(name))).transpose())
+            .map_err(|c| unknown("filter", c, &known_names))?;
+        let mut select: Vec<Named> = Vec::new();
+        for column in columns {
+            if select.iter().any(|named| named.name == column) {
+                return Err(DslError::DuplicateName(column));
+            }
+            let expr = inputs.input(&column).ok_or_else(|| unknown("select", column.clone(), &known_names))?;
+            select.push(Named { name: column, expr });
+        }
+        Ok(Plan {
+            name: name.to_owned(),
+            sink: Sink::default(),
+            output: OutputKind::Stream,
+            source: source(&stream.infos),
+            columns: inputs.columns,
+            filter,
+            group_by: Vec::new(),
+            windowing: Windowing::global(),
+            aggregates: Vec::new(),
+            select,
+            having: None,
+            emit: Emit::Changes,
+        })
+    }
 }
 
 /// A stream grouped by key.
@@ -330,41 +380,9 @@ impl<E> WindowedTable<E> {
                 return Err(DslError::NeedsWindows("with_window_bounds"));
             }
         }
-        // The fields of every type read; a field whose types disagree has none to check.
-        let known: Option<Vec<Field>> = stream.infos.iter().try_fold(Vec::new(), |mut all: Vec<Field>, info| {
-            for field in info.columns.as_ref()? {
-                match all.iter_mut().find(|known| known.name == field.name) {
-                    Some(known) if known.sql_type != field.sql_type => known.sql_type = None,
-                    Some(_) => {}
-                    None => all.push(field.clone()),
-                }
-            }
-            Some(all)
-        });
-        let mut columns: Vec<Column> = Vec::new();
-        let mut input = |name: &str| -> Option<Expr> {
-            if name.eq_ignore_ascii_case("ROWTIME") {
-                return Some(Expr::RowTime);
-            }
-            let sql_type = match &known {
-                Some(known) => known.iter().find(|field| field.name == name)?.sql_type,
-                None => None,
-            };
-            Some(Expr::Column(match columns.iter().position(|c| c.name == name) {
-                Some(i) => i,
-                None => {
-                    columns.push(Column { name: name.to_owned(), case: NameCase::Exact, sql_type });
-                    columns.len() - 1
-                }
-            }))
-        };
-        let unknown = |clause: &'static str, column: String, names: &[String]| DslError::UnknownColumn {
-            clause,
-            column,
-            known: names.join(", "),
-        };
-        let known_names: Vec<String> =
-            known.iter().flatten().map(|field| field.name.clone()).chain(["ROWTIME".to_owned()]).collect();
+        let mut inputs = Inputs::of(&stream.infos);
+        let known_names = inputs.names();
+        let mut input = |name: &str| inputs.input(name);
         let filter = stream
             .filter
             .map(|f| f.resolve(&mut input))
@@ -407,18 +425,12 @@ impl<E> WindowedTable<E> {
             .map(|h| h.resolve(&mut |name: &str| select.iter().find(|n| n.name == name).map(|n| n.expr.clone())))
             .transpose()
             .map_err(|c| unknown("filter after aggregate", c, &output_names))?;
-        let first = stream.infos.first();
         Ok(Plan {
             name: name.to_owned(),
             sink: Sink::default(),
             output,
-            source: Source {
-                stream: first.map(|i| i.stream.clone()).unwrap_or_default(),
-                types: stream.infos.iter().map(|i| i.type_name.clone()).collect(),
-                by_name: None,
-                subscription: first.and_then(|i| i.subscription),
-            },
-            columns,
+            source: source(&stream.infos),
+            columns: inputs.columns,
             filter,
             group_by: groups,
             windowing,
@@ -427,5 +439,66 @@ impl<E> WindowedTable<E> {
             having,
             emit,
         })
+    }
+}
+
+/// The columns a DSL query reads, checked against the fields of the event types it reads.
+struct Inputs {
+    /// The fields of every type read; a field whose types disagree has no type to check.
+    known: Option<Vec<Field>>,
+    /// The columns read so far, in the order [`Expr::Column`] indexes them.
+    columns: Vec<Column>,
+}
+
+impl Inputs {
+    fn of(infos: &[StreamInfo]) -> Self {
+        let known = infos.iter().try_fold(Vec::new(), |mut all: Vec<Field>, info| {
+            for field in info.columns.as_ref()? {
+                match all.iter_mut().find(|known| known.name == field.name) {
+                    Some(known) if known.sql_type != field.sql_type => known.sql_type = None,
+                    Some(_) => {}
+                    None => all.push(field.clone()),
+                }
+            }
+            Some(all)
+        });
+        Inputs { known, columns: Vec::new() }
+    }
+
+    /// The expression reading the column `name`: `None` if the types read have no such field.
+    fn input(&mut self, name: &str) -> Option<Expr> {
+        if name.eq_ignore_ascii_case("ROWTIME") {
+            return Some(Expr::RowTime);
+        }
+        let sql_type = match &self.known {
+            Some(known) => known.iter().find(|field| field.name == name)?.sql_type,
+            None => None,
+        };
+        Some(Expr::Column(match self.columns.iter().position(|c| c.name == name) {
+            Some(i) => i,
+            None => {
+                self.columns.push(Column { name: name.to_owned(), case: NameCase::Exact, sql_type });
+                self.columns.len() - 1
+            }
+        }))
+    }
+
+    /// The names of the columns there are, for an error.
+    fn names(&self) -> Vec<String> {
+        self.known.iter().flatten().map(|field| field.name.clone()).chain(["ROWTIME".to_owned()]).collect()
+    }
+}
+
+fn unknown(clause: &'static str, column: String, names: &[String]) -> DslError {
+    DslError::UnknownColumn { clause, column, known: names.join(", ") }
+}
+
+fn source(infos: &[StreamInfo]) -> Source {
+    let first = infos.first();
+    Source {
+        stream: first.map(|i| i.stream.clone()).unwrap_or_default(),
+        types: infos.iter().map(|i| i.type_name.clone()).collect(),
+        by_name: None,
+        subscription: first.and_then(|i| i.subscription),
     }
 }

@@ -1,5 +1,6 @@
 //! Stream queries: continuous aggregations over event streams, per key and window (or per key
-//! over all time, without `WINDOW`), that produce a new stream (DESIGN.md, "Stream queries").
+//! over all time, without `WINDOW`), that produce a new stream (DESIGN.md, "Stream queries");
+//! without `GROUP BY` either, a query selects columns of each record that passes `WHERE`.
 //!
 //! Two front ends compile to one [`Plan`]: SQL in the ksqlDB grammar subset ([`sql::plan`]) and
 //! a typed Rust DSL with Kafka Streams' names ([`Query`]). A plan runs in an [`App`](crate::App)
@@ -54,8 +55,8 @@ pub use crate::runtime::{Columns, QueryHandle, QueryRow, changelog_topic, query_
 pub use aggregate::{Accumulator, Function};
 pub use catalog::{Catalog, Field, NameCase, StreamInfo, names_type, pascal_case, snake_case};
 pub use dsl::{
-    Agg, DslError, GroupedStream, Query, SessionWindows, StreamBuilder, TimeWindows, WindowedStream, WindowedTable,
-    col, lit,
+    Agg, DslError, GroupedStream, Query, SelectedStream, SessionWindows, StreamBuilder, TimeWindows, WindowedStream,
+    WindowedTable, col, lit,
 };
 pub use expr::build::Operand;
 pub use expr::{BinaryOp, Expr, Scope};

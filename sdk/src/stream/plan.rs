@@ -1,5 +1,6 @@
 //! The one logical plan that both front ends (SQL and the Rust DSL) compile into:
-//! source -> WHERE -> re-key for GROUP BY -> windowed aggregate -> HAVING -> emit -> sink.
+//! source -> WHERE -> re-key for GROUP BY -> windowed aggregate -> HAVING -> emit -> sink, or,
+//! for a stateless query (no GROUP BY, no WINDOW), source -> WHERE -> SELECT -> sink.
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
@@ -256,6 +257,51 @@ impl Plan {
     ) -> serde_json::Result<bool> {
         group.clear();
         args.clear();
+        if !self.read_and_filter(time, payload, columns)? {
+            return Ok(false);
+        }
+        let scope = Scope { columns, row_time: time, ..Scope::default() };
+        for named in &self.group_by {
+            match named.expr.eval(&scope) {
+                Value::Null => return Ok(false),
+                value => group.push(value),
+            }
+        }
+        args.extend(
+            self.aggregates
+                .iter()
+                .map(|call| call.argument.as_ref().map_or(Value::Null, |arg| arg.eval(&scope))),
+        );
+        Ok(true)
+    }
+
+    /// Whether the query selects from each record, without GROUP BY and WINDOW: a record that
+    /// passes WHERE is a row ([`Plan::select_into`]), and nothing is kept between records.
+    pub fn is_stateless(&self) -> bool {
+        self.group_by.is_empty() && self.aggregates.is_empty() && !self.windowing.is_windowed()
+    }
+
+    /// The row of one record of a read type for a [stateless](Plan::is_stateless) query, in
+    /// `values` (SELECT over the record): `false` when WHERE filters it out.
+    pub fn select_into(
+        &self,
+        time: i64,
+        payload: &[u8],
+        columns: &mut Vec<Value>,
+        values: &mut Vec<Value>,
+    ) -> serde_json::Result<bool> {
+        values.clear();
+        if !self.read_and_filter(time, payload, columns)? {
+            return Ok(false);
+        }
+        let scope = Scope { columns, row_time: time, ..Scope::default() };
+        values.extend(self.select.iter().map(|named| named.expr.eval(&scope)));
+        Ok(true)
+    }
+
+    /// Reads the plan's columns of a payload into `columns`, checks their types and applies
+    /// WHERE: `false` when it filters the record out.
+    fn read_and_filter(&self, time: i64, payload: &[u8], columns: &mut Vec<Value>) -> serde_json::Result<bool> {
         read_columns(payload, &self.columns, columns)?;
         for (value, column) in columns.iter().zip(&self.columns) {
             if let Some(expected) = column.sql_type
@@ -271,23 +317,7 @@ impl Plan {
             }
         }
         let scope = Scope { columns, row_time: time, ..Scope::default() };
-        if let Some(filter) = &self.filter
-            && !filter.holds(&scope)
-        {
-            return Ok(false);
-        }
-        for named in &self.group_by {
-            match named.expr.eval(&scope) {
-                Value::Null => return Ok(false),
-                value => group.push(value),
-            }
-        }
-        args.extend(
-            self.aggregates
-                .iter()
-                .map(|call| call.argument.as_ref().map_or(Value::Null, |arg| arg.eval(&scope))),
-        );
-        Ok(true)
+        Ok(self.filter.as_ref().is_none_or(|filter| filter.holds(&scope)))
     }
 
     /// The output row, to serialise as a JSON object with its columns in SELECT order.

@@ -7,7 +7,7 @@ use super::parser::{Ast, Ident, Property, SelectItem, Statement, TimeSpan, Windo
 use crate::stream::aggregate::Function;
 use crate::stream::catalog::{Catalog, Field, NameCase, StreamInfo};
 use crate::stream::expr::{BinaryOp, Expr};
-use crate::stream::plan::{AggregateCall, Column, Emit, Named, Plan, Sink, Source};
+use crate::stream::plan::{AggregateCall, Column, Emit, Named, OutputKind, Plan, Sink, Source};
 use crate::stream::value::{SqlType, Value};
 use crate::stream::window::{DEFAULT_GRACE, WindowError, Windowing, too_large};
 
@@ -31,8 +31,9 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
     let after_from = statement.alias.as_ref().unwrap_or(from).end;
     let windowing = match &statement.window {
         Some(clause) => windowing(clause)?,
-        // Without WINDOW, one aggregate per key over all time (ksqlDB's non-windowed table).
-        None if !statement.group_by.is_empty() => {
+        // Without WINDOW, one aggregate per key over all time (ksqlDB's non-windowed table), or
+        // without GROUP BY either, a row per record.
+        None => {
             if statement.emit == Some(Emit::Final) {
                 return Err((
                     statement.emit_at,
@@ -41,15 +42,11 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
             }
             Windowing::global()
         }
-        None => {
-            return Err((
-                after_from,
-                "expected WINDOW TUMBLING, HOPPING or SESSION after FROM, or a GROUP BY: stream queries aggregate \
-                 per key, per window or over all time"
-                    .into(),
-            ));
-        }
     };
+    let per_record = statement.window.is_none() && statement.group_by.is_empty();
+    if per_record {
+        refuse_aggregation_without_group_by(statement, after_from)?;
+    }
 
     let mut planner = Planner {
         info,
@@ -63,7 +60,7 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         planner.check_condition(filter, "WHERE")?;
     }
     let filter = statement.filter.as_ref().map(|ast| planner.input(ast, "WHERE")).transpose()?;
-    if statement.group_by.is_empty() {
+    if statement.group_by.is_empty() && !per_record {
         return Err((statement.end, "expected GROUP BY: a windowed aggregation groups its records by a key".into()));
     }
     let mut names = Synthetic::new(statement.group_by.iter().map(|ast| (None, ast)));
@@ -75,7 +72,10 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
     let mut names = Synthetic::new(statement.select.iter().map(|item| (item.alias.as_ref(), &item.expr)));
     let mut select: Vec<Named> = Vec::new();
     for item in &statement.select {
-        let expr = planner.output(&item.expr)?;
+        let expr = match per_record {
+            true => planner.selected(&item.expr)?,
+            false => planner.output(&item.expr)?,
+        };
         let name = written_name(item.alias.as_ref(), &item.expr).map_or_else(|| names.next(), str::to_owned);
         if select.iter().any(|named| named.name.eq_ignore_ascii_case(&name)) {
             let at = item.alias.as_ref().map_or(item.expr.at(), |a| a.at);
@@ -110,6 +110,25 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         having,
         emit: statement.emit.unwrap_or(Emit::Changes),
     })
+}
+
+/// A query without WINDOW and GROUP BY selects from each record: it has no aggregates.
+fn refuse_aggregation_without_group_by(statement: &Statement, after_from: usize) -> Result<(), Failure> {
+    if statement.output == OutputKind::Table {
+        return Err((
+            after_from,
+            "expected WINDOW TUMBLING, HOPPING or SESSION after FROM, or a GROUP BY: a TABLE aggregates per key \
+             (CREATE STREAM selects from each record without them)"
+                .into(),
+        ));
+    }
+    if let Some(call) = statement.select.iter().find_map(|item| find_call(&item.expr)) {
+        return Err((call.at, "aggregate functions need a GROUP BY".into()));
+    }
+    if let Some(having) = &statement.having {
+        return Err((having.at(), "HAVING needs a GROUP BY; WHERE filters records".into()));
+    }
+    Ok(())
 }
 
 /// The windows of a WINDOW clause.
@@ -297,6 +316,17 @@ impl Planner<'_> {
                 Expr::binary(*op, self.input(l, clause)?, self.input(r, clause)?)
             }
         })
+    }
+
+    /// An expression of SELECT over the input row (a query without GROUP BY).
+    fn selected(&mut self, ast: &Ast) -> Result<Expr, Failure> {
+        if let Ast::Column { qualifier: None, name } = ast
+            && is_window_bound(name).is_some()
+        {
+            let bound = name.text.to_ascii_uppercase();
+            return Err((name.at, format!("{bound} is a column of windowed queries; this one has no WINDOW")));
+        }
+        self.input(ast, "SELECT")
     }
 
     /// An expression over a group's window (SELECT, HAVING).

@@ -293,8 +293,8 @@ fn planning_errors_name_line_column_and_the_fix() {
     assert_eq!((e.line, e.column), (5, 23));
     assert_eq!(e.message, "aggregate functions belong in SELECT or HAVING, not in GROUP BY");
 
-    let e = error("CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed");
-    assert_eq!((e.line, e.column), (1, 69));
+    let e = error("CREATE TABLE s AS SELECT customer_id, count(*) FROM order_confirmed");
+    assert_eq!((e.line, e.column), (1, 68));
     assert!(e.message.starts_with("expected WINDOW TUMBLING, HOPPING or SESSION after FROM, or a GROUP BY"), "{e}");
 
     // Without WINDOW: no window closes, and none has bounds.
@@ -352,6 +352,63 @@ fn a_group_by_without_window_aggregates_over_all_time_in_sql_and_in_the_dsl() {
     assert_eq!(bounds, DslError::NeedsWindows("with_window_bounds"));
 }
 
+/// ksqlDB's stream of selected records: without GROUP BY and WINDOW, each record that passes
+/// WHERE is a row, and nothing is aggregated.
+#[test]
+fn a_query_without_group_by_or_window_selects_from_each_record() {
+    let plan = plan(
+        "CREATE STREAM big_orders AS SELECT order_id, total AS amount, ROWTIME, total > 500 AS large
+         FROM order_confirmed WHERE total > 100 EMIT CHANGES",
+        &catalog(),
+    )
+    .unwrap();
+    assert!(plan.is_stateless());
+    let names: Vec<&str> = plan.select.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["order_id", "amount", "ROWTIME", "large"]);
+    let (mut columns, mut values) = (Vec::new(), Vec::new());
+    let payload = br#"{"order_id":"ord_1","customer_id":"c","total":700}"#;
+    assert!(plan.select_into(42, payload, &mut columns, &mut values).unwrap());
+    assert_eq!(values, [Value::Text("ord_1".into()), Value::Int(700), Value::Int(42), Value::Bool(true)]);
+    let small = br#"{"order_id":"ord_2","customer_id":"c","total":50}"#;
+    assert!(!plan.select_into(42, small, &mut columns, &mut values).unwrap(), "WHERE drops it");
+    assert!(!self::plan(REFERENCE, &catalog()).unwrap().is_stateless());
+
+    let sql =
+        super::plan("CREATE STREAM big AS SELECT order_id, total FROM order_confirmed WHERE total > 100", &catalog());
+    let dsl = Query::stream::<OrderEvent>(&["OrderConfirmed"])
+        .filter(col("total").gt(100))
+        .select(["order_id", "total"])
+        .to_stream("big");
+    assert_eq!(dsl.unwrap(), sql.unwrap());
+    let misspelt = Query::stream::<OrderEvent>(&["OrderConfirmed"]).select(["totl"]).to_stream("big").unwrap_err();
+    assert!(misspelt.to_string().starts_with("select: no column `totl`; the columns here: "), "{misspelt}");
+
+    let refused = |sql: &str| {
+        let e = error(sql);
+        (e.column, e.message)
+    };
+    assert_eq!(
+        refused("CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed"),
+        (40, "aggregate functions need a GROUP BY".into())
+    );
+    assert_eq!(
+        refused("CREATE STREAM s AS SELECT customer_id FROM order_confirmed HAVING total > 1"),
+        (67, "HAVING needs a GROUP BY; WHERE filters records".into())
+    );
+    assert_eq!(
+        refused("CREATE STREAM s AS SELECT customer_id, WINDOWSTART FROM order_confirmed"),
+        (40, "WINDOWSTART is a column of windowed queries; this one has no WINDOW".into())
+    );
+    let (column, message) = refused("CREATE TABLE s AS SELECT customer_id FROM order_confirmed");
+    assert_eq!(column, 58);
+    assert!(message.contains("a TABLE aggregates per key (CREATE STREAM selects from each record"), "{message}");
+    let (column, message) = refused("CREATE STREAM s AS SELECT customer_id FROM order_confirmed EMIT FINAL");
+    assert_eq!(
+        (column, message.as_str()),
+        (65, "EMIT FINAL needs a WINDOW: without one no window ever closes; use EMIT CHANGES")
+    );
+}
+
 #[test]
 fn an_error_renders_with_its_line_and_a_caret() {
     let sql = "CREATE STREAM s AS\nSELECT customer_id,\nFROM x";
@@ -366,13 +423,13 @@ fn open_error(sql: &str) -> SqlError {
 
 #[test]
 fn an_error_after_a_quoted_name_points_after_its_backticks_and_never_panics() {
-    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM `éé`");
-    assert_eq!((e.line, e.column), (1, 48), "just after the closing backtick: {e}");
+    let e = open_error("CREATE TABLE s AS SELECT k, count(*) FROM `éé`");
+    assert_eq!((e.line, e.column), (1, 47), "just after the closing backtick: {e}");
     assert!(e.message.starts_with("expected WINDOW"), "{e}");
-    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM `ab`");
-    assert_eq!((e.line, e.column), (1, 48), "after `ab`, not inside it: {e}");
-    let e = open_error("CREATE STREAM s AS SELECT k, count(*) FROM e AS `éé`");
-    assert_eq!((e.line, e.column), (1, 53), "{e}");
+    let e = open_error("CREATE TABLE s AS SELECT k, count(*) FROM `ab`");
+    assert_eq!((e.line, e.column), (1, 47), "after `ab`, not inside it: {e}");
+    let e = open_error("CREATE TABLE s AS SELECT k, count(*) FROM e AS `éé`");
+    assert_eq!((e.line, e.column), (1, 52), "{e}");
     // An offset inside a character stands for the character.
     let e = SqlError::at("`é`", 2, "m");
     assert_eq!((e.line, e.column), (1, 2));
