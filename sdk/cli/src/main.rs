@@ -227,7 +227,8 @@ impl Run<'_> {
             self.counts.skipped += 1;
             return Ok(());
         }
-        let time = event.time.ok_or("no `time` attribute: the query's windows need each event's time")?;
+        let time =
+            event.time.ok_or("no `time` attribute: a query needs each event's time (its ROWTIME and windows)")?;
         let time: jiff::Timestamp = time
             .parse()
             .map_err(|e| format!("`time` cannot be read as an RFC 3339 timestamp (`{time}`): {e}"))?;

@@ -16,8 +16,8 @@
 //!
 //! One directory holds one log: the database `log.sqlite3` (with SQLite's `-wal` and `-shm` files
 //! beside it) and the lock file `tramline.lock` (the holder's process id). The schema
-//! (`PRAGMA user_version` 3; a log of an earlier version gets the tables it lacks when it is
-//! opened for writing):
+//! (`PRAGMA user_version` 2; a log of version 1, or one made before `pending_vacuum`, gets the
+//! tables it lacks when it is opened for writing):
 //!
 //! | table | columns | key |
 //! | --- | --- | --- |

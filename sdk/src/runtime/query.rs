@@ -612,7 +612,8 @@ impl RowWriter {
     /// The row of a window (or a record, for a stateless query) keyed by `key`; `None` values
     /// delete a TABLE's row.
     fn row(&self, key: &str, window: Window, values: Option<&[Value]>, time: i64) -> OutRecord {
-        // A table's row is a key's (and window's, when windowed): a compacted sink keeps it.
+        // A table's row is a key's (and window's, when windowed): compaction of the sink, where
+        // it is compacted, keeps the latest.
         let windowed = self.plan.windowing.is_windowed();
         let record_key = match self.plan.output {
             OutputKind::Table if windowed => format!("{key}@{}", window.start),

@@ -18,7 +18,8 @@ pub enum OutputKind {
     /// `CREATE STREAM`: the rows that pass HAVING, keyed by the group key.
     Stream,
     /// `CREATE TABLE`: the same rows keyed by group key and window (`key@windowstart`; the
-    /// group key alone without windows), so a compacted sink keeps the latest row per window.
+    /// group key alone without windows), so that compaction of the sink, where it is compacted,
+    /// keeps the latest row per window.
     Table,
 }
 

@@ -1,5 +1,6 @@
-//! The windowed aggregate of one partition: stream time, the open windows of every key,
-//! late records, and what changed since the last write (for the changelog).
+//! The aggregate of one partition: stream time, the open windows of every key (one window over
+//! all time per key without `WINDOW`), late records, and what changed since the last write (for
+//! the changelog).
 //!
 //! Pure and synchronous: the processor feeds it records and writes what it emits; the CLI and
 //! the tests drive it directly.
@@ -425,7 +426,11 @@ impl PartitionState {
 
     /// Closes every open window, as if the stream time had passed them all (the end of a
     /// bounded input): EMIT FINAL rows come out for each.
+    /// Without windows nothing closes: each key's aggregate stays.
     pub fn close_all(&mut self, plan: &Plan, out: &mut Vec<Emitted>) {
+        if !plan.windowing.is_windowed() {
+            return;
+        }
         while let Some(bucket) = self.closing.pop_until(i64::MAX) {
             for (key, start) in bucket {
                 self.remove(plan, key, start, out);
@@ -885,9 +890,11 @@ mod tests {
             }
         }
         assert_eq!(feed(&plan, &mut restored, &[(0, "b")]), [row("b", all, DELETED)], "a third after a restore");
+        restored.take_changes();
         let mut out = Vec::new();
         restored.close_all(&plan, &mut out);
-        assert!(out.is_empty(), "EMIT CHANGES emits no final rows: {out:?}");
+        assert!(out.is_empty(), "no final rows: {out:?}");
+        assert_eq!((restored.open_windows(), restored.take_changes()), (2, Vec::new()), "the aggregates stay");
     }
 
     #[test]

@@ -30,9 +30,10 @@ use crate::model::Position;
 pub(super) const DATABASE: &str = "log.sqlite3";
 /// The lock file inside the directory: it names the process that holds the directory.
 pub(super) const LOCK: &str = "tramline.lock";
-/// `PRAGMA user_version` of the schema below (1: without `compaction_marks`; 2: without
-/// `pending_vacuum`).
-const SCHEMA_VERSION: i64 = 3;
+/// `PRAGMA user_version` of the schema below (1: without `compaction_marks`). `pending_vacuum`
+/// came later within version 2: a writer adds it on open, and readers (of any version 2
+/// tramline) never read it.
+const SCHEMA_VERSION: i64 = 2;
 /// `PRAGMA application_id` of a tramline log ("trln"): tells its database from any other.
 const APPLICATION_ID: i64 = 0x7472_6c6e;
 /// The tables of the schema's version 1, to recognise a log made before the application id was
@@ -91,7 +92,8 @@ CREATE TABLE IF NOT EXISTS compaction_marks (
 
 /// A row while a compaction has removed keys of forgotten subjects and the database has not been
 /// vacuumed since (see [`Store::compact`]). Written in the deletion's transaction, it outlives a
-/// process killed before its vacuum, and the next compaction (on open, too) vacuums.
+/// process killed before its vacuum, and the next compaction (on open, too) vacuums. Made on
+/// every open for writing: a log written before it has none.
 const PENDING_VACUUM: &str = r#"
 CREATE TABLE IF NOT EXISTS pending_vacuum (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
@@ -395,8 +397,7 @@ impl Store {
         // SQLite's write-ahead log lets readers in beside the writer of another process.
         let reader = open_reader(&database).map_err(err("cannot open the database"))?;
         match identify(&reader, &database)? {
-            // Version 3 added only what compaction writes.
-            Found::Log { version: 2 | SCHEMA_VERSION } => {}
+            Found::Log { version: SCHEMA_VERSION } => {}
             Found::Nothing => {
                 return Err(LogError::Backend(format!("embedded log {}: holds no embedded log", dir.display())));
             }
@@ -724,7 +725,11 @@ impl Store {
         writer
             .query_row("SELECT EXISTS (SELECT 1 FROM pending_vacuum)", [], |row| row.get::<_, bool>(0))
             .and_then(|pending| match pending {
-                true => writer.execute_batch("VACUUM; DELETE FROM pending_vacuum"),
+                true => writer.execute_batch("VACUUM; DELETE FROM pending_vacuum").map(|()| {
+                    // The rewritten pages are in the write-ahead log: the database file gets
+                    // them at the checkpoint that follows.
+                    self.unemptied_wal.store(true, Ordering::Relaxed);
+                }),
                 false => Ok(()),
             })
             .map_err(|error| {
@@ -921,12 +926,10 @@ fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(),
                 tx.pragma_update(None, "application_id", APPLICATION_ID)
                     .map_err(err("cannot set the application id"))?;
             }
-            if version < 2 {
+            tx.execute_batch(PENDING_VACUUM).map_err(err("cannot add the table of pending vacuums"))?;
+            if version < SCHEMA_VERSION {
                 // Version 1 had no compaction marks: its tombstones start aging now.
                 tx.execute_batch(COMPACTION_MARKS).map_err(err("cannot add the compaction marks"))?;
-            }
-            if version < SCHEMA_VERSION {
-                tx.execute_batch(PENDING_VACUUM).map_err(err("cannot note pending vacuums"))?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(err("cannot set the schema version"))?;
             }
@@ -1019,14 +1022,9 @@ fn read_partition(
 mod tests {
     use super::*;
 
-    /// A process killed after a compaction deleted keys and before its vacuum: the next one
-    /// vacuums on open.
-    #[test]
-    fn a_vacuum_cut_short_by_a_kill_is_done_by_the_next_open() {
+    /// 2,000 keys of forgotten subjects, each superseded by its tombstone.
+    fn forgotten_keys(store: &Store) {
         use crate::privacy::KEYS_TOPIC;
-        let dir = tempfile::tempdir().unwrap();
-        let options = EmbeddedOptions::default();
-        let store = Store::open(dir.path(), &options).unwrap();
         store.create_topic(&TopicSpec::compact(KEYS_TOPIC, 1)).unwrap();
         let key = |i: u32, value: Option<Vec<u8>>| OutRecord {
             topic: Arc::from(KEYS_TOPIC),
@@ -1038,6 +1036,16 @@ mod tests {
         };
         store.write((0..2_000).map(|i| key(i, Some(vec![7; 64]))).collect(), None).unwrap();
         store.write((0..2_000).map(|i| key(i, None)).collect(), None).unwrap();
+    }
+
+    /// A process killed after a compaction deleted keys and before its vacuum: the next one
+    /// vacuums on open.
+    #[test]
+    fn a_vacuum_cut_short_by_a_kill_is_done_by_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EmbeddedOptions::default();
+        let store = Store::open(dir.path(), &options).unwrap();
+        forgotten_keys(&store);
         // The compaction's deletions, and then the kill.
         assert_eq!(store.remove_superseded(&lock(&store.writer)).unwrap(), 2_000);
         drop(store);
@@ -1054,6 +1062,30 @@ mod tests {
         assert!(free > 0, "the deleted keys' pages are free, not yet vacuumed away");
         drop(Store::open(dir.path(), &options).unwrap());
         assert_eq!(state(), (0, 0), "the open's compaction vacuumed");
+    }
+
+    /// A vacuum that failed is done by the next compaction of the process, even one that deletes
+    /// nothing, and reaches the database file itself, not only its write-ahead log.
+    #[test]
+    fn a_vacuum_done_again_reaches_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &EmbeddedOptions::default()).unwrap();
+        forgotten_keys(&store);
+        {
+            // The deletions, and a vacuum that failed: the write-ahead log is emptied all the same.
+            let writer = lock(&store.writer);
+            assert_eq!(store.remove_superseded(&writer).unwrap(), 2_000);
+            store.empty_wal(&writer).unwrap().unwrap();
+        }
+        // The free-page count in the header of the file itself.
+        let free_in_file = || {
+            let file = std::fs::read(dir.path().join(DATABASE)).unwrap();
+            u32::from_be_bytes(file[36..40].try_into().unwrap())
+        };
+        assert!(free_in_file() > 0, "the deleted keys' pages are free in the file");
+        let compacted = store.compact().unwrap();
+        assert!(compacted.incomplete.is_none());
+        assert_eq!((compacted.removed, free_in_file()), (0, 0), "vacuumed into the file");
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
     let mut select: Vec<Named> = Vec::new();
     for item in &statement.select {
         let expr = match per_record {
-            true => planner.selected(&item.expr)?,
+            true => planner.input(&item.expr, "SELECT")?,
             false => planner.output(&item.expr)?,
         };
         let name = written_name(item.alias.as_ref(), &item.expr).map_or_else(|| names.next(), str::to_owned);
@@ -291,12 +291,15 @@ impl Planner<'_> {
             Ast::Column { qualifier, name } => {
                 self.check_qualifier(qualifier.as_ref())?;
                 if let Some(_bound) = is_window_bound(name) {
+                    let bound = name.text.to_ascii_uppercase();
                     return Err((
                         name.at,
-                        format!(
-                            "{} is a column of the output: use it in SELECT or HAVING, not in {clause}",
-                            name.text.to_ascii_uppercase()
-                        ),
+                        match self.windowed {
+                            true => format!(
+                                "{bound} is a column of the output: use it in SELECT or HAVING, not in {clause}"
+                            ),
+                            false => format!("{bound} is a column of windowed queries; this one has no WINDOW"),
+                        },
                     ));
                 }
                 if is_rowtime(name) {
@@ -316,17 +319,6 @@ impl Planner<'_> {
                 Expr::binary(*op, self.input(l, clause)?, self.input(r, clause)?)
             }
         })
-    }
-
-    /// An expression of SELECT over the input row (a query without GROUP BY).
-    fn selected(&mut self, ast: &Ast) -> Result<Expr, Failure> {
-        if let Ast::Column { qualifier: None, name } = ast
-            && is_window_bound(name).is_some()
-        {
-            let bound = name.text.to_ascii_uppercase();
-            return Err((name.at, format!("{bound} is a column of windowed queries; this one has no WINDOW")));
-        }
-        self.input(ast, "SELECT")
     }
 
     /// An expression over a group's window (SELECT, HAVING).

@@ -399,6 +399,10 @@ fn a_query_without_group_by_or_window_selects_from_each_record() {
         refused("CREATE STREAM s AS SELECT customer_id, WINDOWSTART FROM order_confirmed"),
         (40, "WINDOWSTART is a column of windowed queries; this one has no WINDOW".into())
     );
+    assert_eq!(
+        refused("CREATE STREAM s AS SELECT customer_id FROM order_confirmed WHERE windowstart > 0"),
+        (66, "WINDOWSTART is a column of windowed queries; this one has no WINDOW".into())
+    );
     let (column, message) = refused("CREATE TABLE s AS SELECT customer_id FROM order_confirmed");
     assert_eq!(column, 58);
     assert!(message.contains("a TABLE aggregates per key (CREATE STREAM selects from each record"), "{message}");
