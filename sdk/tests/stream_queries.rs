@@ -618,6 +618,23 @@ mod kafka {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_query_without_group_by() {
+        let (log, _) = tramline::testing::kafka::isolated_log("stream-select").await;
+        a_query_without_group_by_selects_each_record_under_its_key(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_table_without_windows() {
+        let namespace = format!("stream-global-{}", uuid::Uuid::now_v7().simple());
+        a_table_without_windows_sums_each_key_over_all_time_across_a_restart(async || {
+            let config = KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("stream-queries");
+            let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await.expect("connected"));
+            Arc::new(Namespaced::new(kafka, &namespace).expect("a namespace")) as Arc<dyn EventLog>
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kafka_table_deletes_a_row() {
         let (log, _) = tramline::testing::kafka::isolated_log("stream-tombstones").await;
         a_table_deletes_a_row_that_stops_passing_having(log).await;
