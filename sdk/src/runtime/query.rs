@@ -253,7 +253,7 @@ impl App {
             return Ok(handle);
         }
         let output = Selected::Repartition(Arc::from(repartition));
-        let rekey = RekeyProcessor::new(plan.clone(), rekey_group.clone(), subscription, output);
+        let rekey = SourceProcessor::new(plan.clone(), rekey_group.clone(), subscription, output);
         self.register(Registration {
             group: rekey_group.clone(),
             subscriptions: vec![subscription],
@@ -303,7 +303,7 @@ impl App {
         }
         let plan = Arc::new(plan);
         let output = Selected::Rows(RowWriter::new(plan.clone()));
-        let select = RekeyProcessor::new(plan, group.clone(), subscription, output);
+        let select = SourceProcessor::new(plan, group.clone(), subscription, output);
         self.register(Registration {
             group: group.clone(),
             subscriptions: vec![subscription],
@@ -347,9 +347,9 @@ enum Selected {
     Rows(RowWriter),
 }
 
-/// Filters and re-keys the source onto the repartition topic, or writes a stateless query's
-/// rows to its sink.
-struct RekeyProcessor {
+/// Reads a query's source: filters it, and re-keys it onto the repartition topic or writes a
+/// stateless query's rows to its sink.
+struct SourceProcessor {
     plan: Arc<Plan>,
     group: String,
     source: &'static str,
@@ -358,17 +358,18 @@ struct RekeyProcessor {
     output: Selected,
     dead_letters: Arc<str>,
     columns: Vec<Value>,
-    /// The re-keyed record's group and aggregate arguments, its key text and its encoding.
+    /// The re-keyed record's group and aggregate arguments (or a stateless query's row), its
+    /// key text and its encoding.
     values: (Vec<Value>, Vec<Value>),
     key: String,
     encoded: Vec<u8>,
     buffer: OutputBuffer,
 }
 
-impl RekeyProcessor {
+impl SourceProcessor {
     fn new(plan: Arc<Plan>, group: String, subscription: Subscription, output: Selected) -> Self {
         let dead_letters = Arc::from(dead_letter::topic_of(&group));
-        RekeyProcessor {
+        SourceProcessor {
             plan,
             group,
             source: subscription.topic,
@@ -384,7 +385,7 @@ impl RekeyProcessor {
     }
 }
 
-impl Processor for RekeyProcessor {
+impl Processor for SourceProcessor {
     fn group(&self) -> &str {
         &self.group
     }
@@ -431,9 +432,9 @@ impl Processor for RekeyProcessor {
                     continue;
                 }
             };
-            let (group, args) = &mut self.values;
             let selected = match &self.output {
                 Selected::Repartition(repartition) => {
+                    let (group, args) = &mut self.values;
                     self.plan.rekey_into(record.timestamp, &payload, &mut self.columns, group, args).map(|passed| {
                         if passed {
                             self.key.clear();
@@ -453,10 +454,11 @@ impl Processor for RekeyProcessor {
                 }
                 // A row per record, under the record's own key (as ksqlDB keeps a stream's key).
                 Selected::Rows(rows) => {
-                    self.plan.select_into(record.timestamp, &payload, &mut self.columns, group).map(|passed| {
+                    let row = &mut self.values.0;
+                    self.plan.select_into(record.timestamp, &payload, &mut self.columns, row).map(|passed| {
                         if passed {
                             let key = record.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-                            outputs.push(rows.row(&key, Window::ALL, Some(group), record.timestamp));
+                            outputs.push(rows.row(&key, Window::ALL, Some(row), record.timestamp));
                         }
                     })
                 }
