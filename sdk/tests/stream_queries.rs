@@ -315,9 +315,17 @@ async fn a_query_without_group_by_selects_each_record_under_its_key(log: Arc<dyn
         (t0 - 1, confirmed(&customer, 100)),
     ];
     append(&*log, &events).await;
+    // A record without a key (written by another producer) makes a row without a key.
+    let mut keyless =
+        codec::encode(&Envelope::new(confirmed(&customer, 300), Timestamp::from_millisecond(t0 + 3).unwrap()));
+    keyless.key = None;
+    log.append(vec![keyless]).await.expect("appended");
     within("the query to settle", app.settle()).await.expect("settled");
 
-    let sink = records_of(&*log, &name).await;
+    let mut sink = records_of(&*log, &name).await;
+    let at = sink.iter().position(|r| r.key.is_none()).expect("the keyless record's row");
+    let keyless_row = sink.remove(at);
+    assert_eq!(keyless_row.header(codec::headers::SUBJECT), None, "no empty subject");
     let mut rows: Vec<(Vec<u8>, i64, i64)> = sink
         .iter()
         .map(|r| {
@@ -331,7 +339,7 @@ async fn a_query_without_group_by_selects_each_record_under_its_key(log: Arc<dyn
     let order_key =
         |i: usize| codec::encode(&Envelope::new(events[i].1.clone(), Timestamp::UNIX_EPOCH)).key.expect("a key");
     assert_eq!(rows, [(order_key(3).to_vec(), t0 - 1, 100), (order_key(0).to_vec(), t0, 250)]);
-    assert_eq!(handle.rows().await.expect("rows").len(), 2);
+    assert_eq!(handle.rows().await.expect("rows").len(), 3);
     assert!(handle.rows().await.expect("rows").iter().all(|r| r.window.is_none()));
     for internal in [repartition_topic(&name), tramline::stream::changelog_topic(&name)] {
         assert_eq!(log.partition_count(&internal).await.expect("asked"), None, "no topic {internal}");

@@ -154,6 +154,14 @@ pub enum RuntimeError {
         /// The stream it reads.
         stream: String,
     },
+    /// A plan that no query can run, built by hand ([`Plan::check`](crate::stream::Plan::check)).
+    #[error("query `{query}` cannot run: {reason}")]
+    InvalidPlan {
+        /// The query.
+        query: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A data module was registered twice in one app.
     #[error("module `{0}` is registered twice in this app")]
     DuplicateModule(&'static str),

@@ -8,6 +8,9 @@
 //!   windows and the stream time to the compacted `<query>-changelog` (same partition), and
 //!   its input positions, in one atomic write. A restart restores the partition from the
 //!   changelog: nothing lost, nothing counted twice.
+//!
+//! A stateless query (no GROUP BY: [`Plan::is_stateless`]) has one processor, `<query>.select`,
+//! which writes the row of each record that passes WHERE to the sink, under the record's key.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -180,7 +183,8 @@ impl QueryHandle {
 
 fn row_of(record: &Record) -> Option<QueryRow> {
     let number = |name| std::str::from_utf8(record.header(name)?).ok()?.parse::<i64>().ok();
-    let key = String::from_utf8_lossy(record.key.as_ref()?).into_owned();
+    // A stateless query's row of a record without a key has none.
+    let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
     let key = match key.rsplit_once('@') {
         Some((key, _)) if record.header(ce::SUBJECT) == Some(key.as_bytes()) => key.to_owned(),
         _ => key,
@@ -212,6 +216,7 @@ impl App {
         let Some(subscription) = plan.source.subscription else {
             return Err(RuntimeError::NoSource { query: plan.name.clone(), stream: plan.source.stream.clone() });
         };
+        plan.check().map_err(|reason| RuntimeError::InvalidPlan { query: plan.name.clone(), reason })?;
         if plan.is_stateless() {
             return self.stateless_query(plan, subscription).await;
         }
@@ -457,8 +462,7 @@ impl Processor for SourceProcessor {
                     let row = &mut self.values.0;
                     self.plan.select_into(record.timestamp, &payload, &mut self.columns, row).map(|passed| {
                         if passed {
-                            let key = record.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-                            outputs.push(rows.row(&key, Window::ALL, Some(row), record.timestamp));
+                            outputs.push(rows.row(record.key.as_deref(), Window::ALL, Some(row), record.timestamp));
                         }
                     })
                 }
@@ -466,7 +470,7 @@ impl Processor for SourceProcessor {
             match selected {
                 Ok(()) => {}
                 Err(error) => {
-                    let reason = format!("the payload is not a JSON object of the event's fields: {error}");
+                    let reason = format!("the payload cannot be read as the query's columns: {error}");
                     outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &reason));
                 }
             }
@@ -611,16 +615,16 @@ impl RowWriter {
         }
     }
 
-    /// The row of a window (or a record, for a stateless query) keyed by `key`; `None` values
-    /// delete a TABLE's row.
-    fn row(&self, key: &str, window: Window, values: Option<&[Value]>, time: i64) -> OutRecord {
+    /// The row of a window (or a record, for a stateless query) keyed by `key` (a stateless
+    /// query's record may have none); `None` values delete a TABLE's row.
+    fn row(&self, key: Option<&[u8]>, window: Window, values: Option<&[Value]>, time: i64) -> OutRecord {
         // A table's row is a key's (and window's, when windowed): compaction of the sink, where
         // it is compacted, keeps the latest.
         let windowed = self.plan.windowing.is_windowed();
-        let record_key = match self.plan.output {
-            OutputKind::Table if windowed => format!("{key}@{}", window.start),
-            _ => key.to_owned(),
-        };
+        let record_key = key.map(|key| match self.plan.output {
+            OutputKind::Table if windowed => [key, format!("@{}", window.start).as_bytes()].concat(),
+            _ => key.to_vec(),
+        });
         let value = values
             .map(|values| Bytes::from(serde_json::to_vec(&self.plan.row_json(values)).expect("values serialise")));
         let stamp = jiff::Timestamp::from_millisecond(time).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
@@ -630,7 +634,10 @@ impl RowWriter {
         headers.push(ce::SOURCE, self.source_name.as_bytes());
         headers.push(ce::TYPE, self.row_type.as_bytes());
         headers.push(ce::TIME, stamp.to_string().as_bytes());
-        headers.push(ce::SUBJECT, key.as_bytes());
+        // A subject is a non-empty string, when there is one.
+        if let Some(subject) = key.filter(|key| !key.is_empty() && std::str::from_utf8(key).is_ok()) {
+            headers.push(ce::SUBJECT, subject);
+        }
         headers.push(ce::CONTENT_TYPE, b"application/json");
         if windowed {
             headers.push(headers::WINDOW_START, window.start.to_string().as_bytes());
@@ -639,7 +646,7 @@ impl RowWriter {
         OutRecord {
             topic: self.sink.clone(),
             partition: None,
-            key: Some(Bytes::from(record_key)),
+            key: record_key.map(Bytes::from),
             value,
             headers: headers.build(),
             timestamp: Some(time),
@@ -718,7 +725,9 @@ impl Processor for WindowProcessor {
             if !touched.contains(&record.partition) {
                 touched.push(record.partition);
             }
-            outputs.extend(emitted.iter().map(|e| self.rows.row(&e.key, e.window, e.values.as_deref(), e.time)));
+            outputs.extend(
+                emitted.iter().map(|e| self.rows.row(Some(e.key.as_bytes()), e.window, e.values.as_deref(), e.time)),
+            );
             emitted.clear();
         }
         self.emitted = emitted;

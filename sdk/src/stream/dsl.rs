@@ -65,6 +65,9 @@ pub enum DslError {
     /// Two output columns with one name.
     #[error("the output column `{0}` is named twice; rename one with `named`")]
     DuplicateName(String),
+    /// A plan that no query can run: no column to group by or to select.
+    #[error("{0}")]
+    Invalid(&'static str),
     /// A step that needs windows, on an aggregation without them.
     #[error("`{0}` needs windows (`windowed_by`): an aggregation without them has no window bounds and never closes")]
     NeedsWindows(&'static str),
@@ -155,7 +158,7 @@ impl<E> SelectedStream<E> {
             let expr = inputs.input(&column).ok_or_else(|| unknown("select", column.clone(), &known_names))?;
             select.push(Named { name: column, expr });
         }
-        Ok(Plan {
+        let plan = Plan {
             name: name.to_owned(),
             sink: Sink::default(),
             output: OutputKind::Stream,
@@ -168,7 +171,9 @@ impl<E> SelectedStream<E> {
             select,
             having: None,
             emit: Emit::Changes,
-        })
+        };
+        plan.check().map_err(DslError::Invalid)?;
+        Ok(plan)
     }
 }
 
@@ -425,7 +430,7 @@ impl<E> WindowedTable<E> {
             .map(|h| h.resolve(&mut |name: &str| select.iter().find(|n| n.name == name).map(|n| n.expr.clone())))
             .transpose()
             .map_err(|c| unknown("filter after aggregate", c, &output_names))?;
-        Ok(Plan {
+        let plan = Plan {
             name: name.to_owned(),
             sink: Sink::default(),
             output,
@@ -438,7 +443,9 @@ impl<E> WindowedTable<E> {
             select,
             having,
             emit,
-        })
+        };
+        plan.check().map_err(DslError::Invalid)?;
+        Ok(plan)
     }
 }
 

@@ -105,6 +105,17 @@ pub struct Scope<'a> {
 }
 
 impl Expr {
+    /// Whether it reads only the input record (its columns, its time, constants): no group,
+    /// aggregate or window.
+    pub fn reads_input_only(&self) -> bool {
+        match self {
+            Expr::Literal(_) | Expr::Column(_) | Expr::RowTime => true,
+            Expr::Group(_) | Expr::Aggregate(_) | Expr::WindowStart | Expr::WindowEnd => false,
+            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull { expr: e, .. } => e.reads_input_only(),
+            Expr::Binary(_, l, r) => l.reads_input_only() && r.reads_input_only(),
+        }
+    }
+
     /// Writes an input expression as SQL, fully bracketed, its columns named from `columns`
     /// (the plan's): two expressions that compute the same write the same text.
     pub fn write_sql(&self, columns: &[super::plan::Column], out: &mut String) {

@@ -8,7 +8,8 @@
 //! re-keys each record by its GROUP BY key onto `<query>-repartition`; a second aggregates per
 //! key and window and writes the rows to the sink topic `<query>`, its state to the compacted
 //! `<query>-changelog`, and its input positions, in one atomic write. [`PartitionState`] is
-//! that aggregate, pure, for tests and for the `tramline` CLI.
+//! that aggregate, pure, for tests and for the `tramline` CLI. A query without GROUP BY has
+//! only the first processor, which writes each record's row to the sink.
 //!
 //! ```
 //! use tramline::stream::{Catalog, sql};

@@ -15,7 +15,8 @@ use crate::model::Subscription;
 /// What a query's sink holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputKind {
-    /// `CREATE STREAM`: the rows that pass HAVING, keyed by the group key.
+    /// `CREATE STREAM`: the rows that pass HAVING, keyed by the group key (a stateless query's
+    /// rows: by their record's key).
     Stream,
     /// `CREATE TABLE`: the same rows keyed by group key and window (`key@windowstart`; the
     /// group key alone without windows), so that compaction of the sink, where it is compacted,
@@ -280,6 +281,28 @@ impl Plan {
     /// passes WHERE is a row ([`Plan::select_into`]), and nothing is kept between records.
     pub fn is_stateless(&self) -> bool {
         self.group_by.is_empty() && self.aggregates.is_empty() && !self.windowing.is_windowed()
+    }
+
+    /// What the front ends make sure of, for a plan built by hand: a query with aggregates or
+    /// windows groups by at least one key, and a stateless one selects input columns of each
+    /// record, without HAVING, EMIT FINAL or a TABLE.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.group_by.is_empty() && (!self.aggregates.is_empty() || self.windowing.is_windowed()) {
+            return Err("an aggregation groups by at least one key (GROUP BY)");
+        }
+        if !self.is_stateless() {
+            return Ok(());
+        }
+        if self.output == OutputKind::Table {
+            return Err("a TABLE aggregates per key: a query without GROUP BY is a STREAM");
+        }
+        if self.having.is_some() || self.emit == Emit::Final {
+            return Err("HAVING and EMIT FINAL need a GROUP BY");
+        }
+        if self.select.is_empty() || !self.select.iter().all(|named| named.expr.reads_input_only()) {
+            return Err("a query without GROUP BY selects at least one column, each over its record");
+        }
+        Ok(())
     }
 
     /// The row of one record of a read type for a [stateless](Plan::is_stateless) query, in

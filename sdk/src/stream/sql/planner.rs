@@ -123,6 +123,7 @@ fn refuse_aggregation_without_group_by(statement: &Statement, after_from: usize)
         ));
     }
     if let Some(call) = statement.select.iter().find_map(|item| find_call(&item.expr)) {
+        function_of(call)?;
         return Err((call.at, "aggregate functions need a GROUP BY".into()));
     }
     if let Some(having) = &statement.having {

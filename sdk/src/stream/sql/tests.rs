@@ -380,6 +380,21 @@ fn a_query_without_group_by_or_window_selects_from_each_record() {
         .select(["order_id", "total"])
         .to_stream("big");
     assert_eq!(dsl.unwrap(), sql.unwrap());
+    // What SQL refuses, the DSL and a plan built by hand cannot do either.
+    let nothing = Query::stream::<OrderEvent>(&["OrderConfirmed"]).select([]).to_stream("big").unwrap_err();
+    assert!(matches!(nothing, DslError::Invalid(reason) if reason.contains("selects at least one column")));
+    let keyless = Query::stream::<OrderEvent>(&["OrderConfirmed"]).group_by([]).count().to_table("t").unwrap_err();
+    assert!(matches!(keyless, DslError::Invalid(reason) if reason.contains("groups by at least one key")));
+    let mut by_hand = plan.clone();
+    by_hand.having = Some(Expr::Literal(Value::Bool(true)));
+    assert_eq!(by_hand.check(), Err("HAVING and EMIT FINAL need a GROUP BY"));
+    by_hand.having = None;
+    by_hand.output = OutputKind::Table;
+    assert!(by_hand.check().unwrap_err().starts_with("a TABLE aggregates per key"));
+    by_hand.output = OutputKind::Stream;
+    by_hand.select[0].expr = Expr::WindowStart;
+    assert!(by_hand.check().is_err());
+    assert_eq!(plan.check(), Ok(()));
     let misspelt = Query::stream::<OrderEvent>(&["OrderConfirmed"]).select(["totl"]).to_stream("big").unwrap_err();
     assert!(misspelt.to_string().starts_with("select: no column `totl`; the columns here: "), "{misspelt}");
 
@@ -390,6 +405,10 @@ fn a_query_without_group_by_or_window_selects_from_each_record() {
     assert_eq!(
         refused("CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed"),
         (40, "aggregate functions need a GROUP BY".into())
+    );
+    assert_eq!(
+        refused("CREATE STREAM s AS SELECT ucase(customer_id) FROM order_confirmed"),
+        (27, "unknown function `ucase`; expected COUNT, SUM, MIN, MAX or AVG".into())
     );
     assert_eq!(
         refused("CREATE STREAM s AS SELECT customer_id FROM order_confirmed HAVING total > 1"),
