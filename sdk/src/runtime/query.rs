@@ -258,18 +258,8 @@ impl App {
             return Ok(handle);
         }
         let output = Selected::Repartition(Arc::from(repartition));
-        let rekey = SourceProcessor::new(plan.clone(), rekey_group.clone(), subscription, output);
-        self.register(Registration {
-            group: rekey_group.clone(),
-            subscriptions: vec![subscription],
-            writes: None,
-            info: Some(source_info),
-            phase: Phase::Process,
-            reads: vec![subscription.topic],
-            dead_letters: Some(DeadLetters::of(&rekey_group)),
-            spawn: Box::new(move |app: &App| app.spawn(rekey)),
-        })
-        .await?;
+        let rekey = SourceProcessor::new(plan.clone(), rekey_group, subscription, output);
+        self.register_source(rekey, source_info).await?;
         let aggregate = WindowProcessor::new(plan.clone(), aggregate_group.clone(), repartition, late);
         self.register(Registration {
             group: aggregate_group.clone(),
@@ -308,7 +298,13 @@ impl App {
         }
         let plan = Arc::new(plan);
         let output = Selected::Rows(RowWriter::new(plan.clone()));
-        let select = SourceProcessor::new(plan, group.clone(), subscription, output);
+        self.register_source(SourceProcessor::new(plan, group, subscription, output), info).await?;
+        Ok(handle)
+    }
+
+    /// Registers the processor that reads a query's source.
+    async fn register_source(&mut self, processor: SourceProcessor, info: ProcessorInfo) -> Result<(), RuntimeError> {
+        let (group, subscription) = (processor.group.clone(), processor.subscription);
         self.register(Registration {
             group: group.clone(),
             subscriptions: vec![subscription],
@@ -317,10 +313,9 @@ impl App {
             phase: Phase::Process,
             reads: vec![subscription.topic],
             dead_letters: Some(DeadLetters::of(&group)),
-            spawn: Box::new(move |app: &App| app.spawn(select)),
+            spawn: Box::new(move |app: &App| app.spawn(processor)),
         })
-        .await?;
-        Ok(handle)
+        .await
     }
 }
 
