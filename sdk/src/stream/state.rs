@@ -425,17 +425,10 @@ impl PartitionState {
     }
 
     /// Closes every open window, as if the stream time had passed them all (the end of a
-    /// bounded input): EMIT FINAL rows come out for each.
-    /// Without windows nothing closes: each key's aggregate stays.
+    /// bounded input): EMIT FINAL rows come out for each. Without windows nothing closes: each
+    /// key's aggregate stays.
     pub fn close_all(&mut self, plan: &Plan, out: &mut Vec<Emitted>) {
-        if !plan.windowing.is_windowed() {
-            return;
-        }
-        while let Some(bucket) = self.closing.pop_until(i64::MAX) {
-            for (key, start) in bucket {
-                self.remove(plan, key, start, out);
-            }
-        }
+        self.close(plan, i64::MAX, out);
     }
 
     /// The windows changed since the last call, as changelog entries (owned; see
