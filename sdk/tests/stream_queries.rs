@@ -347,6 +347,47 @@ async fn a_query_without_group_by_selects_each_record_under_its_key(log: Arc<dyn
     app.shutdown().await.expect("a clean shutdown");
 }
 
+/// PARTITION BY keys each row by values of its record, so that one customer's rows share a
+/// partition; scalar functions and CASE compute the row; a NULL key value makes a keyless row.
+async fn a_partition_by_query_keys_each_row_by_its_values(log: Arc<dyn EventLog>) {
+    let name = format!("by_customer_{}", uuid::Uuid::now_v7().simple());
+    let sql = "CREATE STREAM suspicious_sales AS
+        SELECT LCASE(customer_id) AS customer, CASE WHEN total >= 100 THEN 'large' ELSE 'small' END AS size
+        FROM order_confirmed WHERE customer_id NOT LIKE 'test%'
+        PARTITION BY UCASE(CASE WHEN LEN(customer_id) > 0 THEN customer_id END)";
+    let (app, _handle) = start(log.clone(), query(sql, &name)).await;
+    let customers: Vec<String> = (0..6).map(|i| format!("Cus_{i}_{}", uuid::Uuid::now_v7().simple())).collect();
+    let t0 = base();
+    let mut events: Vec<(i64, OrderEvent)> = Vec::new();
+    for (i, customer) in customers.iter().enumerate() {
+        events.push((t0 + i as i64, confirmed(customer, 250)));
+        events.push((t0 + 10 + i as i64, confirmed(customer, 50)));
+    }
+    events.push((t0 + 20, confirmed("test_customer", 500)));
+    events.push((t0 + 21, confirmed("", 500)));
+    append(&*log, &events).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+
+    let sink = records_of(&*log, &name).await;
+    assert_eq!(sink.len(), 13, "every record but the test customer's");
+    let partitions = log.partition_count(&name).await.expect("asked").expect("the sink");
+    for customer in &customers {
+        let key = customer.to_uppercase();
+        let rows: Vec<_> = sink.iter().filter(|r| r.key.as_deref() == Some(key.as_bytes())).collect();
+        assert_eq!(rows.len(), 2, "both of {customer}'s orders, under the upper-case key");
+        for row in rows {
+            assert_eq!(row.partition, tramline::log::partition_for(key.as_bytes(), partitions));
+            let value: serde_json::Value = serde_json::from_slice(row.value.as_deref().expect("a row")).expect("JSON");
+            let size = if row.timestamp < t0 + 10 { "large" } else { "small" };
+            assert_eq!(value, serde_json::json!({"customer": customer.to_lowercase(), "size": size}));
+        }
+    }
+    let keyless: Vec<_> = sink.iter().filter(|r| r.key.is_none()).collect();
+    assert_eq!(keyless.len(), 1, "the empty customer's row: PARTITION BY gave NULL");
+    assert_eq!(keyless[0].header(codec::headers::SUBJECT), None);
+    app.shutdown().await.expect("a clean shutdown");
+}
+
 /// The sink's rows are JSON objects with their columns in SELECT order (not sorted by name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_sink_rows_keep_the_select_order() {
@@ -551,6 +592,11 @@ async fn memory_query_without_group_by() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_partition_by() {
+    a_partition_by_query_keys_each_row_by_its_values(MemoryLog::shared()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_table_without_windows() {
     let log: Arc<dyn EventLog> = MemoryLog::shared();
     a_table_without_windows_sums_each_key_over_all_time_across_a_restart(async || log.clone()).await;
@@ -586,6 +632,13 @@ mod embedded {
         let dir = tempfile::tempdir().expect("a directory");
         let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
         a_query_without_group_by_selects_each_record_under_its_key(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_partition_by() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
+        a_partition_by_query_keys_each_row_by_its_values(log).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -629,6 +682,12 @@ mod kafka {
     async fn kafka_query_without_group_by() {
         let (log, _) = tramline::testing::kafka::isolated_log("stream-select").await;
         a_query_without_group_by_selects_each_record_under_its_key(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_partition_by() {
+        let (log, _) = tramline::testing::kafka::isolated_log("stream-partition-by").await;
+        a_partition_by_query_keys_each_row_by_its_values(log).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,6 +143,29 @@ fn a_query_without_group_by_prints_a_row_per_record_that_passes_where() {
 }
 
 #[test]
+fn scalar_functions_and_case_compute_each_row_and_aggregates() {
+    let sql = "CREATE STREAM labelled AS SELECT UCASE(SUBSTRING(customer_id, 5)) AS who,
+               CASE WHEN customer_id LIKE '%bulk' THEN 'watch' ELSE 'ok' END AS verdict
+               FROM order_confirmed WHERE customer_id IN ('cus_bulk', 'cus_ok') AND ROWTIME >= 1893492150000";
+    let output = run(sql, &orders(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows = lines(&output.stdout);
+    let bulk = serde_json::json!({"who": "BULK", "verdict": "watch"});
+    let ok = serde_json::json!({"who": "OK", "verdict": "ok"});
+    // From 10:02:30 on, in input order: the bulk buyer's 10:03 to 10:05, cus_ok's 10:02:30.
+    assert_eq!(rows, [bulk.clone(), bulk.clone(), bulk, ok]);
+
+    let sql = "CREATE TABLE spend AS SELECT UCASE(customer_id) AS who, ROUND(AVG(total) / 3, 1) AS third
+               FROM order_confirmed GROUP BY UCASE(customer_id) HAVING COUNT(*) = 3";
+    let output = run(sql, &orders(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Each customer's row at its third order (the bulk buyer's is deleted at its fourth).
+    let rows: Vec<_> = lines(&output.stdout).into_iter().filter(|row| row.get("third").is_some()).collect();
+    let third = |who: &str| serde_json::json!({"who": who, "third": 83.3});
+    assert_eq!(rows, [third("CUS_BULK"), third("CUS_OK")]);
+}
+
+#[test]
 fn a_bad_query_names_line_and_column_and_exits_with_2() {
     let output = run(&REFERENCE.replace("GROUP BY", "GROUP BUY"), "", &[]);
     assert_eq!(output.status.code(), Some(2));

@@ -452,12 +452,20 @@ impl Processor for SourceProcessor {
                         }
                     })
                 }
-                // A row per record, under the record's own key (as ksqlDB keeps a stream's key).
+                // A row per record, under the record's own key (as ksqlDB keeps a stream's key)
+                // unless PARTITION BY gives it another.
                 Selected::Rows(rows) => {
                     let row = &mut self.values.0;
                     self.plan.select_into(record.timestamp, &payload, &mut self.columns, row).map(|passed| {
                         if passed {
-                            outputs.push(rows.row(record.key.as_deref(), Window::ALL, Some(row), record.timestamp));
+                            let key = match self.plan.partition_by.is_empty() {
+                                true => record.key.as_deref(),
+                                false => self
+                                    .plan
+                                    .partition_key(record.timestamp, &self.columns, &mut self.key)
+                                    .then_some(self.key.as_bytes()),
+                            };
+                            outputs.push(rows.row(key, Window::ALL, Some(row), record.timestamp));
                         }
                     })
                 }

@@ -128,7 +128,7 @@ impl<E> StreamBuilder<E> {
     /// key, without grouping (SQL's SELECT without GROUP BY and WINDOW; Kafka Streams'
     /// `filter` and `mapValues`).
     pub fn select<'a>(self, columns: impl IntoIterator<Item = &'a str>) -> SelectedStream<E> {
-        SelectedStream { stream: self, columns: columns.into_iter().map(str::to_owned).collect() }
+        SelectedStream { stream: self, columns: columns.into_iter().map(str::to_owned).collect(), key: Vec::new() }
     }
 }
 
@@ -137,12 +137,20 @@ impl<E> StreamBuilder<E> {
 pub struct SelectedStream<E> {
     stream: StreamBuilder<E>,
     columns: Vec<String>,
+    key: Vec<String>,
 }
 
 impl<E> SelectedStream<E> {
+    /// Keys each row by these columns of its record instead of the record's key (Kafka
+    /// Streams' `selectKey`; SQL's PARTITION BY): rows of one value go to one partition.
+    pub fn select_key<'a>(mut self, columns: impl IntoIterator<Item = &'a str>) -> Self {
+        self.key = columns.into_iter().map(str::to_owned).collect();
+        self
+    }
+
     /// The stream of rows, on the sink topic `name` (SQL's CREATE STREAM).
     pub fn to_stream(self, name: &str) -> Result<Plan, DslError> {
-        let SelectedStream { stream, columns } = self;
+        let SelectedStream { stream, columns, key } = self;
         if let Some(error) = stream.error {
             return Err(error);
         }
@@ -158,6 +166,10 @@ impl<E> SelectedStream<E> {
             let expr = inputs.input(&column).ok_or_else(|| unknown("select", column.clone(), &known_names))?;
             select.push(Named { name: column, expr });
         }
+        let partition_by = key
+            .into_iter()
+            .map(|column| inputs.input(&column).ok_or_else(|| unknown("select_key", column, &known_names)))
+            .collect::<Result<_, _>>()?;
         let plan = Plan {
             name: name.to_owned(),
             sink: Sink::default(),
@@ -166,6 +178,7 @@ impl<E> SelectedStream<E> {
             columns: inputs.columns,
             filter,
             group_by: Vec::new(),
+            partition_by,
             windowing: Windowing::global(),
             aggregates: Vec::new(),
             select,
@@ -438,6 +451,7 @@ impl<E> WindowedTable<E> {
             columns: inputs.columns,
             filter,
             group_by: groups,
+            partition_by: Vec::new(),
             windowing,
             aggregates: calls,
             select,

@@ -3,7 +3,8 @@
 
 use std::cmp::Ordering;
 
-use super::value::Value;
+use super::scalar::{Scalar, cast, like};
+use super::value::{SqlType, Value};
 use super::window::Window;
 
 /// A binary operator.
@@ -33,6 +34,8 @@ pub enum BinaryOp {
     Mul,
     /// `/`
     Div,
+    /// `LIKE`: `%` in the pattern matches any run of characters, `_` any one.
+    Like,
 }
 
 impl BinaryOp {
@@ -51,6 +54,7 @@ impl BinaryOp {
             BinaryOp::Sub => "-",
             BinaryOp::Mul => "*",
             BinaryOp::Div => "/",
+            BinaryOp::Like => "LIKE",
         }
     }
 }
@@ -87,6 +91,18 @@ pub enum Expr {
     },
     /// `l op r`
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// A scalar function of its arguments.
+    Call(Scalar, Vec<Expr>),
+    /// `CASE WHEN condition THEN value ... [ELSE otherwise] END`: the value of the first
+    /// branch whose condition holds, else `otherwise` (NULL without ELSE).
+    Case {
+        /// The `WHEN condition THEN value` branches, in order.
+        branches: Vec<(Expr, Expr)>,
+        /// ELSE.
+        otherwise: Option<Box<Expr>>,
+    },
+    /// `CAST(e AS type)`: NULL where the value has no value of that type.
+    Cast(Box<Expr>, SqlType),
 }
 
 /// What an expression reads from.
@@ -113,6 +129,12 @@ impl Expr {
             Expr::Group(_) | Expr::Aggregate(_) | Expr::WindowStart | Expr::WindowEnd => false,
             Expr::Not(e) | Expr::Neg(e) | Expr::IsNull { expr: e, .. } => e.reads_input_only(),
             Expr::Binary(_, l, r) => l.reads_input_only() && r.reads_input_only(),
+            Expr::Cast(e, _) => e.reads_input_only(),
+            Expr::Call(_, args) => args.iter().all(Expr::reads_input_only),
+            Expr::Case { branches, otherwise } => {
+                branches.iter().all(|(when, then)| when.reads_input_only() && then.reads_input_only())
+                    && otherwise.as_deref().is_none_or(Expr::reads_input_only)
+            }
         }
     }
 
@@ -145,6 +167,33 @@ impl Expr {
                 r.write_sql(columns, out);
                 write!(out, ")")
             }
+            Expr::Call(function, args) => {
+                let _ = write!(out, "{}(", function.name());
+                for (i, arg) in args.iter().enumerate() {
+                    out.push_str(if i > 0 { ", " } else { "" });
+                    arg.write_sql(columns, out);
+                }
+                write!(out, ")")
+            }
+            Expr::Case { branches, otherwise } => {
+                out.push_str("(CASE");
+                for (when, then) in branches {
+                    out.push_str(" WHEN ");
+                    when.write_sql(columns, out);
+                    out.push_str(" THEN ");
+                    then.write_sql(columns, out);
+                }
+                if let Some(otherwise) = otherwise {
+                    out.push_str(" ELSE ");
+                    otherwise.write_sql(columns, out);
+                }
+                write!(out, " END)")
+            }
+            Expr::Cast(e, to) => {
+                out.push_str("CAST(");
+                e.write_sql(columns, out);
+                write!(out, " AS {})", to.name())
+            }
         };
     }
 
@@ -174,6 +223,12 @@ impl Expr {
             },
             Expr::IsNull { expr, negated } => Value::Bool(expr.eval(scope).is_null() != *negated),
             Expr::Binary(op, l, r) => binary(*op, l, r, scope),
+            Expr::Call(function, args) => function.apply(args.iter().map(|arg| arg.eval(scope)).collect()),
+            Expr::Case { branches, otherwise } => match branches.iter().find(|(when, _)| when.holds(scope)) {
+                Some((_, then)) => then.eval(scope),
+                None => otherwise.as_ref().map_or(Value::Null, |otherwise| otherwise.eval(scope)),
+            },
+            Expr::Cast(e, to) => cast(e.eval(scope), *to),
         }
     }
 
@@ -214,6 +269,10 @@ fn binary(op: BinaryOp, l: &Expr, r: &Expr, scope: &Scope<'_>) -> Value {
             })
         }
         Add | Sub | Mul | Div => arithmetic(op, l.eval(scope), r.eval(scope)),
+        Like => match (l.eval(scope), r.eval(scope)) {
+            (Value::Text(text), Value::Text(pattern)) => Value::Bool(like(&text, &pattern)),
+            _ => Value::Null,
+        },
     }
 }
 

@@ -46,6 +46,7 @@ mod catalog;
 mod dsl;
 mod expr;
 mod plan;
+mod scalar;
 pub mod sql;
 mod state;
 mod value;
@@ -64,6 +65,7 @@ pub use expr::{BinaryOp, Expr, Scope};
 pub use plan::{
     AggregateCall, Column, Emit, KEY_SEPARATOR, Keyed, Named, OutputKind, Plan, RowJson, Sink, Source, write_key,
 };
+pub use scalar::Scalar;
 pub use state::{Change, ChangeRef, Emitted, PartitionState, StoredWindow};
 pub use value::{SqlType, Value};
 pub use window::{

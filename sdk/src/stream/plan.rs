@@ -16,7 +16,7 @@ use crate::model::Subscription;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutputKind {
     /// `CREATE STREAM`: the rows that pass HAVING, keyed by the group key (a stateless query's
-    /// rows: by their record's key).
+    /// rows: by their record's key, or by PARTITION BY).
     Stream,
     /// `CREATE TABLE`: the same rows keyed by group key and window (`key@windowstart`; the
     /// group key alone without windows), so that compaction of the sink, where it is compacted,
@@ -108,6 +108,9 @@ pub struct Plan {
     pub filter: Option<Expr>,
     /// GROUP BY, over the input row; their values make the key.
     pub group_by: Vec<Named>,
+    /// PARTITION BY, over the input row, for a [stateless](Plan::is_stateless) query: their
+    /// values make each row's key instead of its record's ([`Plan::partition_key`]).
+    pub partition_by: Vec<Expr>,
     /// The windows ([`Windowing::global`] for an aggregation without `WINDOW`).
     pub windowing: Windowing,
     /// The aggregates, over the input row.
@@ -291,7 +294,13 @@ impl Plan {
             return Err("an aggregation groups by at least one key (GROUP BY)");
         }
         if !self.is_stateless() {
-            return Ok(());
+            return match self.partition_by.is_empty() {
+                true => Ok(()),
+                false => Err("PARTITION BY re-keys a query without GROUP BY; an aggregation is keyed by its GROUP BY"),
+            };
+        }
+        if !self.partition_by.iter().all(Expr::reads_input_only) {
+            return Err("PARTITION BY reads its record only");
         }
         if self.output == OutputKind::Table {
             return Err("a TABLE aggregates per key: a query without GROUP BY is a STREAM");
@@ -321,6 +330,21 @@ impl Plan {
         let scope = Scope { columns, row_time: time, ..Scope::default() };
         values.extend(self.select.iter().map(|named| named.expr.eval(&scope)));
         Ok(true)
+    }
+
+    /// The key of a [stateless](Plan::is_stateless) query's row from PARTITION BY, over the
+    /// record's `columns` as [`Plan::select_into`] left them, written into `key` as GROUP BY
+    /// values are ([`write_key`]): `false` when a value is NULL, and the row has no key (as in
+    /// ksqlDB). Without PARTITION BY a row keeps its record's key.
+    pub fn partition_key(&self, time: i64, columns: &[Value], key: &mut String) -> bool {
+        let scope = Scope { columns, row_time: time, ..Scope::default() };
+        let values: Vec<Value> = self.partition_by.iter().map(|expr| expr.eval(&scope)).collect();
+        key.clear();
+        if values.iter().any(Value::is_null) {
+            return false;
+        }
+        write_key(&values, key);
+        true
     }
 
     /// Reads the plan's columns of a payload into `columns`, checks their types and applies

@@ -3,12 +3,19 @@
 //!
 //! ```text
 //! CREATE (STREAM | TABLE) name [WITH (property = literal [, ...]*)] AS
-//! SELECT expr [[AS] alias] [, ...]* FROM stream [[AS] alias]
+//! SELECT (* | expr [[AS] alias]) [, ...]* FROM stream [[AS] alias]
 //! [WINDOW (TUMBLING (SIZE d [, GRACE PERIOD d])
 //!        | HOPPING (SIZE d, ADVANCE BY d [, GRACE PERIOD d])
 //!        | SESSION (d [, GRACE PERIOD d]))]
-//! [WHERE expr] [GROUP BY expr [, expr]*] [HAVING expr] [EMIT (CHANGES | FINAL)] [;]
+//! [WHERE expr] [GROUP BY expr [, expr]*] [PARTITION BY expr [, expr]*] [HAVING expr]
+//! [EMIT (CHANGES | FINAL)] [;]
 //! ```
+//!
+//! Expressions: literals, columns, `+ - * /`, comparisons, `AND OR NOT`, `IS [NOT] NULL`,
+//! `[NOT] BETWEEN a AND b`, `[NOT] IN (a, ...)`, `[NOT] LIKE pattern`, function calls,
+//! `CASE WHEN c THEN v ... [ELSE v] END` and `CAST(e AS type)`. BETWEEN and IN are read as the
+//! comparisons they stand for (`a <= e AND e <= b`, `e = a OR ...`), which have SQL's NULL
+//! semantics.
 
 use std::time::Duration;
 
@@ -42,6 +49,8 @@ pub struct Ident {
 /// An expression as written.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ast {
+    /// `*` in SELECT: every field of the event.
+    Star(usize),
     /// A column, maybe qualified by the source's name or alias.
     Column {
         /// `o` in `o.customer_id`.
@@ -68,6 +77,24 @@ pub enum Ast {
     IsNull(Box<Ast>, bool),
     /// `l op r`
     Binary(BinaryOp, Box<Ast>, Box<Ast>),
+    /// `CASE WHEN condition THEN value ... [ELSE otherwise] END`
+    Case {
+        /// The branches.
+        branches: Vec<(Ast, Ast)>,
+        /// ELSE.
+        otherwise: Option<Box<Ast>>,
+        /// Where `CASE` is written.
+        at: usize,
+    },
+    /// `CAST(expr AS to)`
+    Cast {
+        /// The value.
+        expr: Box<Ast>,
+        /// The type's name as written.
+        to: Ident,
+        /// Where `CAST` is written.
+        at: usize,
+    },
 }
 
 impl Ast {
@@ -76,7 +103,8 @@ impl Ast {
         match self {
             Ast::Column { qualifier: Some(q), .. } => q.at,
             Ast::Column { name, .. } | Ast::Call { name, .. } => name.at,
-            Ast::Literal(_, at) | Ast::Not(_, at) | Ast::Neg(_, at) => *at,
+            Ast::Literal(_, at) | Ast::Not(_, at) | Ast::Neg(_, at) | Ast::Star(at) => *at,
+            Ast::Case { at, .. } | Ast::Cast { at, .. } => *at,
             Ast::IsNull(e, _) | Ast::Binary(_, e, _) => e.at(),
         }
     }
@@ -143,8 +171,10 @@ pub struct Statement {
     pub window: Option<WindowClause>,
     /// WHERE.
     pub filter: Option<Ast>,
-    /// GROUP BY, and where the clause starts.
+    /// GROUP BY.
     pub group_by: Vec<Ast>,
+    /// PARTITION BY.
+    pub partition_by: Vec<Ast>,
     /// HAVING.
     pub having: Option<Ast>,
     /// EMIT, when written.
@@ -157,8 +187,37 @@ pub struct Statement {
 
 /// Words that cannot be names, so that an alias without AS is told from the next clause.
 const RESERVED: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "WINDOW", "EMIT", "AS", "AND", "OR", "NOT", "IS", "NULL",
-    "TRUE", "FALSE", "CREATE", "STREAM", "TABLE", "CHANGES", "FINAL",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "HAVING",
+    "WINDOW",
+    "EMIT",
+    "AS",
+    "AND",
+    "OR",
+    "NOT",
+    "IS",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "CREATE",
+    "STREAM",
+    "TABLE",
+    "CHANGES",
+    "FINAL",
+    "PARTITION",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "CAST",
+    "IN",
+    "LIKE",
+    "BETWEEN",
 ];
 
 /// A parse error: where, what was expected, and what was found.
@@ -284,11 +343,13 @@ fn quoted_name<'i>(quote: char) -> impl Parser<In<'i>, String, ErrMode<ContextEr
 
 /// What may follow each optional clause, in order: an error at the end of the query lists the
 /// clauses still possible there instead of only "the end of the query".
-const AFTER_CLAUSE: [&str; 6] = [
-    "`WINDOW`, `WHERE`, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query",
+/// (PARTITION BY re-keys a query without WINDOW and GROUP BY: it is not offered after them.)
+const AFTER_CLAUSE: [&str; 7] = [
+    "`WINDOW`, `WHERE`, `GROUP BY`, `PARTITION BY`, `HAVING`, `EMIT`, `;` or the end of the query",
     "`WHERE`, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query",
-    "an operator, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query",
+    "an operator, `GROUP BY`, `PARTITION BY`, `HAVING`, `EMIT`, `;` or the end of the query",
     "an operator, `,`, `HAVING`, `EMIT`, `;` or the end of the query",
+    "an operator, `,`, `EMIT`, `;` or the end of the query",
     "an operator, `EMIT`, `;` or the end of the query",
     "`;` or the end of the query",
 ];
@@ -321,6 +382,9 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
     let group_by = opt(preceded((kw("GROUP"), cut_err(kw("BY"))), cut_err(list(expr))))
         .parse_next(i)?
         .unwrap_or_default();
+    let partition_by = opt(preceded((kw("PARTITION"), cut_err(kw("BY"))), cut_err(list(expr))))
+        .parse_next(i)?
+        .unwrap_or_default();
     let having = opt(preceded(kw("HAVING"), cut_err(expr))).parse_next(i)?;
     let emit = opt(preceded(
         kw("EMIT"),
@@ -336,7 +400,15 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
     let closed = opt(punct(";")).parse_next(i)?.is_some();
     ws.parse_next(i)?;
     let end = i.current_token_start();
-    let present = [true, window.is_some(), filter.is_some(), !group_by.is_empty(), having.is_some(), emit.is_some()];
+    let present = [
+        true,
+        window.is_some(),
+        filter.is_some(),
+        !group_by.is_empty(),
+        !partition_by.is_empty(),
+        having.is_some(),
+        emit.is_some(),
+    ];
     let last = present.iter().rposition(|present| *present).unwrap_or_default();
     // After the `;`: a second statement is the likely cause (ksqlDB's files hold several).
     let rest = if closed { "the end of the query (one statement at a time)" } else { AFTER_CLAUSE[last] };
@@ -352,6 +424,7 @@ fn statement(i: &mut In<'_>) -> ModalResult<Statement> {
         window,
         filter,
         group_by,
+        partition_by,
         having,
         emit,
         emit_at,
@@ -378,6 +451,11 @@ fn property(i: &mut In<'_>) -> ModalResult<Property> {
 }
 
 fn select_item(i: &mut In<'_>) -> ModalResult<SelectItem> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    if opt(literal("*")).parse_next(i)?.is_some() {
+        return Ok(SelectItem { expr: Ast::Star(at), alias: None });
+    }
     let expr = expr.parse_next(i)?;
     let alias = alias.parse_next(i)?;
     Ok(SelectItem { expr, alias })
@@ -464,6 +542,17 @@ fn comparison(i: &mut In<'_>) -> ModalResult<Ast> {
         cut_err(kw("NULL")).parse_next(i)?;
         return Ok(Ast::IsNull(Box::new(left), negated));
     }
+    let negated = opt(kw("NOT")).parse_next(i)?.is_some();
+    let predicate = match negated {
+        true => cut_err(predicate(left.clone()).map(Some)).parse_next(i)?,
+        false => opt(predicate(left.clone())).parse_next(i)?,
+    };
+    if let Some(predicate) = predicate {
+        return Ok(match negated {
+            true => Ast::Not(Box::new(predicate), left.at()),
+            false => predicate,
+        });
+    }
     let op = opt(preceded(
         ws,
         alt((
@@ -480,6 +569,38 @@ fn comparison(i: &mut In<'_>) -> ModalResult<Ast> {
     match op {
         Some(op) => Ok(Ast::Binary(op, Box::new(left), Box::new(cut_err(additive).parse_next(i)?))),
         None => Ok(left),
+    }
+}
+
+/// `BETWEEN a AND b`, `IN (a, ...)` or `LIKE pattern` after `left`, read as the comparisons
+/// they stand for.
+fn predicate<'i>(left: Ast) -> impl Parser<In<'i>, Ast, ErrMode<ContextError>> {
+    move |i: &mut In<'i>| {
+        let binary = |op, l: &Ast, r| Ast::Binary(op, Box::new(l.clone()), Box::new(r));
+        let keyword = alt((kw("BETWEEN").value("BETWEEN"), kw("IN").value("IN"), kw("LIKE").value("LIKE")))
+            .context(word_of("LIKE"))
+            .context(word_of("IN"))
+            .context(word_of("BETWEEN"))
+            .parse_next(i)?;
+        Ok(match keyword {
+            "BETWEEN" => {
+                let low = cut_err(additive).parse_next(i)?;
+                cut_err(kw("AND")).parse_next(i)?;
+                let high = cut_err(additive).parse_next(i)?;
+                Ast::Binary(
+                    BinaryOp::And,
+                    Box::new(binary(BinaryOp::GtEq, &left, low)),
+                    Box::new(binary(BinaryOp::LtEq, &left, high)),
+                )
+            }
+            "IN" => {
+                let values = cut_err(delimited(punct("("), list(expr), punct(")"))).parse_next(i)?;
+                let mut values = values.into_iter().map(|value| binary(BinaryOp::Eq, &left, value));
+                let first = values.next().expect("a list has an item");
+                values.fold(first, |any, next| Ast::Binary(BinaryOp::Or, Box::new(any), Box::new(next)))
+            }
+            _ => binary(BinaryOp::Like, &left, cut_err(additive).parse_next(i)?),
+        })
     }
 }
 
@@ -549,6 +670,8 @@ fn primary(i: &mut In<'_>) -> ModalResult<Ast> {
         kw("FALSE").map(move |_| Ast::Literal(Value::Bool(false), at)),
         kw("NULL").map(move |_| Ast::Literal(Value::Null, at)),
         delimited(punct("("), cut_err(expr), cut_err(punct(")"))),
+        case,
+        cast,
         call_or_column,
     ))
     .parse_next(i)
@@ -585,6 +708,32 @@ fn string(i: &mut In<'_>) -> ModalResult<String> {
             cut_err(fail.context(expect("a string closed with `'`"))).parse_next(i)
         }
     }
+}
+
+/// `CASE WHEN condition THEN value ... [ELSE otherwise] END` (ksqlDB's searched CASE).
+fn case(i: &mut In<'_>) -> ModalResult<Ast> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    kw("CASE").parse_next(i)?;
+    let branch = (preceded(kw("WHEN"), cut_err(expr)), preceded(cut_err(kw("THEN")), cut_err(expr)));
+    let branches = cut_err(repeat(1.., branch)).parse_next(i)?;
+    let otherwise = opt(preceded(kw("ELSE"), cut_err(expr))).parse_next(i)?;
+    match otherwise {
+        Some(_) => cut_err(kw("END")).parse_next(i)?,
+        None => cut_err(kw("END").context(word_of("ELSE")).context(word_of("WHEN"))).parse_next(i)?,
+    }
+    Ok(Ast::Case { branches, otherwise: otherwise.map(Box::new), at })
+}
+
+/// `CAST(expr AS type)`: the type's name is the planner's to check.
+fn cast(i: &mut In<'_>) -> ModalResult<Ast> {
+    ws.parse_next(i)?;
+    let at = i.current_token_start();
+    kw("CAST").parse_next(i)?;
+    let expr = cut_err(delimited(punct("("), expr, kw("AS"))).parse_next(i)?;
+    let to = cut_err(ident.context(expect("a type (BIGINT, DOUBLE, STRING or BOOLEAN)"))).parse_next(i)?;
+    cut_err(punct(")")).parse_next(i)?;
+    Ok(Ast::Cast { expr: Box::new(expr), to, at })
 }
 
 fn call_or_column(i: &mut In<'_>) -> ModalResult<Ast> {

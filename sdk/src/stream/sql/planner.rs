@@ -8,10 +8,18 @@ use crate::stream::aggregate::Function;
 use crate::stream::catalog::{Catalog, Field, NameCase, StreamInfo};
 use crate::stream::expr::{BinaryOp, Expr};
 use crate::stream::plan::{AggregateCall, Column, Emit, Named, OutputKind, Plan, Sink, Source};
+use crate::stream::scalar::{Scalar, Takes, casts};
 use crate::stream::value::{SqlType, Value};
 use crate::stream::window::{DEFAULT_GRACE, WindowError, Windowing, too_large};
 
 type Failure = (usize, String);
+
+/// What an expression is planned over: the input record (in a clause) or a group's window.
+#[derive(Clone, Copy)]
+enum Over<'c> {
+    Input(&'c str),
+    Output,
+}
 
 struct Planner<'a> {
     info: StreamInfo,
@@ -46,6 +54,13 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
     let per_record = statement.window.is_none() && statement.group_by.is_empty();
     if per_record {
         refuse_aggregation_without_group_by(statement, after_from)?;
+    } else if let Some(first) = statement.partition_by.first() {
+        return Err((
+            first.at(),
+            "PARTITION BY re-keys the records of a query without WINDOW and GROUP BY; an aggregation's rows \
+             are keyed by its GROUP BY"
+                .into(),
+        ));
     }
 
     let mut planner = Planner {
@@ -72,6 +87,15 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
     let mut names = Synthetic::new(statement.select.iter().map(|item| (item.alias.as_ref(), &item.expr)));
     let mut select: Vec<Named> = Vec::new();
     for item in &statement.select {
+        if let Ast::Star(at) = item.expr {
+            for named in planner.every_field(at, per_record)? {
+                if select.iter().any(|selected| selected.name.eq_ignore_ascii_case(&named.name)) {
+                    return Err((at, format!("the output column `{}` is named twice", named.name)));
+                }
+                select.push(named);
+            }
+            continue;
+        }
         let expr = match per_record {
             true => planner.input(&item.expr, "SELECT")?,
             false => planner.output(&item.expr)?,
@@ -83,6 +107,12 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         }
         select.push(Named { name, expr });
     }
+    // After SELECT: the columns in the order the DSL reads them.
+    let partition_by = statement
+        .partition_by
+        .iter()
+        .map(|ast| planner.input(ast, "PARTITION BY"))
+        .collect::<Result<_, _>>()?;
     if let Some(having) = &statement.having {
         planner.check_condition(having, "HAVING")?;
     }
@@ -91,6 +121,15 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         None => None,
     };
     let Planner { info, columns, group_by, aggregates, .. } = planner;
+    if let (Some(first), true) = (statement.group_by.first(), aggregates.is_empty()) {
+        // As ksqlDB: without an aggregate, each update would only repeat the group's key.
+        return Err((
+            first.at(),
+            "a GROUP BY needs an aggregate function (COUNT, SUM, MIN, MAX or AVG) in SELECT or HAVING; \
+             to re-key records without aggregating, use PARTITION BY without WINDOW"
+                .into(),
+        ));
+    }
     Ok(Plan {
         name: statement.name.text.clone(),
         sink: sink(&statement.properties)?,
@@ -104,6 +143,7 @@ pub(super) fn plan(statement: &Statement, catalog: &Catalog) -> Result<Plan, Fai
         columns,
         filter,
         group_by,
+        partition_by,
         windowing,
         aggregates,
         select,
@@ -122,7 +162,7 @@ fn refuse_aggregation_without_group_by(statement: &Statement, after_from: usize)
                 .into(),
         ));
     }
-    if let Some(call) = statement.select.iter().find_map(|item| find_call(&item.expr)) {
+    if let Some(call) = statement.select.iter().find_map(|item| find_aggregate(&item.expr)) {
         function_of(call)?;
         return Err((call.at, "aggregate functions need a GROUP BY".into()));
     }
@@ -288,6 +328,7 @@ impl Planner<'_> {
     /// An expression over the input row (WHERE, GROUP BY, aggregate arguments).
     fn input(&mut self, ast: &Ast, clause: &str) -> Result<Expr, Failure> {
         Ok(match ast {
+            Ast::Star(at) => return Err((*at, format!("`*` stands for every column in SELECT, not in {clause}"))),
             Ast::Literal(value, _) => Expr::Literal(value.clone()),
             Ast::Column { qualifier, name } => {
                 self.check_qualifier(qualifier.as_ref())?;
@@ -308,10 +349,15 @@ impl Planner<'_> {
                 }
                 Expr::Column(self.column(name)?)
             }
+            Ast::Call { name, star, args } if Scalar::by_name(&name.text).is_some() => {
+                self.call(name, *star, args, Over::Input(clause))?
+            }
             Ast::Call { name, .. } => {
                 function_of(name)?;
                 return Err((name.at, format!("aggregate functions belong in SELECT or HAVING, not in {clause}")));
             }
+            Ast::Case { branches, otherwise, .. } => self.case(branches, otherwise.as_deref(), Over::Input(clause))?,
+            Ast::Cast { expr, to, .. } => self.cast(expr, to, Over::Input(clause))?,
             Ast::Not(e, _) => Expr::Not(Box::new(self.input(e, clause)?)),
             Ast::Neg(e, _) => Expr::Neg(Box::new(self.input(e, clause)?)),
             Ast::IsNull(e, negated) => Expr::IsNull { expr: Box::new(self.input(e, clause)?), negated: *negated },
@@ -338,11 +384,13 @@ impl Planner<'_> {
                 }
                 return Ok(is_window_bound(name).expect("checked"));
             }
-            Ast::Call { name, star, args } => return self.aggregate(name, *star, args),
+            Ast::Call { name, star, args } if Scalar::by_name(&name.text).is_none() => {
+                return self.aggregate(name, *star, args);
+            }
             _ => {}
         }
         // A GROUP BY expression, written again.
-        if !contains_call(ast) {
+        if find_aggregate(ast).is_none() {
             let before = self.columns.len();
             if let Ok(expr) = self.input(ast, "SELECT")
                 && let Some(i) = self.group_by.iter().position(|g| g.expr == expr)
@@ -370,8 +418,165 @@ impl Planner<'_> {
                 self.check_comparison(*op, l, r)?;
                 Expr::binary(*op, self.output(l)?, self.output(r)?)
             }
-            Ast::Literal(..) | Ast::Call { .. } => unreachable!("handled above"),
+            Ast::Call { name, star, args } => self.call(name, *star, args, Over::Output)?,
+            Ast::Case { branches, otherwise, .. } => self.case(branches, otherwise.as_deref(), Over::Output)?,
+            Ast::Cast { expr, to, .. } => self.cast(expr, to, Over::Output)?,
+            Ast::Star(at) => return Err((*at, "`*` stands for every column of a record".into())),
+            Ast::Literal(..) => unreachable!("handled above"),
         })
+    }
+
+    /// `SELECT *`: every field of the event, as its schema lists them (by name), for a query
+    /// that selects from each record.
+    fn every_field(&mut self, at: usize, per_record: bool) -> Result<Vec<Named>, Failure> {
+        if !per_record {
+            return Err((at, "SELECT * selects the columns of each record; an aggregation names its columns".into()));
+        }
+        let Some(fields) = self.info.columns.clone() else {
+            return Err((
+                at,
+                "SELECT * needs the event's fields, which are unknown here (no schema): name the columns".into(),
+            ));
+        };
+        let mut every = Vec::with_capacity(fields.len());
+        for field in fields {
+            let name = Ident { text: field.name.clone(), at, end: at + 1, quoted: true };
+            let expr = self.input(&Ast::Column { qualifier: None, name }, "SELECT")?;
+            every.push(Named { name: field.name, expr });
+        }
+        Ok(every)
+    }
+
+    fn plan_over(&mut self, ast: &Ast, over: Over<'_>) -> Result<Expr, Failure> {
+        match over {
+            Over::Input(clause) => self.input(ast, clause),
+            Over::Output => self.output(ast),
+        }
+    }
+
+    /// A scalar function's call, its arguments checked against what it takes.
+    fn call(&mut self, name: &Ident, star: bool, args: &[Ast], over: Over<'_>) -> Result<Expr, Failure> {
+        let function = Scalar::by_name(&name.text).expect("a scalar function's name");
+        let upper = function.name();
+        if star {
+            return Err((name.at, format!("{upper}(*) is not a function; only COUNT takes *")));
+        }
+        let (least, most) = function.arity();
+        if args.len() < least || args.len() > most {
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let wanted = match (least, most) {
+                (least, usize::MAX) => format!("at least {least} argument{}", plural(least)),
+                (least, most) if least == most => format!("{least} argument{}", plural(least)),
+                (least, most) => format!("{least} or {most} arguments"),
+            };
+            return Err((name.at, format!("{upper} takes {wanted}, {} given", args.len())));
+        }
+        self.check_arguments(function, args)?;
+        let args = args.iter().map(|arg| self.plan_over(arg, over)).collect::<Result<_, _>>()?;
+        Ok(Expr::Call(function, args))
+    }
+
+    /// Refuses an argument of a type the function does not take, when its type is known.
+    fn check_arguments(&self, function: Scalar, args: &[Ast]) -> Result<(), Failure> {
+        let refuse = |arg: &Ast, found: SqlType, wanted: &str| {
+            Err((
+                arg.at(),
+                format!(
+                    "Function '{}' does not accept parameters ({}): it takes {wanted}",
+                    function.name(),
+                    found.name()
+                ),
+            ))
+        };
+        let mut first_known: Option<(&Ast, SqlType)> = None;
+        for (i, arg) in args.iter().enumerate() {
+            let Some(found) = self.type_of(arg) else { continue };
+            let whole = "a whole number (BIGINT)";
+            match function.takes() {
+                Takes::Numbers if !found.is_numeric() => return refuse(arg, found, "a number"),
+                Takes::Strings if found != SqlType::Text => return refuse(arg, found, "strings"),
+                Takes::StringThenWholeNumbers if i == 0 && found != SqlType::Text => {
+                    return refuse(arg, found, "a string first");
+                }
+                Takes::StringThenWholeNumbers if i > 0 && found != SqlType::Bigint => return refuse(arg, found, whole),
+                Takes::NumberThenWholeNumber if i == 0 && !found.is_numeric() => return refuse(arg, found, "a number"),
+                Takes::NumberThenWholeNumber if i > 0 && found != SqlType::Bigint => return refuse(arg, found, whole),
+                Takes::AnyOneType => match first_known {
+                    Some((first, known)) if !known.compares_with(found) => {
+                        return Err((
+                            arg.at(),
+                            format!(
+                                "{}'s arguments are of one type, but {} is {} and {} is {}",
+                                function.name(),
+                                describe(first),
+                                known.name(),
+                                describe(arg),
+                                found.name()
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => first_known = Some((arg, found)),
+                },
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `CASE WHEN ... END`: conditions, and values of one type (where known).
+    fn case(&mut self, branches: &[(Ast, Ast)], otherwise: Option<&Ast>, over: Over<'_>) -> Result<Expr, Failure> {
+        for (when, _) in branches {
+            self.check_condition(when, "WHEN")?;
+        }
+        let mut first_known: Option<(&Ast, SqlType)> = None;
+        for value in branches.iter().map(|(_, then)| then).chain(otherwise) {
+            let Some(found) = self.type_of(value) else { continue };
+            match first_known {
+                Some((first, known)) if !known.compares_with(found) => {
+                    return Err((
+                        value.at(),
+                        format!(
+                            "CASE's values are of one type, but {} is {} and {} is {}",
+                            describe(first),
+                            known.name(),
+                            describe(value),
+                            found.name()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => first_known = Some((value, found)),
+            }
+        }
+        let mut planned = Vec::with_capacity(branches.len());
+        for (when, then) in branches {
+            planned.push((self.plan_over(when, over)?, self.plan_over(then, over)?));
+        }
+        let otherwise = otherwise.map(|ast| self.plan_over(ast, over)).transpose()?.map(Box::new);
+        Ok(Expr::Case { branches: planned, otherwise })
+    }
+
+    /// `CAST(expr AS to)`, refused where no value of the type could come out.
+    fn cast(&mut self, expr: &Ast, to: &Ident, over: Over<'_>) -> Result<Expr, Failure> {
+        let target = match type_named(&to.text) {
+            Some(target) => target,
+            None if ["INT", "INTEGER"].iter().any(|int| to.text.eq_ignore_ascii_case(int)) => {
+                return Err((to.at, "whole numbers are BIGINT (64 bits) in tramline: cast to BIGINT".into()));
+            }
+            None => {
+                return Err((
+                    to.at,
+                    format!("unknown type `{}`; expected BIGINT, DOUBLE, STRING (or VARCHAR) or BOOLEAN", to.text),
+                ));
+            }
+        };
+        if let Some(from) = self.type_of(expr)
+            && !casts(from, target)
+        {
+            return Err((expr.at(), format!("cannot cast {} ({}) to {}", describe(expr), from.name(), target.name())));
+        }
+        Ok(Expr::Cast(Box::new(self.plan_over(expr, over)?), target))
     }
 
     fn aggregate(&mut self, name: &Ident, star: bool, args: &[Ast]) -> Result<Expr, Failure> {
@@ -385,7 +590,7 @@ impl Planner<'_> {
                 ));
             }
             (_, false, [arg]) => {
-                if let Some(inner) = find_call(arg) {
+                if let Some(inner) = find_aggregate(arg) {
                     return Err((inner.at, "an aggregate function cannot take another aggregate".into()));
                 }
                 let argument = self.input(arg, "an aggregate's argument")?;
@@ -479,10 +684,21 @@ impl Planner<'_> {
     /// The type of an expression as far as the catalog tells (nothing in an open catalog).
     fn type_of(&self, ast: &Ast) -> Option<SqlType> {
         match ast {
+            Ast::Star(_) => None,
             Ast::Literal(value, _) => value.sql_type(),
             Ast::Column { name, .. } if is_window_bound(name).is_some() => Some(SqlType::Bigint),
             Ast::Column { name, .. } if is_rowtime(name) => Some(SqlType::Bigint),
             Ast::Column { name, .. } => self.field(name)?.sql_type,
+            Ast::Call { name, args, .. } if Scalar::by_name(&name.text).is_some() => {
+                let types: Vec<Option<SqlType>> = args.iter().map(|arg| self.type_of(arg)).collect();
+                Scalar::by_name(&name.text)?.result_type(&types)
+            }
+            Ast::Case { branches, otherwise, .. } => branches
+                .iter()
+                .map(|(_, then)| then)
+                .chain(otherwise.as_deref())
+                .find_map(|value| self.type_of(value)),
+            Ast::Cast { to, .. } => type_named(&to.text),
             Ast::Call { name, args, .. } => match Function::by_name(&name.text)? {
                 Function::CountAll | Function::Count => Some(SqlType::Bigint),
                 Function::Avg => Some(SqlType::Double),
@@ -503,6 +719,16 @@ impl Planner<'_> {
         }
     }
 
+    /// Refuses LIKE over values that are not strings (it would always be NULL).
+    fn check_like(&self, l: &Ast, r: &Ast) -> Result<(), Failure> {
+        for side in [l, r] {
+            if let Some(found) = self.type_of(side).filter(|found| *found != SqlType::Text) {
+                return Err((side.at(), format!("LIKE matches strings, but {} is {}", describe(side), found.name())));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a WHERE or HAVING that is not a condition, when its type is known (`HAVING
     /// COUNT(*)` would pass no row, ever), as ksqlDB does.
     fn check_condition(&self, ast: &Ast, clause: &str) -> Result<(), Failure> {
@@ -519,6 +745,9 @@ impl Planner<'_> {
     /// a STRING column with a number.
     fn check_comparison(&self, op: BinaryOp, l: &Ast, r: &Ast) -> Result<(), Failure> {
         use BinaryOp::*;
+        if op == Like {
+            return self.check_like(l, r);
+        }
         if !matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq) {
             return Ok(());
         }
@@ -538,13 +767,35 @@ fn describe(ast: &Ast) -> String {
         Ast::Column { name, .. } => format!("`{}`", name.text),
         Ast::Literal(value, _) => value.to_string(),
         Ast::Call { name, .. } => format!("{}(...)", name.text.to_uppercase()),
+        Ast::Cast { to, .. } => format!("CAST(... AS {})", to.text.to_uppercase()),
+        Ast::Case { .. } => "CASE ... END".to_owned(),
         _ => "the expression".to_owned(),
     }
 }
 
 fn function_of(name: &Ident) -> Result<Function, Failure> {
-    Function::by_name(&name.text)
-        .ok_or_else(|| (name.at, format!("unknown function `{}`; expected COUNT, SUM, MIN, MAX or AVG", name.text)))
+    Function::by_name(&name.text).ok_or_else(|| {
+        let scalars: Vec<&str> = Scalar::ALL.iter().map(|f| f.name()).collect();
+        (
+            name.at,
+            format!(
+                "unknown function `{}`; the aggregates are COUNT, SUM, MIN, MAX and AVG, the scalar functions {}",
+                name.text,
+                scalars.join(", ")
+            ),
+        )
+    })
+}
+
+/// The type a CAST names (`VARCHAR` is ksqlDB's other name for STRING).
+fn type_named(name: &str) -> Option<SqlType> {
+    Some(match name.to_ascii_uppercase().as_str() {
+        "BIGINT" => SqlType::Bigint,
+        "DOUBLE" => SqlType::Double,
+        "STRING" | "VARCHAR" => SqlType::Text,
+        "BOOLEAN" => SqlType::Boolean,
+        _ => return None,
+    })
 }
 
 /// HAVING's failure, told as what it is when it names an output column of SELECT: ksqlDB's
@@ -574,22 +825,32 @@ fn naming_an_alias((at, message): Failure, having: &Ast, select: &[SelectItem]) 
 fn column_at(ast: &Ast, at: usize) -> Option<&Ident> {
     match ast {
         Ast::Column { qualifier: None, name } if name.at == at => Some(name),
-        Ast::Column { .. } | Ast::Literal(..) => None,
+        Ast::Column { .. } | Ast::Literal(..) | Ast::Star(_) => None,
         Ast::Call { args, .. } => args.iter().find_map(|arg| column_at(arg, at)),
-        Ast::Not(e, _) | Ast::Neg(e, _) | Ast::IsNull(e, _) => column_at(e, at),
+        Ast::Not(e, _) | Ast::Neg(e, _) | Ast::IsNull(e, _) | Ast::Cast { expr: e, .. } => column_at(e, at),
         Ast::Binary(_, l, r) => column_at(l, at).or_else(|| column_at(r, at)),
+        Ast::Case { branches, otherwise, .. } => branches
+            .iter()
+            .flat_map(|(when, then)| [when, then])
+            .chain(otherwise.as_deref())
+            .find_map(|e| column_at(e, at)),
     }
 }
 
-fn contains_call(ast: &Ast) -> bool {
-    find_call(ast).is_some()
-}
-
-fn find_call(ast: &Ast) -> Option<&Ident> {
+/// The first call of a function that is not a scalar one: an aggregate, or an unknown name.
+fn find_aggregate(ast: &Ast) -> Option<&Ident> {
     match ast {
-        Ast::Call { name, .. } => Some(name),
-        Ast::Literal(..) | Ast::Column { .. } => None,
-        Ast::Not(e, _) | Ast::Neg(e, _) | Ast::IsNull(e, _) => find_call(e),
-        Ast::Binary(_, l, r) => find_call(l).or_else(|| find_call(r)),
+        Ast::Call { name, args, .. } => match Scalar::by_name(&name.text) {
+            Some(_) => args.iter().find_map(find_aggregate),
+            None => Some(name),
+        },
+        Ast::Literal(..) | Ast::Column { .. } | Ast::Star(_) => None,
+        Ast::Not(e, _) | Ast::Neg(e, _) | Ast::IsNull(e, _) | Ast::Cast { expr: e, .. } => find_aggregate(e),
+        Ast::Binary(_, l, r) => find_aggregate(l).or_else(|| find_aggregate(r)),
+        Ast::Case { branches, otherwise, .. } => branches
+            .iter()
+            .flat_map(|(when, then)| [when, then])
+            .chain(otherwise.as_deref())
+            .find_map(find_aggregate),
     }
 }

@@ -189,10 +189,10 @@ fn an_error_after_a_clause_lists_what_may_still_come() {
     };
     let e = error(&query("GRUOP BY customer_id"));
     assert_eq!(e.message, "expected `WHERE`, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query, found `GRUOP`");
-    let e = error(&query("WHERE total IN (1, 2) GROUP BY customer_id"));
+    let e = error(&query("WHERE total ~ 2 GROUP BY customer_id"));
     assert_eq!(
         e.message,
-        "expected an operator, `GROUP BY`, `HAVING`, `EMIT`, `;` or the end of the query, found `IN`"
+        "expected an operator, `GROUP BY`, `PARTITION BY`, `HAVING`, `EMIT`, `;` or the end of the query, found `~`"
     );
     let e = error(&query("GROUP BY customer_id, HAVING count(*) > 1"));
     assert_eq!(e.message, "expected an expression, found `HAVING`");
@@ -311,7 +311,11 @@ fn planning_errors_name_line_column_and_the_fix() {
     let e = error(
         "CREATE STREAM s AS SELECT customer_id, median(total) FROM order_confirmed WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY customer_id",
     );
-    assert_eq!(e.message, "unknown function `median`; expected COUNT, SUM, MIN, MAX or AVG");
+    assert_eq!(
+        e.message,
+        "unknown function `median`; the aggregates are COUNT, SUM, MIN, MAX and AVG, the scalar functions ABS, CEIL, \
+         FLOOR, ROUND, UCASE, LCASE, TRIM, LEN, CONCAT, SUBSTRING, COALESCE, IFNULL"
+    );
 
     let e = error(
         "CREATE STREAM s AS SELECT customer_id FROM order_confirmed WINDOW HOPPING (SIZE 1 MINUTE, ADVANCE BY 2 MINUTES) GROUP BY customer_id",
@@ -406,10 +410,9 @@ fn a_query_without_group_by_or_window_selects_from_each_record() {
         refused("CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed"),
         (40, "aggregate functions need a GROUP BY".into())
     );
-    assert_eq!(
-        refused("CREATE STREAM s AS SELECT ucase(customer_id) FROM order_confirmed"),
-        (27, "unknown function `ucase`; expected COUNT, SUM, MIN, MAX or AVG".into())
-    );
+    let unknown = refused("CREATE STREAM s AS SELECT upper(customer_id) FROM order_confirmed");
+    assert_eq!(unknown.0, 27);
+    assert!(unknown.1.starts_with("unknown function `upper`; the aggregates are"), "{}", unknown.1);
     assert_eq!(
         refused("CREATE STREAM s AS SELECT customer_id FROM order_confirmed HAVING total > 1"),
         (67, "HAVING needs a GROUP BY; WHERE filters records".into())
@@ -690,7 +693,7 @@ fn a_quoted_pseudo_column_in_lower_case_is_a_field_of_the_event() {
     // Unquoted in any case, or quoted as ksqlDB names them, they are the pseudo-columns.
     for rowtime in ["rowtime", "RowTime", "`ROWTIME`"] {
         let plan = open(&format!(
-            "CREATE STREAM s AS SELECT k FROM e WINDOW TUMBLING (SIZE 1 HOUR) WHERE {rowtime} > 0 GROUP BY k"
+            "CREATE STREAM s AS SELECT k, count(*) FROM e WINDOW TUMBLING (SIZE 1 HOUR) WHERE {rowtime} > 0 GROUP BY k"
         ));
         assert_eq!(plan.columns.len(), 1, "{rowtime} is the record's time: {:?}", plan.columns);
     }
@@ -721,6 +724,235 @@ fn where_and_having_need_a_condition() {
     assert_eq!((e.line, e.column), (5, 7));
     assert_eq!(e.message, "WHERE needs a condition (BOOLEAN), but `total` is BIGINT");
     // A type only the data tells (the CLI's open catalog) is taken as written.
-    plan("CREATE STREAM s AS SELECT k FROM e WINDOW TUMBLING (SIZE 1 HOUR) WHERE flag GROUP BY k", &Catalog::open())
-        .unwrap();
+    let open = "CREATE STREAM s AS SELECT k, count(*) FROM e WINDOW TUMBLING (SIZE 1 HOUR) WHERE flag GROUP BY k";
+    plan(open, &Catalog::open()).unwrap();
+}
+
+/// The scalar side of ksqlDB's SQL: functions, CASE, CAST, BETWEEN, IN and LIKE, over each
+/// record of a stateless query.
+#[test]
+fn scalar_functions_case_and_cast_compute_each_row() {
+    let plan = plan(
+        "CREATE STREAM labelled AS SELECT
+             UCASE(customer_id) AS customer,
+             ROUND(total / 3.0, 1) AS third,
+             CASE WHEN total > 500 THEN 'large' WHEN total > 100 THEN 'medium' ELSE 'small' END AS size,
+             CONCAT(SUBSTRING(customer_id, 1, 3), '-', CAST(quantity AS STRING)) AS label,
+             LEN(TRIM(customer_id)) AS length,
+             ABS(0 - total) AS magnitude
+         FROM order_confirmed
+         WHERE customer_id LIKE 'cus%' AND total BETWEEN 100 AND 1000 AND quantity NOT IN (0, 13)",
+        &catalog(),
+    )
+    .unwrap();
+    assert!(plan.is_stateless());
+    let row = |payload: &str| {
+        let (mut columns, mut values) = (Vec::new(), Vec::new());
+        plan.select_into(0, payload.as_bytes(), &mut columns, &mut values).unwrap().then_some(values)
+    };
+    let text = |s: &str| Value::Text(s.into());
+    assert_eq!(
+        row(r#"{"customer_id":"cus_7","quantity":2,"total":700}"#).unwrap(),
+        [text("CUS_7"), Value::Float(233.3), text("large"), text("cus-2"), Value::Int(5), Value::Int(700)]
+    );
+    assert_eq!(row(r#"{"customer_id":"cus_7","quantity":2,"total":100}"#).unwrap()[2], text("small"));
+    assert_eq!(row(r#"{"customer_id":"cus_7","quantity":2,"total":101}"#).unwrap()[2], text("medium"));
+    assert!(row(r#"{"customer_id":"cus_7","quantity":2,"total":1001}"#).is_none(), "not BETWEEN");
+    assert!(row(r#"{"customer_id":"abc","quantity":2,"total":700}"#).is_none(), "not LIKE");
+    assert!(row(r#"{"customer_id":"cus_7","quantity":13,"total":700}"#).is_none(), "IN the excluded");
+    assert!(row(r#"{"customer_id":"cus_7","total":700}"#).is_none(), "NOT IN of NULL is NULL");
+}
+
+#[test]
+fn in_between_and_like_keep_sql_null_semantics() {
+    let holds = |condition: &str, payload: &str| {
+        let sql = format!("CREATE STREAM s AS SELECT x FROM e WHERE {condition}");
+        let plan = plan(&sql, &Catalog::open()).unwrap_or_else(|e| panic!("{}", e.render(&sql)));
+        let (mut columns, mut values) = (Vec::new(), Vec::new());
+        plan.select_into(0, payload.as_bytes(), &mut columns, &mut values).unwrap()
+    };
+    assert!(holds("x IN (1, NULL)", r#"{"x":1}"#));
+    // 2 IN (1, NULL) is NULL, and so is its negation: neither passes.
+    assert!(!holds("x IN (1, NULL)", r#"{"x":2}"#));
+    assert!(!holds("x NOT IN (1, NULL)", r#"{"x":2}"#));
+    assert!(holds("x NOT IN (1, 3)", r#"{"x":2}"#));
+    assert!(holds("NOT x BETWEEN 1 AND 3", r#"{"x":4}"#));
+    assert!(!holds("x BETWEEN 1 AND y", r#"{"x":2}"#), "an absent bound is NULL");
+    assert!(holds("x NOT LIKE 'a_c'", r#"{"x":"abbc"}"#));
+    assert!(!holds("x LIKE 'a%'", r#"{"x":7}"#), "a number is not LIKE anything in an open catalog");
+    assert!(holds("COALESCE(x, y) = 'b'", r#"{"y":"b"}"#));
+    assert!(holds("IFNULL(x, 0) + 1 = 1", r#"{}"#));
+    assert!(holds("CAST(x AS BIGINT) = 42", r#"{"x":" 42"}"#));
+    assert!(!holds("CAST(x AS BIGINT) = 42", r#"{"x":"forty-two"}"#), "not a number: NULL");
+    assert!(holds("CASE WHEN x > 1 THEN TRUE END", r#"{"x":2}"#));
+    assert!(!holds("CASE WHEN x > 1 THEN TRUE END", r#"{"x":1}"#), "no branch and no ELSE: NULL");
+}
+
+/// Functions over groups and aggregates, as ksqlDB plans them: a GROUP BY expression written
+/// again in SELECT is the group's value; a function of an aggregate is computed per row.
+#[test]
+fn functions_work_over_groups_and_aggregates() {
+    let plan = plan(
+        "CREATE TABLE spenders AS SELECT LCASE(customer_id) AS customer, ROUND(AVG(total)) AS typical,
+             CASE WHEN COUNT(*) > 1 THEN 'regular' ELSE 'new' END AS kind, UCASE(LCASE(customer_id)) AS shout
+         FROM order_confirmed WINDOW TUMBLING (SIZE 1 HOUR)
+         GROUP BY LCASE(customer_id) HAVING LEN(LCASE(customer_id)) > 2",
+        &catalog(),
+    )
+    .unwrap();
+    assert_eq!(plan.select[0].expr, Expr::Group(0));
+    assert_eq!(plan.state_shape(), "avg(`total`),count(*)|TUMBLING 3600000|LCASE(`customer_id`)");
+    let mut state = crate::stream::PartitionState::default();
+    let (mut columns, mut out) = (Vec::new(), Vec::new());
+    for (time, payload) in [
+        (1, r#"{"customer_id":"Cus_1","quantity":1,"total":10}"#),
+        (2, r#"{"customer_id":"CUS_1","quantity":1,"total":15}"#),
+        (3, r#"{"customer_id":"ab","quantity":1,"total":15}"#),
+    ] {
+        let keyed = plan.rekey(time, payload.as_bytes(), &mut columns).unwrap().unwrap();
+        state.apply(&plan, &keyed, &mut out);
+    }
+    let rows: Vec<(&str, Option<&[Value]>)> = out.iter().map(|e| (e.key.as_str(), e.values.as_deref())).collect();
+    let text = |s: &str| Value::Text(s.into());
+    assert_eq!(rows.len(), 2, "HAVING drops `ab`: {rows:?}");
+    assert_eq!(rows[0].1.unwrap(), [text("cus_1"), Value::Int(10), text("new"), text("CUS_1")]);
+    assert_eq!(rows[1].1.unwrap(), [text("cus_1"), Value::Int(13), text("regular"), text("CUS_1")]);
+}
+
+#[test]
+fn functions_case_and_cast_are_refused_where_they_cannot_compute() {
+    let refused = |select: &str| {
+        let sql = format!("CREATE STREAM s AS SELECT {select} FROM order_confirmed");
+        let e = error(&sql);
+        (e.column - 27, e.message)
+    };
+    let taking = |function: &str, found: &str, wanted: &str| {
+        format!("Function '{function}' does not accept parameters ({found}): it takes {wanted}")
+    };
+    assert_eq!(refused("UCASE(total)"), (6, taking("UCASE", "BIGINT", "strings")));
+    assert_eq!(refused("ABS(customer_id)"), (4, taking("ABS", "STRING", "a number")));
+    assert_eq!(refused("SUBSTRING(customer_id, 'x')"), (23, taking("SUBSTRING", "STRING", "a whole number (BIGINT)")));
+    assert_eq!(refused("ROUND(total, 1.5)"), (13, taking("ROUND", "DOUBLE", "a whole number (BIGINT)")));
+    assert_eq!(refused("SUBSTRING(customer_id)"), (0, "SUBSTRING takes 2 or 3 arguments, 1 given".into()));
+    assert_eq!(refused("IFNULL(total)"), (0, "IFNULL takes 2 arguments, 1 given".into()));
+    assert_eq!(refused("CONCAT()"), (0, "CONCAT takes at least 1 argument, 0 given".into()));
+    assert_eq!(refused("LEN(*)"), (0, "LEN(*) is not a function; only COUNT takes *".into()));
+    assert_eq!(
+        refused("COALESCE(total, customer_id)"),
+        (16, "COALESCE's arguments are of one type, but `total` is BIGINT and `customer_id` is STRING".into())
+    );
+    assert_eq!(
+        refused("CASE WHEN total THEN 1 END"),
+        (10, "WHEN needs a condition (BOOLEAN), but `total` is BIGINT".into())
+    );
+    assert_eq!(
+        refused("CASE WHEN total > 1 THEN 1 ELSE 'none' END"),
+        (32, "CASE's values are of one type, but 1 is BIGINT and 'none' is STRING".into())
+    );
+    assert_eq!(
+        refused("CAST(total AS INT)"),
+        (14, "whole numbers are BIGINT (64 bits) in tramline: cast to BIGINT".into())
+    );
+    assert!(refused("CAST(total AS MONEY)").1.starts_with("unknown type `MONEY`; expected BIGINT"));
+    assert_eq!(refused("CAST(total AS BOOLEAN)"), (5, "cannot cast `total` (BIGINT) to BOOLEAN".into()));
+    assert_eq!(refused("total LIKE 'a%'"), (0, "LIKE matches strings, but `total` is BIGINT".into()));
+    assert_eq!(refused("total BETWEEN 'a' AND 'z'"), (0, "cannot compare `total` (BIGINT) with 'a' (STRING)".into()));
+    // The grammar: what may follow, where.
+    assert_eq!(refused("total NOT 1").1, "expected `BETWEEN`, `IN` or `LIKE`, found `1`");
+    assert_eq!(refused("CASE total WHEN 1 THEN 2 END").1, "expected `WHEN`, found `total`");
+    assert_eq!(refused("CASE WHEN total > 1 THEN 2 FROM").1, "expected `WHEN`, `ELSE` or `END`, found `FROM`");
+    assert_eq!(refused("CASE WHEN total > 1 THEN 2 ELSE 3").1, "expected `END`, found `FROM`");
+    assert_eq!(refused("total IN ()").1, "expected an expression, found `)`");
+    assert_eq!(refused("CAST(total BIGINT)").1, "expected `AS`, found `BIGINT`");
+    // An aggregate inside a scalar function of a stateless query, or in WHERE.
+    assert_eq!(refused("UCASE(MAX(customer_id))"), (6, "aggregate functions need a GROUP BY".into()));
+    let e = error("CREATE STREAM s AS SELECT customer_id FROM order_confirmed WHERE ABS(COUNT(*)) > 1");
+    assert_eq!((e.column, e.message.as_str()), (70, "aggregate functions belong in SELECT or HAVING, not in WHERE"));
+}
+
+/// ksqlDB's PARTITION BY: a stream's rows keyed by a value of their record.
+#[test]
+fn partition_by_keys_each_row_by_its_values() {
+    let plan = plan(
+        "CREATE STREAM by_customer AS SELECT order_id, total FROM order_confirmed
+         WHERE total > 0 PARTITION BY UCASE(customer_id), quantity",
+        &catalog(),
+    )
+    .unwrap();
+    assert!(plan.is_stateless());
+    assert_eq!(plan.partition_by.len(), 2);
+    let (mut columns, mut values, mut key) = (Vec::new(), Vec::new(), String::new());
+    let payload = br#"{"order_id":"ord_1","customer_id":"cus_1","quantity":2,"total":7}"#;
+    assert!(plan.select_into(5, payload, &mut columns, &mut values).unwrap());
+    assert!(plan.partition_key(5, &columns, &mut key));
+    assert_eq!(key, "CUS_1|+|2");
+    let no_quantity = br#"{"order_id":"ord_1","customer_id":"cus_1","total":7}"#;
+    assert!(plan.select_into(5, no_quantity, &mut columns, &mut values).unwrap());
+    assert!(!plan.partition_key(5, &columns, &mut key), "a NULL value: a row without a key");
+
+    let sql = super::plan(
+        "CREATE STREAM big AS SELECT order_id, total FROM order_confirmed PARTITION BY customer_id",
+        &catalog(),
+    );
+    let dsl = Query::stream::<OrderEvent>(&["OrderConfirmed"])
+        .select(["order_id", "total"])
+        .select_key(["customer_id"])
+        .to_stream("big");
+    assert_eq!(dsl.unwrap(), sql.unwrap());
+
+    let e = error(
+        "CREATE STREAM s AS SELECT customer_id, count(*) FROM order_confirmed GROUP BY customer_id PARTITION BY total",
+    );
+    assert_eq!(e.column, 104);
+    assert!(e.message.starts_with("PARTITION BY re-keys the records of a query without WINDOW and GROUP BY"));
+    let e = error("CREATE STREAM s AS SELECT order_id FROM order_confirmed PARTITION BY COUNT(*)");
+    assert_eq!(e.message, "aggregate functions belong in SELECT or HAVING, not in PARTITION BY");
+    let mut by_hand = plan.clone();
+    by_hand.partition_by = vec![Expr::WindowStart];
+    assert_eq!(by_hand.check(), Err("PARTITION BY reads its record only"));
+}
+
+/// `SELECT *`: every field of the event, for a query that selects from each record.
+#[test]
+fn select_star_selects_every_field_of_the_event() {
+    let plan = plan("CREATE STREAM big AS SELECT *, total * 2 AS double FROM order_confirmed", &catalog()).unwrap();
+    let names: Vec<&str> = plan.select.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["customer_id", "order_id", "quantity", "total", "double"], "the schema's fields, by name");
+    let (mut columns, mut values) = (Vec::new(), Vec::new());
+    let payload = br#"{"order_id":"ord_1","customer_id":"c","quantity":2,"total":7}"#;
+    assert!(plan.select_into(0, payload, &mut columns, &mut values).unwrap());
+    let json = serde_json::to_string(&plan.row_json(&values)).unwrap();
+    assert_eq!(json, r#"{"customer_id":"c","order_id":"ord_1","quantity":2,"total":7,"double":14}"#);
+
+    let e = error("CREATE STREAM s AS SELECT *, total FROM order_confirmed");
+    assert_eq!(
+        (e.column, e.message.as_str()),
+        (30, "the output column `total` is named twice; give one an alias with AS")
+    );
+    let e = error("CREATE STREAM s AS SELECT customer_id, * FROM order_confirmed");
+    assert_eq!((e.column, e.message.as_str()), (40, "the output column `customer_id` is named twice"));
+    let e = error("CREATE TABLE s AS SELECT *, count(*) FROM order_confirmed GROUP BY customer_id");
+    assert_eq!(
+        (e.column, e.message.as_str()),
+        (26, "SELECT * selects the columns of each record; an aggregation names its columns")
+    );
+    let e = super::plan("CREATE STREAM s AS SELECT * FROM e", &Catalog::open()).unwrap_err();
+    assert_eq!(e.message, "SELECT * needs the event's fields, which are unknown here (no schema): name the columns");
+    let e = error("CREATE STREAM s AS SELECT * AS everything FROM order_confirmed");
+    assert_eq!(e.message, "expected `FROM`, found `AS`");
+}
+
+/// As ksqlDB: a GROUP BY without an aggregate is refused, and PARTITION BY is the way to re-key.
+#[test]
+fn a_group_by_without_an_aggregate_is_refused() {
+    let e = error("CREATE TABLE t AS SELECT customer_id FROM order_confirmed GROUP BY customer_id");
+    assert_eq!(e.column, 68);
+    assert!(e.message.starts_with("a GROUP BY needs an aggregate function"), "{e}");
+    assert!(e.message.ends_with("use PARTITION BY without WINDOW"), "{e}");
+    // An aggregate in HAVING alone is one.
+    plan(
+        "CREATE TABLE t AS SELECT customer_id FROM order_confirmed GROUP BY customer_id HAVING COUNT(*) > 1",
+        &catalog(),
+    )
+    .unwrap();
 }
