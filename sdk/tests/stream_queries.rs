@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tramline::log::{EventLog, Headers, LogError, OutRecord, TopicPartition, TopicSpec, partition_for};
-use tramline::runtime::{Settings, dead_letter};
+use tramline::runtime::{RuntimeError, Settings, dead_letter};
 use tramline::stream::{Catalog, Keyed, Plan, QueryRow, Value, repartition_topic, sql};
 use tramline::{App, Envelope, Event, MemoryLog, Message, ReferenceId, codec};
 
@@ -266,6 +266,13 @@ async fn a_table_without_windows_sums_each_key_over_all_time_across_a_restart(
     let t0 = base();
     let day = 24 * 60 * MINUTE;
 
+    let customers = BTreeSet::from([ada.clone(), bob.clone()]);
+    let shown = |rows: &[QueryRow], customer: &str| -> Vec<(i64, i64)> {
+        (rows_of(rows, &customers).iter().filter(|r| r.key == customer))
+            .map(|r| (column(r, "spent").as_i64().expect("a sum"), column(r, "orders").as_i64().expect("a count")))
+            .collect()
+    };
+
     let log = open().await;
     let (app, handle) = start(log.clone(), plan.clone()).await;
     // One at a time: orders keyed by order id come from different partitions, in any order.
@@ -274,6 +281,7 @@ async fn a_table_without_windows_sums_each_key_over_all_time_across_a_restart(
         append(&*log, &[(time, confirmed(customer, total))]).await;
         within("the query to settle", app.settle()).await.expect("settled");
     }
+    assert_eq!(shown(&handle.rows().await.expect("rows"), &ada), [(100, 1), (150, 2), (157, 3)]);
     app.shutdown().await.expect("a clean shutdown");
     drop(handle);
     drop(log);
@@ -285,14 +293,9 @@ async fn a_table_without_windows_sums_each_key_over_all_time_across_a_restart(
     assert_eq!(handle.late_records(), 0, "nothing is late without windows");
 
     let rows = handle.rows().await.expect("rows");
-    let rows = rows_of(&rows, &BTreeSet::from([ada.clone(), bob.clone()]));
-    let shown = |customer: &str| -> Vec<(i64, i64)> {
-        (rows.iter().filter(|r| r.key == customer))
-            .map(|r| (column(r, "spent").as_i64().expect("a sum"), column(r, "orders").as_i64().expect("a count")))
-            .collect()
-    };
-    assert_eq!(shown(&ada), [(100, 1), (150, 2), (157, 3), (1_157, 4)]);
-    assert_eq!(shown(&bob), [(1, 1)]);
+    // The sink is compacted: a log that compacts when it opens (embedded) kept the latest row.
+    assert!(shown(&rows, &ada).ends_with(&[(157, 3), (1_157, 4)]), "{:?}", shown(&rows, &ada));
+    assert_eq!(shown(&rows, &bob), [(1, 1)]);
     assert!(rows.iter().all(|r| r.window.is_none()), "{rows:?}");
     let sink = records_of(&*log, &name).await;
     let ada_row = sink.iter().find(|r| r.key.as_deref() == Some(ada.as_bytes())).expect("keyed by the customer alone");
@@ -347,6 +350,37 @@ async fn a_query_without_group_by_selects_each_record_under_its_key(log: Arc<dyn
     app.shutdown().await.expect("a clean shutdown");
 }
 
+/// A TABLE's sink is compacted, as ksqlDB's; one made before that, keeping every row, is used
+/// as it is. A STREAM's sink keeps every row: a compacted one is refused, as it would lose rows.
+async fn a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log: Arc<dyn EventLog>) {
+    let table = "CREATE TABLE suspicious_sales AS SELECT customer_id, COUNT(*) AS orders
+        FROM order_confirmed GROUP BY customer_id";
+    let name = format!("compacted_{}", uuid::Uuid::now_v7().simple());
+    let (app, _handle) = start(log.clone(), query(table, &name)).await;
+    app.shutdown().await.expect("a clean shutdown");
+    let partitions = log.partition_count(&name).await.expect("asked").expect("the sink");
+    let kept = log.create_topic(&TopicSpec::keep(&name, partitions)).await;
+    assert!(matches!(kept, Err(LogError::CleanupMismatch { .. })), "compacted: {kept:?}");
+
+    let name = format!("kept_{}", uuid::Uuid::now_v7().simple());
+    log.create_topic(&TopicSpec::keep(&name, 4)).await.expect("an earlier tramline's sink");
+    let (app, handle) = start(log.clone(), query(table, &name)).await;
+    let customer = format!("cus_{}", uuid::Uuid::now_v7().simple());
+    append(&*log, &[(base(), confirmed(&customer, 1)), (base() + 1, confirmed(&customer, 2))]).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    let rows = handle.rows().await.expect("rows");
+    assert_eq!(rows_of(&rows, &BTreeSet::from([customer])).len(), 2, "{rows:?}");
+    app.shutdown().await.expect("a clean shutdown");
+
+    let stream = table.replacen("TABLE", "STREAM", 1);
+    let name = format!("stream_{}", uuid::Uuid::now_v7().simple());
+    log.create_topic(&TopicSpec::compact(&name, 4)).await.expect("a compacted topic");
+    log.create_topic(&TopicSpec::keep(OrderEvent::TOPIC, 4)).await.expect("the source topic");
+    let mut app = App::new(log).with_settings(settings());
+    let refused = app.query(query(&stream, &name)).await.map(|_| ()).unwrap_err();
+    assert!(matches!(refused, RuntimeError::Log(LogError::CleanupMismatch { .. })), "{refused}");
+}
+
 /// PARTITION BY keys each row by values of its record, so that one customer's rows share a
 /// partition; scalar functions and CASE compute the row; a NULL key value makes a keyless row.
 async fn a_partition_by_query_keys_each_row_by_its_values(log: Arc<dyn EventLog>) {
@@ -376,7 +410,7 @@ async fn a_partition_by_query_keys_each_row_by_its_values(log: Arc<dyn EventLog>
         let rows: Vec<_> = sink.iter().filter(|r| r.key.as_deref() == Some(key.as_bytes())).collect();
         assert_eq!(rows.len(), 2, "both of {customer}'s orders, under the upper-case key");
         for row in rows {
-            assert_eq!(row.partition, tramline::log::partition_for(key.as_bytes(), partitions));
+            assert_eq!(row.partition, partition_for(key.as_bytes(), partitions));
             let value: serde_json::Value = serde_json::from_slice(row.value.as_deref().expect("a row")).expect("JSON");
             let size = if row.timestamp < t0 + 10 { "large" } else { "small" };
             assert_eq!(value, serde_json::json!({"customer": customer.to_lowercase(), "size": size}));
@@ -592,6 +626,11 @@ async fn memory_query_without_group_by() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_table_sink() {
+    a_tables_sink_is_compacted_and_a_kept_one_is_still_used(MemoryLog::shared()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_partition_by() {
     a_partition_by_query_keys_each_row_by_its_values(MemoryLog::shared()).await;
 }
@@ -632,6 +671,13 @@ mod embedded {
         let dir = tempfile::tempdir().expect("a directory");
         let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
         a_query_without_group_by_selects_each_record_under_its_key(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_table_sink() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
+        a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -685,6 +731,12 @@ mod kafka {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_table_sink() {
+        let (log, _) = tramline::testing::kafka::isolated_log("stream-table-sink").await;
+        a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kafka_partition_by() {
         let (log, _) = tramline::testing::kafka::isolated_log("stream-partition-by").await;
         a_partition_by_query_keys_each_row_by_its_values(log).await;
@@ -726,10 +778,19 @@ mod kafka {
 }
 
 /// Every record of `topic`, all partitions.
+/// Every record of a topic, read to its end: one read may return fewer (a fetch of Kafka's).
 async fn records_of(log: &dyn EventLog, topic: &str) -> Vec<tramline::log::Record> {
     let mut records = Vec::new();
     for partition in 0..log.partition_count(topic).await.expect("a count").unwrap_or(0) {
-        records.extend(log.read(&TopicPartition::new(topic, partition), 0, 10_000).await.expect("read"));
+        let tp = TopicPartition::new(topic, partition);
+        let end = log.end_offset(&tp).await.expect("an end");
+        let mut offset = 0;
+        while offset < end {
+            let read = log.read(&tp, offset, 10_000).await.expect("read");
+            let Some(last) = read.last() else { break };
+            offset = last.offset + 1;
+            records.extend(read.into_iter().filter(|r| r.offset < end));
+        }
     }
     records
 }

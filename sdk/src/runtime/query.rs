@@ -23,7 +23,7 @@ use super::aggregate::for_each_record;
 use super::processor::Processor;
 use super::{App, DeadLetters, Phase, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
 use crate::codec::{self, DecodeError, headers as ce};
-use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
+use crate::log::{Cleanup, EventLog, Headers, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::Subscription;
 use crate::stream::wire;
 use crate::stream::{
@@ -162,7 +162,9 @@ impl QueryHandle {
     }
 
     /// Every row on the sink topic so far, partition by partition, deletions of a TABLE's rows
-    /// included (in order: the last row of a key and window is the current one).
+    /// included (in order: the last row of a key and window is the current one). A TABLE's
+    /// sink is compacted: once the log has compacted it, earlier rows of a key and window are
+    /// gone, and the latest remains.
     pub async fn rows(&self) -> Result<Vec<QueryRow>, RuntimeError> {
         let mut rows = Vec::new();
         let partitions = self.log.partition_count(&self.topic).await?.unwrap_or(0);
@@ -206,12 +208,13 @@ fn row_of(record: &Record) -> Option<QueryRow> {
 
 impl App {
     /// Runs a stream query: creates `<query>-repartition`, `<query>-changelog` and the sink
-    /// topic (`<query>` unless the plan names another, of the plan's partitions or the app's),
-    /// and registers its two processors. It starts with the app (or at once,
+    /// topic (`<query>` unless the plan names another, of the plan's partitions or the app's;
+    /// compacted for a TABLE), and registers its two processors. It starts with the app (or at once,
     /// if the app runs already) and reads its source from the beginning the first time.
     ///
     /// A [stateless](Plan::is_stateless) query (no GROUP BY) has one processor, `<query>.select`,
-    /// which writes each row to the sink under its record's key, and no internal topics.
+    /// which writes each row to the sink under its record's key (or its PARTITION BY values),
+    /// and no internal topics.
     pub async fn query(&mut self, plan: Plan) -> Result<QueryHandle, RuntimeError> {
         let Some(subscription) = plan.source.subscription else {
             return Err(RuntimeError::NoSource { query: plan.name.clone(), stream: plan.source.stream.clone() });
@@ -226,8 +229,7 @@ impl App {
         let repartition: &'static str = Box::leak(repartition_topic(&plan.name).into_boxed_str());
         self.create(TopicSpec::keep(repartition, partitions)).await?;
         self.create(TopicSpec::compact(changelog_topic(&plan.name), partitions)).await?;
-        let sink_partitions = plan.sink.partitions.unwrap_or(partitions);
-        self.create(TopicSpec::keep(plan.sink_topic(), sink_partitions)).await?;
+        self.create_sink(&plan).await?;
 
         let plan = Arc::new(plan);
         let late = Arc::new(Mutex::new(HashMap::new()));
@@ -275,9 +277,31 @@ impl App {
         Ok(handle)
     }
 
+    /// Creates the sink topic, of the plan's partitions or the app's: a STREAM's keeps every
+    /// row; a TABLE's is compacted, as ksqlDB's are, so that it keeps the latest row of each
+    /// key and window. A TABLE's sink that keeps every row (made by an earlier tramline, or by
+    /// hand) is used as it is, with a warning: its rows are the same, only never compacted.
+    async fn create_sink(&self, plan: &Plan) -> Result<(), RuntimeError> {
+        let partitions = plan.sink.partitions.unwrap_or(self.settings.partitions);
+        let (topic, table) = (plan.sink_topic(), plan.output == OutputKind::Table);
+        let cleanup = if table { Cleanup::Compact } else { Cleanup::Keep };
+        match self.log.create_topic(&TopicSpec { name: topic.to_owned(), partitions, cleanup }).await {
+            Err(mismatch @ LogError::CleanupMismatch { .. }) if table => {
+                self.log.create_topic(&TopicSpec::keep(topic, partitions)).await.map_err(|_| mismatch)?;
+                tracing::warn!(
+                    query = plan.name,
+                    topic,
+                    "the TABLE's sink topic keeps every row (made before sinks of tables were compacted): it is \
+                     used as it is; set its cleanup.policy to compact to keep only the latest row of each key"
+                );
+                Ok(())
+            }
+            created => Ok(created?),
+        }
+    }
+
     async fn stateless_query(&mut self, plan: Plan, subscription: Subscription) -> Result<QueryHandle, RuntimeError> {
-        let sink_partitions = plan.sink.partitions.unwrap_or(self.settings.partitions);
-        self.create(TopicSpec::keep(plan.sink_topic(), sink_partitions)).await?;
+        self.create_sink(&plan).await?;
         let handle = QueryHandle {
             name: plan.name.clone(),
             topic: plan.sink_topic().to_owned(),
