@@ -381,6 +381,33 @@ async fn a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log: Arc<dyn Ev
     assert!(matches!(refused, RuntimeError::Log(LogError::CleanupMismatch { .. })), "{refused}");
 }
 
+/// A query that ran as an aggregation cannot run as a query without GROUP BY under the same
+/// name, nor the other way: it would add rows of another shape to the same sink.
+async fn a_query_that_changes_kind_under_its_name_is_refused(log: Arc<dyn EventLog>) {
+    let stateless = "CREATE STREAM suspicious_sales AS SELECT customer_id FROM order_confirmed";
+    let aggregation = "CREATE STREAM suspicious_sales AS SELECT customer_id, COUNT(*) AS orders
+        FROM order_confirmed GROUP BY customer_id";
+    for (first, then, was, group) in [
+        (stateless, aggregation, "a query without GROUP BY", "select"),
+        (aggregation, stateless, "an aggregation", "rekey"),
+    ] {
+        let name = format!("changing_{}", uuid::Uuid::now_v7().simple());
+        let (app, _handle) = start(log.clone(), query(first, &name)).await;
+        append(&*log, &[(base(), confirmed("cus_changing", 1))]).await;
+        within("the query to settle", app.settle()).await.expect("settled");
+        app.shutdown().await.expect("a clean shutdown");
+
+        let mut app = App::new(log.clone()).with_settings(settings());
+        let refused = app.query(query(then, &name)).await.map(|_| ()).unwrap_err();
+        let message = refused.to_string();
+        assert!(matches!(&refused, RuntimeError::QueryKindChanged { was: w, .. } if *w == was), "{message}");
+        assert!(message.contains(&format!("group `{name}.{group}` has positions")), "{message}");
+        // The same kind again goes on where it was.
+        let (app, _handle) = start(log.clone(), query(first, &name)).await;
+        app.shutdown().await.expect("a clean shutdown");
+    }
+}
+
 /// PARTITION BY keys each row by values of its record, so that one customer's rows share a
 /// partition; scalar functions and CASE compute the row; a NULL key value makes a keyless row.
 async fn a_partition_by_query_keys_each_row_by_its_values(log: Arc<dyn EventLog>) {
@@ -631,6 +658,11 @@ async fn memory_table_sink() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_query_kind_change() {
+    a_query_that_changes_kind_under_its_name_is_refused(MemoryLog::shared()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_partition_by() {
     a_partition_by_query_keys_each_row_by_its_values(MemoryLog::shared()).await;
 }
@@ -678,6 +710,13 @@ mod embedded {
         let dir = tempfile::tempdir().expect("a directory");
         let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
         a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_query_kind_change() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let log = Arc::new(EmbeddedLog::open(dir.path()).expect("opened"));
+        a_query_that_changes_kind_under_its_name_is_refused(log).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -734,6 +773,12 @@ mod kafka {
     async fn kafka_table_sink() {
         let (log, _) = tramline::testing::kafka::isolated_log("stream-table-sink").await;
         a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kafka_query_kind_change() {
+        let (log, _) = tramline::testing::kafka::isolated_log("stream-kind-change").await;
+        a_query_that_changes_kind_under_its_name_is_refused(log).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,6 +162,21 @@ pub enum RuntimeError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A stream query that ran as the other kind before under its name (an aggregation, or a
+    /// query without GROUP BY): it would add rows of another shape to the same sink.
+    #[error(
+        "query `{query}` ran as {was} before (group `{group}` has positions): as {now} it would add rows of another shape to its sink; give the query another name, or delete that group and the sink topic"
+    )]
+    QueryKindChanged {
+        /// The query.
+        query: String,
+        /// What it was (`an aggregation` or `a query without GROUP BY`).
+        was: &'static str,
+        /// What it is now.
+        now: &'static str,
+        /// The earlier kind's consumer group that has positions.
+        group: String,
+    },
     /// A data module was registered twice in one app.
     #[error("module `{0}` is registered twice in this app")]
     DuplicateModule(&'static str),

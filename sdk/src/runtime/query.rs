@@ -220,6 +220,7 @@ impl App {
             return Err(RuntimeError::NoSource { query: plan.name.clone(), stream: plan.source.stream.clone() });
         };
         plan.check().map_err(|reason| RuntimeError::InvalidPlan { query: plan.name.clone(), reason })?;
+        self.refuse_another_kind(&plan, subscription.topic).await?;
         if plan.is_stateless() {
             return self.stateless_query(plan, subscription).await;
         }
@@ -275,6 +276,26 @@ impl App {
         })
         .await?;
         Ok(handle)
+    }
+
+    /// Refuses a query that ran as the other kind under its name: the group that reads the
+    /// source for that kind (`<query>.rekey` of an aggregation, `<query>.select` of a query
+    /// without GROUP BY) has positions. (A changed aggregation is told by its changelog's state
+    /// shape, when its partitions are restored.)
+    async fn refuse_another_kind(&self, plan: &Plan, source: &str) -> Result<(), RuntimeError> {
+        const AGGREGATION: &str = "an aggregation";
+        const SELECTION: &str = "a query without GROUP BY";
+        let (other, was, now) = match plan.is_stateless() {
+            true => ("rekey", AGGREGATION, SELECTION),
+            false => ("select", SELECTION, AGGREGATION),
+        };
+        let group = format!("{}.{other}", plan.name);
+        for partition in 0..self.log.partition_count(source).await?.unwrap_or(0) {
+            if self.log.committed(&group, &TopicPartition::new(source, partition)).await?.is_some() {
+                return Err(RuntimeError::QueryKindChanged { query: plan.name.clone(), was, now, group });
+            }
+        }
+        Ok(())
     }
 
     /// Creates the sink topic, of the plan's partitions or the app's: a STREAM's keeps every
