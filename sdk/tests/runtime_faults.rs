@@ -701,6 +701,43 @@ async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its
     app.shutdown().await.expect("the export goes on");
 }
 
+/// A batch of one public record that the feed's log refuses is that record's refusal: the
+/// event is dead-lettered without appending it again alone.
+#[tokio::test]
+async fn a_single_public_record_the_feed_refuses_is_tried_once() {
+    let log = MemoryLog::shared();
+    let big = TapId::generate();
+    let mut writer = App::new(log.clone()).with_settings(settings());
+    let taps = writer.aggregate::<Tap>(()).await.unwrap();
+    writer.start().await.unwrap();
+    taps.send(TapCommand::Pour { id: big }).await.unwrap();
+    writer.shutdown().await.unwrap();
+
+    let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = tries.clone();
+    let refusing = FaultyLog::over(MemoryLog::shared()).append_fails(move |records| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(LogError::TooLarge { topic: records[0].topic.to_string(), reason: "2000000 bytes".into() })
+    });
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.aggregate::<Tap>(()).await.unwrap();
+    let export = Export::new("tap", "pours", "Pours.")
+        .publish(
+            |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
+            |_, event| match event.payload {
+                TapEvent::Poured { id } => Ok(PublicPour { id }),
+                _ => unreachable!("filtered"),
+            },
+        )
+        .to_log(Arc::new(refusing));
+    app.export(export).await.unwrap();
+    app.start().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
+    assert_eq!(letters_of(&*log, "tap.export.pours").await.len(), 1, "the refused pour is dead-lettered");
+    assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 1, "appended once");
+    app.shutdown().await.expect("the export goes on");
+}
+
 /// An export's module and feed name its topic and group as the derives' names do: a space, a
 /// capital, a `/` or nothing is refused when it is registered.
 #[tokio::test]

@@ -115,19 +115,27 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
         outputs: &mut Vec<OutRecord>,
     ) {
         let batch = public.iter().map(|(_, out)| out.clone()).collect();
-        if !matches!(self.append_retried(target, batch).await, Appended::TooLarge(_)) {
-            return;
+        let refused = match self.append_retried(target, batch).await {
+            Appended::TooLarge(error) => error,
+            Appended::Taken | Appended::GaveUp => return,
+        };
+        // A batch of one was that record's own refusal: no need to try it again alone.
+        if let [(input, _)] = public[..] {
+            return self.letter_refused(&inputs[input], &refused, outputs);
         }
         for (input, out) in public {
             match self.append_retried(target, vec![out]).await {
                 Appended::Taken => {}
                 Appended::GaveUp => return,
-                Appended::TooLarge(error) => {
-                    tracing::warn!(group = self.group, %error, "a public record is dead-lettered: its feed's log refused it");
-                    outputs.push(dead_letter::letter(&self.dead_letters, &self.group, &inputs[input], &error));
-                }
+                Appended::TooLarge(error) => self.letter_refused(&inputs[input], &error, outputs),
             }
         }
+    }
+
+    /// Dead-letters the input of a public record that the feed's log refused for good.
+    fn letter_refused(&self, input: &Record, error: &LogError, outputs: &mut Vec<OutRecord>) {
+        tracing::warn!(group = self.group, %error, "a public record is dead-lettered: its feed's log refused it");
+        outputs.push(dead_letter::letter(&self.dead_letters, &self.group, input, error));
     }
 
     /// Appends `records` to `target`, trying again while the log is away.
