@@ -198,6 +198,26 @@ fn an_export_publishes_what_its_mapping_makes_with_its_tables() {
         .then_dead_lettered_saying(&format!("no room for lamp {other}"));
 }
 
+/// An event two routes publish, one of which refuses it: nothing of it is published, as the
+/// runtime does, so that the event, dead-lettered and taken again, publishes each record once.
+#[test]
+fn an_event_one_of_whose_routes_refuses_it_publishes_nothing() {
+    let everywhere = lamps_export().publish(
+        |_, event: &Envelope<LampEvent>| matches!(event.payload, LampEvent::SwitchedOn { .. }),
+        |_, event| match &event.payload {
+            LampEvent::SwitchedOn { id } => Ok(LampLit { id: *id, room: "anywhere".into() }),
+            _ => unreachable!("filtered"),
+        },
+    );
+    let (lamp, other) = (LampId::generate(), LampId::generate());
+    let mut test = ExportTest::new(everywhere).given(BulbEvent::SwitchedOn { id: lamp });
+    test.when(LampEvent::SwitchedOn { id: lamp })
+        .then_published([LampLit { id: lamp, room: "hall".into() }, LampLit { id: lamp, room: "anywhere".into() }]);
+    let refused = test.when(LampEvent::SwitchedOn { id: other });
+    assert!(refused.records().is_empty(), "the second route's record is not published either");
+    refused.then_dead_lettered_saying(&format!("no room for lamp {other}"));
+}
+
 #[test]
 #[should_panic(expected = "no table of the export reads")]
 fn an_export_test_given_an_event_no_table_reads_fails() {

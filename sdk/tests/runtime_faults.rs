@@ -701,6 +701,44 @@ async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its
     app.shutdown().await.expect("the export goes on");
 }
 
+/// An event that one route publishes and another refuses publishes nothing: it goes to the
+/// dead letters whole, and taken again later it publishes each of its records once.
+#[tokio::test]
+async fn an_event_that_one_route_refuses_is_not_published_by_the_others() {
+    let log = MemoryLog::shared();
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let taps = app.aggregate::<Tap>(()).await.unwrap();
+    let (fine, refused) = (TapId::generate(), TapId::generate());
+    let poured = |_: &(), event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. });
+    let pour_of = |event: &Envelope<TapEvent>| match event.payload {
+        TapEvent::Poured { id } => id,
+        _ => unreachable!("filtered"),
+    };
+    let export = Export::new("tap", "pours", "Pours.")
+        .publish(poured, move |_, event| Ok(PublicPour { id: pour_of(event) }))
+        .publish(poured, move |_, event| match pour_of(event) {
+            id if id == refused => Err(format!("pour {id} has no tap")),
+            id => Ok(PublicPour { id }),
+        });
+    app.export(export).await.unwrap();
+    app.start().await.unwrap();
+    for id in [fine, refused] {
+        taps.send(TapCommand::Pour { id }).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
+    let mut published = Vec::new();
+    for partition in 0..log.partition_count("public.pours").await.unwrap().unwrap() {
+        for record in log.read(&TopicPartition::new("public.pours", partition), 0, 100).await.unwrap() {
+            published.push(String::from_utf8(record.key.unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(published, [fine.to_string(), fine.to_string()], "both routes' records of the fine pour only");
+    let letters = letters_of(&*log, "tap.export.pours").await;
+    assert_eq!(letters.len(), 1, "the refused pour is dead-lettered");
+    assert_eq!(letters[0].key.as_deref(), Some(refused.to_string().as_bytes()));
+    app.shutdown().await.expect("the export goes on");
+}
+
 /// A batch of one public record that the feed's log refuses is that record's refusal: the
 /// event is dead-lettered without appending it again alone.
 #[tokio::test]

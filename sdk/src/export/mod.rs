@@ -235,7 +235,8 @@ impl<S: Send + Sync + 'static> Export<S> {
     }
 
     /// Publishes the events of `E` that pass `filter`, as `map` makes them. A mapping that
-    /// fails sends the event to the export's dead-letter topic with its reason.
+    /// fails sends the event to the export's dead-letter topic with its reason, and then none
+    /// of the event's public records is published, those of its other routes included.
     pub fn publish<E: Event, P: PublicEvent>(
         mut self,
         filter: impl Fn(&S, &Envelope<E>) -> bool + Send + Sync + 'static,

@@ -204,11 +204,18 @@ impl<S: Send + Sync + 'static> Processor for ExportProcessor<S> {
         // Each public record with the input it came from.
         let mut public = Vec::new();
         for (input, record) in records.iter().enumerate() {
+            let before = public.len();
             for route in self.export.routes.iter().filter(|r| *r.topic == *record.topic) {
                 match (route.map)(&self.export.state, record) {
                     Ok(Some(published)) => public.push((input, encode(&published, &self.topic, &self.source))),
                     Ok(None) => {}
-                    Err(error) => outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &error)),
+                    Err(error) => {
+                        // All of an event's public records or none: the event dead-lettered and
+                        // taken again later publishes each of them once.
+                        public.truncate(before);
+                        outputs.push(dead_letter::letter(&self.dead_letters, &self.group, record, &error));
+                        break;
+                    }
                 }
             }
         }

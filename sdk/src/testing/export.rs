@@ -68,7 +68,12 @@ impl<S: Send + Sync + 'static> ExportTest<S> {
             match keys().scope(|| (route.map)(&self.export.state, &record)) {
                 Ok(Some(published)) => exported.records.push(encode(&published, &self.topic, &self.source)),
                 Ok(None) => {}
-                Err(error) => exported.refused.push(error.to_string()),
+                Err(error) => {
+                    // As the runtime: an event a mapping refuses publishes nothing.
+                    exported.records.clear();
+                    exported.refused.push(error.to_string());
+                    break;
+                }
             }
         }
         exported
@@ -140,8 +145,8 @@ impl Exported {
         self
     }
 
-    /// Asserts that a mapping refused the event (it goes to the export's dead-letter topic)
-    /// with a reason containing `text`.
+    /// Asserts that a mapping refused the event (it goes to the export's dead-letter topic,
+    /// and none of its public records is published) with a reason containing `text`.
     #[track_caller]
     pub fn then_dead_lettered_saying(self, text: &str) -> Self {
         assert!(
