@@ -34,7 +34,7 @@ use super::plan::{AggregateCall, Column, Emit, Named, OutputKind, Plan, Sink, So
 use super::window::{WindowError, WindowKind, Windowing};
 use crate::model::Event;
 
-pub use super::expr::build::{col, lit};
+pub use super::expr::build::{call, case, col, lit};
 
 /// Why a DSL query cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -300,7 +300,8 @@ fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Value {
 /// Builds expressions for the Rust DSL: `col("quantity").gt(2)`.
 pub mod build {
     use super::{BinaryOp, Expr};
-    use crate::stream::value::Value;
+    use crate::stream::scalar::Scalar;
+    use crate::stream::value::{SqlType, Value};
 
     /// A reference to a column by name, resolved when the query is built.
     #[derive(Debug, Clone, PartialEq)]
@@ -315,6 +316,12 @@ pub mod build {
         Not(Box<Operand>),
         /// `e IS NULL` / `IS NOT NULL`.
         IsNull(Box<Operand>, bool),
+        /// A scalar function of its arguments.
+        Call(Scalar, Vec<Operand>),
+        /// `CASE WHEN ... THEN ... [ELSE ...] END`.
+        Case(Vec<(Operand, Operand)>, Option<Box<Operand>>),
+        /// `CAST(e AS type)`.
+        Cast(Box<Operand>, SqlType),
     }
 
     /// A column by name.
@@ -325,6 +332,18 @@ pub mod build {
     /// A constant.
     pub fn lit(value: impl Into<Value>) -> Operand {
         Operand::Literal(value.into())
+    }
+
+    /// A scalar function: `call(Scalar::Ucase, [col("customer_id")])`. Unlike SQL's planner,
+    /// the DSL does not check the arguments' types: one of a type the function does not take
+    /// makes NULL.
+    pub fn call(function: Scalar, args: impl IntoIterator<Item = Operand>) -> Operand {
+        Operand::Call(function, args.into_iter().collect())
+    }
+
+    /// `CASE WHEN condition THEN value ... [ELSE otherwise] END`.
+    pub fn case(branches: impl IntoIterator<Item = (Operand, Operand)>, otherwise: Option<Operand>) -> Operand {
+        Operand::Case(branches.into_iter().collect(), otherwise.map(Box::new))
     }
 
     impl Operand {
@@ -379,6 +398,24 @@ pub mod build {
         pub fn is_not_null(self) -> Operand {
             Operand::IsNull(Box::new(self), true)
         }
+        /// `self LIKE pattern` (`%` any run of characters, `_` one).
+        pub fn like(self, pattern: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::Like, pattern)
+        }
+        /// `self BETWEEN low AND high`: `low <= self AND self <= high`, as SQL reads it.
+        pub fn between(self, low: impl Into<Operand>, high: impl Into<Operand>) -> Operand {
+            self.clone().gt_eq(low).and(self.lt_eq(high))
+        }
+        /// `self IN (values)`: `self = v1 OR ...`, as SQL reads it.
+        pub fn is_in(self, values: impl IntoIterator<Item = impl Into<Operand>>) -> Operand {
+            let mut equals = values.into_iter().map(|value| self.clone().eq(value));
+            let first = equals.next().unwrap_or(Operand::Literal(Value::Bool(false)));
+            equals.fold(first, Operand::or)
+        }
+        /// `CAST(self AS to)`.
+        pub fn cast(self, to: SqlType) -> Operand {
+            Operand::Cast(Box::new(self), to)
+        }
 
         /// Resolves column names to a plan's expression; `resolve` maps a name to its
         /// expression, or `None` when no such column exists.
@@ -389,6 +426,17 @@ pub mod build {
                 Operand::Binary(op, l, r) => Expr::binary(*op, l.resolve(resolve)?, r.resolve(resolve)?),
                 Operand::Not(e) => Expr::Not(Box::new(e.resolve(resolve)?)),
                 Operand::IsNull(e, negated) => Expr::IsNull { expr: Box::new(e.resolve(resolve)?), negated: *negated },
+                Operand::Call(function, args) => {
+                    Expr::Call(*function, args.iter().map(|arg| arg.resolve(resolve)).collect::<Result<_, _>>()?)
+                }
+                Operand::Case(branches, otherwise) => Expr::Case {
+                    branches: branches
+                        .iter()
+                        .map(|(when, then)| Ok((when.resolve(resolve)?, then.resolve(resolve)?)))
+                        .collect::<Result<_, String>>()?,
+                    otherwise: otherwise.as_ref().map(|e| e.resolve(resolve)).transpose()?.map(Box::new),
+                },
+                Operand::Cast(e, to) => Expr::Cast(Box::new(e.resolve(resolve)?), *to),
             })
         }
     }

@@ -58,7 +58,7 @@ pub use aggregate::{Accumulator, Function};
 pub use catalog::{Catalog, Field, NameCase, StreamInfo, names_type, pascal_case, snake_case};
 pub use dsl::{
     Agg, DslError, GroupedStream, Query, SelectedStream, SessionWindows, StreamBuilder, TimeWindows, WindowedStream,
-    WindowedTable, col, lit,
+    WindowedTable, call, case, col, lit,
 };
 pub use expr::build::Operand;
 pub use expr::{BinaryOp, Expr, Scope};

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::{SqlError, plan};
 use crate::stream::{
-    Agg, Catalog, DslError, Emit, Expr, NameCase, OutputKind, Query, TimeWindows, Value, WindowKind, Windowing, col,
+    Agg, Catalog, DslError, Emit, Expr, NameCase, OutputKind, Query, Scalar, SqlType, TimeWindows, Value, WindowKind,
+    Windowing, call, case, col, lit,
 };
 
 mod order {
@@ -955,4 +956,34 @@ fn a_group_by_without_an_aggregate_is_refused() {
         &catalog(),
     )
     .unwrap();
+}
+
+/// The DSL writes what SQL's expressions write, and compiles to the same plan.
+#[test]
+fn the_dsl_has_sqls_scalar_expressions() {
+    let sql = plan(
+        "CREATE STREAM big AS SELECT order_id, total FROM order_confirmed
+         WHERE customer_id LIKE 'cus%' AND total BETWEEN 100 AND 1000 AND quantity IN (1, 2, 3)
+           AND CAST(total AS STRING) <> '500' AND UCASE(customer_id) <> 'CUS_X'
+           AND CASE WHEN quantity > 2 THEN total > 200 ELSE TRUE END",
+        &catalog(),
+    )
+    .unwrap();
+    let dsl = Query::stream::<OrderEvent>(&["OrderConfirmed"])
+        .filter(col("customer_id").like("cus%"))
+        .filter(col("total").between(100, 1000))
+        .filter(col("quantity").is_in([1, 2, 3]))
+        .filter(col("total").cast(SqlType::Text).not_eq("500"))
+        .filter(call(Scalar::Ucase, [col("customer_id")]).not_eq("CUS_X"))
+        .filter(case([(col("quantity").gt(2), col("total").gt(200))], Some(lit(true))))
+        .select(["order_id", "total"])
+        .to_stream("big")
+        .unwrap();
+    assert_eq!(dsl, sql);
+    let misspelt = Query::stream::<OrderEvent>(&["OrderConfirmed"])
+        .filter(call(Scalar::Len, [col("custmer_id")]).gt(3))
+        .select(["order_id"])
+        .to_stream("big")
+        .unwrap_err();
+    assert!(misspelt.to_string().starts_with("filter: no column `custmer_id`"), "{misspelt}");
 }
