@@ -128,7 +128,8 @@ impl<E> StreamBuilder<E> {
     /// key, without grouping (SQL's SELECT without GROUP BY and WINDOW; Kafka Streams'
     /// `filter` and `mapValues`).
     pub fn select<'a>(self, columns: impl IntoIterator<Item = &'a str>) -> SelectedStream<E> {
-        SelectedStream { stream: self, columns: columns.into_iter().map(str::to_owned).collect(), key: Vec::new() }
+        let columns = columns.into_iter().map(|name| (name.to_owned(), col(name))).collect();
+        SelectedStream { stream: self, columns, key: Vec::new() }
     }
 }
 
@@ -136,11 +137,19 @@ impl<E> StreamBuilder<E> {
 #[derive(Debug)]
 pub struct SelectedStream<E> {
     stream: StreamBuilder<E>,
-    columns: Vec<String>,
+    /// The output columns: names and what they compute.
+    columns: Vec<(String, Operand)>,
     key: Vec<String>,
 }
 
 impl<E> SelectedStream<E> {
+    /// Adds an output column `name` that computes `value` from the record (SQL's `value AS
+    /// name`; Kafka Streams' `mapValues`): `.with_column("large", col("total").gt(500))`.
+    pub fn with_column(mut self, name: &str, value: Operand) -> Self {
+        self.columns.push((name.to_owned(), value));
+        self
+    }
+
     /// Keys each row by these columns of its record instead of the record's key (Kafka
     /// Streams' `selectKey`; SQL's PARTITION BY): rows of one value go to one partition.
     pub fn select_key<'a>(mut self, columns: impl IntoIterator<Item = &'a str>) -> Self {
@@ -159,12 +168,14 @@ impl<E> SelectedStream<E> {
         let filter = (stream.filter.map(|f| f.resolve(&mut |name: &str| inputs.input(name))).transpose())
             .map_err(|c| unknown("filter", c, &known_names))?;
         let mut select: Vec<Named> = Vec::new();
-        for column in columns {
-            if select.iter().any(|named| named.name == column) {
-                return Err(DslError::DuplicateName(column));
+        for (name, value) in columns {
+            if select.iter().any(|named| named.name == name) {
+                return Err(DslError::DuplicateName(name));
             }
-            let expr = inputs.input(&column).ok_or_else(|| unknown("select", column.clone(), &known_names))?;
-            select.push(Named { name: column, expr });
+            let expr = value
+                .resolve(&mut |column: &str| inputs.input(column))
+                .map_err(|c| unknown("select", c, &known_names))?;
+            select.push(Named { name, expr });
         }
         let partition_by = key
             .into_iter()

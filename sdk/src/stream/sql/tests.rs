@@ -980,6 +980,19 @@ fn the_dsl_has_sqls_scalar_expressions() {
         .to_stream("big")
         .unwrap();
     assert_eq!(dsl, sql);
+    let sql = plan(
+        "CREATE STREAM big AS SELECT order_id, total > 500 AS large, CONCAT(customer_id, '!') AS shout
+         FROM order_confirmed",
+        &catalog(),
+    );
+    let dsl = Query::stream::<OrderEvent>(&["OrderConfirmed"])
+        .select(["order_id"])
+        .with_column("large", col("total").gt(500))
+        .with_column("shout", call(Scalar::Concat, [col("customer_id"), lit("!")]))
+        .to_stream("big");
+    assert_eq!(dsl.unwrap(), sql.unwrap());
+    let twice = Query::stream::<OrderEvent>(&["OrderConfirmed"]).select(["total"]).with_column("total", lit(1));
+    assert_eq!(twice.to_stream("big").unwrap_err(), DslError::DuplicateName("total".into()));
     let misspelt = Query::stream::<OrderEvent>(&["OrderConfirmed"])
         .filter(call(Scalar::Len, [col("custmer_id")]).gt(3))
         .select(["order_id"])
