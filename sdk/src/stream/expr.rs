@@ -406,11 +406,20 @@ pub mod build {
         pub fn between(self, low: impl Into<Operand>, high: impl Into<Operand>) -> Operand {
             self.clone().gt_eq(low).and(self.lt_eq(high))
         }
-        /// `self IN (values)`: `self = v1 OR ...`, as SQL reads it.
+        /// `self IN (values)`: `self = v1 OR ...`, as SQL reads it (nested as SQL's, a
+        /// balanced tree); FALSE without values.
         pub fn is_in(self, values: impl IntoIterator<Item = impl Into<Operand>>) -> Operand {
-            let mut equals = values.into_iter().map(|value| self.clone().eq(value));
-            let first = equals.next().unwrap_or(Operand::Literal(Value::Bool(false)));
-            equals.fold(first, Operand::or)
+            fn any_of(mut items: Vec<Operand>) -> Operand {
+                match items.len() {
+                    0 => Operand::Literal(Value::Bool(false)),
+                    1 => items.remove(0),
+                    n => {
+                        let right = items.split_off(n.div_ceil(2));
+                        any_of(items).or(any_of(right))
+                    }
+                }
+            }
+            any_of(values.into_iter().map(|value| self.clone().eq(value)).collect())
         }
         /// `CAST(self AS to)`.
         pub fn cast(self, to: SqlType) -> Operand {

@@ -122,7 +122,7 @@ impl Scalar {
             Scalar::Round => Some(SqlType::Bigint),
             Scalar::Len => Some(SqlType::Bigint),
             Scalar::Ucase | Scalar::Lcase | Scalar::Trim | Scalar::Concat | Scalar::Substring => Some(SqlType::Text),
-            Scalar::Coalesce | Scalar::Ifnull => args.iter().copied().flatten().next(),
+            Scalar::Coalesce | Scalar::Ifnull => common_type(args.iter().copied()),
         }
     }
 
@@ -164,6 +164,16 @@ impl Scalar {
     }
 }
 
+/// The type of values that may be any of these (COALESCE's, CASE's): DOUBLE when BIGINT and
+/// DOUBLE mix, else the first known.
+pub(crate) fn common_type(types: impl Iterator<Item = Option<SqlType>>) -> Option<SqlType> {
+    let known: Vec<SqlType> = types.flatten().collect();
+    match known.iter().all(|t| t.is_numeric()) && known.contains(&SqlType::Double) {
+        true => Some(SqlType::Double),
+        false => known.first().copied(),
+    }
+}
+
 /// Half up, towards positive infinity, exactly: `x - floor(x)` is exact for every double.
 fn round_half_up(x: f64) -> f64 {
     let floor = x.floor();
@@ -181,21 +191,44 @@ fn round(value: Value, scale: Option<&Value>) -> Value {
                 false => Value::Null,
             }
         }
-        (value, Some(Value::Int(scale))) => {
-            let Some(x) = value.as_f64() else { return Value::Null };
-            let scale = (*scale).clamp(-308, 308) as i32;
-            let factor = 10f64.powi(scale.abs());
-            if scale > 0 && !(x * factor).is_finite() {
-                // More places than a double holds: nothing to round.
-                return Value::Float(x);
-            }
-            Value::Float(match scale >= 0 {
-                true => round_half_up(x * factor) / factor,
-                false => round_half_up(x / factor) * factor,
-            })
-        }
+        (value, Some(Value::Int(scale))) => match value.as_f64() {
+            Some(x) => Value::Float(round_decimal(x, (*scale).clamp(-400, 400) as i32)),
+            None => Value::Null,
+        },
         _ => Value::Null,
     }
+}
+
+/// `x` rounded to `scale` decimal places, halves up (towards positive infinity), on the
+/// shortest decimal that reads back as `x`, as ksqlDB rounds (`1.005` is 1.01 at two places,
+/// though the double is a little below 1.005).
+fn round_decimal(x: f64, scale: i32) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    // `d.ddd e exp`: digit i (from 0) stands for 10^(exp - i).
+    let text = format!("{:e}", x.abs());
+    let (mantissa, exp) = text.split_once('e').expect("`{:e}` writes an exponent");
+    let exp: i32 = exp.parse().expect("a whole exponent");
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).map(|d| d - b'0').collect();
+    // The digits at 10^-scale and above are kept.
+    let kept = exp + 1 + scale;
+    if kept >= digits.len() as i32 {
+        return x;
+    }
+    let (units, next, rest) = match usize::try_from(kept) {
+        Ok(kept) => (&digits[..kept], digits[kept], &digits[kept + 1..]),
+        // Below half a unit: nothing is left.
+        Err(_) => (&digits[..0], 0, &digits[..0]),
+    };
+    let up = match x > 0.0 {
+        true => next >= 5,
+        // Towards positive infinity: a negative half goes down in magnitude.
+        false => next > 5 || (next == 5 && rest.iter().any(|d| *d > 0)),
+    };
+    let units = units.iter().fold(0u64, |n, d| n * 10 + u64::from(*d)) + u64::from(up);
+    let sign = if x < 0.0 { "-" } else { "" };
+    format!("{sign}{units}e{}", -scale).parse().unwrap_or(x)
 }
 
 fn substring(s: &str, pos: Option<&Value>, len: Option<&Value>) -> Value {
@@ -216,7 +249,8 @@ fn substring(s: &str, pos: Option<&Value>, len: Option<&Value>) -> Value {
 }
 
 /// `CAST(value AS to)`: NULL when the value has no value of that type (a string that is not
-/// a number, a DOUBLE beyond BIGINT). A DOUBLE becomes a BIGINT without its fraction.
+/// a number, a DOUBLE beyond BIGINT). A DOUBLE becomes a BIGINT without its fraction and a
+/// string as Java writes it; a string is TRUE when it is `true` in any case, else FALSE.
 pub fn cast(value: Value, to: SqlType) -> Value {
     match (value, to) {
         (Value::Null, _) => Value::Null,
@@ -226,21 +260,48 @@ pub fn cast(value: Value, to: SqlType) -> Value {
             false => Value::Null,
         },
         (Value::Text(s), SqlType::Bigint) => s.trim().parse().map_or(Value::Null, Value::Int),
-        (Value::Text(s), SqlType::Double) => s.trim().parse().map_or(Value::Null, Value::Float),
-        (Value::Text(s), SqlType::Boolean) => match s.trim() {
-            t if t.eq_ignore_ascii_case("true") => Value::Bool(true),
-            t if t.eq_ignore_ascii_case("false") => Value::Bool(false),
-            _ => Value::Null,
-        },
+        (Value::Text(s), SqlType::Double) => parse_double(s.trim()).map_or(Value::Null, Value::Float),
+        // As Java's `Boolean.parseBoolean`, which ksqlDB uses: `true` in any case, else false.
+        (Value::Text(s), SqlType::Boolean) => Value::Bool(s.eq_ignore_ascii_case("true")),
         (Value::Text(s), SqlType::Text) => Value::Text(s),
         (Value::Bool(b), SqlType::Text) => Value::Text(b.to_string()),
-        (value @ (Value::Int(_) | Value::Float(_)), SqlType::Text) => {
-            let mut text = String::new();
-            value.write_key(&mut text);
-            Value::Text(text)
-        }
+        (Value::Int(i), SqlType::Text) => Value::Text(i.to_string()),
+        (Value::Float(x), SqlType::Text) => Value::Text(java_double(x)),
         (value, to) if value.sql_type() == Some(to) => value,
         _ => Value::Null,
+    }
+}
+
+/// A double's text as Java writes it (`Double.toString`), as ksqlDB's CAST does: `1.0`,
+/// `0.001`, `1.0E7`, `1.5E-5`, `Infinity`, `NaN`; the digits are the shortest that read back.
+fn java_double(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let magnitude = x.abs();
+    if magnitude == 0.0 || (1e-3..1e7).contains(&magnitude) {
+        let text = format!("{x}");
+        return if text.contains('.') { text } else { text + ".0" };
+    }
+    let text = format!("{x:e}");
+    let (mantissa, exp) = text.split_once('e').expect("`{:e}` writes an exponent");
+    let point = if mantissa.contains('.') { "" } else { ".0" };
+    format!("{mantissa}{point}E{exp}")
+}
+
+/// A double from text as Java reads it for a CAST: decimal digits, a point, an exponent, and
+/// the words `Infinity` and `NaN` (Rust's parser also takes `inf`, which Java refuses).
+fn parse_double(text: &str) -> Option<f64> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    match unsigned {
+        "Infinity" | "NaN" => text.replace("Infinity", "inf").parse().ok(),
+        _ if unsigned.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+')) => {
+            text.parse().ok()
+        }
+        _ => None,
     }
 }
 
@@ -296,8 +357,22 @@ mod tests {
         assert_eq!(Scalar::Round.apply(vec![Value::Float(0.499_999_999_999_999_94)]), Value::Int(0));
         assert_eq!(Scalar::Round.apply(vec![Value::Int(7)]), Value::Int(7));
         assert_eq!(Scalar::Round.apply(vec![Value::Float(1e300)]), Value::Null);
-        assert_eq!(Scalar::Round.apply(vec![Value::Float(1.2345), Value::Int(2)]), Value::Float(1.23));
+        let round = |x: f64, scale: i64| Scalar::Round.apply(vec![Value::Float(x), Value::Int(scale)]);
+        assert_eq!(round(1.2345, 2), Value::Float(1.23));
+        // The decimal written, not the double below it: as ksqlDB.
+        assert_eq!(round(1.005, 2), Value::Float(1.01));
+        assert_eq!(round(0.285, 2), Value::Float(0.29));
+        assert_eq!(round(-0.285, 2), Value::Float(-0.28), "halves towards positive infinity");
+        assert_eq!(round(-0.2851, 2), Value::Float(-0.29));
+        assert_eq!(round(9.995, 2), Value::Float(10.0));
+        assert_eq!(round(0.004, 2), Value::Float(0.0));
+        assert_eq!(round(0.0004, 2), Value::Float(0.0));
+        assert_eq!(round(0.5, 0), Value::Float(1.0));
+        assert_eq!(round(1e300, 2), Value::Float(1e300));
+        assert_eq!(round(123.456, 400), Value::Float(123.456));
+        assert_eq!(round(123.456, -400), Value::Float(0.0));
         assert_eq!(Scalar::Round.apply(vec![Value::Int(1250), Value::Int(-2)]), Value::Float(1300.0));
+        assert_eq!(Scalar::Round.apply(vec![Value::Int(-1250), Value::Int(-2)]), Value::Float(-1200.0));
     }
 
     #[test]
@@ -336,12 +411,20 @@ mod tests {
         assert_eq!(cast(text(" 42 "), SqlType::Bigint), Value::Int(42));
         assert_eq!(cast(text("4.5"), SqlType::Bigint), Value::Null);
         assert_eq!(cast(text("4.5"), SqlType::Double), Value::Float(4.5));
+        assert_eq!(cast(text("inf"), SqlType::Double), Value::Null, "Java's word is Infinity");
+        assert_eq!(cast(text("-Infinity"), SqlType::Double), Value::Float(f64::NEG_INFINITY));
         assert_eq!(cast(Value::Float(-4.9), SqlType::Bigint), Value::Int(-4));
         assert_eq!(cast(Value::Float(1e19), SqlType::Bigint), Value::Null);
         assert_eq!(cast(Value::Int(3), SqlType::Text), text("3"));
         assert_eq!(cast(Value::Float(0.5), SqlType::Text), text("0.5"));
+        // As Java writes doubles.
+        for (x, java) in [(1.0, "1.0"), (1e20, "1.0E20"), (1.5e-5, "1.5E-5"), (1e7, "1.0E7"), (-0.001, "-0.001")] {
+            assert_eq!(cast(Value::Float(x), SqlType::Text), text(java), "{x}");
+        }
+        assert_eq!(cast(Value::Float(f64::INFINITY), SqlType::Text), text("Infinity"));
         assert_eq!(cast(Value::Bool(true), SqlType::Text), text("true"));
-        assert_eq!(cast(text("FALSE"), SqlType::Boolean), Value::Bool(false));
+        assert_eq!(cast(text("TRUE"), SqlType::Boolean), Value::Bool(true));
+        assert_eq!(cast(text("yes"), SqlType::Boolean), Value::Bool(false), "as Java's parseBoolean");
         assert_eq!(cast(Value::Int(1), SqlType::Boolean), Value::Null);
         assert!(!casts(SqlType::Bigint, SqlType::Boolean));
         assert!(casts(SqlType::Boolean, SqlType::Text));

@@ -187,38 +187,14 @@ pub struct Statement {
 
 /// Words that cannot be names, so that an alias without AS is told from the next clause.
 const RESERVED: &[&str] = &[
-    "SELECT",
-    "FROM",
-    "WHERE",
-    "GROUP",
-    "BY",
-    "HAVING",
-    "WINDOW",
-    "EMIT",
-    "AS",
-    "AND",
-    "OR",
-    "NOT",
-    "IS",
-    "NULL",
-    "TRUE",
-    "FALSE",
-    "CREATE",
-    "STREAM",
-    "TABLE",
-    "CHANGES",
-    "FINAL",
-    "PARTITION",
-    "CASE",
-    "WHEN",
-    "THEN",
-    "ELSE",
-    "END",
-    "CAST",
-    "IN",
-    "LIKE",
-    "BETWEEN",
+    "SELECT", "FROM", "WHERE", "GROUP", "BY", "HAVING", "WINDOW", "EMIT", "AS", "AND", "OR", "NOT", "IS", "NULL",
+    "TRUE", "FALSE", "CREATE", "STREAM", "TABLE", "CHANGES", "FINAL", "CASE", "WHEN", "THEN", "ELSE", "END", "CAST",
+    "IN", "LIKE", "BETWEEN",
 ];
+
+/// Words that may name a column but not stand as an alias without AS, so that `FROM s
+/// PARTITION BY` is the clause (ksqlDB's non-reserved `PARTITION`).
+const NOT_BARE_ALIASES: &[&str] = &["PARTITION"];
 
 /// A parse error: where, what was expected, and what was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,7 +440,10 @@ fn select_item(i: &mut In<'_>) -> ModalResult<SelectItem> {
 /// `AS name` or just `name` (ksqlDB's `(AS? identifier)?`); a keyword is never an alias, so the
 /// next clause is not taken for one.
 fn alias(i: &mut In<'_>) -> ModalResult<Option<Ident>> {
-    opt(alt((preceded(kw("AS"), cut_err(ident)), ident))).parse_next(i)
+    let bare = ident.verify(|name: &Ident| {
+        name.quoted || !NOT_BARE_ALIASES.iter().any(|word| word.eq_ignore_ascii_case(&name.text))
+    });
+    opt(alt((preceded(kw("AS"), cut_err(ident)), bare))).parse_next(i)
 }
 
 fn window(i: &mut In<'_>) -> ModalResult<WindowClause> {
@@ -595,13 +574,21 @@ fn predicate<'i>(left: Ast) -> impl Parser<In<'i>, Ast, ErrMode<ContextError>> {
             }
             "IN" => {
                 let values = cut_err(delimited(punct("("), list(expr), punct(")"))).parse_next(i)?;
-                let mut values = values.into_iter().map(|value| binary(BinaryOp::Eq, &left, value));
-                let first = values.next().expect("a list has an item");
-                values.fold(first, |any, next| Ast::Binary(BinaryOp::Or, Box::new(any), Box::new(next)))
+                any_of(values.into_iter().map(|value| binary(BinaryOp::Eq, &left, value)).collect())
             }
             _ => binary(BinaryOp::Like, &left, cut_err(additive).parse_next(i)?),
         })
     }
+}
+
+/// `a OR b OR ...` as a balanced tree: a list of thousands nests a few levels deep, not
+/// thousands (the planner and the evaluation recurse). `items` is not empty.
+fn any_of(mut items: Vec<Ast>) -> Ast {
+    if items.len() == 1 {
+        return items.remove(0);
+    }
+    let right = items.split_off(items.len().div_ceil(2));
+    Ast::Binary(BinaryOp::Or, Box::new(any_of(items)), Box::new(any_of(right)))
 }
 
 fn additive(i: &mut In<'_>) -> ModalResult<Ast> {

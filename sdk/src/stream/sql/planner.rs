@@ -8,7 +8,7 @@ use crate::stream::aggregate::Function;
 use crate::stream::catalog::{Catalog, Field, NameCase, StreamInfo};
 use crate::stream::expr::{BinaryOp, Expr};
 use crate::stream::plan::{AggregateCall, Column, Emit, Named, OutputKind, Plan, Sink, Source};
-use crate::stream::scalar::{Scalar, Takes, casts};
+use crate::stream::scalar::{Scalar, Takes, casts, common_type};
 use crate::stream::value::{SqlType, Value};
 use crate::stream::window::{DEFAULT_GRACE, WindowError, Windowing, too_large};
 
@@ -432,12 +432,14 @@ impl Planner<'_> {
         if !per_record {
             return Err((at, "SELECT * selects the columns of each record; an aggregation names its columns".into()));
         }
-        let Some(fields) = self.info.columns.clone() else {
+        let Some(mut fields) = self.info.columns.clone() else {
             return Err((
                 at,
                 "SELECT * needs the event's fields, which are unknown here (no schema): name the columns".into(),
             ));
         };
+        // By name: the order does not hang on how a JSON Schema's properties are kept.
+        fields.sort_by(|a, b| a.name.cmp(&b.name));
         let mut every = Vec::with_capacity(fields.len());
         for field in fields {
             let name = Ident { text: field.name.clone(), at, end: at + 1, quoted: true };
@@ -553,7 +555,9 @@ impl Planner<'_> {
         for (when, then) in branches {
             planned.push((self.plan_over(when, over)?, self.plan_over(then, over)?));
         }
-        let otherwise = otherwise.map(|ast| self.plan_over(ast, over)).transpose()?.map(Box::new);
+        let otherwise = otherwise.map(|ast| self.plan_over(ast, over)).transpose()?;
+        // `ELSE NULL` is no ELSE: one plan (and state shape) for both.
+        let otherwise = otherwise.filter(|e| *e != Expr::Literal(Value::Null)).map(Box::new);
         Ok(Expr::Case { branches: planned, otherwise })
     }
 
@@ -591,6 +595,7 @@ impl Planner<'_> {
             }
             (_, false, [arg]) => {
                 if let Some(inner) = find_aggregate(arg) {
+                    function_of(inner)?;
                     return Err((inner.at, "an aggregate function cannot take another aggregate".into()));
                 }
                 let argument = self.input(arg, "an aggregate's argument")?;
@@ -693,11 +698,9 @@ impl Planner<'_> {
                 let types: Vec<Option<SqlType>> = args.iter().map(|arg| self.type_of(arg)).collect();
                 Scalar::by_name(&name.text)?.result_type(&types)
             }
-            Ast::Case { branches, otherwise, .. } => branches
-                .iter()
-                .map(|(_, then)| then)
-                .chain(otherwise.as_deref())
-                .find_map(|value| self.type_of(value)),
+            Ast::Case { branches, otherwise, .. } => {
+                common_type(branches.iter().map(|(_, then)| then).chain(otherwise.as_deref()).map(|v| self.type_of(v)))
+            }
             Ast::Cast { to, .. } => type_named(&to.text),
             Ast::Call { name, args, .. } => match Function::by_name(&name.text)? {
                 Function::CountAll | Function::Count => Some(SqlType::Bigint),

@@ -1000,3 +1000,36 @@ fn the_dsl_has_sqls_scalar_expressions() {
         .unwrap_err();
     assert!(misspelt.to_string().starts_with("filter: no column `custmer_id`"), "{misspelt}");
 }
+
+/// What a review found: ksqlDB's non-reserved PARTITION, long IN lists, mixed numbers, and
+/// the messages around functions.
+#[test]
+fn corners_of_the_scalar_expressions() {
+    let open = |sql: &str| super::plan(sql, &Catalog::open());
+    // PARTITION names a column, and is never taken for an alias without AS.
+    let plan = open("CREATE STREAM s AS SELECT partition FROM e PARTITION BY partition").unwrap();
+    assert_eq!((plan.select[0].name.as_str(), plan.partition_by.len()), ("partition", 1));
+    assert!(open("CREATE STREAM s AS SELECT x AS partition FROM e").is_ok());
+    assert_eq!(open("CREATE STREAM s AS SELECT x partition FROM e").unwrap_err().column, 29);
+    // Thousands of values nest a few levels deep: no stack overflow planning or evaluating.
+    let values: Vec<String> = (0..5_000).map(|i| i.to_string()).collect();
+    let sql = format!("CREATE STREAM s AS SELECT x FROM e WHERE x IN ({})", values.join(", "));
+    let plan = open(&sql).unwrap();
+    let (mut columns, mut row) = (Vec::new(), Vec::new());
+    assert!(plan.select_into(0, br#"{"x":4999}"#, &mut columns, &mut row).unwrap());
+    assert!(!plan.select_into(0, br#"{"x":5000}"#, &mut columns, &mut row).unwrap());
+    // BIGINT and DOUBLE mixed make a DOUBLE, which SUBSTRING does not take as a position.
+    let e = error("CREATE STREAM s AS SELECT SUBSTRING(customer_id, COALESCE(quantity, 1.5)) FROM order_confirmed");
+    assert_eq!(e.message, "Function 'SUBSTRING' does not accept parameters (DOUBLE): it takes a whole number (BIGINT)");
+    let e = error(
+        "CREATE STREAM s AS SELECT SUBSTRING(customer_id, CASE WHEN total > 1 THEN 1 ELSE 2.5 END) FROM order_confirmed",
+    );
+    assert!(e.message.starts_with("Function 'SUBSTRING' does not accept parameters (DOUBLE)"), "{e}");
+    // An unknown function inside an aggregate is named as unknown.
+    let e = open("CREATE STREAM s AS SELECT k, SUM(FOO(y)) FROM e GROUP BY k").unwrap_err();
+    assert!(e.message.starts_with("unknown function `FOO`"), "{e}");
+    // ELSE NULL is no ELSE.
+    let with_else = open("CREATE STREAM s AS SELECT CASE WHEN x > 1 THEN 1 ELSE NULL END AS c FROM e").unwrap();
+    let without = open("CREATE STREAM s AS SELECT CASE WHEN x > 1 THEN 1 END AS c FROM e").unwrap();
+    assert_eq!(with_else, without);
+}
