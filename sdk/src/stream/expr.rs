@@ -223,12 +223,22 @@ impl Expr {
             },
             Expr::IsNull { expr, negated } => Value::Bool(expr.eval(scope).is_null() != *negated),
             Expr::Binary(op, l, r) => binary(*op, l, r, scope),
+            Expr::Call(..) | Expr::Case { .. } | Expr::Cast(..) => self.eval_scalar(scope),
+        }
+    }
+
+    /// Functions, CASE and CAST, out of line: `eval` stays small for the columns, comparisons
+    /// and aggregates that every query reads per record.
+    #[inline(never)]
+    fn eval_scalar(&self, scope: &Scope<'_>) -> Value {
+        match self {
             Expr::Call(function, args) => function.apply(args.iter().map(|arg| arg.eval(scope)).collect()),
             Expr::Case { branches, otherwise } => match branches.iter().find(|(when, _)| when.holds(scope)) {
                 Some((_, then)) => then.eval(scope),
                 None => otherwise.as_ref().map_or(Value::Null, |otherwise| otherwise.eval(scope)),
             },
             Expr::Cast(e, to) => cast(e.eval(scope), *to),
+            _ => unreachable!("eval handles the others"),
         }
     }
 
@@ -269,10 +279,15 @@ fn binary(op: BinaryOp, l: &Expr, r: &Expr, scope: &Scope<'_>) -> Value {
             })
         }
         Add | Sub | Mul | Div => arithmetic(op, l.eval(scope), r.eval(scope)),
-        Like => match (l.eval(scope), r.eval(scope)) {
-            (Value::Text(text), Value::Text(pattern)) => Value::Bool(like(&text, &pattern)),
-            _ => Value::Null,
-        },
+        Like => like_values(l.eval(scope), r.eval(scope)),
+    }
+}
+
+#[inline(never)]
+fn like_values(text: Value, pattern: Value) -> Value {
+    match (text, pattern) {
+        (Value::Text(text), Value::Text(pattern)) => Value::Bool(like(&text, &pattern)),
+        _ => Value::Null,
     }
 }
 
