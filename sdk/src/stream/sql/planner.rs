@@ -490,7 +490,9 @@ impl Planner<'_> {
                 ),
             ))
         };
-        let mut first_known: Option<(&Ast, SqlType)> = None;
+        if function.takes() == Takes::AnyOneType {
+            return self.check_one_type(&format!("{}'s arguments", function.name()), args.iter());
+        }
         for (i, arg) in args.iter().enumerate() {
             let Some(found) = self.type_of(arg) else { continue };
             let whole = "a whole number (BIGINT)";
@@ -503,23 +505,6 @@ impl Planner<'_> {
                 Takes::StringThenWholeNumbers if i > 0 && found != SqlType::Bigint => return refuse(arg, found, whole),
                 Takes::NumberThenWholeNumber if i == 0 && !found.is_numeric() => return refuse(arg, found, "a number"),
                 Takes::NumberThenWholeNumber if i > 0 && found != SqlType::Bigint => return refuse(arg, found, whole),
-                Takes::AnyOneType => match first_known {
-                    Some((first, known)) if !known.compares_with(found) => {
-                        return Err((
-                            arg.at(),
-                            format!(
-                                "{}'s arguments are of one type, but {} is {} and {} is {}",
-                                function.name(),
-                                describe(first),
-                                known.name(),
-                                describe(arg),
-                                found.name()
-                            ),
-                        ));
-                    }
-                    Some(_) => {}
-                    None => first_known = Some((arg, found)),
-                },
                 _ => {}
             }
         }
@@ -531,26 +516,7 @@ impl Planner<'_> {
         for (when, _) in branches {
             self.check_condition(when, "WHEN")?;
         }
-        let mut first_known: Option<(&Ast, SqlType)> = None;
-        for value in branches.iter().map(|(_, then)| then).chain(otherwise) {
-            let Some(found) = self.type_of(value) else { continue };
-            match first_known {
-                Some((first, known)) if !known.compares_with(found) => {
-                    return Err((
-                        value.at(),
-                        format!(
-                            "CASE's values are of one type, but {} is {} and {} is {}",
-                            describe(first),
-                            known.name(),
-                            describe(value),
-                            found.name()
-                        ),
-                    ));
-                }
-                Some(_) => {}
-                None => first_known = Some((value, found)),
-            }
-        }
+        self.check_one_type("CASE's values", branches.iter().map(|(_, then)| then).chain(otherwise))?;
         let mut planned = Vec::with_capacity(branches.len());
         for (when, then) in branches {
             planned.push((self.plan_over(when, over)?, self.plan_over(then, over)?));
@@ -559,6 +525,31 @@ impl Planner<'_> {
         // `ELSE NULL` is no ELSE: one plan (and state shape) for both.
         let otherwise = otherwise.filter(|e| *e != Expr::Literal(Value::Null)).map(Box::new);
         Ok(Expr::Case { branches: planned, otherwise })
+    }
+
+    /// Refuses `values` of types that never compare (a STRING and a BIGINT), where known:
+    /// `what` (COALESCE's arguments, CASE's values) are of one type.
+    fn check_one_type<'v>(&self, what: &str, values: impl Iterator<Item = &'v Ast>) -> Result<(), Failure> {
+        let mut first_known: Option<(&Ast, SqlType)> = None;
+        for value in values {
+            let Some(found) = self.type_of(value) else { continue };
+            match first_known {
+                Some((first, known)) if !known.compares_with(found) => {
+                    let (first, value_text) = (describe(first), describe(value));
+                    return Err((
+                        value.at(),
+                        format!(
+                            "{what} are of one type, but {first} is {} and {value_text} is {}",
+                            known.name(),
+                            found.name()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => first_known = Some((value, found)),
+            }
+        }
+        Ok(())
     }
 
     /// `CAST(expr AS to)`, refused where no value of the type could come out.
