@@ -605,6 +605,29 @@ async fn an_apps_one_off_groups_are_deleted_when_it_stops() {
     assert_eq!(groups, ["tap.aggregate"], "only the module's own group stays");
 }
 
+/// Pours these taps through a writer app that stops again: their events wait on the log for
+/// an app started after it, which takes them in one batch.
+async fn poured(log: &Arc<MemoryLog>, taps: &[TapId]) {
+    let mut writer = App::new(log.clone()).with_settings(settings());
+    let aggregate = writer.aggregate::<Tap>(()).await.unwrap();
+    writer.start().await.unwrap();
+    for id in taps {
+        aggregate.send(TapCommand::Pour { id: *id }).await.unwrap();
+    }
+    writer.shutdown().await.unwrap();
+}
+
+/// An export of the pours to partners.
+fn pours_export() -> Export<()> {
+    Export::new("tap", "pours", "Pours.").publish(
+        |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
+        |_, event| match event.payload {
+            TapEvent::Poured { id } => Ok(PublicPour { id }),
+            _ => unreachable!("filtered"),
+        },
+    )
+}
+
 /// What a feed publishes of a pour.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
 pub struct PublicPour {
@@ -652,14 +675,7 @@ async fn an_export_whose_feed_topic_is_gone_stops_with_the_error_instead_of_retr
 async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its_event() {
     let log = MemoryLog::shared();
     let (small, big, other) = (TapId::generate(), TapId::generate(), TapId::generate());
-    // Three events on the log before the export starts, so that they come in one batch.
-    let mut writer = App::new(log.clone()).with_settings(settings());
-    let taps = writer.aggregate::<Tap>(()).await.unwrap();
-    writer.start().await.unwrap();
-    for id in [small, big, other] {
-        taps.send(TapCommand::Pour { id }).await.unwrap();
-    }
-    writer.shutdown().await.unwrap();
+    poured(&log, &[small, big, other]).await;
 
     let feed = MemoryLog::shared();
     let big_key = big.to_string();
@@ -669,15 +685,7 @@ async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its
     });
     let mut app = App::new(log.clone()).with_settings(settings());
     app.aggregate::<Tap>(()).await.unwrap();
-    let export = Export::new("tap", "pours", "Pours.")
-        .publish(
-            |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
-            |_, event| match event.payload {
-                TapEvent::Poured { id } => Ok(PublicPour { id }),
-                _ => unreachable!("filtered"),
-            },
-        )
-        .to_log(Arc::new(refusing));
+    let export = pours_export().to_log(Arc::new(refusing));
     app.export(export).await.unwrap();
     app.start().await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
@@ -739,17 +747,53 @@ async fn an_event_that_one_route_refuses_is_not_published_by_the_others() {
     app.shutdown().await.expect("the export goes on");
 }
 
+/// An event of two routes whose records the feed's log refuses is dead-lettered once, and the
+/// other events' records, both routes', reach the feed.
+#[tokio::test]
+async fn an_event_whose_records_the_feed_refuses_is_dead_lettered_once() {
+    let log = MemoryLog::shared();
+    let (small, big, other) = (TapId::generate(), TapId::generate(), TapId::generate());
+    poured(&log, &[small, big, other]).await;
+    let feed = MemoryLog::shared();
+    let big_key = big.to_string();
+    let refusing = FaultyLog::over(feed.clone()).append_fails(move |records| {
+        let refused = records.iter().find(|r| r.key.as_deref() == Some(big_key.as_bytes()))?;
+        Some(LogError::TooLarge { topic: refused.topic.to_string(), reason: "2000000 bytes".into() })
+    });
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.aggregate::<Tap>(()).await.unwrap();
+    let twice = pours_export().publish(
+        |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
+        |_, event| match event.payload {
+            TapEvent::Poured { id } => Ok(PublicPour { id }),
+            _ => unreachable!("filtered"),
+        },
+    );
+    app.export(twice.to_log(Arc::new(refusing))).await.unwrap();
+    app.start().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
+
+    let mut published = Vec::new();
+    for partition in 0..feed.partition_count("public.pours").await.unwrap().unwrap() {
+        for record in feed.read(&TopicPartition::new("public.pours", partition), 0, 100).await.unwrap() {
+            published.push(String::from_utf8(record.key.unwrap().to_vec()).unwrap());
+        }
+    }
+    published.sort();
+    let mut expected = vec![small.to_string(), small.to_string(), other.to_string(), other.to_string()];
+    expected.sort();
+    assert_eq!(published, expected, "both records of the other pours, once each");
+    let letters = letters_of(&*log, "tap.export.pours").await;
+    assert_eq!(letters.len(), 1, "the refused pour is dead-lettered once");
+    app.shutdown().await.expect("the export goes on");
+}
+
 /// A batch of one public record that the feed's log refuses is that record's refusal: the
 /// event is dead-lettered without appending it again alone.
 #[tokio::test]
 async fn a_single_public_record_the_feed_refuses_is_tried_once() {
     let log = MemoryLog::shared();
-    let big = TapId::generate();
-    let mut writer = App::new(log.clone()).with_settings(settings());
-    let taps = writer.aggregate::<Tap>(()).await.unwrap();
-    writer.start().await.unwrap();
-    taps.send(TapCommand::Pour { id: big }).await.unwrap();
-    writer.shutdown().await.unwrap();
+    poured(&log, &[TapId::generate()]).await;
 
     let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = tries.clone();
@@ -759,15 +803,7 @@ async fn a_single_public_record_the_feed_refuses_is_tried_once() {
     });
     let mut app = App::new(log.clone()).with_settings(settings());
     app.aggregate::<Tap>(()).await.unwrap();
-    let export = Export::new("tap", "pours", "Pours.")
-        .publish(
-            |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
-            |_, event| match event.payload {
-                TapEvent::Poured { id } => Ok(PublicPour { id }),
-                _ => unreachable!("filtered"),
-            },
-        )
-        .to_log(Arc::new(refusing));
+    let export = pours_export().to_log(Arc::new(refusing));
     app.export(export).await.unwrap();
     app.start().await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();

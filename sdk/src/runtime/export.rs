@@ -104,9 +104,10 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
     }
 
     /// Appends the public records to the feed's own log, retried until it takes them. When it
-    /// refuses one as too large, they are appended again one at a time and each refused one
-    /// dead-letters its input: those written before it are written twice, with the same `ce_id`
-    /// (an append to Kafka is not atomic, so which of them were written is not known).
+    /// refuses one as too large, they are appended again an event's records at a time, and an
+    /// event whose records are refused is dead-lettered once: records written before are
+    /// written twice, with the same `ce_id` (an append to Kafka is not atomic, so which of them
+    /// were written is not known), and so may an event's other records be.
     async fn append_to(
         &mut self,
         target: &dyn EventLog,
@@ -119,15 +120,17 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
             Appended::TooLarge(error) => error,
             Appended::Taken | Appended::GaveUp => return,
         };
-        // A batch of one was that record's own refusal: no need to try it again alone.
-        if let [(input, _)] = public[..] {
-            return self.letter_refused(&inputs[input], &refused, outputs);
+        // The records of one event only were that event's own refusal: no need to try again.
+        if public.iter().all(|(input, _)| *input == public[0].0) {
+            return self.letter_refused(&inputs[public[0].0], &refused, outputs);
         }
-        for (input, out) in public {
-            match self.append_retried(target, vec![out]).await {
+        // An event's records at a time (`public` is in input order): all of an event or none.
+        for records in public.chunk_by(|(a, _), (b, _)| a == b) {
+            let event = records.iter().map(|(_, out)| out.clone()).collect();
+            match self.append_retried(target, event).await {
                 Appended::Taken => {}
                 Appended::GaveUp => return,
-                Appended::TooLarge(error) => self.letter_refused(&inputs[input], &error, outputs),
+                Appended::TooLarge(error) => self.letter_refused(&inputs[records[0].0], &error, outputs),
             }
         }
     }

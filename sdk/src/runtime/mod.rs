@@ -165,7 +165,7 @@ pub enum RuntimeError {
     /// A stream query that ran as the other kind before under its name (an aggregation, or a
     /// query without GROUP BY): it would add rows of another shape to the same sink.
     #[error(
-        "query `{query}` ran as {was} before (group `{group}` has positions): as {now} it would add rows of another shape to its sink; give the query another name, or delete that group and the sink topic"
+        "query `{query}` ran as {was} before (group `{group}` has positions): as {now} it would add rows of another shape to its sink; give the query another name, or delete what the earlier one left ({leftovers}) to start it over"
     )]
     QueryKindChanged {
         /// The query.
@@ -176,6 +176,9 @@ pub enum RuntimeError {
         now: &'static str,
         /// The earlier kind's consumer group that has positions.
         group: String,
+        /// Every group and topic of the earlier kind, the sink included: deleting only some
+        /// of an aggregation's would count its records again when it comes back.
+        leftovers: String,
     },
     /// A data module was registered twice in one app.
     #[error("module `{0}` is registered twice in this app")]

@@ -289,10 +289,19 @@ impl App {
             true => ("rekey", AGGREGATION, SELECTION),
             false => ("select", SELECTION, AGGREGATION),
         };
-        let group = format!("{}.{other}", plan.name);
+        let (name, sink) = (&plan.name, plan.sink_topic());
+        let group = format!("{name}.{other}");
+        let leftovers = match plan.is_stateless() {
+            true => format!(
+                "groups `{name}.rekey` and `{name}.aggregate`, topics `{}`, `{}` and `{sink}`",
+                repartition_topic(name),
+                changelog_topic(name)
+            ),
+            false => format!("group `{name}.select`, topic `{sink}`"),
+        };
         for partition in 0..self.log.partition_count(source).await?.unwrap_or(0) {
             if self.log.committed(&group, &TopicPartition::new(source, partition)).await?.is_some() {
-                return Err(RuntimeError::QueryKindChanged { query: plan.name.clone(), was, now, group });
+                return Err(RuntimeError::QueryKindChanged { query: name.clone(), was, now, group, leftovers });
             }
         }
         Ok(())
@@ -308,12 +317,18 @@ impl App {
         let cleanup = if table { Cleanup::Compact } else { Cleanup::Keep };
         match self.log.create_topic(&TopicSpec { name: topic.to_owned(), partitions, cleanup }).await {
             Err(mismatch @ LogError::CleanupMismatch { .. }) if table => {
-                self.log.create_topic(&TopicSpec::keep(topic, partitions)).await.map_err(|_| mismatch)?;
+                match self.log.create_topic(&TopicSpec::keep(topic, partitions)).await {
+                    Ok(()) => {}
+                    // Neither compacted nor kept: the first mismatch says what was asked.
+                    Err(LogError::CleanupMismatch { .. }) => return Err(mismatch.into()),
+                    Err(other) => return Err(other.into()),
+                }
                 tracing::warn!(
                     query = plan.name,
                     topic,
-                    "the TABLE's sink topic keeps every row (made before sinks of tables were compacted): it is \
-                     used as it is; set its cleanup.policy to compact to keep only the latest row of each key"
+                    "the TABLE's sink topic keeps every row (made by an earlier tramline, by hand, or for a STREAM \
+                     of this name): it is used as it is, never compacted; on Kafka, its cleanup.policy can be set \
+                     to compact"
                 );
                 Ok(())
             }

@@ -169,7 +169,8 @@ impl<E> SelectedStream<E> {
             .map_err(|c| unknown("filter", c, &known_names))?;
         let mut select: Vec<Named> = Vec::new();
         for (name, value) in columns {
-            if select.iter().any(|named| named.name == name) {
+            // As SQL's: names that differ in case only are one name.
+            if select.iter().any(|named| named.name.eq_ignore_ascii_case(&name)) {
                 return Err(DslError::DuplicateName(name));
             }
             let expr = value

@@ -138,6 +138,29 @@ impl Expr {
         }
     }
 
+    /// Whether every scalar function in it is called with as many arguments as it takes.
+    pub fn arities_fit(&self) -> bool {
+        match self {
+            Expr::Literal(_)
+            | Expr::Column(_)
+            | Expr::RowTime
+            | Expr::Group(_)
+            | Expr::Aggregate(_)
+            | Expr::WindowStart
+            | Expr::WindowEnd => true,
+            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull { expr: e, .. } | Expr::Cast(e, _) => e.arities_fit(),
+            Expr::Binary(_, l, r) => l.arities_fit() && r.arities_fit(),
+            Expr::Call(function, args) => {
+                let (least, most) = function.arity();
+                (least..=most).contains(&args.len()) && args.iter().all(Expr::arities_fit)
+            }
+            Expr::Case { branches, otherwise } => {
+                branches.iter().all(|(when, then)| when.arities_fit() && then.arities_fit())
+                    && otherwise.as_deref().is_none_or(Expr::arities_fit)
+            }
+        }
+    }
+
     /// Writes an input expression as SQL, fully bracketed, its columns named from `columns`
     /// (the plan's): two expressions that compute the same write the same text.
     pub fn write_sql(&self, columns: &[super::plan::Column], out: &mut String) {
@@ -349,15 +372,20 @@ pub mod build {
         Operand::Literal(value.into())
     }
 
-    /// A scalar function: `call(Scalar::Ucase, [col("customer_id")])`. Unlike SQL's planner,
-    /// the DSL does not check the arguments' types: one of a type the function does not take
-    /// makes NULL.
+    /// A scalar function: `call(Scalar::Ucase, [col("customer_id")])`. A number of arguments
+    /// the function does not take is refused when the query is built ([`Plan::check`]); unlike
+    /// SQL's planner, the DSL does not check their types: one the function does not take makes
+    /// NULL.
+    ///
+    /// [`Plan::check`]: crate::stream::Plan::check
     pub fn call(function: Scalar, args: impl IntoIterator<Item = Operand>) -> Operand {
         Operand::Call(function, args.into_iter().collect())
     }
 
     /// `CASE WHEN condition THEN value ... [ELSE otherwise] END`.
     pub fn case(branches: impl IntoIterator<Item = (Operand, Operand)>, otherwise: Option<Operand>) -> Operand {
+        // `ELSE NULL` is no ELSE, as SQL plans it.
+        let otherwise = otherwise.filter(|e| *e != Operand::Literal(Value::Null));
         Operand::Case(branches.into_iter().collect(), otherwise.map(Box::new))
     }
 

@@ -290,6 +290,13 @@ impl Plan {
     /// windows groups by at least one key, and a stateless one selects input columns of each
     /// record, without HAVING, EMIT FINAL or a TABLE.
     pub fn check(&self) -> Result<(), &'static str> {
+        let exprs = (self.filter.iter().chain(self.having.iter()))
+            .chain(self.group_by.iter().chain(&self.select).map(|named| &named.expr))
+            .chain(self.aggregates.iter().filter_map(|call| call.argument.as_ref()))
+            .chain(&self.partition_by);
+        if !exprs.into_iter().all(Expr::arities_fit) {
+            return Err("a scalar function is called with a number of arguments it does not take");
+        }
         if self.group_by.is_empty() && (!self.aggregates.is_empty() || self.windowing.is_windowed()) {
             return Err("an aggregation groups by at least one key (GROUP BY)");
         }

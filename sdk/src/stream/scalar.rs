@@ -227,7 +227,8 @@ fn round_decimal(x: f64, scale: i32) -> f64 {
         false => next > 5 || (next == 5 && rest.iter().any(|d| *d > 0)),
     };
     let units = units.iter().fold(0u64, |n, d| n * 10 + u64::from(*d)) + u64::from(up);
-    let sign = if x < 0.0 { "-" } else { "" };
+    // No negative zero: what rounds to nothing is 0 (a decimal has no sign for it).
+    let sign = if x < 0.0 && units > 0 { "-" } else { "" };
     format!("{sign}{units}e{}", -scale).parse().unwrap_or(x)
 }
 
@@ -366,6 +367,7 @@ mod tests {
         assert_eq!(round(-0.2851, 2), Value::Float(-0.29));
         assert_eq!(round(9.995, 2), Value::Float(10.0));
         assert_eq!(round(0.004, 2), Value::Float(0.0));
+        assert!(matches!(round(-0.004, 2), Value::Float(z) if z == 0.0 && z.is_sign_positive()), "no -0.0");
         assert_eq!(round(0.0004, 2), Value::Float(0.0));
         assert_eq!(round(0.5, 0), Value::Float(1.0));
         assert_eq!(round(1e300, 2), Value::Float(1e300));

@@ -1033,3 +1033,27 @@ fn corners_of_the_scalar_expressions() {
     let without = open("CREATE STREAM s AS SELECT CASE WHEN x > 1 THEN 1 END AS c FROM e").unwrap();
     assert_eq!(with_else, without);
 }
+
+/// The DSL refuses what SQL refuses of functions and names, and plans `ELSE NULL` as SQL does.
+#[test]
+fn the_dsl_refuses_a_wrong_number_of_arguments_and_names_that_differ_in_case_only() {
+    let stream = || Query::stream::<OrderEvent>(&["OrderConfirmed"]);
+    let wrong = stream().filter(call(Scalar::Ifnull, [col("total")]).gt(1)).select(["order_id"]).to_stream("s");
+    assert_eq!(
+        wrong.unwrap_err(),
+        DslError::Invalid("a scalar function is called with a number of arguments it does not take")
+    );
+    let nested = stream().select(["order_id"]).with_column("n", call(Scalar::Abs, [call(Scalar::Round, [])]));
+    assert!(matches!(nested.to_stream("s"), Err(DslError::Invalid(_))));
+    let twice = stream().select(["total"]).with_column("TOTAL", lit(1)).to_stream("s");
+    assert_eq!(twice.unwrap_err(), DslError::DuplicateName("TOTAL".into()));
+    let with_null = stream()
+        .select(["order_id"])
+        .with_column("c", case([(col("total").gt(1), lit(1))], Some(lit(Value::Null))))
+        .to_stream("s");
+    let sql = plan(
+        "CREATE STREAM s AS SELECT order_id, CASE WHEN total > 1 THEN 1 ELSE NULL END AS c FROM order_confirmed",
+        &catalog(),
+    );
+    assert_eq!(with_null.unwrap(), sql.unwrap());
+}
