@@ -628,6 +628,28 @@ fn pours_export() -> Export<()> {
     )
 }
 
+/// A feed's log that refuses, as too large, every batch that holds a record of pour `refused`.
+fn feed_refusing(refused: TapId) -> (Arc<MemoryLog>, FaultyLog) {
+    let feed = MemoryLog::shared();
+    let key = refused.to_string();
+    let refusing = FaultyLog::over(feed.clone()).append_fails(move |records| {
+        let refused = records.iter().find(|r| r.key.as_deref() == Some(key.as_bytes()))?;
+        Some(LogError::TooLarge { topic: refused.topic.to_string(), reason: "2000000 bytes".into() })
+    });
+    (feed, refusing)
+}
+
+/// The keys of the records on the feed `public.pours`, partition by partition.
+async fn published_keys(log: &MemoryLog) -> Vec<String> {
+    let mut keys = Vec::new();
+    for partition in 0..log.partition_count("public.pours").await.unwrap().unwrap() {
+        for record in log.read(&TopicPartition::new("public.pours", partition), 0, 100).await.unwrap() {
+            keys.push(String::from_utf8(record.key.unwrap().to_vec()).unwrap());
+        }
+    }
+    keys
+}
+
 /// What a feed publishes of a pour.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug)]
 pub struct PublicPour {
@@ -677,12 +699,7 @@ async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its
     let (small, big, other) = (TapId::generate(), TapId::generate(), TapId::generate());
     poured(&log, &[small, big, other]).await;
 
-    let feed = MemoryLog::shared();
-    let big_key = big.to_string();
-    let refusing = FaultyLog::over(feed.clone()).append_fails(move |records| {
-        let refused = records.iter().find(|r| r.key.as_deref() == Some(big_key.as_bytes()))?;
-        Some(LogError::TooLarge { topic: refused.topic.to_string(), reason: "2000000 bytes".into() })
-    });
+    let (feed, refusing) = feed_refusing(big);
     let mut app = App::new(log.clone()).with_settings(settings());
     app.aggregate::<Tap>(()).await.unwrap();
     let export = pours_export().to_log(Arc::new(refusing));
@@ -690,12 +707,7 @@ async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its
     app.start().await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
 
-    let mut published = Vec::new();
-    for partition in 0..feed.partition_count("public.pours").await.unwrap().unwrap() {
-        for record in feed.read(&TopicPartition::new("public.pours", partition), 0, 100).await.unwrap() {
-            published.push(String::from_utf8(record.key.unwrap().to_vec()).unwrap());
-        }
-    }
+    let mut published = published_keys(&feed).await;
     published.sort();
     published.dedup();
     let mut expected = vec![small.to_string(), other.to_string()];
@@ -734,12 +746,7 @@ async fn an_event_that_one_route_refuses_is_not_published_by_the_others() {
         taps.send(TapCommand::Pour { id }).await.unwrap();
     }
     tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
-    let mut published = Vec::new();
-    for partition in 0..log.partition_count("public.pours").await.unwrap().unwrap() {
-        for record in log.read(&TopicPartition::new("public.pours", partition), 0, 100).await.unwrap() {
-            published.push(String::from_utf8(record.key.unwrap().to_vec()).unwrap());
-        }
-    }
+    let published = published_keys(&log).await;
     assert_eq!(published, [fine.to_string(), fine.to_string()], "both routes' records of the fine pour only");
     let letters = letters_of(&*log, "tap.export.pours").await;
     assert_eq!(letters.len(), 1, "the refused pour is dead-lettered");
@@ -754,12 +761,7 @@ async fn an_event_whose_records_the_feed_refuses_is_dead_lettered_once() {
     let log = MemoryLog::shared();
     let (small, big, other) = (TapId::generate(), TapId::generate(), TapId::generate());
     poured(&log, &[small, big, other]).await;
-    let feed = MemoryLog::shared();
-    let big_key = big.to_string();
-    let refusing = FaultyLog::over(feed.clone()).append_fails(move |records| {
-        let refused = records.iter().find(|r| r.key.as_deref() == Some(big_key.as_bytes()))?;
-        Some(LogError::TooLarge { topic: refused.topic.to_string(), reason: "2000000 bytes".into() })
-    });
+    let (feed, refusing) = feed_refusing(big);
     let mut app = App::new(log.clone()).with_settings(settings());
     app.aggregate::<Tap>(()).await.unwrap();
     let twice = pours_export().publish(
@@ -773,12 +775,7 @@ async fn an_event_whose_records_the_feed_refuses_is_dead_lettered_once() {
     app.start().await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
 
-    let mut published = Vec::new();
-    for partition in 0..feed.partition_count("public.pours").await.unwrap().unwrap() {
-        for record in feed.read(&TopicPartition::new("public.pours", partition), 0, 100).await.unwrap() {
-            published.push(String::from_utf8(record.key.unwrap().to_vec()).unwrap());
-        }
-    }
+    let mut published = published_keys(&feed).await;
     published.sort();
     let mut expected = vec![small.to_string(), small.to_string(), other.to_string(), other.to_string()];
     expected.sort();
