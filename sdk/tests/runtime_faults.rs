@@ -619,13 +619,30 @@ async fn poured(log: &Arc<MemoryLog>, taps: &[TapId]) {
 
 /// An export of the pours to partners.
 fn pours_export() -> Export<()> {
-    Export::new("tap", "pours", "Pours.").publish(
-        |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
-        |_, event| match event.payload {
-            TapEvent::Poured { id } => Ok(PublicPour { id }),
-            _ => unreachable!("filtered"),
-        },
-    )
+    Export::new("tap", "pours", "Pours.").publish(is_pour, public_pour)
+}
+
+/// The pours route's filter.
+fn is_pour(_: &(), event: &Envelope<TapEvent>) -> bool {
+    matches!(event.payload, TapEvent::Poured { .. })
+}
+
+/// The pours route's mapping.
+fn public_pour(_: &(), event: &Envelope<TapEvent>) -> Result<PublicPour, String> {
+    match event.payload {
+        TapEvent::Poured { id } => Ok(PublicPour { id }),
+        _ => unreachable!("filtered"),
+    }
+}
+
+/// An app of the taps running `export` on `log`, settled once started.
+async fn settled_with(log: &Arc<MemoryLog>, export: Export<()>) -> App {
+    let mut app = App::new(log.clone()).with_settings(settings());
+    app.aggregate::<Tap>(()).await.unwrap();
+    app.export(export).await.unwrap();
+    app.start().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
+    app
 }
 
 /// A feed's log that refuses, as too large, every batch that holds a record of pour `refused`.
@@ -700,12 +717,7 @@ async fn an_export_whose_feed_log_refuses_a_record_as_too_large_dead_letters_its
     poured(&log, &[small, big, other]).await;
 
     let (feed, refusing) = feed_refusing(big);
-    let mut app = App::new(log.clone()).with_settings(settings());
-    app.aggregate::<Tap>(()).await.unwrap();
-    let export = pours_export().to_log(Arc::new(refusing));
-    app.export(export).await.unwrap();
-    app.start().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
+    let app = settled_with(&log, pours_export().to_log(Arc::new(refusing))).await;
 
     let mut published = published_keys(&feed).await;
     published.sort();
@@ -762,18 +774,8 @@ async fn an_event_whose_records_the_feed_refuses_is_dead_lettered_once() {
     let (small, big, other) = (TapId::generate(), TapId::generate(), TapId::generate());
     poured(&log, &[small, big, other]).await;
     let (feed, refusing) = feed_refusing(big);
-    let mut app = App::new(log.clone()).with_settings(settings());
-    app.aggregate::<Tap>(()).await.unwrap();
-    let twice = pours_export().publish(
-        |_, event: &Envelope<TapEvent>| matches!(event.payload, TapEvent::Poured { .. }),
-        |_, event| match event.payload {
-            TapEvent::Poured { id } => Ok(PublicPour { id }),
-            _ => unreachable!("filtered"),
-        },
-    );
-    app.export(twice.to_log(Arc::new(refusing))).await.unwrap();
-    app.start().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
+    let twice = pours_export().publish(is_pour, public_pour);
+    let app = settled_with(&log, twice.to_log(Arc::new(refusing))).await;
 
     let mut published = published_keys(&feed).await;
     published.sort();
@@ -798,12 +800,7 @@ async fn a_single_public_record_the_feed_refuses_is_tried_once() {
         counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Some(LogError::TooLarge { topic: records[0].topic.to_string(), reason: "2000000 bytes".into() })
     });
-    let mut app = App::new(log.clone()).with_settings(settings());
-    app.aggregate::<Tap>(()).await.unwrap();
-    let export = pours_export().to_log(Arc::new(refusing));
-    app.export(export).await.unwrap();
-    app.start().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(30), app.settle()).await.expect("settles in time").unwrap();
+    let app = settled_with(&log, pours_export().to_log(Arc::new(refusing))).await;
     assert_eq!(letters_of(&*log, "tap.export.pours").await.len(), 1, "the refused pour is dead-lettered");
     assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 1, "appended once");
     app.shutdown().await.expect("the export goes on");
