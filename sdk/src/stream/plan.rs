@@ -345,8 +345,17 @@ impl Plan {
     /// ksqlDB). Without PARTITION BY a row keeps its record's key.
     pub fn partition_key(&self, time: i64, columns: &[Value], key: &mut String) -> bool {
         let scope = Scope { columns, row_time: time, ..Scope::default() };
-        let values: Vec<Value> = self.partition_by.iter().map(|expr| expr.eval(&scope)).collect();
         key.clear();
+        // One value (the common case): its text, without a vector per row.
+        if let [expr] = self.partition_by.as_slice() {
+            let value = expr.eval(&scope);
+            if value.is_null() {
+                return false;
+            }
+            value.write_key(key);
+            return true;
+        }
+        let values: Vec<Value> = self.partition_by.iter().map(|expr| expr.eval(&scope)).collect();
         if values.iter().any(Value::is_null) {
             return false;
         }
