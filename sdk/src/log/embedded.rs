@@ -355,6 +355,12 @@ impl EventLog for EmbeddedLog {
         blocking(&self.store, move |store| store.committed(&group, &partition)).await
     }
 
+    async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
+        self.store.writable(&format!("delete the records of {partition} below offset {offset}"))?;
+        let partition = partition.clone();
+        blocking(&self.store, move |store| store.delete_before(&partition, offset)).await
+    }
+
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         self.store.writable(&format!("delete group `{group}`"))?;
         let group = group.to_owned();
@@ -422,7 +428,9 @@ impl GroupMember for EmbeddedMember {
                     generation,
                     assignment,
                     |tp| points.committed.get(tp).copied(),
-                    |tp| points.ends.get(tp).copied().unwrap_or(0),
+                    // A read below the first record left starts at it (a partition's last record
+                    // is always kept).
+                    |tp| (0, points.ends.get(tp).copied().unwrap_or(0)),
                 ));
             }
             let reads = self.pending_reads();
@@ -457,7 +465,7 @@ impl GroupMember for EmbeddedMember {
         }
         let (group, partitions) = (self.cursor.group.clone(), self.cursor.assigned().to_vec());
         let points = blocking(&self.store, move |store| store.starting_points(&group, &partitions)).await?;
-        self.cursor.rewind(|tp| points.committed.get(tp).copied());
+        self.cursor.rewind(|tp| points.committed.get(tp).copied(), |_| 0);
         Ok(())
     }
 

@@ -197,22 +197,25 @@ impl Cursor {
     }
 
     /// Takes a new generation's assignment (eager: revoke all, assign all). Each partition starts
-    /// at the group's `committed` position, or per [`StartFrom`] (`end` gives the partition's end).
+    /// at the group's `committed` position, or per [`StartFrom`]; `bounds` gives a partition's
+    /// first offset kept and its end. A position below the first kept starts there, as Kafka's
+    /// `auto.offset.reset=earliest` does.
     pub(crate) fn rebalance(
         &mut self,
         generation: u64,
         assignment: Vec<TopicPartition>,
         committed: impl Fn(&TopicPartition) -> Option<u64>,
-        end: impl Fn(&TopicPartition) -> u64,
+        bounds: impl Fn(&TopicPartition) -> (u64, u64),
     ) -> Polled {
         let revoked = std::mem::replace(&mut self.assigned, assignment);
         self.generation = generation;
         self.positions.clear();
         for tp in &self.assigned {
+            let (first, end) = bounds(tp);
             let position = match (committed(tp), self.start) {
-                (Some(offset), _) => offset,
-                (None, StartFrom::Beginning) => 0,
-                (None, StartFrom::End) => end(tp),
+                (Some(offset), _) => offset.max(first),
+                (None, StartFrom::Beginning) => first,
+                (None, StartFrom::End) => end,
             };
             self.positions.insert(tp.clone(), position);
         }
@@ -247,11 +250,15 @@ impl Cursor {
     }
 
     /// Moves every assigned partition back to the group's `committed` position, or to where it
-    /// started when nothing was committed.
-    pub(crate) fn rewind(&mut self, committed: impl Fn(&TopicPartition) -> Option<u64>) {
+    /// started when nothing was committed (not below the `first` offset kept).
+    pub(crate) fn rewind(
+        &mut self,
+        committed: impl Fn(&TopicPartition) -> Option<u64>,
+        first: impl Fn(&TopicPartition) -> u64,
+    ) {
         for tp in &self.assigned {
             let position = committed(tp).or_else(|| self.origins.get(tp).copied()).unwrap_or(0);
-            self.positions.insert(tp.clone(), position);
+            self.positions.insert(tp.clone(), position.max(first(tp)));
         }
     }
 }
@@ -287,7 +294,7 @@ mod tests {
         let a = groups.join("g", vec![topic.clone()]);
         let mut cursor = Cursor::new(a, "g", StartFrom::Beginning);
         let generation = groups.generation("g", a).unwrap();
-        cursor.rebalance(generation, groups.assignment("g", a, |_| 2), |_| None, |_| 0);
+        cursor.rebalance(generation, groups.assignment("g", a, |_| 2), |_| None, |_| (0, 0));
         let position = vec![(TopicPartition::new(topic.clone(), 1), 3)];
         assert!(groups.check_commit(&cursor, &position).is_ok());
         let stranger = vec![(TopicPartition::new("other", 0), 3)];

@@ -19,6 +19,7 @@
 //! | [`read`](EventLog::read) | a consumer without group, `assign`ed at the offset, `isolation.level=read_committed` |
 //! | [`end_offset`](EventLog::end_offset) | the high watermark (`ListOffsets` with `read_uncommitted`) |
 //! | [`committed`](EventLog::committed) | the group's committed offset (`OffsetFetch` with `require_stable`) |
+//! | [`delete_before`](EventLog::delete_before) | `DeleteRecords` through the admin client (the partition's log start offset moves up) |
 //! | [`delete_group`](EventLog::delete_group) | `DeleteGroups` through the admin client (refused while the group has members) |
 //! | [`join`](EventLog::join) | a subscribed consumer (`read_committed`, no auto-commit) plus one transactional producer per member |
 //! | [`GroupMember::commit`] | one transaction: the outputs, then `send_offsets_to_transaction` with the consumer's group metadata |
@@ -824,6 +825,26 @@ impl EventLog for KafkaLog {
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
         let (group, tp) = (group.to_owned(), partition.clone());
         self.blocking(move |inner| inner.committed_offset(&group, &tp)).await
+    }
+
+    async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
+        let end = self.end_offset(partition).await?;
+        if offset > end {
+            let (topic, partition) = (partition.topic.to_string(), partition.partition);
+            return Err(LogError::OffsetPastEnd { topic, partition, offset, end });
+        }
+        let what = format!("delete the records of {partition} below offset {offset}");
+        let mut below = TopicPartitionList::new();
+        below
+            .add_partition_offset(&partition.topic, partition.partition as i32, Offset::Offset(offset as i64))
+            .map_err(|e| backend(&what, e))?;
+        let timeout = self.inner.config.request_timeout;
+        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let deleted = self.inner.admin.delete_records(&below, &options).await.map_err(|e| backend(&what, e))?;
+        match deleted.elements().iter().find_map(|element| element.error().err()) {
+            Some(error) => Err(backend(&what, error)),
+            None => Ok(()),
+        }
     }
 
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {

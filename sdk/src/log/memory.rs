@@ -54,6 +54,9 @@ struct Topic {
 struct Segments {
     segments: Vec<Vec<Record>>,
     len: usize,
+    /// The offset of the first record kept (see [`EventLog::delete_before`]): the segments
+    /// wholly below it are freed.
+    first: usize,
 }
 
 impl Segments {
@@ -75,8 +78,18 @@ impl Segments {
         self.len += 1;
     }
 
-    /// Copies up to `max` records from offset `start` on to `out`; returns how many.
+    /// Deletes the records below `offset` (at most the end).
+    fn delete_before(&mut self, offset: usize) {
+        self.first = self.first.max(offset);
+        for segment in &mut self.segments[..self.first / Self::SIZE] {
+            *segment = Vec::new();
+        }
+    }
+
+    /// Copies up to `max` records from offset `start` (or the first kept) on to `out`; returns
+    /// how many.
     fn copy_to(&self, start: usize, max: usize, out: &mut Vec<Record>) -> usize {
+        let start = start.max(self.first);
         let end = self.len.min(start.saturating_add(max));
         let mut at = start;
         while at < end {
@@ -236,6 +249,18 @@ impl EventLog for MemoryLog {
         Ok(self.shared.lock().committed(group, tp))
     }
 
+    async fn delete_before(&self, tp: &TopicPartition, offset: u64) -> Result<(), LogError> {
+        let mut state = self.shared.lock();
+        let end = state.partition(tp)?.len() as u64;
+        if offset > end {
+            let (topic, partition) = (tp.topic.to_string(), tp.partition);
+            return Err(LogError::OffsetPastEnd { topic, partition, offset, end });
+        }
+        let topic = state.topics.get_mut(&*tp.topic).expect("the partition was found");
+        topic.partitions[tp.partition as usize].delete_before(offset as usize);
+        Ok(())
+    }
+
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         self.shared.lock().committed.remove(group);
         Ok(())
@@ -274,7 +299,7 @@ impl MemoryMember {
             generation,
             assignment,
             |tp| state.committed(&group, tp),
-            |tp| state.partition(tp).map_or(0, |r| r.len() as u64),
+            |tp| state.partition(tp).map_or((0, 0), |r| (r.first as u64, r.len() as u64)),
         )
     }
 
@@ -340,7 +365,8 @@ impl GroupMember for MemoryMember {
             return Err(self.cursor.fenced("this member has left the group"));
         }
         let group = self.cursor.group.clone();
-        self.cursor.rewind(|tp| state.committed(&group, tp));
+        self.cursor
+            .rewind(|tp| state.committed(&group, tp), |tp| state.partition(tp).map_or(0, |r| r.first as u64));
         Ok(())
     }
 
@@ -370,5 +396,40 @@ impl Drop for MemoryMember {
     fn drop(&mut self) {
         self.shared.lock().groups.leave(&self.cursor.group, self.cursor.id);
         self.shared.wakeups.group_changed(&self.cursor.group);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: u64) -> Record {
+        Record {
+            topic: Arc::from("t"),
+            partition: 0,
+            offset,
+            key: None,
+            value: None,
+            headers: crate::log::Headers::new(),
+            timestamp: 0,
+        }
+    }
+
+    #[test]
+    fn deleting_frees_the_segments_wholly_below() {
+        let mut partition = Segments::default();
+        (0..10_000).for_each(|offset| partition.push(record(offset)));
+        partition.delete_before(9_000);
+        let freed: Vec<usize> = partition.segments.iter().map(Vec::capacity).collect();
+        assert_eq!(freed, [0, 0, Segments::SIZE], "segments 0 and 1 end below 9000, the third holds it");
+        let mut out = Vec::new();
+        partition.copy_to(0, 3, &mut out);
+        assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), [9_000, 9_001, 9_002]);
+        partition.delete_before(10);
+        out.clear();
+        partition.copy_to(8_999, 1, &mut out);
+        assert_eq!(out[0].offset, 9_000, "an earlier offset does not bring records back");
+        partition.push(record(10_000));
+        assert_eq!(partition.len(), 10_001);
     }
 }

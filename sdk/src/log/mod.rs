@@ -185,6 +185,18 @@ pub enum LogError {
         /// What is wrong, and the backend's rule.
         problem: String,
     },
+    /// Records to delete up to an offset past the partition's end.
+    #[error("cannot delete the records of {topic}/{partition} below offset {offset}: its end is {end}")]
+    OffsetPastEnd {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The offset asked for.
+        offset: u64,
+        /// The partition's end.
+        end: u64,
+    },
     /// A record without a key for a compacted topic, which keeps the last record per key (Kafka's
     /// broker refuses one too): nothing of the write was applied.
     #[error("topic `{topic}` is compacted (the last record per key is kept): a record for it needs a key")]
@@ -241,6 +253,13 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// The position committed by a group for a partition, if any.
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError>;
+
+    /// Deletes the partition's records below `offset` (Kafka's `DeleteRecords`), for a topic
+    /// whose records are not needed once read, such as a query's repartition topic. A read, or
+    /// a member starting from the beginning, starts at the first record left; offsets are never
+    /// reused, so the partition's end stays. `offset` is at most the end (an error otherwise).
+    /// The embedded log keeps a partition's last record, which tells its end when it is opened.
+    async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError>;
 
     /// Joins a consumer group subscribed to `topics`. Partitions are shared among the group's
     /// members; each is read from the group's committed position, or from `start`.

@@ -145,6 +145,9 @@ impl Rename {
                 LogError::CleanupMismatch { topic: inside(topic), existing, requested }
             }
             LogError::KeyRequired { topic } => LogError::KeyRequired { topic: inside(topic) },
+            LogError::OffsetPastEnd { topic, partition, offset, end } => {
+                LogError::OffsetPastEnd { topic: inside(topic), partition, offset, end }
+            }
             LogError::TooLarge { topic, reason } => LogError::TooLarge { topic: inside(topic), reason },
             // Named whole: the name on the backend is the one that breaks its rule.
             LogError::Fenced { group, reason } => LogError::Fenced { group: inside(group), reason },
@@ -189,6 +192,11 @@ impl EventLog for Namespaced {
             .committed(&self.outside(group), &rename.out_tp(partition))
             .await
             .map_err(|e| rename.in_error(e))
+    }
+
+    async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
+        let rename = &self.rename;
+        self.inner.delete_before(&rename.out_tp(partition), offset).await.map_err(|e| rename.in_error(e))
     }
 
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {

@@ -629,6 +629,9 @@ mod tests {
         async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
             self.log.committed(group, partition).await
         }
+        async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
+            self.log.delete_before(partition, offset).await
+        }
         async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
             self.log.join(group, topics, start).await
         }

@@ -58,6 +58,10 @@ pub struct Settings {
     /// entities that take many commands in a few timeouts (a stock, an account). Rejected
     /// commands are not remembered: a repeat is decided again.
     pub seen_commands: usize,
+    /// How often a stream query's aggregation deletes the records of its repartition topic
+    /// that it has committed past (Kafka Streams' `repartition.purge.interval.ms`): the topic
+    /// holds a copy of every record the query re-keys, needed only until it is counted.
+    pub repartition_purge_interval: Duration,
 }
 
 impl Default for Settings {
@@ -70,6 +74,7 @@ impl Default for Settings {
             retry_backoff: Duration::from_millis(20),
             command_timeout: Duration::from_secs(30),
             seen_commands: 32,
+            repartition_purge_interval: Duration::from_secs(30),
         }
     }
 }

@@ -24,7 +24,7 @@ use super::processor::Processor;
 use super::{App, DeadLetters, Phase, ProcessorInfo, ProcessorKind, Registration, RuntimeError, dead_letter};
 use crate::codec::{self, DecodeError, headers as ce};
 use crate::log::{Cleanup, EventLog, Headers, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
-use crate::model::Subscription;
+use crate::model::{Position, Subscription};
 use crate::stream::wire;
 use crate::stream::{
     ChangeRef, Emitted, Keyed, OutputKind, PartitionState, Plan, StoredWindow, Value, Window, pascal_case, write_key,
@@ -263,7 +263,8 @@ impl App {
         let output = Selected::Repartition(Arc::from(repartition));
         let rekey = SourceProcessor::new(plan.clone(), rekey_group, subscription, output);
         self.register_source(rekey, source_info).await?;
-        let aggregate = WindowProcessor::new(plan.clone(), aggregate_group.clone(), repartition, late);
+        let purge = Purge::every(self.settings.repartition_purge_interval);
+        let aggregate = WindowProcessor::new(plan.clone(), aggregate_group.clone(), repartition, late, purge);
         self.register(Registration {
             group: aggregate_group.clone(),
             subscriptions: Vec::new(),
@@ -569,10 +570,73 @@ struct WindowProcessor {
     /// A changelog record's key and value as they are written.
     scratch: (Vec<u8>, Vec<u8>),
     buffer: OutputBuffer,
+    purge: Purge,
+}
+
+/// What the aggregation has committed past on its repartition topic, deleted every interval:
+/// the records there are copies, needed only until they are counted.
+struct Purge {
+    interval: std::time::Duration,
+    last: std::time::Instant,
+    /// Per partition, the position after the batch being written.
+    batch: Vec<(u32, u64)>,
+    /// Per partition, the position committed and not purged yet.
+    committed: HashMap<u32, u64>,
+}
+
+impl Purge {
+    fn every(interval: std::time::Duration) -> Self {
+        Purge { interval, last: std::time::Instant::now(), batch: Vec::new(), committed: HashMap::new() }
+    }
+
+    /// The batch about to be written read these records.
+    fn read(&mut self, records: &[Record]) {
+        self.batch.clear();
+        // A partition's records come in order, so its last one is its furthest.
+        for record in records {
+            match self.batch.iter_mut().find(|(partition, _)| *partition == record.partition) {
+                Some((_, next)) => *next = record.offset + 1,
+                None => self.batch.push((record.partition, record.offset + 1)),
+            }
+        }
+    }
+
+    /// The batch was written with its positions; deletes what is committed once the interval
+    /// has passed. A failure is told and tried again at the next interval: nothing depends on
+    /// it but the topic's size.
+    async fn committed(&mut self, log: &dyn EventLog, topic: &'static str, group: &str) {
+        for (partition, next) in self.batch.drain(..) {
+            let slot = self.committed.entry(partition).or_default();
+            *slot = (*slot).max(next);
+        }
+        if self.last.elapsed() < self.interval || self.committed.is_empty() {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        for (partition, offset) in self.committed.drain() {
+            let tp = TopicPartition::new(topic, partition);
+            if let Err(error) = log.delete_before(&tp, offset).await {
+                tracing::warn!(group, %error, "cannot delete the repartition topic's records counted already; trying again later");
+            }
+        }
+    }
+
+    /// Partitions taken away, or a write that failed: what was read of them is not ours to
+    /// delete.
+    fn revoked(&mut self, partitions: &[TopicPartition]) {
+        self.batch.clear();
+        self.committed.retain(|partition, _| !partitions.iter().any(|tp| tp.partition == *partition));
+    }
 }
 
 impl WindowProcessor {
-    fn new(plan: Arc<Plan>, group: String, repartition: &'static str, late: Arc<Mutex<HashMap<u32, u64>>>) -> Self {
+    fn new(
+        plan: Arc<Plan>,
+        group: String,
+        repartition: &'static str,
+        late: Arc<Mutex<HashMap<u32, u64>>>,
+        purge: Purge,
+    ) -> Self {
         WindowProcessor {
             changelog: Arc::from(changelog_topic(&plan.name)),
             rows: RowWriter::new(plan.clone()),
@@ -587,6 +651,7 @@ impl WindowProcessor {
             keyed: Keyed { time: 0, group: Vec::new(), args: Vec::new() },
             scratch: (Vec::new(), Vec::new()),
             buffer: OutputBuffer::default(),
+            purge,
         }
     }
 
@@ -763,9 +828,15 @@ impl Processor for WindowProcessor {
             self.partitions.remove(&tp.partition);
             late.remove(&tp.partition);
         }
+        self.purge.revoked(partitions);
+    }
+
+    async fn committed(&mut self, log: &dyn EventLog, _written: Vec<Position>) {
+        self.purge.committed(log, self.repartition, &self.group).await;
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
+        self.purge.read(records);
         let mut touched: Vec<u32> = Vec::new();
         // About a changed window per record, and the progress.
         outputs.reserve(records.len() + 8);

@@ -154,6 +154,7 @@ pub async fn run_all(target: &dyn ConformanceTarget) {
     members_split_partitions(target).await;
     poll_wakes_promptly(target).await;
     restart_resumes_after_commit(target).await;
+    deleted_records_stay_deleted(target).await;
 }
 
 /// One `#[tokio::test]` per conformance check, on the [`ConformanceTarget`] that `$target`
@@ -180,6 +181,7 @@ macro_rules! conformance_tests {
             members_split_partitions,
             poll_wakes_promptly,
             restart_resumes_after_commit,
+            deleted_records_stay_deleted,
         );
     };
     (@each $target:expr; $($check:ident),* $(,)?) => {
@@ -904,4 +906,65 @@ pub async fn restart_resumes_after_commit(target: &dyn ConformanceTarget) {
     let next = collect(&mut *member, 1).await;
     assert_eq!(offsets(&next), [(0, 3)]);
     member.leave().await.unwrap();
+}
+
+/// `delete_before` deletes a partition's records below an offset: reads and a new group start
+/// at the first record left, offsets go on from the end, and a restart keeps both. Deleting up
+/// to the end is allowed (the embedded log keeps the last record); past it is an error.
+pub async fn deleted_records_stay_deleted(target: &dyn ConformanceTarget) {
+    let log = target.fresh().await;
+    let topic = new_topic(&*log, "delete-before", 2).await;
+    let mut batch: Vec<OutRecord> = (0..6).map(|i| record(&topic, "a", format!("a{i}")).to_partition(0)).collect();
+    batch.push(record(&topic, "b", "b0").to_partition(1));
+    append(&*log, batch).await;
+    let p0 = TopicPartition::new(topic.clone(), 0);
+    let p1 = TopicPartition::new(topic.clone(), 1);
+
+    log.delete_before(&p0, 4).await.expect("delete below offset 4");
+    log.delete_before(&p0, 2).await.expect("deleting below an offset already deleted is no error");
+    let left = read_all(&*log, &p0).await;
+    assert_eq!(offsets(&left), [(0, 4), (0, 5)], "the records below offset 4 are gone");
+    assert_eq!(log.end_offset(&p0).await.unwrap(), 6, "the end stays");
+    log.delete_before(&p1, 1).await.expect("delete up to the end");
+    assert_eq!(log.end_offset(&p1).await.unwrap(), 1, "the end stays");
+    match log.delete_before(&p0, 7).await {
+        Err(LogError::OffsetPastEnd { offset: 7, end: 6, partition: 0, .. }) => {}
+        other => panic!("deleting past the end: expected OffsetPastEnd, got {other:?}"),
+    }
+    let unknown = TopicPartition::new(topic.clone(), 2);
+    match log.delete_before(&unknown, 0).await {
+        Err(LogError::UnknownPartition { partition: 2, .. }) => {}
+        other => panic!("deleting in a partition that does not exist: expected UnknownPartition, got {other:?}"),
+    }
+
+    // A new group reads what is left, and gets to the ends even where nothing is left.
+    let mut member = join(&*log, &unique("delete-before"), &[&topic], StartFrom::Beginning).await;
+    let read = read_to_ends(&mut *member, &[(p0.clone(), 6), (p1.clone(), 1)]).await;
+    assert_eq!(read.iter().filter(|r| r.partition == 0).map(|r| r.offset).collect::<Vec<_>>(), [4, 5]);
+    member.leave().await.unwrap();
+    let positions = append(&*log, vec![record(&topic, "b", "b1").to_partition(1)]).await;
+    assert_eq!(positions[0].offset, 1, "offsets go on from the end");
+
+    let Some(log) = target.reopen(log).await else {
+        return;
+    };
+    assert_eq!(offsets(&read_all(&*log, &p0).await), [(0, 4), (0, 5)], "deleted records stay deleted after a restart");
+    let positions = append(&*log, vec![record(&topic, "a", "a6").to_partition(0)]).await;
+    assert_eq!(positions[0].offset, 6, "offsets go on after a restart");
+}
+
+/// Polls until the member's position on each partition is its end; returns the records.
+async fn read_to_ends(member: &mut dyn GroupMember, ends: &[(TopicPartition, u64)]) -> Vec<Record> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut records = await_assignment(member).await;
+    while ends.iter().any(|(tp, end)| member.position(tp) != Some(*end)) {
+        let positions: Vec<_> = ends.iter().map(|(tp, _)| member.position(tp)).collect();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the member did not get to the ends {ends:?} within {PATIENCE:?}: positions {positions:?}, records {:?}",
+            offsets(&records)
+        );
+        records.extend(member.poll(100, POLL).await.unwrap_or_else(|e| panic!("poll: {e}")).records);
+    }
+    records
 }

@@ -106,6 +106,9 @@ impl EventLog for FaultyLog {
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
         self.log.committed(group, partition).await
     }
+    async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
+        self.log.delete_before(partition, offset).await
+    }
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         self.log.delete_group(group).await
     }

@@ -109,6 +109,7 @@ const SELECT_COMMITTED: &str =
     r#"SELECT "offset" FROM committed WHERE group_name = ?1 AND topic = ?2 AND "partition" = ?3"#;
 const SELECT_RECORDS: &str = r#"SELECT "offset", key, value, headers, timestamp FROM records
 WHERE topic = ?1 AND "partition" = ?2 AND "offset" >= ?3 ORDER BY "offset" LIMIT ?4"#;
+const DELETE_BEFORE: &str = r#"DELETE FROM records WHERE topic = ?1 AND "partition" = ?2 AND "offset" < ?3"#;
 const SELECT_END: &str = r#"SELECT MAX("offset") FROM records WHERE topic = ?1 AND "partition" = ?2"#;
 /// Deletes every record of a topic that a later record with the same key supersedes. Records
 /// without a key are kept; tombstones are kept (they are the latest of their key).
@@ -617,9 +618,6 @@ impl Store {
         })
     }
 
-    /// The position a group committed for a partition. Blocks. Read under the writer lock: a
-    /// write's positions and its outputs' end offsets become visible together (a reader
-    /// connection would see the positions of a write whose ends are not published yet).
     /// Forgets a group's committed positions. Blocks.
     pub(super) fn delete_group(&self, group: &str) -> Result<(), LogError> {
         let writer = lock(&self.writer);
@@ -629,6 +627,27 @@ impl Store {
             .map_err(|e| self.error(&format!("cannot delete group `{group}`"), e))
     }
 
+    /// Deletes a partition's records below `offset`, but its last record: opening finds the
+    /// partition's end from it. Blocks.
+    pub(super) fn delete_before(&self, tp: &TopicPartition, offset: u64) -> Result<(), LogError> {
+        let writer = lock(&self.writer);
+        // Under the writer lock: the end is that of every write committed.
+        let at = self.locate(tp)?;
+        if offset > at.end {
+            let (topic, partition, end) = (tp.topic.to_string(), tp.partition, at.end);
+            return Err(LogError::OffsetPastEnd { topic, partition, offset, end });
+        }
+        let below = offset.min(at.end.saturating_sub(1));
+        writer
+            .prepare_cached(DELETE_BEFORE)
+            .and_then(|mut delete| delete.execute(params![at.id, at.partition, to_sql(below)]))
+            .map(drop)
+            .map_err(|e| self.error(&format!("cannot delete the records of {tp} below offset {offset}"), e))
+    }
+
+    /// The position a group committed for a partition. Blocks. Read under the writer lock: a
+    /// write's positions and its outputs' end offsets become visible together (a reader
+    /// connection would see the positions of a write whose ends are not published yet).
     pub(super) fn committed(&self, group: &str, tp: &TopicPartition) -> Result<Option<u64>, LogError> {
         let Some(id) = self.catalog().topics.get(&*tp.topic).map(|t| t.id) else {
             return Ok(None);
