@@ -194,6 +194,43 @@ mod embedded {
         assert_eq!(offsets(log).await, [1, 2]);
     }
 
+    /// As Kafka's `cleanup.policy=compact,delete`: records older than the retention, by their
+    /// timestamp, go at the next compaction, whatever their key; a partition's last record
+    /// stays. The retention survives a restart, and a reader sees the policy.
+    #[tokio::test]
+    async fn records_older_than_the_retention_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        let now = jiff::Timestamp::now().as_millisecond();
+        let at = |key: &str, minutes_ago: i64| OutRecord {
+            timestamp: Some(now - minutes_ago * 60_000),
+            ..record("rows", Some(key), Some("v"))
+        };
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        log.create_topic(&TopicSpec::compact_and_expire("rows", 1, hour)).await.unwrap();
+        let old = [at("a", 120), at("b", 90), at("c", 30), at("b", 10)];
+        log.append(old.into_iter().collect()).await.unwrap();
+        drop(log);
+        let log = EmbeddedLog::open_with(dir.path(), EmbeddedOptions::default().with_compact_on_open(false)).unwrap();
+        let offsets = |log: EmbeddedLog| async move {
+            let read = log.read(&TopicPartition::new("rows", 0), 0, 10).await.unwrap();
+            read.iter().map(|r| r.offset).collect::<Vec<_>>()
+        };
+        assert_eq!(log.compact().await.unwrap(), 2, "`a`, older than an hour, and `b`, superseded");
+        assert_eq!(offsets(log.clone()).await, [2, 3]);
+        log.append(vec![at("d", 180)]).await.unwrap();
+        assert_eq!(log.compact().await.unwrap(), 0, "a partition's last record stays, however old");
+        log.append(vec![at("e", 0)]).await.unwrap();
+        assert_eq!(log.compact().await.unwrap(), 1);
+        assert_eq!(offsets(log.clone()).await, [2, 3, 5]);
+        let refused = log.create_topic(&TopicSpec::compact("rows", 1)).await;
+        assert!(matches!(refused, Err(LogError::CleanupMismatch { .. })), "{refused:?}");
+        drop(log);
+        let reader = EmbeddedLog::open_read_only(dir.path()).unwrap();
+        let refused = reader.create_topic(&TopicSpec::compact("rows", 1)).await;
+        assert!(matches!(refused, Err(LogError::CleanupMismatch { .. })), "a reader knows the policy: {refused:?}");
+    }
+
     #[tokio::test]
     async fn a_second_open_of_the_directory_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -409,7 +446,9 @@ mod embedded {
         let marked = application_id(&db);
         assert_ne!(marked, 0, "a new log is marked as tramline's");
         // As such a log was: version 1, without the compaction marks.
-        db.execute_batch("DROP TABLE compaction_marks; DROP TABLE pending_vacuum; PRAGMA user_version = 1")
+        db.execute_batch(
+            "DROP TABLE compaction_marks; DROP TABLE pending_vacuum; DROP TABLE topic_retention; PRAGMA user_version = 1",
+        )
             .unwrap();
         db.pragma_update(None, "application_id", 0).unwrap();
         drop(db);
@@ -425,24 +464,31 @@ mod embedded {
         assert_eq!((version, marks, pending), (2, 0, 0), "brought to version 2");
     }
 
-    /// The table of pending vacuums came later within version 2: a log without it is read as it
-    /// is, beside the process that writes it, and gets it when opened for writing.
+    /// The tables of pending vacuums and of topics' retentions came later within version 2: a
+    /// log without them is read as it is, beside the process that writes it, and gets them when
+    /// opened for writing.
     #[tokio::test]
-    async fn a_log_without_the_pending_vacuums_is_read_as_it_is_and_gets_them_when_opened_for_writing() {
+    async fn a_log_without_the_later_tables_is_read_as_it_is_and_gets_them_when_opened_for_writing() {
         let dir = tempfile::tempdir().unwrap();
         let path = one_record_log(dir.path()).await;
         let db = rusqlite::Connection::open(&path).unwrap();
-        db.execute_batch("DROP TABLE pending_vacuum").unwrap();
+        db.execute_batch("DROP TABLE pending_vacuum; DROP TABLE topic_retention").unwrap();
         drop(db);
 
-        let reader = EmbeddedLog::open_read_only(dir.path()).expect("a log without the table is read");
+        let reader = EmbeddedLog::open_read_only(dir.path()).expect("a log without the tables is read");
         assert_eq!(reader.read(&TopicPartition::new("t", 0), 0, 10).await.unwrap().len(), 1);
         drop(reader);
-        drop(EmbeddedLog::open(dir.path()).unwrap());
+        let log = EmbeddedLog::open(dir.path()).unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        log.create_topic(&TopicSpec::compact_and_expire("rows", 1, day))
+            .await
+            .expect("a topic whose rows expire");
+        drop(log);
         let db = rusqlite::Connection::open(&path).unwrap();
         let version: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
         let pending: i64 = db.query_row("SELECT count(*) FROM pending_vacuum", [], |row| row.get(0)).unwrap();
-        assert_eq!((version, pending), (2, 0));
+        let retention: i64 = db.query_row("SELECT retention_ms FROM topic_retention", [], |row| row.get(0)).unwrap();
+        assert_eq!((version, pending, retention), (2, 0, 86_400_000));
     }
 
     /// Compaction promises that no copy of a deleted record stays in the files; another

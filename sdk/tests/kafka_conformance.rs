@@ -395,26 +395,35 @@ async fn a_member_stays_in_its_group_through_a_batch_longer_than_the_poll_interv
 }
 
 /// `Keep` topics keep records forever; `Compact` topics are compacted, and a replaced record
-/// (a forgotten subject's key) is gone within the configured bound.
+/// (a forgotten subject's key) is gone within the configured bound; `CompactAndExpire` topics
+/// are compacted and deleted after their retention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_configs_follow_the_cleanup_policy() {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::config::ClientConfig;
+    use tramline::log::TopicSpec;
 
     let log = connect(config().with_max_compaction_lag(Duration::from_secs(3600))).await;
     let keep = unique("keep");
     let compact = unique("compact");
-    log.create_topic(&tramline::log::TopicSpec::keep(&keep, 2)).await.unwrap();
-    log.create_topic(&tramline::log::TopicSpec::compact(&compact, 2)).await.unwrap();
+    let expire = unique("expire");
+    log.create_topic(&TopicSpec::keep(&keep, 2)).await.unwrap();
+    log.create_topic(&TopicSpec::compact(&compact, 2)).await.unwrap();
+    log.create_topic(&TopicSpec::compact_and_expire(&expire, 2, Duration::from_secs(86_400)))
+        .await
+        .unwrap();
+    // Another retention is the operator's: the topic is taken as it is.
+    log.create_topic(&TopicSpec::compact_and_expire(&expire, 2, Duration::from_secs(60))).await.unwrap();
+    let refused = log.create_topic(&TopicSpec::compact(&expire, 2)).await;
+    assert!(matches!(refused, Err(LogError::CleanupMismatch { .. })), "{refused:?}");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", tramline::testing::kafka::bootstrap())
         .create()
         .expect("an admin client");
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic(&keep), &ResourceSpecifier::Topic(&compact)], &AdminOptions::new())
-        .await
-        .expect("describe");
+    let topics =
+        [&ResourceSpecifier::Topic(&keep), &ResourceSpecifier::Topic(&compact), &ResourceSpecifier::Topic(&expire)];
+    let described = admin.describe_configs(topics, &AdminOptions::new()).await.expect("describe");
     let value = |i: usize, name: &str| {
         let resource = described[i].as_ref().expect("a topic's config");
         resource.get(name).and_then(|e| e.value.clone()).unwrap_or_default()
@@ -423,6 +432,9 @@ async fn topic_configs_follow_the_cleanup_policy() {
     assert_eq!(value(0, "cleanup.policy"), "delete");
     assert_eq!(value(1, "cleanup.policy"), "compact");
     assert_eq!(value(1, "max.compaction.lag.ms"), "3600000");
+    assert_eq!(value(2, "cleanup.policy"), "compact,delete");
+    assert_eq!(value(2, "retention.ms"), "86400000");
+    assert_eq!(value(2, "max.compaction.lag.ms"), "3600000");
 }
 
 /// A topic someone else created with the broker's defaults (a week's retention) is no source

@@ -365,9 +365,31 @@ async fn a_query_without_group_by_selects_each_record_under_its_key(log: Arc<dyn
     app.shutdown().await.expect("a clean shutdown");
 }
 
-/// A TABLE's sink is compacted, as ksqlDB's; one made before that, keeping every row, is used
-/// as it is. A STREAM's sink keeps every row: a compacted one is refused, as it would lose rows.
+/// A TABLE's sink is compacted, as ksqlDB's, and a windowed one's rows expire too; one made
+/// before that, keeping rows longer, is used as it is. A STREAM's sink keeps every row: a
+/// compacted one is refused, as it would lose rows.
 async fn a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log: Arc<dyn EventLog>) {
+    let windowed = "CREATE TABLE suspicious_sales AS SELECT customer_id, COUNT(*) AS orders
+        FROM order_confirmed WINDOW TUMBLING (SIZE 10 MINUTES) GROUP BY customer_id";
+    let name = format!("expiring_{}", uuid::Uuid::now_v7().simple());
+    let (app, _handle) = start(log.clone(), query(windowed, &name)).await;
+    app.shutdown().await.expect("a clean shutdown");
+    let partitions = log.partition_count(&name).await.expect("asked").expect("the sink");
+    let compacted = log.create_topic(&TopicSpec::compact(&name, partitions)).await;
+    assert!(
+        matches!(compacted, Err(LogError::CleanupMismatch { .. })),
+        "a windowed table's rows expire: {compacted:?}"
+    );
+    // A week at least, whatever the retention asked now (the existing one stands).
+    let week = Duration::from_secs(7 * 24 * 3600);
+    log.create_topic(&TopicSpec::compact_and_expire(&name, partitions, week))
+        .await
+        .expect("rows that expire");
+    let name = format!("compacted_windows_{}", uuid::Uuid::now_v7().simple());
+    log.create_topic(&TopicSpec::compact(&name, 4)).await.expect("an earlier tramline's sink");
+    let (app, _handle) = start(log.clone(), query(windowed, &name)).await;
+    app.shutdown().await.expect("a clean shutdown");
+
     let table = "CREATE TABLE suspicious_sales AS SELECT customer_id, COUNT(*) AS orders
         FROM order_confirmed GROUP BY customer_id";
     let name = format!("compacted_{}", uuid::Uuid::now_v7().simple());

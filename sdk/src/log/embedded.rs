@@ -16,8 +16,8 @@
 //!
 //! One directory holds one log: the database `log.sqlite3` (with SQLite's `-wal` and `-shm` files
 //! beside it) and the lock file `tramline.lock` (the holder's process id). The schema
-//! (`PRAGMA user_version` 2; a log of version 1, or one made before `pending_vacuum`, gets the
-//! tables it lacks when it is opened for writing):
+//! (`PRAGMA user_version` 2; a log of version 1, or one made before `pending_vacuum` or
+//! `topic_retention`, gets the tables it lacks when it is opened for writing):
 //!
 //! | table | columns | key |
 //! | --- | --- | --- |
@@ -25,6 +25,7 @@
 //! | `records` | `topic` (the topic's `id`), `partition`, `offset`, `key`, `value`, `headers`, `timestamp` | (`topic`, `partition`, `offset`) |
 //! | `committed` | `group_name`, `topic`, `partition`, `offset` (the next offset to read) | (`group_name`, `topic`, `partition`) |
 //! | `compaction_marks` | `topic`, `partition`, `taken_ms`, `offset` (the partition's end when a compaction ran) | (`topic`, `partition`, `taken_ms`) |
+//! | `topic_retention` | `topic`, `retention_ms`: the retention of a topic compacted and expired (its `cleanup` is `compact`) | `topic` |
 //! | `pending_vacuum` | `id` (always 1), `since_ms`: a row while keys of forgotten subjects were deleted and the database not vacuumed since | `id` |
 //!
 //! `key` and `value` are blobs (`NULL` for none; a `NULL` value is a tombstone), `timestamp` is
@@ -92,6 +93,12 @@
 //! copy of it), so that such a key leaves no byte in the files. The deletion notes the vacuum in
 //! its own transaction (`pending_vacuum`): a process killed before it vacuumed leaves it to the
 //! next compaction (on open, by default). Records of other topics may leave such fragments.
+//!
+//! A topic of [`Cleanup::CompactAndExpire`](crate::log::Cleanup::CompactAndExpire) is compacted
+//! so, and each compaction also deletes its records whose timestamp is older than the retention
+//! (a partition's last record stays), as Kafka deletes a segment whose newest record is that old.
+//! [`EventLog::delete_before`] deletes a partition's records below an offset at once, but the
+//! partition's last record.
 
 mod store;
 

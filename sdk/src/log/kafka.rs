@@ -14,7 +14,7 @@
 //!
 //! | port | Kafka |
 //! | --- | --- |
-//! | [`create_topic`](EventLog::create_topic) | `CreateTopics` through the admin client; `Keep` sets `retention.ms=-1`, `Compact` sets `cleanup.policy=compact`; every topic takes event times ahead of the broker's clock (`message.timestamp.after.max.ms`); returns once the metadata shows the topic with a leader for every partition |
+//! | [`create_topic`](EventLog::create_topic) | `CreateTopics` through the admin client; `Keep` sets `retention.ms=-1`, `Compact` sets `cleanup.policy=compact`, `CompactAndExpire` sets `cleanup.policy=compact,delete` and `retention.ms`; every topic takes event times ahead of the broker's clock (`message.timestamp.after.max.ms`); returns once the metadata shows the topic with a leader for every partition |
 //! | [`append`](EventLog::append) | an idempotent producer (`enable.idempotence=true`, `partitioner=murmur2_random`: keyed records land where Java clients put them) |
 //! | [`read`](EventLog::read) | a consumer without group, `assign`ed at the offset, `isolation.level=read_committed` |
 //! | [`end_offset`](EventLog::end_offset) | the high watermark (`ListOffsets` with `read_uncommitted`) |
@@ -638,9 +638,12 @@ impl KafkaLog {
         let value = |name: &str| config.get(name).and_then(|entry| entry.value.clone()).unwrap_or_default();
         let (policy, retention_ms, retention_bytes) =
             (value("cleanup.policy"), value("retention.ms"), value("retention.bytes"));
+        let policies: BTreeSet<&str> = policy.split(',').map(str::trim).collect();
         let fits = match spec.cleanup {
             Cleanup::Keep => policy == "delete" && retention_ms == "-1" && retention_bytes == "-1",
             Cleanup::Compact => policy == "compact",
+            // The retention is the operator's to change.
+            Cleanup::CompactAndExpire { .. } => policies == BTreeSet::from(["compact", "delete"]),
         };
         match fits {
             true => Ok(()),
@@ -677,11 +680,19 @@ impl EventLog for KafkaLog {
             TopicReplication::Fixed(self.inner.config.replication_factor),
         );
         let compaction_lag = self.inner.config.max_compaction_lag.as_millis().to_string();
+        let retention_ms = match spec.cleanup {
+            Cleanup::CompactAndExpire { retention } => retention.as_millis().min(i64::MAX as u128).to_string(),
+            _ => String::new(),
+        };
         let topic = match spec.cleanup {
             // The source of truth is kept forever.
             Cleanup::Keep => topic.set("retention.ms", "-1"),
             // Replaced records (a deleted key among them) are gone within a known time.
             Cleanup::Compact => topic.set("cleanup.policy", "compact").set("max.compaction.lag.ms", &compaction_lag),
+            Cleanup::CompactAndExpire { .. } => topic
+                .set("cleanup.policy", "compact,delete")
+                .set("retention.ms", &retention_ms)
+                .set("max.compaction.lag.ms", &compaction_lag),
         };
         // A record's timestamp is its event time, which may lie ahead of the broker's clock (a
         // simulation, a replay, a producer's clock): Kafka 4 refuses those more than an hour

@@ -35,14 +35,50 @@ pub enum Cleanup {
     Keep,
     /// Only the latest record per key is guaranteed to be kept (state snapshots).
     Compact,
+    /// Compacted, and a record whose timestamp is older than the retention may be deleted
+    /// whatever its key (Kafka's `cleanup.policy=compact,delete` with `retention.ms`): the rows
+    /// of a windowed table, whose old windows are done with.
+    CompactAndExpire {
+        /// How long a record is kept at least, from its timestamp.
+        retention: Duration,
+    },
+}
+
+impl Cleanup {
+    /// Whether the topic keeps only the latest record per key (a record for it needs a key).
+    pub fn compacts(self) -> bool {
+        !matches!(self, Cleanup::Keep)
+    }
+
+    /// Whether this policy keeps every record `other` keeps, and more: `Keep` keeps longer than
+    /// the others, `Compact` longer than `CompactAndExpire`.
+    pub fn keeps_longer_than(self, other: Cleanup) -> bool {
+        let rank = |cleanup| match cleanup {
+            Cleanup::CompactAndExpire { .. } => 0,
+            Cleanup::Compact => 1,
+            Cleanup::Keep => 2,
+        };
+        rank(self) > rank(other)
+    }
+
+    /// Whether an existing topic cleaned up as `existing` serves as this: the same policy. A
+    /// retention that differs is the operator's to set.
+    pub fn fits(self, existing: Cleanup) -> bool {
+        std::mem::discriminant(&self) == std::mem::discriminant(&existing)
+    }
 }
 
 impl std::fmt::Display for Cleanup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Cleanup::Keep => "every record kept forever",
-            Cleanup::Compact => "compaction (the latest record per key kept)",
-        })
+        match self {
+            Cleanup::Keep => f.write_str("every record kept forever"),
+            Cleanup::Compact => f.write_str("compaction (the latest record per key kept)"),
+            Cleanup::CompactAndExpire { retention } => write!(
+                f,
+                "compaction (the latest record per key kept), and records older than {:#} deleted",
+                jiff::SignedDuration::try_from(*retention).unwrap_or(jiff::SignedDuration::MAX)
+            ),
+        }
     }
 }
 
@@ -68,7 +104,13 @@ impl TopicSpec {
         TopicSpec { name: name.into(), partitions, cleanup: Cleanup::Compact }
     }
 
-    /// Whether an existing topic with this partition count and cleanup policy is this one.
+    /// A compacted topic whose records older than `retention` (by their timestamp) may go.
+    pub fn compact_and_expire(name: impl Into<String>, partitions: u32, retention: Duration) -> Self {
+        TopicSpec { name: name.into(), partitions, cleanup: Cleanup::CompactAndExpire { retention } }
+    }
+
+    /// Whether an existing topic with this partition count and cleanup policy is this one (its
+    /// retention, if any, may differ: see [`Cleanup::fits`]).
     pub(crate) fn check(&self, partitions: u32, cleanup: Cleanup) -> Result<(), LogError> {
         if partitions != self.partitions {
             return Err(LogError::PartitionMismatch {
@@ -77,7 +119,7 @@ impl TopicSpec {
                 requested: self.partitions,
             });
         }
-        if cleanup != self.cleanup {
+        if !self.cleanup.fits(cleanup) {
             return Err(LogError::CleanupMismatch {
                 topic: self.name.clone(),
                 existing: cleanup.to_string(),
@@ -313,3 +355,21 @@ pub trait GroupMember: Send {
 
 /// A shared handle to any log.
 pub type SharedLog = Arc<dyn EventLog>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_policies_say_what_they_keep() {
+        let week = Cleanup::CompactAndExpire { retention: Duration::from_secs(7 * 24 * 3600 + 90) };
+        assert_eq!(
+            week.to_string(),
+            "compaction (the latest record per key kept), and records older than 168h 1m 30s deleted"
+        );
+        assert!(Cleanup::Keep.keeps_longer_than(Cleanup::Compact) && Cleanup::Compact.keeps_longer_than(week));
+        assert!(!week.keeps_longer_than(Cleanup::Compact) && !Cleanup::Compact.keeps_longer_than(Cleanup::Compact));
+        assert!(week.fits(Cleanup::CompactAndExpire { retention: Duration::ZERO }) && !week.fits(Cleanup::Compact));
+        assert!(week.compacts() && Cleanup::Compact.compacts() && !Cleanup::Keep.compacts());
+    }
+}

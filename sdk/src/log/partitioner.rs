@@ -51,7 +51,7 @@ pub(crate) fn destination(
     cleanup: Cleanup,
     unkeyed: &mut u32,
 ) -> Result<u32, LogError> {
-    if cleanup == Cleanup::Compact && record.key.is_none() {
+    if cleanup.compacts() && record.key.is_none() {
         return Err(LogError::KeyRequired { topic: record.topic.to_string() });
     }
     match (record.partition, &record.key) {

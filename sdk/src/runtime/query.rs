@@ -27,7 +27,8 @@ use crate::log::{Cleanup, EventLog, Headers, LogError, OutRecord, Record, StartF
 use crate::model::{Position, Subscription};
 use crate::stream::wire;
 use crate::stream::{
-    ChangeRef, Emitted, Keyed, OutputKind, PartitionState, Plan, StoredWindow, Value, Window, pascal_case, write_key,
+    ChangeRef, Emitted, Keyed, OutputKind, PartitionState, Plan, StoredWindow, Value, Window, WindowKind, Windowing,
+    pascal_case, write_key,
 };
 
 /// The topic a query re-keys its records onto.
@@ -310,31 +311,44 @@ impl App {
 
     /// Creates the sink topic, of the plan's partitions or the app's: a STREAM's keeps every
     /// row; a TABLE's is compacted, as ksqlDB's are, so that it keeps the latest row of each
-    /// key and window. A TABLE's sink that keeps every row (made by an earlier tramline, or by
-    /// hand) is used as it is, with a warning: its rows are the same, only never compacted.
+    /// key and window, and a windowed TABLE's rows also expire ([`sink_retention`]), as
+    /// ksqlDB's (`cleanup.policy=compact,delete`). A TABLE's sink made otherwise (by an earlier
+    /// tramline, or by hand) is used as it is, with a warning: its rows are the same, only kept
+    /// longer.
     async fn create_sink(&self, plan: &Plan) -> Result<(), RuntimeError> {
         let partitions = plan.sink.partitions.unwrap_or(self.settings.partitions);
         let (topic, table) = (plan.sink_topic(), plan.output == OutputKind::Table);
-        let cleanup = if table { Cleanup::Compact } else { Cleanup::Keep };
-        match self.log.create_topic(&TopicSpec { name: topic.to_owned(), partitions, cleanup }).await {
-            Err(mismatch @ LogError::CleanupMismatch { .. }) if table => {
-                match self.log.create_topic(&TopicSpec::keep(topic, partitions)).await {
-                    Ok(()) => {}
-                    // Neither compacted nor kept: the first mismatch says what was asked.
-                    Err(LogError::CleanupMismatch { .. }) => return Err(mismatch.into()),
-                    Err(other) => return Err(other.into()),
+        let cleanup = match (table, sink_retention(&plan.windowing)) {
+            (false, _) => Cleanup::Keep,
+            (true, None) => Cleanup::Compact,
+            (true, Some(retention)) => Cleanup::CompactAndExpire { retention },
+        };
+        let mismatch = match self.log.create_topic(&TopicSpec { name: topic.to_owned(), partitions, cleanup }).await {
+            Err(mismatch @ LogError::CleanupMismatch { .. }) if table => mismatch,
+            created => return Ok(created?),
+        };
+        // The policies that keep at least as much, longest last.
+        let kept_longer = [Cleanup::Compact, Cleanup::Keep].into_iter().filter(|kept| kept.keeps_longer_than(cleanup));
+        for existing in kept_longer {
+            match self.log.create_topic(&TopicSpec { name: topic.to_owned(), partitions, cleanup: existing }).await {
+                Ok(()) => {
+                    tracing::warn!(
+                        query = plan.name,
+                        topic,
+                        %existing,
+                        wanted = %cleanup,
+                        "the TABLE's sink topic keeps its rows longer than a TABLE's does now (made by an earlier \
+                         tramline, by hand, or for a STREAM of this name): it is used as it is; on Kafka, its \
+                         cleanup.policy and retention.ms can be changed"
+                    );
+                    return Ok(());
                 }
-                tracing::warn!(
-                    query = plan.name,
-                    topic,
-                    "the TABLE's sink topic keeps every row (made by an earlier tramline, by hand, or for a STREAM \
-                     of this name): it is used as it is, never compacted; on Kafka, its cleanup.policy can be set \
-                     to compact"
-                );
-                Ok(())
+                Err(LogError::CleanupMismatch { .. }) => {}
+                Err(other) => return Err(other.into()),
             }
-            created => Ok(created?),
         }
+        // None of them: the first mismatch says what was asked.
+        Err(mismatch.into())
     }
 
     async fn stateless_query(&mut self, plan: Plan, subscription: Subscription) -> Result<QueryHandle, RuntimeError> {
@@ -722,6 +736,20 @@ impl WindowProcessor {
             timestamp: None,
         }
     }
+}
+
+/// How long a windowed TABLE's sink keeps a row at least, from its time: Kafka's default
+/// retention (a week, which ksqlDB's windowed tables get), and never less than a window stays
+/// open plus a day (Kafka Streams' margin for windowed changelogs). `None` without windows: a
+/// key's row is kept until it is replaced or deleted.
+fn sink_retention(windowing: &Windowing) -> Option<std::time::Duration> {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+    let open = match windowing.kind {
+        WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size,
+        WindowKind::Session { gap } => gap,
+        WindowKind::Global => return None,
+    };
+    Some((7 * DAY).max(open.saturating_add(windowing.grace).saturating_add(DAY)))
 }
 
 /// Writes a query's rows to its sink, as CloudEvents in binary mode.

@@ -343,6 +343,27 @@ pub async fn topics(target: &dyn ConformanceTarget) {
         matches!(mismatch, Err(LogError::CleanupMismatch { requested: Cleanup::Keep, .. })),
         "a compacted topic is no source of truth, got {mismatch:?}"
     );
+    let day = Duration::from_secs(86_400);
+    let mismatch = log.create_topic(&TopicSpec::compact_and_expire(&state, 1, day)).await;
+    assert!(
+        matches!(mismatch, Err(LogError::CleanupMismatch { requested: Cleanup::CompactAndExpire { .. }, .. })),
+        "a compacted topic is not one whose records expire, got {mismatch:?}"
+    );
+    let rows = unique("rows");
+    log.create_topic(&TopicSpec::compact_and_expire(&rows, 1, day))
+        .await
+        .expect("create an expiring topic");
+    log.create_topic(&TopicSpec::compact_and_expire(&rows, 1, 2 * day))
+        .await
+        .expect("an existing retention is the operator's: the topic is taken as it is");
+    let mismatch = log.create_topic(&TopicSpec::compact(&rows, 1)).await;
+    assert!(
+        matches!(mismatch, Err(LogError::CleanupMismatch { requested: Cleanup::Compact, .. })),
+        "a topic whose records expire is no compacted state, got {mismatch:?}"
+    );
+    let keyless = OutRecord { key: None, ..record(&Arc::from(rows.as_str()), "", "v") };
+    let refused = log.append(vec![keyless]).await;
+    assert!(matches!(refused, Err(LogError::KeyRequired { .. })), "a keyless record for it, got {refused:?}");
     assert_eq!(log.partition_count(&name).await.unwrap(), Some(3));
     let missing = unique("missing");
     assert_eq!(log.partition_count(&missing).await.unwrap(), None);

@@ -31,8 +31,8 @@ pub(super) const DATABASE: &str = "log.sqlite3";
 /// The lock file inside the directory: it names the process that holds the directory.
 pub(super) const LOCK: &str = "tramline.lock";
 /// `PRAGMA user_version` of the schema below (1: without `compaction_marks`). `pending_vacuum`
-/// came later within version 2: a writer adds it on open, and readers (of any version 2
-/// tramline) never read it.
+/// and `topic_retention` came later within version 2: a writer adds them on open; readers never
+/// read the first, and read the second where it is.
 const SCHEMA_VERSION: i64 = 2;
 /// `PRAGMA application_id` of a tramline log ("trln"): tells its database from any other.
 const APPLICATION_ID: i64 = 0x7472_6c6e;
@@ -101,6 +101,16 @@ CREATE TABLE IF NOT EXISTS pending_vacuum (
 );
 "#;
 
+/// The retention of each topic compacted and expired ([`Cleanup::CompactAndExpire`]); the
+/// topic's `cleanup` is `compact`. Made on every open for writing: a log written before it has
+/// none (and an earlier tramline, which does not know it, compacts such a topic only).
+const TOPIC_RETENTION: &str = r#"
+CREATE TABLE IF NOT EXISTS topic_retention (
+    topic        INTEGER PRIMARY KEY REFERENCES topics (id),
+    retention_ms INTEGER NOT NULL CHECK (retention_ms >= 0)
+);
+"#;
+
 const INSERT_RECORD: &str = r#"INSERT INTO records (topic, "partition", "offset", key, value, headers, timestamp)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#;
 const UPSERT_COMMITTED: &str = r#"INSERT INTO committed (group_name, topic, "partition", "offset") VALUES (?1, ?2, ?3, ?4)
@@ -129,6 +139,10 @@ AND "offset" < (
     WHERE m.topic = ?1 AND m."partition" = records."partition" AND m.taken_ms <= ?2
     ORDER BY m.taken_ms DESC LIMIT 1
 )
+AND "offset" < (SELECT MAX(r."offset") FROM records r WHERE r.topic = ?1 AND r."partition" = records."partition")"#;
+/// Deletes the records of a topic whose timestamp is below ?2 (they are older than its
+/// retention), but each partition's last record: opening finds the partition's end from it.
+const EXPIRE_OLD_RECORDS: &str = r#"DELETE FROM records WHERE topic = ?1 AND timestamp < ?2
 AND "offset" < (SELECT MAX(r."offset") FROM records r WHERE r.topic = ?1 AND r."partition" = records."partition")"#;
 /// Forgets the marks older than the one `EXPIRE_TOMBSTONES` used (taken at or before ?2).
 const PRUNE_MARKS: &str = r#"DELETE FROM compaction_marks WHERE topic = ?1 AND taken_ms < (
@@ -244,6 +258,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its data consistent before it can panic (a write updates the
     // catalog only after its transaction committed), so a poisoned lock is still usable.
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A duration in milliseconds as SQLite stores an integer (saturated).
+fn to_sql_millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn to_sql(n: u64) -> i64 {
@@ -500,15 +519,24 @@ impl Store {
         if let Some(result) = self.existing(spec) {
             return result;
         }
-        let cleanup = match spec.cleanup {
-            Cleanup::Keep => "keep",
-            Cleanup::Compact => "compact",
+        let (cleanup, retention) = match spec.cleanup {
+            Cleanup::Keep => ("keep", None),
+            Cleanup::Compact => ("compact", None),
+            Cleanup::CompactAndExpire { retention } => ("compact", Some(to_sql_millis(retention))),
         };
-        writer
-            .prepare_cached("INSERT INTO topics (name, partitions, cleanup) VALUES (?1, ?2, ?3)")
-            .and_then(|mut insert| insert.execute(params![spec.name, spec.partitions, cleanup]))
+        let id = writer
+            .unchecked_transaction()
+            .and_then(|tx| {
+                tx.prepare_cached("INSERT INTO topics (name, partitions, cleanup) VALUES (?1, ?2, ?3)")?
+                    .execute(params![spec.name, spec.partitions, cleanup])?;
+                let id = tx.last_insert_rowid();
+                if let Some(retention) = retention {
+                    tx.prepare_cached("INSERT INTO topic_retention (topic, retention_ms) VALUES (?1, ?2)")?
+                        .execute(params![id, retention])?;
+                }
+                tx.commit().map(|()| id)
+            })
             .map_err(|e| self.error(&format!("cannot create topic `{}`", spec.name), e))?;
-        let id = writer.last_insert_rowid();
         let name: Arc<str> = Arc::from(spec.name.as_str());
         let ends = vec![0; spec.partitions as usize];
         let meta = TopicMeta { id, name: name.clone(), partitions: spec.partitions, cleanup: spec.cleanup, ends };
@@ -698,13 +726,16 @@ impl Store {
     /// The deletions of [`Store::compact`], each topic's committed on its own. Returns how many
     /// records went.
     fn remove_superseded(&self, writer: &Connection) -> Result<u64, LogError> {
-        let compacted: Vec<(i64, String)> = writer
-            .prepare_cached("SELECT id, name FROM topics WHERE cleanup = 'compact'")
-            .and_then(|mut select| select.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
+        let compacted: Vec<(i64, String, Option<i64>)> = writer
+            .prepare_cached(
+                "SELECT id, name, retention_ms FROM topics LEFT JOIN topic_retention ON topic = id \
+                 WHERE cleanup = 'compact'",
+            )
+            .and_then(|mut select| select.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?.collect())
             .map_err(self.sql("cannot list the compacted topics"))?;
         let now = jiff::Timestamp::now().as_millisecond();
         let mut removed = 0u64;
-        for (id, name) in compacted {
+        for (id, name, retention) in compacted {
             // Superseded key records hold key material (expired tombstones hold none): the
             // vacuum they call for is noted in their deletion's transaction.
             let superseded = writer
@@ -722,6 +753,17 @@ impl Store {
                 + self.expire_tombstones(writer, id, now).map_err(|e| {
                     self.error(&format!("cannot delete the tombstones of topic `{name}` older than the retention"), e)
                 })?;
+            // Expired records hold no key material (keys topics do not expire).
+            let expired = match retention {
+                Some(retention) => writer
+                    .prepare_cached(EXPIRE_OLD_RECORDS)
+                    .and_then(|mut expire| expire.execute(params![id, now.saturating_sub(retention)]))
+                    .map_err(|e| {
+                        self.error(&format!("cannot delete the records of topic `{name}` older than its retention"), e)
+                    })? as u64,
+                None => 0,
+            };
+            let deleted = deleted + expired;
             // From here the WAL has copies.
             if deleted > 0 {
                 self.unemptied_wal.store(true, Ordering::Relaxed);
@@ -933,6 +975,7 @@ fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(),
             tx.execute_batch(SCHEMA).map_err(err("cannot create the schema"))?;
             tx.execute_batch(COMPACTION_MARKS).map_err(err("cannot create the schema"))?;
             tx.execute_batch(PENDING_VACUUM).map_err(err("cannot create the schema"))?;
+            tx.execute_batch(TOPIC_RETENTION).map_err(err("cannot create the schema"))?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("cannot set the schema version"))?;
             tx.pragma_update(None, "application_id", APPLICATION_ID)
@@ -946,6 +989,7 @@ fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(),
                     .map_err(err("cannot set the application id"))?;
             }
             tx.execute_batch(PENDING_VACUUM).map_err(err("cannot add the table of pending vacuums"))?;
+            tx.execute_batch(TOPIC_RETENTION).map_err(err("cannot add the table of topics' retentions"))?;
             if version < SCHEMA_VERSION {
                 // Version 1 had no compaction marks: its tombstones start aging now.
                 tx.execute_batch(COMPACTION_MARKS).map_err(err("cannot add the compaction marks"))?;
@@ -958,15 +1002,28 @@ fn migrate(writer: &mut Connection, database: &Path, found: Found) -> Result<(),
 }
 
 fn load_catalog(writer: &Connection) -> rusqlite::Result<Catalog> {
-    let topics: Vec<(i64, String, u32, String)> = writer
-        .prepare("SELECT id, name, partitions, cleanup FROM topics")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+    // A reader of a log whose writer is of an earlier tramline finds no retentions.
+    let retentions: bool = writer.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'topic_retention')",
+        [],
+        |row| row.get(0),
+    )?;
+    let select = match retentions {
+        true => {
+            "SELECT id, name, partitions, cleanup, retention_ms FROM topics LEFT JOIN topic_retention ON topic = id"
+        }
+        false => "SELECT id, name, partitions, cleanup, NULL FROM topics",
+    };
+    let topics: Vec<(i64, String, u32, String, Option<i64>)> = writer
+        .prepare(select)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut catalog = Catalog::default();
     let mut end = writer.prepare(SELECT_END)?;
-    for (id, name, partitions, cleanup) in topics {
-        let cleanup = match cleanup.as_str() {
-            "compact" => Cleanup::Compact,
+    for (id, name, partitions, cleanup, retention) in topics {
+        let cleanup = match (cleanup.as_str(), retention) {
+            ("compact", None) => Cleanup::Compact,
+            ("compact", Some(ms)) => Cleanup::CompactAndExpire { retention: Duration::from_millis(ms.max(0) as u64) },
             _ => Cleanup::Keep,
         };
         let ends = (0..partitions)
