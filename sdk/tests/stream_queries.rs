@@ -419,18 +419,22 @@ async fn a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log: Arc<dyn Ev
 }
 
 /// A query that ran as an aggregation cannot run as a query without GROUP BY under the same
-/// name, nor the other way: it would add rows of another shape to the same sink.
+/// name, nor the other way: it would add rows of another shape to the same sink. Reset, it
+/// starts over from the beginning of its source, into a new sink.
 async fn a_query_that_changes_kind_under_its_name_is_refused(log: Arc<dyn EventLog>) {
     let stateless = "CREATE STREAM suspicious_sales AS SELECT customer_id FROM order_confirmed";
     let aggregation = "CREATE STREAM suspicious_sales AS SELECT customer_id, COUNT(*) AS orders
         FROM order_confirmed GROUP BY customer_id";
+    let customer = format!("cus_changing_{}", uuid::Uuid::now_v7().simple());
+    let mut sent = 0;
     for (first, then, was, group) in [
         (stateless, aggregation, "a query without GROUP BY", "select"),
         (aggregation, stateless, "an aggregation", "rekey"),
     ] {
         let name = format!("changing_{}", uuid::Uuid::now_v7().simple());
         let (app, _handle) = start(log.clone(), query(first, &name)).await;
-        append(&*log, &[(base(), confirmed("cus_changing", 1))]).await;
+        append(&*log, &[(base(), confirmed(&customer, 1))]).await;
+        sent += 1;
         within("the query to settle", app.settle()).await.expect("settled");
         app.shutdown().await.expect("a clean shutdown");
 
@@ -439,8 +443,25 @@ async fn a_query_that_changes_kind_under_its_name_is_refused(log: Arc<dyn EventL
         let message = refused.to_string();
         assert!(matches!(&refused, RuntimeError::QueryKindChanged { was: w, .. } if *w == was), "{message}");
         assert!(message.contains(&format!("group `{name}.{group}` has positions")), "{message}");
+        assert!(message.contains(&format!("`tramline reset-query --name {name} --delete-sink`")), "{message}");
         // The same kind again goes on where it was.
         let (app, _handle) = start(log.clone(), query(first, &name)).await;
+        app.shutdown().await.expect("a clean shutdown");
+
+        let reset = tramline::runtime::reset_query(&*log, &name, Some(&name)).await.expect("reset");
+        let internal = match group {
+            "select" => vec![],
+            _ => vec![repartition_topic(&name), tramline::stream::changelog_topic(&name)],
+        };
+        assert_eq!(reset.topics, [internal, vec![name.clone()]].concat(), "what existed");
+        let (app, handle) = start(log.clone(), query(then, &name)).await;
+        within("the query to settle", app.settle()).await.expect("settled");
+        let rows = handle.rows().await.expect("rows");
+        let mine: Vec<_> = rows.iter().filter(|row| column(row, "customer_id") == customer.as_str()).collect();
+        match then == aggregation {
+            true => assert_eq!(column(mine.last().expect("a row"), "orders"), sent, "counted from the beginning"),
+            false => assert_eq!(mine.len() as i64, sent, "each record from the beginning: {rows:?}"),
+        }
         app.shutdown().await.expect("a clean shutdown");
     }
 }

@@ -38,6 +38,30 @@ struct Cli {
 enum Command {
     /// Runs a stream query (CREATE STREAM | TABLE ... AS SELECT) and prints its rows as JSON lines.
     Query(QueryArgs),
+    /// Starts a stream query of an app over: deletes its consumer groups and internal topics
+    /// (and with --delete-sink its sink), so that it reads its source again from the beginning
+    /// when the app next runs. Stop the app first.
+    ResetQuery(ResetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("log").required(true).args(["data", "brokers"])))]
+struct ResetArgs {
+    /// The query's name (CREATE STREAM | TABLE <name>).
+    #[arg(long)]
+    name: String,
+    /// The embedded log's directory.
+    #[arg(long, value_name = "DIR", conflicts_with = "brokers")]
+    data: Option<PathBuf>,
+    /// The Kafka cluster.
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: Option<String>,
+    /// Deletes the sink topic too, so that the query starts over into an empty one.
+    #[arg(long)]
+    delete_sink: bool,
+    /// The sink topic, when the query names another (WITH (KAFKA_TOPIC = ...)); the query's name by default.
+    #[arg(long, value_name = "TOPIC", requires = "delete_sink")]
+    sink: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -291,7 +315,18 @@ impl Run<'_> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let Command::Query(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Query(args) => args,
+        Command::ResetQuery(args) => {
+            return match reset(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
     // clap skips `requires = "topic"` when --input (which conflicts with --topic) is given.
     if args.topic.is_none() && (args.data.is_some() || args.brokers.is_some()) {
         let message = "--data and --brokers name where --topic is read: give --topic, or leave them out";
@@ -366,6 +401,25 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
         }
     }
     Ok(if bad > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn reset(args: ResetArgs) -> Result<(), String> {
+    let log: Arc<dyn EventLog> = match (&args.data, &args.brokers) {
+        (_, Some(brokers)) => {
+            Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
+        }
+        // For writing: refused while the app holds the directory.
+        (Some(dir), None) => Arc::new(EmbeddedLog::open_existing(dir).map_err(|e| e.to_string())?),
+        (None, None) => return Err("--data DIR (embedded log) or --brokers HOST:PORT (Kafka) names the log".into()),
+    };
+    let sink = args.delete_sink.then(|| args.sink.as_deref().unwrap_or(&args.name));
+    let reset = tramline::runtime::reset_query(&*log, &args.name, sink).await.map_err(|e| e.to_string())?;
+    let topics = match reset.topics.is_empty() {
+        true => "no topic (none existed)".to_owned(),
+        false => format!("topics {}", reset.topics.join(", ")),
+    };
+    eprintln!("query `{}` reset: deleted groups {} and {topics}", args.name, reset.groups.join(", "));
+    Ok(())
 }
 
 /// Milliseconds since the epoch, rounded down as Java's `Instant.toEpochMilli` does (jiff's

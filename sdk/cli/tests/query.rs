@@ -510,3 +510,56 @@ fn a_record_of_a_topic_that_readers_refuse_is_a_bad_one() {
     assert!(stderr.contains("a CloudEvent in structured mode"), "says why it has no ce_type: {stderr}");
     assert!(stderr.contains("2 events read, 0 of other types skipped, 3 bad"), "{stderr}");
 }
+
+fn reset_query(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tramline")).arg("reset-query").args(args).output().unwrap()
+}
+
+/// `reset-query` deletes a query's groups and internal topics, and its sink when asked: what an
+/// error about a changed query tells its user to run. It refuses a directory that holds no log
+/// (making none) and one that an app holds.
+#[test]
+fn reset_query_deletes_a_querys_groups_and_topics() {
+    use tramline::log::{EventLog, TopicPartition, TopicSpec};
+    let (dir, log) = embedded_log(vec![confirmed(0, "", &[])]);
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let source = TopicPartition::new("order.events", 0);
+    runtime.block_on(async {
+        for topic in ["sales-repartition", "sales", "other"] {
+            log.create_topic(&TopicSpec::keep(topic, 1)).await.unwrap();
+        }
+        log.create_topic(&TopicSpec::compact("sales-changelog", 1)).await.unwrap();
+        let mut member = log.join("sales.rekey", &["order.events"], tramline::log::StartFrom::Beginning).await.unwrap();
+        while member.assignment().is_empty() {
+            member.poll(10, std::time::Duration::from_millis(50)).await.unwrap();
+        }
+        member.commit(Vec::new(), vec![(source.clone(), 1)]).await.unwrap();
+        member.leave().await.unwrap();
+    });
+    let data = dir.path().to_str().unwrap();
+    let held = reset_query(&["--name", "sales", "--data", data]);
+    assert_eq!(held.status.code(), Some(2), "{}", stderr(&held));
+    assert!(stderr(&held).contains("already open"), "the app holds the log: {}", stderr(&held));
+    drop(log);
+
+    let output = reset_query(&["--name", "sales", "--data", data]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("topics sales-repartition, sales-changelog"), "{}", stderr(&output));
+    let output = reset_query(&["--name", "sales", "--data", data, "--delete-sink"]);
+    assert!(stderr(&output).contains("topics sales\n"), "the sink, asked for: {}", stderr(&output));
+    let log = tramline::log::embedded::EmbeddedLog::open(dir.path()).unwrap();
+    let mut topics = log.topics();
+    topics.sort();
+    assert_eq!(topics, ["order.events", "other"]);
+    let committed = runtime.block_on(log.committed("sales.rekey", &source)).unwrap();
+    assert_eq!(committed, None, "the query's group is gone");
+    drop(log);
+
+    let missing = dir.path().join("not-a-log");
+    let output = reset_query(&["--name", "sales", "--data", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("holds no embedded log"), "{}", stderr(&output));
+    assert!(!missing.exists(), "no directory made");
+    let output = reset_query(&["--name", "sales"]);
+    assert_eq!(output.status.code(), Some(2), "no log named: {}", stderr(&output));
+}

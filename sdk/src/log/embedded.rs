@@ -266,6 +266,20 @@ impl EmbeddedLog {
         Ok(EmbeddedLog { store: StoreHandle(Some(store)) })
     }
 
+    /// [`open`](Self::open) for a log that exists: a directory without one is an error, not a
+    /// new log (the mistyped directory of a tool that changes a log, say).
+    pub fn open_existing(dir: impl AsRef<Path>) -> Result<EmbeddedLog, LogError> {
+        let database = store::database_in(dir.as_ref());
+        if !database.is_file() {
+            let dir = dir.as_ref().display();
+            return Err(LogError::Backend(format!(
+                "embedded log {dir}: holds no embedded log (no {})",
+                database.display()
+            )));
+        }
+        Self::open(dir)
+    }
+
     /// [`open_with`](Self::open_with) on tokio's blocking pool.
     pub async fn open_async(dir: impl Into<PathBuf>, options: EmbeddedOptions) -> Result<EmbeddedLog, LogError> {
         let dir = dir.into();
@@ -366,6 +380,12 @@ impl EventLog for EmbeddedLog {
         self.store.writable(&format!("delete the records of {partition} below offset {offset}"))?;
         let partition = partition.clone();
         blocking(&self.store, move |store| store.delete_before(&partition, offset)).await
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        self.store.writable(&format!("delete topic `{topic}`"))?;
+        let topic = topic.to_owned();
+        blocking(&self.store, move |store| store.delete_topic(&topic)).await
     }
 
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {

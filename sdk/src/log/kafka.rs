@@ -20,6 +20,7 @@
 //! | [`end_offset`](EventLog::end_offset) | the high watermark (`ListOffsets` with `read_uncommitted`) |
 //! | [`committed`](EventLog::committed) | the group's committed offset (`OffsetFetch` with `require_stable`) |
 //! | [`delete_before`](EventLog::delete_before) | `DeleteRecords` through the admin client (the partition's log start offset moves up) |
+//! | [`delete_topic`](EventLog::delete_topic) | `DeleteTopics` through the admin client; returns once the metadata no longer shows the topic |
 //! | [`delete_group`](EventLog::delete_group) | `DeleteGroups` through the admin client (refused while the group has members) |
 //! | [`join`](EventLog::join) | a subscribed consumer (`read_committed`, no auto-commit) plus one transactional producer per member |
 //! | [`GroupMember::commit`] | one transaction: the outputs, then `send_offsets_to_transaction` with the consumer's group metadata |
@@ -836,6 +837,35 @@ impl EventLog for KafkaLog {
     async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
         let (group, tp) = (group.to_owned(), partition.clone());
         self.blocking(move |inner| inner.committed_offset(&group, &tp)).await
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        let timeout = self.inner.config.request_timeout;
+        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let results = (self.inner.admin.delete_topics(&[topic], &options).await)
+            .map_err(|e| backend(format_args!("delete topic `{topic}`"), e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((_, code)) => return Err(backend(format_args!("delete topic `{topic}`"), code)),
+            }
+        }
+        lock(&self.inner.partitions).remove(topic);
+        // Gone once the metadata no longer shows it: a topic made again under the name meanwhile
+        // would be refused as one being deleted.
+        let deadline = Instant::now() + timeout;
+        loop {
+            let name = topic.to_owned();
+            if self.blocking(move |inner| inner.metadata(&name, false)).await?.is_none() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(LogError::Backend(format!(
+                    "kafka: topic `{topic}` was deleted but the metadata still shows it after {timeout:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {

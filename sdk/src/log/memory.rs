@@ -261,6 +261,15 @@ impl EventLog for MemoryLog {
         Ok(())
     }
 
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        let mut state = self.shared.lock();
+        state.topics.remove(topic);
+        for positions in state.committed.values_mut() {
+            positions.retain(|tp, _| &*tp.topic != topic);
+        }
+        Ok(())
+    }
+
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         self.shared.lock().committed.remove(group);
         Ok(())

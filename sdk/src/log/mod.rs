@@ -307,6 +307,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// members; each is read from the group's committed position, or from `start`.
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError>;
 
+    /// Deletes a topic with its records and every group's committed positions on it (Kafka's
+    /// `DeleteTopics`), for a stream query started over. No member may read it meanwhile. A
+    /// topic the log does not know is not an error; a topic made again under the name starts
+    /// empty, at offset 0.
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError>;
+
     /// Deletes a group that has no members left, with its committed positions: a group made
     /// for one run of one process (a new one at each start) would otherwise stay for good.
     /// A group the log does not know is not an error. By default nothing is kept to delete.

@@ -194,6 +194,10 @@ impl EventLog for Namespaced {
             .map_err(|e| rename.in_error(e))
     }
 
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        self.inner.delete_topic(&self.outside(topic)).await.map_err(|e| self.rename.in_error(e))
+    }
+
     async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
         let rename = &self.rename;
         self.inner.delete_before(&rename.out_tp(partition), offset).await.map_err(|e| rename.in_error(e))

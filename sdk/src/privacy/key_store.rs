@@ -632,6 +632,9 @@ mod tests {
         async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
             self.log.delete_before(partition, offset).await
         }
+        async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+            self.log.delete_topic(topic).await
+        }
         async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
             self.log.join(group, topics, start).await
         }

@@ -28,7 +28,10 @@ use uuid::Uuid;
 
 pub use gateway::{Accepted, CommandError, CommandGateway, Outcome};
 pub use projection::ProjectionHandle;
-pub use query::{Columns, QueryHandle, QueryRow, changelog_topic, headers as query_headers, repartition_topic};
+pub use query::{
+    Columns, QueryHandle, QueryReset, QueryRow, changelog_topic, headers as query_headers, repartition_topic,
+    reset_query,
+};
 pub use topology::{ProcessorInfo, ProcessorKind, Topology};
 
 use crate::log::{EventLog, LogError, TopicPartition, TopicSpec};
@@ -181,8 +184,9 @@ pub enum RuntimeError {
         now: &'static str,
         /// The earlier kind's consumer group that has positions.
         group: String,
-        /// Every group and topic of the earlier kind, the sink included: deleting only some
-        /// of an aggregation's would count its records again when it comes back.
+        /// Every group and topic of the earlier kind, the sink included (deleting only some of
+        /// an aggregation's would count its records again when it comes back), and the command
+        /// that deletes them.
         leftovers: String,
     },
     /// A data module was registered twice in one app.

@@ -41,6 +41,46 @@ pub fn changelog_topic(query: &str) -> String {
     format!("{query}-changelog")
 }
 
+/// What [`reset_query`] deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryReset {
+    /// The query's consumer groups, deleted with their positions (whether they had any or not).
+    pub groups: Vec<String>,
+    /// The topics that existed and were deleted.
+    pub topics: Vec<String>,
+}
+
+/// Starts a stream query over, as Kafka Streams' application reset tool does: deletes its
+/// consumer groups (`<query>.rekey` and `<query>.aggregate`, or `<query>.select`) and its
+/// internal topics (`<query>-repartition`, `<query>-changelog`), and with `sink` its sink topic
+/// too, so that the query, registered again, reads its source from the beginning into a new
+/// sink. Run it while no app runs the query (Kafka refuses to delete a group with members). The
+/// dead-letter topics stay, with the records that failed.
+pub async fn reset_query(log: &dyn EventLog, query: &str, sink: Option<&str>) -> Result<QueryReset, RuntimeError> {
+    let groups: Vec<String> = ["rekey", "aggregate", "select"].iter().map(|kind| format!("{query}.{kind}")).collect();
+    // The groups first: a group that still has members stops the reset before any topic goes.
+    for group in &groups {
+        log.delete_group(group).await?;
+    }
+    let mut topics = Vec::new();
+    for topic in [repartition_topic(query), changelog_topic(query)].into_iter().chain(sink.map(str::to_owned)) {
+        if log.partition_count(&topic).await?.is_some() {
+            log.delete_topic(&topic).await?;
+            topics.push(topic);
+        }
+    }
+    Ok(QueryReset { groups, topics })
+}
+
+/// How a user starts `plan` over: the command line, and the function.
+fn reset_command(plan: &Plan) -> String {
+    let sink = match plan.sink_topic() == plan.name {
+        true => String::new(),
+        false => format!(" --sink {}", plan.sink_topic()),
+    };
+    format!("`tramline reset-query --name {} --delete-sink{sink}` (or `tramline::runtime::reset_query`)", plan.name)
+}
+
 /// Header names on a query's output rows, besides the CloudEvents ones (only on the rows of a
 /// query with windows).
 pub mod headers {
@@ -295,11 +335,12 @@ impl App {
         let group = format!("{name}.{other}");
         let leftovers = match plan.is_stateless() {
             true => format!(
-                "groups `{name}.rekey` and `{name}.aggregate`, topics `{}`, `{}` and `{sink}`",
+                "groups `{name}.rekey` and `{name}.aggregate`, topics `{}`, `{}` and `{sink}`: {} deletes them",
                 repartition_topic(name),
-                changelog_topic(name)
+                changelog_topic(name),
+                reset_command(plan)
             ),
-            false => format!("group `{name}.select`, topic `{sink}`"),
+            false => format!("group `{name}.select`, topic `{sink}`: {} deletes them", reset_command(plan)),
         };
         for partition in 0..self.log.partition_count(source).await?.unwrap_or(0) {
             if self.log.committed(&group, &TopicPartition::new(source, partition)).await?.is_some() {
@@ -692,12 +733,14 @@ impl WindowProcessor {
                     return Err(broken(&format!(
                         "query `{}` changed since its changelog was written (aggregates|windows|group: `{written}`, now \
                          `{}`): its stored windows do not fit the new query; give the changed query a new name, or \
-                         delete the topics `{}`, `{}` and `{}` to start it over",
+                         delete the topics `{}`, `{}` and `{}` and its groups to start it over ({} deletes \
+                         them)",
                         plan.name,
                         self.shape,
                         self.changelog,
                         self.repartition,
-                        plan.name
+                        plan.sink_topic(),
+                        reset_command(plan)
                     )));
                 }
                 state.restore_progress(progress.stream_time, progress.late);

@@ -155,6 +155,7 @@ pub async fn run_all(target: &dyn ConformanceTarget) {
     poll_wakes_promptly(target).await;
     restart_resumes_after_commit(target).await;
     deleted_records_stay_deleted(target).await;
+    deleted_topic_is_gone(target).await;
 }
 
 /// One `#[tokio::test]` per conformance check, on the [`ConformanceTarget`] that `$target`
@@ -182,6 +183,7 @@ macro_rules! conformance_tests {
             poll_wakes_promptly,
             restart_resumes_after_commit,
             deleted_records_stay_deleted,
+            deleted_topic_is_gone,
         );
     };
     (@each $target:expr; $($check:ident),* $(,)?) => {
@@ -972,6 +974,43 @@ pub async fn deleted_records_stay_deleted(target: &dyn ConformanceTarget) {
     assert_eq!(offsets(&read_all(&*log, &p0).await), [(0, 4), (0, 5)], "deleted records stay deleted after a restart");
     let positions = append(&*log, vec![record(&topic, "a", "a6").to_partition(0)]).await;
     assert_eq!(positions[0].offset, 6, "offsets go on after a restart");
+}
+
+/// `delete_topic` deletes a topic with its records and the positions groups committed on it;
+/// made again, the topic starts empty at offset 0. Deleting a topic the log does not know is
+/// no error. Other topics and positions stay, across a restart too.
+pub async fn deleted_topic_is_gone(target: &dyn ConformanceTarget) {
+    let log = target.fresh().await;
+    let doomed = new_topic(&*log, "doomed", 2).await;
+    let other = new_topic(&*log, "other", 1).await;
+    append(&*log, (0..4).map(|i| record(&doomed, format!("k{i}"), "v")).collect()).await;
+    append(&*log, vec![record(&other, "k", "v")]).await;
+    let group = unique("doomed");
+    let mut member = join(&*log, &group, &[&doomed, &other], StartFrom::Beginning).await;
+    let read = collect(&mut *member, 5).await;
+    member.commit(Vec::new(), next_positions(&read)).await.expect("commit positions");
+    member.leave().await.unwrap();
+    let (p0, kept) = (TopicPartition::new(doomed.clone(), 0), TopicPartition::new(other.clone(), 0));
+
+    log.delete_topic(&doomed).await.expect("delete the topic");
+    assert_eq!(log.partition_count(&doomed).await.unwrap(), None, "the topic is gone");
+    let read = log.read(&p0, 0, 10).await;
+    assert!(matches!(read, Err(LogError::UnknownTopic(_))), "read of a deleted topic: {read:?}");
+    assert_eq!(log.committed(&group, &kept).await.unwrap(), Some(1), "positions on other topics stay");
+    log.delete_topic(&doomed).await.expect("a topic the log does not know is no error");
+
+    let Some(log) = target.reopen(log).await else {
+        return;
+    };
+    assert_eq!(log.partition_count(&doomed).await.unwrap(), None, "a deleted topic stays deleted");
+    log.create_topic(&TopicSpec::keep(&*doomed, 1))
+        .await
+        .expect("make it again, with another partition count");
+    assert_eq!(log.end_offset(&p0).await.unwrap(), 0, "made again, it starts empty");
+    assert_eq!(log.committed(&group, &p0).await.unwrap(), None, "no position of the deleted topic stays");
+    let positions = append(&*log, vec![record(&doomed, "k", "v").to_partition(0)]).await;
+    assert_eq!(positions[0].offset, 0, "made again, it starts at offset 0");
+    assert_eq!(read_all(&*log, &kept).await.len(), 1, "other topics keep their records");
 }
 
 /// Polls until the member's position on each partition is its end; returns the records.

@@ -109,6 +109,9 @@ impl EventLog for FaultyLog {
     async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
         self.log.delete_before(partition, offset).await
     }
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        self.log.delete_topic(topic).await
+    }
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         self.log.delete_group(group).await
     }

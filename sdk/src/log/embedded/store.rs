@@ -655,6 +655,25 @@ impl Store {
             .map_err(|e| self.error(&format!("cannot delete group `{group}`"), e))
     }
 
+    /// Deletes a topic: its records, the positions committed on it, its compaction marks and
+    /// retention, and the topic itself, in one transaction. Blocks.
+    pub(super) fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        let writer = lock(&self.writer);
+        let Some(id) = self.catalog().topics.get(topic).map(|meta| meta.id) else { return Ok(()) };
+        writer
+            .unchecked_transaction()
+            .and_then(|tx| {
+                for table in ["records", "committed", "compaction_marks", "topic_retention"] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE topic = ?1"), [id])?;
+                }
+                tx.execute("DELETE FROM topics WHERE id = ?1", [id])?;
+                tx.commit()
+            })
+            .map_err(|e| self.error(&format!("cannot delete topic `{topic}`"), e))?;
+        self.catalog().topics.remove(topic);
+        Ok(())
+    }
+
     /// Deletes a partition's records below `offset`, but its last record: opening finds the
     /// partition's end from it. Blocks.
     pub(super) fn delete_before(&self, tp: &TopicPartition, offset: u64) -> Result<(), LogError> {
@@ -897,7 +916,7 @@ impl Store {
 /// The database of the log in `dir`, beside its lock. SQLite may read a name that begins with
 /// `file:` as a URI (its `?` and `#` cutting it short): such a relative directory is named from
 /// `.`, so that the database is never elsewhere than the lock that guards it.
-fn database_in(dir: &Path) -> PathBuf {
+pub(super) fn database_in(dir: &Path) -> PathBuf {
     let database = dir.join(DATABASE);
     match database.to_str().is_some_and(|path| path.starts_with("file:")) {
         true => Path::new(".").join(database),
