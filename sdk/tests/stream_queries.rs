@@ -413,9 +413,20 @@ async fn a_tables_sink_is_compacted_and_a_kept_one_is_still_used(log: Arc<dyn Ev
     let name = format!("stream_{}", uuid::Uuid::now_v7().simple());
     log.create_topic(&TopicSpec::compact(&name, 4)).await.expect("a compacted topic");
     log.create_topic(&TopicSpec::keep(OrderEvent::TOPIC, 4)).await.expect("the source topic");
-    let mut app = App::new(log).with_settings(settings());
+    let mut app = App::new(log.clone()).with_settings(settings());
     let refused = app.query(query(&stream, &name)).await.map(|_| ()).unwrap_err();
-    assert!(matches!(refused, RuntimeError::Log(LogError::CleanupMismatch { .. })), "{refused}");
+    let said = refused.to_string();
+    assert!(matches!(refused, RuntimeError::SinkMismatch { mismatch: LogError::CleanupMismatch { .. }, .. }), "{said}");
+    assert!(said.contains(&format!("tramline reset-query --name {name} --delete-sink --data DIR")), "{said}");
+
+    // A windowed TABLE that loses its windows would keep rows on a sink that expires them.
+    let name = format!("unwindowed_{}", uuid::Uuid::now_v7().simple());
+    let (app, _handle) = start(log.clone(), query(windowed, &name)).await;
+    app.shutdown().await.expect("a clean shutdown");
+    let mut app = App::new(log.clone()).with_settings(settings());
+    let refused = app.query(query(table, &name)).await.map(|_| ()).unwrap_err();
+    assert!(matches!(refused, RuntimeError::SinkMismatch { .. }), "{refused}");
+    assert!(refused.to_string().contains("reset-query"), "{refused}");
 }
 
 /// A query that ran as an aggregation cannot run as a query without GROUP BY under the same
@@ -443,7 +454,10 @@ async fn a_query_that_changes_kind_under_its_name_is_refused(log: Arc<dyn EventL
         let message = refused.to_string();
         assert!(matches!(&refused, RuntimeError::QueryKindChanged { was: w, .. } if *w == was), "{message}");
         assert!(message.contains(&format!("group `{name}.{group}` has positions")), "{message}");
-        assert!(message.contains(&format!("`tramline reset-query --name {name} --delete-sink`")), "{message}");
+        assert!(
+            message.contains(&format!("`tramline reset-query --name {name} --delete-sink --data DIR`")),
+            "{message}"
+        );
         // The same kind again goes on where it was.
         let (app, _handle) = start(log.clone(), query(first, &name)).await;
         app.shutdown().await.expect("a clean shutdown");
@@ -451,7 +465,7 @@ async fn a_query_that_changes_kind_under_its_name_is_refused(log: Arc<dyn EventL
         let reset = tramline::runtime::reset_query(&*log, &name, Some(&name)).await.expect("reset");
         let internal = match group {
             "select" => vec![],
-            _ => vec![repartition_topic(&name), tramline::stream::changelog_topic(&name)],
+            _ => vec![tramline::stream::changelog_topic(&name), repartition_topic(&name)],
         };
         assert_eq!(reset.topics, [internal, vec![name.clone()]].concat(), "what existed");
         let (app, handle) = start(log.clone(), query(then, &name)).await;
@@ -692,6 +706,51 @@ async fn memory_a_row_the_log_refuses_as_too_large_dead_letters_its_record_and_t
         .map(|r| column(r, "KSQL_COL_0").as_i64().unwrap())
         .collect();
     assert_eq!(huge, [5], "{rows:?}");
+    app.shutdown().await.expect("a clean shutdown");
+}
+
+/// A reset that fails half-way says what it deleted and to run it again; run again, it
+/// deletes the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_reset_cut_short_says_to_run_it_again() {
+    let memory = MemoryLog::shared();
+    let name = format!("cut_short_{}", uuid::Uuid::now_v7().simple());
+    let sql = "CREATE TABLE suspicious_sales AS SELECT customer_id, COUNT(*) AS orders
+        FROM order_confirmed GROUP BY customer_id";
+    let (app, _handle) = start(memory.clone(), query(sql, &name)).await;
+    app.shutdown().await.expect("a clean shutdown");
+    let repartition = repartition_topic(&name);
+    let failing = repartition.clone();
+    let faulty = FaultyLog::over(memory.clone())
+        .delete_topic_fails(move |topic| (topic == failing).then(|| LogError::Backend("the broker is away".into())));
+    let error = tramline::runtime::reset_query(&faulty, &name, Some(&name)).await.expect_err("cut short");
+    let said = error.to_string();
+    assert!(said.contains(&format!("query `{name}` is only partly reset (deleted: {name}.rekey")), "{said}");
+    assert!(said.contains(&format!("{name}-changelog): log backend failed: the broker is away")), "{said}");
+    assert!(said.contains("run the reset again"), "{said}");
+    let reset = tramline::runtime::reset_query(&*memory, &name, Some(&name)).await.expect("run again");
+    assert_eq!(reset.topics, [repartition, name.clone()]);
+}
+
+/// The memory log keeps records in segments of 4,096: a purge up to the end of a full one
+/// frees it, and the next record still goes where it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_purge_at_a_segment_boundary_loses_nothing() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    log.create_topic(&TopicSpec::keep(OrderEvent::TOPIC, 1)).await.expect("the source topic");
+    let sql = "CREATE TABLE suspicious_sales AS SELECT customer_id, COUNT(*) AS orders
+        FROM order_confirmed GROUP BY customer_id";
+    let mut app = App::new(log.clone()).with_settings(Settings { partitions: 1, ..settings() });
+    let handle = app.query(query(sql, "boundary")).await.expect("registered");
+    within("the app to start", app.start()).await.expect("started");
+    let t0 = base();
+    let events: Vec<(i64, OrderEvent)> = (0..4096).map(|i| (t0 + i, confirmed("cus_boundary", 1))).collect();
+    append(&*log, &events).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    append(&*log, &[(t0 + 5000, confirmed("cus_boundary", 1))]).await;
+    within("the query to settle", app.settle()).await.expect("settled");
+    let rows = handle.rows().await.expect("rows");
+    assert_eq!(column(rows.last().expect("a row"), "orders"), 4097);
     app.shutdown().await.expect("a clean shutdown");
 }
 

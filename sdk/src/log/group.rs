@@ -249,6 +249,14 @@ impl Cursor {
         }
     }
 
+    /// Moves a partition's position up to `offset`, the first record kept: the records below
+    /// were deleted meanwhile (Kafka's `auto.offset.reset=earliest` does the same).
+    pub(crate) fn skip_to(&mut self, tp: &TopicPartition, offset: u64) {
+        if let Some(position) = self.positions.get_mut(tp) {
+            *position = (*position).max(offset);
+        }
+    }
+
     /// Moves every assigned partition back to the group's `committed` position, or to where it
     /// started when nothing was committed (not below the `first` offset kept).
     pub(crate) fn rewind(

@@ -67,14 +67,11 @@ impl Segments {
     }
 
     fn push(&mut self, record: Record) {
-        match self.segments.last_mut() {
-            Some(last) if last.len() < Self::SIZE => last.push(record),
-            _ => {
-                let mut segment = Vec::with_capacity(Self::SIZE);
-                segment.push(record);
-                self.segments.push(segment);
-            }
+        // Told by the count, not by the last segment's length: a freed segment is empty.
+        if self.len.is_multiple_of(Self::SIZE) {
+            self.segments.push(Vec::with_capacity(Self::SIZE));
         }
+        self.segments.last_mut().expect("a segment for the record").push(record);
         self.len += 1;
     }
 
@@ -321,6 +318,9 @@ impl MemoryMember {
             let Ok(log) = state.partition(&tp) else {
                 continue;
             };
+            if position < log.first as u64 {
+                self.cursor.skip_to(&tp, log.first as u64);
+            }
             log.copy_to(position as usize, max - records.len(), &mut records);
         }
         self.cursor.consumed(&records);
@@ -440,5 +440,54 @@ mod tests {
         assert_eq!(out[0].offset, 9_000, "an earlier offset does not bring records back");
         partition.push(record(10_000));
         assert_eq!(partition.len(), 10_001);
+    }
+
+    /// A member whose position falls below the first record kept (another group deleted what
+    /// it had not read) moves up to it, and so to the end when nothing is left.
+    #[tokio::test]
+    async fn a_member_below_the_deleted_records_moves_up_to_the_first_kept() {
+        let log = MemoryLog::new();
+        log.create_topic(&TopicSpec::keep("t", 1)).await.unwrap();
+        let record = OutRecord {
+            topic: Arc::from("t"),
+            partition: Some(0),
+            key: None,
+            value: None,
+            headers: crate::log::Headers::new(),
+            timestamp: None,
+        };
+        log.append(vec![record.clone(), record.clone(), record]).await.unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let mut member = log.join("slow", &["t"], StartFrom::Beginning).await.unwrap();
+        while member.assignment().is_empty() {
+            member.poll(0, Duration::from_millis(10)).await.unwrap();
+        }
+        assert_eq!(member.position(&tp), Some(0));
+        log.delete_before(&tp, 3).await.unwrap();
+        let polled = member.poll(10, Duration::from_millis(10)).await.unwrap();
+        assert!(polled.records.is_empty());
+        assert_eq!(member.position(&tp), Some(3), "at the end, where nothing is left to read");
+    }
+
+    /// Deleting up to the end of a full segment frees it too: the next record starts a new one.
+    #[tokio::test]
+    async fn a_record_after_a_whole_full_segment_was_deleted_is_read_back() {
+        let log = MemoryLog::new();
+        log.create_topic(&TopicSpec::keep("t", 1)).await.unwrap();
+        let record = |i: usize| OutRecord {
+            topic: Arc::from("t"),
+            partition: Some(0),
+            key: Some(bytes::Bytes::from(format!("k{i}"))),
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: crate::log::Headers::new(),
+            timestamp: None,
+        };
+        log.append((0..Segments::SIZE).map(record).collect()).await.unwrap();
+        let tp = TopicPartition::new("t", 0);
+        log.delete_before(&tp, Segments::SIZE as u64).await.unwrap();
+        log.append(vec![record(Segments::SIZE)]).await.unwrap();
+        let read = log.read(&tp, 0, 10).await.unwrap();
+        assert_eq!(read.iter().map(|r| r.offset).collect::<Vec<_>>(), [Segments::SIZE as u64]);
+        assert_eq!(read[0].key.as_deref(), Some(format!("k{}", Segments::SIZE).as_bytes()));
     }
 }

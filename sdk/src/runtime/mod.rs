@@ -189,6 +189,20 @@ pub enum RuntimeError {
         /// that deletes them.
         leftovers: String,
     },
+    /// A query's sink topic exists cleaned up otherwise than the query needs (compacted, for
+    /// a STREAM's rows; expiring, for a TABLE without windows), made for the query as it was
+    /// before it changed.
+    #[error(
+        "query `{query}` cannot write its rows to its sink: {mismatch}; if the query changed (a TABLE became a STREAM, or lost its windows), start it over with the app stopped: {reset}"
+    )]
+    SinkMismatch {
+        /// The query.
+        query: String,
+        /// What the log found ([`LogError::CleanupMismatch`]).
+        mismatch: LogError,
+        /// The command that starts the query over.
+        reset: String,
+    },
     /// A data module was registered twice in one app.
     #[error("module `{0}` is registered twice in this app")]
     DuplicateModule(&'static str),

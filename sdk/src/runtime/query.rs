@@ -55,30 +55,44 @@ pub struct QueryReset {
 /// internal topics (`<query>-repartition`, `<query>-changelog`), and with `sink` its sink topic
 /// too, so that the query, registered again, reads its source from the beginning into a new
 /// sink. Run it while no app runs the query (Kafka refuses to delete a group with members). The
-/// dead-letter topics stay, with the records that failed.
+/// dead-letter topics stay, with the records that failed. A reset that fails half-way says so:
+/// run it again before an app runs the query, which would otherwise count records twice.
 pub async fn reset_query(log: &dyn EventLog, query: &str, sink: Option<&str>) -> Result<QueryReset, RuntimeError> {
     let groups: Vec<String> = ["rekey", "aggregate", "select"].iter().map(|kind| format!("{query}.{kind}")).collect();
+    let mut done = QueryReset { groups: Vec::new(), topics: Vec::new() };
+    let partly = |done: &QueryReset, error: LogError| match (done.groups.is_empty(), done.topics.is_empty()) {
+        (true, true) => RuntimeError::Log(error),
+        _ => RuntimeError::Log(LogError::Backend(format!(
+            "query `{query}` is only partly reset (deleted: {}): {error}; run the reset again before an app runs \
+             the query",
+            [&done.groups[..], &done.topics[..]].concat().join(", ")
+        ))),
+    };
     // The groups first: a group that still has members stops the reset before any topic goes.
-    for group in &groups {
-        log.delete_group(group).await?;
+    for group in groups {
+        log.delete_group(&group).await.map_err(|e| partly(&done, e))?;
+        done.groups.push(group);
     }
-    let mut topics = Vec::new();
-    for topic in [repartition_topic(query), changelog_topic(query)].into_iter().chain(sink.map(str::to_owned)) {
-        if log.partition_count(&topic).await?.is_some() {
-            log.delete_topic(&topic).await?;
-            topics.push(topic);
+    for topic in [changelog_topic(query), repartition_topic(query)].into_iter().chain(sink.map(str::to_owned)) {
+        if log.partition_count(&topic).await.map_err(|e| partly(&done, e))?.is_some() {
+            log.delete_topic(&topic).await.map_err(|e| partly(&done, e))?;
+            done.topics.push(topic);
         }
     }
-    Ok(QueryReset { groups, topics })
+    Ok(done)
 }
 
-/// How a user starts `plan` over: the command line, and the function.
+/// How a user starts `plan` over (with the app stopped): the command line, and the function.
 fn reset_command(plan: &Plan) -> String {
     let sink = match plan.sink_topic() == plan.name {
         true => String::new(),
         false => format!(" --sink {}", plan.sink_topic()),
     };
-    format!("`tramline reset-query --name {} --delete-sink{sink}` (or `tramline::runtime::reset_query`)", plan.name)
+    format!(
+        "`tramline reset-query --name {} --delete-sink{sink} --data DIR` (or `--brokers HOST:PORT`; \
+         `tramline::runtime::reset_query` in code)",
+        plan.name
+    )
 }
 
 /// Header names on a query's output rows, besides the CloudEvents ones (only on the rows of a
@@ -335,12 +349,16 @@ impl App {
         let group = format!("{name}.{other}");
         let leftovers = match plan.is_stateless() {
             true => format!(
-                "groups `{name}.rekey` and `{name}.aggregate`, topics `{}`, `{}` and `{sink}`: {} deletes them",
+                "groups `{name}.rekey` and `{name}.aggregate`, topics `{}`, `{}` and `{sink}`; with the app \
+                 stopped, {} deletes them",
                 repartition_topic(name),
                 changelog_topic(name),
                 reset_command(plan)
             ),
-            false => format!("group `{name}.select`, topic `{sink}`: {} deletes them", reset_command(plan)),
+            false => format!(
+                "group `{name}.select`, topic `{sink}`; with the app stopped, {} deletes them",
+                reset_command(plan)
+            ),
         };
         for partition in 0..self.log.partition_count(source).await?.unwrap_or(0) {
             if self.log.committed(&group, &TopicPartition::new(source, partition)).await?.is_some() {
@@ -364,8 +382,11 @@ impl App {
             (true, None) => Cleanup::Compact,
             (true, Some(retention)) => Cleanup::CompactAndExpire { retention },
         };
+        let refused =
+            |mismatch| RuntimeError::SinkMismatch { query: plan.name.clone(), mismatch, reset: reset_command(plan) };
         let mismatch = match self.log.create_topic(&TopicSpec { name: topic.to_owned(), partitions, cleanup }).await {
             Err(mismatch @ LogError::CleanupMismatch { .. }) if table => mismatch,
+            Err(mismatch @ LogError::CleanupMismatch { .. }) => return Err(refused(mismatch)),
             created => return Ok(created?),
         };
         // The policies that keep at least as much, longest last.
@@ -389,7 +410,7 @@ impl App {
             }
         }
         // None of them: the first mismatch says what was asked.
-        Err(mismatch.into())
+        Err(refused(mismatch))
     }
 
     async fn stateless_query(&mut self, plan: Plan, subscription: Subscription) -> Result<QueryHandle, RuntimeError> {
@@ -656,24 +677,31 @@ impl Purge {
         }
     }
 
-    /// The batch was written with its positions; deletes what is committed once the interval
-    /// has passed. A failure is told and tried again at the next interval: nothing depends on
+    /// The batch was written with its positions; deletes what is committed at the first
+    /// commit after each interval (an aggregation with nothing to do deletes nothing, as Kafka
+    /// Streams). A failure is told and tried again after the next interval: nothing depends on
     /// it but the topic's size.
     async fn committed(&mut self, log: &dyn EventLog, topic: &'static str, group: &str) {
         for (partition, next) in self.batch.drain(..) {
-            let slot = self.committed.entry(partition).or_default();
-            *slot = (*slot).max(next);
+            Self::note(&mut self.committed, partition, next);
         }
         if self.last.elapsed() < self.interval || self.committed.is_empty() {
             return;
         }
         self.last = std::time::Instant::now();
-        for (partition, offset) in self.committed.drain() {
+        let due: Vec<(u32, u64)> = self.committed.drain().collect();
+        for (partition, offset) in due {
             let tp = TopicPartition::new(topic, partition);
             if let Err(error) = log.delete_before(&tp, offset).await {
                 tracing::warn!(group, %error, "cannot delete the repartition topic's records counted already; trying again later");
+                Self::note(&mut self.committed, partition, offset);
             }
         }
+    }
+
+    fn note(committed: &mut HashMap<u32, u64>, partition: u32, next: u64) {
+        let slot = committed.entry(partition).or_default();
+        *slot = (*slot).max(next);
     }
 
     /// Partitions taken away, or a write that failed: what was read of them is not ours to
@@ -733,8 +761,8 @@ impl WindowProcessor {
                     return Err(broken(&format!(
                         "query `{}` changed since its changelog was written (aggregates|windows|group: `{written}`, now \
                          `{}`): its stored windows do not fit the new query; give the changed query a new name, or \
-                         delete the topics `{}`, `{}` and `{}` and its groups to start it over ({} deletes \
-                         them)",
+                         delete the topics `{}`, `{}` and `{}` and its groups to start it over (with the app \
+                         stopped, {} deletes them)",
                         plan.name,
                         self.shape,
                         self.changelog,

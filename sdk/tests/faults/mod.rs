@@ -9,6 +9,9 @@ use tramline::MemoryLog;
 use tramline::log::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
 use tramline::model::Position;
 
+/// Whether deleting a topic fails, and how.
+pub type TopicFault = Box<dyn Fn(&str) -> Option<LogError> + Send + Sync>;
+
 /// Whether a write (outputs and positions) fails, and how.
 pub type WriteFault = Box<dyn Fn(&[OutRecord], &[(TopicPartition, u64)]) -> Option<LogError> + Send + Sync>;
 
@@ -26,12 +29,14 @@ pub struct FaultyLog {
     pub rewind: Option<LogError>,
     /// Fails `end_offset`.
     pub end_offset: Option<Box<dyn Fn() -> Option<LogError> + Send + Sync>>,
+    /// Fails `delete_topic` of the topics it answers for.
+    pub delete_topic: Option<TopicFault>,
 }
 
 impl FaultyLog {
     /// A log without faults yet.
     pub fn over(log: Arc<MemoryLog>) -> Self {
-        FaultyLog { log, append: None, groups: None, commit: None, rewind: None, end_offset: None }
+        FaultyLog { log, append: None, groups: None, commit: None, rewind: None, end_offset: None, delete_topic: None }
     }
 
     /// `append` fails as `fault` says.
@@ -58,6 +63,12 @@ impl FaultyLog {
     /// `end_offset` fails as `fault` says.
     pub fn end_offset_fails(mut self, fault: impl Fn() -> Option<LogError> + Send + Sync + 'static) -> Self {
         self.end_offset = Some(Box::new(fault));
+        self
+    }
+
+    /// `delete_topic` fails as `fault` says.
+    pub fn delete_topic_fails(mut self, fault: impl Fn(&str) -> Option<LogError> + Send + Sync + 'static) -> Self {
+        self.delete_topic = Some(Box::new(fault));
         self
     }
 
@@ -110,7 +121,10 @@ impl EventLog for FaultyLog {
         self.log.delete_before(partition, offset).await
     }
     async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
-        self.log.delete_topic(topic).await
+        match self.delete_topic.as_ref().and_then(|fault| fault(topic)) {
+            Some(error) => Err(error),
+            None => self.log.delete_topic(topic).await,
+        }
     }
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         self.log.delete_group(group).await
