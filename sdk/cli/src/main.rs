@@ -1,10 +1,13 @@
-//! `tramline`: runs a stream query written in ksqlDB's SQL over events, and prints the rows.
+//! `tramline`: runs a stream query written in ksqlDB's SQL over events, and prints the rows;
+//! starts an app's query over; lists a processor's dead letters.
 //!
 //! ```text
 //! tramline query --sql suspicious_sales.sql --input events.jsonl --until-end
 //! cat events.jsonl | tramline query --sql q.sql
 //! tramline query --sql q.sql --data ./tramline-data --topic order.events --until-end
 //! tramline query --sql q.sql --brokers 127.0.0.1:9092 --topic order.events --until-end
+//! tramline reset-query --name suspicious_sales --data ./tramline-data --delete-sink
+//! tramline dead-letters --group accounting --data ./tramline-data
 //! ```
 //!
 //! Events are CloudEvents 1.0 in structured JSON, one a line (`specversion`, `id`, `source`,
@@ -42,6 +45,52 @@ enum Command {
     /// (and with --delete-sink its sink), so that it reads its source again from the beginning
     /// when the app next runs. Stop the app first.
     ResetQuery(ResetArgs),
+    /// Lists the dead letters of a processor as JSON lines: where each failed record came
+    /// from, and why it failed.
+    DeadLetters(DeadLetterArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("log").required(true).args(["data", "brokers"])))]
+struct DeadLetterArgs {
+    /// The processor's consumer group (`order.aggregate`, `accounting`,
+    /// `suspicious_sales.aggregate`...): its letters are on the topic `<group>.dlq`.
+    #[arg(long)]
+    group: String,
+    /// The embedded log's directory (read-only, beside the app that runs on it).
+    #[arg(long, value_name = "DIR", conflicts_with = "brokers")]
+    data: Option<PathBuf>,
+    /// The Kafka cluster.
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: Option<String>,
+    /// Prints each failed record's value too: as text when it is UTF-8, else as base64.
+    #[arg(long)]
+    values: bool,
+}
+
+/// One dead letter as `tramline dead-letters` prints it.
+#[derive(Serialize)]
+struct Letter {
+    /// The letter: `<group>.dlq/<partition>@<offset>`.
+    letter: String,
+    /// The failed record: `<topic>/<partition>@<offset>`.
+    origin: Option<String>,
+    processor: Option<String>,
+    error: Option<String>,
+    /// The failed record's key, as text (lossy).
+    key: Option<String>,
+    /// Its CloudEvents type (`ce_type`).
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// When it was written (the record's timestamp).
+    time: Option<String>,
+    /// How many bytes of the record the letter left out (a letter too large for the log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    omitted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_base64: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -317,15 +366,8 @@ impl Run<'_> {
 async fn main() -> ExitCode {
     let args = match Cli::parse().command {
         Command::Query(args) => args,
-        Command::ResetQuery(args) => {
-            return match reset(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    ExitCode::from(2)
-                }
-            };
-        }
+        Command::ResetQuery(args) => return exit(reset(args).await),
+        Command::DeadLetters(args) => return exit(dead_letters(args).await),
     };
     // clap skips `requires = "topic"` when --input (which conflicts with --topic) is given.
     if args.topic.is_none() && (args.data.is_some() || args.brokers.is_some()) {
@@ -401,6 +443,81 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
         }
     }
     Ok(if bad > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The exit status of a command other than `query`: 2 with the reason when it could not run.
+fn exit(done: Result<(), String>) -> ExitCode {
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
+    use tramline::runtime::dead_letter::{headers, topic_of};
+    let log: Arc<dyn EventLog> = match (&args.data, &args.brokers) {
+        (_, Some(brokers)) => {
+            Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
+        }
+        (Some(dir), None) => Arc::new(EmbeddedLog::open_read_only(dir).map_err(|e| e.to_string())?),
+        (None, None) => return Err("--data DIR (embedded log) or --brokers HOST:PORT (Kafka) names the log".into()),
+    };
+    let topic = topic_of(&args.group);
+    let partitions = log.partition_count(&topic).await.map_err(|e| e.to_string())?.ok_or_else(|| {
+        format!("topic `{topic}` does not exist: is `{}` the name of a processor's consumer group?", args.group)
+    })?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut count = 0;
+    for partition in 0..partitions {
+        let tp = TopicPartition::new(topic.as_str(), partition);
+        let end = log.end_offset(&tp).await.map_err(|e| e.to_string())?;
+        let mut offset = 0;
+        while offset < end {
+            let letters = log.read(&tp, offset, 1024).await.map_err(|e| e.to_string())?;
+            let Some(last) = letters.last() else { break };
+            offset = last.offset + 1;
+            for record in letters.iter().filter(|r| r.offset < end) {
+                let text = |name: &str| record.header(name).map(|v| String::from_utf8_lossy(v).into_owned());
+                let origin = match (text(headers::TOPIC), text(headers::PARTITION), text(headers::OFFSET)) {
+                    (Some(topic), Some(partition), Some(offset)) => Some(format!("{topic}/{partition}@{offset}")),
+                    _ => None,
+                };
+                let value = record.value.as_deref().filter(|_| args.values);
+                let (value, value_base64) = match value.map(std::str::from_utf8) {
+                    Some(Ok(text)) => (Some(text.to_owned()), None),
+                    Some(Err(_)) => {
+                        use base64::Engine;
+                        (None, value.map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes)))
+                    }
+                    None => (None, None),
+                };
+                let letter = Letter {
+                    letter: format!("{topic}/{partition}@{}", record.offset),
+                    origin,
+                    processor: text(headers::PROCESSOR),
+                    error: text(headers::ERROR),
+                    key: record.key.as_deref().map(|key| String::from_utf8_lossy(key).into_owned()),
+                    event_type: text(codec::headers::TYPE),
+                    time: jiff::Timestamp::from_millisecond(record.timestamp).ok().map(|t| t.to_string()),
+                    omitted: text(headers::OMITTED).and_then(|n| n.parse().ok()),
+                    value,
+                    value_base64,
+                };
+                let written = serde_json::to_writer(&mut out, &letter).map(|()| out.write_all(b"\n"));
+                if written.is_err() {
+                    // A closed stdout (a pipe into `head`) ends the listing.
+                    return Ok(());
+                }
+                count += 1;
+            }
+        }
+    }
+    let _ = out.flush();
+    eprintln!("{count} dead letters on `{topic}`");
+    Ok(())
 }
 
 async fn reset(args: ResetArgs) -> Result<(), String> {

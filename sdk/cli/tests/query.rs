@@ -544,7 +544,7 @@ fn reset_query_deletes_a_querys_groups_and_topics() {
 
     let output = reset_query(&["--name", "sales", "--data", data]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("topics sales-repartition, sales-changelog"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("topics sales-changelog, sales-repartition"), "{}", stderr(&output));
     let output = reset_query(&["--name", "sales", "--data", data, "--delete-sink"]);
     assert!(stderr(&output).contains("topics sales\n"), "the sink, asked for: {}", stderr(&output));
     let log = tramline::log::embedded::EmbeddedLog::open(dir.path()).unwrap();
@@ -562,4 +562,58 @@ fn reset_query_deletes_a_querys_groups_and_topics() {
     assert!(!missing.exists(), "no directory made");
     let output = reset_query(&["--name", "sales"]);
     assert_eq!(output.status.code(), Some(2), "no log named: {}", stderr(&output));
+}
+
+fn dead_letters(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tramline")).arg("dead-letters").args(args).output().unwrap()
+}
+
+/// `dead-letters` lists a processor's letters, read-only beside the app that holds the log:
+/// where each failed record came from, why, and its value when asked (base64 when it is not
+/// text). A group without a dead-letter topic is said to be unknown.
+#[test]
+fn dead_letters_lists_where_each_failed_record_came_from_and_why() {
+    use tramline::log::{EventLog, TopicSpec};
+    use tramline::runtime::dead_letter::letter;
+    let (dir, log) = embedded_log(vec![]);
+    let dlq: std::sync::Arc<str> = "accounting.dlq".into();
+    let failed = |offset, value: &'static [u8]| tramline::log::Record {
+        topic: "order.events".into(),
+        partition: 1,
+        offset,
+        key: Some(bytes::Bytes::from_static(b"ord_1")),
+        value: Some(bytes::Bytes::from_static(value)),
+        headers: confirmed(0, "", &[]).headers,
+        timestamp: 1_893_492_000_000,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        log.create_topic(&TopicSpec::keep(&*dlq, 1)).await.unwrap();
+        let letters = vec![
+            letter(&dlq, "accounting", &failed(7, b"{\"total\":\"x\"}"), &"invalid type: string \"x\", expected i64"),
+            letter(&dlq, "accounting", &failed(9, &[0xff, 0x00]), &"not JSON"),
+        ];
+        log.append(letters).await.unwrap();
+    });
+    let data = dir.path().to_str().unwrap();
+    let output = dead_letters(&["--group", "accounting", "--data", data, "--values"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let letters = lines(&output.stdout);
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert_eq!(letters[0]["letter"], "accounting.dlq/0@0");
+    assert_eq!(letters[0]["origin"], "order.events/1@7");
+    assert_eq!(letters[0]["processor"], "accounting");
+    assert_eq!(letters[0]["error"], "invalid type: string \"x\", expected i64");
+    assert_eq!(letters[0]["key"], "ord_1");
+    assert_eq!(letters[0]["type"], "OrderConfirmed");
+    assert_eq!(letters[0]["value"], "{\"total\":\"x\"}");
+    assert_eq!(letters[1]["value_base64"], "/wA=");
+    assert!(stderr(&output).contains("2 dead letters on `accounting.dlq`"), "{}", stderr(&output));
+    let without = lines(&dead_letters(&["--group", "accounting", "--data", data]).stdout);
+    assert!(without[0].get("value").is_none(), "values only when asked: {without:?}");
+
+    let unknown = dead_letters(&["--group", "acounting", "--data", data]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("topic `acounting.dlq` does not exist"), "{}", stderr(&unknown));
+    drop(log);
 }
