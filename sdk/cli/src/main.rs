@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use tramline::codec;
 use tramline::log::embedded::EmbeddedLog;
 use tramline::log::kafka::{KafkaConfig, KafkaLog};
-use tramline::log::{EventLog, Record, TopicPartition};
+use tramline::log::{EventLog, Namespaced, Record, TopicPartition};
 use tramline::stream::{Catalog, Emitted, PartitionState, Plan, SqlType, Value, Window, sql};
 
 #[derive(Debug, Parser)]
@@ -63,6 +63,9 @@ struct DeadLetterArgs {
     /// The Kafka cluster.
     #[arg(long, value_name = "HOST:PORT")]
     brokers: Option<String>,
+    /// The namespace of the app's topics and groups (`tramline::log::Namespaced`), if it has one.
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
     /// Prints each failed record's value too: as text when it is UTF-8, else as base64.
     #[arg(long)]
     values: bool,
@@ -105,6 +108,9 @@ struct ResetArgs {
     /// The Kafka cluster.
     #[arg(long, value_name = "HOST:PORT")]
     brokers: Option<String>,
+    /// The namespace of the app's topics and groups (`tramline::log::Namespaced`), if it has one.
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
     /// Deletes the sink topic too, so that the query starts over into an empty one.
     #[arg(long)]
     delete_sink: bool,
@@ -425,7 +431,7 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
         run.state.close_all(&plan, &mut run.emitted);
         run.flush();
     }
-    let _ = run.out.flush();
+    go_on(run.out.flush())?;
     let Counts { events, skipped, bad, rows, filled } = run.counts;
     let late = run.state.late();
     eprintln!("{events} events read, {skipped} of other types skipped, {bad} bad, {late} late (dropped), {rows} rows");
@@ -456,15 +462,41 @@ fn exit(done: Result<(), String>) -> ExitCode {
     }
 }
 
-async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
-    use tramline::runtime::dead_letter::{headers, topic_of};
-    let log: Arc<dyn EventLog> = match (&args.data, &args.brokers) {
+/// An app's log, as `--data` or `--brokers` and `--namespace` name it: read-only, or for
+/// writing (refused while the app holds an embedded log).
+async fn app_log(
+    data: &Option<PathBuf>,
+    brokers: &Option<String>,
+    namespace: &Option<String>,
+    writing: bool,
+) -> Result<Arc<dyn EventLog>, String> {
+    let log: Arc<dyn EventLog> = match (data, brokers) {
         (_, Some(brokers)) => {
             Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
         }
+        (Some(dir), None) if writing => Arc::new(EmbeddedLog::open_existing(dir).map_err(|e| e.to_string())?),
         (Some(dir), None) => Arc::new(EmbeddedLog::open_read_only(dir).map_err(|e| e.to_string())?),
         (None, None) => return Err("--data DIR (embedded log) or --brokers HOST:PORT (Kafka) names the log".into()),
     };
+    match namespace {
+        Some(namespace) => Ok(Arc::new(Namespaced::new(log, namespace).map_err(|e| e.to_string())?)),
+        None => Ok(log),
+    }
+}
+
+/// Whether to go on writing to stdout: a closed pipe (into `head`) ends the output quietly,
+/// any other failure (a full disk) is an error.
+fn go_on(written: std::io::Result<()>) -> Result<bool, String> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(format!("cannot write to stdout: {error}")),
+    }
+}
+
+async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
+    use tramline::runtime::dead_letter::{headers, topic_of};
+    let log = app_log(&args.data, &args.brokers, &args.namespace, false).await?;
     let topic = topic_of(&args.group);
     let partitions = log.partition_count(&topic).await.map_err(|e| e.to_string())?.ok_or_else(|| {
         format!("topic `{topic}` does not exist: is `{}` the name of a processor's consumer group?", args.group)
@@ -506,29 +538,24 @@ async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
                     value,
                     value_base64,
                 };
-                let written = serde_json::to_writer(&mut out, &letter).map(|()| out.write_all(b"\n"));
-                if written.is_err() {
-                    // A closed stdout (a pipe into `head`) ends the listing.
+                let written = serde_json::to_writer(&mut out, &letter)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"));
+                if !go_on(written)? {
                     return Ok(());
                 }
                 count += 1;
             }
         }
     }
-    let _ = out.flush();
-    eprintln!("{count} dead letters on `{topic}`");
+    if go_on(out.flush())? {
+        eprintln!("{count} dead letters on `{topic}`");
+    }
     Ok(())
 }
 
 async fn reset(args: ResetArgs) -> Result<(), String> {
-    let log: Arc<dyn EventLog> = match (&args.data, &args.brokers) {
-        (_, Some(brokers)) => {
-            Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
-        }
-        // For writing: refused while the app holds the directory.
-        (Some(dir), None) => Arc::new(EmbeddedLog::open_existing(dir).map_err(|e| e.to_string())?),
-        (None, None) => return Err("--data DIR (embedded log) or --brokers HOST:PORT (Kafka) names the log".into()),
-    };
+    let log = app_log(&args.data, &args.brokers, &args.namespace, true).await?;
     let sink = args.delete_sink.then(|| args.sink.as_deref().unwrap_or(&args.name));
     let reset = tramline::runtime::reset_query(&*log, &args.name, sink).await.map_err(|e| e.to_string())?;
     let topics = match reset.topics.is_empty() {

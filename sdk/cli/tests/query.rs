@@ -617,3 +617,54 @@ fn dead_letters_lists_where_each_failed_record_came_from_and_why() {
     assert!(stderr(&unknown).contains("topic `acounting.dlq` does not exist"), "{}", stderr(&unknown));
     drop(log);
 }
+
+/// An app in a namespace keeps its letters under it: `--namespace` finds them. Letters that
+/// cannot be written (a full disk) are an error, not a listing that looks empty.
+#[test]
+fn dead_letters_of_a_namespaced_app_are_found_and_a_full_disk_is_an_error() {
+    use tramline::log::{EventLog, TopicSpec};
+    let (dir, log) = embedded_log(vec![]);
+    let dlq: std::sync::Arc<str> = "staging.accounting.dlq".into();
+    let failed = tramline::log::Record {
+        topic: "staging.order.events".into(),
+        partition: 0,
+        offset: 3,
+        key: None,
+        value: None,
+        headers: tramline::log::Headers::new(),
+        timestamp: 0,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        log.create_topic(&TopicSpec::keep(&*dlq, 1)).await.unwrap();
+        let letter = tramline::runtime::dead_letter::letter(&dlq, "staging.accounting", &failed, &"a tombstone");
+        log.append(vec![letter]).await.unwrap();
+    });
+    let data = dir.path().to_str().unwrap();
+    let output = dead_letters(&["--group", "accounting", "--namespace", "staging", "--data", data]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let letters = lines(&output.stdout);
+    assert_eq!((letters.len(), &letters[0]["error"]), (1, &serde_json::json!("a tombstone")), "{letters:?}");
+
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tramline"))
+        .args(["dead-letters", "--group", "staging.accounting", "--data", data])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cannot write to stdout"), "{}", stderr(&output));
+    let dir_sql = tempfile::tempdir().unwrap();
+    let sql = dir_sql.path().join("q.sql");
+    std::fs::write(&sql, REFERENCE).unwrap();
+    let input = dir_sql.path().join("orders.jsonl");
+    std::fs::write(&input, orders()).unwrap();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tramline"))
+        .args(["query", "--sql", sql.to_str().unwrap(), "--input", input.to_str().unwrap()])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "the query's rows too: {}", stderr(&output));
+    drop(log);
+}

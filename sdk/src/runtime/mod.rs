@@ -199,9 +199,25 @@ pub enum RuntimeError {
         /// The query.
         query: String,
         /// What the log found ([`LogError::CleanupMismatch`]).
-        mismatch: LogError,
+        mismatch: Box<LogError>,
         /// The command that starts the query over.
         reset: String,
+    },
+    /// A stream query's reset ([`reset_query`]) stopped after it
+    /// had deleted something: the query must not run before the reset is run again.
+    #[error(
+        "query `{query}` is not fully reset: deleting `{failed}` failed: {error}; deleted before it (those that existed): {}; stop any app that runs the query, and run the reset again before one runs it",
+        .deleted.join(", ")
+    )]
+    ResetIncomplete {
+        /// The query.
+        query: String,
+        /// The group or topic whose deletion failed.
+        failed: String,
+        /// The groups (deleted if they existed) and topics deleted before it.
+        deleted: Vec<String>,
+        /// Why it failed.
+        error: Box<LogError>,
     },
     /// A data module was registered twice in one app.
     #[error("module `{0}` is registered twice in this app")]

@@ -55,27 +55,29 @@ pub struct QueryReset {
 /// internal topics (`<query>-repartition`, `<query>-changelog`), and with `sink` its sink topic
 /// too, so that the query, registered again, reads its source from the beginning into a new
 /// sink. Run it while no app runs the query (Kafka refuses to delete a group with members). The
-/// dead-letter topics stay, with the records that failed. A reset that fails half-way says so:
-/// run it again before an app runs the query, which would otherwise count records twice.
+/// dead-letter topics stay, with the records that failed. A reset that stops after it deleted
+/// something is [`RuntimeError::ResetIncomplete`]: run it again before an app runs the query,
+/// which would otherwise count records twice.
 pub async fn reset_query(log: &dyn EventLog, query: &str, sink: Option<&str>) -> Result<QueryReset, RuntimeError> {
     let groups: Vec<String> = ["rekey", "aggregate", "select"].iter().map(|kind| format!("{query}.{kind}")).collect();
     let mut done = QueryReset { groups: Vec::new(), topics: Vec::new() };
-    let partly = |done: &QueryReset, error: LogError| match (done.groups.is_empty(), done.topics.is_empty()) {
-        (true, true) => RuntimeError::Log(error),
-        _ => RuntimeError::Log(LogError::Backend(format!(
-            "query `{query}` is only partly reset (deleted: {}): {error}; run the reset again before an app runs \
-             the query",
-            [&done.groups[..], &done.topics[..]].concat().join(", ")
-        ))),
+    let stopped = |done: &QueryReset, failed: &str, error: LogError| match done.groups.is_empty() {
+        true => RuntimeError::Log(error),
+        false => RuntimeError::ResetIncomplete {
+            query: query.to_owned(),
+            failed: failed.to_owned(),
+            deleted: [&done.groups[..], &done.topics[..]].concat(),
+            error: Box::new(error),
+        },
     };
     // The groups first: a group that still has members stops the reset before any topic goes.
     for group in groups {
-        log.delete_group(&group).await.map_err(|e| partly(&done, e))?;
+        log.delete_group(&group).await.map_err(|e| stopped(&done, &group, e))?;
         done.groups.push(group);
     }
     for topic in [changelog_topic(query), repartition_topic(query)].into_iter().chain(sink.map(str::to_owned)) {
-        if log.partition_count(&topic).await.map_err(|e| partly(&done, e))?.is_some() {
-            log.delete_topic(&topic).await.map_err(|e| partly(&done, e))?;
+        if log.partition_count(&topic).await.map_err(|e| stopped(&done, &topic, e))?.is_some() {
+            log.delete_topic(&topic).await.map_err(|e| stopped(&done, &topic, e))?;
             done.topics.push(topic);
         }
     }
@@ -382,8 +384,11 @@ impl App {
             (true, None) => Cleanup::Compact,
             (true, Some(retention)) => Cleanup::CompactAndExpire { retention },
         };
-        let refused =
-            |mismatch| RuntimeError::SinkMismatch { query: plan.name.clone(), mismatch, reset: reset_command(plan) };
+        let refused = |mismatch| RuntimeError::SinkMismatch {
+            query: plan.name.clone(),
+            mismatch: Box::new(mismatch),
+            reset: reset_command(plan),
+        };
         let mismatch = match self.log.create_topic(&TopicSpec { name: topic.to_owned(), partitions, cleanup }).await {
             Err(mismatch @ LogError::CleanupMismatch { .. }) if table => mismatch,
             Err(mismatch @ LogError::CleanupMismatch { .. }) => return Err(refused(mismatch)),

@@ -9,7 +9,7 @@ use tramline::MemoryLog;
 use tramline::log::{EventLog, GroupMember, LogError, OutRecord, Polled, Record, StartFrom, TopicPartition, TopicSpec};
 use tramline::model::Position;
 
-/// Whether deleting a topic fails, and how.
+/// Whether deleting a topic (or a group) fails, and how.
 pub type TopicFault = Box<dyn Fn(&str) -> Option<LogError> + Send + Sync>;
 
 /// Whether a write (outputs and positions) fails, and how.
@@ -31,12 +31,23 @@ pub struct FaultyLog {
     pub end_offset: Option<Box<dyn Fn() -> Option<LogError> + Send + Sync>>,
     /// Fails `delete_topic` of the topics it answers for.
     pub delete_topic: Option<TopicFault>,
+    /// Fails `delete_group` of the groups it answers for.
+    pub delete_group: Option<TopicFault>,
 }
 
 impl FaultyLog {
     /// A log without faults yet.
     pub fn over(log: Arc<MemoryLog>) -> Self {
-        FaultyLog { log, append: None, groups: None, commit: None, rewind: None, end_offset: None, delete_topic: None }
+        FaultyLog {
+            log,
+            append: None,
+            groups: None,
+            commit: None,
+            rewind: None,
+            end_offset: None,
+            delete_topic: None,
+            delete_group: None,
+        }
     }
 
     /// `append` fails as `fault` says.
@@ -69,6 +80,12 @@ impl FaultyLog {
     /// `delete_topic` fails as `fault` says.
     pub fn delete_topic_fails(mut self, fault: impl Fn(&str) -> Option<LogError> + Send + Sync + 'static) -> Self {
         self.delete_topic = Some(Box::new(fault));
+        self
+    }
+
+    /// `delete_group` fails as `fault` says.
+    pub fn delete_group_fails(mut self, fault: impl Fn(&str) -> Option<LogError> + Send + Sync + 'static) -> Self {
+        self.delete_group = Some(Box::new(fault));
         self
     }
 
@@ -127,7 +144,10 @@ impl EventLog for FaultyLog {
         }
     }
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
-        self.log.delete_group(group).await
+        match self.delete_group.as_ref().and_then(|fault| fault(group)) {
+            Some(error) => Err(error),
+            None => self.log.delete_group(group).await,
+        }
     }
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         let member = self.log.join(group, topics, start).await?;
