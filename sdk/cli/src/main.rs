@@ -50,14 +50,11 @@ enum Command {
     DeadLetters(DeadLetterArgs),
 }
 
+/// Where an app's log is, for the commands that work on it.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("log").required(true).args(["data", "brokers"])))]
-struct DeadLetterArgs {
-    /// The processor's consumer group (`order.aggregate`, `accounting`,
-    /// `suspicious_sales.aggregate`...): its letters are on the topic `<group>.dlq`.
-    #[arg(long)]
-    group: String,
-    /// The embedded log's directory (read-only, beside the app that runs on it).
+struct AppLog {
+    /// The embedded log's directory.
     #[arg(long, value_name = "DIR", conflicts_with = "brokers")]
     data: Option<PathBuf>,
     /// The Kafka cluster.
@@ -66,6 +63,17 @@ struct DeadLetterArgs {
     /// The namespace of the app's topics and groups (`tramline::log::Namespaced`), if it has one.
     #[arg(long, value_name = "NAMESPACE")]
     namespace: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct DeadLetterArgs {
+    /// The processor's consumer group (`order.aggregate`, `accounting`,
+    /// `suspicious_sales.aggregate`...): its letters are on the topic `<group>.dlq`.
+    #[arg(long)]
+    group: String,
+    /// The log, read-only beside the app that runs on it.
+    #[command(flatten)]
+    log: AppLog,
     /// Prints each failed record's value too: as text when it is UTF-8, else as base64.
     #[arg(long)]
     values: bool,
@@ -97,20 +105,13 @@ struct Letter {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("log").required(true).args(["data", "brokers"])))]
 struct ResetArgs {
     /// The query's name (CREATE STREAM | TABLE <name>).
     #[arg(long)]
     name: String,
-    /// The embedded log's directory.
-    #[arg(long, value_name = "DIR", conflicts_with = "brokers")]
-    data: Option<PathBuf>,
-    /// The Kafka cluster.
-    #[arg(long, value_name = "HOST:PORT")]
-    brokers: Option<String>,
-    /// The namespace of the app's topics and groups (`tramline::log::Namespaced`), if it has one.
-    #[arg(long, value_name = "NAMESPACE")]
-    namespace: Option<String>,
+    /// The log, opened for writing: the app must be stopped.
+    #[command(flatten)]
+    log: AppLog,
     /// Deletes the sink topic too, so that the query starts over into an empty one.
     #[arg(long)]
     delete_sink: bool,
@@ -464,12 +465,7 @@ fn exit(done: Result<(), String>) -> ExitCode {
 
 /// An app's log, as `--data` or `--brokers` and `--namespace` name it: read-only, or for
 /// writing (refused while the app holds an embedded log).
-async fn app_log(
-    data: &Option<PathBuf>,
-    brokers: &Option<String>,
-    namespace: &Option<String>,
-    writing: bool,
-) -> Result<Arc<dyn EventLog>, String> {
+async fn app_log(AppLog { data, brokers, namespace }: &AppLog, writing: bool) -> Result<Arc<dyn EventLog>, String> {
     let log: Arc<dyn EventLog> = match (data, brokers) {
         (_, Some(brokers)) => {
             Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
@@ -496,7 +492,7 @@ fn go_on(written: std::io::Result<()>) -> Result<bool, String> {
 
 async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
     use tramline::runtime::dead_letter::{headers, topic_of};
-    let log = app_log(&args.data, &args.brokers, &args.namespace, false).await?;
+    let log = app_log(&args.log, false).await?;
     let topic = topic_of(&args.group);
     let partitions = log.partition_count(&topic).await.map_err(|e| e.to_string())?.ok_or_else(|| {
         format!("topic `{topic}` does not exist: is `{}` the name of a processor's consumer group?", args.group)
@@ -555,7 +551,7 @@ async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
 }
 
 async fn reset(args: ResetArgs) -> Result<(), String> {
-    let log = app_log(&args.data, &args.brokers, &args.namespace, true).await?;
+    let log = app_log(&args.log, true).await?;
     let sink = args.delete_sink.then(|| args.sink.as_deref().unwrap_or(&args.name));
     let reset = tramline::runtime::reset_query(&*log, &args.name, sink).await.map_err(|e| e.to_string())?;
     let topics = match reset.topics.is_empty() {
