@@ -104,6 +104,39 @@ struct Letter {
     value_base64: Option<String>,
 }
 
+impl Letter {
+    /// The letter `record`, with the failed record's value if `values`.
+    fn of(record: &Record, values: bool) -> Letter {
+        use tramline::runtime::dead_letter::headers;
+        let text = |name: &str| record.header(name).map(|v| String::from_utf8_lossy(v).into_owned());
+        let origin = match (text(headers::TOPIC), text(headers::PARTITION), text(headers::OFFSET)) {
+            (Some(topic), Some(partition), Some(offset)) => Some(format!("{topic}/{partition}@{offset}")),
+            _ => None,
+        };
+        let value = record.value.as_deref().filter(|_| values);
+        let (value, value_base64) = match value.map(std::str::from_utf8) {
+            Some(Ok(text)) => (Some(text.to_owned()), None),
+            Some(Err(_)) => {
+                use base64::Engine;
+                (None, value.map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes)))
+            }
+            None => (None, None),
+        };
+        Letter {
+            letter: format!("{}/{}@{}", record.topic, record.partition, record.offset),
+            origin,
+            processor: text(headers::PROCESSOR),
+            error: text(headers::ERROR),
+            key: record.key.as_deref().map(|key| String::from_utf8_lossy(key).into_owned()),
+            event_type: text(codec::headers::TYPE),
+            time: jiff::Timestamp::from_millisecond(record.timestamp).ok().map(|t| t.to_string()),
+            omitted: text(headers::OMITTED).and_then(|n| n.parse().ok()),
+            value,
+            value_base64,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct ResetArgs {
     /// The query's name (CREATE STREAM | TABLE <name>).
@@ -491,7 +524,7 @@ fn go_on(written: std::io::Result<()>) -> Result<bool, String> {
 }
 
 async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
-    use tramline::runtime::dead_letter::{headers, topic_of};
+    use tramline::runtime::dead_letter::topic_of;
     let log = app_log(&args.log, false).await?;
     let topic = topic_of(&args.group);
     let partitions = log.partition_count(&topic).await.map_err(|e| e.to_string())?.ok_or_else(|| {
@@ -499,50 +532,22 @@ async fn dead_letters(args: DeadLetterArgs) -> Result<(), String> {
     })?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut count = 0;
-    for partition in 0..partitions {
-        let tp = TopicPartition::new(topic.as_str(), partition);
-        let end = log.end_offset(&tp).await.map_err(|e| e.to_string())?;
-        let mut offset = 0;
-        while offset < end {
-            let letters = log.read(&tp, offset, 1024).await.map_err(|e| e.to_string())?;
-            let Some(last) = letters.last() else { break };
-            offset = last.offset + 1;
-            for record in letters.iter().filter(|r| r.offset < end) {
-                let text = |name: &str| record.header(name).map(|v| String::from_utf8_lossy(v).into_owned());
-                let origin = match (text(headers::TOPIC), text(headers::PARTITION), text(headers::OFFSET)) {
-                    (Some(topic), Some(partition), Some(offset)) => Some(format!("{topic}/{partition}@{offset}")),
-                    _ => None,
-                };
-                let value = record.value.as_deref().filter(|_| args.values);
-                let (value, value_base64) = match value.map(std::str::from_utf8) {
-                    Some(Ok(text)) => (Some(text.to_owned()), None),
-                    Some(Err(_)) => {
-                        use base64::Engine;
-                        (None, value.map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes)))
-                    }
-                    None => (None, None),
-                };
-                let letter = Letter {
-                    letter: format!("{topic}/{partition}@{}", record.offset),
-                    origin,
-                    processor: text(headers::PROCESSOR),
-                    error: text(headers::ERROR),
-                    key: record.key.as_deref().map(|key| String::from_utf8_lossy(key).into_owned()),
-                    event_type: text(codec::headers::TYPE),
-                    time: jiff::Timestamp::from_millisecond(record.timestamp).ok().map(|t| t.to_string()),
-                    omitted: text(headers::OMITTED).and_then(|n| n.parse().ok()),
-                    value,
-                    value_base64,
-                };
-                let written = serde_json::to_writer(&mut out, &letter)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| out.write_all(b"\n"));
-                if !go_on(written)? {
-                    return Ok(());
-                }
-                count += 1;
+    let listed = each_page(&*log, &topic, partitions, |letters| {
+        for record in letters {
+            let letter = Letter::of(&record, args.values);
+            let written = serde_json::to_writer(&mut out, &letter)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if !go_on(written)? {
+                return Ok(false);
             }
+            count += 1;
         }
+        Ok(true)
+    })
+    .await?;
+    if !listed {
+        return Ok(());
     }
     if go_on(out.flush())? {
         eprintln!("{count} dead letters on `{topic}`");
@@ -659,17 +664,36 @@ async fn read_topic(log: &dyn EventLog, topic: &str) -> Result<Vec<Record>, Stri
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("topic `{topic}` does not exist"))?;
     let mut records = Vec::new();
+    each_page(log, topic, partitions, |page| {
+        records.extend(page);
+        Ok(true)
+    })
+    .await?;
+    records.sort_by_key(|r| (r.timestamp, r.partition, r.offset));
+    Ok(records)
+}
+
+/// Hands the records of a topic's partitions, one partition after the other, up to the ends they
+/// had when each was started, a page at a time to `page`, until it says to stop (`Ok(false)`).
+/// Whether every page was read.
+async fn each_page(
+    log: &dyn EventLog,
+    topic: &str,
+    partitions: u32,
+    mut page: impl FnMut(Vec<Record>) -> Result<bool, String>,
+) -> Result<bool, String> {
     for partition in 0..partitions {
         let tp = TopicPartition::new(topic, partition);
         let end = log.end_offset(&tp).await.map_err(|e| e.to_string())?;
         let mut offset = 0;
         while offset < end {
-            let batch = log.read(&tp, offset, 4096).await.map_err(|e| e.to_string())?;
-            let Some(last) = batch.last() else { break };
+            let records = log.read(&tp, offset, 4096).await.map_err(|e| e.to_string())?;
+            let Some(last) = records.last() else { break };
             offset = last.offset + 1;
-            records.extend(batch.into_iter().filter(|r| r.offset < end));
+            if !page(records.into_iter().filter(|r| r.offset < end).collect())? {
+                return Ok(false);
+            }
         }
     }
-    records.sort_by_key(|r| (r.timestamp, r.partition, r.offset));
-    Ok(records)
+    Ok(true)
 }
