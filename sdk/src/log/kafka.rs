@@ -620,7 +620,34 @@ fn delivered(record: &OutRecord, index: usize, count: usize, result: DeliveryRes
     }
 }
 
+/// Options of an admin call that waits at most `timeout`, for the broker and for the operation.
+fn admin_options(timeout: Duration) -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout))
+}
+
 impl KafkaLog {
+    /// Asks the metadata for `topic`'s partition count (with `ready`, only once every partition
+    /// has a leader) until `done` takes the answer, or the request timeout is over (`None`).
+    async fn metadata_until(
+        &self,
+        topic: &str,
+        ready: bool,
+        done: impl Fn(Option<u32>) -> bool,
+    ) -> Result<Option<Option<u32>>, LogError> {
+        let deadline = Instant::now() + self.inner.config.request_timeout;
+        loop {
+            let name = topic.to_owned();
+            let count = self.blocking(move |inner| inner.metadata(&name, ready)).await?;
+            if done(count) {
+                return Ok(Some(count));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Whether a topic made before (by an earlier run, an operator, auto-creation) discards
     /// records as `spec` asks: a source of truth with the broker's default retention would lose
     /// its events after a week.
@@ -700,7 +727,7 @@ impl EventLog for KafkaLog {
         // ahead by default.
         let topic = topic.set("message.timestamp.after.max.ms", "9223372036854775807");
         let timeout = self.inner.config.request_timeout;
-        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let options = admin_options(timeout);
         let results = self
             .inner
             .admin
@@ -716,19 +743,11 @@ impl EventLog for KafkaLog {
             }
         }
         // Created now or before: wait until the metadata shows it, then compare the counts.
-        let deadline = Instant::now() + timeout;
-        let existing = loop {
-            let name = spec.name.clone();
-            if let Some(count) = self.blocking(move |inner| inner.metadata(&name, true)).await? {
-                break count;
-            }
-            if Instant::now() >= deadline {
-                return Err(LogError::Backend(format!(
-                    "kafka: topic `{}` was created but the metadata does not show it ready after {timeout:?}",
-                    spec.name
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let Some(Some(existing)) = self.metadata_until(&spec.name, true, |count| count.is_some()).await? else {
+            return Err(LogError::Backend(format!(
+                "kafka: topic `{}` was created but the metadata does not show it ready after {timeout:?}",
+                spec.name
+            )));
         };
         lock(&self.inner.partitions).insert(spec.name.clone(), existing);
         if existing != spec.partitions {
@@ -841,7 +860,7 @@ impl EventLog for KafkaLog {
 
     async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
         let timeout = self.inner.config.request_timeout;
-        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let options = admin_options(timeout);
         let results = (self.inner.admin.delete_topics(&[topic], &options).await)
             .map_err(|e| backend(format_args!("delete topic `{topic}`"), e))?;
         for result in results {
@@ -853,18 +872,11 @@ impl EventLog for KafkaLog {
         lock(&self.inner.partitions).remove(topic);
         // Gone once the metadata no longer shows it: a topic made again under the name meanwhile
         // would be refused as one being deleted.
-        let deadline = Instant::now() + timeout;
-        loop {
-            let name = topic.to_owned();
-            if self.blocking(move |inner| inner.metadata(&name, false)).await?.is_none() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(LogError::Backend(format!(
-                    "kafka: topic `{topic}` was deleted but the metadata still shows it after {timeout:?}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        match self.metadata_until(topic, false, |count| count.is_none()).await? {
+            Some(_) => Ok(()),
+            None => Err(LogError::Backend(format!(
+                "kafka: topic `{topic}` was deleted but the metadata still shows it after {timeout:?}"
+            ))),
         }
     }
 
@@ -880,7 +892,7 @@ impl EventLog for KafkaLog {
             .add_partition_offset(&partition.topic, partition.partition as i32, Offset::Offset(offset as i64))
             .map_err(|e| backend(&what, e))?;
         let timeout = self.inner.config.request_timeout;
-        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let options = admin_options(timeout);
         let deleted = self.inner.admin.delete_records(&below, &options).await.map_err(|e| backend(&what, e))?;
         match deleted.elements().iter().find_map(|element| element.error().err()) {
             Some(error) => Err(backend(&what, error)),
@@ -892,7 +904,7 @@ impl EventLog for KafkaLog {
         lock(&self.inner.offsets).remove(group);
         // Housekeeping, run as an app stops: a broker away does not hold the stop up for long.
         let timeout = self.inner.config.request_timeout.min(Duration::from_secs(5));
-        let options = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+        let options = admin_options(timeout);
         let results = (self.inner.admin.delete_groups(&[group], &options).await)
             .map_err(|e| backend(format_args!("delete group `{group}`"), e))?;
         for result in results {
