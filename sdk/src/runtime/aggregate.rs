@@ -684,7 +684,7 @@ impl<A: Aggregate> Processor for AggregateProcessor<A> {
         }
     }
 
-    async fn committed(&mut self, log: &dyn EventLog, written: Vec<Position>) {
+    async fn committed(&mut self, log: &dyn EventLog, written: Vec<Position>, _read: &[(TopicPartition, u64)]) {
         for subject in self.forgetting.drain(..) {
             self.keys.forgotten(&subject);
         }

@@ -53,9 +53,15 @@ pub(crate) trait Processor: Send + 'static {
     /// Handles a batch, pushing output records (events, commands, dead letters) to `outputs`.
     fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) -> impl Future<Output = ()> + Send;
 
-    /// The batch's outputs are committed at these positions (in the order pushed): outcomes may
-    /// be revealed now.
-    fn committed(&mut self, _log: &dyn EventLog, _written: Vec<Position>) -> impl Future<Output = ()> + Send {
+    /// The batch's outputs are committed at these positions (in the order pushed), with the
+    /// positions after its records, `read` (the input positions, when the processor commits
+    /// them): outcomes may be revealed now.
+    fn committed(
+        &mut self,
+        _log: &dyn EventLog,
+        _written: Vec<Position>,
+        _read: &[(TopicPartition, u64)],
+    ) -> impl Future<Output = ()> + Send {
         async {}
     }
 
@@ -358,7 +364,7 @@ pub(crate) async fn run<P: Processor>(
                     keys.written(&ids);
                     written.drain(..count.min(written.len()));
                 }
-                processor.committed(&*log, written).await;
+                processor.committed(&*log, written, &positions).await;
                 for (tp, offset) in positions {
                     board.advance(&group, tp, offset);
                 }

@@ -134,7 +134,7 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         }
     }
 
-    async fn committed(&mut self, _: &dyn EventLog, _: Vec<Position>) {
+    async fn committed(&mut self, _: &dyn EventLog, _: Vec<Position>, _: &[(TopicPartition, u64)]) {
         self.unwritten.clear();
     }
 }

@@ -659,61 +659,45 @@ struct WindowProcessor {
 struct Purge {
     interval: std::time::Duration,
     last: std::time::Instant,
-    /// Per partition, the position after the batch being written.
-    batch: Vec<(u32, u64)>,
     /// Per partition, the position committed and not purged yet.
-    committed: HashMap<u32, u64>,
+    committed: HashMap<TopicPartition, u64>,
 }
 
 impl Purge {
     fn every(interval: std::time::Duration) -> Self {
-        Purge { interval, last: std::time::Instant::now(), batch: Vec::new(), committed: HashMap::new() }
+        Purge { interval, last: std::time::Instant::now(), committed: HashMap::new() }
     }
 
-    /// The batch about to be written read these records.
-    fn read(&mut self, records: &[Record]) {
-        self.batch.clear();
-        // A partition's records come in order, so its last one is its furthest.
-        for record in records {
-            match self.batch.iter_mut().find(|(partition, _)| *partition == record.partition) {
-                Some((_, next)) => *next = record.offset + 1,
-                None => self.batch.push((record.partition, record.offset + 1)),
-            }
-        }
-    }
-
-    /// The batch was written with its positions; deletes what is committed at the first
-    /// commit after each interval (an aggregation with nothing to do deletes nothing, as Kafka
-    /// Streams). A failure is told and tried again after the next interval: nothing depends on
-    /// it but the topic's size.
-    async fn committed(&mut self, log: &dyn EventLog, topic: &'static str, group: &str) {
-        for (partition, next) in self.batch.drain(..) {
-            Self::note(&mut self.committed, partition, next);
+    /// A batch was written with its input positions, `read`; deletes what is committed at the
+    /// first commit after each interval (an aggregation with nothing to do deletes nothing, as
+    /// Kafka Streams). A failure is told and tried again after the next interval: nothing
+    /// depends on it but the topic's size.
+    async fn committed(&mut self, log: &dyn EventLog, read: &[(TopicPartition, u64)], group: &str) {
+        for (tp, next) in read {
+            Self::note(&mut self.committed, tp.clone(), *next);
         }
         if self.last.elapsed() < self.interval || self.committed.is_empty() {
             return;
         }
         self.last = std::time::Instant::now();
-        let due: Vec<(u32, u64)> = self.committed.drain().collect();
-        for (partition, offset) in due {
-            let tp = TopicPartition::new(topic, partition);
+        let due: Vec<(TopicPartition, u64)> = self.committed.drain().collect();
+        for (tp, offset) in due {
             if let Err(error) = log.delete_before(&tp, offset).await {
                 tracing::warn!(group, %error, "cannot delete the repartition topic's records counted already; trying again later");
-                Self::note(&mut self.committed, partition, offset);
+                Self::note(&mut self.committed, tp, offset);
             }
         }
     }
 
-    fn note(committed: &mut HashMap<u32, u64>, partition: u32, next: u64) {
-        let slot = committed.entry(partition).or_default();
+    fn note(committed: &mut HashMap<TopicPartition, u64>, tp: TopicPartition, next: u64) {
+        let slot = committed.entry(tp).or_default();
         *slot = (*slot).max(next);
     }
 
     /// Partitions taken away, or a write that failed: what was read of them is not ours to
     /// delete.
     fn revoked(&mut self, partitions: &[TopicPartition]) {
-        self.batch.clear();
-        self.committed.retain(|partition, _| !partitions.iter().any(|tp| tp.partition == *partition));
+        self.committed.retain(|tp, _| !partitions.contains(tp));
     }
 }
 
@@ -935,12 +919,11 @@ impl Processor for WindowProcessor {
         self.purge.revoked(partitions);
     }
 
-    async fn committed(&mut self, log: &dyn EventLog, _written: Vec<Position>) {
-        self.purge.committed(log, self.repartition, &self.group).await;
+    async fn committed(&mut self, log: &dyn EventLog, _written: Vec<Position>, read: &[(TopicPartition, u64)]) {
+        self.purge.committed(log, read, &self.group).await;
     }
 
     async fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) {
-        self.purge.read(records);
         let mut touched: Vec<u32> = Vec::new();
         // About a changed window per record, and the progress.
         outputs.reserve(records.len() + 8);
