@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ticketing_platform::{CountingMailer, Platform, Services, Simulation};
 use tramline::MemoryLog;
 use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
-use tramline::log::kafka::{KafkaConfig, KafkaLog};
+use tramline::log::kafka::{KafkaConfig, KafkaLog, parse_setting};
 use tramline::log::{EventLog, Namespaced};
 use tramline::runtime::{RuntimeError, Settings};
 
@@ -36,21 +36,13 @@ pub struct LogArgs {
     pub namespace: Option<String>,
     /// A librdkafka setting for every Kafka client (`security.protocol=SASL_SSL`,
     /// `sasl.mechanism=PLAIN`, `debug=cgrp`...); repeatable.
-    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = key_value, requires = "brokers")]
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting, requires = "brokers")]
     pub kafka_settings: Vec<(String, String)>,
 }
 
 /// The client configuration for `brokers` with the `--kafka-set` settings.
 pub fn kafka_config(brokers: &str, settings: &[(String, String)]) -> KafkaConfig {
-    settings.iter().fold(KafkaConfig::new(brokers), |config, (key, value)| config.set(key, value))
-}
-
-/// A `KEY=VALUE` pair of `--kafka-set`.
-pub fn key_value(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
-        _ => Err(format!("`{text}` is not KEY=VALUE")),
-    }
+    KafkaConfig::new(brokers).set_all(settings.iter().cloned())
 }
 
 /// Bootstrap servers: `HOST:PORT`, comma-separated, none empty.
@@ -233,16 +225,3 @@ fn raw_consume_blocking(
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-
-#[cfg(test)]
-mod tests {
-    use super::key_value;
-
-    #[test]
-    fn a_kafka_setting_splits_at_its_first_equals_sign() {
-        assert_eq!(key_value("sasl.jaas.config=a=b"), Ok(("sasl.jaas.config".into(), "a=b".into())));
-        assert_eq!(key_value(" debug = cgrp "), Ok(("debug".into(), "cgrp".into())));
-        assert!(key_value("debug").is_err());
-        assert!(key_value("=cgrp").is_err());
-    }
-}

@@ -55,7 +55,7 @@ struct Cli {
     #[arg(long, value_name = "N")]
     paced_orders: Option<usize>,
     /// A librdkafka setting for every Kafka client (repeatable), to try a tuning.
-    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = tramline_examples::key_value, requires = "brokers")]
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = tramline::log::kafka::parse_setting, requires = "brokers")]
     kafka_settings: Vec<(String, String)>,
 }
 

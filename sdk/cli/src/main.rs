@@ -6,6 +6,7 @@
 //! cat events.jsonl | tramline query --sql q.sql
 //! tramline query --sql q.sql --data ./tramline-data --topic order.events --until-end
 //! tramline query --sql q.sql --brokers 127.0.0.1:9092 --topic order.events --until-end
+//! tramline dead-letters --group accounting --brokers kafka:9093 --kafka-set security.protocol=SSL
 //! tramline reset-query --name suspicious_sales --data ./tramline-data --delete-sink
 //! tramline dead-letters --group accounting --data ./tramline-data
 //! ```
@@ -26,12 +27,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tramline::codec;
 use tramline::log::embedded::EmbeddedLog;
-use tramline::log::kafka::{KafkaConfig, KafkaLog};
+use tramline::log::kafka::{KafkaConfig, KafkaLog, parse_setting};
 use tramline::log::{EventLog, Namespaced, Record, TopicPartition};
 use tramline::stream::{Catalog, Emitted, PartitionState, Plan, SqlType, Value, Window, sql};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "tramline: event-sourced modules on a log")]
+#[command(name = "tramline", version, about = "tramline: event-sourced modules on a log")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,6 +61,10 @@ struct AppLog {
     /// The Kafka cluster.
     #[arg(long, value_name = "HOST:PORT")]
     brokers: Option<String>,
+    /// A librdkafka setting for the Kafka clients (`security.protocol=SASL_SSL`,
+    /// `sasl.mechanism=PLAIN`...), as a secured cluster needs; repeatable.
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting, requires = "brokers")]
+    kafka_settings: Vec<(String, String)>,
     /// The namespace of the app's topics and groups (`tramline::log::Namespaced`), if it has one.
     #[arg(long, value_name = "NAMESPACE")]
     namespace: Option<String>,
@@ -170,6 +175,10 @@ struct QueryArgs {
     /// The Kafka cluster that holds --topic.
     #[arg(long, value_name = "HOST:PORT", requires = "topic")]
     brokers: Option<String>,
+    /// A librdkafka setting for the Kafka clients (`security.protocol=SASL_SSL`,
+    /// `sasl.mechanism=PLAIN`...), as a secured cluster needs; repeatable.
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting, requires = "brokers")]
+    kafka_settings: Vec<(String, String)>,
     /// Close every window at the end of the input, so that EMIT FINAL rows come out.
     #[arg(long)]
     until_end: bool,
@@ -404,18 +413,17 @@ impl Run<'_> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = match Cli::parse().command {
-        Command::Query(args) => args,
-        Command::ResetQuery(args) => return exit(reset(args).await),
-        Command::DeadLetters(args) => return exit(dead_letters(args).await),
-    };
-    // clap skips `requires = "topic"` when --input (which conflicts with --topic) is given.
-    if args.topic.is_none() && (args.data.is_some() || args.brokers.is_some()) {
-        let message = "--data and --brokers name where --topic is read: give --topic, or leave them out";
+    let command = Cli::parse().command;
+    if let Some(message) = misuse(&command) {
         <Cli as clap::CommandFactory>::command()
             .error(clap::error::ErrorKind::MissingRequiredArgument, message)
             .exit();
     }
+    let args = match command {
+        Command::Query(args) => args,
+        Command::ResetQuery(args) => return exit(reset(args).await),
+        Command::DeadLetters(args) => return exit(dead_letters(args).await),
+    };
     match query(args).await {
         Ok(code) => code,
         Err(message) => {
@@ -423,6 +431,21 @@ async fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// What is wrong with flags that clap lets through: it skips a `requires` when a flag that
+/// conflicts with the required one is given (`--data` with `--input`, `--kafka-set` with `--data`).
+fn misuse(command: &Command) -> Option<&'static str> {
+    let (brokers, kafka_settings) = match command {
+        Command::Query(args) if args.topic.is_none() && (args.data.is_some() || args.brokers.is_some()) => {
+            return Some("--data and --brokers name where --topic is read: give --topic, or leave them out");
+        }
+        Command::Query(args) => (&args.brokers, &args.kafka_settings),
+        Command::ResetQuery(ResetArgs { log, .. }) | Command::DeadLetters(DeadLetterArgs { log, .. }) => {
+            (&log.brokers, &log.kafka_settings)
+        }
+    };
+    (brokers.is_none() && !kafka_settings.is_empty()).then_some("--kafka-set sets up Kafka clients: it needs --brokers")
 }
 
 async fn query(args: QueryArgs) -> Result<ExitCode, String> {
@@ -441,9 +464,7 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
     match (&args.topic, &args.input) {
         (Some(topic), _) => {
             let log: Arc<dyn EventLog> = match (&args.data, &args.brokers) {
-                (_, Some(brokers)) => {
-                    Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
-                }
+                (_, Some(brokers)) => kafka_log(brokers, &args.kafka_settings).await?,
                 // Read-only: beside a process that runs on the log, making and changing nothing.
                 (Some(dir), None) => Arc::new(EmbeddedLog::open_read_only(dir).map_err(|e| e.to_string())?),
                 (None, None) => {
@@ -498,11 +519,10 @@ fn exit(done: Result<(), String>) -> ExitCode {
 
 /// An app's log, as `--data` or `--brokers` and `--namespace` name it: read-only, or for
 /// writing (refused while the app holds an embedded log).
-async fn app_log(AppLog { data, brokers, namespace }: &AppLog, writing: bool) -> Result<Arc<dyn EventLog>, String> {
+async fn app_log(app: &AppLog, writing: bool) -> Result<Arc<dyn EventLog>, String> {
+    let AppLog { data, brokers, kafka_settings, namespace } = app;
     let log: Arc<dyn EventLog> = match (data, brokers) {
-        (_, Some(brokers)) => {
-            Arc::new(KafkaLog::connect(KafkaConfig::new(brokers.as_str())).await.map_err(|e| e.to_string())?)
-        }
+        (_, Some(brokers)) => kafka_log(brokers, kafka_settings).await?,
         (Some(dir), None) if writing => Arc::new(EmbeddedLog::open_existing(dir).map_err(|e| e.to_string())?),
         (Some(dir), None) => Arc::new(EmbeddedLog::open_read_only(dir).map_err(|e| e.to_string())?),
         (None, None) => return Err("--data DIR (embedded log) or --brokers HOST:PORT (Kafka) names the log".into()),
@@ -511,6 +531,12 @@ async fn app_log(AppLog { data, brokers, namespace }: &AppLog, writing: bool) ->
         Some(namespace) => Ok(Arc::new(Namespaced::new(log, namespace).map_err(|e| e.to_string())?)),
         None => Ok(log),
     }
+}
+
+/// The Kafka cluster at `brokers`, its clients set up with `settings` (`--kafka-set`).
+async fn kafka_log(brokers: &str, settings: &[(String, String)]) -> Result<Arc<dyn EventLog>, String> {
+    let config = KafkaConfig::new(brokers).set_all(settings.iter().cloned());
+    Ok(Arc::new(KafkaLog::connect(config).await.map_err(|e| e.to_string())?))
 }
 
 /// Whether to go on writing to stdout: a closed pipe (into `head`) ends the output quietly,

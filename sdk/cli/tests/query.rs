@@ -426,6 +426,22 @@ fn a_log_flag_without_a_topic_is_refused() {
     }
 }
 
+/// Client settings are for Kafka: with the embedded log they are refused, not ignored.
+#[test]
+fn kafka_settings_without_brokers_are_refused() {
+    let query =
+        run(REFERENCE, "", &["--data", "/tmp/tramline-cli-no-such-dir", "--topic", "t", "--kafka-set", "acks=all"]);
+    let letters = dead_letters(&["--group", "g", "--data", "/tmp/tramline-cli-no-such-dir", "--kafka-set", "acks=all"]);
+    for output in [query, letters] {
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("--kafka-set sets up Kafka clients: it needs --brokers"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
 #[test]
 fn reading_a_directory_without_a_log_neither_makes_one_nor_reads_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -667,4 +683,59 @@ fn dead_letters_of_a_namespaced_app_are_found_and_a_full_disk_is_an_error() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "the query's rows too: {}", stderr(&output));
     drop(log);
+}
+
+/// The three commands on a Kafka cluster (the repository's test broker), with client settings
+/// passed through as a secured cluster needs them; a setting librdkafka does not know is an
+/// error that names it.
+#[test]
+fn the_commands_read_and_reset_an_app_on_kafka_with_client_settings() {
+    use tramline::log::{TopicPartition, TopicSpec};
+    let brokers = tramline::testing::kafka::bootstrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (log, namespace) = runtime.block_on(tramline::testing::kafka::isolated_log("cli"));
+    let source = TopicPartition::new("order.events", 0);
+    runtime.block_on(async {
+        log.create_topic(&TopicSpec::keep("order.events", 2)).await.unwrap();
+        log.append((0..6).map(|minute| confirmed(minute, "", &[])).collect()).await.unwrap();
+        for topic in ["sales-repartition", "accounting.dlq"] {
+            log.create_topic(&TopicSpec::keep(topic, 1)).await.unwrap();
+        }
+        log.create_topic(&TopicSpec::compact("sales-changelog", 1)).await.unwrap();
+        let failed = log.read(&source, 2, 1).await.unwrap().remove(0);
+        let letter = tramline::runtime::dead_letter::letter(&"accounting.dlq".into(), "accounting", &failed, &"boom");
+        log.append(vec![letter]).await.unwrap();
+        let mut member = log.join("sales.rekey", &["order.events"], tramline::log::StartFrom::Beginning).await.unwrap();
+        while member.assignment().is_empty() {
+            member.poll(10, std::time::Duration::from_millis(50)).await.unwrap();
+        }
+        member.commit(Vec::new(), vec![(source.clone(), 6)]).await.unwrap();
+        member.leave().await.unwrap();
+    });
+    let kafka =
+        ["--brokers", &brokers, "--kafka-set", "client.rack=cli-test", "--kafka-set", "socket.keepalive.enable=true"];
+
+    let topic = format!("{namespace}.order.events");
+    let output = run(REFERENCE, "", &[&kafka[..], &["--topic", &topic]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let counts: Vec<i64> = lines(&output.stdout).iter().map(|row| row["KSQL_COL_0"].as_i64().unwrap()).collect();
+    assert_eq!(counts, [5, 6], "the bulk buyer's fifth and sixth orders pass HAVING");
+
+    let output = dead_letters(&[&kafka[..], &["--group", "accounting", "--namespace", &namespace]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let letters = lines(&output.stdout);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!((&letters[0]["error"], &letters[0]["type"]), (&"boom".into(), &"OrderConfirmed".into()));
+
+    let unknown = reset_query(&["--name", "sales", "--brokers", &brokers, "--kafka-set", "no.such.setting=1"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("No such configuration property: \"no.such.setting\""), "{}", stderr(&unknown));
+    let output = reset_query(&[&kafka[..], &["--name", "sales", "--namespace", &namespace]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("topics sales-changelog, sales-repartition"), "{}", stderr(&output));
+    runtime.block_on(async {
+        assert_eq!(log.partition_count("sales-changelog").await.unwrap(), None, "the changelog is gone");
+        assert_eq!(log.committed("sales.rekey", &source).await.unwrap(), None, "the query's group is gone");
+        assert_eq!(log.partition_count("order.events").await.unwrap(), Some(2), "the source stays");
+    });
 }

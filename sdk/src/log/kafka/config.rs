@@ -120,6 +120,11 @@ impl KafkaConfig {
         self
     }
 
+    /// The same settings plus several librdkafka settings, in order (see [`set`](Self::set)).
+    pub fn set_all<K: Into<String>, V: Into<String>>(self, settings: impl IntoIterator<Item = (K, V)>) -> Self {
+        settings.into_iter().fold(self, |config, (key, value)| config.set(key, value))
+    }
+
     /// The same settings with another [connect timeout](Self::connect_timeout).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -142,6 +147,22 @@ impl KafkaConfig {
     pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
+    }
+}
+
+/// A client setting written `KEY=VALUE`, as a command line's `--kafka-set` takes it: split at
+/// the first `=` (a value may hold more, as `sasl.jaas.config` does), both sides trimmed.
+///
+/// ```
+/// use tramline::log::kafka::parse_setting;
+///
+/// assert_eq!(parse_setting("sasl.mechanism=PLAIN"), Ok(("sasl.mechanism".into(), "PLAIN".into())));
+/// assert!(parse_setting("PLAIN").is_err());
+/// ```
+pub fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.trim().to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
     }
 }
 
@@ -177,6 +198,14 @@ impl fmt::Debug for KafkaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_setting_splits_at_its_first_equals_sign() {
+        assert_eq!(parse_setting("sasl.jaas.config=a=b"), Ok(("sasl.jaas.config".into(), "a=b".into())));
+        assert_eq!(parse_setting(" debug = cgrp "), Ok(("debug".into(), "cgrp".into())));
+        assert!(parse_setting("debug").is_err());
+        assert!(parse_setting("=cgrp").is_err());
+    }
 
     #[test]
     fn the_default_instance_id_is_the_host_name_unless_the_environment_names_one() {
