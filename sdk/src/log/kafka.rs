@@ -900,6 +900,10 @@ impl EventLog for KafkaLog {
         }
     }
 
+    fn instance_id(&self) -> Option<&str> {
+        Some(&self.inner.config.instance_id)
+    }
+
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
         lock(&self.inner.offsets).remove(group);
         // Housekeeping, run as an app stops: a broker away does not hold the stop up for long.

@@ -326,6 +326,14 @@ pub trait EventLog: Send + Sync + 'static {
     fn namespace(&self) -> Option<&str> {
         None
     }
+
+    /// This process's stable name among the processes of the app that share the log (Kafka's
+    /// `KafkaConfig::instance_id`); `None` for a log that one
+    /// process holds. What an instance keeps for itself across restarts (a projection's
+    /// checkpoint) goes under it.
+    fn instance_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A member of a consumer group.

@@ -218,6 +218,10 @@ impl EventLog for Namespaced {
     fn namespace(&self) -> Option<&str> {
         Some(&self.namespace)
     }
+
+    fn instance_id(&self) -> Option<&str> {
+        self.inner.instance_id()
+    }
 }
 
 struct NamespacedMember {

@@ -127,6 +127,8 @@ pub struct Subscription {
     pub version: u32,
     /// The enum's [upcaster](Message::upcast), for a reader that does not decode into the enum.
     pub upcast: Upcaster,
+    /// Whether the events carry personal data ([`Message::PERSONAL`]).
+    pub personal: bool,
 }
 
 impl Subscription {
@@ -171,6 +173,7 @@ impl Subscription {
             types: E::TYPES,
             version: E::VERSION,
             upcast: E::upcast,
+            personal: E::PERSONAL,
         }
     }
 }

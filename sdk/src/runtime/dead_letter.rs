@@ -97,7 +97,7 @@ pub(crate) async fn count(log: &dyn EventLog, dead_letters: &str) -> Result<u64,
 }
 
 /// Hands every page of the topic's (committed) records to `page`.
-async fn read_all(log: &dyn EventLog, topic: &str, mut page: impl FnMut(&[Record])) -> Result<(), LogError> {
+pub(crate) async fn read_all(log: &dyn EventLog, topic: &str, mut page: impl FnMut(&[Record])) -> Result<(), LogError> {
     for partition in 0..log.partition_count(topic).await?.unwrap_or(0) {
         let tp = TopicPartition::new(topic, partition);
         let end = log.end_offset(&tp).await?;

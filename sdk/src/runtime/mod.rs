@@ -27,7 +27,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub use gateway::{Accepted, CommandError, CommandGateway, Outcome};
-pub use projection::ProjectionHandle;
+use projection::CheckpointPlace;
+pub use projection::{Checkpoints, ProjectionHandle};
 pub use query::{
     Columns, QueryHandle, QueryReset, QueryRow, changelog_topic, headers as query_headers, repartition_topic,
     reset_query,
@@ -256,6 +257,18 @@ pub enum RuntimeError {
         name: String,
         /// The rule it breaks.
         rule: &'static str,
+    },
+    /// A projection of events with personal data cannot be checkpointed: its checkpoints would
+    /// keep that data readable after the subject is forgotten.
+    #[error(
+        "projection `{projection}` reads `{event}`, which carries personal data: it cannot be checkpointed, since its \
+         checkpoints would keep that data after its subject is forgotten; register it with App::projection"
+    )]
+    PersonalCheckpoint {
+        /// The projection.
+        projection: String,
+        /// The event enum with personal data.
+        event: &'static str,
     },
     /// A processor stopped while others waited for it.
     #[error("processor `{0}` stopped; App::shutdown returns its error")]
@@ -684,6 +697,70 @@ impl App {
         // Each instance reads every partition: a group of its own.
         let id = projection::id_of::<P>();
         let group = format!("{id}@{}", Uuid::now_v7().simple());
+        let spawn_group = group.clone();
+        self.add_projection(projection, group, move |state, app: &App| {
+            app.spawn(projection::ProjectionProcessor::new(state, spawn_group))
+        })
+        .await
+    }
+
+    /// Registers a projection whose read model is checkpointed, and returns a handle to read
+    /// it: now and then (`checkpoints.interval`) its state (as JSON) and the positions it has
+    /// applied are written to `<projection>.checkpoint` with its input positions, in one atomic
+    /// write. A restart restores the last checkpoint and reads only what came after it; one of
+    /// another [version](Checkpoints::version), or one that does not read as `P`, is not
+    /// restored, and the read model is rebuilt from the beginning (with a warning).
+    ///
+    /// Each instance keeps its own checkpoints under its group, `<projection>@<instance id>`
+    /// on a log that processes share (Kafka's `KafkaConfig::instance_id`, which must then be
+    /// stable, as for transactions). A projection of events with personal data is refused: its
+    /// checkpoints would keep that data readable after its subject is forgotten.
+    pub async fn checkpointed_projection<P>(
+        &mut self,
+        projection: P,
+        checkpoints: Checkpoints,
+    ) -> Result<ProjectionHandle<P>, RuntimeError>
+    where
+        P: Projection + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let id = projection::id_of::<P>();
+        if let Some(personal) = P::subscriptions().iter().find(|s| s.personal) {
+            return Err(RuntimeError::PersonalCheckpoint { projection: id, event: personal.event });
+        }
+        let place = CheckpointPlace::of(&id, self.log.instance_id());
+        if !self.runs_here(P::MODULE) {
+            // Declared only: built and checkpointed in another process.
+            return self.projection(projection).await;
+        }
+        self.create(TopicSpec::compact(place.topic.clone(), 1)).await?;
+        let (projection, applied) = match projection::restore::<P>(&*self.log, &place, checkpoints.version).await? {
+            projection::Restored::Found(restored, applied) => {
+                tracing::info!(projection = id, checkpoint = place.topic, "restored from its checkpoint");
+                (restored, applied)
+            }
+            restored => {
+                if let projection::Restored::Unusable(why) = restored {
+                    tracing::warn!(projection = id, "{why}; the read model is rebuilt from the beginning");
+                }
+                // Positions without the state they go with: from the beginning.
+                self.log.delete_group(&place.group).await?;
+                (projection, Vec::new())
+            }
+        };
+        let group = place.group.clone();
+        self.add_projection(projection, group, move |state, app: &App| {
+            app.spawn(projection::ProjectionProcessor::checkpointed(state, &place, checkpoints, applied))
+        })
+        .await
+    }
+
+    async fn add_projection<P: Projection>(
+        &mut self,
+        projection: P,
+        group: String,
+        spawn: impl FnOnce(Arc<RwLock<P>>, &App) -> Started + Send + 'static,
+    ) -> Result<ProjectionHandle<P>, RuntimeError> {
+        let id = projection::id_of::<P>();
         let subscriptions = P::subscriptions();
         RuntimeError::check_topics(P::NAME, &subscriptions)?;
         let topics: Vec<&'static str> = subscriptions.iter().map(|s| s.topic).collect();
@@ -709,7 +786,7 @@ impl App {
             self.topology.processors.push(info);
             return Ok(handle);
         }
-        let processor_group = group.clone();
+        let processor_state = state.clone();
         self.register(Registration {
             group: group.clone(),
             info: Some(info),
@@ -718,7 +795,7 @@ impl App {
             subscriptions,
             writes: None,
             dead_letters: Some(DeadLetters::of_projection::<P>()),
-            spawn: Box::new(move |app: &App| app.spawn(projection::ProjectionProcessor::new(state, processor_group))),
+            spawn: Box::new(move |app: &App| spawn(processor_state, app)),
         })
         .await?;
         // Only once it is registered: its module's aggregate waits for it.

@@ -2,15 +2,22 @@
 //!
 //! A projection's state lives in memory and is rebuilt from the beginning of the log when the
 //! process starts: each instance uses a consumer group of its own and reads every partition.
+//! A checkpointed projection writes its state now and then with its input positions, in one
+//! atomic write, and a restart goes on from there.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::processor::Processor;
 use super::progress::ProgressBoard;
 use super::{RuntimeError, dead_letter};
-use crate::log::{EventLog, OutRecord, Record, StartFrom, TopicPartition};
+use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition};
 use crate::model::{Position, Projection};
 
 /// The projection's name within the platform: `payment.orders`, or `order-history` for a
@@ -34,10 +41,181 @@ pub(crate) struct ProjectionProcessor<P: Projection> {
     /// about count as applied (the read model keeps them), so a batch written again after a
     /// failed write skips those records: these letters go with it instead.
     unwritten: Vec<OutRecord>,
-    /// The next offset to apply per topic and partition. A projection commits no positions, so
-    /// partitions it gets back after losing them (Kafka's group session lost in a broker
-    /// restart) start from the beginning again: what it applied already is skipped.
-    applied: Vec<(Arc<str>, Vec<u64>)>,
+    /// The next offset to apply per topic and partition. A projection commits no positions (a
+    /// checkpointed one only with a checkpoint), so partitions it gets back after losing them
+    /// (Kafka's group session lost in a broker restart) start from the beginning (or the last
+    /// checkpoint) again: what it applied already is skipped.
+    applied: Applied,
+    checkpoint: Option<Checkpointing<P>>,
+}
+
+/// The next offset to apply per topic and partition.
+type Applied = Vec<(Arc<str>, Vec<u64>)>;
+
+/// How a projection's read model is checkpointed
+/// ([`App::checkpointed_projection`](crate::App::checkpointed_projection)): its state and the
+/// positions it has applied are written with its input positions in one atomic write, so that a
+/// restart reads only what came after the last checkpoint instead of the whole log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoints {
+    /// The version of the read model: of its state's shape and of what its handlers make of the
+    /// events. Raise it when either changes: a checkpoint of another version is not restored,
+    /// and the read model is rebuilt from the beginning of the log.
+    pub version: u32,
+    /// How often a checkpoint is written while events come: at the first batch after each
+    /// interval. A restart reads again at most what came in the last interval.
+    pub interval: Duration,
+}
+
+impl Checkpoints {
+    /// Checkpoints of `version`, every 10 seconds.
+    pub fn version(version: u32) -> Self {
+        Checkpoints { version, interval: Duration::from_secs(10) }
+    }
+
+    /// The same, written every `interval`.
+    pub fn every(self, interval: Duration) -> Self {
+        Checkpoints { interval, ..self }
+    }
+}
+
+/// The largest checkpoint written, below the 1 MB a Kafka topic takes by default: a larger read
+/// model is not checkpointed any more (with a warning), and a restart goes on from the last
+/// checkpoint written.
+const LARGEST_CHECKPOINT: usize = 1_000_000;
+
+/// A checkpoint as it is written: JSON, keyed by the instance's group.
+#[derive(Serialize)]
+struct CheckpointOut<'a, P> {
+    version: u32,
+    applied: Vec<(&'a str, u32, u64)>,
+    state: &'a P,
+}
+
+#[derive(Deserialize)]
+struct CheckpointVersion {
+    version: u32,
+}
+
+#[derive(Deserialize)]
+struct CheckpointIn<P> {
+    applied: Vec<(String, u32, u64)>,
+    state: P,
+}
+
+fn encode_checkpoint<P: Serialize>(version: u32, applied: &Applied, state: &P) -> serde_json::Result<Vec<u8>> {
+    let applied = (applied.iter())
+        .flat_map(|(topic, next)| {
+            next.iter().enumerate().map(move |(partition, next)| (&**topic, partition as u32, *next))
+        })
+        .filter(|(_, _, next)| *next > 0)
+        .collect();
+    serde_json::to_vec(&CheckpointOut { version, applied, state })
+}
+
+/// Where a checkpointed projection keeps its checkpoints, and when it writes the next.
+pub(crate) struct Checkpointing<P> {
+    tp: TopicPartition,
+    key: Bytes,
+    checkpoints: Checkpoints,
+    encode: fn(u32, &Applied, &P) -> serde_json::Result<Vec<u8>>,
+    last: Instant,
+    /// Records applied since the last checkpoint.
+    applied_since: bool,
+    /// The batch being written carries a checkpoint: its input positions go with it.
+    writing: bool,
+    /// The read model could not be written (too large, or not JSON): no more checkpoints in
+    /// this run; a restart goes on from the last one written.
+    given_up: bool,
+    /// Deleting older checkpoints failed once (said once, not at every checkpoint).
+    delete_failed: bool,
+}
+
+/// The checkpoint of an instance's projection: its topic (one partition, compacted, one per
+/// instance so that the older checkpoints can be deleted) and its key.
+pub(crate) struct CheckpointPlace {
+    pub(crate) topic: String,
+    pub(crate) group: String,
+}
+
+impl CheckpointPlace {
+    /// The place of projection `id`'s checkpoints for this instance (`instance`: the log's
+    /// [`instance_id`](EventLog::instance_id), where processes share the log).
+    pub(crate) fn of(id: &str, instance: Option<&str>) -> Self {
+        match instance {
+            None => CheckpointPlace { topic: format!("{id}.checkpoint"), group: format!("{id}@checkpointed") },
+            Some(instance) => {
+                // A topic name takes letters, digits, `.`, `_` and `-` only.
+                let safe: String = (instance.chars())
+                    .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+                    .collect();
+                CheckpointPlace { topic: format!("{id}.checkpoint.{safe}"), group: format!("{id}@{instance}") }
+            }
+        }
+    }
+}
+
+/// What the last checkpoint of a projection holds.
+pub(crate) enum Restored<P> {
+    /// The read model and the positions it has applied.
+    Found(P, Applied),
+    /// No checkpoint yet.
+    None,
+    /// One that cannot be restored, and why: the read model is rebuilt from the beginning.
+    Unusable(String),
+}
+
+/// Reads the last checkpoint at `place`, if it is one of `version` that reads as a `P`.
+pub(crate) async fn restore<P: DeserializeOwned>(
+    log: &dyn EventLog,
+    place: &CheckpointPlace,
+    version: u32,
+) -> Result<Restored<P>, RuntimeError> {
+    let mut last: Option<Record> = None;
+    dead_letter::read_all(log, &place.topic, |records| {
+        let ours = records.iter().rev().find(|r| r.key.as_deref() == Some(place.group.as_bytes()));
+        if let Some(record) = ours {
+            last = Some(record.clone());
+        }
+    })
+    .await?;
+    let Some(record) = last else { return Ok(Restored::None) };
+    let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
+    let Some(value) = record.value else { return Ok(Restored::None) };
+    match serde_json::from_slice::<CheckpointVersion>(&value) {
+        Ok(found) if found.version == version => {}
+        Ok(found) => {
+            return Ok(Restored::Unusable(format!(
+                "the checkpoint at {at} is of version {}, the projection's is {version}",
+                found.version
+            )));
+        }
+        Err(error) => return Ok(Restored::Unusable(format!("the checkpoint at {at} is not one: {error}"))),
+    }
+    match serde_json::from_slice::<CheckpointIn<P>>(&value) {
+        Ok(CheckpointIn { applied, state }) => {
+            let mut restored: Applied = Vec::new();
+            for (topic, partition, next) in applied {
+                let index = match restored.iter().position(|(t, _)| **t == *topic) {
+                    Some(index) => index,
+                    None => {
+                        restored.push((Arc::from(topic), Vec::new()));
+                        restored.len() - 1
+                    }
+                };
+                let partitions = &mut restored[index].1;
+                if partitions.len() <= partition as usize {
+                    partitions.resize(partition as usize + 1, 0);
+                }
+                partitions[partition as usize] = next;
+            }
+            Ok(Restored::Found(state, restored))
+        }
+        Err(error) => Ok(Restored::Unusable(format!(
+            "the checkpoint at {at} does not read as the projection's state ({error}); raise the version of its \
+             checkpoints when the state's shape changes"
+        ))),
+    }
 }
 
 impl<P: Projection> ProjectionProcessor<P> {
@@ -74,7 +252,70 @@ impl<P: Projection> ProjectionProcessor<P> {
             lettered: None,
             unwritten: Vec::new(),
             applied: Vec::new(),
+            checkpoint: None,
         }
+    }
+
+    /// The processor of a checkpointed projection, restored to `applied` (the positions of its
+    /// state), writing its checkpoints to `place`.
+    pub(crate) fn checkpointed(
+        state: Arc<RwLock<P>>,
+        place: &CheckpointPlace,
+        checkpoints: Checkpoints,
+        applied: Applied,
+    ) -> Self
+    where
+        P: Serialize,
+    {
+        let checkpoint = Checkpointing {
+            tp: TopicPartition::new(place.topic.as_str(), 0),
+            key: Bytes::copy_from_slice(place.group.as_bytes()),
+            checkpoints,
+            encode: encode_checkpoint::<P>,
+            last: Instant::now(),
+            applied_since: false,
+            writing: false,
+            given_up: false,
+            delete_failed: false,
+        };
+        ProjectionProcessor { applied, checkpoint: Some(checkpoint), ..Self::new(state, place.group.clone()) }
+    }
+
+    /// The checkpoint to write with this batch, if one is due.
+    fn checkpoint_due(&mut self, state: &P) -> Option<OutRecord> {
+        let checkpoint = self.checkpoint.as_mut()?;
+        if !checkpoint.applied_since
+            || checkpoint.given_up
+            || checkpoint.last.elapsed() < checkpoint.checkpoints.interval
+        {
+            return None;
+        }
+        let value = match (checkpoint.encode)(checkpoint.checkpoints.version, &self.applied, state) {
+            Ok(value) if value.len() <= LARGEST_CHECKPOINT => value,
+            Ok(value) => {
+                checkpoint.given_up = true;
+                tracing::warn!(
+                    projection = self.id,
+                    bytes = value.len(),
+                    "the read model is too large to checkpoint; a restart goes on from the last checkpoint written"
+                );
+                return None;
+            }
+            Err(error) => {
+                checkpoint.given_up = true;
+                tracing::warn!(projection = self.id, %error, "the read model cannot be written as JSON; a restart goes on from the last checkpoint written");
+                return None;
+            }
+        };
+        checkpoint.writing = true;
+        Some(OutRecord {
+            topic: checkpoint.tp.topic.clone(),
+            partition: Some(0),
+            key: Some(checkpoint.key.clone()),
+            value: Some(Bytes::from(value)),
+            headers: Headers::new(),
+            timestamp: None,
+        })
     }
 }
 
@@ -92,11 +333,18 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
     }
 
     fn commits_positions(&self) -> bool {
-        false
+        self.checkpoint.as_ref().is_some_and(|c| c.writing)
     }
 
     fn one_off_group(&self) -> bool {
-        true
+        self.checkpoint.is_none()
+    }
+
+    fn revoked(&mut self, _: &[TopicPartition]) {
+        // The batch with the checkpoint was not written: the next one carries it.
+        if let Some(checkpoint) = &mut self.checkpoint {
+            checkpoint.writing = false;
+        }
     }
 
     fn dead_letters(&self) -> Option<&Arc<str>> {
@@ -118,6 +366,9 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
             if !self.first_time(record) {
                 continue;
             }
+            if let Some(checkpoint) = &mut self.checkpoint {
+                checkpoint.applied_since = true;
+            }
             // A panicking handler is contained like a record that cannot be decoded; the read
             // model keeps what the handler did before it panicked.
             let error = match std::panic::catch_unwind(AssertUnwindSafe(|| state.apply(record))) {
@@ -132,10 +383,25 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
                 outputs.push(letter);
             }
         }
+        outputs.extend(self.checkpoint_due(&*state));
     }
 
-    async fn committed(&mut self, _: &dyn EventLog, _: Vec<Position>, _: &[(TopicPartition, u64)]) {
+    async fn committed(&mut self, log: &dyn EventLog, written: Vec<Position>, _: &[(TopicPartition, u64)]) {
         self.unwritten.clear();
+        let Some(checkpoint) = self.checkpoint.as_mut().filter(|c| c.writing) else { return };
+        checkpoint.writing = false;
+        checkpoint.applied_since = false;
+        checkpoint.last = Instant::now();
+        // The older checkpoints go (compaction would take them too, later).
+        let Some(at) = written.iter().find(|p| p.topic == checkpoint.tp.topic) else { return };
+        match log.delete_before(&checkpoint.tp, at.offset).await {
+            Ok(()) => checkpoint.delete_failed = false,
+            Err(error) if !checkpoint.delete_failed => {
+                checkpoint.delete_failed = true;
+                tracing::warn!(projection = self.id, %error, "older checkpoints could not be deleted; compaction removes them");
+            }
+            Err(error) => tracing::debug!(projection = self.id, %error, "older checkpoints could not be deleted"),
+        }
     }
 }
 

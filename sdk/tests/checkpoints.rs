@@ -1,0 +1,208 @@
+//! Checkpointed projections, on every backend: a restart restores the last checkpoint and reads
+//! only what came after it; another version of the read model, or a checkpoint that does not
+//! read as its state, is rebuilt from the beginning; events with personal data are refused.
+//!
+//! Memory and embedded always; Kafka with the `kafka` feature (`scripts/test` runs it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tramline::log::{EventLog, Headers, OutRecord, TopicPartition, TopicSpec};
+use tramline::privacy::Personal;
+use tramline::runtime::ProjectionHandle;
+use tramline::runtime::{Checkpoints, RuntimeError, Settings};
+use tramline::{App, Envelope, Event, Handle, MemoryLog, Message, Projection, ReferenceId, codec};
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "mtr")]
+pub struct MeterId(uuid::Uuid);
+
+#[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[event(module = "meter", key = id)]
+pub enum ReadingEvent {
+    Taken { id: MeterId, kwh: i64 },
+}
+
+/// The read model: what it folded, and (not checkpointed) how many events this process handled.
+#[derive(Debug, Default, Serialize, Deserialize, Projection)]
+#[projection(name = "totals", subscribe(ReadingEvent))]
+pub struct Totals {
+    kwh: i64,
+    readings: u64,
+    #[serde(skip)]
+    handled_here: u64,
+}
+
+impl Handle<ReadingEvent> for Totals {
+    fn handle(&mut self, event: &Envelope<ReadingEvent>) {
+        let ReadingEvent::Taken { kwh, .. } = event.payload;
+        self.kwh += kwh;
+        self.readings += 1;
+        self.handled_here += 1;
+    }
+}
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn settings() -> Settings {
+    Settings { poll_timeout: Duration::from_millis(20), batch_size: 8, ..Settings::default() }
+}
+
+async fn append(log: &dyn EventLog, kwh: std::ops::RangeInclusive<i64>) {
+    let meters: Vec<MeterId> = (0..5).map(|_| MeterId::generate()).collect();
+    let records = kwh
+        .map(|kwh| {
+            codec::encode(&Envelope::new(
+                ReadingEvent::Taken { id: meters[kwh as usize % 5], kwh },
+                jiff::Timestamp::now(),
+            ))
+        })
+        .collect();
+    log.create_topic(&TopicSpec::keep(ReadingEvent::TOPIC, 3)).await.expect("the topic");
+    log.append(records).await.expect("appended");
+}
+
+/// Runs an app with the checkpointed projection until it has read everything, and stops it:
+/// `(kwh, readings, handled here)`.
+async fn run(log: Arc<dyn EventLog>, version: u32) -> (i64, u64, u64) {
+    let mut app = App::new(log.clone()).with_settings(settings());
+    // A checkpoint with every batch: each restart goes on exactly where the last one stopped.
+    let checkpoints = Checkpoints::version(version).every(Duration::ZERO);
+    let totals: ProjectionHandle<Totals> =
+        app.checkpointed_projection(Totals::default(), checkpoints).await.expect("registered");
+    within("the app to start", app.start()).await.expect("started");
+    within("the projection", totals.caught_up()).await.expect("caught up");
+    let read = totals.read(|t| (t.kwh, t.readings, t.handled_here));
+    app.shutdown().await.expect("a clean shutdown");
+    // The input positions went with the last checkpoint: a restart reads nothing again.
+    let group = match log.instance_id() {
+        Some(instance) => format!("totals@{instance}"),
+        None => "totals@checkpointed".to_owned(),
+    };
+    for partition in 0..3 {
+        let tp = TopicPartition::new(ReadingEvent::TOPIC, partition);
+        let end = log.end_offset(&tp).await.expect("an end");
+        let committed = log.committed(&group, &tp).await.expect("a position");
+        assert!(end == 0 || committed == Some(end), "{tp}: committed {committed:?}, end {end}");
+    }
+    read
+}
+
+async fn a_restart_goes_on_from_the_last_checkpoint(open: impl AsyncFn() -> Arc<dyn EventLog>) {
+    let log = open().await;
+    append(&*log, 1..=30).await;
+    assert_eq!(run(log, 1).await, (465, 30, 30), "the first run reads everything");
+
+    let log = open().await;
+    append(&*log, 31..=35).await;
+    assert_eq!(run(log, 1).await, (630, 35, 5), "the second run restores the checkpoint and reads the rest only");
+
+    let log = open().await;
+    assert_eq!(run(log, 2).await, (630, 35, 35), "another version rebuilds the read model from the beginning");
+    let log = open().await;
+    assert_eq!(run(log, 2).await, (630, 35, 0), "and checkpoints it anew");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_restart_goes_on_from_the_last_checkpoint() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    a_restart_goes_on_from_the_last_checkpoint(async || log.clone()).await;
+}
+
+/// A checkpoint that does not read as the state (written by other code under the same
+/// version): the read model is rebuilt from the beginning, not left empty or half-read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_checkpoint_that_does_not_read_as_the_state_is_rebuilt_from_the_beginning() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    append(&*log, 1..=10).await;
+    assert_eq!(run(log.clone(), 1).await, (55, 10, 10));
+    let foreign = OutRecord {
+        topic: "totals.checkpoint".into(),
+        partition: Some(0),
+        key: Some(Bytes::from_static(b"totals@checkpointed")),
+        value: Some(Bytes::from_static(br#"{"version":1,"applied":[],"state":{"kwh":"many"}}"#)),
+        headers: Headers::new(),
+        timestamp: None,
+    };
+    log.append(vec![foreign]).await.expect("appended");
+    assert_eq!(run(log, 1).await, (55, 10, 10), "rebuilt from the beginning");
+}
+
+#[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[reference(prefix = "per")]
+pub struct PersonId(uuid::Uuid);
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(module = "person", key = id)]
+pub enum PersonEvent {
+    Named {
+        id: PersonId,
+        #[pii]
+        name: Personal<String>,
+    },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, Projection)]
+#[projection(name = "names", subscribe(PersonEvent))]
+pub struct Names {
+    names: Vec<String>,
+}
+
+impl Handle<PersonEvent> for Names {
+    fn handle(&mut self, event: &Envelope<PersonEvent>) {
+        let PersonEvent::Named { name, .. } = &event.payload;
+        self.names.extend(name.get().cloned());
+    }
+}
+
+/// Checkpoints of personal data would outlive a forgotten subject's key: refused, with what
+/// to do instead.
+#[tokio::test]
+async fn a_projection_of_personal_data_is_not_checkpointed() {
+    let mut app = App::new(MemoryLog::shared());
+    match app.checkpointed_projection(Names::default(), Checkpoints::version(1)).await {
+        Err(error @ RuntimeError::PersonalCheckpoint { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains("`PersonEvent`, which carries personal data"), "{message}");
+            assert!(message.contains("App::projection"), "{message}");
+        }
+        other => panic!("expected PersonalCheckpoint, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[cfg(feature = "embedded")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_restart_goes_on_from_the_last_checkpoint() {
+    use tramline::log::embedded::EmbeddedLog;
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = dir.path().to_owned();
+    // Each run opens the directory anew, as a new process would.
+    a_restart_goes_on_from_the_last_checkpoint(async || {
+        let log = EmbeddedLog::open_async(path.clone(), Default::default()).await.expect("opened");
+        Arc::new(log) as Arc<dyn EventLog>
+    })
+    .await;
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_restart_goes_on_from_the_last_checkpoint() {
+    use tramline::log::Namespaced;
+    use tramline::log::kafka::{KafkaConfig, KafkaLog};
+    let namespace = format!("checkpoints-{}", uuid::Uuid::now_v7().simple());
+    a_restart_goes_on_from_the_last_checkpoint(async || {
+        let config = KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("checkpoints-1");
+        let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await.expect("connected"));
+        Arc::new(Namespaced::new(kafka, &namespace).expect("a namespace")) as Arc<dyn EventLog>
+    })
+    .await;
+}
