@@ -74,9 +74,12 @@ async fn append(log: &dyn EventLog, kwh: std::ops::RangeInclusive<i64>) {
 /// Runs an app with the checkpointed projection until it has read everything, and stops it:
 /// `(kwh, readings, handled here)`.
 async fn run(log: Arc<dyn EventLog>, version: u32) -> (i64, u64, u64) {
-    let mut app = App::new(log.clone()).with_settings(settings());
     // A checkpoint with every batch: each restart goes on exactly where the last one stopped.
-    let checkpoints = Checkpoints::version(version).every(Duration::ZERO);
+    run_with(log, Checkpoints::version(version).every(Duration::ZERO)).await
+}
+
+async fn run_with(log: Arc<dyn EventLog>, checkpoints: Checkpoints) -> (i64, u64, u64) {
+    let mut app = App::new(log.clone()).with_settings(settings());
     let totals: ProjectionHandle<Totals> =
         app.checkpointed_projection(Totals::default(), checkpoints).await.expect("registered");
     within("the app to start", app.start()).await.expect("started");
@@ -116,6 +119,19 @@ async fn a_restart_goes_on_from_the_last_checkpoint(open: impl AsyncFn() -> Arc<
 async fn memory_a_restart_goes_on_from_the_last_checkpoint() {
     let log: Arc<dyn EventLog> = MemoryLog::shared();
     a_restart_goes_on_from_the_last_checkpoint(async || log.clone()).await;
+}
+
+/// An app that stops writes a last checkpoint, however long the interval: its next start reads
+/// nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_clean_stop_checkpoints_everything_applied() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    let hourly = Checkpoints::version(1).every(Duration::from_secs(3600));
+    append(&*log, 1..=30).await;
+    assert_eq!(run_with(log.clone(), hourly).await, (465, 30, 30));
+    append(&*log, 31..=35).await;
+    assert_eq!(run_with(log.clone(), hourly).await, (630, 35, 5), "the checkpoint written as the first run stopped");
+    assert_eq!(run_with(log, hourly).await, (630, 35, 0));
 }
 
 /// A checkpoint that does not read as the state (written by other code under the same

@@ -91,6 +91,13 @@ pub(crate) trait Processor: Send + 'static {
         None
     }
 
+    /// A last write as the processor stops, with the input positions it goes with (for the
+    /// partitions in `assigned`): a projection's checkpoint, so that the next start goes on
+    /// from here.
+    fn closing(&mut self, _assigned: &[TopicPartition]) -> Option<LastWrite> {
+        None
+    }
+
     /// The app is shutting down: given once, before the first batch, to a processor whose
     /// `process` waits on something of its own (another log), so that it can give its batch up.
     fn watch_shutdown(&mut self, _shutdown: watch::Receiver<bool>) {}
@@ -197,6 +204,12 @@ impl Narrowing {
 }
 
 /// Runs a processor until `shutdown` turns true or the log fails for good.
+/// What a processor writes as it stops: outputs, and the input positions they go with.
+pub(crate) struct LastWrite {
+    pub(crate) outputs: Vec<OutRecord>,
+    pub(crate) positions: Vec<(TopicPartition, u64)>,
+}
+
 pub(crate) async fn run<P: Processor>(
     mut processor: P,
     log: Arc<dyn EventLog>,
@@ -411,6 +424,14 @@ pub(crate) async fn run<P: Processor>(
                     // Given up to shut down (or the app is gone): nothing more is processed.
                     break;
                 }
+            }
+        }
+    }
+    if let Some(LastWrite { outputs, positions }) = processor.closing(&member.assignment()) {
+        match member.commit(outputs, positions.clone()).await {
+            Ok(written) => processor.committed(&*log, written, &positions).await,
+            Err(error) => {
+                tracing::warn!(group, %error, "the last write as the processor stops failed; the next start goes on from the write before")
             }
         }
     }

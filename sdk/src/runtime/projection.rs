@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::processor::Processor;
+use super::processor::{LastWrite, Processor};
 use super::progress::ProgressBoard;
 use super::{RuntimeError, dead_letter};
 use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition};
@@ -281,13 +281,11 @@ impl<P: Projection> ProjectionProcessor<P> {
         ProjectionProcessor { applied, checkpoint: Some(checkpoint), ..Self::new(state, place.group.clone()) }
     }
 
-    /// The checkpoint to write with this batch, if one is due.
-    fn checkpoint_due(&mut self, state: &P) -> Option<OutRecord> {
+    /// The checkpoint to write with this batch, if one is due (at once when `now`).
+    fn checkpoint_due(&mut self, state: &P, now: bool) -> Option<OutRecord> {
         let checkpoint = self.checkpoint.as_mut()?;
-        if !checkpoint.applied_since
-            || checkpoint.given_up
-            || checkpoint.last.elapsed() < checkpoint.checkpoints.interval
-        {
+        let due = now || checkpoint.last.elapsed() >= checkpoint.checkpoints.interval;
+        if !checkpoint.applied_since || checkpoint.given_up || !due {
             return None;
         }
         let value = match (checkpoint.encode)(checkpoint.checkpoints.version, &self.applied, state) {
@@ -351,6 +349,21 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         Some(&self.dead_letters)
     }
 
+    /// A checkpoint of everything applied, as the app stops: the next start reads nothing again.
+    fn closing(&mut self, assigned: &[TopicPartition]) -> Option<LastWrite> {
+        let state = self.state.clone();
+        let checkpoint = self.checkpoint_due(&state.read().unwrap_or_else(|p| p.into_inner()), true)?;
+        let next = |tp: &TopicPartition| {
+            let (_, partitions) = self.applied.iter().find(|(topic, _)| *topic == tp.topic)?;
+            partitions.get(tp.partition as usize).copied().filter(|next| *next > 0)
+        };
+        let positions = assigned.iter().filter_map(|tp| Some((tp.clone(), next(tp)?))).collect();
+        // Letters of a batch whose write failed go with it: its records count as applied.
+        let mut outputs = std::mem::take(&mut self.unwritten);
+        outputs.push(checkpoint);
+        Some(LastWrite { outputs, positions })
+    }
+
     async fn assigned(&mut self, log: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
         if self.lettered.is_none() {
             self.lettered = Some(dead_letter::origins(log, &self.dead_letters).await?);
@@ -383,7 +396,7 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
                 outputs.push(letter);
             }
         }
-        outputs.extend(self.checkpoint_due(&*state));
+        outputs.extend(self.checkpoint_due(&*state, false));
     }
 
     async fn committed(&mut self, log: &dyn EventLog, written: Vec<Position>, _: &[(TopicPartition, u64)]) {
