@@ -7,10 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod faults;
+
 use bytes::Bytes;
+use faults::FaultyLog;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use tramline::log::{EventLog, Headers, OutRecord, TopicPartition, TopicSpec};
+use tramline::log::{EventLog, Headers, LogError, OutRecord, TopicPartition, TopicSpec};
 use tramline::privacy::Personal;
 use tramline::runtime::ProjectionHandle;
 use tramline::runtime::{Checkpoints, RuntimeError, Settings};
@@ -79,13 +82,7 @@ async fn run(log: Arc<dyn EventLog>, version: u32) -> (i64, u64, u64) {
 }
 
 async fn run_with(log: Arc<dyn EventLog>, checkpoints: Checkpoints) -> (i64, u64, u64) {
-    let mut app = App::new(log.clone()).with_settings(settings());
-    let totals: ProjectionHandle<Totals> =
-        app.checkpointed_projection(Totals::default(), checkpoints).await.expect("registered");
-    within("the app to start", app.start()).await.expect("started");
-    within("the projection", totals.caught_up()).await.expect("caught up");
-    let read = totals.read(|t| (t.kwh, t.readings, t.handled_here));
-    app.shutdown().await.expect("a clean shutdown");
+    let read = run_app(log.clone(), checkpoints).await;
     // The input positions went with the last checkpoint: a restart reads nothing again.
     let group = match log.instance_id() {
         Some(instance) => format!("totals@{instance}"),
@@ -100,7 +97,21 @@ async fn run_with(log: Arc<dyn EventLog>, checkpoints: Checkpoints) -> (i64, u64
     read
 }
 
-async fn a_restart_goes_on_from_the_last_checkpoint(open: impl AsyncFn() -> Arc<dyn EventLog>) {
+/// Runs an app with the checkpointed projection until it has read everything, and stops it.
+async fn run_app(log: Arc<dyn EventLog>, checkpoints: Checkpoints) -> (i64, u64, u64) {
+    let mut app = App::new(log).with_settings(settings());
+    let totals: ProjectionHandle<Totals> =
+        app.checkpointed_projection(Totals::default(), checkpoints).await.expect("registered");
+    within("the app to start", app.start()).await.expect("started");
+    within("the projection", totals.caught_up()).await.expect("caught up");
+    let read = totals.read(|t| (t.kwh, t.readings, t.handled_here));
+    within("the app to stop", app.shutdown()).await.expect("a clean shutdown");
+    read
+}
+
+/// `purged`: whether the log deletes the older checkpoints at once (the memory log frees whole
+/// segments only).
+async fn a_restart_goes_on_from_the_last_checkpoint(open: impl AsyncFn() -> Arc<dyn EventLog>, purged: bool) {
     let log = open().await;
     append(&*log, 1..=30).await;
     assert_eq!(run(log, 1).await, (465, 30, 30), "the first run reads everything");
@@ -112,13 +123,22 @@ async fn a_restart_goes_on_from_the_last_checkpoint(open: impl AsyncFn() -> Arc<
     let log = open().await;
     assert_eq!(run(log, 2).await, (630, 35, 35), "another version rebuilds the read model from the beginning");
     let log = open().await;
-    assert_eq!(run(log, 2).await, (630, 35, 0), "and checkpoints it anew");
+    assert_eq!(run(log.clone(), 2).await, (630, 35, 0), "and checkpoints it anew");
+    if purged {
+        let topic = match log.instance_id() {
+            Some(instance) => format!("totals.checkpoint.{instance}"),
+            None => "totals.checkpoint".to_owned(),
+        };
+        let left = log.read(&TopicPartition::new(topic, 0), 0, 100).await.expect("read");
+        let offsets: Vec<u64> = left.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets.len(), 1, "the older checkpoints are deleted: {offsets:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_a_restart_goes_on_from_the_last_checkpoint() {
     let log: Arc<dyn EventLog> = MemoryLog::shared();
-    a_restart_goes_on_from_the_last_checkpoint(async || log.clone()).await;
+    a_restart_goes_on_from_the_last_checkpoint(async || log.clone(), false).await;
 }
 
 /// An app that stops writes a last checkpoint, however long the interval: its next start reads
@@ -132,6 +152,50 @@ async fn memory_a_clean_stop_checkpoints_everything_applied() {
     append(&*log, 31..=35).await;
     assert_eq!(run_with(log.clone(), hourly).await, (630, 35, 5), "the checkpoint written as the first run stopped");
     assert_eq!(run_with(log, hourly).await, (630, 35, 0));
+}
+
+/// The state is restored when the projection is registered, the positions are the group's when
+/// it starts: a checkpoint an earlier incarnation (not fenced yet) writes in between is taken,
+/// and no record between the two is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_checkpoint_written_between_restore_and_start_is_taken() {
+    let log: Arc<dyn EventLog> = MemoryLog::shared();
+    append(&*log, 1..=30).await;
+    let checkpoints = Checkpoints::version(1).every(Duration::ZERO);
+    let mut old = App::new(log.clone()).with_settings(settings());
+    let old_totals = old.checkpointed_projection(Totals::default(), checkpoints).await.expect("registered");
+    within("the old app to start", old.start()).await.expect("started");
+    within("the old projection", old_totals.caught_up()).await.expect("caught up");
+    let mut new = App::new(log.clone()).with_settings(settings());
+    let new_totals = new.checkpointed_projection(Totals::default(), checkpoints).await.expect("registered");
+    append(&*log, 31..=40).await;
+    within("the old projection", old_totals.caught_up()).await.expect("caught up");
+    within("the old app to stop", old.shutdown()).await.expect("stopped");
+    within("the new app to start", new.start()).await.expect("started");
+    within("the new projection", new_totals.caught_up()).await.expect("caught up");
+    let read = new_totals.read(|t| (t.kwh, t.readings, t.handled_here));
+    within("the new app to stop", new.shutdown()).await.expect("stopped");
+    assert_eq!(read, (820, 40, 0), "every reading applied once, by the old app");
+}
+
+/// A log that refuses the checkpoint as too large (a broker's or client's limit below
+/// tramline's): the projection goes on without checkpoints, and no record is blamed for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_checkpoint_refused_as_too_large_stops_the_checkpoints_and_letters_nothing() {
+    let memory = MemoryLog::shared();
+    append(&*memory, 1..=30).await;
+    let faulty = FaultyLog::over(memory.clone()).commit_fails(|outputs, _| {
+        outputs.iter().any(|o| &*o.topic == "totals.checkpoint").then(|| LogError::TooLarge {
+            topic: "totals.checkpoint".into(),
+            reason: "larger than message.max.bytes".into(),
+        })
+    });
+    let every_batch = Checkpoints::version(1).every(Duration::ZERO);
+    assert_eq!(run_app(Arc::new(faulty), every_batch).await, (465, 30, 30), "the read model is whole");
+    for partition in 0..memory.partition_count("totals.dlq").await.unwrap().unwrap_or(0) {
+        let letters = memory.end_offset(&TopicPartition::new("totals.dlq", partition)).await.unwrap();
+        assert_eq!(letters, 0, "no record dead-lettered for the checkpoint's size");
+    }
 }
 
 /// A checkpoint that does not read as the state (written by other code under the same
@@ -202,10 +266,13 @@ async fn embedded_a_restart_goes_on_from_the_last_checkpoint() {
     let dir = tempfile::tempdir().expect("a directory");
     let path = dir.path().to_owned();
     // Each run opens the directory anew, as a new process would.
-    a_restart_goes_on_from_the_last_checkpoint(async || {
-        let log = EmbeddedLog::open_async(path.clone(), Default::default()).await.expect("opened");
-        Arc::new(log) as Arc<dyn EventLog>
-    })
+    a_restart_goes_on_from_the_last_checkpoint(
+        async || {
+            let log = EmbeddedLog::open_async(path.clone(), Default::default()).await.expect("opened");
+            Arc::new(log) as Arc<dyn EventLog>
+        },
+        true,
+    )
     .await;
 }
 
@@ -215,10 +282,13 @@ async fn kafka_a_restart_goes_on_from_the_last_checkpoint() {
     use tramline::log::Namespaced;
     use tramline::log::kafka::{KafkaConfig, KafkaLog};
     let namespace = format!("checkpoints-{}", uuid::Uuid::now_v7().simple());
-    a_restart_goes_on_from_the_last_checkpoint(async || {
-        let config = KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("checkpoints-1");
-        let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await.expect("connected"));
-        Arc::new(Namespaced::new(kafka, &namespace).expect("a namespace")) as Arc<dyn EventLog>
-    })
+    a_restart_goes_on_from_the_last_checkpoint(
+        async || {
+            let config = KafkaConfig::new(tramline::testing::kafka::bootstrap()).with_instance_id("checkpoints-1");
+            let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await.expect("connected"));
+            Arc::new(Namespaced::new(kafka, &namespace).expect("a namespace")) as Arc<dyn EventLog>
+        },
+        true,
+    )
     .await;
 }

@@ -732,8 +732,9 @@ impl App {
             // Declared only: built and checkpointed in another process.
             return self.projection(projection).await;
         }
-        self.create(TopicSpec::compact(place.topic.clone(), 1)).await?;
-        let (projection, applied) = match projection::restore::<P>(&*self.log, &place, checkpoints.version).await? {
+        self.create(place.topic_spec()).await?;
+        let (restored, read_at) = projection::restore::<P>(&*self.log, &place, checkpoints.version).await?;
+        let (projection, applied) = match restored {
             projection::Restored::Found(restored, applied) => {
                 tracing::info!(projection = id, checkpoint = place.topic, "restored from its checkpoint");
                 (restored, applied)
@@ -749,7 +750,7 @@ impl App {
         };
         let group = place.group.clone();
         self.add_projection(projection, group, move |state, app: &App| {
-            app.spawn(projection::ProjectionProcessor::checkpointed(state, &place, checkpoints, applied))
+            app.spawn(projection::ProjectionProcessor::checkpointed(state, &place, checkpoints, (applied, read_at)))
         })
         .await
     }

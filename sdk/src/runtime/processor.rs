@@ -25,10 +25,23 @@ pub(crate) trait Processor: Send + 'static {
     /// Where it starts when the group has no committed position.
     fn start(&self) -> StartFrom;
 
-    /// Whether its input positions are worth committing. A projection rebuilt from the
-    /// beginning on every start is not: its one-off group would only leave rows behind.
-    fn commits_positions(&self) -> bool {
-        true
+    /// The input positions to commit with a batch whose records end at `batch`: those, by
+    /// default. None for a projection rebuilt from the beginning on every start (its one-off
+    /// group would only leave rows behind); a checkpointed one commits every partition it holds
+    /// (`member`'s) with each checkpoint, and nothing between.
+    fn positions_to_commit(
+        &self,
+        batch: &[(TopicPartition, u64)],
+        _member: &dyn GroupMember,
+    ) -> Vec<(TopicPartition, u64)> {
+        batch.to_vec()
+    }
+
+    /// The log refused a write as too large, an output of `topic`: whether it is an output the
+    /// processor does without from now on (a projection's checkpoint), so that the batch is
+    /// taken again without it instead of being blamed on a record.
+    fn drops_too_large(&mut self, _topic: &str) -> bool {
+        false
     }
 
     /// Partitions were given to this instance: restore their state before their records come.
@@ -361,7 +374,7 @@ pub(crate) async fn run<P: Processor>(
                 (ids, count)
             }),
         };
-        let commit = if processor.commits_positions() { positions.clone() } else { Vec::new() };
+        let commit = processor.positions_to_commit(&positions, &*member);
         let written = match (outputs.is_empty(), commit.is_empty()) {
             (true, true) => Ok(Vec::new()),
             _ => member.commit(std::mem::take(&mut outputs), commit).await,
@@ -380,6 +393,13 @@ pub(crate) async fn run<P: Processor>(
                 processor.committed(&*log, written, &positions).await;
                 for (tp, offset) in positions {
                     board.advance(&group, tp, offset);
+                }
+            }
+            Err(LogError::TooLarge { topic, .. }) if processor.drops_too_large(&topic) => {
+                outputs.clear();
+                processor.revoked(&member.assignment());
+                if !recover(&mut processor, &mut *member, &*log, &settings, &group, &shutdown).await? {
+                    break;
                 }
             }
             Err(error @ LogError::TooLarge { .. }) => {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::processor::{LastWrite, Processor};
 use super::progress::ProgressBoard;
 use super::{RuntimeError, dead_letter};
-use crate::log::{EventLog, Headers, OutRecord, Record, StartFrom, TopicPartition};
+use crate::log::{EventLog, GroupMember, Headers, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
 use crate::model::{Position, Projection};
 
 /// The projection's name within the platform: `payment.orders`, or `order-history` for a
@@ -79,10 +79,11 @@ impl Checkpoints {
     }
 }
 
-/// The largest checkpoint written, below the 1 MB a Kafka topic takes by default: a larger read
-/// model is not checkpointed any more (with a warning), and a restart goes on from the last
-/// checkpoint written.
-const LARGEST_CHECKPOINT: usize = 1_000_000;
+/// The largest checkpoint written, well below the 1 MB a Kafka client and topic take by default
+/// (key and batch overhead count too): a larger read model is not checkpointed any more (with a
+/// warning), and a restart goes on from the last checkpoint written. A log that refuses a
+/// smaller one as too large stops the checkpoints the same way.
+const LARGEST_CHECKPOINT: usize = 900_000;
 
 /// A checkpoint as it is written: JSON, keyed by the instance's group.
 #[derive(Serialize)]
@@ -119,6 +120,11 @@ pub(crate) struct Checkpointing<P> {
     key: Bytes,
     checkpoints: Checkpoints,
     encode: fn(u32, &Applied, &P) -> serde_json::Result<Vec<u8>>,
+    decode: fn(&Record, u32) -> Restored<P>,
+    /// The offset of the last checkpoint record when the projection was restored, and whether
+    /// the first assignment checked that none came after.
+    read_at: Option<u64>,
+    checked: bool,
     last: Instant,
     /// Records applied since the last checkpoint.
     applied_since: bool,
@@ -139,6 +145,14 @@ pub(crate) struct CheckpointPlace {
 }
 
 impl CheckpointPlace {
+    /// The checkpoint topic: one partition, compacted, and its records deletable (Kafka deletes
+    /// records below an offset only in a topic with the `delete` policy), kept for a century
+    /// so that an idle projection's last checkpoint stays.
+    pub(crate) fn topic_spec(&self) -> TopicSpec {
+        const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+        TopicSpec::compact_and_expire(self.topic.clone(), 1, CENTURY)
+    }
+
     /// The place of projection `id`'s checkpoints for this instance (`instance`: the log's
     /// [`instance_id`](EventLog::instance_id), where processes share the log).
     pub(crate) fn of(id: &str, instance: Option<&str>) -> Self {
@@ -165,34 +179,46 @@ pub(crate) enum Restored<P> {
     Unusable(String),
 }
 
-/// Reads the last checkpoint at `place`, if it is one of `version` that reads as a `P`.
+/// Reads the last checkpoint at `place`, if it is one of `version` that reads as a `P`, with
+/// the offset of the last checkpoint record there (restored or not).
 pub(crate) async fn restore<P: DeserializeOwned>(
     log: &dyn EventLog,
     place: &CheckpointPlace,
     version: u32,
-) -> Result<Restored<P>, RuntimeError> {
+) -> Result<(Restored<P>, Option<u64>), RuntimeError> {
+    Ok(match last_checkpoint(log, &place.topic, place.group.as_bytes()).await? {
+        Some(record) => (decode_checkpoint(&record, version), Some(record.offset)),
+        None => (Restored::None, None),
+    })
+}
+
+/// The last checkpoint record under `key` on `topic`.
+async fn last_checkpoint(log: &dyn EventLog, topic: &str, key: &[u8]) -> Result<Option<Record>, LogError> {
     let mut last: Option<Record> = None;
-    dead_letter::read_all(log, &place.topic, |records| {
-        let ours = records.iter().rev().find(|r| r.key.as_deref() == Some(place.group.as_bytes()));
-        if let Some(record) = ours {
+    dead_letter::read_all(log, topic, |records| {
+        if let Some(record) = records.iter().rev().find(|r| r.key.as_deref() == Some(key)) {
             last = Some(record.clone());
         }
     })
     .await?;
-    let Some(record) = last else { return Ok(Restored::None) };
+    Ok(last)
+}
+
+/// What a checkpoint record holds, if it is one of `version` that reads as a `P`.
+fn decode_checkpoint<P: DeserializeOwned>(record: &Record, version: u32) -> Restored<P> {
     let at = format!("{}/{}@{}", record.topic, record.partition, record.offset);
-    let Some(value) = record.value else { return Ok(Restored::None) };
-    match serde_json::from_slice::<CheckpointVersion>(&value) {
+    let Some(value) = &record.value else { return Restored::None };
+    match serde_json::from_slice::<CheckpointVersion>(value) {
         Ok(found) if found.version == version => {}
         Ok(found) => {
-            return Ok(Restored::Unusable(format!(
+            return Restored::Unusable(format!(
                 "the checkpoint at {at} is of version {}, the projection's is {version}",
                 found.version
-            )));
+            ));
         }
-        Err(error) => return Ok(Restored::Unusable(format!("the checkpoint at {at} is not one: {error}"))),
+        Err(error) => return Restored::Unusable(format!("the checkpoint at {at} is not one: {error}")),
     }
-    match serde_json::from_slice::<CheckpointIn<P>>(&value) {
+    match serde_json::from_slice::<CheckpointIn<P>>(value) {
         Ok(CheckpointIn { applied, state }) => {
             let mut restored: Applied = Vec::new();
             for (topic, partition, next) in applied {
@@ -209,12 +235,12 @@ pub(crate) async fn restore<P: DeserializeOwned>(
                 }
                 partitions[partition as usize] = next;
             }
-            Ok(Restored::Found(state, restored))
+            Restored::Found(state, restored)
         }
-        Err(error) => Ok(Restored::Unusable(format!(
+        Err(error) => Restored::Unusable(format!(
             "the checkpoint at {at} does not read as the projection's state ({error}); raise the version of its \
              checkpoints when the state's shape changes"
-        ))),
+        )),
     }
 }
 
@@ -257,21 +283,24 @@ impl<P: Projection> ProjectionProcessor<P> {
     }
 
     /// The processor of a checkpointed projection, restored to `applied` (the positions of its
-    /// state), writing its checkpoints to `place`.
+    /// state) from the checkpoint records up to `read_at`, writing its checkpoints to `place`.
     pub(crate) fn checkpointed(
         state: Arc<RwLock<P>>,
         place: &CheckpointPlace,
         checkpoints: Checkpoints,
-        applied: Applied,
+        (applied, read_at): (Applied, Option<u64>),
     ) -> Self
     where
-        P: Serialize,
+        P: Serialize + DeserializeOwned,
     {
         let checkpoint = Checkpointing {
             tp: TopicPartition::new(place.topic.as_str(), 0),
             key: Bytes::copy_from_slice(place.group.as_bytes()),
             checkpoints,
             encode: encode_checkpoint::<P>,
+            decode: decode_checkpoint::<P>,
+            read_at,
+            checked: false,
             last: Instant::now(),
             applied_since: false,
             writing: false,
@@ -279,6 +308,15 @@ impl<P: Projection> ProjectionProcessor<P> {
             delete_failed: false,
         };
         ProjectionProcessor { applied, checkpoint: Some(checkpoint), ..Self::new(state, place.group.clone()) }
+    }
+
+    /// The positions after what has been applied, of the `assigned` partitions.
+    fn applied_positions(&self, assigned: &[TopicPartition]) -> Vec<(TopicPartition, u64)> {
+        let next = |tp: &TopicPartition| {
+            let (_, partitions) = self.applied.iter().find(|(topic, _)| *topic == tp.topic)?;
+            partitions.get(tp.partition as usize).copied().filter(|next| *next > 0)
+        };
+        assigned.iter().filter_map(|tp| Some((tp.clone(), next(tp)?))).collect()
     }
 
     /// The checkpoint to write with this batch, if one is due (at once when `now`).
@@ -330,8 +368,24 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         StartFrom::Beginning
     }
 
-    fn commits_positions(&self) -> bool {
-        self.checkpoint.as_ref().is_some_and(|c| c.writing)
+    fn positions_to_commit(&self, _: &[(TopicPartition, u64)], member: &dyn GroupMember) -> Vec<(TopicPartition, u64)> {
+        match &self.checkpoint {
+            Some(checkpoint) if checkpoint.writing => self.applied_positions(&member.assignment()),
+            _ => Vec::new(),
+        }
+    }
+
+    fn drops_too_large(&mut self, topic: &str) -> bool {
+        let Some(checkpoint) = self.checkpoint.as_mut().filter(|c| *c.tp.topic == *topic) else {
+            return false;
+        };
+        checkpoint.given_up = true;
+        tracing::warn!(
+            projection = self.id,
+            topic,
+            "the log refuses the checkpoint as too large; no more checkpoints in this run, and a restart goes on from the last one written"
+        );
+        true
     }
 
     fn one_off_group(&self) -> bool {
@@ -353,11 +407,7 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
     fn closing(&mut self, assigned: &[TopicPartition]) -> Option<LastWrite> {
         let state = self.state.clone();
         let checkpoint = self.checkpoint_due(&state.read().unwrap_or_else(|p| p.into_inner()), true)?;
-        let next = |tp: &TopicPartition| {
-            let (_, partitions) = self.applied.iter().find(|(topic, _)| *topic == tp.topic)?;
-            partitions.get(tp.partition as usize).copied().filter(|next| *next > 0)
-        };
-        let positions = assigned.iter().filter_map(|tp| Some((tp.clone(), next(tp)?))).collect();
+        let positions = self.applied_positions(assigned);
         // Letters of a batch whose write failed go with it: its records count as applied.
         let mut outputs = std::mem::take(&mut self.unwritten);
         outputs.push(checkpoint);
@@ -367,6 +417,32 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
     async fn assigned(&mut self, log: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
         if self.lettered.is_none() {
             self.lettered = Some(dead_letter::origins(log, &self.dead_letters).await?);
+        }
+        // The member's positions are the group's from now on. A checkpoint written since the
+        // restore (by an earlier incarnation not fenced yet) went with later ones: take it.
+        if let Some(checkpoint) = self.checkpoint.as_mut().filter(|c| !c.checked) {
+            let last = last_checkpoint(log, &checkpoint.tp.topic, &checkpoint.key).await?;
+            if let Some(record) = last.filter(|r| Some(r.offset) > checkpoint.read_at) {
+                match (checkpoint.decode)(&record, checkpoint.checkpoints.version) {
+                    Restored::Found(state, applied) => {
+                        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+                        self.applied = applied;
+                        tracing::info!(
+                            projection = self.id,
+                            offset = record.offset,
+                            "restored from a checkpoint written since it started"
+                        );
+                    }
+                    Restored::None => {}
+                    Restored::Unusable(why) => {
+                        tracing::warn!(
+                            projection = self.id,
+                            "{why}: a checkpoint written since the start cannot be restored; records past its positions may be missing until the read model is rebuilt (raise its version)"
+                        )
+                    }
+                }
+            }
+            checkpoint.checked = true;
         }
         Ok(())
     }

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::gateway::{Accepted, CommandError, Outcome, Replies};
 use super::processor::Processor;
-use crate::log::{Headers, OutRecord, Record, StartFrom};
+use crate::log::{GroupMember, Headers, OutRecord, Record, StartFrom, TopicPartition};
 use crate::model::{Aggregate, Envelope, Position};
 
 /// The header naming the topic a command's outcome is published on.
@@ -211,8 +211,8 @@ impl<A: Aggregate> Processor for ReplyListener<A> {
         StartFrom::End
     }
 
-    fn commits_positions(&self) -> bool {
-        false
+    fn positions_to_commit(&self, _: &[(TopicPartition, u64)], _: &dyn GroupMember) -> Vec<(TopicPartition, u64)> {
+        Vec::new()
     }
 
     fn one_off_group(&self) -> bool {
