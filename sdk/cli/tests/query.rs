@@ -432,7 +432,8 @@ fn kafka_settings_without_brokers_are_refused() {
     let query =
         run(REFERENCE, "", &["--data", "/tmp/tramline-cli-no-such-dir", "--topic", "t", "--kafka-set", "acks=all"]);
     let letters = dead_letters(&["--group", "g", "--data", "/tmp/tramline-cli-no-such-dir", "--kafka-set", "acks=all"]);
-    for output in [query, letters] {
+    let reset = reset_query(&["--name", "q", "--data", "/tmp/tramline-cli-no-such-dir", "--kafka-set", "acks=all"]);
+    for output in [query, letters, reset] {
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert!(
             stderr(&output).contains("--kafka-set sets up Kafka clients: it needs --brokers"),
