@@ -733,8 +733,7 @@ impl App {
             return self.projection(projection).await;
         }
         self.create(place.topic_spec()).await?;
-        let (restored, read_at) = projection::restore::<P>(&*self.log, &place, checkpoints.version).await?;
-        let (projection, applied) = match restored {
+        let (projection, applied) = match projection::restore::<P>(&*self.log, &place, checkpoints.version).await? {
             projection::Restored::Found(restored, applied) => {
                 tracing::info!(projection = id, checkpoint = place.topic, "restored from its checkpoint");
                 (restored, applied)
@@ -743,14 +742,18 @@ impl App {
                 if let projection::Restored::Unusable(why) = restored {
                     tracing::warn!(projection = id, "{why}; the read model is rebuilt from the beginning");
                 }
-                // Positions without the state they go with: from the beginning.
-                self.log.delete_group(&place.group).await?;
+                // Positions without the state they go with: from the beginning. A group that
+                // cannot go yet (Kafka: a crashed member's session still open) is moved back as
+                // its partitions are taken up (the processor's `behind`).
+                if let Err(error) = self.log.delete_group(&place.group).await {
+                    tracing::info!(projection = id, %error, "the group's positions stay for now; they are moved back to the beginning as the projection starts");
+                }
                 (projection, Vec::new())
             }
         };
         let group = place.group.clone();
         self.add_projection(projection, group, move |state, app: &App| {
-            app.spawn(projection::ProjectionProcessor::checkpointed(state, &place, checkpoints, (applied, read_at)))
+            app.spawn(projection::ProjectionProcessor::checkpointed(state, &place, checkpoints, applied))
         })
         .await
     }

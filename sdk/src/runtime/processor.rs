@@ -37,6 +37,13 @@ pub(crate) trait Processor: Send + 'static {
         batch.to_vec()
     }
 
+    /// The partitions where `member` stands past the processor's state, with the positions
+    /// where that state ends: the member is moved back there. None but for a checkpointed
+    /// projection whose group another incarnation (under the same instance id) committed past.
+    fn behind(&self, _member: &dyn GroupMember) -> Vec<(TopicPartition, u64)> {
+        Vec::new()
+    }
+
     /// The log refused a write as too large, an output of `topic`: whether it is an output the
     /// processor does without from now on (a projection's checkpoint), so that the batch is
     /// taken again without it instead of being blamed on a record.
@@ -66,9 +73,9 @@ pub(crate) trait Processor: Send + 'static {
     /// Handles a batch, pushing output records (events, commands, dead letters) to `outputs`.
     fn process(&mut self, records: &[Record], outputs: &mut Vec<OutRecord>) -> impl Future<Output = ()> + Send;
 
-    /// The batch's outputs are committed at these positions (in the order pushed), with the
-    /// positions after its records, `read` (the input positions, when the processor commits
-    /// them): outcomes may be revealed now.
+    /// The batch's outputs are committed at these positions (in the order pushed); `read` are
+    /// the positions after its records (what [`positions_to_commit`](Self::positions_to_commit)
+    /// chose went with them): outcomes may be revealed now.
     fn committed(
         &mut self,
         _log: &dyn EventLog,
@@ -274,7 +281,7 @@ pub(crate) async fn run<P: Processor>(
         }
         if !polled.assigned.is_empty() {
             tracing::info!(group, partitions = ?polled.assigned, "partitions assigned");
-            match processor.assigned(&*log, &polled.assigned).await {
+            match take_up(&mut processor, &mut *member, &*log, &polled.assigned, &group).await {
                 Ok(()) => write_upkeep(&mut processor, &mut *member, &group).await,
                 Err(RuntimeError::Log(error)) if !permanent(&error) => {
                     tracing::warn!(group, %error, "cannot restore the assigned partitions yet; trying again");
@@ -533,7 +540,10 @@ async fn recover<P: Processor>(
     let mut failures = 0;
     loop {
         let step = match member.rewind().await {
-            Ok(()) => processor.assigned(log, &member.assignment()).await,
+            Ok(()) => {
+                let assigned = member.assignment();
+                take_up(processor, member, log, &assigned, group).await
+            }
             Err(error) => Err(error.into()),
         };
         match step {
@@ -551,6 +561,25 @@ async fn recover<P: Processor>(
             Err(error) => return Err(error),
         }
     }
+}
+
+/// Takes `partitions` up: the processor restores their state, and the member moves back to where
+/// that state ends where it stands past it ([`Processor::behind`]).
+async fn take_up<P: Processor>(
+    processor: &mut P,
+    member: &mut dyn GroupMember,
+    log: &dyn EventLog,
+    partitions: &[TopicPartition],
+    group: &str,
+) -> Result<(), RuntimeError> {
+    processor.assigned(log, partitions).await?;
+    let back = processor.behind(&*member);
+    if !back.is_empty() {
+        tracing::warn!(group, partitions = ?back, "the group's positions are past this instance's state (another instance under its name wrote meanwhile); reading again from where the state ends");
+        member.commit(Vec::new(), back).await?;
+        member.rewind().await?;
+    }
+    Ok(())
 }
 
 /// Writes the processor's [upkeep](Processor::upkeep), alone. Not written (the log refused it,

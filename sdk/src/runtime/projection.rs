@@ -120,11 +120,6 @@ pub(crate) struct Checkpointing<P> {
     key: Bytes,
     checkpoints: Checkpoints,
     encode: fn(u32, &Applied, &P) -> serde_json::Result<Vec<u8>>,
-    decode: fn(&Record, u32) -> Restored<P>,
-    /// The offset of the last checkpoint record when the projection was restored, and whether
-    /// the first assignment checked that none came after.
-    read_at: Option<u64>,
-    checked: bool,
     last: Instant,
     /// Records applied since the last checkpoint.
     applied_since: bool,
@@ -179,16 +174,15 @@ pub(crate) enum Restored<P> {
     Unusable(String),
 }
 
-/// Reads the last checkpoint at `place`, if it is one of `version` that reads as a `P`, with
-/// the offset of the last checkpoint record there (restored or not).
+/// Reads the last checkpoint at `place`, if it is one of `version` that reads as a `P`.
 pub(crate) async fn restore<P: DeserializeOwned>(
     log: &dyn EventLog,
     place: &CheckpointPlace,
     version: u32,
-) -> Result<(Restored<P>, Option<u64>), RuntimeError> {
+) -> Result<Restored<P>, RuntimeError> {
     Ok(match last_checkpoint(log, &place.topic, place.group.as_bytes()).await? {
-        Some(record) => (decode_checkpoint(&record, version), Some(record.offset)),
-        None => (Restored::None, None),
+        Some(record) => decode_checkpoint(&record, version),
+        None => Restored::None,
     })
 }
 
@@ -283,24 +277,21 @@ impl<P: Projection> ProjectionProcessor<P> {
     }
 
     /// The processor of a checkpointed projection, restored to `applied` (the positions of its
-    /// state) from the checkpoint records up to `read_at`, writing its checkpoints to `place`.
+    /// state), writing its checkpoints to `place`.
     pub(crate) fn checkpointed(
         state: Arc<RwLock<P>>,
         place: &CheckpointPlace,
         checkpoints: Checkpoints,
-        (applied, read_at): (Applied, Option<u64>),
+        applied: Applied,
     ) -> Self
     where
-        P: Serialize + DeserializeOwned,
+        P: Serialize,
     {
         let checkpoint = Checkpointing {
             tp: TopicPartition::new(place.topic.as_str(), 0),
             key: Bytes::copy_from_slice(place.group.as_bytes()),
             checkpoints,
             encode: encode_checkpoint::<P>,
-            decode: decode_checkpoint::<P>,
-            read_at,
-            checked: false,
             last: Instant::now(),
             applied_since: false,
             writing: false,
@@ -375,6 +366,22 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         }
     }
 
+    /// The state is the truth of a checkpointed projection: where the group's positions are
+    /// past it (another incarnation under the same instance id committed meanwhile, or wrote a
+    /// checkpoint this one could not restore), the records since are read again. Already
+    /// applied ones are skipped, so moving back never applies a record twice.
+    fn behind(&self, member: &dyn GroupMember) -> Vec<(TopicPartition, u64)> {
+        if self.checkpoint.is_none() {
+            return Vec::new();
+        }
+        let applied: HashMap<TopicPartition, u64> = self.applied_positions(&member.assignment()).into_iter().collect();
+        let behind = |tp: TopicPartition| {
+            let next = applied.get(&tp).copied().unwrap_or(0);
+            (member.position(&tp)? > next).then_some((tp, next))
+        };
+        member.assignment().into_iter().filter_map(behind).collect()
+    }
+
     fn drops_too_large(&mut self, topic: &str) -> bool {
         let Some(checkpoint) = self.checkpoint.as_mut().filter(|c| *c.tp.topic == *topic) else {
             return false;
@@ -417,32 +424,6 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
     async fn assigned(&mut self, log: &dyn EventLog, _: &[TopicPartition]) -> Result<(), RuntimeError> {
         if self.lettered.is_none() {
             self.lettered = Some(dead_letter::origins(log, &self.dead_letters).await?);
-        }
-        // The member's positions are the group's from now on. A checkpoint written since the
-        // restore (by an earlier incarnation not fenced yet) went with later ones: take it.
-        if let Some(checkpoint) = self.checkpoint.as_mut().filter(|c| !c.checked) {
-            let last = last_checkpoint(log, &checkpoint.tp.topic, &checkpoint.key).await?;
-            if let Some(record) = last.filter(|r| Some(r.offset) > checkpoint.read_at) {
-                match (checkpoint.decode)(&record, checkpoint.checkpoints.version) {
-                    Restored::Found(state, applied) => {
-                        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
-                        self.applied = applied;
-                        tracing::info!(
-                            projection = self.id,
-                            offset = record.offset,
-                            "restored from a checkpoint written since it started"
-                        );
-                    }
-                    Restored::None => {}
-                    Restored::Unusable(why) => {
-                        tracing::warn!(
-                            projection = self.id,
-                            "{why}: a checkpoint written since the start cannot be restored; records past its positions may be missing until the read model is rebuilt (raise its version)"
-                        )
-                    }
-                }
-            }
-            checkpoint.checked = true;
         }
         Ok(())
     }
