@@ -52,6 +52,29 @@ pub(crate) struct ProjectionProcessor<P: Projection> {
 /// The next offset to apply per topic and partition.
 type Applied = Vec<(Arc<str>, Vec<u64>)>;
 
+/// The next offset to apply of `topic`'s `partition`, 0 when nothing of it was.
+fn next_mut<'a>(applied: &'a mut Applied, topic: &Arc<str>, partition: u32) -> &'a mut u64 {
+    let index = match applied.iter().position(|(t, _)| Arc::ptr_eq(t, topic) || t == topic) {
+        Some(index) => index,
+        None => {
+            applied.push((topic.clone(), Vec::new()));
+            applied.len() - 1
+        }
+    };
+    let partitions = &mut applied[index].1;
+    let partition = partition as usize;
+    if partitions.len() <= partition {
+        partitions.resize(partition + 1, 0);
+    }
+    &mut partitions[partition]
+}
+
+/// The next offset to apply of `tp`, 0 when nothing of it was.
+fn next_of(applied: &Applied, tp: &TopicPartition) -> u64 {
+    let partitions = applied.iter().find(|(topic, _)| *topic == tp.topic).map(|(_, p)| p);
+    partitions.and_then(|p| p.get(tp.partition as usize).copied()).unwrap_or(0)
+}
+
 /// How a projection's read model is checkpointed
 /// ([`App::checkpointed_projection`](crate::App::checkpointed_projection)): its state and the
 /// positions it has applied are written with its input positions in one atomic write, so that a
@@ -216,18 +239,7 @@ fn decode_checkpoint<P: DeserializeOwned>(record: &Record, version: u32) -> Rest
         Ok(CheckpointIn { applied, state }) => {
             let mut restored: Applied = Vec::new();
             for (topic, partition, next) in applied {
-                let index = match restored.iter().position(|(t, _)| **t == *topic) {
-                    Some(index) => index,
-                    None => {
-                        restored.push((Arc::from(topic), Vec::new()));
-                        restored.len() - 1
-                    }
-                };
-                let partitions = &mut restored[index].1;
-                if partitions.len() <= partition as usize {
-                    partitions.resize(partition as usize + 1, 0);
-                }
-                partitions[partition as usize] = next;
+                *next_mut(&mut restored, &Arc::from(topic), partition) = next;
             }
             Restored::Found(state, restored)
         }
@@ -241,21 +253,10 @@ fn decode_checkpoint<P: DeserializeOwned>(record: &Record, version: u32) -> Rest
 impl<P: Projection> ProjectionProcessor<P> {
     /// Whether the record is new to the projection; notes it as applied.
     fn first_time(&mut self, record: &Record) -> bool {
-        let index = match self.applied.iter().position(|(t, _)| Arc::ptr_eq(t, &record.topic) || *t == record.topic) {
-            Some(index) => index,
-            None => {
-                self.applied.push((record.topic.clone(), Vec::new()));
-                self.applied.len() - 1
-            }
-        };
-        let partitions = &mut self.applied[index].1;
-        let partition = record.partition as usize;
-        if partitions.len() <= partition {
-            partitions.resize(partition + 1, 0);
-        }
-        let fresh = record.offset >= partitions[partition];
+        let next = next_mut(&mut self.applied, &record.topic, record.partition);
+        let fresh = record.offset >= *next;
         if fresh {
-            partitions[partition] = record.offset + 1;
+            *next = record.offset + 1;
         }
         fresh
     }
@@ -303,10 +304,7 @@ impl<P: Projection> ProjectionProcessor<P> {
 
     /// The positions after what has been applied, of the `assigned` partitions.
     fn applied_positions(&self, assigned: &[TopicPartition]) -> Vec<(TopicPartition, u64)> {
-        let next = |tp: &TopicPartition| {
-            let (_, partitions) = self.applied.iter().find(|(topic, _)| *topic == tp.topic)?;
-            partitions.get(tp.partition as usize).copied().filter(|next| *next > 0)
-        };
+        let next = |tp: &TopicPartition| Some(next_of(&self.applied, tp)).filter(|next| *next > 0);
         assigned.iter().filter_map(|tp| Some((tp.clone(), next(tp)?))).collect()
     }
 
@@ -374,9 +372,8 @@ impl<P: Projection> Processor for ProjectionProcessor<P> {
         if self.checkpoint.is_none() {
             return Vec::new();
         }
-        let applied: HashMap<TopicPartition, u64> = self.applied_positions(&member.assignment()).into_iter().collect();
         let behind = |tp: TopicPartition| {
-            let next = applied.get(&tp).copied().unwrap_or(0);
+            let next = next_of(&self.applied, &tp);
             (member.position(&tp)? > next).then_some((tp, next))
         };
         member.assignment().into_iter().filter_map(behind).collect()
