@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::processor::{LastWrite, Processor};
 use super::progress::ProgressBoard;
 use super::{RuntimeError, dead_letter};
-use crate::log::{EventLog, GroupMember, Headers, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
+use crate::log::{
+    EventLog, GroupMember, Headers, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec, murmur2,
+};
 use crate::model::{Position, Projection};
 
 /// The projection's name within the platform: `payment.orders`, or `order-history` for a
@@ -177,11 +179,17 @@ impl CheckpointPlace {
         match instance {
             None => CheckpointPlace { topic: format!("{id}.checkpoint"), group: format!("{id}@checkpointed") },
             Some(instance) => {
-                // A topic name takes letters, digits, `.`, `_` and `-` only.
+                // A topic name takes letters, digits, `.`, `_` and `-` only. Where a character
+                // had to be replaced, a hash of the whole id keeps `a/b` and `a-b` apart: two
+                // instances on one topic would delete each other's checkpoints.
                 let safe: String = (instance.chars())
                     .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
                     .collect();
-                CheckpointPlace { topic: format!("{id}.checkpoint.{safe}"), group: format!("{id}@{instance}") }
+                let topic = match safe == instance {
+                    true => format!("{id}.checkpoint.{safe}"),
+                    false => format!("{id}.checkpoint.{safe}-{:08x}", murmur2(instance.as_bytes())),
+                };
+                CheckpointPlace { topic, group: format!("{id}@{instance}") }
             }
         }
     }
@@ -563,5 +571,20 @@ impl<P: Projection> ProjectionHandle<P> {
             true => Err(RuntimeError::Stopped(self.group.clone())),
             false => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_whose_ids_read_alike_as_topic_names_checkpoint_apart() {
+        let topic = |instance| CheckpointPlace::of("accounting", Some(instance)).topic;
+        assert_eq!(topic("ticketing-3"), "accounting.checkpoint.ticketing-3");
+        let (slashed, dashed) = (topic("a/b"), topic("a-b"));
+        assert_ne!(slashed, dashed);
+        assert!(slashed.starts_with("accounting.checkpoint.a-b-"), "{slashed}");
+        assert_eq!(CheckpointPlace::of("accounting", Some("a/b")).group, "accounting@a/b");
     }
 }
