@@ -36,6 +36,9 @@ pub enum BinaryOp {
     Div,
     /// `LIKE`: `%` in the pattern matches any run of characters, `_` any one.
     Like,
+    /// `IS DISTINCT FROM`: `!=` where NULL is a value (never NULL itself: NULL is distinct from
+    /// 1 and not from NULL). `IS NOT DISTINCT FROM` is its `NOT`.
+    IsDistinctFrom,
 }
 
 impl BinaryOp {
@@ -55,6 +58,7 @@ impl BinaryOp {
             BinaryOp::Mul => "*",
             BinaryOp::Div => "/",
             BinaryOp::Like => "LIKE",
+            BinaryOp::IsDistinctFrom => "IS DISTINCT FROM",
         }
     }
 }
@@ -303,6 +307,13 @@ fn binary(op: BinaryOp, l: &Expr, r: &Expr, scope: &Scope<'_>) -> Value {
         }
         Add | Sub | Mul | Div => arithmetic(op, l.eval(scope), r.eval(scope)),
         Like => like_values(l.eval(scope), r.eval(scope)),
+        IsDistinctFrom => {
+            let (l, r) = (l.eval(scope), r.eval(scope));
+            Value::Bool(match (l.is_null(), r.is_null()) {
+                (false, false) => l.compare(&r) != Some(Ordering::Equal),
+                (left, right) => left != right,
+            })
+        }
     }
 }
 
@@ -441,6 +452,14 @@ pub mod build {
         pub fn is_not_null(self) -> Operand {
             Operand::IsNull(Box::new(self), true)
         }
+        /// `self IS DISTINCT FROM other`: `!=` where NULL equals NULL and differs from any value.
+        pub fn is_distinct_from(self, other: impl Into<Operand>) -> Operand {
+            self.op(BinaryOp::IsDistinctFrom, other)
+        }
+        /// `self IS NOT DISTINCT FROM other`: `=` where NULL equals NULL and no value.
+        pub fn is_not_distinct_from(self, other: impl Into<Operand>) -> Operand {
+            !self.is_distinct_from(other)
+        }
         /// `self LIKE pattern` (`%` any run of characters, `_` one).
         pub fn like(self, pattern: impl Into<Operand>) -> Operand {
             self.op(BinaryOp::Like, pattern)
@@ -538,6 +557,18 @@ mod tests {
         assert_eq!(and.eval(&scope), Value::Bool(false));
         let or = Expr::binary(BinaryOp::Or, Expr::Literal(Value::Null), lit(true));
         assert_eq!(or.eval(&scope), Value::Bool(true));
+    }
+
+    #[test]
+    fn is_distinct_from_treats_null_as_a_value() {
+        let scope = Scope::default();
+        let distinct = |l: Expr, r: Expr| Expr::binary(BinaryOp::IsDistinctFrom, l, r).eval(&scope);
+        let null = || Expr::Literal(Value::Null);
+        assert_eq!(distinct(null(), null()), Value::Bool(false));
+        assert_eq!(distinct(null(), lit(1)), Value::Bool(true));
+        assert_eq!(distinct(lit("a"), null()), Value::Bool(true));
+        assert_eq!(distinct(lit(1), lit(1.0)), Value::Bool(false), "compared as `=` compares");
+        assert_eq!(distinct(lit(1), lit(2)), Value::Bool(true));
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! ```
 //!
 //! Expressions: literals, columns, `+ - * /`, comparisons, `AND OR NOT`, `IS [NOT] NULL`,
-//! `[NOT] BETWEEN a AND b`, `[NOT] IN (a, ...)`, `[NOT] LIKE pattern`, function calls,
-//! `CASE WHEN c THEN v ... [ELSE v] END` and `CAST(e AS type)`. BETWEEN and IN are read as the
+//! `IS [NOT] DISTINCT FROM e`, `[NOT] BETWEEN a AND b`, `[NOT] IN (a, ...)`, `[NOT] LIKE
+//! pattern`, function calls, `CASE WHEN c THEN v ... [ELSE v] END` and `CAST(e AS type)`. BETWEEN and IN are read as the
 //! comparisons they stand for (`a <= e AND e <= b`, `e = a OR ...`), which have SQL's NULL
 //! semantics.
 
@@ -518,8 +518,21 @@ fn comparison(i: &mut In<'_>) -> ModalResult<Ast> {
     let left = additive(i)?;
     if opt(kw("IS")).parse_next(i)?.is_some() {
         let negated = opt(kw("NOT")).parse_next(i)?.is_some();
-        cut_err(kw("NULL")).parse_next(i)?;
-        return Ok(Ast::IsNull(Box::new(left), negated));
+        let distinct = cut_err(alt((kw("NULL").value(false), kw("DISTINCT").value(true))))
+            .context(word_of("DISTINCT"))
+            .context(word_of("NULL"))
+            .parse_next(i)?;
+        if !distinct {
+            return Ok(Ast::IsNull(Box::new(left), negated));
+        }
+        cut_err(kw("FROM")).parse_next(i)?;
+        let at = left.at();
+        let distinct =
+            Ast::Binary(BinaryOp::IsDistinctFrom, Box::new(left), Box::new(cut_err(additive).parse_next(i)?));
+        return Ok(match negated {
+            true => Ast::Not(Box::new(distinct), at),
+            false => distinct,
+        });
     }
     let negated = opt(kw("NOT")).parse_next(i)?.is_some();
     let predicate = match negated {

@@ -742,7 +742,7 @@ impl Planner<'_> {
         if op == Like {
             return self.check_like(l, r);
         }
-        if !matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq) {
+        if !matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom) {
             return Ok(());
         }
         match (self.type_of(l), self.type_of(r)) {

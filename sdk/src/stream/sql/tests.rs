@@ -79,6 +79,21 @@ fn the_dsl_compiles_to_the_same_plan_as_sql() {
 }
 
 #[test]
+fn is_not_distinct_from_plans_alike_in_the_dsl_and_in_sql() {
+    let sql = plan(
+        "CREATE STREAM s AS SELECT customer_id FROM order_confirmed WHERE quantity IS NOT DISTINCT FROM 1",
+        &catalog(),
+    )
+    .unwrap();
+    let dsl = Query::stream::<OrderEvent>(&["OrderConfirmed"])
+        .filter(col("quantity").is_not_distinct_from(1))
+        .select(["customer_id"])
+        .to_stream("s")
+        .unwrap();
+    assert_eq!(dsl, sql);
+}
+
+#[test]
 fn the_dsl_checks_types_and_columns_against_the_event() {
     let unknown_type = Query::stream::<OrderEvent>(&["OrderShipped"])
         .group_by(["customer_id"])
@@ -780,6 +795,12 @@ fn in_between_and_like_keep_sql_null_semantics() {
     assert!(holds("NOT x BETWEEN 1 AND 3", r#"{"x":4}"#));
     assert!(!holds("x BETWEEN 1 AND y", r#"{"x":2}"#), "an absent bound is NULL");
     assert!(holds("x NOT LIKE 'a_c'", r#"{"x":"abbc"}"#));
+    // IS [NOT] DISTINCT FROM: NULL is a value there.
+    assert!(holds("x IS DISTINCT FROM 1", r#"{}"#));
+    assert!(!holds("x IS DISTINCT FROM y", r#"{}"#));
+    assert!(holds("x IS NOT DISTINCT FROM y", r#"{"x":null}"#));
+    assert!(holds("x IS NOT DISTINCT FROM 2 + 1", r#"{"x":3}"#), "the right side is an expression");
+    assert!(!holds("x IS NOT DISTINCT FROM 1", r#"{"x":2}"#));
     assert!(!holds("x LIKE 'a%'", r#"{"x":7}"#), "a number is not LIKE anything in an open catalog");
     assert!(holds("COALESCE(x, y) = 'b'", r#"{"y":"b"}"#));
     assert!(holds("IFNULL(x, 0) + 1 = 1", r#"{}"#));
@@ -860,6 +881,9 @@ fn functions_case_and_cast_are_refused_where_they_cannot_compute() {
     assert_eq!(refused("total BETWEEN 'a' AND 'z'"), (0, "cannot compare `total` (BIGINT) with 'a' (STRING)".into()));
     // The grammar: what may follow, where.
     assert_eq!(refused("total NOT 1").1, "expected `BETWEEN`, `IN` or `LIKE`, found `1`");
+    assert_eq!(refused("total IS 1").1, "expected `NULL` or `DISTINCT`, found `1`");
+    assert_eq!(refused("total IS NOT DISTINCT 1").1, "expected `FROM`, found `1`");
+    assert_eq!(refused("total IS DISTINCT FROM 'a'"), (0, "cannot compare `total` (BIGINT) with 'a' (STRING)".into()));
     assert_eq!(refused("CASE total WHEN 1 THEN 2 END").1, "expected `WHEN`, found `total`");
     assert_eq!(refused("CASE WHEN total > 1 THEN 2 FROM").1, "expected `WHEN`, `ELSE` or `END`, found `FROM`");
     assert_eq!(refused("CASE WHEN total > 1 THEN 2 ELSE 3").1, "expected `END`, found `FROM`");
