@@ -34,8 +34,12 @@ pub enum BinaryOp {
     Mul,
     /// `/`
     Div,
-    /// `LIKE`: `%` in the pattern matches any run of characters, `_` any one.
-    Like,
+    /// `LIKE`: `%` in the pattern matches any run of characters, `_` any one; with `ESCAPE`,
+    /// `escape` followed by a character matches that character itself.
+    Like {
+        /// The character of `ESCAPE 'c'`.
+        escape: Option<char>,
+    },
     /// `IS DISTINCT FROM`: `!=` where NULL is a value (never NULL itself: NULL is distinct from
     /// 1 and not from NULL). `IS NOT DISTINCT FROM` is its `NOT`.
     IsDistinctFrom,
@@ -57,7 +61,7 @@ impl BinaryOp {
             BinaryOp::Sub => "-",
             BinaryOp::Mul => "*",
             BinaryOp::Div => "/",
-            BinaryOp::Like => "LIKE",
+            BinaryOp::Like { .. } => "LIKE",
             BinaryOp::IsDistinctFrom => "IS DISTINCT FROM",
         }
     }
@@ -192,7 +196,12 @@ impl Expr {
                 l.write_sql(columns, out);
                 let _ = write!(out, " {} ", op.symbol());
                 r.write_sql(columns, out);
-                write!(out, ")")
+                match op {
+                    BinaryOp::Like { escape: Some(escape) } => {
+                        write!(out, " ESCAPE {})", Value::from(escape.to_string()))
+                    }
+                    _ => write!(out, ")"),
+                }
             }
             Expr::Call(function, args) => {
                 let _ = write!(out, "{}(", function.name());
@@ -306,7 +315,7 @@ fn binary(op: BinaryOp, l: &Expr, r: &Expr, scope: &Scope<'_>) -> Value {
             })
         }
         Add | Sub | Mul | Div => arithmetic(op, l.eval(scope), r.eval(scope)),
-        Like => like_values(l.eval(scope), r.eval(scope)),
+        Like { escape } => like_values(l.eval(scope), r.eval(scope), escape),
         IsDistinctFrom => {
             let (l, r) = (l.eval(scope), r.eval(scope));
             Value::Bool(match (l.is_null(), r.is_null()) {
@@ -318,9 +327,9 @@ fn binary(op: BinaryOp, l: &Expr, r: &Expr, scope: &Scope<'_>) -> Value {
 }
 
 #[inline(never)]
-fn like_values(text: Value, pattern: Value) -> Value {
+fn like_values(text: Value, pattern: Value, escape: Option<char>) -> Value {
     match (text, pattern) {
-        (Value::Text(text), Value::Text(pattern)) => Value::Bool(like(&text, &pattern)),
+        (Value::Text(text), Value::Text(pattern)) => Value::Bool(like(&text, &pattern, escape)),
         _ => Value::Null,
     }
 }
@@ -462,7 +471,12 @@ pub mod build {
         }
         /// `self LIKE pattern` (`%` any run of characters, `_` one).
         pub fn like(self, pattern: impl Into<Operand>) -> Operand {
-            self.op(BinaryOp::Like, pattern)
+            self.op(BinaryOp::Like { escape: None }, pattern)
+        }
+        /// `self LIKE pattern ESCAPE 'escape'`: `escape` followed by `%`, `_` or itself
+        /// matches that character.
+        pub fn like_escape(self, pattern: impl Into<Operand>, escape: char) -> Operand {
+            self.op(BinaryOp::Like { escape: Some(escape) }, pattern)
         }
         /// `self BETWEEN low AND high`: `low <= self AND self <= high`, as SQL reads it.
         pub fn between(self, low: impl Into<Operand>, high: impl Into<Operand>) -> Operand {
@@ -569,6 +583,19 @@ mod tests {
         assert_eq!(distinct(lit("a"), null()), Value::Bool(true));
         assert_eq!(distinct(lit(1), lit(1.0)), Value::Bool(false), "compared as `=` compares");
         assert_eq!(distinct(lit(1), lit(2)), Value::Bool(true));
+    }
+
+    #[test]
+    fn like_writes_its_escape_as_sql() {
+        let like = |escape| Expr::binary(BinaryOp::Like { escape }, Expr::Column(0), lit("a!%"));
+        let sql = |e: Expr| {
+            let mut out = String::new();
+            e.write_sql(&[], &mut out);
+            out
+        };
+        assert_eq!(sql(like(None)), "(`?` LIKE 'a!%')");
+        assert_eq!(sql(like(Some('!'))), "(`?` LIKE 'a!%' ESCAPE '!')");
+        assert_eq!(sql(like(Some('\''))), "(`?` LIKE 'a!%' ESCAPE '''')");
     }
 
     #[test]

@@ -312,21 +312,52 @@ pub fn casts(from: SqlType, to: SqlType) -> bool {
     from == to || to == SqlType::Text || from == SqlType::Text || (from.is_numeric() && to.is_numeric())
 }
 
-/// `text LIKE pattern`: `%` matches any run of characters, `_` any one character, and every
-/// other character itself (case matters, as in ksqlDB).
-pub fn like(text: &str, pattern: &str) -> bool {
-    let (text, pattern): (Vec<char>, Vec<char>) = (text.chars().collect(), pattern.chars().collect());
+/// `text LIKE pattern [ESCAPE escape]`: `%` matches any run of characters, `_` any one
+/// character, and every other character itself (case matters, as in ksqlDB); `escape` followed
+/// by a character matches that character itself (`%`, `_` or `escape`).
+pub fn like(text: &str, pattern: &str, escape: Option<char>) -> bool {
+    let text: Vec<char> = text.chars().collect();
+    let mut chars = pattern.chars();
+    let mut pattern = Vec::with_capacity(pattern.len());
+    while let Some(c) = chars.next() {
+        pattern.push(match c {
+            // An escape at the end of the pattern matches itself.
+            c if Some(c) == escape => Wildcard::Char(chars.next().unwrap_or(c)),
+            '%' => Wildcard::AnyRun,
+            '_' => Wildcard::AnyOne,
+            c => Wildcard::Char(c),
+        });
+    }
+    like_chars(&text, &pattern)
+}
+
+/// A LIKE pattern's element.
+#[derive(Clone, Copy, PartialEq)]
+enum Wildcard {
+    /// `%`
+    AnyRun,
+    /// `_`
+    AnyOne,
+    /// A character that matches itself.
+    Char(char),
+}
+
+fn like_chars(text: &[char], pattern: &[Wildcard]) -> bool {
     // The classic matcher: on a mismatch, go back to the last `%` and let it take one more
     // character. Linear in practice, quadratic at worst.
     let (mut t, mut p) = (0, 0);
     let mut last_percent: Option<(usize, usize)> = None;
     while t < text.len() {
         match pattern.get(p) {
-            Some('%') => {
+            Some(Wildcard::AnyRun) => {
                 last_percent = Some((p, t));
                 p += 1;
             }
-            Some(&c) if c == '_' || c == text[t] => {
+            Some(Wildcard::AnyOne) => {
+                t += 1;
+                p += 1;
+            }
+            Some(&Wildcard::Char(c)) if c == text[t] => {
                 t += 1;
                 p += 1;
             }
@@ -340,7 +371,7 @@ pub fn like(text: &str, pattern: &str) -> bool {
             },
         }
     }
-    pattern[p..].iter().all(|c| *c == '%')
+    pattern[p..].iter().all(|w| *w == Wildcard::AnyRun)
 }
 
 #[cfg(test)]
@@ -434,14 +465,29 @@ mod tests {
 
     #[test]
     fn like_matches_runs_and_single_characters() {
+        let like = |text, pattern| like(text, pattern, None);
         assert!(like("Zürich HB", "Z%HB"));
         assert!(like("Zürich", "Z_rich"));
         assert!(like("", "%"));
         assert!(like("abcabd", "%abd"));
         assert!(like("a%b", "a%b"));
+        assert!(like("a\\b", "a\\_"), "no escape without ESCAPE");
         assert!(!like("Zürich", "z%"), "case matters");
         assert!(!like("abc", "ab"));
         assert!(!like("ab", "abc"));
         assert!(!like("abcabe", "%abd"));
+    }
+
+    #[test]
+    fn an_escaped_wildcard_matches_itself_only() {
+        assert!(like("100%", "100!%", Some('!')));
+        assert!(!like("1000", "100!%", Some('!')));
+        assert!(like("a_b", "a!_b", Some('!')));
+        assert!(!like("axb", "a!_b", Some('!')));
+        assert!(like("a!b", "a!!b", Some('!')), "the escape escapes itself");
+        assert!(like("50% off", "%!%%", Some('!')), "an escaped % among wildcards");
+        assert!(!like("50 off", "%!%%", Some('!')));
+        assert!(like("a!", "a!", Some('!')), "an escape at the end matches itself");
+        assert!(like("\u{FFFF}", "_", Some('!')));
     }
 }

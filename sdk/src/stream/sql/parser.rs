@@ -13,7 +13,7 @@
 //!
 //! Expressions: literals, columns, `+ - * /`, comparisons, `AND OR NOT`, `IS [NOT] NULL`,
 //! `IS [NOT] DISTINCT FROM e`, `[NOT] BETWEEN a AND b`, `[NOT] IN (a, ...)`, `[NOT] LIKE
-//! pattern`, function calls, `CASE WHEN c THEN v ... [ELSE v] END` and `CAST(e AS type)`. BETWEEN and IN are read as the
+//! pattern [ESCAPE 'c']`, function calls, `CASE WHEN c THEN v ... [ELSE v] END` and `CAST(e AS type)`. BETWEEN and IN are read as the
 //! comparisons they stand for (`a <= e AND e <= b`, `e = a OR ...`), which have SQL's NULL
 //! semantics.
 
@@ -249,7 +249,24 @@ fn found(rest: &str) -> String {
             let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             format!("`{word}`")
         }
+        Some('\'') => match string_length(rest) {
+            Some(length) => format!("`{}`", &rest[..length]),
+            None => "`'`".to_owned(),
+        },
         Some(c) => format!("`{c}`"),
+    }
+}
+
+/// The length of the string literal `text` starts with, quotes included (`''` is a quote
+/// inside it); `None` when it is not closed.
+fn string_length(text: &str) -> Option<usize> {
+    let mut end = 1;
+    loop {
+        end += text.get(end..)?.find('\'')? + 1;
+        match text[end..].starts_with('\'') {
+            true => end += 1,
+            false => return Some(end),
+        }
     }
 }
 
@@ -589,8 +606,30 @@ fn predicate<'i>(left: Ast) -> impl Parser<In<'i>, Ast, ErrMode<ContextError>> {
                 let values = cut_err(delimited(punct("("), list(expr), punct(")"))).parse_next(i)?;
                 any_of(values.into_iter().map(|value| binary(BinaryOp::Eq, &left, value)).collect())
             }
-            _ => binary(BinaryOp::Like, &left, cut_err(additive).parse_next(i)?),
+            _ => {
+                let pattern = cut_err(additive).parse_next(i)?;
+                binary(BinaryOp::Like { escape: like_escape(i)? }, &left, pattern)
+            }
         })
+    }
+}
+
+/// `ESCAPE 'c'` after a LIKE pattern, if written: one character.
+fn like_escape(i: &mut In<'_>) -> ModalResult<Option<char>> {
+    const ONE_CHARACTER: &str = "one character in quotes, such as '!'";
+    if opt(kw("ESCAPE")).parse_next(i)?.is_none() {
+        return Ok(None);
+    }
+    ws.parse_next(i)?;
+    let start = i.checkpoint();
+    let text = cut_err(string.context(expect(ONE_CHARACTER))).parse_next(i)?;
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(escape), None) => Ok(Some(escape)),
+        _ => {
+            i.reset(&start);
+            cut_err(fail.context(expect(ONE_CHARACTER))).parse_next(i)
+        }
     }
 }
 

@@ -739,7 +739,7 @@ impl Planner<'_> {
     /// a STRING column with a number.
     fn check_comparison(&self, op: BinaryOp, l: &Ast, r: &Ast) -> Result<(), Failure> {
         use BinaryOp::*;
-        if op == Like {
+        if let Like { .. } = op {
             return self.check_like(l, r);
         }
         if !matches!(op, Eq | NotEq | Lt | LtEq | Gt | GtEq | IsDistinctFrom) {

@@ -79,14 +79,15 @@ fn the_dsl_compiles_to_the_same_plan_as_sql() {
 }
 
 #[test]
-fn is_not_distinct_from_plans_alike_in_the_dsl_and_in_sql() {
+fn is_not_distinct_from_and_like_escape_plan_alike_in_the_dsl_and_in_sql() {
     let sql = plan(
-        "CREATE STREAM s AS SELECT customer_id FROM order_confirmed WHERE quantity IS NOT DISTINCT FROM 1",
+        "CREATE STREAM s AS SELECT customer_id FROM order_confirmed
+         WHERE quantity IS NOT DISTINCT FROM 1 AND customer_id LIKE 'cus!_%' ESCAPE '!'",
         &catalog(),
     )
     .unwrap();
     let dsl = Query::stream::<OrderEvent>(&["OrderConfirmed"])
-        .filter(col("quantity").is_not_distinct_from(1))
+        .filter(col("quantity").is_not_distinct_from(1).and(col("customer_id").like_escape("cus!_%", '!')))
         .select(["customer_id"])
         .to_stream("s")
         .unwrap();
@@ -795,6 +796,9 @@ fn in_between_and_like_keep_sql_null_semantics() {
     assert!(holds("NOT x BETWEEN 1 AND 3", r#"{"x":4}"#));
     assert!(!holds("x BETWEEN 1 AND y", r#"{"x":2}"#), "an absent bound is NULL");
     assert!(holds("x NOT LIKE 'a_c'", r#"{"x":"abbc"}"#));
+    assert!(holds("x LIKE '100!%' ESCAPE '!'", r#"{"x":"100%"}"#));
+    assert!(!holds("x LIKE '100!%' ESCAPE '!'", r#"{"x":"1000"}"#));
+    assert!(holds("x NOT LIKE 'a!_c' ESCAPE '!' AND x LIKE 'a_c'", r#"{"x":"abc"}"#));
     // IS [NOT] DISTINCT FROM: NULL is a value there.
     assert!(holds("x IS DISTINCT FROM 1", r#"{}"#));
     assert!(!holds("x IS DISTINCT FROM y", r#"{}"#));
@@ -882,6 +886,12 @@ fn functions_case_and_cast_are_refused_where_they_cannot_compute() {
     // The grammar: what may follow, where.
     assert_eq!(refused("total NOT 1").1, "expected `BETWEEN`, `IN` or `LIKE`, found `1`");
     assert_eq!(refused("total IS 1").1, "expected `NULL` or `DISTINCT`, found `1`");
+    assert_eq!(
+        refused("customer_id LIKE 'a!%' ESCAPE '!!'"),
+        (30, "expected one character in quotes, such as '!', found `'!!'`".into())
+    );
+    assert_eq!(refused("customer_id LIKE 'a' ESCAPE 1").1, "expected one character in quotes, such as '!', found `1`");
+    assert!(refused("customer_id LIKE 'a' ESCAPE 'it''s'").1.ends_with("found `'it''s'`"));
     assert_eq!(refused("total IS NOT DISTINCT 1").1, "expected `FROM`, found `1`");
     assert_eq!(refused("total IS DISTINCT FROM 'a'"), (0, "cannot compare `total` (BIGINT) with 'a' (STRING)".into()));
     assert_eq!(refused("CASE total WHEN 1 THEN 2 END").1, "expected `WHEN`, found `total`");
