@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ticketing_platform::{CountingMailer, Platform, Services, Simulation};
 use tramline::MemoryLog;
 use tramline::log::embedded::{EmbeddedLog, EmbeddedOptions};
-use tramline::log::kafka::{KafkaConfig, KafkaLog, parse_setting};
+use tramline::log::kafka::{KafkaConfig, KafkaLog, parse_setting, read_settings};
 use tramline::log::{EventLog, Namespaced};
 use tramline::runtime::{RuntimeError, Settings};
 
@@ -34,15 +34,39 @@ pub struct LogArgs {
     /// that several platforms share one cluster without meeting; empty for none.
     #[arg(long, env = "TRAMLINE_NAMESPACE", value_parser = namespace)]
     pub namespace: Option<String>,
+    /// How the Kafka clients are set up.
+    #[command(flatten)]
+    pub kafka: KafkaClientArgs,
+}
+
+/// The settings of every Kafka client, as a secured cluster (or a tuning) needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaClientArgs {
+    /// A file of librdkafka settings, `KEY=VALUE` a line (Kafka's `client.properties`), read
+    /// before `--kafka-set`: secrets (`sasl.password`) stay out of the command line.
+    #[arg(long = "kafka-config", value_name = "FILE", requires = "brokers")]
+    pub file: Option<PathBuf>,
     /// A librdkafka setting for every Kafka client (`security.protocol=SASL_SSL`,
     /// `sasl.mechanism=PLAIN`, `debug=cgrp`...); repeatable.
     #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting, requires = "brokers")]
-    pub kafka_settings: Vec<(String, String)>,
+    pub settings: Vec<(String, String)>,
 }
 
-/// The client configuration for `brokers` with the `--kafka-set` settings.
-pub fn kafka_config(brokers: &str, settings: &[(String, String)]) -> KafkaConfig {
-    KafkaConfig::new(brokers).set_all(settings.iter().cloned())
+impl KafkaClientArgs {
+    /// Checked where clap cannot: it skips a `requires` when an argument that conflicts with
+    /// the required one is given (`--kafka-set` with `--memory`).
+    pub fn check(&self, brokers: Option<&str>) -> Result<(), String> {
+        match (self.file.is_none() && self.settings.is_empty()) || brokers.is_some() {
+            true => Ok(()),
+            false => Err("`--kafka-config` and `--kafka-set` set up Kafka clients: they need `--brokers`".into()),
+        }
+    }
+
+    /// The client configuration for `brokers`: the file's settings, then `--kafka-set`'s.
+    pub fn config(&self, brokers: &str) -> Result<KafkaConfig, String> {
+        let from_file = self.file.as_ref().map(read_settings).transpose()?.unwrap_or_default();
+        Ok(KafkaConfig::new(brokers).set_all(from_file).set_all(self.settings.iter().cloned()))
+    }
 }
 
 /// Bootstrap servers: `HOST:PORT`, comma-separated, none empty.
@@ -72,16 +96,13 @@ pub fn usage_error<Cli: clap::CommandFactory>(message: impl std::fmt::Display) -
 impl LogArgs {
     /// The rules between the log's arguments that clap does not check.
     pub fn check(&self) -> Result<(), String> {
-        match self.kafka_settings.is_empty() || self.brokers.is_some() {
-            true => Ok(()),
-            false => Err("`--kafka-set` sets up Kafka clients: it needs `--brokers`".into()),
-        }
+        self.kafka.check(self.brokers.as_deref())
     }
 
     /// Opens the chosen log.
     pub async fn open(&self) -> Result<Arc<dyn EventLog>, Box<dyn std::error::Error>> {
         let log: Arc<dyn EventLog> = match (&self.brokers, self.memory) {
-            (Some(brokers), _) => Arc::new(KafkaLog::connect(kafka_config(brokers, &self.kafka_settings)).await?),
+            (Some(brokers), _) => Arc::new(KafkaLog::connect(self.kafka.config(brokers)?).await?),
             (None, true) => MemoryLog::shared(),
             (None, false) => Arc::new(EmbeddedLog::open_async(&self.data, EmbeddedOptions::default()).await?),
         };
@@ -225,3 +246,21 @@ fn raw_consume_blocking(
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settings_file_comes_first_and_kafka_set_overrides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("client.properties");
+        std::fs::write(&file, "security.protocol=SASL_SSL\nacks=1\n").unwrap();
+        let args = KafkaClientArgs { file: Some(file), settings: vec![("acks".into(), "all".into())] };
+        let config = args.config("broker:9092").unwrap();
+        let set = |key: &str| config.client.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!((set("security.protocol"), set("acks")), (Some("SASL_SSL"), Some("all")));
+        let missing = KafkaClientArgs { file: Some(dir.path().join("none")), settings: Vec::new() };
+        assert!(missing.config("broker:9092").unwrap_err().starts_with("cannot read"));
+    }
+}

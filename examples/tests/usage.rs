@@ -31,10 +31,12 @@ fn kafka_only_flags_need_brokers_whatever_log_is_chosen() {
     for log in [&["--memory"][..], &["--data", "/nonexistent/tramline-usage-test"]] {
         let with = |extra: &[&'static str]| [log, extra].concat();
         refused(ticketing, &with(&["--modules", "order"]), "needs `--brokers`");
-        refused(ticketing, &with(&["--kafka-set", "acks=all"]), "needs `--brokers`");
+        refused(ticketing, &with(&["--kafka-set", "acks=all"]), "they need `--brokers`");
+        refused(ticketing, &with(&["--kafka-config", "client.properties"]), "they need `--brokers`");
     }
     let bench_chain = env!("CARGO_BIN_EXE_bench-chain");
     refused(bench_chain, &["--data", "/nonexistent/tramline-usage-test", "--kafka-set", "acks=all"], "--brokers");
+    refused(bench_chain, &["--data", "/nonexistent/tramline-usage-test", "--kafka-config", "f"], "--brokers");
 }
 
 #[test]

@@ -54,9 +54,9 @@ struct Cli {
     /// After the runs, one more with this many orders at a tenth of the last run's rate.
     #[arg(long, value_name = "N")]
     paced_orders: Option<usize>,
-    /// A librdkafka setting for every Kafka client (repeatable), to try a tuning.
-    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = tramline::log::kafka::parse_setting, requires = "brokers")]
-    kafka_settings: Vec<(String, String)>,
+    /// How the Kafka clients are set up (`--kafka-set`, to try a tuning).
+    #[command(flatten)]
+    kafka: tramline_examples::KafkaClientArgs,
 }
 
 /// When this process saw each order's PaymentCompleted, and how long its TicketIssued took.
@@ -105,7 +105,7 @@ impl Cli {
                 (Arc::new(EmbeddedLog::open_async(dir, EmbeddedOptions::default()).await?), None)
             }
             (None, Some(brokers)) => {
-                let config = tramline_examples::kafka_config(brokers, &self.kafka_settings);
+                let config = self.kafka.config(brokers)?;
                 let kafka: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(config).await?);
                 let namespace = format!("bench-{}", uuid::Uuid::now_v7().simple());
                 (Arc::new(Namespaced::new(kafka, &namespace)?), Some(namespace))
@@ -173,8 +173,8 @@ fn report(cli: &Cli, run: usize, orders: usize, rate: Option<f64>, summary: &Sum
 async fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
-    if !cli.kafka_settings.is_empty() && cli.brokers.is_none() {
-        tramline_examples::usage_error::<Cli>("`--kafka-set` sets up Kafka clients: it needs `--brokers`");
+    if let Err(misuse) = cli.kafka.check(cli.brokers.as_deref()) {
+        tramline_examples::usage_error::<Cli>(misuse);
     }
     let mut last_rate = None;
     let mut namespaces = Vec::new();

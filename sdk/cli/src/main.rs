@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tramline::codec;
 use tramline::log::embedded::EmbeddedLog;
-use tramline::log::kafka::{KafkaConfig, KafkaLog, parse_setting};
+use tramline::log::kafka::{KafkaConfig, KafkaLog, parse_setting, read_settings};
 use tramline::log::{EventLog, Namespaced, Record, TopicPartition};
 use tramline::stream::{Catalog, Emitted, PartitionState, Plan, SqlType, Value, Window, sql};
 
@@ -61,13 +61,30 @@ struct AppLog {
     /// The Kafka cluster.
     #[arg(long, value_name = "HOST:PORT")]
     brokers: Option<String>,
-    /// A librdkafka setting for the Kafka clients (`security.protocol=SASL_SSL`,
-    /// `sasl.mechanism=PLAIN`...), as a secured cluster needs; repeatable.
-    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting, requires = "brokers")]
-    kafka_settings: Vec<(String, String)>,
+    #[command(flatten)]
+    kafka: KafkaClient,
     /// The namespace of the app's topics and groups (`tramline::log::Namespaced`), if it has one.
     #[arg(long, value_name = "NAMESPACE")]
     namespace: Option<String>,
+}
+
+/// How the Kafka clients are set up, as a secured cluster needs.
+#[derive(Debug, clap::Args)]
+struct KafkaClient {
+    /// A file of librdkafka settings, `KEY=VALUE` a line (Kafka's `client.properties`), read
+    /// before --kafka-set: secrets (`sasl.password`) stay out of the command line.
+    #[arg(long = "kafka-config", value_name = "FILE", requires = "brokers")]
+    file: Option<PathBuf>,
+    /// A librdkafka setting for the Kafka clients (`security.protocol=SASL_SSL`,
+    /// `sasl.mechanism=PLAIN`...); repeatable.
+    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting, requires = "brokers")]
+    settings: Vec<(String, String)>,
+}
+
+impl KafkaClient {
+    fn is_empty(&self) -> bool {
+        self.file.is_none() && self.settings.is_empty()
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,10 +192,8 @@ struct QueryArgs {
     /// The Kafka cluster that holds --topic.
     #[arg(long, value_name = "HOST:PORT", requires = "topic")]
     brokers: Option<String>,
-    /// A librdkafka setting for the Kafka clients (`security.protocol=SASL_SSL`,
-    /// `sasl.mechanism=PLAIN`...), as a secured cluster needs; repeatable.
-    #[arg(long = "kafka-set", value_name = "KEY=VALUE", value_parser = parse_setting, requires = "brokers")]
-    kafka_settings: Vec<(String, String)>,
+    #[command(flatten)]
+    kafka: KafkaClient,
     /// Close every window at the end of the input, so that EMIT FINAL rows come out.
     #[arg(long)]
     until_end: bool,
@@ -436,16 +451,17 @@ async fn main() -> ExitCode {
 /// What is wrong with flags that clap lets through: it skips a `requires` when a flag that
 /// conflicts with the required one is given (`--data` with `--input`, `--kafka-set` with `--data`).
 fn misuse(command: &Command) -> Option<&'static str> {
-    let (brokers, kafka_settings) = match command {
+    let (brokers, kafka) = match command {
         Command::Query(args) if args.topic.is_none() && (args.data.is_some() || args.brokers.is_some()) => {
             return Some("--data and --brokers name where --topic is read: give --topic, or leave them out");
         }
-        Command::Query(args) => (&args.brokers, &args.kafka_settings),
+        Command::Query(args) => (&args.brokers, &args.kafka),
         Command::ResetQuery(ResetArgs { log, .. }) | Command::DeadLetters(DeadLetterArgs { log, .. }) => {
-            (&log.brokers, &log.kafka_settings)
+            (&log.brokers, &log.kafka)
         }
     };
-    (brokers.is_none() && !kafka_settings.is_empty()).then_some("--kafka-set sets up Kafka clients: it needs --brokers")
+    (brokers.is_none() && !kafka.is_empty())
+        .then_some("--kafka-config and --kafka-set set up Kafka clients: they need --brokers")
 }
 
 async fn query(args: QueryArgs) -> Result<ExitCode, String> {
@@ -464,7 +480,7 @@ async fn query(args: QueryArgs) -> Result<ExitCode, String> {
     match (&args.topic, &args.input) {
         (Some(topic), _) => {
             let log: Arc<dyn EventLog> = match (&args.data, &args.brokers) {
-                (_, Some(brokers)) => kafka_log(brokers, &args.kafka_settings).await?,
+                (_, Some(brokers)) => kafka_log(brokers, &args.kafka).await?,
                 // Read-only: beside a process that runs on the log, making and changing nothing.
                 (Some(dir), None) => Arc::new(EmbeddedLog::open_read_only(dir).map_err(|e| e.to_string())?),
                 (None, None) => {
@@ -520,9 +536,9 @@ fn exit(done: Result<(), String>) -> ExitCode {
 /// An app's log, as `--data` or `--brokers` and `--namespace` name it: read-only, or for
 /// writing (refused while the app holds an embedded log).
 async fn app_log(app: &AppLog, writing: bool) -> Result<Arc<dyn EventLog>, String> {
-    let AppLog { data, brokers, kafka_settings, namespace } = app;
+    let AppLog { data, brokers, kafka, namespace } = app;
     let log: Arc<dyn EventLog> = match (data, brokers) {
-        (_, Some(brokers)) => kafka_log(brokers, kafka_settings).await?,
+        (_, Some(brokers)) => kafka_log(brokers, kafka).await?,
         (Some(dir), None) if writing => Arc::new(EmbeddedLog::open_existing(dir).map_err(|e| e.to_string())?),
         (Some(dir), None) => Arc::new(EmbeddedLog::open_read_only(dir).map_err(|e| e.to_string())?),
         (None, None) => return Err("--data DIR (embedded log) or --brokers HOST:PORT (Kafka) names the log".into()),
@@ -533,9 +549,10 @@ async fn app_log(app: &AppLog, writing: bool) -> Result<Arc<dyn EventLog>, Strin
     }
 }
 
-/// The Kafka cluster at `brokers`, its clients set up with `settings` (`--kafka-set`).
-async fn kafka_log(brokers: &str, settings: &[(String, String)]) -> Result<Arc<dyn EventLog>, String> {
-    let config = KafkaConfig::new(brokers).set_all(settings.iter().cloned());
+/// The Kafka cluster at `brokers`, its clients set up with `--kafka-config` and `--kafka-set`.
+async fn kafka_log(brokers: &str, client: &KafkaClient) -> Result<Arc<dyn EventLog>, String> {
+    let from_file = client.file.as_ref().map(read_settings).transpose()?.unwrap_or_default();
+    let config = KafkaConfig::new(brokers).set_all(from_file).set_all(client.settings.iter().cloned());
     Ok(Arc::new(KafkaLog::connect(config).await.map_err(|e| e.to_string())?))
 }
 

@@ -433,10 +433,11 @@ fn kafka_settings_without_brokers_are_refused() {
         run(REFERENCE, "", &["--data", "/tmp/tramline-cli-no-such-dir", "--topic", "t", "--kafka-set", "acks=all"]);
     let letters = dead_letters(&["--group", "g", "--data", "/tmp/tramline-cli-no-such-dir", "--kafka-set", "acks=all"]);
     let reset = reset_query(&["--name", "q", "--data", "/tmp/tramline-cli-no-such-dir", "--kafka-set", "acks=all"]);
-    for output in [query, letters, reset] {
+    let file = reset_query(&["--name", "q", "--data", "/tmp/tramline-cli-no-such-dir", "--kafka-config", "f"]);
+    for output in [query, letters, reset, file] {
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert!(
-            stderr(&output).contains("--kafka-set sets up Kafka clients: it needs --brokers"),
+            stderr(&output).contains("--kafka-config and --kafka-set set up Kafka clients: they need --brokers"),
             "{}",
             stderr(&output)
         );
@@ -713,8 +714,13 @@ fn the_commands_read_and_reset_an_app_on_kafka_with_client_settings() {
         member.commit(Vec::new(), vec![(source.clone(), 6)]).await.unwrap();
         member.leave().await.unwrap();
     });
-    let kafka =
-        ["--brokers", &brokers, "--kafka-set", "client.rack=cli-test", "--kafka-set", "socket.keepalive.enable=true"];
+    // Settings from a file (as Kafka's client.properties), and on the command line.
+    let settings = tempfile::tempdir().unwrap();
+    let (client_file, unknown_file) = (settings.path().join("client.properties"), settings.path().join("bad"));
+    std::fs::write(&client_file, "# the test cluster\nclient.rack = cli-test\n").unwrap();
+    std::fs::write(&unknown_file, "client.rack=cli-test\nno.such.setting: 1\n").unwrap();
+    let client_file = client_file.to_str().unwrap();
+    let kafka = ["--brokers", &brokers, "--kafka-config", client_file, "--kafka-set", "socket.keepalive.enable=true"];
 
     let topic = format!("{namespace}.order.events");
     let output = run(REFERENCE, "", &[&kafka[..], &["--topic", &topic]].concat());
@@ -731,6 +737,14 @@ fn the_commands_read_and_reset_an_app_on_kafka_with_client_settings() {
     let unknown = reset_query(&["--name", "sales", "--brokers", &brokers, "--kafka-set", "no.such.setting=1"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
     assert!(stderr(&unknown).contains("No such configuration property: \"no.such.setting\""), "{}", stderr(&unknown));
+    let unknown =
+        reset_query(&["--name", "sales", "--brokers", &brokers, "--kafka-config", unknown_file.to_str().unwrap()]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("No such configuration property: \"no.such.setting\""), "{}", stderr(&unknown));
+    let missing = settings.path().join("none");
+    let unread = reset_query(&["--name", "sales", "--brokers", &brokers, "--kafka-config", missing.to_str().unwrap()]);
+    assert_eq!(unread.status.code(), Some(2), "{}", stderr(&unread));
+    assert!(stderr(&unread).contains(&format!("cannot read `{}`", missing.display())), "{}", stderr(&unread));
     let output = reset_query(&[&kafka[..], &["--name", "sales", "--namespace", &namespace]].concat());
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("topics sales-changelog, sales-repartition"), "{}", stderr(&output));

@@ -78,7 +78,7 @@ use rdkafka::producer::{FutureProducer, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use self::config::{INSTANCE_ID_ENV, KafkaConfig, parse_setting};
+pub use self::config::{INSTANCE_ID_ENV, KafkaConfig, parse_setting, read_settings};
 use self::convert::{DeliveryResult, backend, send_all, too_large};
 use self::logs::ClientLogs;
 use super::{Cleanup, EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};

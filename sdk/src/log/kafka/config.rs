@@ -2,6 +2,7 @@
 //! settings passed through to every librdkafka client the log creates.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 /// The environment variable that gives the default [instance id](KafkaConfig::instance_id).
@@ -166,6 +167,49 @@ pub fn parse_setting(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Client settings from a file of `KEY=VALUE` lines, as Kafka's `client.properties` (the file
+/// Kafka's own tools take with `--command-config`): blank lines and lines that start with `#`
+/// or `!` are skipped, `:` separates as `=` does, both sides are trimmed. A command line's
+/// `--kafka-config FILE` reads it, so that secrets (`sasl.password`) stay out of the
+/// arguments, which every user of the machine can read (`ps`). A line continued with `\` is
+/// refused rather than misread.
+///
+/// ```
+/// use tramline::log::kafka::read_settings;
+///
+/// let file = std::env::temp_dir().join(format!("tramline-doc-{}.properties", std::process::id()));
+/// std::fs::write(&file, "# the cluster\nsecurity.protocol=SASL_SSL\nsasl.mechanism: PLAIN\n")?;
+/// let settings = read_settings(&file)?;
+/// assert_eq!(settings[1], ("sasl.mechanism".to_owned(), "PLAIN".to_owned()));
+/// std::fs::remove_file(&file)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_settings(path: impl AsRef<Path>) -> Result<Vec<(String, String)>, String> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let at = |number: usize, problem: String| format!("`{}` line {number}: {problem}", path.display());
+    let mut settings = Vec::new();
+    for (number, line) in (1..).zip(text.lines()) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(['#', '!']) {
+            continue;
+        }
+        if line.ends_with('\\') {
+            return Err(at(
+                number,
+                "a line continued with `\\` is not read here: write the setting on one line".into(),
+            ));
+        }
+        match line.split_once(['=', ':']) {
+            Some((key, value)) if !key.trim().is_empty() => {
+                settings.push((key.trim().to_owned(), value.trim().to_owned()))
+            }
+            _ => return Err(at(number, format!("`{line}` is not KEY=VALUE"))),
+        }
+    }
+    Ok(settings)
+}
+
 /// Whether a client setting holds a secret that must not be printed.
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -198,6 +242,35 @@ impl fmt::Debug for KafkaConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_settings_file_reads_as_kafka_reads_client_properties() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("client.properties");
+        let read = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            read_settings(&file)
+        };
+        let settings = read(
+            "# a comment\n! another\n\n  security.protocol = SASL_SSL\nsasl.mechanism:PLAIN\n\
+             sasl.jaas.config=org.Module required username=\"u\" password=\"p:w\";\n",
+        )
+        .unwrap();
+        let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.jaas.config", "org.Module required username=\"u\" password=\"p:w\";"),
+            ]
+        );
+        let name = file.display();
+        assert_eq!(read("a=1\nPLAIN\n"), Err(format!("`{name}` line 2: `PLAIN` is not KEY=VALUE")));
+        assert!(read("sasl.jaas.config=a \\\n  b\n").unwrap_err().contains("line 1: a line continued with `\\`"));
+        let missing = read_settings(dir.path().join("none")).unwrap_err();
+        assert!(missing.starts_with("cannot read `"), "{missing}");
+    }
 
     #[test]
     fn a_setting_splits_at_its_first_equals_sign() {
