@@ -38,6 +38,17 @@ impl Coordinator {
         id
     }
 
+    /// Refuses to delete a group that has members, as Kafka's `DeleteGroups` does: their next
+    /// rebalance would read from `start` again.
+    pub(crate) fn check_deletable(&self, group: &str) -> Result<(), LogError> {
+        match self.groups.get(group).map_or(0, |g| g.members.len()) {
+            0 => Ok(()),
+            members => Err(LogError::Backend(format!(
+                "cannot delete group `{group}`: it has {members} member(s); a group is deleted once its members left"
+            ))),
+        }
+    }
+
     /// How many groups ever had a member.
     pub(crate) fn len(&self) -> usize {
         self.groups.len()

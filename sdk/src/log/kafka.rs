@@ -690,9 +690,7 @@ impl KafkaLog {
 impl EventLog for KafkaLog {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
         let invalid = |problem: String| LogError::InvalidTopic { topic: spec.name.to_string(), problem };
-        if spec.partitions == 0 || spec.partitions > i32::MAX as u32 {
-            return Err(invalid(format!("it needs between 1 and {} partitions, not {}", i32::MAX, spec.partitions)));
-        }
+        spec.check_partitions(i32::MAX as u32, "Kafka")?;
         // Kafka's own rule, said with the name (the broker answers a bare "Invalid topic").
         let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
         if spec.name.len() > 249 || !spec.name.chars().all(legal) || matches!(&*spec.name, "" | "." | "..") {

@@ -204,9 +204,7 @@ impl State {
 #[async_trait]
 impl EventLog for MemoryLog {
     async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
-        if spec.partitions == 0 {
-            return Err(LogError::Backend(format!("topic `{}` needs at least one partition", spec.name)));
-        }
+        spec.check_partitions(super::LOCAL_MAX_PARTITIONS, "the memory log")?;
         let mut state = self.shared.lock();
         if let Some(existing) = state.topics.get(spec.name.as_str()) {
             return spec.check(existing.spec.partitions, existing.spec.cleanup);
@@ -268,7 +266,9 @@ impl EventLog for MemoryLog {
     }
 
     async fn delete_group(&self, group: &str) -> Result<(), LogError> {
-        self.shared.lock().committed.remove(group);
+        let mut state = self.shared.lock();
+        state.groups.check_deletable(group)?;
+        state.committed.remove(group);
         Ok(())
     }
 

@@ -93,6 +93,10 @@ pub struct TopicSpec {
     pub cleanup: Cleanup,
 }
 
+/// The most partitions a topic of a log on one machine (memory, embedded) takes: every open
+/// and every assignment walks them.
+pub(crate) const LOCAL_MAX_PARTITIONS: u32 = 100_000;
+
 impl TopicSpec {
     /// A topic that keeps every record.
     pub fn keep(name: impl Into<String>, partitions: u32) -> Self {
@@ -107,6 +111,18 @@ impl TopicSpec {
     /// A compacted topic whose records older than `retention` (by their timestamp) may go.
     pub fn compact_and_expire(name: impl Into<String>, partitions: u32, retention: Duration) -> Self {
         TopicSpec { name: name.into(), partitions, cleanup: Cleanup::CompactAndExpire { retention } }
+    }
+
+    /// Refuses a partition count outside `1..=most` ([`LogError::InvalidTopic`]), before the
+    /// backend stores anything: a count it cannot hold must not make it unusable.
+    pub(crate) fn check_partitions(&self, most: u32, backend: &str) -> Result<(), LogError> {
+        match (1..=most).contains(&self.partitions) {
+            true => Ok(()),
+            false => Err(LogError::InvalidTopic {
+                topic: self.name.clone(),
+                problem: format!("{backend} takes 1 to {most} partitions per topic, not {}", self.partitions),
+            }),
+        }
     }
 
     /// Whether an existing topic with this partition count and cleanup policy is this one (its

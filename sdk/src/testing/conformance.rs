@@ -318,10 +318,14 @@ fn next_positions(records: &[Record]) -> Vec<(TopicPartition, u64)> {
 // Checks
 
 /// Topics: creating is idempotent for the same partition count and cleanup policy and an error
-/// for another; the partition count is known; unknown topics and partitions are errors that say
-/// so.
+/// for another; a partition count out of range is refused and nothing made; the partition count
+/// is known; unknown topics and partitions are errors that say so.
 pub async fn topics(target: &dyn ConformanceTarget) {
     let log = target.fresh().await;
+    let none = unique("no-partitions");
+    let refused = log.create_topic(&TopicSpec::keep(&none, 0)).await;
+    assert!(matches!(refused, Err(LogError::InvalidTopic { .. })), "no partitions must be refused, got {refused:?}");
+    assert_eq!(log.partition_count(&none).await.expect("a partition count"), None, "nothing made");
     let name = unique("topics");
     log.create_topic(&TopicSpec::keep(&name, 3)).await.expect("create a topic");
     log.create_topic(&TopicSpec::keep(&name, 3)).await.expect("create the same topic again");
@@ -582,7 +586,7 @@ pub async fn group_resumes_after_commit(target: &dyn ConformanceTarget) {
 }
 
 /// A group deleted once its last member left keeps no positions: joined again, it starts as a
-/// new group. Deleting a group the log does not know is no error.
+/// new group. A group with a member is not deleted; one the log does not know is no error.
 pub async fn deleted_group_keeps_no_positions(target: &dyn ConformanceTarget) {
     let log = target.fresh().await;
     let topic = new_topic(&*log, "delete", 1).await;
@@ -592,6 +596,10 @@ pub async fn deleted_group_keeps_no_positions(target: &dyn ConformanceTarget) {
     let mut member = join(&*log, &group, &[&topic], StartFrom::Beginning).await;
     collect(&mut *member, 3).await;
     member.commit(Vec::new(), vec![(p0.clone(), 3)]).await.expect("commit positions");
+    // As Kafka's DeleteGroups: not while a member is in it (it would read from the start again).
+    let refused = log.delete_group(&group).await;
+    assert!(refused.is_err(), "a group with a member must not be deleted");
+    assert_eq!(log.committed(&group, &p0).await.unwrap(), Some(3), "its positions stay");
     member.leave().await.unwrap();
     assert_eq!(log.committed(&group, &p0).await.unwrap(), Some(3));
     log.delete_group(&group).await.expect("delete the group");

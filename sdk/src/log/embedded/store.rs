@@ -163,8 +163,11 @@ fn holds_keys(topic: &str) -> bool {
 pub(super) struct Store {
     dir: PathBuf,
     database: PathBuf,
-    writer: Mutex<Connection>,
+    // The readers are declared (so dropped) before the writer: SQLite checkpoints the
+    // write-ahead log into the database when its last connection closes, and the readers
+    // close without checkpointing.
     readers: Mutex<Vec<Connection>>,
+    writer: Mutex<Connection>,
     catalog: Mutex<Catalog>,
     /// Consumer-group membership (in memory: one process owns the directory).
     pub(super) groups: Mutex<Coordinator>,
@@ -512,9 +515,7 @@ impl Store {
 
     /// Creates a topic, or checks an existing one. Blocks.
     pub(super) fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
-        if spec.partitions == 0 {
-            return Err(LogError::Backend(format!("topic `{}` needs at least one partition", spec.name)));
-        }
+        spec.check_partitions(crate::log::LOCAL_MAX_PARTITIONS, "the embedded log")?;
         let writer = lock(&self.writer);
         if let Some(result) = self.existing(spec) {
             return result;
@@ -604,7 +605,20 @@ impl Store {
                         Some(&record.headers.encoded()[..]).filter(|h| !h.is_empty()),
                         record.timestamp.unwrap_or(now),
                     ])
-                    .map_err(|e| self.error(&format!("cannot write a record to {position}"), e))?;
+                    .map_err(|e| match e.sqlite_error_code() {
+                        // Over SQLite's SQLITE_MAX_LENGTH: the transaction is rolled back.
+                        Some(rusqlite::ErrorCode::TooBig) => LogError::TooLarge {
+                            topic: position.topic.to_string(),
+                            reason: format!(
+                                "{} bytes of key, value and headers, and the embedded log (SQLite) takes at most \
+                                 1,000,000,000 per record",
+                                record.key.as_ref().map_or(0, |k| k.len())
+                                    + record.value.as_ref().map_or(0, |v| v.len())
+                                    + record.headers.encoded().len()
+                            ),
+                        },
+                        _ => self.error(&format!("cannot write a record to {position}"), e),
+                    })?;
             }
         }
         if !committed.is_empty() {
@@ -649,6 +663,9 @@ impl Store {
     /// Forgets a group's committed positions. Blocks.
     pub(super) fn delete_group(&self, group: &str) -> Result<(), LogError> {
         let writer = lock(&self.writer);
+        // Held until the positions are gone: no member joins in between.
+        let groups = self.groups();
+        groups.check_deletable(group)?;
         writer
             .execute("DELETE FROM committed WHERE group_name = ?1", [group])
             .map(drop)
@@ -1116,6 +1133,50 @@ fn read_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(topic: &str, value: Vec<u8>) -> OutRecord {
+        OutRecord {
+            topic: Arc::from(topic),
+            partition: Some(0),
+            key: Some(b"k".to_vec().into()),
+            value: Some(value.into()),
+            headers: Headers::new(),
+            timestamp: None,
+        }
+    }
+
+    /// A log closed after reads (whose connections close without checkpointing) leaves its
+    /// records in the database file, not only in the write-ahead log: a copy of a stopped log's
+    /// `log.sqlite3` holds them.
+    #[test]
+    fn a_closed_log_leaves_its_records_in_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &EmbeddedOptions::default()).unwrap();
+        store.create_topic(&TopicSpec::keep("t", 1)).unwrap();
+        store.write((0..50).map(|i| record("t", vec![i; 100])).collect(), None).unwrap();
+        let at = store.locate(&TopicPartition::new("t", 0)).unwrap();
+        assert_eq!(store.read(&[(at, 0)], 100).unwrap().len(), 50);
+        drop(store);
+        let wal = std::fs::metadata(dir.path().join(format!("{DATABASE}-wal"))).map_or(0, |m| m.len());
+        assert_eq!(wal, 0, "the write-ahead log is folded into the database as the log closes");
+        let db = Connection::open(dir.path().join(DATABASE)).unwrap();
+        let records: i64 = db.query_row("SELECT count(*) FROM records", [], |row| row.get(0)).unwrap();
+        assert_eq!(records, 50);
+    }
+
+    /// A record over SQLite's largest value is `TooLarge` (which a processor dead-letters), not a
+    /// backend failure (which it retries for ever); nothing of the write is applied. The value's
+    /// pages are never touched: SQLite refuses it by its length.
+    #[test]
+    fn a_record_sqlite_cannot_hold_is_too_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &EmbeddedOptions::default()).unwrap();
+        store.create_topic(&TopicSpec::keep("t", 1)).unwrap();
+        let records = vec![record("t", vec![1]), record("t", vec![0; 1_000_000_001])];
+        let refused = store.write(records, None);
+        assert!(matches!(&refused, Err(LogError::TooLarge { topic, .. }) if topic == "t"), "{refused:?}");
+        assert_eq!(store.locate(&TopicPartition::new("t", 0)).unwrap().end, 0, "nothing written");
+    }
 
     /// 2,000 keys of forgotten subjects, each superseded by its tombstone.
     fn forgotten_keys(store: &Store) {
