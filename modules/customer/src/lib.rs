@@ -45,6 +45,9 @@ pub enum CustomerError {
     /// A blank name.
     #[error("a customer's name cannot be blank")]
     BlankName,
+    /// A name that reads as erased (its key is missing, or its customer was forgotten).
+    #[error("the name reads as erased; send the command again")]
+    ErasedName,
     /// Update with neither a name nor an e-mail.
     #[error("update of {0} changes nothing: give a name or an e-mail")]
     NothingToUpdate(CustomerId),
@@ -70,7 +73,8 @@ pub enum EmailProblem {
 fn valid_name(name: &Personal<String>) -> Result<(), CustomerError> {
     match name.get() {
         Some(name) if !name.trim().is_empty() => Ok(()),
-        _ => Err(CustomerError::BlankName),
+        Some(_) => Err(CustomerError::BlankName),
+        None => Err(CustomerError::ErasedName),
     }
 }
 
@@ -183,6 +187,10 @@ mod tests {
         AggregateTest::<Customer>::new()
             .when(CustomerCommand::Register { customer_id: id, name: "  ".into(), email: "a@b.c".into() })
             .then_rejected_with(CustomerError::BlankName);
+        // Not blank: unreadable, as an erased e-mail is.
+        AggregateTest::<Customer>::new()
+            .when(CustomerCommand::Register { customer_id: id, name: Personal::erased(), email: "a@b.c".into() })
+            .then_rejected_with(CustomerError::ErasedName);
     }
 
     #[test]

@@ -491,3 +491,86 @@ mod tests {
         assert_eq!(read[0].key.as_deref(), Some(format!("k{}", Segments::SIZE).as_bytes()));
     }
 }
+
+/// For the crate's tests: a memory log whose calls fail as a test chooses, while it says so.
+#[cfg(test)]
+pub(crate) mod flaky {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::MemoryLog;
+    use crate::log::{EventLog, GroupMember, LogError, OutRecord, Record, StartFrom, TopicPartition, TopicSpec};
+    use crate::model::Position;
+
+    /// Which calls fail.
+    pub(crate) enum Fails {
+        /// Every `append`.
+        Appends,
+        /// `end_offset` of this topic's partitions.
+        EndOffsetOf(&'static str),
+    }
+
+    /// A memory log whose `fails` calls fail while `failing` is set.
+    pub(crate) struct Flaky {
+        pub(crate) log: Arc<MemoryLog>,
+        pub(crate) fails: Fails,
+        pub(crate) failing: AtomicBool,
+    }
+
+    impl Flaky {
+        pub(crate) fn over(log: Arc<MemoryLog>, fails: Fails, failing: bool) -> Arc<Self> {
+            Arc::new(Flaky { log, fails, failing: AtomicBool::new(failing) })
+        }
+
+        pub(crate) fn set_failing(&self, failing: bool) {
+            self.failing.store(failing, Ordering::SeqCst);
+        }
+
+        fn away(&self) -> LogError {
+            LogError::Backend("the broker is away".into())
+        }
+
+        fn failing(&self) -> bool {
+            self.failing.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait]
+    impl EventLog for Flaky {
+        async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
+            self.log.create_topic(spec).await
+        }
+        async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
+            self.log.partition_count(topic).await
+        }
+        async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
+            match (&self.fails, self.failing()) {
+                (Fails::Appends, true) => Err(self.away()),
+                _ => self.log.append(records).await,
+            }
+        }
+        async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
+            self.log.read(partition, offset, max).await
+        }
+        async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
+            match (&self.fails, self.failing()) {
+                (Fails::EndOffsetOf(topic), true) if *topic == &*partition.topic => Err(self.away()),
+                _ => self.log.end_offset(partition).await,
+            }
+        }
+        async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
+            self.log.committed(group, partition).await
+        }
+        async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
+            self.log.delete_before(partition, offset).await
+        }
+        async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+            self.log.delete_topic(topic).await
+        }
+        async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+            self.log.join(group, topics, start).await
+        }
+    }
+}

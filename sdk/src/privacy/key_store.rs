@@ -495,14 +495,12 @@ impl Ring {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
 
     use serde::{Deserialize, Serialize};
 
     use super::*;
     use crate::log::memory::MemoryLog;
-    use crate::log::{GroupMember, StartFrom};
-    use crate::model::Position;
+    use crate::log::memory::flaky::{Fails, Flaky};
     use crate::privacy::Personal;
     use crate::{Event, ReferenceId};
 
@@ -600,46 +598,6 @@ mod tests {
         assert_eq!(name_in(&reader, &named).await.get().map(String::as_str), Some("Ada"));
     }
 
-    /// A memory log whose appends fail while `failing` is set.
-    struct Flaky {
-        log: Arc<MemoryLog>,
-        failing: AtomicBool,
-    }
-
-    #[async_trait::async_trait]
-    impl EventLog for Flaky {
-        async fn create_topic(&self, spec: &TopicSpec) -> Result<(), LogError> {
-            self.log.create_topic(spec).await
-        }
-        async fn partition_count(&self, topic: &str) -> Result<Option<u32>, LogError> {
-            self.log.partition_count(topic).await
-        }
-        async fn append(&self, records: Vec<OutRecord>) -> Result<Vec<Position>, LogError> {
-            match self.failing.load(Ordering::SeqCst) {
-                true => Err(LogError::Backend("the broker is away".into())),
-                false => self.log.append(records).await,
-            }
-        }
-        async fn read(&self, partition: &TopicPartition, offset: u64, max: usize) -> Result<Vec<Record>, LogError> {
-            self.log.read(partition, offset, max).await
-        }
-        async fn end_offset(&self, partition: &TopicPartition) -> Result<u64, LogError> {
-            self.log.end_offset(partition).await
-        }
-        async fn committed(&self, group: &str, partition: &TopicPartition) -> Result<Option<u64>, LogError> {
-            self.log.committed(group, partition).await
-        }
-        async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError> {
-            self.log.delete_before(partition, offset).await
-        }
-        async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
-            self.log.delete_topic(topic).await
-        }
-        async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-            self.log.join(group, topics, start).await
-        }
-    }
-
     #[tokio::test]
     async fn tombstones_whose_write_failed_are_written_by_the_next_catch_up() {
         let memory = MemoryLog::shared();
@@ -653,10 +611,10 @@ mod tests {
         memory.append(vec![marker]).await.unwrap();
         memory.append(key).await.unwrap();
 
-        let flaky = Arc::new(Flaky { log: memory.clone(), failing: AtomicBool::new(true) });
+        let flaky = Flaky::over(memory.clone(), Fails::Appends, true);
         let reader = KeyStore::on(flaky.clone());
         assert!(reader.catch_up().await.is_err(), "the tombstone's write fails");
-        flaky.failing.store(false, Ordering::SeqCst);
+        flaky.set_failing(false);
         reader.catch_up().await.expect("written now");
 
         let tp = TopicPartition::new(KEYS_TOPIC, partition_for(subject.as_bytes(), 2));

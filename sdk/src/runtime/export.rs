@@ -67,8 +67,9 @@ impl<S: Send + Sync + 'static> ExportProcessor<S> {
                 while *cursor < end {
                     let records = self.log.read(&tp, *cursor, TABLE_READ).await?;
                     let Some(last) = records.last() else { break };
-                    *cursor = last.offset + 1;
+                    // The keys first: records whose keys could not be read are read again.
                     self.keys.prepare(&records).await?;
+                    *cursor = last.offset + 1;
                     for record in &records {
                         if let Err(error) = (table.fold)(&mut self.export.state, record) {
                             // A table is lookup data: a record it cannot read is skipped and
@@ -239,4 +240,69 @@ pub(crate) async fn create_topics<S>(
     let target = export.target.as_deref().unwrap_or(log);
     target.create_topic(&crate::log::TopicSpec::keep(export.topic(), partitions)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::log::TopicSpec;
+    use crate::log::memory::MemoryLog;
+    use crate::log::memory::flaky::{Fails, Flaky};
+    use crate::model::{Envelope, Message};
+    use crate::privacy::{KEYS_TOPIC, Personal};
+    use crate::{Event, ReferenceId};
+
+    #[derive(ReferenceId, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[reference(prefix = "cus")]
+    struct CustomerId(Uuid);
+
+    #[derive(Event, Serialize, Deserialize, Clone, Debug)]
+    #[event(module = "customer", key = id)]
+    enum CustomerEvent {
+        Named {
+            id: CustomerId,
+            #[pii]
+            name: Personal<String>,
+        },
+    }
+
+    /// A table record whose keys could not be read for a moment is folded once they can: the
+    /// mappings would otherwise miss it until the process restarts.
+    #[tokio::test(start_paused = true)]
+    async fn a_table_record_is_folded_once_its_keys_can_be_read() {
+        let memory = MemoryLog::shared();
+        let writer = KeyStore::on(memory.clone());
+        writer.load(1).await.unwrap();
+        memory.create_topic(&TopicSpec::keep(CustomerEvent::TOPIC, 1)).await.unwrap();
+        let event = CustomerEvent::Named { id: CustomerId::generate(), name: "Ada".into() };
+        let sealed = writer.encode(&Envelope::new(event, jiff::Timestamp::now()), Arc::from(CustomerEvent::TOPIC));
+        let (mut records, ids) = writer.pending().expect("a new key");
+        records.push(sealed);
+        memory.append(records).await.unwrap();
+        writer.written(&ids);
+
+        let flaky = Flaky::over(memory.clone(), Fails::EndOffsetOf(KEYS_TOPIC), false);
+        let reader = KeyStore::on(flaky.clone());
+        reader.load(1).await.unwrap();
+        let export = Export::with_state("crm", "names", "names", Vec::<String>::new())
+            .table::<CustomerEvent>(|names, event| names.push(event.payload_name()));
+        let mut processor = ExportProcessor::new(export, flaky.clone(), reader.clone(), Settings::default());
+        // Sealed data makes the key store read its topic again (after a second): it is away.
+        tokio::time::advance(std::time::Duration::from_secs(2)).await;
+        flaky.set_failing(true);
+        assert!(reader.clone().scope_async(processor.refresh_tables()).await.is_err(), "the keys cannot be read");
+        flaky.set_failing(false);
+        reader.clone().scope_async(processor.refresh_tables()).await.expect("the keys are back");
+        assert_eq!(processor.export.state, ["Ada"]);
+    }
+
+    impl Envelope<CustomerEvent> {
+        fn payload_name(&self) -> String {
+            let CustomerEvent::Named { name, .. } = &self.payload;
+            name.to_string()
+        }
+    }
 }
