@@ -101,6 +101,16 @@ pub(crate) enum Sealed {
     Forgotten,
 }
 
+/// What opening a sealed value gave.
+pub(crate) enum Opened {
+    /// The value's JSON.
+    Plain(Vec<u8>),
+    /// Its subject is forgotten (or it was written erased).
+    Erased,
+    /// Its key was waited for in vain: it reads as erased until the key shows up.
+    Late,
+}
+
 /// Why [`KeyStore::decode`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -261,14 +271,17 @@ impl KeyStore {
         Sealed::Text { text: cipher::seal(&key, id, subject, plain), key: id }
     }
 
-    /// Opens a sealed value of `subject`: its JSON, or `None` when the subject is forgotten.
-    pub(crate) fn open(&self, subject: &str, text: &str) -> Result<Option<Vec<u8>>, String> {
-        let Parsed::Sealed { key: id, sealed } = cipher::parse(text)? else { return Ok(None) };
+    /// Opens a sealed value of `subject`.
+    pub(crate) fn open(&self, subject: &str, text: &str) -> Result<Opened, String> {
+        let Parsed::Sealed { key: id, sealed } = cipher::parse(text)? else { return Ok(Opened::Erased) };
         let key = {
             let ring = self.ring();
             let entry = ring.subjects.get(subject);
-            if entry.is_some_and(|s| s.forgotten) || ring.given_up.contains(&id) {
-                return Ok(None);
+            if entry.is_some_and(|s| s.forgotten) {
+                return Ok(Opened::Erased);
+            }
+            if ring.given_up.contains(&id) {
+                return Ok(Opened::Late);
             }
             match entry.and_then(|s| s.keys.iter().find(|(k, _)| *k == id)) {
                 Some((_, key)) => key.clone(),
@@ -280,7 +293,7 @@ impl KeyStore {
                 }
             }
         };
-        cipher::open(&key, subject, sealed).map(Some)
+        cipher::open(&key, subject, sealed).map(Opened::Plain)
     }
 
     /// Loads the keys that these records' personal data is sealed with, waiting for keys the
@@ -589,13 +602,25 @@ mod tests {
         let (writer, reader) = (process(&log).await, process(&log).await);
         let id = CustomerId::generate();
         let named = write(&log, &writer, ada(id), false).await;
-        assert!(name_in(&reader, &named).await.is_erased(), "given up after the wait");
+        let late_name = name_in(&reader, &named).await;
+        assert!(late_name.is_erased(), "given up after the wait");
+        // Written meanwhile (into a snapshot, say), it stays sealed as it was, not erased.
+        let subject = id.to_string();
+        let (snapshot, used) =
+            reader.scope(|| crate::privacy::scope::sealing(&subject, || serde_json::to_string(&late_name)));
+        let snapshot = snapshot.expect("written");
+        assert_ne!(snapshot, format!("\"{}\"", cipher::ERASED_FORM));
+        assert_eq!(used.len(), 1, "the record names the key it needs");
 
         let (late, ids) = writer.pending().expect("the key not written yet");
         log.append(late).await.unwrap();
         writer.written(&ids);
         tokio::time::advance(KEY_REFRESH).await;
         assert_eq!(name_in(&reader, &named).await.get().map(String::as_str), Some("Ada"));
+        let read = reader.scope(|| {
+            crate::privacy::scope::opening_state(&subject, || serde_json::from_str::<Personal<String>>(&snapshot))
+        });
+        assert_eq!(read.expect("reads").get().map(String::as_str), Some("Ada"), "the snapshot kept it");
     }
 
     #[tokio::test]

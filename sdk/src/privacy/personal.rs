@@ -6,8 +6,8 @@ use std::fmt;
 use serde::de::{self, Deserialize, DeserializeOwned, Deserializer};
 use serde::ser::{self, Serialize, Serializer};
 
-use super::cipher::{self, ERASED_FORM};
-use super::key_store::Sealed;
+use super::cipher::{self, ERASED_FORM, Parsed};
+use super::key_store::{Opened, Sealed};
 use super::scope;
 
 /// How an erased value shows: the placeholder of [`Personal`]'s `Display`.
@@ -22,32 +22,51 @@ pub const ERASED: &str = "<erased>";
 ///
 /// [`is_erased`]: Personal::is_erased
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Personal<T>(Option<T>);
+pub struct Personal<T>(Held<T>);
+
+/// What a [`Personal`] holds.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Held<T> {
+    /// Its subject is forgotten.
+    Erased,
+    /// Read while its key was late (waited for in vain): it reads as erased, and is written
+    /// again as it was sealed, so that a snapshot taken meanwhile keeps it for when the key
+    /// shows up (and forgetting the subject still erases it).
+    Late(String),
+    /// The value.
+    Value(T),
+}
 
 impl<T> Personal<T> {
     /// A value of personal data.
     pub fn new(value: T) -> Self {
-        Personal(Some(value))
+        Personal(Held::Value(value))
     }
 
     /// The value of a forgotten subject.
     pub fn erased() -> Self {
-        Personal(None)
+        Personal(Held::Erased)
     }
 
-    /// The value; `None` once its subject is forgotten.
+    /// The value; `None` once its subject is forgotten (or while its key cannot be read).
     pub fn get(&self) -> Option<&T> {
-        self.0.as_ref()
+        match &self.0 {
+            Held::Value(value) => Some(value),
+            _ => None,
+        }
     }
 
-    /// Whether its subject was forgotten.
+    /// Whether it reads as erased: its subject was forgotten (or its key cannot be read).
     pub fn is_erased(&self) -> bool {
-        self.0.is_none()
+        !matches!(self.0, Held::Value(_))
     }
 
-    /// The value; `None` once its subject is forgotten.
+    /// The value; `None` once its subject is forgotten (or while its key cannot be read).
     pub fn into_inner(self) -> Option<T> {
-        self.0
+        match self.0 {
+            Held::Value(value) => Some(value),
+            _ => None,
+        }
     }
 }
 
@@ -67,8 +86,8 @@ impl<T> fmt::Debug for Personal<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Debug output ends up in logs and panic messages: never the value.
         match self.0 {
-            Some(_) => f.write_str("Personal(<redacted>)"),
-            None => write!(f, "Personal({ERASED})"),
+            Held::Value(_) => f.write_str("Personal(<redacted>)"),
+            _ => write!(f, "Personal({ERASED})"),
         }
     }
 }
@@ -76,8 +95,8 @@ impl<T> fmt::Debug for Personal<T> {
 impl<T: fmt::Display> fmt::Display for Personal<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
-            Some(value) => value.fmt(f),
-            None => f.write_str(ERASED),
+            Held::Value(value) => value.fmt(f),
+            _ => f.write_str(ERASED),
         }
     }
 }
@@ -117,8 +136,16 @@ impl<T: Serialize> Serialize for Personal<T> {
         let (Some(keys), Some(subject)) = (scope::keys(), scope::subject()) else {
             return Err(ser::Error::custom(WRITTEN_OUTSIDE));
         };
-        let Some(value) = &self.0 else {
-            return serializer.serialize_str(ERASED_FORM);
+        let value = match &self.0 {
+            Held::Value(value) => value,
+            Held::Erased => return serializer.serialize_str(ERASED_FORM),
+            Held::Late(_) if keys.is_forgotten(&subject) => return serializer.serialize_str(ERASED_FORM),
+            Held::Late(sealed) => {
+                if let Ok(Parsed::Sealed { key, .. }) = cipher::parse(sealed) {
+                    scope::used(key);
+                }
+                return serializer.serialize_str(sealed);
+            }
         };
         let plain = serde_json::to_vec(value).map_err(ser::Error::custom)?;
         match keys.seal(&subject, &plain) {
@@ -148,8 +175,11 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Personal<T> {
             return Err(de::Error::custom(READ_OUTSIDE));
         };
         match keys.open(&subject, sealed).map_err(de::Error::custom)? {
-            Some(plain) => serde_json::from_slice(&plain).map(Personal::new).map_err(|_| not_a::<T, D::Error>()),
-            None => Ok(Personal::erased()),
+            Opened::Plain(plain) => {
+                serde_json::from_slice(&plain).map(Personal::new).map_err(|_| not_a::<T, D::Error>())
+            }
+            Opened::Erased => Ok(Personal::erased()),
+            Opened::Late => Ok(Personal(Held::Late(sealed.clone()))),
         }
     }
 }
