@@ -508,7 +508,6 @@ impl Ring {
 
 #[cfg(test)]
 mod tests {
-
     use serde::{Deserialize, Serialize};
 
     use super::*;

@@ -204,7 +204,8 @@ pub fn read_settings(path: impl AsRef<Path>) -> Result<Vec<(String, String)>, St
             Some((key, value)) if !key.trim().is_empty() => {
                 settings.push((key.trim().to_owned(), value.trim().to_owned()))
             }
-            _ => return Err(at(number, format!("`{line}` is not KEY=VALUE"))),
+            // Not quoted: the line may hold a secret.
+            _ => return Err(at(number, "not KEY=VALUE (the line is not shown: it may hold a secret)".into())),
         }
     }
     Ok(settings)
@@ -266,7 +267,10 @@ mod tests {
             ]
         );
         let name = file.display();
-        assert_eq!(read("a=1\nPLAIN\n"), Err(format!("`{name}` line 2: `PLAIN` is not KEY=VALUE")));
+        assert_eq!(
+            read("a=1\nsasl.password hunter2\n"),
+            Err(format!("`{name}` line 2: not KEY=VALUE (the line is not shown: it may hold a secret)"))
+        );
         assert!(read("sasl.jaas.config=a \\\n  b\n").unwrap_err().contains("line 1: a line continued with `\\`"));
         let missing = read_settings(dir.path().join("none")).unwrap_err();
         assert!(missing.starts_with("cannot read `"), "{missing}");
