@@ -396,6 +396,7 @@ impl EventLog for EmbeddedLog {
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
         self.store.writable(&format!("join group `{group}`"))?;
+        super::check_subscription(group, topics)?;
         let topics: Vec<Arc<str>> = topics.iter().map(|t| self.store.topic_name(t)).collect::<Result<_, _>>()?;
         let waker = self.store.wakeups.register(group, &topics);
         let id = self.store.groups().join(group, topics);

@@ -919,9 +919,7 @@ impl EventLog for KafkaLog {
     }
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
-        if topics.is_empty() {
-            return Err(LogError::Backend(format!("group `{group}`: a member subscribes to at least one topic")));
-        }
+        super::check_subscription(group, topics)?;
         for topic in topics {
             if self.partition_count(topic).await?.is_none() {
                 return Err(LogError::UnknownTopic((*topic).to_owned()));

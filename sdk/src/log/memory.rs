@@ -273,6 +273,7 @@ impl EventLog for MemoryLog {
     }
 
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError> {
+        super::check_subscription(group, topics)?;
         let (id, waker) = {
             let mut state = self.shared.lock();
             let topics: Vec<Arc<str>> =

@@ -243,6 +243,13 @@ pub enum LogError {
         /// What is wrong, and the backend's rule.
         problem: String,
     },
+    /// A member that would join a group with no topics to read (Kafka's consumer refuses an
+    /// empty subscription): asking again does not help.
+    #[error("group `{group}`: a member subscribes to at least one topic")]
+    NoTopics {
+        /// The consumer group.
+        group: String,
+    },
     /// Records to delete up to an offset past the partition's end.
     #[error("cannot delete the records of {topic}/{partition} below offset {offset}: its end is {end}")]
     OffsetPastEnd {
@@ -290,6 +297,15 @@ pub enum LogError {
     Closed,
 }
 
+/// Refuses a subscription to no topics ([`LogError::NoTopics`]), as Kafka's consumer does, so
+/// that every log tells a processor with nothing to read the same thing.
+pub(crate) fn check_subscription(group: &str, topics: &[&str]) -> Result<(), LogError> {
+    match topics.is_empty() {
+        true => Err(LogError::NoTopics { group: group.to_owned() }),
+        false => Ok(()),
+    }
+}
+
 /// The event log: topics, appends, and consumer groups.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
@@ -319,8 +335,9 @@ pub trait EventLog: Send + Sync + 'static {
     /// The embedded log keeps a partition's last record, which tells its end when it is opened.
     async fn delete_before(&self, partition: &TopicPartition, offset: u64) -> Result<(), LogError>;
 
-    /// Joins a consumer group subscribed to `topics`. Partitions are shared among the group's
-    /// members; each is read from the group's committed position, or from `start`.
+    /// Joins a consumer group subscribed to `topics` (at least one: [`LogError::NoTopics`]
+    /// otherwise). Partitions are shared among the group's members; each is read from the
+    /// group's committed position, or from `start`.
     async fn join(&self, group: &str, topics: &[&str], start: StartFrom) -> Result<Box<dyn GroupMember>, LogError>;
 
     /// Deletes a topic with its records and every group's committed positions on it (Kafka's

@@ -151,6 +151,7 @@ impl Rename {
             LogError::TooLarge { topic, reason } => LogError::TooLarge { topic: inside(topic), reason },
             // Named whole: the name on the backend is the one that breaks its rule.
             LogError::Fenced { group, reason } => LogError::Fenced { group: inside(group), reason },
+            LogError::NoTopics { group } => LogError::NoTopics { group: inside(group) },
             other => other,
         }
     }
@@ -319,6 +320,8 @@ mod tests {
         assert!(matches!(&cleanup, Err(LogError::CleanupMismatch { topic, .. }) if topic == "t"), "{cleanup:?}");
         let fenced = log.rename.in_error(LogError::Fenced { group: "tenant.g".into(), reason: "gone".into() });
         assert!(matches!(&fenced, LogError::Fenced { group, .. } if group == "g"), "{fenced:?}");
+        let no_topics = log.join("g", &[], StartFrom::Beginning).await.err();
+        assert!(matches!(&no_topics, Some(LogError::NoTopics { group }) if group == "g"), "{no_topics:?}");
         // A name outside the namespace (a backend's own) is left as it is.
         let other = log.rename.in_error(LogError::UnknownTopic("other.t".into()));
         assert!(matches!(&other, LogError::UnknownTopic(topic) if topic == "other.t"), "{other:?}");

@@ -154,6 +154,7 @@ pub(crate) fn permanent(error: &LogError) -> bool {
             | LogError::InvalidTopic { .. }
             | LogError::KeyRequired { .. }
             | LogError::TooLarge { .. }
+            | LogError::NoTopics { .. }
             | LogError::Closed
     )
 }
