@@ -168,9 +168,10 @@ impl KeyStore {
     /// holds), and reads it.
     pub(crate) async fn load(&self, partitions: u32) -> Result<(), LogError> {
         let Some(log) = &self.inner.log else { return Ok(()) };
-        if log.partition_count(&self.inner.topic).await?.is_none() {
-            log.create_topic(&TopicSpec::compact(KEYS_TOPIC, partitions)).await?;
-        }
+        let partitions = log.partition_count(&self.inner.topic).await?.unwrap_or(partitions);
+        // An existing topic is checked too: one that deletes old records (a broker's default
+        // retention) would lose the keys, and all personal data with them.
+        log.create_topic(&TopicSpec::compact(KEYS_TOPIC, partitions)).await?;
         self.catch_up().await
     }
 
@@ -620,6 +621,16 @@ mod tests {
             crate::privacy::scope::opening_state(&subject, || serde_json::from_str::<Personal<String>>(&snapshot))
         });
         assert_eq!(read.expect("reads").get().map(String::as_str), Some("Ada"), "the snapshot kept it");
+    }
+
+    /// A keys topic made before (by an operator, by a broker's auto-creation) that deletes old
+    /// records would lose every key after its retention, and with them all personal data.
+    #[tokio::test]
+    async fn a_keys_topic_that_is_not_compacted_is_refused() {
+        let log = MemoryLog::shared();
+        log.create_topic(&TopicSpec::keep(KEYS_TOPIC, 3)).await.unwrap();
+        let error = KeyStore::on(log.clone()).load(2).await.expect_err("a keys topic that is not compacted");
+        assert!(matches!(error, LogError::CleanupMismatch { .. }), "{error}");
     }
 
     #[tokio::test]
