@@ -633,6 +633,30 @@ mod tests {
         assert!(matches!(error, LogError::CleanupMismatch { .. }), "{error}");
     }
 
+    /// A value read while its key is late, copied into another subject's record (a reaction
+    /// that puts a customer's name into an order's command): its sealed text opens for its own
+    /// subject only, so the copy must not carry it.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_value_copied_to_another_subject_does_not_make_an_unreadable_record() {
+        let log = MemoryLog::shared();
+        let (writer, reader) = (process(&log).await, process(&log).await);
+        let named = write(&log, &writer, ada(CustomerId::generate()), false).await;
+        let late_name = name_in(&reader, &named).await;
+        assert!(late_name.is_erased(), "given up after the wait");
+        let other = CustomerId::generate().to_string();
+        let (copy, _) = reader.scope(|| crate::privacy::scope::sealing(&other, || serde_json::to_string(&late_name)));
+        let copy = copy.expect("written");
+
+        let (late, ids) = writer.pending().expect("the key not written yet");
+        log.append(late).await.unwrap();
+        writer.written(&ids);
+        tokio::time::advance(KEY_REFRESH).await;
+        reader.catch_up().await.expect("the key arrives");
+        let read = reader
+            .scope(|| crate::privacy::scope::opening_state(&other, || serde_json::from_str::<Personal<String>>(&copy)));
+        assert!(read.expect("the copy reads").is_erased(), "nothing of the other subject's opens in the copy");
+    }
+
     #[tokio::test]
     async fn tombstones_whose_write_failed_are_written_by_the_next_catch_up() {
         let memory = MemoryLog::shared();

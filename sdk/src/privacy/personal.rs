@@ -31,8 +31,9 @@ enum Held<T> {
     Erased,
     /// Read while its key was late (waited for in vain): it reads as erased, and is written
     /// again as it was sealed, so that a snapshot taken meanwhile keeps it for when the key
-    /// shows up (and forgetting the subject still erases it).
-    Late(String),
+    /// shows up (and forgetting the subject still erases it). The sealed text opens for its own
+    /// subject only: in another subject's record it is written erased.
+    Late { subject: String, sealed: String },
     /// The value.
     Value(T),
 }
@@ -139,8 +140,10 @@ impl<T: Serialize> Serialize for Personal<T> {
         let value = match &self.0 {
             Held::Value(value) => value,
             Held::Erased => return serializer.serialize_str(ERASED_FORM),
-            Held::Late(_) if keys.is_forgotten(&subject) => return serializer.serialize_str(ERASED_FORM),
-            Held::Late(sealed) => {
+            Held::Late { subject: sealed_for, .. } if *sealed_for != subject || keys.is_forgotten(&subject) => {
+                return serializer.serialize_str(ERASED_FORM);
+            }
+            Held::Late { sealed, .. } => {
                 if let Ok(Parsed::Sealed { key, .. }) = cipher::parse(sealed) {
                     scope::used(key);
                 }
@@ -179,7 +182,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Personal<T> {
                 serde_json::from_slice(&plain).map(Personal::new).map_err(|_| not_a::<T, D::Error>())
             }
             Opened::Erased => Ok(Personal::erased()),
-            Opened::Late => Ok(Personal(Held::Late(sealed.clone()))),
+            Opened::Late => Ok(Personal(Held::Late { subject, sealed: sealed.clone() })),
         }
     }
 }
