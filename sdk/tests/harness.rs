@@ -235,3 +235,44 @@ fn an_export_test_refuses_a_name_the_app_refuses() {
 fn an_export_test_when_an_event_no_mapping_reads_fails() {
     let _ = ExportTest::new(lamps_export()).when(BulbEvent::SwitchedOn { id: LampId::generate() });
 }
+
+/// Readings of a gauge; a level that is not a number is written as JSON `null`, which does not
+/// read back as a number.
+#[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[event(module = "gauge", key = id)]
+pub enum GaugeEvent {
+    Read { id: LampId, level: f64 },
+}
+
+/// A gauge's reading, as partners see it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+pub struct GaugeRead {
+    id: LampId,
+    level: f64,
+}
+
+impl PublicEvent for GaugeRead {
+    const NAME: &'static str = "GaugeRead";
+    const VERSION: u32 = 1;
+    type Key = LampId;
+    fn key(&self) -> &LampId {
+        &self.id
+    }
+}
+
+/// An event that a table of the export reads too and that does not decode: the runtime skips
+/// it in the table (a warning) and dead-letters it, as the harness must say.
+#[test]
+fn an_event_a_table_cannot_read_is_dead_lettered_as_the_runtime_does() {
+    let export = Export::with_state("gauge", "levels", "Gauge levels.", 0_usize)
+        .table(|readings, _: &Envelope<GaugeEvent>| *readings += 1)
+        .publish(
+            |_, _: &Envelope<GaugeEvent>| true,
+            |_, event| match event.payload {
+                GaugeEvent::Read { id, level } => Ok(GaugeRead { id, level }),
+            },
+        );
+    let mut test = ExportTest::new(export);
+    test.when(GaugeEvent::Read { id: LampId::generate(), level: f64::NAN })
+        .then_dead_lettered_saying("f64");
+}
