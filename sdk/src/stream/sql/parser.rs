@@ -17,13 +17,14 @@
 //! comparisons they stand for (`a <= e AND e <= b`, `e = a OR ...`), which have SQL's NULL
 //! semantics.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use winnow::ascii::{digit0, digit1, multispace1};
 use winnow::combinator::{alt, cut_err, delimited, eof, fail, not, opt, preceded, repeat, separated, terminated};
 use winnow::error::{AddContext, ContextError, ErrMode, ModalResult, StrContext, StrContextValue};
 use winnow::prelude::*;
-use winnow::stream::{LocatingSlice, Location};
+use winnow::stream::{LocatingSlice, Location, Stream};
 use winnow::token::{literal, one_of, take_till, take_until, take_while};
 
 use crate::stream::expr::BinaryOp;
@@ -106,6 +107,20 @@ impl Ast {
             Ast::Literal(_, at) | Ast::Not(_, at) | Ast::Neg(_, at) | Ast::Star(at) => *at,
             Ast::Case { at, .. } | Ast::Cast { at, .. } => *at,
             Ast::IsNull(e, _) | Ast::Binary(_, e, _) => e.at(),
+        }
+    }
+
+    /// How many operators deep its tree is (a column or a constant: none).
+    fn depth(&self) -> usize {
+        let deepest = |children: &mut dyn Iterator<Item = &Ast>| children.map(Ast::depth).max().unwrap_or(0);
+        match self {
+            Ast::Star(_) | Ast::Column { .. } | Ast::Literal(..) => 0,
+            Ast::Not(e, _) | Ast::Neg(e, _) | Ast::IsNull(e, _) | Ast::Cast { expr: e, .. } => 1 + e.depth(),
+            Ast::Binary(_, l, r) => 1 + l.depth().max(r.depth()),
+            Ast::Call { args, .. } => 1 + deepest(&mut args.iter()),
+            Ast::Case { branches, otherwise, .. } => {
+                1 + deepest(&mut branches.iter().flat_map(|(when, then)| [when, then]).chain(otherwise.as_deref()))
+            }
         }
     }
 }
@@ -196,6 +211,20 @@ const RESERVED: &[&str] = &[
 /// PARTITION BY` is the clause (ksqlDB's non-reserved `PARTITION`).
 const NOT_BARE_ALIASES: &[&str] = &["PARTITION"];
 
+/// How deeply expressions may nest (brackets, calls, CASE, CAST, NOT, minus signs): the parser
+/// recurses once per level, with large frames in a debug build, so that a deeper query would
+/// overflow the stack, which aborts the process, instead of being refused.
+const MAX_NESTING: usize = 32;
+
+/// How deep an expression's tree may be: the planner and the evaluation recurse through it, and
+/// a chain such as `a + b + ...` is as deep as it is long.
+const MAX_DEPTH: usize = 256;
+
+thread_local! {
+    /// How deeply the expression being parsed on this thread nests here.
+    static NESTING: Cell<usize> = const { Cell::new(0) };
+}
+
 /// A parse error: where, what was expected, and what was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseFailure {
@@ -209,6 +238,7 @@ pub struct ParseFailure {
 
 /// Parses one statement.
 pub fn parse(sql: &str) -> Result<Statement, ParseFailure> {
+    NESTING.set(0);
     statement.parse(LocatingSlice::new(sql)).map_err(|error| {
         let at = error.offset();
         ParseFailure { at, expected: expected(error.inner()), found: found(sql.get(at..).unwrap_or_default()) }
@@ -515,8 +545,26 @@ fn duration(i: &mut In<'_>) -> ModalResult<TimeSpan> {
 }
 
 fn expr(i: &mut In<'_>) -> ModalResult<Ast> {
-    binary_level(i, &[("OR", BinaryOp::Or)], and_expr)
+    nested(i, |i| binary_level(i, &[("OR", BinaryOp::Or)], and_expr))
 }
+
+/// `parse`, one level of nesting deeper: refused past [`MAX_NESTING`], where it starts.
+fn nested(i: &mut In<'_>, parse: impl FnOnce(&mut In<'_>) -> ModalResult<Ast>) -> ModalResult<Ast> {
+    // The outermost expression is level 1: MAX_NESTING levels may nest inside it.
+    let level = NESTING.get() + 1;
+    if level > MAX_NESTING + 1 {
+        ws.parse_next(i)?;
+        return cut_err(fail.context(expect(TOO_NESTED))).parse_next(i);
+    }
+    NESTING.set(level);
+    let parsed = parse(i);
+    NESTING.set(level - 1);
+    parsed
+}
+
+const TOO_NESTED: &str = "at most 32 brackets, function calls, CASE, CAST, NOT or minus signs inside one another";
+
+const TOO_DEEP: &str = "an expression at most 256 operators deep (bracket parts of a long chain such as `a + b + ...`)";
 
 fn and_expr(i: &mut In<'_>) -> ModalResult<Ast> {
     binary_level(i, &[("AND", BinaryOp::And)], not_expr)
@@ -526,7 +574,7 @@ fn not_expr(i: &mut In<'_>) -> ModalResult<Ast> {
     ws.parse_next(i)?;
     let at = i.current_token_start();
     match opt(kw("NOT")).parse_next(i)? {
-        Some(()) => Ok(Ast::Not(Box::new(cut_err(not_expr).parse_next(i)?), at)),
+        Some(()) => Ok(Ast::Not(Box::new(nested(i, |i| cut_err(not_expr).parse_next(i))?), at)),
         None => comparison(i),
     }
 }
@@ -658,10 +706,13 @@ fn binary_level(
     next: fn(&mut In<'_>) -> ModalResult<Ast>,
 ) -> ModalResult<Ast> {
     let mut left = next(i)?;
+    let mut depth = None;
     'chain: loop {
         for (word, op) in ops {
+            let operator = i.checkpoint();
             if opt(kw(word)).parse_next(i)?.is_some() {
                 let right = cut_err(next).parse_next(i)?;
+                deepen(i, &operator, &mut depth, &left, &right)?;
                 left = Ast::Binary(*op, Box::new(left), Box::new(right));
                 continue 'chain;
             }
@@ -677,10 +728,13 @@ fn symbol_level(
     next: fn(&mut In<'_>) -> ModalResult<Ast>,
 ) -> ModalResult<Ast> {
     let mut left = next(i)?;
+    let mut depth = None;
     'chain: loop {
         for (symbol, op) in ops {
+            let operator = i.checkpoint();
             if opt(preceded(ws, literal(*symbol))).parse_next(i)?.is_some() {
                 let right = cut_err(next).parse_next(i)?;
+                deepen(i, &operator, &mut depth, &left, &right)?;
                 left = Ast::Binary(*op, Box::new(left), Box::new(right));
                 continue 'chain;
             }
@@ -689,11 +743,30 @@ fn symbol_level(
     }
 }
 
+/// Counts one more link of a chain whose tree is `depth` deep so far (`left`'s, unknown before
+/// the first link): past [`MAX_DEPTH`], refused at the `operator`.
+fn deepen<'i>(
+    i: &mut In<'i>,
+    operator: &<In<'i> as Stream>::Checkpoint,
+    depth: &mut Option<usize>,
+    left: &Ast,
+    right: &Ast,
+) -> ModalResult<()> {
+    let deeper = depth.unwrap_or_else(|| left.depth()).max(right.depth()) + 1;
+    *depth = Some(deeper);
+    if deeper > MAX_DEPTH {
+        i.reset(operator);
+        ws.parse_next(i)?;
+        return cut_err(fail.context(expect(TOO_DEEP))).parse_next(i);
+    }
+    Ok(())
+}
+
 fn unary(i: &mut In<'_>) -> ModalResult<Ast> {
     ws.parse_next(i)?;
     let at = i.current_token_start();
     match opt(literal("-")).parse_next(i)? {
-        Some(_) => Ok(Ast::Neg(Box::new(cut_err(unary).parse_next(i)?), at)),
+        Some(_) => Ok(Ast::Neg(Box::new(nested(i, |i| cut_err(unary).parse_next(i))?), at)),
         None => primary(i),
     }
 }

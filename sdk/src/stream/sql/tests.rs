@@ -1091,3 +1091,33 @@ fn the_dsl_refuses_a_wrong_number_of_arguments_and_names_that_differ_in_case_onl
     );
     assert_eq!(with_null.unwrap(), sql.unwrap());
 }
+
+#[test]
+fn expressions_nested_past_the_limits_are_refused_instead_of_overflowing_the_stack() {
+    let select = |expr: String| format!("CREATE STREAM s AS SELECT {expr} AS x FROM order_confirmed");
+    let nested = |open: &str, inner: &str, close: &str, n: usize| select(open.repeat(n) + inner + &close.repeat(n));
+    // At the limits: 32 levels inside the outermost expression, 256 operators deep.
+    for sql in [
+        nested("(", "quantity", ")", 32),
+        nested("ABS(", "quantity", ")", 32),
+        nested("ABS(", &format!("quantity{}", " + 1".repeat(255)), ")", 32),
+        select(format!("quantity{}", " * 2".repeat(256))),
+    ] {
+        assert!(plan(&sql, &catalog()).is_ok(), "{sql}");
+    }
+    // Beyond them: an error at the first level or operator past the limit, not an abort. Every query here crashed the
+    // test before the limits, on a test thread's 2 MiB stack.
+    let deep = 100_000;
+    for (sql, column, found) in [
+        (nested("(", "1", ")", deep), 60, "`(`"),
+        (nested("NOT ", "TRUE", "", deep), 159, "`NOT`"),
+        (nested("- ", "1", "", deep), 93, "`-`"),
+        (nested("CAST(", "1", " AS BIGINT)", deep), 192, "`CAST`"),
+        (select(format!("1{}", " + 1".repeat(deep))), 1053, "`+`"),
+        (select(format!("TRUE{}", " OR TRUE".repeat(deep))), 2080, "`OR`"),
+    ] {
+        let error = error(&sql);
+        assert_eq!((error.line, error.column), (1, column), "{error}");
+        assert!(error.message.ends_with(&format!("found {found}")), "{error}");
+    }
+}
