@@ -1121,3 +1121,206 @@ fn expressions_nested_past_the_limits_are_refused_instead_of_overflowing_the_sta
         assert!(error.message.ends_with(&format!("found {found}")), "{error}");
     }
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::{SqlError, catalog, plan};
+    use crate::stream::Catalog;
+
+    /// The grammar's words and the pieces that trip a lexer: quotes and their escapes, comments,
+    /// multibyte and blank characters, numbers at the ends of their ranges.
+    const TOKENS: &[&str] = &[
+        "CREATE",
+        "STREAM",
+        "TABLE",
+        "WITH",
+        "AS",
+        "SELECT",
+        "FROM",
+        "WINDOW",
+        "TUMBLING",
+        "HOPPING",
+        "SESSION",
+        "SIZE",
+        "ADVANCE",
+        "BY",
+        "GRACE",
+        "PERIOD",
+        "WHERE",
+        "GROUP",
+        "PARTITION",
+        "HAVING",
+        "EMIT",
+        "CHANGES",
+        "FINAL",
+        "AND",
+        "OR",
+        "NOT",
+        "IS",
+        "NULL",
+        "DISTINCT",
+        "TRUE",
+        "FALSE",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "END",
+        "CAST",
+        "BIGINT",
+        "DOUBLE",
+        "STRING",
+        "BOOLEAN",
+        "IN",
+        "LIKE",
+        "ESCAPE",
+        "BETWEEN",
+        "COUNT",
+        "SUM",
+        "AVG",
+        "MIN",
+        "MAX",
+        "ABS",
+        "ROUND",
+        "SUBSTRING",
+        "CONCAT",
+        "COALESCE",
+        "LEN",
+        "WINDOWSTART",
+        "WINDOWEND",
+        "ROWTIME",
+        "MILLISECOND",
+        "SECONDS",
+        "MINUTE",
+        "HOURS",
+        "DAY",
+        "KAFKA_TOPIC",
+        "PARTITIONS",
+        "FORMAT",
+        "order_confirmed",
+        "customer_id",
+        "quantity",
+        "total",
+        "o",
+        "s",
+        "0",
+        "1",
+        "-1",
+        "10",
+        "1.5",
+        ".5",
+        "1.",
+        "1E3",
+        "2.5e-3",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551616",
+        "1e400",
+        "'a'",
+        "''",
+        "'it''s'",
+        "'%_!'",
+        "'",
+        "'é€😀'",
+        "`customer_id`",
+        "`a``b`",
+        "``",
+        "`",
+        "\"total\"",
+        "\"",
+        "(",
+        ")",
+        ",",
+        ";",
+        ".",
+        "*",
+        "+",
+        "-",
+        "/",
+        "=",
+        "!=",
+        "<>",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "--",
+        "/*",
+        "*/",
+        "\n",
+        "\t",
+        " ",
+        "\r\n",
+        "é",
+        "€",
+        "😀",
+        "\u{feff}",
+        "\u{0}",
+        "\\",
+    ];
+
+    /// Every error points inside the query: a line it has, a column on that line or just
+    /// after its end.
+    fn check(sql: &str, catalog: &Catalog) -> Result<(), TestCaseError> {
+        let Err(error) = plan(sql, catalog) else { return Ok(()) };
+        let SqlError { line, column, .. } = &error;
+        let text = sql.strip_prefix('\u{feff}').unwrap_or(sql);
+        let lines: Vec<&str> = text.split('\n').collect();
+        prop_assert!((1..=lines.len()).contains(line), "{error} in {sql:?}");
+        let width = lines[line - 1].chars().count();
+        prop_assert!((1..=width + 1).contains(column), "{error} in {sql:?}");
+        prop_assert!(!error.render(sql).is_empty());
+        Ok(())
+    }
+
+    fn soup() -> impl Strategy<Value = String> {
+        proptest::collection::vec(proptest::sample::select(TOKENS), 0..40).prop_map(|tokens| tokens.join(" "))
+    }
+
+    /// Starts as a query does, so that the soup reaches the clauses after SELECT.
+    fn query_soup() -> impl Strategy<Value = String> {
+        (soup(), soup())
+            .prop_map(|(select, rest)| format!("CREATE TABLE t AS SELECT {select} FROM order_confirmed {rest}"))
+    }
+
+    /// A query whose clauses are soup: the planner's checks of each clause see odd input too.
+    fn clause_soup() -> impl Strategy<Value = String> {
+        let number =
+            prop_oneof![Just("0"), Just("1"), Just("7"), Just("9223372036854775807"), Just("99999999999999999999")];
+        let unit = prop_oneof![Just("MILLISECOND"), Just("SECONDS"), Just("DAYS"), Just("WEEKS")];
+        let window = prop_oneof![
+            (number.clone(), unit.clone()).prop_map(|(n, u)| format!("TUMBLING (SIZE {n} {u})")),
+            (number.clone(), unit.clone(), number.clone(), unit.clone(), number.clone(), unit.clone()).prop_map(
+                |(a, u, b, v, c, w)| format!("HOPPING (SIZE {a} {u}, ADVANCE BY {b} {v}, GRACE PERIOD {c} {w})")
+            ),
+            (number, unit).prop_map(|(n, u)| format!("SESSION ({n} {u})")),
+        ];
+        (soup(), window, soup(), soup(), soup()).prop_map(|(select, window, filter, group, having)| {
+            format!(
+                "CREATE TABLE t AS SELECT customer_id, {select} FROM order_confirmed o WINDOW {window} \
+                 WHERE {filter} GROUP BY {group} HAVING {having} EMIT FINAL"
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_plans_or_is_refused_at_a_place_inside_it(sql in any::<String>()) {
+            check(&sql, &catalog())?;
+        }
+
+        #[test]
+        fn any_token_soup_plans_or_is_refused_at_a_place_inside_it(sql in prop_oneof![soup(), query_soup(), clause_soup()]) {
+            check(&sql, &catalog())?;
+            check(&sql, &Catalog::open())?;
+        }
+
+        #[test]
+        fn a_query_with_any_tokens_glued_together_is_refused_inside_it(sql in query_soup()) {
+            check(&sql.replace(' ', ""), &catalog())?;
+        }
+    }
+}
