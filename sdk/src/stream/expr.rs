@@ -253,7 +253,8 @@ impl Expr {
                 _ => Value::Null,
             },
             Expr::Neg(e) => match e.eval(scope) {
-                Value::Int(i) => Value::Int(i.wrapping_neg()),
+                // -i64::MIN overflows: NULL, as `0 - x` is, not i64::MIN again.
+                Value::Int(i) => i.checked_neg().map_or(Value::Null, Value::Int),
                 Value::Float(f) => Value::Float(-f),
                 _ => Value::Null,
             },
@@ -604,5 +605,14 @@ mod tests {
         assert_eq!(Expr::binary(BinaryOp::Mul, lit(6), lit(7)).eval(&scope), Value::Int(42));
         assert_eq!(Expr::binary(BinaryOp::Div, lit(1), lit(0)).eval(&scope), Value::Null);
         assert_eq!(Expr::binary(BinaryOp::Add, lit(1), lit(0.5)).eval(&scope), Value::Float(1.5));
+    }
+
+    #[test]
+    fn negating_the_least_bigint_overflows_to_null_as_subtracting_it_does() {
+        let scope = Scope::default();
+        let least = || lit(i64::MIN);
+        assert_eq!(Expr::binary(BinaryOp::Sub, lit(0), least()).eval(&scope), Value::Null);
+        assert_eq!(Expr::Neg(Box::new(least())).eval(&scope), Value::Null, "not i64::MIN again, of the wrong sign");
+        assert_eq!(Expr::Neg(Box::new(lit(i64::MAX))).eval(&scope), Value::Int(-i64::MAX));
     }
 }
