@@ -2,6 +2,8 @@
 //! Accumulators merge, for session windows that grow together, and serialise, for the
 //! changelog that lets a partition's state survive a restart.
 
+use std::cmp::Ordering;
+
 use serde::{Deserialize, Serialize};
 
 use super::value::Value;
@@ -88,12 +90,12 @@ impl Accumulator {
             (Accumulator::Count(n), _) => *n += i64::from(!value.is_null()),
             (Accumulator::Sum(sum), _) => *sum = add(sum, value),
             (Accumulator::Min(min), _) => {
-                if !value.is_null() && (min.is_null() || value.compare(min) == Some(std::cmp::Ordering::Less)) {
+                if !value.is_null() && (min.is_null() || rank(value, min) == Some(Ordering::Less)) {
                     *min = value.clone();
                 }
             }
             (Accumulator::Max(max), _) => {
-                if !value.is_null() && (max.is_null() || value.compare(max) == Some(std::cmp::Ordering::Greater)) {
+                if !value.is_null() && (max.is_null() || rank(value, max) == Some(Ordering::Greater)) {
                     *max = value.clone();
                 }
             }
@@ -131,6 +133,16 @@ impl Accumulator {
             Accumulator::Avg { count: 0, .. } => Value::Float(0.0),
             Accumulator::Avg { sum, count } => Value::Float(sum.as_f64().unwrap_or(0.0) / *count as f64),
         }
+    }
+}
+
+/// How MIN and MAX order two values: as ksqlDB does (Java's `Double.compareTo`), NaN above every
+/// number, so that the result does not depend on the order the values came in (NaN compares
+/// with nothing in SQL).
+fn rank(a: &Value, b: &Value) -> Option<Ordering> {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) if x.is_nan() || y.is_nan() => Some(x.is_nan().cmp(&y.is_nan())),
+        _ => a.compare(b),
     }
 }
 
@@ -192,6 +204,18 @@ mod tests {
         let exact = ((1i64 << 53) + 2) as f64 / 3.0;
         assert_eq!(fold(Function::Avg, &[big, Value::Int(1), Value::Int(1)]), Value::Float(exact));
         assert_eq!(fold(Function::Avg, &[Value::Int(1), Value::Float(0.5)]), Value::Float(0.75));
+    }
+
+    /// As ksqlDB's (Java's `Double.compareTo`): NaN ranks above every number, whatever the
+    /// order the values come in.
+    #[test]
+    fn min_and_max_rank_nan_above_every_number_in_any_order() {
+        let nan = Value::Float(f64::NAN);
+        let is_nan = |value: &Value| matches!(value, Value::Float(x) if x.is_nan());
+        for values in [[nan.clone(), Value::Int(1)], [Value::Int(1), nan.clone()]] {
+            assert_eq!(fold(Function::Min, &values), Value::Int(1), "{values:?}");
+            assert!(is_nan(&fold(Function::Max, &values)), "{values:?}");
+        }
     }
 
     #[test]
