@@ -245,10 +245,21 @@ pub fn parse(sql: &str) -> Result<Statement, ParseFailure> {
     })
 }
 
+const UNCLOSED_COMMENT: &str = "a comment closed with `*/`";
+const UNCLOSED_STRING: &str = "a string closed with `'`";
+
 fn expected(error: &ContextError) -> String {
     let mut wanted: Vec<String> = Vec::new();
     // Outermost first: an alternative names every choice there, its last choice names itself.
     let contexts: Vec<&StrContext> = error.context().collect();
+    // Unclosed text is the whole story: not the keyword or value it was read in place of.
+    for context in &contexts {
+        if let StrContext::Expected(StrContextValue::Description(unclosed @ (UNCLOSED_COMMENT | UNCLOSED_STRING))) =
+            context
+        {
+            return (*unclosed).to_owned();
+        }
+    }
     for context in contexts.into_iter().rev() {
         let text = match context {
             StrContext::Expected(StrContextValue::StringLiteral(s)) => format!("`{s}`"),
@@ -320,7 +331,7 @@ fn bracketed_comment(i: &mut In<'_>) -> ModalResult<()> {
     if closed.is_err() {
         // Unterminated: said where it opens, not at the end of the query.
         i.reset(&opening);
-        return cut_err(fail.context(expect("a comment closed with `*/`"))).parse_next(i);
+        return cut_err(fail.context(expect(UNCLOSED_COMMENT))).parse_next(i);
     }
     Ok(())
 }
@@ -817,7 +828,7 @@ fn string(i: &mut In<'_>) -> ModalResult<String> {
         // Unterminated: said where it opens, not at the end of the query.
         Err(_) => {
             i.reset(&opening);
-            cut_err(fail.context(expect("a string closed with `'`"))).parse_next(i)
+            cut_err(fail.context(expect(UNCLOSED_STRING))).parse_next(i)
         }
     }
 }

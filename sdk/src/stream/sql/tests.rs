@@ -232,6 +232,26 @@ WHERE customer_id = 'abc GROUP BY customer_id",
     assert_eq!(e.message, "expected a comment closed with `*/`, found `/`");
 }
 
+/// What the token around it would have been is beside the point: the text is unclosed.
+#[test]
+fn an_unterminated_comment_or_string_is_all_the_error_says() {
+    for (sql, column, expected) in [
+        ("CREATE /* x", 8, "a comment closed with `*/`"),
+        ("CREATE STREAM s AS SELECT customer_id /* x", 39, "a comment closed with `*/`"),
+        ("CREATE STREAM s AS SELECT customer_id FROM order_confirmed /* x", 60, "a comment closed with `*/`"),
+        ("CREATE STREAM s WITH (KAFKA_TOPIC = 'abc", 37, "a string closed with `'`"),
+        (
+            "CREATE STREAM s AS SELECT 1 FROM order_confirmed WHERE k LIKE 'a' ESCAPE 'abc",
+            74,
+            "a string closed with `'`",
+        ),
+    ] {
+        let e = error(sql);
+        assert_eq!((e.line, e.column), (1, column), "{sql}");
+        assert_eq!(e.message.split(", found").next(), Some(&*format!("expected {expected}")), "{sql}");
+    }
+}
+
 #[test]
 fn a_window_error_points_at_the_value_at_fault() {
     let window = |window: &str| {
