@@ -337,6 +337,11 @@ fn like_values(text: Value, pattern: Value, escape: Option<char>) -> Value {
 
 fn arithmetic(op: BinaryOp, l: Value, r: Value) -> Value {
     match (l, r) {
+        // ksqlDB's concatenation operator: `first_name + ' ' + last_name`.
+        (Value::Text(mut a), Value::Text(b)) if op == BinaryOp::Add => {
+            a.push_str(&b);
+            Value::Text(a)
+        }
         (Value::Int(a), Value::Int(b)) => match op {
             BinaryOp::Add => a.checked_add(b).map_or(Value::Null, Value::Int),
             BinaryOp::Sub => a.checked_sub(b).map_or(Value::Null, Value::Int),

@@ -704,6 +704,7 @@ impl Planner<'_> {
                 BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
                     match (self.type_of(l)?, self.type_of(r)?) {
                         (SqlType::Bigint, SqlType::Bigint) => Some(SqlType::Bigint),
+                        (SqlType::Text, SqlType::Text) if *op == BinaryOp::Add => Some(SqlType::Text),
                         (l, r) if l.is_numeric() && r.is_numeric() => Some(SqlType::Double),
                         _ => None,
                     }

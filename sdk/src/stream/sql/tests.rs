@@ -800,6 +800,29 @@ fn scalar_functions_case_and_cast_compute_each_row() {
     assert!(row(r#"{"customer_id":"cus_7","total":700}"#).is_none(), "NOT IN of NULL is NULL");
 }
 
+/// As ksqlDB's concatenation operator: `FIRST_NAME + ' ' + LAST_NAME`.
+#[test]
+fn plus_concatenates_strings_as_in_ksqldb() {
+    let plan = plan(
+        "CREATE STREAM labelled AS SELECT customer_id + '-' + CAST(quantity AS STRING) AS label,
+             LEN(customer_id + '!') AS length
+         FROM order_confirmed WHERE customer_id + '' = 'cus_7'",
+        &catalog(),
+    )
+    .unwrap();
+    let row = |payload: &str| {
+        let (mut columns, mut values) = (Vec::new(), Vec::new());
+        plan.select_into(0, payload.as_bytes(), &mut columns, &mut values).unwrap().then_some(values)
+    };
+    let values = row(r#"{"customer_id":"cus_7","quantity":2}"#);
+    assert_eq!(values, Some(vec![Value::Text("cus_7-2".into()), Value::Int(6)]));
+    assert_eq!(row(r#"{"customer_id":"cus_7"}"#).unwrap()[0], Value::Null, "NULL + text is NULL");
+    // Its type is STRING: SUM of it is refused as SUM of a STRING column is.
+    let e =
+        error("CREATE TABLE t AS SELECT customer_id, SUM(customer_id + 'x') FROM order_confirmed GROUP BY customer_id");
+    assert!(e.message.contains("SUM"), "{e}");
+}
+
 #[test]
 fn in_between_and_like_keep_sql_null_semantics() {
     let holds = |condition: &str, payload: &str| {
