@@ -358,8 +358,14 @@ impl Planner<'_> {
             }
             Ast::Case { branches, otherwise, .. } => self.case(branches, otherwise.as_deref(), Over::Input(clause))?,
             Ast::Cast { expr, to, .. } => self.cast(expr, to, Over::Input(clause))?,
-            Ast::Not(e, _) => Expr::Not(Box::new(self.input(e, clause)?)),
-            Ast::Neg(e, _) => Expr::Neg(Box::new(self.input(e, clause)?)),
+            Ast::Not(e, _) => {
+                self.check_operand(e, NOT_TAKES, |found| found == SqlType::Boolean)?;
+                Expr::Not(Box::new(self.input(e, clause)?))
+            }
+            Ast::Neg(e, _) => {
+                self.check_operand(e, NEG_TAKES, SqlType::is_numeric)?;
+                Expr::Neg(Box::new(self.input(e, clause)?))
+            }
             Ast::IsNull(e, negated) => Expr::IsNull { expr: Box::new(self.input(e, clause)?), negated: *negated },
             Ast::Binary(op, l, r) => {
                 self.check_comparison(*op, l, r)?;
@@ -411,8 +417,14 @@ impl Planner<'_> {
                     format!("`{}` is neither in GROUP BY nor inside an aggregate function", name.text),
                 ));
             }
-            Ast::Not(e, _) => Expr::Not(Box::new(self.output(e)?)),
-            Ast::Neg(e, _) => Expr::Neg(Box::new(self.output(e)?)),
+            Ast::Not(e, _) => {
+                self.check_operand(e, NOT_TAKES, |found| found == SqlType::Boolean)?;
+                Expr::Not(Box::new(self.output(e)?))
+            }
+            Ast::Neg(e, _) => {
+                self.check_operand(e, NEG_TAKES, SqlType::is_numeric)?;
+                Expr::Neg(Box::new(self.output(e)?))
+            }
             Ast::IsNull(e, negated) => Expr::IsNull { expr: Box::new(self.output(e)?), negated: *negated },
             Ast::Binary(op, l, r) => {
                 self.check_comparison(*op, l, r)?;
@@ -740,6 +752,7 @@ impl Planner<'_> {
     /// a STRING column with a number.
     fn check_comparison(&self, op: BinaryOp, l: &Ast, r: &Ast) -> Result<(), Failure> {
         use BinaryOp::*;
+        self.check_operands(op, l, r)?;
         if let Like { .. } = op {
             return self.check_like(l, r);
         }
@@ -751,6 +764,59 @@ impl Planner<'_> {
                 l.at(),
                 format!("cannot compare {} ({}) with {} ({})", describe(l), left.name(), describe(r), right.name()),
             )),
+            _ => Ok(()),
+        }
+    }
+}
+
+const NOT_TAKES: &str = "NOT takes a condition (BOOLEAN)";
+const NEG_TAKES: &str = "`-` takes a number";
+
+impl Planner<'_> {
+    /// Refuses arithmetic and logic over a type they never compute with (always NULL), as
+    /// ksqlDB does: numbers, or two strings (concatenated), for `+`; numbers for `-`, `*` and
+    /// `/`; conditions for AND and OR.
+    fn check_operands(&self, op: BinaryOp, l: &Ast, r: &Ast) -> Result<(), Failure> {
+        use BinaryOp::*;
+        let takes = match op {
+            And | Or => "conditions (BOOLEAN)",
+            Add => "numbers, or two strings",
+            Sub | Mul | Div => "numbers",
+            _ => return Ok(()),
+        };
+        let fits = |found: SqlType| match op {
+            And | Or => found == SqlType::Boolean,
+            Add => found.is_numeric() || found == SqlType::Text,
+            _ => found.is_numeric(),
+        };
+        let symbol = match op {
+            And | Or => op.symbol().to_owned(),
+            _ => format!("`{}`", op.symbol()),
+        };
+        let (left, right) = (self.type_of(l), self.type_of(r));
+        for (side, found) in [(l, left), (r, right)] {
+            if let Some(found) = found.filter(|found| !fits(*found)) {
+                return Err((side.at(), format!("{symbol} takes {takes}, but {} is {}", describe(side), found.name())));
+            }
+        }
+        // A string and a number: neither concatenated nor added.
+        if let (Some(left), Some(right)) = (left, right)
+            && (left == SqlType::Text) != (right == SqlType::Text)
+        {
+            let (l_name, r_name) = (describe(l), describe(r));
+            let message =
+                format!("{symbol} takes {takes}, but {l_name} is {} and {r_name} is {}", left.name(), right.name());
+            return Err((l.at(), message));
+        }
+        Ok(())
+    }
+
+    /// Refuses NOT or `-` over a type it never computes with (always NULL).
+    fn check_operand(&self, operand: &Ast, takes: &str, fits: fn(SqlType) -> bool) -> Result<(), Failure> {
+        match self.type_of(operand) {
+            Some(found) if !fits(found) => {
+                Err((operand.at(), format!("{takes}, but {} is {}", describe(operand), found.name())))
+            }
             _ => Ok(()),
         }
     }

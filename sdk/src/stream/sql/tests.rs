@@ -823,6 +823,34 @@ fn plus_concatenates_strings_as_in_ksqldb() {
     assert!(e.message.contains("SUM"), "{e}");
 }
 
+/// As ksqlDB's ("Unsupported arithmetic types", "Logical binary expects two boolean values"):
+/// an operator over a type it never computes with would be NULL for every record.
+#[test]
+fn a_typed_catalog_refuses_arithmetic_and_logic_over_types_they_do_not_take() {
+    let select = |expr: &str| format!("CREATE STREAM s AS SELECT {expr} AS x FROM order_confirmed");
+    for (expr, at, message) in [
+        (
+            "customer_id + 1",
+            "customer_id",
+            "`+` takes numbers, or two strings, but `customer_id` is STRING and 1 is BIGINT",
+        ),
+        ("total * customer_id", "customer_id", "`*` takes numbers, but `customer_id` is STRING"),
+        ("quantity - TRUE", "TRUE", "`-` takes numbers, but TRUE is BOOLEAN"),
+        ("quantity AND TRUE", "quantity", "AND takes conditions (BOOLEAN), but `quantity` is BIGINT"),
+        ("TRUE OR customer_id", "customer_id", "OR takes conditions (BOOLEAN), but `customer_id` is STRING"),
+        ("NOT total", "total", "NOT takes a condition (BOOLEAN), but `total` is BIGINT"),
+        ("-customer_id", "customer_id", "`-` takes a number, but `customer_id` is STRING"),
+    ] {
+        let sql = select(expr);
+        let e = error(&sql);
+        assert_eq!(e.message, message, "{sql}");
+        assert_eq!(e.column, sql.rfind(at).unwrap() + 1, "{sql}");
+    }
+    for fine in ["quantity + 1.5", "customer_id + 'x'", "-total", "NOT (quantity > 1) OR NULL", "NULL + 1"] {
+        plan(&select(fine), &catalog()).unwrap_or_else(|e| panic!("{fine}: {e}"));
+    }
+}
+
 #[test]
 fn in_between_and_like_keep_sql_null_semantics() {
     let holds = |condition: &str, payload: &str| {
