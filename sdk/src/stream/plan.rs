@@ -9,7 +9,7 @@ use super::aggregate::Function;
 use super::catalog::{NameCase, names_type};
 use super::expr::{Expr, Scope};
 use super::value::{SqlType, Value, read_columns};
-use super::window::Windowing;
+use super::window::{MAX_WINDOWS_PER_RECORD, WindowError, Windowing};
 use crate::model::Subscription;
 
 /// What a query's sink holds.
@@ -297,6 +297,17 @@ impl Plan {
         if !exprs.into_iter().all(Expr::arities_fit) {
             return Err("a scalar function is called with a number of arguments it does not take");
         }
+        // Windowing's fields are public: windows its constructors refuse (one of no size would
+        // divide by zero) can be written by hand.
+        if let Err(error) = self.windowing.checked() {
+            return Err(match error {
+                WindowError::Empty(_) => "a window's size, advance or gap is at least one millisecond",
+                WindowError::TooLarge(_) => "a window's size, advance, gap and grace are at most i64::MAX milliseconds",
+                WindowError::AdvanceExceedsSize { .. } => "a hopping window advances by at most its size",
+                WindowError::TooManyWindows { .. } => "a hopping window puts a record in at most 10,000 windows",
+            });
+        }
+        const _: () = assert!(MAX_WINDOWS_PER_RECORD == 10_000, "the message above says 10,000");
         if self.group_by.is_empty() && (!self.aggregates.is_empty() || self.windowing.is_windowed()) {
             return Err("an aggregation groups by at least one key (GROUP BY)");
         }

@@ -137,7 +137,7 @@ impl Windowing {
         self.kind != WindowKind::Global
     }
 
-    fn checked(self) -> Result<Self, WindowError> {
+    pub(crate) fn checked(self) -> Result<Self, WindowError> {
         let fits = |duration: Duration, what| match too_large(duration) {
             true => Err(WindowError::TooLarge(what)),
             false => Ok(()),

@@ -851,6 +851,29 @@ fn a_typed_catalog_refuses_arithmetic_and_logic_over_types_they_do_not_take() {
     }
 }
 
+/// `Windowing`'s fields are public: a plan built by hand may hold windows its constructors
+/// refuse, and a window of no size would divide by zero on the first record.
+#[test]
+fn a_plan_built_by_hand_with_windows_the_constructors_refuse_is_refused() {
+    let windowed = plan(REFERENCE, &catalog()).unwrap();
+    let zero = Duration::ZERO;
+    let (second, day) = (Duration::from_secs(1), Duration::from_secs(86_400));
+    for (kind, reason) in [
+        (WindowKind::Tumbling { size: zero }, "at least one millisecond"),
+        (WindowKind::Hopping { size: second, advance: zero }, "at least one millisecond"),
+        (WindowKind::Session { gap: zero }, "at least one millisecond"),
+        (WindowKind::Hopping { size: second, advance: 2 * second }, "advances by at most its size"),
+        (WindowKind::Hopping { size: day, advance: Duration::from_millis(1) }, "at most 10,000 windows"),
+        (WindowKind::Tumbling { size: Duration::MAX }, "at most i64::MAX milliseconds"),
+    ] {
+        let mut by_hand = windowed.clone();
+        by_hand.windowing = Windowing { kind, grace: zero };
+        let refused = by_hand.check().expect_err("refused");
+        assert!(refused.contains(reason), "{kind:?}: {refused}");
+    }
+    assert_eq!(windowed.check(), Ok(()));
+}
+
 #[test]
 fn in_between_and_like_keep_sql_null_semantics() {
     let holds = |condition: &str, payload: &str| {
