@@ -30,6 +30,10 @@ pub enum LampCommand {
     Name {
         id: LampId,
     },
+    /// Measures the lamp's brightness: NaN, which JSON cannot hold.
+    Measure {
+        id: LampId,
+    },
 }
 
 #[derive(Event, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -38,6 +42,7 @@ pub enum LampEvent {
     SwitchedOn { id: LampId },
     Tallied { id: LampId, a: u8, b: u8 },
     Named { id: LampId, name: LampName },
+    Measured { id: LampId, lux: f64 },
 }
 
 /// Personal data behind an alias, which the derive cannot see through: without `#[pii]` the
@@ -69,6 +74,7 @@ impl Aggregate for Lamp {
             LampCommand::SwitchOn { id } => Ok(vec![LampEvent::SwitchedOn { id }]),
             LampCommand::Tally { id, a, b } => Ok(vec![LampEvent::Tallied { id, a, b }]),
             LampCommand::Name { id } => Ok(vec![LampEvent::Named { id, name: "hall".to_owned().into() }]),
+            LampCommand::Measure { id } => Ok(vec![LampEvent::Measured { id, lux: f64::NAN }]),
         }
     }
 
@@ -76,7 +82,7 @@ impl Aggregate for Lamp {
         match *event {
             LampEvent::SwitchedOn { .. } => (self.on, self.switched_on_here) = (true, true),
             LampEvent::Tallied { a, b, .. } => *self.tallies.entry((a, b)).or_default() += 1,
-            LampEvent::Named { .. } => {}
+            LampEvent::Named { .. } | LampEvent::Measured { .. } => {}
         }
     }
 }
@@ -110,6 +116,12 @@ fn a_state_that_cannot_be_snapshotted_fails_the_test() {
 #[should_panic(expected = "the codec cannot encode the event")]
 fn an_event_the_codec_cannot_encode_fails_the_test() {
     AggregateTest::<Lamp>::new().when(LampCommand::Name { id: LampId::generate() });
+}
+
+#[test]
+#[should_panic(expected = "Measured of LampEvent does not read back from the JSON it is written as")]
+fn an_event_that_would_not_read_back_fails_the_test() {
+    AggregateTest::<Lamp>::new().when(LampCommand::Measure { id: LampId::generate() });
 }
 
 /// Events of another module than the lamp's commands.

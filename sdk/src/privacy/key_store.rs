@@ -531,6 +531,13 @@ mod tests {
         },
         #[event(forgets)]
         Forgotten { id: CustomerId },
+        Rated {
+            id: CustomerId,
+            #[pii]
+            name: Personal<String>,
+            nickname: Option<String>,
+            stars: f64,
+        },
     }
 
     /// A process on `log`: its own key store, with the keys topic read.
@@ -565,6 +572,23 @@ mod tests {
 
     fn ada(id: CustomerId) -> CustomerEvent {
         CustomerEvent::Named { id, name: "Ada".into() }
+    }
+
+    /// The check before an event is written reads a personal event back (its JSON holds a
+    /// `null`) with the key it was just sealed with, which is not on the log yet.
+    #[tokio::test]
+    async fn a_personal_event_is_read_back_with_the_key_it_was_just_sealed_with() {
+        let keys = process(&MemoryLog::shared()).await;
+        let rated =
+            |stars| CustomerEvent::Rated { id: CustomerId::generate(), name: "Ada".into(), nickname: None, stars };
+        let checked = |event: CustomerEvent| {
+            let record =
+                keys.encode(&Envelope::new(event.clone(), jiff::Timestamp::now()), Arc::from(CustomerEvent::TOPIC));
+            keys.scope(|| crate::codec::check_reads_back(&event, &record))
+        };
+        checked(rated(4.5)).expect("reads back");
+        let refused = checked(rated(f64::NAN)).expect_err("NaN is written as null");
+        assert!(refused.contains("Rated of CustomerEvent does not read back"), "{refused}");
     }
 
     #[tokio::test(start_paused = true)]

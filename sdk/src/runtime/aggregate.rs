@@ -492,8 +492,16 @@ impl<A: Aggregate> AggregateProcessor<A> {
                     Envelope::caused_by(event, &command, now)
                 })
                 .collect();
-            let records: Vec<_> =
-                events.iter().map(|e| codec::encode_to(e, events_topic.clone()).to_partition(partition)).collect();
+            // An event that no one could read back (a NaN, written as null) would stop its
+            // entity's rebuild and every reader: the command fails instead.
+            let records = events
+                .iter()
+                .map(|event| {
+                    let record = codec::encode_to(event, events_topic.clone());
+                    codec::check_reads_back(&event.payload, &record)?;
+                    Ok(record.to_partition(partition))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
             // The snapshot too is made before the entity is left changed: a state that does not
             // serialise (a map with keys that are not text) fails this command, not the module.
             let existed = entities.contains_key(&key);

@@ -95,13 +95,18 @@ impl<A: Aggregate> AggregateTest<A> {
 #[track_caller]
 fn encoded<E: crate::model::Event + Clone>(event: &E) {
     let envelope = Envelope::new(event.clone(), jiff::Timestamp::UNIX_EPOCH);
-    let encoding = std::panic::catch_unwind(AssertUnwindSafe(|| keys().scope(|| codec::encode(&envelope))));
-    if let Err(panic) = encoding {
-        panic!(
-            "the codec cannot encode the event {event:?} (the runtime dead-letters the command): {}",
-            crate::runtime::panic_message(&*panic)
-        );
-    }
+    let encoding = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        keys().scope(|| {
+            let record = codec::encode(&envelope);
+            codec::check_reads_back(event, &record)
+        })
+    }));
+    let problem = match encoding {
+        Ok(Ok(())) => return,
+        Ok(Err(reason)) => reason,
+        Err(panic) => crate::runtime::panic_message(&*panic).to_string(),
+    };
+    panic!("the codec cannot encode the event {event:?} (the runtime dead-letters the command): {problem}");
 }
 
 /// The state as its snapshot restores it (JSON, personal data sealed), or a panic saying why
