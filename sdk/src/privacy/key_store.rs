@@ -489,7 +489,12 @@ impl Ring {
                         }
                     }
                     Some(None) => tracing::warn!(key, "a record of `{KEYS_TOPIC}` is not a key; skipped"),
-                    None => entry.keys.retain(|(k, _)| *k != id),
+                    // Keys are deleted only for a forgotten subject, just before its marker: a
+                    // read that ends between the two must not leave its data unopenable.
+                    None => {
+                        entry.keys.retain(|(k, _)| *k != id);
+                        entry.forgotten = true;
+                    }
                 }
             }
             None if record.value.as_deref() == Some(FORGOTTEN) => {
@@ -589,6 +594,27 @@ mod tests {
         checked(rated(4.5)).expect("reads back");
         let refused = checked(rated(f64::NAN)).expect_err("NaN is written as null");
         assert!(refused.contains("Rated of CustomerEvent does not read back"), "{refused}");
+    }
+
+    /// A read of the keys topic that ends between a forgetting's key deletions and its marker.
+    #[tokio::test]
+    async fn a_subject_whose_keys_are_deleted_reads_as_erased_before_its_marker_is_read() {
+        let log = MemoryLog::shared();
+        let (forgetter, other) = (process(&log).await, process(&log).await);
+        let id = CustomerId::generate();
+        let named = write(&log, &forgetter, ada(id), true).await;
+        assert_eq!(name_in(&other, &named).await.get().map(String::as_str), Some("Ada"));
+
+        let mut forgetting = forgetter.forget(&id.to_string());
+        let marker = forgetting.pop().expect("the marker comes last");
+        assert!(marker.value.as_deref() == Some(FORGOTTEN) && !forgetting.is_empty());
+        log.append(forgetting).await.unwrap();
+        // Another task's read of the topic: this one found the key loaded, and opens after it.
+        other.catch_up().await.expect("read");
+        let value: serde_json::Value = serde_json::from_slice(named.value.as_deref().unwrap()).unwrap();
+        let sealed = value["name"].as_str().expect("the sealed name");
+        let opened = other.open(&id.to_string(), sealed);
+        assert!(matches!(opened, Ok(Opened::Erased)), "its key is deleted: erased, not {:?}", opened.err());
     }
 
     #[tokio::test(start_paused = true)]
